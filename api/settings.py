@@ -1,0 +1,67 @@
+"""Every setting, read from the environment with the prefix ``PRIVASYNC_``.
+
+Nested settings use ``__``: ``PRIVASYNC_HUBSPOT__ACCESS_TOKEN``. Secrets are
+``SecretStr`` so they never print. README.md has the table; keep it true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HubSpotSettings(BaseModel):
+    base_url: str = "https://api.hubapi.com"
+    access_token: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    timeout_seconds: float = 10.0
+
+
+class SalesforceSettings(BaseModel):
+    instance_url: str = ""
+    session_id: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+    domain: str = "login"
+    api_version: str = "59.0"
+    timeout_seconds: float = 10.0
+    poll_interval_seconds: float = 30.0
+
+
+class MailchimpSettings(BaseModel):
+    base_url: str = ""
+    api_key: SecretStr | None = None
+    list_id: str = ""
+    webhook_token: SecretStr | None = None
+    timeout_seconds: float = 10.0
+
+
+class WorkerSettings(BaseModel):
+    threads: int = Field(default=4, ge=1, le=64)
+    max_attempts: int = Field(default=12, ge=1)
+    min_backoff_seconds: float = Field(default=2.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    reconcile_seconds: float = Field(default=10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRIVASYNC_", env_nested_delimiter="__",
+                                      extra="ignore")
+
+    database_url: str = "sqlite:///./var/privasync.db"
+    broker_url: str = ""
+    mappings_dir: Path = Path("mappings")
+    public_url: str = ""
+    secret_key: SecretStr | None = None
+    var_dir: Path = Path("var")
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+    hubspot: HubSpotSettings = HubSpotSettings()
+    salesforce: SalesforceSettings = SalesforceSettings()
+    mailchimp: MailchimpSettings = MailchimpSettings()
+    worker: WorkerSettings = WorkerSettings()

@@ -1,0 +1,79 @@
+"""One exception tree for the whole product.
+
+    PrivasyncError
+    ├── BadInput                 the caller sent something we refuse (-> 4xx, exit 2)
+    │   ├── UnknownSubject       an event names a record no system knows (-> 422)
+    │   └── Unauthenticated      a bad or stale signature or token (-> 401)
+    ├── ConfigError              settings or mappings are wrong (refuse to start)
+    ├── PolicyViolation          an action would break a privacy rule
+    └── DeliveryError            a destination call failed
+        ├── TransientError       worth retrying; may carry retry_after seconds
+        └── PermanentError       retrying will not help (validation, compliance state)
+            └── AuthError        credentials rejected (401/403): fix config, then replay
+
+Messages never carry personal data: name ids, fields, hashes, never values.
+Third-party exceptions are translated once, at the connector's edge, with
+``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class PrivasyncError(Exception):
+    """Root of every error privasync raises on purpose."""
+
+
+class BadInput(PrivasyncError):  # noqa: N818 - the name reads as the HTTP class it maps to
+    """Input we refuse; the message tells a person what to fix."""
+
+
+class UnknownSubject(BadInput):
+    """An event refers to a record that cannot be resolved to a person."""
+
+
+class Unauthenticated(BadInput):
+    """The sender could not be authenticated: bad, missing or stale signature."""
+
+
+class ConfigError(PrivasyncError):
+    """Settings or mapping files are invalid."""
+
+
+class PolicyViolation(PrivasyncError):  # noqa: N818
+    """Carrying out the action would break a purpose, consent or erasure rule."""
+
+
+class DeliveryError(PrivasyncError):
+    """A destination call failed. ``error_class`` is what the outbox records."""
+
+    error_class = "delivery"
+
+
+class TransientError(DeliveryError):
+    """Worth retrying later; ``retry_after`` (seconds) is the vendor's hint, if any."""
+
+    error_class = "transient"
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 error_class: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        if error_class:
+            self.error_class = error_class
+
+
+class PermanentError(DeliveryError):
+    """Retrying will not help: the request itself is refused."""
+
+    error_class = "permanent"
+
+    def __init__(self, message: str, *, error_class: str | None = None) -> None:
+        super().__init__(message)
+        if error_class:
+            self.error_class = error_class
+
+
+class AuthError(PermanentError):
+    """The destination rejected our credentials."""
+
+    error_class = "auth"

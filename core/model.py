@@ -1,0 +1,201 @@
+"""Canonical events and the views of a subject that destinations receive.
+
+Connectors translate vendor payloads into these types at their edge; the core
+never sees a vendor property name. Every timestamp is timezone-aware: it is
+evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from core.errors import BadInput
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    POST = "post"
+
+
+class ConsentStatus(StrEnum):
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+
+
+def require_aware(when: datetime, what: str) -> datetime:
+    """Return ``when`` if it carries a zone; raise BadInput otherwise."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise BadInput(f"{what} has no timezone; timestamps are evidence and must carry one")
+    return when
+
+
+@dataclass(frozen=True)
+class SystemRef:
+    """A record in one system: ``SystemRef("hubspot", "contact:123")``."""
+
+    system: str
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class SubjectHint:
+    """What a connector knows about the person an event is about.
+
+    Intake resolves it: by reference first, then by e-mail, else a new subject.
+    """
+
+    ref: SystemRef | None = None
+    email: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ref is None and not self.email:
+            raise BadInput("an event must name a record or an e-mail address")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Proof of a consent decision (Art. 7(1)): how and where it was given."""
+
+    source: str
+    method: str
+    wording_version: str | None = None
+    proof_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    purpose: str
+    channel: Channel
+    status: ConsentStatus
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Where an event came from. ``(source, source_event_id)`` is its dedupe key."""
+
+    source: str
+    source_event_id: str
+    occurred_at: datetime
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        require_aware(self.occurred_at, "occurred_at")
+        if not self.source_event_id:
+            raise BadInput("an event needs an id to be deduplicated")
+
+
+@dataclass(frozen=True)
+class ConsentChanged:
+    """A system says the subject's consent for some purposes changed.
+
+    A grant without ``evidence`` is recorded and flagged but never propagated.
+    """
+
+    meta: EventMeta
+    subject: SubjectHint
+    changes: tuple[ConsentChange, ...]
+    evidence: Evidence | None = None
+
+
+@dataclass(frozen=True)
+class SubjectSeen:
+    """A record was created (or first seen) in a system."""
+
+    meta: EventMeta
+    subject: SubjectHint
+
+
+@dataclass(frozen=True)
+class SubjectDeleted:
+    """A record was removed from one system. Not a GDPR request."""
+
+    meta: EventMeta
+    subject: SubjectHint
+
+
+@dataclass(frozen=True)
+class ErasureRequested:
+    """A system recorded an Art. 17 request (e.g. a HubSpot privacy deletion)."""
+
+    meta: EventMeta
+    subject: SubjectHint
+
+
+@dataclass(frozen=True)
+class SubjectsMerged:
+    """Records were merged in a system; ``merged`` now live on as ``primary``."""
+
+    meta: EventMeta
+    primary: SubjectHint
+    merged: tuple[SystemRef, ...]
+
+
+@dataclass(frozen=True)
+class IdentifierChanged:
+    """A system changed the subject's e-mail address (e.g. Mailchimp ``upemail``)."""
+
+    meta: EventMeta
+    subject: SubjectHint
+    new_email: str
+    new_ref: SystemRef | None = None
+
+
+CanonicalEvent = (ConsentChanged | SubjectSeen | SubjectDeleted | ErasureRequested
+                  | SubjectsMerged | IdentifierChanged)
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """The current decision for one (purpose, channel) of a subject."""
+
+    purpose: str
+    channel: Channel
+    status: ConsentStatus
+    occurred_at: datetime
+    source: str
+    evidence: Evidence | None = None
+
+
+@dataclass(frozen=True)
+class DestinationSubject:
+    """What a destination is told about one subject: its refs there and its consent.
+
+    ``email`` is decrypted only for the duration of the job.
+    """
+
+    subject_id: str
+    email: str | None
+    refs: tuple[str, ...]
+    consents: tuple[ConsentState, ...]
+    event_id: str = ""
+
+    def status(self, purpose: str, channel: Channel = Channel.EMAIL) -> ConsentStatus | None:
+        for c in self.consents:
+            if c.purpose == purpose and c.channel == channel:
+                return c.status
+        return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of applying state for one subject at one destination.
+
+    ``error`` is None on success. ``learned_refs`` are references the
+    destination found (e.g. a Salesforce Contact id looked up by e-mail) that
+    intake should remember. ``note`` is a short receipt, never personal data.
+    """
+
+    subject_id: str
+    error: Exception | None = None
+    learned_refs: tuple[str, ...] = ()
+    note: str = ""
+    detail: Mapping[str, str] = field(default_factory=dict)

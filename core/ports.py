@@ -1,0 +1,39 @@
+"""What the core needs from the outside world, as small protocols.
+
+A connector implements the parts it can do. Whole-call failures raise
+``TransientError``/``PermanentError`` (core.errors); per-subject failures come
+back as ``Outcome.error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from core.model import DestinationSubject, Outcome
+
+
+class ConsentDestination(Protocol):
+    """A system that can be made to agree with subjects' current consent."""
+
+    @property
+    def name(self) -> str:
+        """The destination's name in mappings and metrics (``hubspot``, ``partner:acme``)."""
+        ...
+
+    @property
+    def batch_size(self) -> int:
+        """How many subjects one ``apply_consent`` call may carry."""
+        ...
+
+    def apply_consent(self, subjects: Sequence[DestinationSubject]) -> Sequence[Outcome]:
+        """Make the destination hold each subject's current consent. Idempotent.
+
+        Returns one Outcome per subject. Raises TransientError or
+        PermanentError when the whole call failed.
+        """
+        ...
+
+    def check(self) -> None:
+        """Raise DeliveryError if the destination cannot be reached or rejects us."""
+        ...
