@@ -151,7 +151,8 @@ def _read(path: Path, issues: list[MappingIssue]) -> tuple[Any, yaml.Node | None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        issues.append(MappingIssue(path.name, line, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        problem = getattr(exc, "problem", None) or "parse error"
+        issues.append(MappingIssue(path.name, line, f"not valid YAML: {problem}"))
         return None, None
     return data, node
 

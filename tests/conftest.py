@@ -23,3 +23,63 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(f"Redis is required at {REDIS_URL}: {exc} (run `make services`)")
     return REDIS_URL
+
+
+def _reset_postgres() -> None:
+    import sqlalchemy as sa
+
+    from core.db import make_engine
+
+    admin = make_engine(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres")
+    name = POSTGRES_URL.rsplit("/", 1)[1]
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": name}).first()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_URL}: {exc} (run `make services`)")
+    finally:
+        admin.dispose()
+    engine = make_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def make_database(kind: str, tmp_path):  # type: ignore[no-untyped-def]
+    """A fresh, migrated database of the given kind; returns its URL."""
+    from core.db import make_engine
+    from core.schema import upgrade
+
+    if kind == "postgresql":
+        _reset_postgres()
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path}/privasync.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """Storage tests run on both backends."""
+    return make_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def engine(db_url):  # type: ignore[no-untyped-def]
+    from core.db import make_engine
+
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    return make_database("sqlite", tmp_path)

@@ -1,0 +1,115 @@
+"""Carrying out outbox jobs: claim a batch, read current state, call the destination,
+record each outcome with a ledger receipt. No broker here: the worker wraps this.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Connection, Engine
+
+from core import ledger, outbox, state
+from core.errors import DeliveryError, PermanentError, TransientError
+from core.identity import IdentityMap
+from core.model import Outcome, SystemRef
+from core.ports import ConsentDestination
+
+
+@dataclass
+class DeliveryReport:
+    """What one run did; the worker turns it into metrics and a retry."""
+
+    destination: str | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    retry_job_id: int | None = None
+    retry_in: float | None = None
+
+
+class Deliverer:
+    def __init__(self, engine: Engine, identity: IdentityMap,
+                 destinations: Mapping[str, ConsentDestination], backoff: outbox.Backoff,
+                 clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.identity = identity
+        self.destinations = destinations
+        self.backoff = backoff
+        self.clock = clock
+
+    def _batch_size(self, destination: str) -> int:
+        found = self.destinations.get(destination)
+        return found.batch_size if found is not None else 100
+
+    def run(self, job_id: int) -> DeliveryReport:
+        """Deliver ``job_id`` together with its destination's other due jobs."""
+        report = DeliveryReport()
+        claim = outbox.claim(self.engine, job_id, self._batch_size, self.clock())
+        if claim is None:
+            report.outcomes["noop"] += 1
+            return report
+        report.destination = claim.destination
+        destination = self.destinations.get(claim.destination)
+        if destination is None:
+            self._finish(claim, {}, PermanentError(
+                f"destination {claim.destination} is not configured",
+                error_class="not_configured"), report)
+            return report
+        with self.engine.connect() as conn:
+            subjects = [state.snapshot(conn, self.identity, j.subject_id, claim.destination)
+                        for j in claim.jobs]
+        try:
+            results = destination.apply_consent(subjects)
+        except DeliveryError as exc:
+            self._finish(claim, {}, exc, report)
+            return report
+        except BaseException:
+            outbox.release(self.engine, [j.id for j in claim.jobs], self.clock())
+            raise
+        self._finish(claim, {o.subject_id: o for o in results}, None, report)
+        return report
+
+    def _finish(self, claim: outbox.Claim, results: Mapping[str, Outcome],
+                whole: DeliveryError | None, report: DeliveryReport) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            for job in claim.jobs:
+                result = results.get(job.subject_id)
+                error: Exception | None = whole
+                if whole is None:
+                    error = result.error if result is not None else TransientError(
+                        "destination returned no outcome", error_class="no_outcome")
+                status = self._record(conn, claim.destination, job, result, error, now, report)
+                report.outcomes[status] += 1
+
+    def _record(self, conn: Connection, destination: str, job: outbox.ClaimedJob,
+                result: Outcome | None, error: Exception | None, now: datetime,
+                report: DeliveryReport) -> str:
+        receipt: dict[str, object] = {"destination": destination, "job": job.id,
+                                      "attempt": job.attempts}
+        if error is None and result is not None:
+            for ref in result.learned_refs:
+                self.identity.add_ref(conn, job.subject_id, SystemRef(destination, ref), now)
+            outbox.complete(conn, job.id, now, result.note)
+            receipt.update({"note": result.note, **dict(result.detail)})
+            ledger.append(conn, at=now, kind="delivery.done", subject_id=job.subject_id,
+                          detail=receipt)
+            report.latencies.append((now - job.origin_received_at).total_seconds())
+            return "done"
+        error_class = str(getattr(error, "error_class", type(error).__name__))
+        receipt["error_class"] = error_class
+        if isinstance(error, TransientError):
+            delay = outbox.retry(conn, job, now, self.backoff, error_class, error.retry_after)
+            if delay is not None:
+                if report.retry_in is None or delay < report.retry_in:
+                    report.retry_in, report.retry_job_id = delay, job.id
+                return "retry"
+            ledger.append(conn, at=now, kind="delivery.dead", subject_id=job.subject_id,
+                          detail=receipt)
+            return "dead"
+        outbox.fail(conn, job.id, now, error_class)
+        ledger.append(conn, at=now, kind="delivery.failed", subject_id=job.subject_id,
+                      detail=receipt)
+        return "failed"

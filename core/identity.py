@@ -1,0 +1,148 @@
+"""The identity map: which subject a system's record or an e-mail address belongs to.
+
+E-mail addresses are found by keyed hash and kept only as ciphertext under the
+subject's key. References are ``(system, ref)`` pairs such as
+``("hubspot", "contact:123")``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from core.crypto import Keyring, normalise_email
+from core.db import identifiers, subject_keys, subjects, system_refs
+from core.errors import UnknownSubject
+from core.model import SubjectHint, SystemRef
+
+
+class IdentityMap:
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def follow(self, conn: Connection, subject_id: str) -> str:
+        """The live subject an id stands for now (merges are followed)."""
+        for _ in range(16):
+            merged = conn.execute(select(subjects.c.merged_into)
+                                  .where(subjects.c.id == subject_id)).scalar_one_or_none()
+            if merged is None:
+                return subject_id
+            subject_id = merged
+        return subject_id
+
+    def by_ref(self, conn: Connection, ref: SystemRef) -> str | None:
+        found = conn.execute(select(system_refs.c.subject_id).where(
+            system_refs.c.system == ref.system, system_refs.c.ref == ref.ref)).scalar_one_or_none()
+        return self.follow(conn, found) if found is not None else None
+
+    def by_email(self, conn: Connection, email: str) -> str | None:
+        found = conn.execute(select(identifiers.c.subject_id).where(
+            identifiers.c.kind == "email",
+            identifiers.c.digest == self.keyring.email_digest(email))).scalar_one_or_none()
+        return self.follow(conn, found) if found is not None else None
+
+    def unknown_refs(self, conn: Connection, refs: Iterable[SystemRef]) -> list[SystemRef]:
+        """The refs the map cannot resolve yet (a connector may look up their e-mails)."""
+        return [r for r in dict.fromkeys(refs) if self.by_ref(conn, r) is None]
+
+    def resolve(self, conn: Connection, hint: SubjectHint, now: datetime, *,
+                create: bool = True) -> tuple[str, bool]:
+        """The subject for a hint, creating it if needed; returns (subject_id, created).
+
+        Raises UnknownSubject when only an unknown reference is given.
+        """
+        subject_id = self.by_ref(conn, hint.ref) if hint.ref is not None else None
+        if subject_id is None and hint.email:
+            subject_id = self.by_email(conn, hint.email)
+        created = False
+        if subject_id is None:
+            if not hint.email or not create:
+                raise UnknownSubject(f"no subject known for {hint.ref or 'this e-mail hash'}")
+            subject_id, created = self.create(conn, now), True
+        if hint.email:
+            self.add_email(conn, subject_id, hint.email)
+        if hint.ref is not None:
+            self.add_ref(conn, subject_id, hint.ref, now)
+        return subject_id, created
+
+    def create(self, conn: Connection, now: datetime) -> str:
+        subject_id = str(uuid.uuid4())
+        conn.execute(insert(subjects).values(id=subject_id, created_at=now))
+        conn.execute(insert(subject_keys).values(subject_id=subject_id,
+                                                 key=self.keyring.new_subject_key()))
+        return subject_id
+
+    def add_email(self, conn: Connection, subject_id: str, email: str) -> bool:
+        """Attach an e-mail unless it is already someone's; True if it is now this subject's."""
+        digest = self.keyring.email_digest(email)
+        owner = conn.execute(select(identifiers.c.subject_id).where(
+            identifiers.c.kind == "email", identifiers.c.digest == digest)).scalar_one_or_none()
+        if owner is not None:
+            return self.follow(conn, owner) == subject_id
+        key = self._key(conn, subject_id)
+        if key is None:
+            return False
+        conn.execute(insert(identifiers).values(
+            subject_id=subject_id, kind="email", digest=digest,
+            ciphertext=self.keyring.encrypt(key, normalise_email(email).encode())))
+        return True
+
+    def add_ref(self, conn: Connection, subject_id: str, ref: SystemRef, now: datetime) -> None:
+        current = conn.execute(select(system_refs.c.subject_id).where(
+            system_refs.c.system == ref.system, system_refs.c.ref == ref.ref)).scalar_one_or_none()
+        if current is None:
+            conn.execute(insert(system_refs).values(system=ref.system, ref=ref.ref,
+                                                    subject_id=subject_id, created_at=now))
+        elif current != subject_id:
+            conn.execute(update(system_refs).where(
+                system_refs.c.system == ref.system, system_refs.c.ref == ref.ref)
+                .values(subject_id=subject_id))
+
+    def remove_ref(self, conn: Connection, ref: SystemRef) -> None:
+        conn.execute(delete(system_refs).where(system_refs.c.system == ref.system,
+                                               system_refs.c.ref == ref.ref))
+
+    def refs(self, conn: Connection, subject_id: str, system: str) -> tuple[str, ...]:
+        rows = conn.execute(select(system_refs.c.ref).where(
+            system_refs.c.subject_id == subject_id, system_refs.c.system == system)
+            .order_by(system_refs.c.ref)).scalars()
+        return tuple(rows)
+
+    def email(self, conn: Connection, subject_id: str) -> str | None:
+        """The subject's e-mail in clear, for the duration of a job; None once shredded."""
+        key = self._key(conn, subject_id)
+        token = conn.execute(select(identifiers.c.ciphertext).where(
+            identifiers.c.subject_id == subject_id, identifiers.c.kind == "email")
+            .order_by(identifiers.c.id.desc()).limit(1)).scalar_one_or_none()
+        if key is None or token is None:
+            return None
+        plain = self.keyring.decrypt(key, token)
+        return plain.decode() if plain is not None else None
+
+    def merge(self, conn: Connection, loser: str, winner: str) -> None:
+        """Fold ``loser`` into ``winner``: refs and identifiers move, the id forwards.
+
+        The winner's own address stays its primary one (the newest identifier row).
+        """
+        conn.execute(update(system_refs).where(system_refs.c.subject_id == loser)
+                     .values(subject_id=winner))
+        theirs, ours = self.email(conn, loser), self.email(conn, winner)
+        conn.execute(delete(identifiers).where(identifiers.c.subject_id == loser))
+        if theirs:
+            self.add_email(conn, winner, theirs)
+        if ours and theirs:
+            conn.execute(delete(identifiers).where(
+                identifiers.c.kind == "email",
+                identifiers.c.digest == self.keyring.email_digest(ours)))
+            self.add_email(conn, winner, ours)
+        conn.execute(update(subjects).where(subjects.c.id == loser).values(merged_into=winner))
+
+    def _key(self, conn: Connection, subject_id: str) -> bytes | None:
+        key: bytes | None = conn.execute(select(subject_keys.c.key).where(
+            subject_keys.c.subject_id == subject_id)).scalar_one_or_none()
+        return key
+

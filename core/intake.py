@@ -1,0 +1,243 @@
+"""Intake: one transaction per delivery that dedupes, applies, records and plans jobs.
+
+Everything an accepted delivery causes (event rows, consent state, ledger
+entries, outbox jobs) commits together before the sender gets its 2xx; a
+failure stores nothing. Job ids are returned for the broker only after the
+commit (the reconciler covers a lost enqueue).
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from core import ledger, outbox, state
+from core.consent import Verdict, resolve
+from core.db import events, requests
+from core.errors import BadInput, UnknownSubject
+from core.identity import IdentityMap
+from core.mappings import Mappings
+from core.model import (
+    CanonicalEvent,
+    ConsentChanged,
+    ConsentState,
+    ErasureRequested,
+    EventMeta,
+    IdentifierChanged,
+    SubjectDeleted,
+    SubjectSeen,
+    SubjectsMerged,
+)
+
+
+def add_months(when: datetime, months: int) -> datetime:
+    """Calendar months (Art. 12(3)): 31 January + 1 month is the last day of February."""
+    month0 = when.month - 1 + months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Which destination cares about which purposes, and which system it is."""
+
+    purposes: dict[str, frozenset[str]]
+
+    @classmethod
+    def from_mappings(cls, mappings: Mappings, systems: Iterable[str]) -> Routes:
+        routes: dict[str, frozenset[str]] = {}
+        for name in systems:
+            consent = mappings.system(name).consent
+            routes[name] = frozenset(consent.all_email) | frozenset(
+                s.purpose for s in consent.subscriptions.values())
+        for name, partner in mappings.partners.items():
+            routes[f"partner:{name}"] = frozenset(partner.purposes)
+        return cls(routes)
+
+    def targets(self, purposes: Iterable[str], source: str | None) -> list[str]:
+        wanted = set(purposes)
+        return [d for d, ps in self.purposes.items() if d != source and ps & wanted]
+
+
+@dataclass
+class IntakeResult:
+    accepted: int = 0
+    duplicates: int = 0
+    job_ids: list[int] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+
+
+class Intake:
+    def __init__(self, engine: Engine, identity: IdentityMap, mappings: Mappings,
+                 routes: Routes) -> None:
+        self.engine = engine
+        self.identity = identity
+        self.mappings = mappings
+        self.routes = routes
+
+    def accept(self, batch: Sequence[CanonicalEvent], received_at: datetime) -> IntakeResult:
+        """Apply a delivery atomically. Raises BadInput (nothing stored) on a bad event."""
+        result = IntakeResult()
+        ordered = sorted(batch, key=lambda e: e.meta.occurred_at)
+        with self.engine.begin() as conn:
+            for ev in ordered:
+                if self._seen(conn, ev.meta):
+                    result.duplicates += 1
+                    result.outcomes.append("duplicate")
+                    continue
+                outcome, subject_id, targets = self._apply(conn, ev, received_at)
+                conn.execute(insert(events).values(
+                    source=ev.meta.source, source_event_id=ev.meta.source_event_id,
+                    kind=ev.meta.kind or type(ev).__name__, subject_id=subject_id,
+                    occurred_at=ev.meta.occurred_at, received_at=received_at, outcome=outcome))
+                for destination in targets:
+                    assert subject_id is not None
+                    job = outbox.enqueue(conn, kind=outbox.CONSENT, destination=destination,
+                                         subject_id=subject_id, now=received_at,
+                                         origin_received_at=received_at)
+                    if job is not None:
+                        result.job_ids.append(job)
+                result.accepted += 1
+                result.outcomes.append(outcome)
+        return result
+
+    def _seen(self, conn: Connection, meta: EventMeta) -> bool:
+        return conn.execute(select(events.c.id).where(
+            events.c.source == meta.source,
+            events.c.source_event_id == meta.source_event_id)).first() is not None
+
+    def _apply(self, conn: Connection, ev: CanonicalEvent,
+               now: datetime) -> tuple[str, str | None, list[str]]:
+        if isinstance(ev, ConsentChanged):
+            return self._consent(conn, ev, now)
+        if isinstance(ev, SubjectSeen):
+            return self._seen_subject(conn, ev, now)
+        if isinstance(ev, SubjectsMerged):
+            return self._merged(conn, ev, now)
+        try:
+            subject_id, _ = self.identity.resolve(conn, ev.subject, now, create=False)
+        except UnknownSubject:
+            return "unknown_subject", None, []
+        if isinstance(ev, SubjectDeleted):
+            if ev.subject.ref is not None:
+                self.identity.remove_ref(conn, ev.subject.ref)
+            ledger.append(conn, at=now, kind="subject.removed_from_system", subject_id=subject_id,
+                          detail={"system": ev.meta.source, "event": ev.meta.source_event_id})
+            return "recorded", subject_id, []
+        if isinstance(ev, ErasureRequested):
+            return self._erasure(conn, ev, subject_id, now)
+        return self._identifier(conn, ev, subject_id, now)
+
+    def _consent(self, conn: Connection, ev: ConsentChanged,
+                 now: datetime) -> tuple[str, str, list[str]]:
+        subject_id, _ = self.identity.resolve(conn, ev.subject, now)
+        current = state.load(conn, subject_id)
+        verdicts: list[Verdict] = []
+        changed: set[str] = set()
+        for change in ev.changes:
+            purpose = self.mappings.purposes.get(change.purpose)
+            if purpose is None:
+                raise BadInput(f"event {ev.meta.source_event_id}: unknown purpose "
+                               f"{change.purpose!r}")
+            key = (change.purpose, change.channel)
+            incoming = ConsentState(change.purpose, change.channel, change.status,
+                                    ev.meta.occurred_at, ev.meta.source, ev.evidence)
+            verdict, stored = resolve(current.get(key), incoming, purpose.consent_required)
+            verdicts.append(verdict)
+            if stored is not None:
+                state.save(conn, subject_id, stored, key in current, now)
+                current[key] = stored
+            if verdict is Verdict.APPLY:
+                changed.add(change.purpose)
+            if verdict in (Verdict.APPLY, Verdict.NO_EVIDENCE):
+                self._record(conn, ev, verdict, change.purpose, change.channel.value,
+                             change.status.value, subject_id, now)
+        outcome = _summarise(verdicts)
+        return outcome, subject_id, self.routes.targets(changed, ev.meta.source)
+
+    def _record(self, conn: Connection, ev: ConsentChanged, verdict: Verdict, purpose: str,
+                channel: str, status: str, subject_id: str, now: datetime) -> None:
+        kind = f"consent.{status}" if verdict is Verdict.APPLY else "consent.grant_flagged"
+        detail: dict[str, object] = {
+            "purpose": purpose, "channel": channel, "source": ev.meta.source,
+            "event": ev.meta.source_event_id, "occurred_at": ev.meta.occurred_at.isoformat()}
+        if ev.evidence is not None:
+            detail["evidence"] = {"method": ev.evidence.method,
+                                  "wording_version": ev.evidence.wording_version,
+                                  "proof_reference": ev.evidence.proof_reference}
+        ledger.append(conn, at=now, kind=kind, subject_id=subject_id, detail=detail)
+
+    def _seen_subject(self, conn: Connection, ev: SubjectSeen,
+                      now: datetime) -> tuple[str, str, list[str]]:
+        subject_id, created = self.identity.resolve(conn, ev.subject, now)
+        if created:
+            ledger.append(conn, at=now, kind="subject.created", subject_id=subject_id,
+                          detail={"system": ev.meta.source})
+            return "created", subject_id, []
+        purposes = {p for p, _ in state.load(conn, subject_id)}
+        wanted = set(self.routes.purposes.get(ev.meta.source, frozenset()))
+        # A new record of a known person in a system gets that person's current state.
+        targets = [ev.meta.source] if purposes & wanted else []
+        return "known", subject_id, targets
+
+    def _merged(self, conn: Connection, ev: SubjectsMerged,
+                now: datetime) -> tuple[str, str | None, list[str]]:
+        losers = [s for s in (self.identity.by_ref(conn, r) for r in ev.merged) if s]
+        try:
+            winner, _ = self.identity.resolve(conn, ev.primary, now, create=False)
+        except UnknownSubject:
+            if not losers or ev.primary.ref is None:
+                return "unknown_subject", None, []
+            winner = losers.pop(0)
+            self.identity.add_ref(conn, winner, ev.primary.ref, now)
+        current = state.load(conn, winner)
+        changed: set[str] = set()
+        for loser in {s for s in losers if s != winner}:
+            for key, theirs in state.load(conn, loser).items():
+                ours = current.get(key)
+                purpose = self.mappings.purposes.get(theirs.purpose)
+                verdict, stored = resolve(ours, theirs,
+                                          purpose.consent_required if purpose else True)
+                if stored is not None:
+                    state.save(conn, winner, stored, ours is not None, now)
+                    current[key] = stored
+                if verdict is Verdict.APPLY:
+                    changed.add(theirs.purpose)
+            self.identity.merge(conn, loser, winner)
+            ledger.append(conn, at=now, kind="subject.merged", subject_id=winner,
+                          detail={"merged": loser, "system": ev.meta.source})
+        return ("merged" if changed else "recorded"), winner, self.routes.targets(changed, None)
+
+    def _erasure(self, conn: Connection, ev: ErasureRequested, subject_id: str,
+                 now: datetime) -> tuple[str, str, list[str]]:
+        request_id = str(uuid.uuid4())
+        conn.execute(insert(requests).values(
+            id=request_id, kind="erasure", subject_id=subject_id, source=ev.meta.source,
+            received_at=now, due_at=add_months(now, 1), status="received"))
+        ledger.append(conn, at=now, kind="request.erasure_received", subject_id=subject_id,
+                      detail={"request": request_id, "source": ev.meta.source,
+                              "event": ev.meta.source_event_id})
+        return "erasure_requested", subject_id, []
+
+    def _identifier(self, conn: Connection, ev: IdentifierChanged, subject_id: str,
+                    now: datetime) -> tuple[str, str, list[str]]:
+        attached = self.identity.add_email(conn, subject_id, ev.new_email)
+        if ev.new_ref is not None:
+            self.identity.add_ref(conn, subject_id, ev.new_ref, now)
+        ledger.append(conn, at=now, kind="subject.identifier_changed", subject_id=subject_id,
+                      detail={"system": ev.meta.source, "attached": attached})
+        return "recorded" if attached else "identifier_conflict", subject_id, []
+
+
+def _summarise(verdicts: Sequence[Verdict]) -> str:
+    for verdict in (Verdict.APPLY, Verdict.NO_EVIDENCE, Verdict.STALE):
+        if verdict in verdicts:
+            return verdict.value
+    return Verdict.UNCHANGED.value

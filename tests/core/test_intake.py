@@ -1,0 +1,155 @@
+"""Intake on both backends: one transaction, dedupe, ordering, echoes, evidence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+
+from core import ledger
+from core.db import consents, events, jobs, requests
+from core.errors import BadInput
+from core.model import (
+    Channel,
+    ConsentChange,
+    ConsentChanged,
+    ConsentStatus,
+    ErasureRequested,
+    EventMeta,
+    Evidence,
+    SubjectHint,
+    SubjectsMerged,
+    SystemRef,
+)
+from tests.core.conftest import at
+
+EMAIL = "Jan.Jansen@Example.NL"
+W, G = ConsentStatus.WITHDRAWN, ConsentStatus.GRANTED
+EVIDENCE = Evidence("mailchimp", "mailchimp_signup_form", None, "mailchimp:list:x:member:y")
+
+
+def change(source: str, eid: str, minute: int, status: ConsentStatus, *,
+           ref: SystemRef | None = None, email: str | None = EMAIL,
+           evidence: Evidence | None = None, purposes=("product_news", "offers")):  # type: ignore[no-untyped-def]
+    return ConsentChanged(
+        meta=EventMeta(source, eid, at(minute), kind="test"),
+        subject=SubjectHint(ref=ref, email=email),
+        changes=tuple(ConsentChange(p, Channel.EMAIL, status) for p in purposes),
+        evidence=evidence)
+
+
+def count(engine, table) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def job_targets(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(jobs.c.destination)).scalars())
+
+
+NOW = datetime(2026, 11, 1, 13, 0, tzinfo=UTC)
+
+
+def test_an_unsubscribe_plans_one_job_per_other_destination(engine, core):  # type: ignore[no-untyped-def]
+    result = core.intake.accept([change("hubspot", "e1", 1, W)], NOW)
+    assert result.accepted == 1 and result.outcomes == ["applied"]
+    assert job_targets(engine) == ["mailchimp", "partner:contact_centre", "salesforce"]
+    assert len(result.job_ids) == 3
+    assert count(engine, consents) == 2
+
+
+def test_the_same_delivery_twice_changes_nothing_the_second_time(engine, core):  # type: ignore[no-untyped-def]
+    core.intake.accept([change("hubspot", "e1", 1, W)], NOW)
+    again = core.intake.accept([change("hubspot", "e1", 1, W)], NOW)
+    assert (again.accepted, again.duplicates, again.job_ids) == (0, 1, [])
+    assert count(engine, events) == 1 and count(engine, jobs) == 3
+
+
+def test_an_older_subscribe_after_a_newer_unsubscribe_changes_nothing(engine, core):  # type: ignore[no-untyped-def]
+    core.intake.accept([change("mailchimp", "u", 10, W)], NOW)
+    late = core.intake.accept([change("mailchimp", "s", 5, G, evidence=EVIDENCE)], NOW)
+    assert late.outcomes == ["stale"] and late.job_ids == []
+    with engine.connect() as conn:
+        assert set(conn.execute(select(consents.c.status)).scalars()) == {"withdrawn"}
+
+
+def test_our_own_write_echoing_back_causes_no_jobs(engine, core):  # type: ignore[no-untyped-def]
+    core.intake.accept([change("hubspot", "e1", 1, W)], NOW)
+    echo = core.intake.accept([change("salesforce", "Contact:1:echo", 2, W)], NOW)
+    assert echo.outcomes == ["unchanged"] and echo.job_ids == []
+
+
+def test_a_grant_without_evidence_is_flagged_and_not_propagated(engine, core):  # type: ignore[no-untyped-def]
+    core.intake.accept([change("hubspot", "e1", 1, W)], NOW)
+    flagged = core.intake.accept([change("salesforce", "Contact:1:on", 5, G)], NOW)
+    assert flagged.outcomes == ["grant_without_evidence"] and flagged.job_ids == []
+    with engine.connect() as conn:
+        kinds = list(conn.execute(text("SELECT kind FROM ledger ORDER BY seq")).scalars())
+        assert set(conn.execute(select(consents.c.status)).scalars()) == {"withdrawn"}
+    assert kinds.count("consent.grant_flagged") == 2
+
+
+def test_an_evidenced_grant_is_applied_and_propagated(engine, core):  # type: ignore[no-untyped-def]
+    result = core.intake.accept([change("mailchimp", "s", 1, G, evidence=EVIDENCE)], NOW)
+    assert result.outcomes == ["applied"]
+    assert job_targets(engine) == ["hubspot", "partner:contact_centre", "salesforce"]
+
+
+def test_a_bad_event_in_a_batch_stores_nothing_of_the_batch(engine, core):  # type: ignore[no-untyped-def]
+    good = change("hubspot", "e1", 1, W)
+    bad = change("hubspot", "e2", 2, W, purposes=("astrology",))
+    with pytest.raises(BadInput, match="unknown purpose 'astrology'"):
+        core.intake.accept([good, bad], NOW)
+    assert count(engine, events) == count(engine, jobs) == count(engine, consents) == 0
+
+
+def test_a_privacy_deletion_opens_an_erasure_request_due_in_a_calendar_month(engine, core):  # type: ignore[no-untyped-def]
+    ref = SystemRef("hubspot", "contact:7")
+    core.intake.accept([change("hubspot", "e1", 1, W, ref=ref)], NOW)
+    received = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+    core.intake.accept([ErasureRequested(EventMeta("hubspot", "pd", at(3)),
+                                         SubjectHint(ref=ref))], received)
+    with engine.connect() as conn:
+        row = conn.execute(select(requests)).one()
+    assert row.kind == "erasure" and row.due_at == datetime(2026, 2, 28, 9, 0, tzinfo=UTC)
+
+
+def test_a_merge_carries_the_merged_records_newer_withdrawal(engine, core):  # type: ignore[no-untyped-def]
+    primary, merged = SystemRef("hubspot", "contact:1"), SystemRef("hubspot", "contact:2")
+    core.intake.accept([change("mailchimp", "g", 1, G, ref=primary, email="a@example.org",
+                               evidence=EVIDENCE)], NOW)
+    core.intake.accept([change("salesforce", "w", 2, W, ref=merged, email="b@example.org")], NOW)
+    result = core.intake.accept([SubjectsMerged(EventMeta("hubspot", "m", at(3)),
+                                                SubjectHint(ref=primary), (merged,))], NOW)
+    assert result.outcomes == ["merged"] and result.job_ids
+    with engine.connect() as conn:
+        winner = core.identity.by_ref(conn, primary)
+        assert winner == core.identity.by_ref(conn, merged)
+        assert core.identity.email(conn, winner) == "a@example.org"
+        assert core.identity.by_email(conn, "b@example.org") == winner
+        statuses = set(conn.execute(select(consents.c.status)
+                                    .where(consents.c.subject_id == winner)).scalars())
+    assert statuses == {"withdrawn"}
+
+
+def test_no_email_address_is_stored_in_clear(engine, core):  # type: ignore[no-untyped-def]
+    core.intake.accept([change("hubspot", "e1", 1, W)], NOW)
+    with engine.connect() as conn:
+        for table in ("identifiers", "subjects", "consents", "events", "jobs", "ledger"):
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                assert "jansen" not in repr(row).lower(), table
+        sid = core.identity.by_email(conn, EMAIL)
+        assert core.identity.email(conn, sid) == EMAIL.lower()
+
+
+def test_the_ledger_chain_verifies_and_detects_tampering(engine, core):  # type: ignore[no-untyped-def]
+    core.intake.accept([change("hubspot", "e1", 1, W), change("hubspot", "e2", 2, W)], NOW)
+    with engine.connect() as conn:
+        report = ledger.verify(conn)
+    assert report.ok and report.entries == 2
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ledger SET kind = 'consent.granted' WHERE seq = 1"))
+    with engine.connect() as conn:
+        assert ledger.verify(conn).first_bad_seq == 1
