@@ -1,0 +1,177 @@
+"""The HTTP app: webhook receivers, health checks and metrics.
+
+Errors map to status codes in one table; a response never carries a traceback
+or a value from the request, and a refused delivery stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from api.bootstrap import Container
+from api.ingress import check_mailchimp_token, hubspot_webhook, mailchimp_webhook
+from core import runtime
+from core.errors import (
+    BadInput,
+    ConfigError,
+    DeliveryError,
+    PrivasyncError,
+    Unauthenticated,
+    UnknownSubject,
+)
+from core.intake import IntakeResult
+from workers.broker import ping
+
+log = structlog.get_logger("privasync.http")
+
+
+class BodyTooLarge(BadInput):
+    pass
+
+
+ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (Unauthenticated, 401),
+    (BodyTooLarge, 413),
+    (UnknownSubject, 422),
+    (BadInput, 400),
+    (ConfigError, 404),
+    (DeliveryError, 503),
+)
+
+
+def _status_for(exc: Exception) -> int:
+    return next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 500)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge(f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accepted(result: IntakeResult) -> JSONResponse:
+    return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates,
+                         "jobs": len(result.job_ids), "outcomes": result.outcomes})
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(source: str, container: Container, handler: Handler) -> Handler:
+    """Translate our errors to 4xx/503 with a reason; anything else is a logged 500."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except PrivasyncError as exc:
+            status = _status_for(exc)
+            container.metrics.rejected.labels(source, type(exc).__name__).inc()
+            log.info("webhook.rejected", source=source, status=status,
+                     error=type(exc).__name__)
+            return JSONResponse({"error": type(exc).__name__, "reason": str(exc)}, status)
+        except Exception as exc:  # noqa: BLE001 - a 500 without details, logged by type
+            log.error("webhook.failed", source=source, error=type(exc).__name__)
+            return JSONResponse({"error": "internal", "reason": "internal error; nothing "
+                                 "was stored, the sender may retry"}, 500)
+
+    return endpoint
+
+
+def create_app(container: Container) -> Starlette:
+    limit = container.settings.max_body_bytes
+    public = container.settings.public_url.rstrip("/")
+
+    async def hubspot(request: Request) -> Response:
+        body = await read_body(request, limit)
+        url = str(request.url)
+        if public:
+            url = public + request.url.path + (f"?{request.url.query}" if request.url.query
+                                               else "")
+        result = await run_in_threadpool(
+            hubspot_webhook, container, method=request.method, url=url, body=body,
+            headers=dict(request.headers), now=container.clock())
+        return _accepted(result)
+
+    async def mailchimp(request: Request) -> Response:
+        token = request.path_params["token"]
+        if request.method in ("GET", "HEAD"):
+            check_mailchimp_token(container, token)
+            return PlainTextResponse("ok")
+        body = await read_body(request, limit)
+        result = await run_in_threadpool(mailchimp_webhook, container, token=token, body=body,
+                                         now=container.clock())
+        return _accepted(result)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        checks = await run_in_threadpool(readiness, container)
+        ok = all(c["ok"] for c in checks.values())
+        failing = [name for name, c in checks.items() if not c["ok"]]
+        return JSONResponse({"status": "ready" if ok else "not ready", "failing": failing,
+                             "checks": checks}, 200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        payload = await run_in_threadpool(generate_latest, container.metrics.registry)
+        return Response(payload, media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[
+        Route("/webhooks/hubspot", _guarded("hubspot", container, hubspot), methods=["POST"]),
+        Route("/webhooks/mailchimp/{token}", _guarded("mailchimp", container, mailchimp),
+              methods=["GET", "HEAD", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])
+
+
+def readiness(container: Container) -> dict[str, dict[str, Any]]:
+    """Each part a deployment depends on, with a reason when it fails."""
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        with container.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["database"] = {"ok": False, "reason": type(exc).__name__}
+    try:
+        ping(container.broker)
+        checks["broker"] = {"ok": True, "kind": "embedded" if container.embedded else "remote"}
+    except Exception as exc:  # noqa: BLE001
+        checks["broker"] = {"ok": False, "reason": type(exc).__name__}
+    checks["mappings"] = {"ok": bool(container.mappings.purposes),
+                          "purposes": len(container.mappings.purposes),
+                          "destinations": sorted(container.destinations)}
+    checks["worker"] = _worker_check(container, checks["database"]["ok"])
+    return checks
+
+
+def _worker_check(container: Container, database_ok: bool) -> dict[str, Any]:
+    if not database_ok:
+        return {"ok": False, "reason": "database unavailable"}
+    last = runtime.latest_beat(container.engine, "worker:")
+    limit = container.settings.worker.heartbeat_seconds * 3
+    if last is None:
+        return {"ok": False, "reason": "no worker has reported"}
+    age = (container.clock() - last).total_seconds()
+    return {"ok": age <= limit, "last_heartbeat_seconds_ago": round(age, 1),
+            **({} if age <= limit else {"reason": f"heartbeat older than {limit:.0f}s"})}
+

@@ -1,0 +1,208 @@
+"""``privasync``: serve, worker, scheduler, demo and admin commands.
+
+Exit codes: 0 success, 1 a check failed (ledger broken, mappings invalid),
+2 bad usage or configuration (the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+from pydantic import ValidationError
+
+from core.errors import ConfigError
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
+def _settings() -> Any:
+    from api.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fields = ", ".join("PRIVASYNC_" + "__".join(str(p).upper() for p in e["loc"])
+                           for e in exc.errors())
+        raise click.ClickException(f"invalid settings: {fields}") from None
+
+
+def _build(**kwargs: Any) -> Any:
+    from api.bootstrap import build
+
+    try:
+        return build(_settings(), **kwargs)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class _Fail(click.ClickException):
+    exit_code = 1
+
+
+@click.group()
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default: settings).")
+def main(log_level: str | None) -> None:
+    """privasync: consent and erasure sync between CRMs, mailing tools and partners."""
+    configure_logging(log_level or "INFO")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """The HTTP app. With no broker URL it also runs the worker and scheduler in-process."""
+    import uvicorn
+
+    from api.app import create_app
+
+    container = _build()
+    if container.embedded:
+        container.start_worker()
+        container.start_scheduler()
+    try:
+        # No access log: Mailchimp's webhook path carries its secret token.
+        uvicorn.run(create_app(container), host=host, port=port, access_log=False,
+                    log_level="warning")
+    finally:
+        container.close()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Worker threads (default: settings).")
+@click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
+def worker(threads: int | None, metrics_port: int | None) -> None:
+    """Dramatiq workers delivering jobs (needs PRIVASYNC_BROKER_URL)."""
+    container = _build()
+    if container.embedded:
+        container.close()
+        raise click.UsageError("`privasync worker` needs PRIVASYNC_BROKER_URL (redis:// or "
+                               "amqp://); on one machine `privasync serve` runs the worker")
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=container.metrics.registry)
+    container.start_worker(threads)
+    try:
+        _wait_for_signal()
+    finally:
+        container.close()
+
+
+@main.command()
+def scheduler() -> None:
+    """The outbox reconciler and the Salesforce poller (one leader at a time)."""
+    container = _build()
+    container.start_scheduler()
+    try:
+        _wait_for_signal()
+    finally:
+        container.close()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    from core import schema
+    from core.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    schema.upgrade(engine)
+    click.echo("database schema is up to date")
+
+
+@main.group()
+def audit() -> None:
+    """Proof: the ledger."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the ledger's hash chain; exit 1 if any entry was altered."""
+    from core import ledger
+    from core.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    with engine.connect() as conn:
+        report = ledger.verify(conn)
+    if not report.ok:
+        raise _Fail(str(report))
+    click.echo(str(report))
+
+
+@main.group()
+def mappings() -> None:
+    """The admin's purpose and consent mappings."""
+
+
+@mappings.command("validate")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Mappings directory (default: PRIVASYNC_MAPPINGS_DIR).")
+def mappings_validate(directory: Path | None) -> None:
+    """Check every mapping file; each error names the file and line. Exit 1 on errors."""
+    from core.mappings import MappingError, load_mappings
+
+    path = directory or _settings().mappings_dir
+    try:
+        loaded = load_mappings(Path(path))
+    except MappingError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise _Fail(f"{len(exc.issues)} error(s) in {path}") from None
+    click.echo(f"{path}: {len(loaded.purposes)} purposes, {len(loaded.systems)} systems, "
+               f"{len(loaded.partners)} partners: valid")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def status(fmt: str) -> None:
+    """Jobs by destination and status."""
+    from core import outbox
+    from core.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    with engine.connect() as conn:
+        counts = outbox.counts(conn)
+    if fmt == "json":
+        click.echo(json.dumps([{"destination": d, "status": s, "jobs": n}
+                               for (d, s), n in sorted(counts.items())]))
+        return
+    for (destination, state), n in sorted(counts.items()):
+        click.echo(f"{destination:<28} {state:<10} {n:>8}")
+
+
+@main.command()
+@click.option("--contacts", default=5, show_default=True, help="Contacts to seed.")
+def demo(contacts: int) -> None:
+    """Unsubscribe once in HubSpot and watch every system catch up (on emulators)."""
+    from api.demo import run_demo
+
+    sys.exit(run_demo(contacts))

@@ -1,0 +1,141 @@
+"""privasync wired to the vendor emulators on loopback: the demo, the end-to-end
+tests and the benchmark all run this, with the real app, broker and workers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.bootstrap import Container, build
+from api.settings import (
+    HubSpotSettings,
+    MailchimpSettings,
+    SalesforceSettings,
+    Settings,
+    WorkerSettings,
+)
+from core.mappings import load_mappings
+from emulators.hubspot import HubSpotEmulator
+from emulators.mailchimp import MailchimpEmulator
+from emulators.partner import PartnerEmulator
+from emulators.salesforce import SalesforceEmulator
+
+WEBHOOK_TOKEN = "demo-mailchimp-token"  # noqa: S105 - an emulator's, not a real secret
+HUBSPOT_SUBSCRIPTIONS = ("contact.creation", "contact.deletion", "contact.privacyDeletion",
+                         "contact.merge", "contact.propertyChange:hs_email_optout",
+                         "contact.propertyChange:hs_email_optout_101",
+                         "contact.propertyChange:hs_email_optout_102")
+
+
+@dataclass
+class Emulators:
+    hubspot: HubSpotEmulator = field(default_factory=HubSpotEmulator)
+    salesforce: SalesforceEmulator = field(default_factory=SalesforceEmulator)
+    mailchimp: MailchimpEmulator = field(default_factory=MailchimpEmulator)
+    partner: PartnerEmulator = field(default_factory=PartnerEmulator)
+
+    def start(self) -> Emulators:
+        for emulator in (self.hubspot, self.salesforce, self.mailchimp, self.partner):
+            emulator.start()
+        return self
+
+    def stop(self) -> None:
+        for emulator in (self.hubspot, self.salesforce, self.mailchimp, self.partner):
+            emulator.stop()
+
+
+class AppServer:
+    """uvicorn on a loopback port chosen by the kernel, in a thread."""
+
+    def __init__(self, container: Container) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(create_app(container), log_level="warning", access_log=False,
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="privasync-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> AppServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def stack_settings(emu: Emulators, *, database_url: str, broker_url: str, var_dir: Path,
+                   mappings_dir: Path, poll_seconds: float = 0.5,
+                   worker_threads: int = 4) -> Settings:
+    return Settings(
+        database_url=database_url, broker_url=broker_url, var_dir=var_dir,
+        mappings_dir=mappings_dir, secret_key=SecretStr("stack-secret-key-0123456789abcdef"),
+        hubspot=HubSpotSettings(base_url=emu.hubspot.url,
+                                access_token=SecretStr(emu.hubspot.access_token),
+                                client_secret=SecretStr(emu.hubspot.client_secret)),
+        salesforce=SalesforceSettings(instance_url=emu.salesforce.url,
+                                      session_id=SecretStr(emu.salesforce.session_id),
+                                      poll_interval_seconds=poll_seconds),
+        mailchimp=MailchimpSettings(base_url=f"{emu.mailchimp.url}/3.0",
+                                    api_key=SecretStr(emu.mailchimp.api_key),
+                                    list_id=emu.mailchimp.list_id,
+                                    webhook_token=SecretStr(WEBHOOK_TOKEN)),
+        worker=WorkerSettings(threads=worker_threads, min_backoff_seconds=0.2,
+                              max_backoff_seconds=5.0, heartbeat_seconds=1.0,
+                              reconcile_seconds=1.0))
+
+
+@dataclass
+class Stack:
+    emulators: Emulators
+    container: Container
+    server: AppServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.container.close()
+        self.emulators.stop()
+
+
+def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
+                mappings_dir: Path = Path("mappings"), poll_seconds: float = 0.5,
+                worker_threads: int = 4, emulators: Emulators | None = None) -> Stack:
+    """Emulators, the app on a free port, a worker and the scheduler, wired together."""
+    emu = (emulators or Emulators()).start()
+    mappings = load_mappings(mappings_dir)
+    environ: dict[str, str] = {}
+    for partner in mappings.partners.values():
+        environ[partner.secret_setting] = emu.partner.secret
+        if partner.url_setting:
+            environ[partner.url_setting] = emu.partner.url + emu.partner.path
+    settings = stack_settings(emu, database_url=database_url, broker_url=broker_url,
+                              var_dir=var_dir, mappings_dir=mappings_dir,
+                              poll_seconds=poll_seconds, worker_threads=worker_threads)
+    container = build(settings, environ=environ)
+    server = AppServer(container).start()
+    emu.hubspot.configure_webhooks(f"{server.url}/webhooks/hubspot", HUBSPOT_SUBSCRIPTIONS)
+    emu.mailchimp.configure_webhook(f"{server.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")
+    container.start_worker()
+    container.start_scheduler()
+    return Stack(emu, container, server)

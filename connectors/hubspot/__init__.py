@@ -1,0 +1,5 @@
+"""HubSpot: signed webhooks in, communication-preference statuses out."""
+
+from connectors.hubspot.connector import HubSpotConnector
+
+__all__ = ["HubSpotConnector"]

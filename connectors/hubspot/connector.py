@@ -1,0 +1,87 @@
+"""The HubSpot connector: webhooks in (signature v3), consent out (comms prefs v4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import requests
+
+from connectors.hubspot.consent import WRITE_LIMIT, ConsentWriter
+from connectors.hubspot.contacts import ContactReader
+from connectors.hubspot.errors import http_error
+from connectors.hubspot.events import SYSTEM, EventTranslator
+from connectors.hubspot.signature import verify_v3
+from connectors.transport import TimeoutSession, error_for_network
+from core.errors import PermanentError
+from core.mappings import SystemMapping
+from core.model import CanonicalEvent, DestinationSubject, Outcome, SystemRef
+
+DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
+
+
+class HubSpotConnector:
+    """Verifies and translates HubSpot webhooks; makes HubSpot hold subjects' consent.
+
+    Implements core.ports.ConsentDestination. Builds clients only; nothing
+    connects until a method is called.
+    """
+
+    def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
+                 mapping: SystemMapping, timeout: float = 10.0) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._client_secret = client_secret
+        self._mapping = mapping
+        self._session = TimeoutSession(timeout)
+        self._session.headers["Authorization"] = f"Bearer {access_token}"
+        self._translator = EventTranslator(mapping)
+        self._reader = ContactReader(base_url=self._base_url, access_token=access_token,
+                                     timeout=timeout)
+        self._writer = ConsentWriter(base_url=self._base_url, session=self._session,
+                                     mapping=mapping)
+
+    @property
+    def name(self) -> str:
+        return SYSTEM
+
+    @property
+    def batch_size(self) -> int:
+        """Subjects per apply_consent call: one v4 batch (100 rows) over rows per subject."""
+        return max(1, WRITE_LIMIT // self._writer.rows_per_subject)
+
+    def verify_signature(self, *, method: str, url: str, body: bytes,
+                         headers: Mapping[str, str], now: datetime) -> None:
+        """Raise Unauthenticated unless HubSpot signed this request (v3, within 5 minutes)."""
+        verify_v3(secret=self._client_secret, method=method, url=url, body=body,
+                  headers=headers, now=now)
+
+    def parse_events(self, body: bytes) -> list[CanonicalEvent]:
+        """Canonical events of a webhook batch, ordered by occurrence; BadInput if malformed."""
+        return self._translator.parse(body)
+
+    def lookup_emails(self, refs: Sequence[SystemRef]) -> dict[SystemRef, str]:
+        """E-mail addresses of HubSpot contacts; unknown ones are absent. Raises DeliveryError."""
+        return self._reader.emails(refs)
+
+    def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
+        """Write each subject's subscription statuses in one call. Raises DeliveryError."""
+        return self._writer.apply(subjects)
+
+    def check(self) -> None:
+        """Raise DeliveryError if HubSpot is unreachable, rejects us, or lacks a mapped id."""
+        what = "hubspot definitions"
+        try:
+            response = self._session.get(self._base_url + DEFINITIONS_PATH)
+        except requests.RequestException as exc:
+            raise error_for_network(exc, what) from exc
+        if response.status_code != 200:
+            raise http_error(response.status_code, response.headers, what)
+        try:
+            known = {str(d.get("id")) for d in response.json().get("subscriptionDefinitions", [])}
+        except (ValueError, AttributeError):
+            raise PermanentError(f"{what}: unexpected answer",
+                                 error_class="hubspot_bad_response") from None
+        missing = sorted(set(self._mapping.consent.subscriptions) - known)
+        if missing:
+            raise PermanentError(f"{what}: mapped subscription(s) {', '.join(missing)} do not "
+                                 "exist in the portal", error_class="hubspot_mapping")

@@ -1,0 +1,151 @@
+"""HubSpot webhook batches in, canonical events out.
+
+Vendor JSON stops here: the core sees purposes and channels, never
+``hs_email_optout``. Reasons for refusing a batch name the event index and the
+field, never a property value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from core.errors import BadInput
+from core.mappings import SystemMapping
+from core.model import (
+    CanonicalEvent,
+    Channel,
+    ConsentChange,
+    ConsentChanged,
+    ConsentStatus,
+    ErasureRequested,
+    EventMeta,
+    Evidence,
+    SubjectDeleted,
+    SubjectHint,
+    SubjectSeen,
+    SubjectsMerged,
+    SystemRef,
+)
+
+SYSTEM = "hubspot"
+MAX_EVENTS = 100
+GLOBAL_OPTOUT = "hs_email_optout"
+_SUBSCRIPTION_OPTOUT = "hs_email_optout_"
+_IGNORED = frozenset({"contact.restore", "contact.associationChange"})
+_REQUIRED_INTS = ("eventId", "objectId", "occurredAt")
+_OPTIONAL_INTS = ("portalId", "subscriptionId", "primaryObjectId", "newObjectId")
+
+
+def contact_ref(object_id: int) -> SystemRef:
+    return SystemRef(SYSTEM, f"contact:{object_id}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(index: int, raw: object) -> dict[str, Any]:
+    """Check one event's shape; BadInput names the index and the field."""
+    if not isinstance(raw, dict):
+        raise BadInput(f"event {index}: not a JSON object")
+    for name in (*_REQUIRED_INTS, "subscriptionType"):
+        if raw.get(name) is None:
+            raise BadInput(f"event {index}: missing {name}")
+    for name in _REQUIRED_INTS + _OPTIONAL_INTS:
+        if name in raw and raw[name] is not None and not _is_int(raw[name]):
+            raise BadInput(f"event {index}: {name} must be an integer")
+    for name in ("subscriptionType", "propertyName", "propertyValue", "changeSource"):
+        if name in raw and raw[name] is not None and not isinstance(raw[name], str):
+            raise BadInput(f"event {index}: {name} must be a string")
+    merged = raw.get("mergedObjectIds", [])
+    if not isinstance(merged, list) or not all(_is_int(i) for i in merged):
+        raise BadInput(f"event {index}: mergedObjectIds must be a list of integers")
+    return raw
+
+
+def _meta(index: int, raw: Mapping[str, Any]) -> EventMeta:
+    """HubSpot's eventId is not unique: dedupe on portal, subscription, event, object, time."""
+    try:
+        occurred = datetime.fromtimestamp(raw["occurredAt"] / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadInput(f"event {index}: occurredAt is out of range") from None
+    key = ":".join(str(raw.get(k, "")) for k in
+                   ("portalId", "subscriptionId", "eventId", "objectId", "occurredAt"))
+    return EventMeta(source=SYSTEM, source_event_id=key, occurred_at=occurred,
+                     kind=raw["subscriptionType"])
+
+
+class EventTranslator:
+    """Turns one system mapping's HubSpot switches into canonical consent changes."""
+
+    def __init__(self, mapping: SystemMapping) -> None:
+        self._all_email = mapping.consent.all_email
+        self._subscriptions = mapping.consent.subscriptions
+
+    def parse(self, body: bytes) -> list[CanonicalEvent]:
+        """Translate a raw webhook body; raise BadInput if any event is malformed."""
+        try:
+            batch = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise BadInput("HubSpot webhook body is not valid JSON") from None
+        if not isinstance(batch, list):
+            raise BadInput("a HubSpot webhook body must be a JSON array of events")
+        if len(batch) > MAX_EVENTS:
+            raise BadInput(f"a HubSpot batch holds at most {MAX_EVENTS} events, got {len(batch)}")
+        events = [self._one(i, _check(i, raw)) for i, raw in enumerate(batch)]
+        found = [e for e in events if e is not None]
+        return sorted(found, key=lambda e: e.meta.occurred_at)
+
+    def _one(self, index: int, raw: Mapping[str, Any]) -> CanonicalEvent | None:
+        meta, kind = _meta(index, raw), raw["subscriptionType"]
+        subject = SubjectHint(ref=contact_ref(raw["objectId"]))
+        if kind == "contact.propertyChange":
+            return self._property_change(index, meta, subject, raw)
+        if kind == "contact.creation":
+            return SubjectSeen(meta=meta, subject=subject)
+        if kind == "contact.deletion":
+            return SubjectDeleted(meta=meta, subject=subject)
+        if kind == "contact.privacyDeletion":
+            return ErasureRequested(meta=meta, subject=subject)
+        if kind == "contact.merge":
+            return self._merge(meta, raw)
+        if kind in _IGNORED:
+            return None
+        raise BadInput(f"event {index}: unknown subscriptionType {kind!r}")
+
+    @staticmethod
+    def _merge(meta: EventMeta, raw: Mapping[str, Any]) -> SubjectsMerged:
+        primary = next(raw[k] for k in ("primaryObjectId", "newObjectId", "objectId")
+                       if raw.get(k) is not None)
+        merged = tuple(contact_ref(i) for i in raw.get("mergedObjectIds", []) if i != primary)
+        return SubjectsMerged(meta=meta, primary=SubjectHint(ref=contact_ref(primary)),
+                              merged=merged)
+
+    def _targets(self, prop: str) -> tuple[tuple[str, Channel], ...]:
+        """The (purpose, channel) pairs a HubSpot opt-out property speaks for."""
+        if prop == GLOBAL_OPTOUT:
+            return tuple((p, Channel.EMAIL) for p in self._all_email)
+        sub = self._subscriptions.get(prop.removeprefix(_SUBSCRIPTION_OPTOUT))
+        if prop.startswith(_SUBSCRIPTION_OPTOUT) and sub is not None:
+            return ((sub.purpose, sub.channel),)
+        return ()
+
+    def _property_change(self, index: int, meta: EventMeta, subject: SubjectHint,
+                         raw: Mapping[str, Any]) -> ConsentChanged | None:
+        """``"true"`` means opted out (withdrawn); ``"false"`` is a grant without evidence."""
+        targets = self._targets(str(raw.get("propertyName") or ""))
+        value = raw.get("propertyValue") or ""
+        if not targets or value == "":
+            return None
+        if value not in ("true", "false"):
+            raise BadInput(f"event {index}: propertyValue of an opt-out must be true or false")
+        status = ConsentStatus.WITHDRAWN if value == "true" else ConsentStatus.GRANTED
+        changes = tuple(ConsentChange(p, c, status) for p, c in targets)
+        evidence = None
+        if status is ConsentStatus.WITHDRAWN:
+            evidence = Evidence(source=SYSTEM, method=str(raw.get("changeSource") or "unknown"),
+                                proof_reference=f"hubspot-event:{meta.source_event_id}")
+        return ConsentChanged(meta=meta, subject=subject, changes=changes, evidence=evidence)

@@ -1,0 +1,150 @@
+"""Withdrawals into Mailchimp: unsubscribe existing members, add nobody, re-subscribe nobody.
+
+Mailchimp's only bulk write, ``POST /lists/{id}``, creates any member it does
+not have. Adding a person just to record an opt-out would hand Mailchimp
+personal data it never held, so only members known to exist are sent:
+
+- a subject whose refs already name its member (``member:<md5>``) is known;
+- any other subject is looked up with one ``GET .../members/{hash}``; a 404
+  means there is nothing to withdraw.
+
+A known member cannot silently disappear: archived members still exist, and a
+permanently deleted address is refused by Mailchimp rather than re-added. So
+the one batch call never creates a member. Grants are never written: an
+unsubscribed member cannot be re-subscribed by API (a compliance error) and a
+new subscription must come through Mailchimp's own double-opt-in form.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.mailchimp.client import MailchimpApi, subscriber_hash
+from core.errors import PermanentError
+from core.model import ConsentStatus, DestinationSubject, Outcome
+
+log = logging.getLogger(__name__)
+
+NOTE_GRANTS = "grants enter Mailchimp through its signup form"
+NOTE_NOTHING = "no withdrawal to apply"
+NOTE_ABSENT = "not a member of the list; nothing to withdraw"
+_REF = re.compile(r"^(?:mailchimp:)?member:([0-9a-f]{32})$")
+
+
+def _known_hashes(refs: Sequence[str]) -> set[str]:
+    return {m.group(1) for m in (_REF.match(r) for r in refs) if m}
+
+
+@dataclass(frozen=True)
+class _Pending:
+    index: int
+    subject_id: str
+    email: str
+    hash: str
+
+
+class MailchimpDestination:
+    """Applies subjects' current e-mail consent to one list's member status."""
+
+    def __init__(self, api: MailchimpApi, list_id: str, purposes: tuple[str, ...]) -> None:
+        self._api = api
+        self._list = list_id
+        self._purposes = purposes
+
+    def _withdrawn(self, subject: DestinationSubject) -> bool:
+        return any(subject.status(p) == ConsentStatus.WITHDRAWN for p in self._purposes)
+
+    def apply(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        pending: list[_Pending] = []
+        for index, subject in enumerate(subjects):
+            if not self._withdrawn(subject):
+                granted = any(subject.status(p) == ConsentStatus.GRANTED for p in self._purposes)
+                outcomes[index] = Outcome(subject.subject_id,
+                                          note=NOTE_GRANTS if granted else NOTE_NOTHING)
+            elif not subject.email:
+                outcomes[index] = self._without_email(subject)
+            else:
+                found = self._existing(index, subject, subject.email)
+                if isinstance(found, Outcome):
+                    outcomes[index] = found
+                else:
+                    pending.append(found)
+        outcomes.update(self._unsubscribe(pending))
+        return [outcomes[i] for i in range(len(subjects))]
+
+    def _member_path(self, member_hash: str) -> str:
+        return f"/lists/{self._list}/members/{member_hash}"
+
+    def _without_email(self, subject: DestinationSubject) -> Outcome:
+        """No address at hand: a known member can still be unsubscribed by its hash."""
+        hashes = sorted(_known_hashes(subject.refs))
+        if not hashes:
+            return Outcome(subject.subject_id, error=PermanentError(
+                f"subject {subject.subject_id} has no e-mail address or Mailchimp member",
+                error_class="no_identifier"))
+        found: list[str] = []
+        for member_hash in hashes:
+            answer = self._api.call("PATCH", self._member_path(member_hash),
+                                    "mailchimp unsubscribe member", missing_ok=True,
+                                    body={"status": "unsubscribed"})
+            if answer is not None:
+                found.append(f"member:{member_hash}")
+        return Outcome(subject.subject_id, learned_refs=tuple(found),
+                       note="unsubscribed" if found else NOTE_ABSENT)
+
+    def _existing(self, index: int, subject: DestinationSubject,
+                  email: str) -> _Pending | Outcome:
+        """The member to unsubscribe, or the outcome when there is nothing to send."""
+        member_hash = subscriber_hash(email)
+        if member_hash in _known_hashes(subject.refs):
+            return _Pending(index, subject.subject_id, email, member_hash)
+        member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
+                                "mailchimp look up member", missing_ok=True)
+        if member is None:
+            return Outcome(subject.subject_id, note=NOTE_ABSENT)
+        status = member.get("status") if isinstance(member, dict) else None
+        if status in ("unsubscribed", "cleaned"):
+            return Outcome(subject.subject_id, learned_refs=(f"member:{member_hash}",),
+                           note=f"already {status}")
+        return _Pending(index, subject.subject_id, email, member_hash)
+
+    def _unsubscribe(self, pending: Sequence[_Pending]) -> dict[int, Outcome]:
+        """One batch call for every member to unsubscribe; per-member errors per subject."""
+        if not pending:
+            return {}
+        addresses = list(dict.fromkeys(p.email.lower() for p in pending))
+        answer = self._api.call("POST", f"/lists/{self._list}", "mailchimp batch unsubscribe",
+                                body={"members": [{"email_address": a, "status": "unsubscribed"}
+                                                  for a in addresses],
+                                      "update_existing": True})
+        refused = _refusals(answer)
+        created = len(answer.get("new_members") or []) if isinstance(answer, dict) else 0
+        if created:
+            log.warning("mailchimp batch unexpectedly created members", extra={"count": created})
+        outcomes: dict[int, Outcome] = {}
+        for p in pending:
+            code = refused.get(p.email.lower())
+            if code is None:
+                outcomes[p.index] = Outcome(p.subject_id, learned_refs=(f"member:{p.hash}",),
+                                            note="unsubscribed")
+            else:
+                outcomes[p.index] = Outcome(p.subject_id, error=PermanentError(
+                    f"mailchimp refused member {p.hash} for subject {p.subject_id}",
+                    error_class=code))
+        return outcomes
+
+
+def _refusals(answer: Any) -> dict[str, str]:
+    """Lower-cased address -> error class, from a batch response's ``errors``."""
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    refused: dict[str, str] = {}
+    for entry in errors if isinstance(errors, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("email_address"), str):
+            code = str(entry.get("error_code") or "batch_error").lower()
+            refused[entry["email_address"].lower()] = code
+    return refused

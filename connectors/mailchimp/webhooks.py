@@ -1,0 +1,187 @@
+"""Mailchimp webhook deliveries -> canonical events.
+
+Mailchimp posts ``application/x-www-form-urlencoded`` bodies with PHP-style
+keys (``data[merges][EMAIL]``) and signs nothing: the receiver authenticates
+by a secret in the URL before calling this. Every refusal names the field,
+never its value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import parse_qsl
+
+from connectors.mailchimp.client import subscriber_hash
+from core.errors import BadInput
+from core.model import (
+    CanonicalEvent,
+    Channel,
+    ConsentChange,
+    ConsentChanged,
+    ConsentStatus,
+    EventMeta,
+    Evidence,
+    IdentifierChanged,
+    SubjectHint,
+    SubjectSeen,
+    SystemRef,
+    require_aware,
+)
+
+SOURCE = "mailchimp"
+FormTree = dict[str, "str | FormTree"]
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+def fold(pairs: list[tuple[str, str]]) -> FormTree:
+    """Fold ``data[a][b]=v`` pairs into nested dicts; refuse clashing keys."""
+    tree: FormTree = {}
+    for key, value in pairs:
+        match = _KEY.match(key)
+        if match is None:
+            raise BadInput("webhook body has a malformed form key")
+        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise BadInput(f"webhook field {part} is both a value and a group")
+            node = child
+        if isinstance(node.get(path[-1]), dict):
+            raise BadInput(f"webhook field {path[-1]} is both a value and a group")
+        node[path[-1]] = value
+    return tree
+
+
+def parse_form(body: bytes) -> FormTree:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True,
+                          errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput("webhook body is not UTF-8 form data") from exc
+    return fold(pairs)
+
+
+class _Delivery:
+    """One parsed delivery: typed access to its fields, and event building blocks."""
+
+    def __init__(self, form: FormTree, body: bytes, received_at: datetime,
+                 list_id: str, purposes: tuple[str, ...]) -> None:
+        self.type = self._text(form, "type", "type", required=True)
+        data = form.get("data", {})
+        if not isinstance(data, dict):
+            raise BadInput("webhook field data is not a group")
+        self.data = data
+        self.fired_at = self._fired_at(form)
+        if self.field("list_id", required=True) != list_id:
+            raise BadInput("webhook field data[list_id] is not the configured list")
+        self.list_id = list_id
+        self.purposes = purposes
+        self.meta = EventMeta(source=SOURCE, source_event_id=hashlib.sha256(body).hexdigest(),
+                              occurred_at=min(self.fired_at, require_aware(received_at,
+                                                                           "received_at")),
+                              kind=f"{SOURCE}.{self.type}")
+
+    @staticmethod
+    def _text(tree: FormTree, key: str, label: str, required: bool = False) -> str:
+        value = tree.get(key, "")
+        if not isinstance(value, str):
+            raise BadInput(f"webhook field {label} is a group, not a value")
+        if required and not value.strip():
+            raise BadInput(f"webhook field {label} is missing")
+        return value.strip()
+
+    def field(self, key: str, required: bool = False) -> str:
+        return self._text(self.data, key, f"data[{key}]", required)
+
+    def email(self, key: str = "email") -> str:
+        value = self.field(key, required=True)
+        if "@" not in value or any(c.isspace() for c in value):
+            raise BadInput(f"webhook field data[{key}] is not an e-mail address")
+        return value
+
+    def _fired_at(self, form: FormTree) -> datetime:
+        value = self._text(form, "fired_at", "fired_at", required=True)
+        try:
+            return datetime.strptime(f"{value} +0000", "%Y-%m-%d %H:%M:%S %z")
+        except ValueError as exc:
+            raise BadInput("webhook field fired_at is not YYYY-MM-DD HH:MM:SS") from exc
+
+    def hint(self, email: str) -> SubjectHint:
+        return SubjectHint(ref=member_ref(email), email=email)
+
+    def proof(self, email: str) -> str:
+        member = self.field("id") or subscriber_hash(email)
+        return f"mailchimp:list:{self.list_id}:member:{member}:{self.fired_at.isoformat()}"
+
+    def consent(self, status: ConsentStatus, method: str) -> list[CanonicalEvent]:
+        email = self.email()
+        if not self.purposes:
+            return [SubjectSeen(meta=self.meta, subject=self.hint(email))]
+        changes = tuple(ConsentChange(p, Channel.EMAIL, status) for p in self.purposes)
+        evidence = Evidence(source=SOURCE, method=method, proof_reference=self.proof(email))
+        return [ConsentChanged(meta=self.meta, subject=self.hint(email), changes=changes,
+                               evidence=evidence)]
+
+    def seen(self) -> list[CanonicalEvent]:
+        return [SubjectSeen(meta=self.meta, subject=self.hint(self.email()))]
+
+
+def member_ref(email: str) -> SystemRef:
+    return SystemRef(SOURCE, f"member:{subscriber_hash(email)}")
+
+
+def _unsubscribe(d: _Delivery) -> list[CanonicalEvent]:
+    action = d.field("action") or "unsub"
+    return d.consent(ConsentStatus.WITHDRAWN, f"mailchimp_{action}")
+
+
+def _subscribe(d: _Delivery) -> list[CanonicalEvent]:
+    return d.consent(ConsentStatus.GRANTED, "mailchimp_signup_form")
+
+
+def _cleaned(d: _Delivery) -> list[CanonicalEvent]:
+    # A spam complaint is an objection to direct marketing (Art. 21); a bounce is not.
+    if d.field("reason") == "abuse":
+        return d.consent(ConsentStatus.WITHDRAWN, "mailchimp_spam_complaint")
+    return d.seen()
+
+
+def _upemail(d: _Delivery) -> list[CanonicalEvent]:
+    old, new = d.email("old_email"), d.email("new_email")
+    return [IdentifierChanged(meta=d.meta, subject=d.hint(old), new_email=new,
+                              new_ref=member_ref(new))]
+
+
+def _campaign(d: _Delivery) -> list[CanonicalEvent]:
+    return []
+
+
+_TRANSLATE: dict[str, Callable[[_Delivery], list[CanonicalEvent]]] = {
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "cleaned": _cleaned,
+    "profile": _Delivery.seen,
+    "upemail": _upemail,
+    "campaign": _campaign,
+}
+
+
+def parse_webhook(body: bytes, received_at: datetime, *, list_id: str,
+                  purposes: tuple[str, ...]) -> list[CanonicalEvent]:
+    """Translate one delivery. Raises BadInput naming the field that is wrong.
+
+    ``occurred_at`` is ``fired_at`` (UTC), but never later than ``received_at``:
+    a sender clock running ahead must not let an event outrank later ones.
+    """
+    form = parse_form(body)
+    kind = _Delivery._text(form, "type", "type", required=True)
+    translate = _TRANSLATE.get(kind)
+    if translate is None:
+        raise BadInput("webhook field type is not a known Mailchimp event type")
+    return translate(_Delivery(form, body, received_at, list_id, purposes))
+

@@ -1,0 +1,153 @@
+"""The simple-salesforce client, built lazily, and the one place its exceptions become ours."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceMoreThanOneRecord,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+from simple_salesforce.format import format_soql
+
+from connectors.transport import TimeoutSession, blip_retry, error_for_network, error_for_status
+from core.errors import AuthError, DeliveryError, PermanentError, TransientError
+
+T = TypeVar("T")
+
+# Salesforce sends no Retry-After. The daily allocation is a rolling 24 h window
+# that frees slowly; the concurrency cap frees as soon as long requests finish.
+DAILY_LIMIT_RETRY_AFTER = 900.0
+CONCURRENCY_RETRY_AFTER = 30.0
+
+
+class PlainHttpSession(TimeoutSession):
+    """For emulators on loopback: simple-salesforce hard-codes ``https://``; send http."""
+
+    def request(self, method: str | bytes, url: str | bytes,
+                *args: object, **kwargs: object) -> requests.Response:
+        if isinstance(url, str):
+            url = url.replace("https://", "http://", 1)
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to reach one org: a session id (direct) or a username/password/token login."""
+
+    instance_url: str
+    session_id: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    domain: str = "login"
+    version: str = "59.0"
+    timeout: float = 10.0
+
+    def connect(self) -> Salesforce:
+        """Build the client; the login mode does a SOAP login here (network I/O)."""
+        session: requests.Session = (PlainHttpSession(self.timeout)
+                                     if self.instance_url.startswith("http://")
+                                     else TimeoutSession(self.timeout))
+        if self.session_id is not None:
+            return Salesforce(instance_url=self.instance_url, session_id=self.session_id,
+                              session=session, version=self.version)
+        return Salesforce(username=self.username, password=self.password,
+                          security_token=self.security_token, domain=self.domain,
+                          session=session, version=self.version)
+
+
+def select(columns: str, sobject: str, where: str) -> str:
+    """A SOQL query from our own column and type names and an escaped WHERE clause."""
+    return f"SELECT {columns} FROM {sobject} WHERE {where}"  # noqa: S608 - no outside text
+
+
+def any_in(**filters: Sequence[str]) -> str:
+    """``A IN ('x') OR B IN ('y')`` over the non-empty filters, values escaped by format_soql."""
+    return " OR ".join(format_soql(f"{name} IN {{}}", list(values))
+                       for name, values in filters.items() if values)
+
+
+def _error_code(content: object) -> str:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", ""))
+    return ""
+
+
+def _refused(exc: SalesforceError, code: str, what: str) -> DeliveryError:
+    if code != "REQUEST_LIMIT_EXCEEDED":
+        return AuthError(f"{what}: HTTP 403 {code}", error_class=code.lower() or "http_403")
+    message = str(exc.content[0].get("message", "")) if isinstance(exc.content, list) else ""
+    wait = CONCURRENCY_RETRY_AFTER if "Concurrent" in message else DAILY_LIMIT_RETRY_AFTER
+    return TransientError(f"{what}: HTTP 403 {code}", retry_after=wait,
+                          error_class="request_limit_exceeded")
+
+
+def _permanent(default: str) -> Callable[[SalesforceError, str, str], DeliveryError]:
+    def make(exc: SalesforceError, code: str, what: str) -> DeliveryError:
+        return PermanentError(f"{what}: HTTP {exc.status} {code}",
+                              error_class=code.lower() or default)
+    return make
+
+
+def _auth(exc: SalesforceError, code: str, what: str) -> DeliveryError:
+    return AuthError(f"{what}: {type(exc).__name__} {code}", error_class=code.lower() or "auth")
+
+
+# First match wins; anything else (SalesforceGeneralError) goes by status code.
+_TABLE: tuple[tuple[type[SalesforceError], Callable[[SalesforceError, str, str],
+                                                    DeliveryError]], ...] = (
+    (SalesforceExpiredSession, _auth),
+    (SalesforceAuthenticationFailed, _auth),
+    (SalesforceRefusedRequest, _refused),
+    (SalesforceMalformedRequest, _permanent("http_400")),
+    (SalesforceResourceNotFound, _permanent("not_found")),
+    (SalesforceMoreThanOneRecord, _permanent("more_than_one_record")),
+)
+
+
+def translate(exc: SalesforceError, what: str) -> DeliveryError:
+    """Our error for a simple-salesforce one. Messages carry the call and code, never data."""
+    code = _error_code(exc.content)
+    for kind, make in _TABLE:
+        if isinstance(exc, kind):
+            return make(exc, code, what)
+    return error_for_status(int(exc.status), what)
+
+
+class SalesforceClient:
+    """Runs calls against a lazily built client: blip-retried, errors translated."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+        self._sf: Salesforce | None = None
+
+    def call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        """Run ``fn(sf)``; raise TransientError/PermanentError/AuthError on failure."""
+
+        @blip_retry
+        def attempt() -> T:
+            try:
+                if self._sf is None:
+                    self._sf = self._credentials.connect()
+                return fn(self._sf)
+            except SalesforceError as exc:
+                raise translate(exc, what) from exc
+
+        try:
+            return attempt()
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise error_for_network(exc, what) from exc
+
+    def query_all(self, what: str, soql: str) -> list[dict[str, Any]]:
+        answer = self.call(what, lambda sf: sf.query_all(soql))
+        return list(answer["records"])

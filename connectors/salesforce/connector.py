@@ -1,0 +1,62 @@
+"""privasync's Salesforce connector: a change source (poll) and a consent destination."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from connectors.salesforce.client import Credentials, SalesforceClient
+from connectors.salesforce.destination import Destination
+from connectors.salesforce.poller import Poller, PollResult, SalesforceCursor
+from core.errors import ConfigError, TransientError
+from core.mappings import SystemMapping
+from core.model import DestinationSubject, Outcome
+
+# Used up, the daily allocation frees slowly (rolling 24 h); check again later.
+EXHAUSTED_RETRY_AFTER = 900.0
+
+
+class SalesforceConnector:
+    """Contacts and Leads: polls their opt-outs, erasure flags and deletions; writes opt-outs.
+
+    Nothing connects until the first call; the login mode logs in then.
+    """
+
+    def __init__(self, *, instance_url: str, mapping: SystemMapping,
+                 session_id: str | None = None, username: str | None = None,
+                 password: str | None = None, security_token: str | None = None,
+                 domain: str = "login", version: str = "59.0", timeout: float = 10.0) -> None:
+        if session_id is None and None in (username, password, security_token):
+            raise ConfigError("salesforce needs a session_id, or a username, password "
+                              "and security_token")
+        credentials = Credentials(instance_url=instance_url, session_id=session_id,
+                                  username=username, password=password,
+                                  security_token=security_token, domain=domain,
+                                  version=version, timeout=timeout)
+        self._client = SalesforceClient(credentials)
+        self._poller = Poller(self._client, mapping.consent.all_email)
+        self._destination = Destination(self._client, mapping.consent.all_email)
+
+    @property
+    def name(self) -> str:
+        return "salesforce"
+
+    @property
+    def batch_size(self) -> int:
+        return 200
+
+    def poll(self, cursor: SalesforceCursor | None, now: datetime) -> PollResult:
+        """Events since ``cursor`` (or the last day). Raises DeliveryError subclasses."""
+        return self._poller.poll(cursor, now)
+
+    def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
+        """Set each subject's e-mail opt-out; per-record failures come back in the Outcome."""
+        return self._destination.apply(subjects)
+
+    def check(self) -> None:
+        """Raise AuthError on rejected credentials, TransientError if unreachable or spent."""
+        limits = self._client.call("limits", lambda sf: sf.limits())
+        if int(limits.get("DailyApiRequests", {}).get("Remaining", 1)) <= 0:
+            raise TransientError("limits: daily API requests used up",
+                                 retry_after=EXHAUSTED_RETRY_AFTER,
+                                 error_class="request_limit_exceeded")

@@ -1,0 +1,163 @@
+"""HubSpot webhook batches become canonical events; malformed ones are refused by index/field."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.hubspot import HubSpotConnector
+from core.errors import BadInput
+from core.mappings import SystemMapping
+from core.model import (
+    Channel,
+    ConsentChange,
+    ConsentChanged,
+    ConsentStatus,
+    ErasureRequested,
+    SubjectDeleted,
+    SubjectHint,
+    SubjectSeen,
+    SubjectsMerged,
+    SystemRef,
+)
+
+MAPPING = SystemMapping.model_validate(
+    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "hubspot.yaml").read_text()))
+WHEN = 1717171717000
+
+
+def parse(*events: dict[str, Any]) -> list[Any]:
+    connector = HubSpotConnector(base_url="http://127.0.0.1:9", access_token="pat",
+                                 client_secret="s", mapping=MAPPING)
+    return connector.parse_events(json.dumps(list(events)).encode())
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"eventId": 1709, "subscriptionId": 2345, "portalId": 62515, "appId": 54321,
+            "occurredAt": WHEN, "subscriptionType": kind, "attemptNumber": 0, "objectId": 123,
+            "changeSource": "CRM_UI"} | fields
+
+
+def optout(prop: str, value: str, **fields: Any) -> dict[str, Any]:
+    return event("contact.propertyChange", propertyName=prop, propertyValue=value, **fields)
+
+
+def test_a_global_opt_out_withdraws_every_purpose_it_covers() -> None:
+    [changed] = parse(optout("hs_email_optout", "true"))
+    assert isinstance(changed, ConsentChanged)
+    assert changed.changes == (
+        ConsentChange("product_news", Channel.EMAIL, ConsentStatus.WITHDRAWN),
+        ConsentChange("offers", Channel.EMAIL, ConsentStatus.WITHDRAWN))
+    assert changed.subject == SubjectHint(ref=SystemRef("hubspot", "contact:123"))
+    assert changed.meta.source == "hubspot"
+    assert changed.meta.kind == "contact.propertyChange"
+    assert changed.meta.source_event_id == f"62515:2345:1709:123:{WHEN}"
+    assert changed.meta.occurred_at == datetime.fromtimestamp(WHEN / 1000, UTC)
+
+
+def test_an_opt_in_is_a_grant_without_evidence() -> None:
+    [changed] = parse(optout("hs_email_optout", "false"))
+    assert {c.status for c in changed.changes} == {ConsentStatus.GRANTED}
+    assert changed.evidence is None
+
+
+def test_a_subscription_switch_changes_only_its_purpose() -> None:
+    [off, on] = parse(optout("hs_email_optout_102", "true"),
+                      optout("hs_email_optout_101", "false", occurredAt=WHEN + 1))
+    assert off.changes == (ConsentChange("offers", Channel.EMAIL, ConsentStatus.WITHDRAWN),)
+    assert on.changes == (ConsentChange("product_news", Channel.EMAIL, ConsentStatus.GRANTED),)
+
+
+@pytest.mark.parametrize("prop", ["email", "firstname", "hs_legal_basis", "hs_email_optout_999"])
+def test_other_properties_yield_nothing_and_the_batch_still_succeeds(prop: str) -> None:
+    events = parse(optout(prop, "true"), event("contact.creation", objectId=7))
+    assert [type(e) for e in events] == [SubjectSeen]
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("contact.creation", SubjectSeen),
+    ("contact.deletion", SubjectDeleted),
+    ("contact.privacyDeletion", ErasureRequested),
+])
+def test_lifecycle_events_map_to_their_canonical_kind(kind: str, expected: type) -> None:
+    [translated] = parse(event(kind))
+    assert isinstance(translated, expected)
+    assert translated.subject.ref == SystemRef("hubspot", "contact:123")
+
+
+def test_a_merge_names_the_primary_and_the_other_merged_contacts() -> None:
+    [merged] = parse(event("contact.merge", primaryObjectId=123, mergedObjectIds=[123, 456],
+                           newObjectId=123, numberOfPropertiesMoved=4))
+    assert isinstance(merged, SubjectsMerged)
+    assert merged.primary == SubjectHint(ref=SystemRef("hubspot", "contact:123"))
+    assert merged.merged == (SystemRef("hubspot", "contact:456"),)
+
+
+def test_a_merge_without_a_primary_falls_back_to_the_new_object() -> None:
+    [merged] = parse(event("contact.merge", newObjectId=789, mergedObjectIds=[456]))
+    assert merged.primary.ref == SystemRef("hubspot", "contact:789")
+
+
+@pytest.mark.parametrize("kind", ["contact.restore", "contact.associationChange"])
+def test_known_irrelevant_events_are_skipped(kind: str) -> None:
+    assert parse(event(kind)) == []
+
+
+def test_events_come_back_in_the_order_they_happened() -> None:
+    events = parse(event("contact.deletion", occurredAt=WHEN + 50),
+                   event("contact.creation", occurredAt=WHEN))
+    assert [type(e) for e in events] == [SubjectSeen, SubjectDeleted]
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"{not json", "not valid JSON"),
+    (b'{"eventId": 1}', "JSON array"),
+    (b"[1]", "event 0: not a JSON object"),
+])
+def test_a_malformed_body_is_refused(body: bytes, reason: str) -> None:
+    connector = HubSpotConnector(base_url="http://x", access_token="p", client_secret="s",
+                                 mapping=MAPPING)
+    with pytest.raises(BadInput, match=reason):
+        connector.parse_events(body)
+
+
+@pytest.mark.parametrize("field", ["eventId", "subscriptionType", "objectId", "occurredAt"])
+def test_a_missing_required_field_is_named_with_its_index(field: str) -> None:
+    broken = {k: v for k, v in event("contact.creation").items() if k != field}
+    with pytest.raises(BadInput, match=f"event 1: missing {field}"):
+        parse(event("contact.creation"), broken)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("objectId", "123"), ("occurredAt", 1.5), ("eventId", True), ("portalId", "x"),
+    ("propertyName", 5), ("mergedObjectIds", ["a"]),
+])
+def test_a_field_of_the_wrong_type_is_named_with_its_index(field: str, value: object) -> None:
+    with pytest.raises(BadInput, match=f"event 0: {field}"):
+        parse(event("contact.creation", **{field: value}))
+
+
+def test_an_unknown_subscription_type_is_refused() -> None:
+    with pytest.raises(BadInput, match="event 3: unknown subscriptionType 'deal.creation'"):
+        parse(*[event("contact.creation")] * 3, event("deal.creation"))
+
+
+def test_an_opt_out_value_that_is_not_a_boolean_is_refused_without_echoing_it() -> None:
+    with pytest.raises(BadInput, match="event 0: propertyValue") as caught:
+        parse(optout("hs_email_optout", "ada@example.org"))
+    assert "ada@example.org" not in str(caught.value)
+
+
+def test_a_batch_holds_at_most_100_events() -> None:
+    with pytest.raises(BadInput, match="at most 100 events, got 101"):
+        parse(*[event("contact.creation")] * 101)
+
+
+def test_an_occurred_at_beyond_any_calendar_is_refused() -> None:
+    with pytest.raises(BadInput, match="event 0: occurredAt"):
+        parse(event("contact.creation", occurredAt=10**20))

@@ -1,0 +1,208 @@
+"""Withdrawals reach Mailchimp members; nobody is added or re-subscribed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from connectors.mailchimp import MailchimpConnector, subscriber_hash
+from core.errors import AuthError, PermanentError, TransientError
+from core.mappings import SystemConsent, SystemMapping
+from core.model import (
+    Channel,
+    ConsentChanged,
+    ConsentState,
+    ConsentStatus,
+    DestinationSubject,
+)
+from emulators.http import Emulator, Fault, Response
+from emulators.mailchimp import MailchimpEmulator
+
+KEY = "emulatorkey-us6"
+LIST = "a6b5da1054"
+WHEN = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+MAPPING = SystemMapping(system="mailchimp",
+                        consent=SystemConsent(all_email=("product_news", "offers")))
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[MailchimpEmulator]:
+    emulator = MailchimpEmulator(api_key=KEY, list_id=LIST)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def mc(running: MailchimpEmulator) -> MailchimpEmulator:
+    running.reset()
+    return running
+
+
+@pytest.fixture
+def connector(mc: MailchimpEmulator) -> MailchimpConnector:
+    return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
+                              mapping=MAPPING, timeout=5)
+
+
+def subject(sid: str, email: str | None, status: ConsentStatus = ConsentStatus.WITHDRAWN,
+            *, known: bool = False, refs: tuple[str, ...] = ()) -> DestinationSubject:
+    consents = (ConsentState("product_news", Channel.EMAIL, ConsentStatus.GRANTED, WHEN, "crm"),
+                ConsentState("offers", Channel.EMAIL, status, WHEN, "crm"))
+    if known and email:
+        refs = (*refs, f"mailchimp:member:{subscriber_hash(email)}")
+    return DestinationSubject(subject_id=sid, email=email, refs=refs, consents=consents)
+
+
+def test_known_members_are_unsubscribed_in_one_http_call(mc: MailchimpEmulator,
+                                                         connector: MailchimpConnector) -> None:
+    emails = [f"m{i}@example.com" for i in range(20)]
+    for email in emails:
+        mc.add_member(email)
+    outcomes = connector.apply_consent([subject(f"s{i}", e, known=True)
+                                        for i, e in enumerate(emails)])
+    assert mc.total_calls("/3.0") == 1
+    assert all(o.error is None for o in outcomes)
+    assert [o.subject_id for o in outcomes] == [f"s{i}" for i in range(20)]
+    assert {mc.member(e)["status"] for e in emails} == {"unsubscribed"}  # type: ignore[index]
+    assert outcomes[0].learned_refs == (f"member:{subscriber_hash(emails[0])}",)
+
+
+def test_an_address_mailchimp_never_had_is_not_added(mc: MailchimpEmulator,
+                                                     connector: MailchimpConnector) -> None:
+    mc.add_member("here@example.com")
+    outcomes = connector.apply_consent([subject("s1", "stranger@example.com"),
+                                        subject("s2", "Here@Example.com")])
+    assert mc.member("stranger@example.com") is None
+    assert mc.member("here@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+    assert outcomes[0].error is None and "not a member" in outcomes[0].note
+    assert outcomes[1].learned_refs == (f"member:{subscriber_hash('here@example.com')}",)
+    assert mc.total_calls(f"/3.0/lists/{LIST}/members") == 2
+    assert mc.total_calls(f"/3.0/lists/{LIST}") == 3
+
+
+def test_a_grant_never_resubscribes_anybody(mc: MailchimpEmulator,
+                                            connector: MailchimpConnector) -> None:
+    mc.add_member("out@example.com", status="unsubscribed")
+    [outcome] = connector.apply_consent([subject("s1", "out@example.com", ConsentStatus.GRANTED,
+                                                 known=True)])
+    assert outcome.error is None
+    assert outcome.note == "grants enter Mailchimp through its signup form"
+    assert mc.member("out@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+    assert mc.total_calls() == 0
+
+
+def test_a_member_already_opted_out_is_not_written_again(mc: MailchimpEmulator,
+                                                         connector: MailchimpConnector) -> None:
+    mc.add_member("bounced@example.com", status="cleaned")
+    [outcome] = connector.apply_consent([subject("s1", "bounced@example.com")])
+    assert outcome.error is None and outcome.note == "already cleaned"
+    assert mc.member("bounced@example.com")["status"] == "cleaned"  # type: ignore[index]
+    assert mc.total_calls() == 1
+
+
+def test_a_permanently_deleted_member_is_refused_not_recreated(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    mc.add_member("forgot@example.com")
+    mc.add_member("kept@example.com")
+    forgotten = requests.post(f"{mc.url}/3.0/lists/{LIST}/members/"
+                              f"{subscriber_hash('forgot@example.com')}/actions/delete-permanent",
+                              auth=("x", KEY), timeout=5)
+    assert forgotten.status_code == 204
+    outcomes = connector.apply_consent([subject("s1", "forgot@example.com", known=True),
+                                        subject("s2", "kept@example.com", known=True)])
+    assert isinstance(outcomes[0].error, PermanentError)
+    assert outcomes[0].error.error_class == "error_generic"
+    assert "forgot@" not in str(outcomes[0].error)
+    assert outcomes[1].error is None
+    assert mc.member("forgot@example.com") is None
+
+
+def test_a_subject_without_an_address_or_member_has_no_identifier(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    [outcome] = connector.apply_consent([subject("s1", None)])
+    assert isinstance(outcome.error, PermanentError)
+    assert outcome.error.error_class == "no_identifier"
+    assert mc.total_calls() == 0
+
+
+def test_a_known_member_without_an_address_is_unsubscribed_by_its_hash(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    member_hash = mc.add_member("anon@example.com")
+    [outcome] = connector.apply_consent([subject("s1", None, refs=(f"member:{member_hash}",))])
+    assert outcome.error is None and outcome.learned_refs == (f"member:{member_hash}",)
+    assert mc.member("anon@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_a_full_batch_still_goes_out_as_one_call(mc: MailchimpEmulator,
+                                                 connector: MailchimpConnector) -> None:
+    emails = [f"b{i}@example.com" for i in range(connector.batch_size)]
+    for email in emails:
+        mc.add_member(email)
+    outcomes = connector.apply_consent([subject(f"s{i}", e, known=True)
+                                        for i, e in enumerate(emails)])
+    assert len(outcomes) == 500 and all(o.error is None for o in outcomes)
+    assert mc.total_calls() == 1
+
+
+@pytest.mark.parametrize(("fault", "retry_after"), [
+    (Fault(429, headers={"Retry-After": "7"}), 7.0),
+    (Fault(429), 1.0),
+    (Fault(500), None),
+])
+def test_rate_limits_and_server_errors_are_transient(
+        mc: MailchimpEmulator, connector: MailchimpConnector, fault: Fault,
+        retry_after: float | None) -> None:
+    mc.add_member("t@example.com")
+    mc.inject(fault)
+    with pytest.raises(TransientError) as failed:
+        connector.apply_consent([subject("s1", "t@example.com", known=True)])
+    assert failed.value.retry_after == retry_after
+    assert mc.member("t@example.com")["status"] == "subscribed"  # type: ignore[index]
+
+
+def test_a_single_bad_gateway_is_absorbed_inside_the_call(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    mc.add_member("g@example.com")
+    mc.inject(Fault(502))
+    [outcome] = connector.apply_consent([subject("s1", "g@example.com", known=True)])
+    assert outcome.error is None
+    assert mc.member("g@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_a_wrong_api_key_is_an_auth_error(mc: MailchimpEmulator) -> None:
+    bad = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key="wrong-us6", list_id=LIST,
+                             mapping=MAPPING, timeout=5)
+    with pytest.raises(AuthError) as refused:
+        bad.check()
+    assert refused.value.error_class == "api_key_invalid"
+    with pytest.raises(AuthError):
+        bad.apply_consent([subject("s1", "a@example.com", known=True)])
+
+
+def test_check_pings_the_api(mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    connector.check()
+    assert mc.total_calls("/3.0/ping") == 1
+
+
+def test_a_footer_unsubscribe_sent_by_the_emulator_parses_into_a_withdrawal(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    bodies: list[bytes] = []
+    hook = Emulator()
+    hook.route("GET", "/hook", lambda request, match: Response(200))
+    hook.route("POST", "/hook", lambda request, match: bodies.append(request.body) or Response())
+    hook.start()
+    try:
+        mc.add_member("loop@example.com")
+        mc.configure_webhook(f"{hook.url}/hook")
+        mc.user_unsubscribe("loop@example.com")
+        assert mc.flush_webhooks()
+    finally:
+        hook.stop()
+    [event] = connector.parse_webhook(bodies[0], datetime.now(UTC))
+    assert isinstance(event, ConsentChanged)
+    assert event.subject.email == "loop@example.com"
+    assert {c.status for c in event.changes} == {ConsentStatus.WITHDRAWN}

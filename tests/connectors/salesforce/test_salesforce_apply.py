@@ -1,0 +1,142 @@
+"""apply_consent makes the emulator's Contacts and Leads hold each subject's opt-out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.salesforce import SalesforceConnector
+from core.errors import PermanentError
+from core.mappings import load_mappings
+from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
+from emulators.salesforce import SalesforceEmulator
+
+MAPPING = load_mappings(Path(__file__).parents[3] / "mappings").system("salesforce")
+WHEN = datetime(2024, 1, 2, 10, 0, tzinfo=UTC)
+COMPOSITE = "/services/data/v59.0/composite/sobjects"
+QUERY = "/services/data/v59.0/query"
+
+
+@pytest.fixture
+def emulator() -> Iterator[SalesforceEmulator]:
+    emu = SalesforceEmulator()
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def connector(emulator: SalesforceEmulator) -> SalesforceConnector:
+    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
+                               mapping=MAPPING)
+
+
+def subject(subject_id: str, *, refs: tuple[str, ...] = (), email: str | None = None,
+            **statuses: ConsentStatus) -> DestinationSubject:
+    consents = tuple(ConsentState(p, Channel.EMAIL, s, WHEN, "test") for p, s in statuses.items())
+    return DestinationSubject(subject_id, email, refs, consents)
+
+
+W, G = ConsentStatus.WITHDRAWN, ConsentStatus.GRANTED
+
+
+def test_withdrawals_are_written_in_one_composite_call(emulator, connector):
+    contact = emulator.create_contact("ada@example.com")
+    lead = emulator.create_lead("bob@example.com")
+
+    outcomes = connector.apply_consent([
+        subject("s1", refs=(f"Contact:{contact}",), offers=W),
+        subject("s2", refs=(f"salesforce:Lead:{lead}",), product_news=W, offers=W),
+    ])
+
+    assert [o.error for o in outcomes] == [None, None]
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is True
+    assert emulator.record(lead)["HasOptedOutOfEmail"] is True
+    assert emulator.total_calls() == 1 and emulator.total_calls(COMPOSITE) == 1
+
+
+def test_a_withdrawal_of_any_covered_purpose_wins_over_a_grant(emulator, connector):
+    contact = emulator.create_contact("ada@example.com")
+
+    connector.apply_consent([subject("s1", refs=(f"Contact:{contact}",),
+                                     product_news=G, offers=W)])
+
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is True
+
+
+def test_a_grant_clears_the_opt_out_and_dont_solicit_on_the_individual(emulator, connector):
+    contact = emulator.create_contact("ada@example.com", opted_out=True, with_individual=True)
+    emulator.ui_set_solicit_opt_out(contact, True)
+    individual = emulator.record(contact)["IndividualId"]
+
+    [outcome] = connector.apply_consent([subject("s1", refs=(f"Contact:{contact}",),
+                                                 product_news=G, offers=G)])
+
+    assert outcome.error is None
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is False
+    assert emulator.record(individual)["HasOptedOutSolicit"] is False
+    assert emulator.total_calls(QUERY) == 1 and emulator.total_calls(COMPOSITE) == 1
+
+
+def test_subjects_without_refs_are_found_by_email_and_their_refs_learned(emulator, connector):
+    contact = emulator.create_contact("Ada@Example.com")
+    lead = emulator.create_lead("ada@example.com")
+    other = emulator.create_contact("cy@example.com")
+
+    found, missing = connector.apply_consent([
+        subject("s1", email="ada@example.com", offers=W),
+        subject("s2", email="nobody@example.com", offers=W),
+    ])
+
+    assert set(found.learned_refs) == {f"Contact:{contact}", f"Lead:{lead}"}
+    assert found.error is None
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is True
+    assert emulator.record(lead)["HasOptedOutOfEmail"] is True
+    assert emulator.record(other)["HasOptedOutOfEmail"] is False
+    assert (missing.error, missing.learned_refs, missing.note) == (None, (), "not in salesforce")
+    assert emulator.total_calls(QUERY) == 2 and emulator.total_calls(COMPOSITE) == 1
+
+
+def test_a_record_rejected_by_a_validation_rule_fails_only_its_subject(emulator, connector):
+    fine = emulator.create_contact("ada@example.com")
+    blocked = emulator.create_contact("bob@example.com")
+    emulator.reject_writes(blocked)
+
+    ok, failed = connector.apply_consent([
+        subject("s1", refs=(f"Contact:{fine}",), offers=W),
+        subject("s2", refs=(f"Contact:{blocked}",), offers=W),
+    ])
+
+    assert ok.error is None and emulator.record(fine)["HasOptedOutOfEmail"] is True
+    assert isinstance(failed.error, PermanentError)
+    assert failed.error.error_class == "field_custom_validation_exception"
+    assert blocked in str(failed.error) and "bob@" not in str(failed.error)
+    assert emulator.record(blocked)["HasOptedOutOfEmail"] is False
+
+
+def test_subjects_with_no_known_email_consent_cost_no_call(emulator, connector):
+    contact = emulator.create_contact("ada@example.com", opted_out=True)
+
+    [outcome] = connector.apply_consent([subject("s1", refs=(f"Contact:{contact}",),
+                                                 email="ada@example.com")])
+
+    assert outcome.error is None and outcome.note == "no e-mail consent to write"
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is True
+    assert emulator.total_calls() == 0
+
+
+def test_a_full_batch_of_200_subjects_fits_one_lookup_per_type_and_one_write(emulator,
+                                                                            connector):
+    for i in range(200):
+        emulator.create_contact(f"p{i}@example.com")
+
+    outcomes = connector.apply_consent(
+        [subject(f"s{i}", email=f"p{i}@example.com", offers=W) for i in range(200)])
+
+    assert all(o.error is None and len(o.learned_refs) == 1 for o in outcomes)
+    assert emulator.total_calls(QUERY) == 2 and emulator.total_calls(COMPOSITE) == 1
+    assert all(emulator.record(emulator.find_by_email(f"p{i}@example.com")[0])
+               ["HasOptedOutOfEmail"] for i in range(200))

@@ -1,0 +1,321 @@
+"""The Mailchimp emulator behaves like the Marketing API v3 slice privasync uses."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+
+from emulators.mailchimp import MailchimpEmulator, subscriber_hash
+
+KEY = "emulatorkey-us6"
+LIST = "a6b5da1054"
+
+
+class Receiver:
+    """A tiny webhook endpoint: records every request, answers from a status script."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.post_statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                receiver.requests.append((self.command, dict(self.headers), body))
+                status = 200
+                if self.command == "POST" and receiver.post_statuses:
+                    status = receiver.post_statuses.pop(0)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mc?token=s3cret"
+
+    def posts(self) -> list[dict[str, str]]:
+        return [dict(parse_qsl(body.decode(), strict_parsing=True))
+                for method, _, body in self.requests if method == "POST"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[MailchimpEmulator]:
+    emulator = MailchimpEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def mc(running: MailchimpEmulator) -> MailchimpEmulator:
+    running.reset()
+    return running
+
+
+@pytest.fixture(scope="module")
+def listening() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def receiver(listening: Receiver) -> Receiver:
+    listening.requests.clear()
+    listening.post_statuses.clear()
+    return listening
+
+
+@pytest.fixture
+def api(mc: MailchimpEmulator) -> requests.Session:
+    session = requests.Session()
+    session.auth = ("anystring", KEY)
+    return session
+
+
+def member_url(mc: MailchimpEmulator, email: str) -> str:
+    return f"{mc.url}/3.0/lists/{LIST}/members/{subscriber_hash(email)}"
+
+
+def test_a_request_without_the_api_key_gets_a_problem_json_401(mc: MailchimpEmulator) -> None:
+    response = requests.get(f"{mc.url}/3.0/ping", auth=("anystring", "wrong-us6"), timeout=5)
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["title"] == "API Key Invalid"
+    assert set(problem) == {"type", "title", "status", "detail", "instance"}
+    assert requests.get(f"{mc.url}/3.0/ping", timeout=5).status_code == 401
+
+
+def test_basic_and_bearer_auth_both_reach_ping(mc: MailchimpEmulator) -> None:
+    basic = requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=5)
+    bearer = requests.get(f"{mc.url}/3.0/ping", headers={"Authorization": f"Bearer {KEY}"},
+                          timeout=5)
+    assert basic.status_code == bearer.status_code == 200
+    assert basic.json() == {"health_status": "Everything's Chimpy!"}
+
+
+def test_an_unknown_member_or_list_is_resource_not_found(mc: MailchimpEmulator,
+                                                         api: requests.Session) -> None:
+    missing = api.get(member_url(mc, "nobody@example.com"), timeout=5)
+    other_list = api.get(f"{mc.url}/3.0/lists/ffffffffff", timeout=5)
+    assert missing.status_code == other_list.status_code == 404
+    assert missing.json()["title"] == "Resource Not Found"
+    assert missing.headers["Content-Type"] == "application/problem+json"
+
+
+def test_put_adds_a_member_under_the_hash_of_the_lowercased_address(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    response = api.put(member_url(mc, "Ann@Example.com"), timeout=5, json={
+        "email_address": "Ann@Example.com", "status_if_new": "subscribed",
+        "merge_fields": {"FNAME": "Ann"}})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == subscriber_hash("ann@example.com")
+    assert body["status"] == "subscribed"
+    assert body["last_changed"].endswith("+00:00")
+    assert mc.member("ann@example.com")["merge_fields"] == {"FNAME": "Ann"}  # type: ignore[index]
+
+
+def test_a_malformed_body_gets_a_validation_problem(mc: MailchimpEmulator,
+                                                    api: requests.Session) -> None:
+    response = api.put(member_url(mc, "a@example.com"), timeout=5,
+                       json={"email_address": "b@example.com", "status_if_new": "subscribed"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "email_address"
+    mc.add_member("a@example.com")
+    broken = api.patch(member_url(mc, "a@example.com"), data=b"{", timeout=5)
+    assert broken.status_code == 400
+    assert broken.json()["title"] == "JSON Parse Error"
+
+
+@pytest.mark.parametrize("opted_out", ["unsubscribed", "cleaned"])
+def test_resubscribing_an_opted_out_member_is_a_compliance_error(
+        mc: MailchimpEmulator, api: requests.Session, opted_out: str) -> None:
+    mc.add_member("c@example.com", status=opted_out)
+    response = api.patch(member_url(mc, "c@example.com"), json={"status": "subscribed"},
+                         timeout=5)
+    assert response.status_code == 400
+    assert response.json()["title"] == "Member In Compliance State"
+    assert mc.member("c@example.com")["status"] == opted_out  # type: ignore[index]
+    pending = api.patch(member_url(mc, "c@example.com"), json={"status": "pending"}, timeout=5)
+    assert pending.status_code == 200
+
+
+def test_delete_archives_and_delete_permanent_forgets_the_address(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    mc.add_member("d@example.com")
+    assert api.delete(member_url(mc, "d@example.com"), timeout=5).status_code == 204
+    assert mc.member("d@example.com")["status"] == "archived"  # type: ignore[index]
+    forget = api.post(f"{member_url(mc, 'd@example.com')}/actions/delete-permanent", timeout=5)
+    assert forget.status_code == 204
+    assert mc.member("d@example.com") is None
+    again = api.put(member_url(mc, "d@example.com"), timeout=5, json={
+        "email_address": "d@example.com", "status_if_new": "unsubscribed"})
+    assert again.status_code == 400
+    assert again.json()["title"] == "Forgotten Email Not Subscribed"
+    batch = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+        "members": [{"email_address": "d@example.com", "status": "unsubscribed"}]}).json()
+    assert batch["error_count"] == 1 and batch["total_created"] == 0
+    assert mc.member("d@example.com") is None
+
+
+def test_batch_creates_updates_and_reports_compliance_errors_per_member(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    mc.add_member("old@example.com")
+    mc.add_member("gone@example.com", status="unsubscribed")
+    response = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+        "update_existing": True, "members": [
+            {"email_address": "new@example.com", "status": "subscribed"},
+            {"email_address": "old@example.com", "status": "unsubscribed"},
+            {"email_address": "gone@example.com", "status": "subscribed"}]})
+    body = response.json()
+    assert (body["total_created"], body["total_updated"], body["error_count"]) == (1, 1, 1)
+    assert body["errors"][0]["email_address"] == "gone@example.com"
+    assert body["errors"][0]["error_code"] in {"ERROR_CONTACT_EXISTS",
+                                               "MEMBER_IN_COMPLIANCE_STATE"}
+    assert mc.member("old@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+    assert mc.member("gone@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_batch_without_update_existing_refuses_existing_members(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    mc.add_member("e@example.com")
+    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+        "members": [{"email_address": "e@example.com", "status": "unsubscribed"}]}).json()
+    assert body["errors"][0]["error_code"] == "ERROR_CONTACT_EXISTS"
+    assert mc.member("e@example.com")["status"] == "subscribed"  # type: ignore[index]
+
+
+def test_a_batch_of_more_than_500_members_is_refused(mc: MailchimpEmulator,
+                                                     api: requests.Session) -> None:
+    members = [{"email_address": f"p{i}@example.com", "status": "subscribed"} for i in range(501)]
+    response = api.post(f"{mc.url}/3.0/lists/{LIST}", json={"members": members}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "members"
+    assert mc.member("p0@example.com") is None
+
+
+def test_more_simultaneous_requests_than_the_cap_get_429(mc: MailchimpEmulator) -> None:
+    mc.latency_seconds = 0.6
+
+    def ping(_: int) -> int:
+        return requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        statuses = list(pool.map(ping, range(15)))
+    assert statuses.count(200) == 10
+    assert statuses.count(429) == 5
+    assert mc.in_flight == 0
+    mc.latency_seconds = 0.0
+    assert requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=5).status_code == 200
+
+
+def test_creating_a_webhook_sends_mailchimps_validation_get(mc: MailchimpEmulator,
+                                                            receiver: Receiver) -> None:
+    mc.configure_webhook(receiver.url)
+    assert [method for method, _, _ in receiver.requests] == ["GET"]
+
+
+def test_a_webhook_url_that_does_not_answer_200_is_refused(mc: MailchimpEmulator,
+                                                           api: requests.Session) -> None:
+    with pytest.raises(RuntimeError):
+        mc.configure_webhook(f"{mc.url}/no-such-hook")
+    response = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5,
+                        json={"url": f"{mc.url}/no-such-hook"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "url"
+
+
+def test_a_footer_unsubscribe_arrives_form_encoded_with_php_keys(mc: MailchimpEmulator,
+                                                                 receiver: Receiver) -> None:
+    mc.add_member("x@example.com", merge_fields={"FNAME": "Xe"})
+    mc.configure_webhook(receiver.url)
+    mc.user_unsubscribe("x@example.com")
+    assert mc.flush_webhooks()
+    method, headers, _ = receiver.requests[-1]
+    assert method == "POST"
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    event = receiver.posts()[0]
+    assert event["type"] == "unsubscribe"
+    assert event["data[action]"] == "unsub" and event["data[reason]"] == "manual"
+    assert event["data[email]"] == event["data[merges][EMAIL]"] == "x@example.com"
+    assert event["data[merges][FNAME]"] == "Xe"
+    assert event["data[list_id]"] == LIST
+    assert {"data[id]", "data[ip_opt]", "data[email_type]"} <= set(event)
+    assert len(event["fired_at"]) == 19 and event["fired_at"][10] == " "
+    assert mc.member("x@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_people_and_admins_actions_fire_their_event_types(mc: MailchimpEmulator,
+                                                          receiver: Receiver) -> None:
+    mc.add_member("y@example.com")
+    mc.add_member("z@example.com")
+    mc.configure_webhook(receiver.url)
+    mc.user_update_profile("y@example.com", FNAME="Yo")
+    mc.user_change_email("y@example.com", "y2@example.com")
+    mc.mark_cleaned("z@example.com", reason="abuse")
+    mc.user_subscribe("w@example.com")
+    assert mc.flush_webhooks()
+    events = receiver.posts()
+    assert [e["type"] for e in events] == ["profile", "upemail", "cleaned", "subscribe"]
+    assert events[0]["data[merges][FNAME]"] == "Yo"
+    assert (events[1]["data[old_email]"], events[1]["data[new_email]"]) == ("y@example.com",
+                                                                             "y2@example.com")
+    assert events[2]["data[reason]"] == "abuse"
+    assert mc.member("y2@example.com") is not None and mc.member("y@example.com") is None
+
+
+def test_api_writes_are_not_sent_when_the_webhook_excludes_the_api_source(
+        mc: MailchimpEmulator, api: requests.Session, receiver: Receiver) -> None:
+    mc.add_member("a@example.com")
+    mc.configure_webhook(receiver.url, sources=("user", "admin"))
+    api.patch(member_url(mc, "a@example.com"), json={"status": "unsubscribed"}, timeout=5)
+    mc.user_subscribe("b@example.com")
+    assert mc.flush_webhooks()
+    assert [e["type"] for e in receiver.posts()] == ["subscribe"]
+    assert receiver.posts()[0]["data[email]"] == "b@example.com"
+
+
+def test_api_writes_are_sent_when_the_api_source_is_enabled(
+        mc: MailchimpEmulator, api: requests.Session, receiver: Receiver) -> None:
+    mc.add_member("a@example.com")
+    created = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5, json={
+        "url": receiver.url, "sources": {"user": True, "admin": True, "api": True}})
+    assert created.status_code == 200 and created.json()["sources"]["api"] is True
+    api.patch(member_url(mc, "a@example.com"), json={"status": "unsubscribed"}, timeout=5)
+    api.delete(member_url(mc, "a@example.com"), timeout=5)
+    assert mc.flush_webhooks()
+    assert [(e["type"], e["data[action]"]) for e in receiver.posts()] == [
+        ("unsubscribe", "unsub"), ("unsubscribe", "delete")]
+
+
+def test_a_failing_receiver_is_retried_until_it_answers_2xx(mc: MailchimpEmulator,
+                                                            receiver: Receiver) -> None:
+    mc.add_member("r@example.com")
+    mc.configure_webhook(receiver.url)
+    receiver.post_statuses = [500, 503]
+    mc.user_unsubscribe("r@example.com")
+    assert mc.flush_webhooks()
+    delivery = mc.webhook_deliveries[-1]
+    assert (delivery.event_type, delivery.status, delivery.attempts) == ("unsubscribe", 200, 3)
+    assert len(receiver.posts()) == 3

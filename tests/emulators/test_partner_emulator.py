@@ -1,0 +1,78 @@
+"""The partner emulator checks signatures, dedupes event ids and keeps the latest state."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.partner import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from emulators.partner import PartnerEmulator
+
+SECRET = "partner-secret"
+
+
+@pytest.fixture(scope="module")
+def partner() -> Iterator[PartnerEmulator]:
+    emulator = PartnerEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+def post(partner: PartnerEmulator, document: dict[str, Any], *, secret: str = SECRET,
+         age: int = 0) -> requests.Response:
+    body = json.dumps(document).encode()
+    timestamp = str(int(time.time()) - age)
+    return requests.post(f"{partner.url}{partner.path}", data=body, timeout=5, headers={
+        TIMESTAMP_HEADER: timestamp, EVENT_ID_HEADER: document["event_id"],
+        SIGNATURE_HEADER: sign(secret, timestamp, body)})
+
+
+def update(event_id: str, status: str, occurred_at: str) -> dict[str, Any]:
+    return {"event_id": event_id, "sent_at": occurred_at, "subjects": [
+        {"subject_id": "sub-1", "consents": [{"purpose": "offers", "channel": "email",
+                                              "status": status, "occurred_at": occurred_at}]}]}
+
+
+def test_a_signed_update_is_stored_and_acknowledged(partner: PartnerEmulator) -> None:
+    response = post(partner, update("ev-a", "withdrawn", "2026-03-01T10:00:00+00:00"))
+    assert response.status_code == 200
+    assert response.json() == {"received": "ev-a", "count": 1}
+    assert partner.state("sub-1") == {"consents": {"offers/email": {
+        "status": "withdrawn", "occurred_at": "2026-03-01T10:00:00+00:00"}}}
+    assert "ev-a" in partner.received_event_ids
+
+
+def test_a_replayed_event_id_is_acknowledged_but_not_applied_twice(
+        partner: PartnerEmulator) -> None:
+    first = post(partner, update("ev-b", "granted", "2026-03-02T10:00:00+00:00"))
+    again = post(partner, update("ev-b", "granted", "2026-03-02T10:00:00+00:00"))
+    assert first.status_code == again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert partner.received_event_ids.count("ev-b") == 1
+
+
+def test_an_older_update_does_not_overwrite_a_newer_one(partner: PartnerEmulator) -> None:
+    post(partner, update("ev-c", "withdrawn", "2026-03-05T10:00:00+00:00"))
+    post(partner, update("ev-d", "granted", "2026-03-04T10:00:00+00:00"))
+    state = partner.state("sub-1")
+    assert state is not None and state["consents"]["offers/email"]["status"] == "withdrawn"
+
+
+def test_a_forged_or_stale_signature_is_refused_with_401(partner: PartnerEmulator) -> None:
+    forged = post(partner, update("ev-e", "granted", "2026-03-09T10:00:00+00:00"),
+                  secret="guess")
+    stale = post(partner, update("ev-f", "granted", "2026-03-09T10:00:00+00:00"), age=301)
+    assert forged.status_code == stale.status_code == 401
+    assert {"ev-e", "ev-f"}.isdisjoint(partner.received_event_ids)
+
+
+def test_a_signed_body_that_breaks_the_schema_is_a_400(partner: PartnerEmulator) -> None:
+    response = post(partner, {"event_id": "ev-g", "subjects": [{"consents": []}]})
+    assert response.status_code == 400
+    assert "ev-g" not in partner.received_event_ids

@@ -1,0 +1,283 @@
+"""The Salesforce emulator, driven through simple-salesforce 1.12.10 over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from emulators.http import Fault
+from emulators.salesforce import SalesforceEmulator, render
+
+
+class HttpSession(requests.Session):
+    """VENDOR_APIS.md B1, way 1: simple-salesforce hard-codes https://."""
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        return super().request(method, url.replace("https://", "http://", 1), *args, **kwargs)
+
+
+@pytest.fixture
+def emulator() -> Iterator[SalesforceEmulator]:
+    emu = SalesforceEmulator(page_size=2)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+def client(emu: SalesforceEmulator, session_id: str | None = None) -> Salesforce:
+    return Salesforce(instance_url=emu.url, session_id=session_id or emu.session_id,
+                      session=HttpSession())
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_updated_lists_records_changed_in_the_window_with_aware_datetimes(emulator):
+    old = emulator.create_contact("old@example.com")
+    emulator.advance(timedelta(minutes=5))
+    start = emulator.now()
+    emulator.advance(timedelta(minutes=1))
+    fresh = emulator.create_contact("new@example.com")
+    lead = emulator.create_lead("lead@example.com")
+    end = emulator.now() + timedelta(minutes=1)
+    sf = client(emulator)
+
+    contacts = sf.Contact.updated(start, end)
+    leads = sf.Lead.updated(start, end)
+
+    assert contacts["ids"] == [fresh] and old not in contacts["ids"]
+    assert leads["ids"] == [lead]
+    assert parse(contacts["latestDateCovered"]) == end.replace(second=0, microsecond=0)
+
+
+def test_updated_truncates_seconds_of_the_window_like_the_real_api(emulator):
+    end = datetime(2024, 1, 2, 10, 30, 45, tzinfo=UTC)
+
+    answer = client(emulator).Contact.updated(end - timedelta(hours=1), end)
+
+    assert answer == {"ids": [], "latestDateCovered": "2024-01-02T10:30:00.000+0000"}
+
+
+def test_a_naive_window_is_refused_with_a_list_error_body(emulator):
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        client(emulator).Contact.updated(datetime(2024, 1, 1), datetime(2024, 1, 2))  # noqa: DTZ001
+
+    assert caught.value.content[0]["errorCode"] == "INVALID_QUERY_PARAMETER_VALUE"
+
+
+def test_deleted_lists_recycle_bin_records_until_the_bin_is_emptied(emulator):
+    gone = emulator.create_contact("gone@example.com")
+    start = emulator.now() - timedelta(minutes=1)
+    emulator.ui_delete(gone)
+    end = (emulator.now() + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    sf = client(emulator)
+
+    before = sf.Contact.deleted(start, end)
+    emulator.set_earliest_deleted_available(end)
+    after = sf.Contact.deleted(start, end)
+
+    assert [r["id"] for r in before["deletedRecords"]] == [gone]
+    assert parse(before["deletedRecords"][0]["deletedDate"]) == emulator.record(gone)["SystemModstamp"]
+    assert after["deletedRecords"] == []
+    assert parse(after["earliestDateAvailable"]) == end
+    assert emulator.record(gone)["IsDeleted"] is True
+    assert emulator.find_by_email("gone@example.com") == []
+
+
+def test_query_all_follows_next_records_url_across_small_pages(emulator):
+    ids = [emulator.create_contact(f"p{i}@example.com", opted_out=True) for i in range(5)]
+    sf = client(emulator)
+
+    first = sf.query("SELECT Id FROM Contact WHERE HasOptedOutOfEmail = true")
+    everything = sf.query_all("SELECT Id FROM Contact WHERE HasOptedOutOfEmail = true ORDER BY Id")
+
+    assert first["done"] is False and len(first["records"]) == 2
+    assert first["nextRecordsUrl"].startswith("/services/data/v59.0/query/01g")
+    assert [r["Id"] for r in everything["records"]] == ids
+    assert emulator.total_calls("/services/data/v59.0/query/01g") == 2
+
+
+def test_query_filters_by_escaped_email_in_any_case_and_nests_individual_fields(emulator):
+    contact = emulator.create_contact("o'neil@example.com", with_individual=True)
+    emulator.create_contact("other@example.com")
+    emulator.ui_set_should_forget(contact)
+    soql = ("SELECT Id, Email, Individual.ShouldForget, Individual.HasOptedOutSolicit "
+            "FROM Contact WHERE Email IN ('O\\'Neil@example.com', 'nobody@example.com')")
+
+    rows = client(emulator).query_all(soql)["records"]
+
+    assert [r["Id"] for r in rows] == [contact]
+    assert rows[0]["Individual"]["ShouldForget"] is True
+    assert rows[0]["Individual"]["HasOptedOutSolicit"] is False
+    assert rows[0]["attributes"]["type"] == "Contact"
+
+
+def test_query_all_includes_deleted_records_and_query_does_not(emulator):
+    gone = emulator.create_lead("gone@example.com")
+    emulator.ui_delete(gone)
+    sf = client(emulator)
+    soql = "SELECT Id, IsDeleted FROM Lead WHERE Email = 'gone@example.com'"
+
+    assert sf.query(soql)["records"] == []
+    assert [r["Id"] for r in sf.query(soql, include_deleted=True)["records"]] == [gone]
+
+
+@pytest.mark.parametrize("soql, code", [
+    ("SELECT Id FROM Contact WHERE Email LIKE 'a%'", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Contact GROUP BY Email", "MALFORMED_QUERY"),
+    ("SELECT Foo FROM Contact", "INVALID_FIELD"),
+    ("SELECT Id FROM Contact WHERE Individual.Nope = true", "INVALID_FIELD"),
+])
+def test_unsupported_soql_is_refused_with_a_list_error_body(emulator, soql, code):
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        client(emulator).query(soql)
+
+    assert caught.value.content[0]["errorCode"] == code
+
+
+def test_composite_patch_writes_mixed_types_and_reports_a_failing_record(emulator):
+    contact = emulator.create_contact("a@example.com", with_individual=True)
+    lead = emulator.create_lead("b@example.com")
+    blocked = emulator.create_contact("c@example.com")
+    emulator.reject_writes(blocked)
+    individual = emulator.record(contact)["IndividualId"]
+    records = [
+        {"attributes": {"type": "Contact"}, "id": contact, "HasOptedOutOfEmail": True},
+        {"attributes": {"type": "Lead"}, "id": lead, "HasOptedOutOfEmail": True},
+        {"attributes": {"type": "Individual"}, "id": individual, "HasOptedOutSolicit": True},
+        {"attributes": {"type": "Contact"}, "id": blocked, "HasOptedOutOfEmail": True},
+    ]
+
+    results = client(emulator).restful("composite/sobjects", method="PATCH",
+                                       json={"allOrNone": False, "records": records})
+
+    assert [r["success"] for r in results] == [True, True, True, False]
+    assert results[3]["errors"][0]["statusCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is True
+    assert emulator.record(lead)["HasOptedOutOfEmail"] is True
+    assert emulator.record(individual)["HasOptedOutSolicit"] is True
+    assert emulator.record(blocked)["HasOptedOutOfEmail"] is False
+
+
+def test_composite_patch_with_all_or_none_rolls_everything_back(emulator):
+    contact = emulator.create_contact("a@example.com")
+    records = [{"attributes": {"type": "Contact"}, "id": contact, "HasOptedOutOfEmail": True},
+               {"attributes": {"type": "Contact"}, "id": contact, "Nope": 1}]
+
+    results = client(emulator).restful("composite/sobjects", method="PATCH",
+                                       json={"allOrNone": True, "records": records})
+
+    assert [r["errors"][0]["statusCode"] for r in results] == [
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK", "INVALID_FIELD"]
+    assert emulator.record(contact)["HasOptedOutOfEmail"] is False
+
+
+def test_composite_patch_refuses_more_than_200_records(emulator):
+    contact = emulator.create_contact("a@example.com")
+    records = [{"attributes": {"type": "Contact"}, "id": contact}] * 201
+
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        client(emulator).restful("composite/sobjects", method="PATCH",
+                                 json={"allOrNone": False, "records": records})
+
+    assert caught.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+
+
+def test_composite_delete_moves_records_to_the_recycle_bin(emulator):
+    contact = emulator.create_contact("a@example.com")
+
+    results = client(emulator).restful("composite/sobjects", method="DELETE",
+                                       params={"ids": f"{contact},003000000000999AAA",
+                                               "allOrNone": "false"})
+
+    assert [r["success"] for r in results] == [True, False]
+    assert emulator.record(contact)["IsDeleted"] is True
+
+
+def test_single_records_are_created_read_patched_and_deleted(emulator):
+    sf = client(emulator)
+
+    created = sf.Contact.create({"LastName": "Doe", "Email": "d@example.com"})
+    status = sf.Contact.update(created["id"], {"HasOptedOutOfEmail": True})
+    fetched = sf.Contact.get(created["id"])
+    sf.Contact.delete(created["id"])
+
+    assert created["id"].startswith("003") and len(created["id"]) == 18
+    assert status == 204
+    assert fetched["HasOptedOutOfEmail"] is True
+    assert parse(fetched["SystemModstamp"]).tzinfo is not None
+    assert emulator.record(created["id"])["IsDeleted"] is True
+
+
+def test_patching_an_unknown_field_or_id_gives_salesforce_error_lists(emulator):
+    contact = emulator.create_contact("a@example.com")
+    sf = client(emulator)
+
+    with pytest.raises(SalesforceMalformedRequest) as bad_field:
+        sf.Contact.update(contact, {"Nope": True})
+    with pytest.raises(SalesforceResourceNotFound) as bad_id:
+        sf.Contact.update("003000000000999AAA", {"HasOptedOutOfEmail": True})
+
+    assert bad_field.value.content == [{"message": "No such column 'Nope' on sobject of type "
+                                        "Contact", "errorCode": "INVALID_FIELD"}]
+    assert bad_id.value.content[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_a_bad_session_gets_401_invalid_session_id(emulator):
+    with pytest.raises(SalesforceExpiredSession) as caught:
+        client(emulator, session_id="00Dstale!session").limits()
+
+    assert caught.value.content == [{"message": "Session expired or invalid",
+                                     "errorCode": "INVALID_SESSION_ID"}]
+
+
+def test_past_the_daily_limit_every_call_is_refused_with_request_limit_exceeded():
+    emu = SalesforceEmulator(api_limit=2)
+    emu.start()
+    try:
+        sf = client(emu)
+        first = sf.limits()
+        sf.query("SELECT Id FROM Contact")
+        with pytest.raises(SalesforceRefusedRequest) as caught:
+            sf.limits()
+    finally:
+        emu.stop()
+
+    assert first["DailyApiRequests"] == {"Max": 2, "Remaining": 1}
+    assert sf.api_usage["api-usage"].used == 2
+    assert caught.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_modstamps_are_distinct_rendered_with_milliseconds_and_increase(emulator):
+    ids = [emulator.create_contact(f"p{i}@example.com") for i in range(20)]
+    stamps = [emulator.record(i)["SystemModstamp"] for i in ids]
+
+    assert stamps == sorted(set(stamps))
+    assert all(s.tzinfo is not None for s in stamps)
+    assert render(datetime(2024, 1, 2, 10, 0, 0, 123456, tzinfo=UTC)) == \
+        "2024-01-02T10:00:00.123+0000"
+
+
+def test_an_injected_fault_answers_the_next_matching_call_only(emulator):
+    emulator.inject(Fault(503, [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}],
+                          path_pattern="/limits"))
+    sf = client(emulator)
+
+    with pytest.raises(Exception) as caught:
+        sf.limits()
+    recovered = sf.limits()
+
+    assert caught.value.status == 503
+    assert recovered["DailyApiRequests"]["Max"] == 15000
