@@ -57,10 +57,13 @@ class _Fail(click.ClickException):
 
 
 @click.group()
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default: settings).")
-def main(log_level: str | None) -> None:
+@click.option("--log-level", default=None,
+              help="DEBUG, INFO, WARNING (default: INFO; the demo: WARNING).")
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
     """privasync: consent and erasure sync between CRMs, mailing tools and partners."""
-    configure_logging(log_level or "INFO")
+    quiet = ctx.invoked_subcommand == "demo"
+    configure_logging(log_level or ("WARNING" if quiet else "INFO"))
 
 
 @main.command()

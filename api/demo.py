@@ -111,23 +111,34 @@ def _run(stack: Stack, contacts: int) -> int:
     return 0
 
 
-def _report(stack: Stack, emails: list[str]) -> None:
-    emu = stack.emulators
-    time.sleep(1.5)  # let Salesforce's poller see our own write come back as an echo
-    others = [e for e in emails[1:] if (emu.mailchimp.member(e) or {}).get("status")
-              != "subscribed"]
-    with stack.container.engine.connect() as conn:
-        report = ledger.verify(conn)
-    from core import outbox
+def _echo_outcomes(stack: Stack) -> tuple[int, int]:
+    """(jobs so far, Salesforce events that changed nothing): our own write coming back."""
+    from sqlalchemy import func, select
+
+    from core.db import events, jobs
 
     with stack.container.engine.connect() as conn:
-        counts = outbox.counts(conn)
-    jobs = sum(counts.values())
-    _say(f"\nOther customers untouched: {len(emails) - 1 - len(others)} of {len(emails) - 1} "
-         "still subscribed in Mailchimp.")
-    _say(f"Jobs run: {jobs} (one per destination); our own Salesforce write came back through "
-         "the poller and caused none.")
+        job_count = conn.execute(select(func.count()).select_from(jobs)).scalar_one()
+        echoes = conn.execute(select(func.count()).select_from(events).where(
+            events.c.source == "salesforce", events.c.outcome == "unchanged")).scalar_one()
+    return int(job_count), int(echoes)
+
+
+def _report(stack: Stack, emails: list[str]) -> None:
+    emu = stack.emulators
+    jobs_before, _ = _echo_outcomes(stack)
+    time.sleep(2 * stack.container.settings.salesforce.poll_interval_seconds + 0.5)
+    jobs_after, echoes = _echo_outcomes(stack)
+    others = [e for e in emails[1:] if (emu.mailchimp.member(e) or {}).get("status")
+              == "subscribed"]
+    with stack.container.engine.connect() as conn:
+        report = ledger.verify(conn)
+    _say(f"\nOther customers untouched: {len(others)} of {len(emails) - 1} still subscribed "
+         "in Mailchimp.")
+    _say(f"Jobs run: {jobs_before}, one per destination. Salesforce's poller then saw our own "
+         f"write come back ({echoes} echo event(s)): it caused {jobs_after - jobs_before} "
+         "new job(s).")
     _say(f"Vendor API calls: HubSpot {emu.hubspot.total_calls()}, Salesforce "
          f"{emu.salesforce.total_calls()}, Mailchimp {emu.mailchimp.total_calls()} "
-         "(including seeding and polling).")
+         "(seeding and polling included).")
     _say(f"Audit: {report}.")

@@ -27,6 +27,7 @@ from core.model import (
     CanonicalEvent,
     ConsentChanged,
     ConsentState,
+    ConsentStatus,
     ErasureRequested,
     EventMeta,
     IdentifierChanged,
@@ -147,6 +148,7 @@ class Intake:
                 raise BadInput(f"event {ev.meta.source_event_id}: unknown purpose "
                                f"{change.purpose!r}")
             key = (change.purpose, change.channel)
+            before = current.get(key)
             incoming = ConsentState(change.purpose, change.channel, change.status,
                                     ev.meta.occurred_at, ev.meta.source, ev.evidence)
             verdict, stored = resolve(current.get(key), incoming, purpose.consent_required)
@@ -156,7 +158,10 @@ class Intake:
                 current[key] = stored
             if verdict is Verdict.APPLY:
                 changed.add(change.purpose)
-            if verdict in (Verdict.APPLY, Verdict.NO_EVIDENCE):
+            # "Not opted out" on a record we knew nothing of is no grant at all; a flag
+            # flipped back on after a withdrawal is, and is flagged for review.
+            flipped_back = before is not None and before.status == ConsentStatus.WITHDRAWN
+            if verdict is Verdict.APPLY or (verdict is Verdict.NO_EVIDENCE and flipped_back):
                 self._record(conn, ev, verdict, change.purpose, change.channel.value,
                              change.status.value, subject_id, now)
         outcome = _summarise(verdicts)

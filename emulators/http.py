@@ -182,8 +182,8 @@ class Emulator:
         server = ThreadingHTTPServer((host, port), _Handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"{self.name}-emulator",
-                                        daemon=True)
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+                                        name=f"{self.name}-emulator", daemon=True)
         self._thread.start()
         return f"http://{host}:{server.server_address[1]}"
 

@@ -595,7 +595,8 @@ class HubSpotEmulator(Emulator):
             except HubSpotError:
                 missing.append(key)
                 continue
-            found.append(self._view(contact, body.get("properties") or None))
+            names = body.get("properties")
+            found.append(self._view(contact, names if isinstance(names, list) and names else None))
         return self._batch(found, missing)
 
     def _h_batch_update(self, request: Request, _: re.Match[str]) -> Response:
@@ -780,11 +781,6 @@ class HubSpotEmulator(Emulator):
     def is_blocklisted(self, email: str) -> bool:
         with self.lock:
             return email.lower() in self._blocklist
-
-    def all_contacts(self) -> dict[str, dict[str, str]]:
-        with self.lock:
-            return {c.id: dict(c.properties) for c in self._contacts.values()
-                    if c.archived_ms is None}
 
 
 __all__ = ["DEFAULT_WEBHOOK_SUBSCRIPTIONS", "HubSpotEmulator", "HubSpotError", "StatusChange",

@@ -223,6 +223,14 @@ class MailchimpEmulator(Emulator):
         with self.lock:
             self._in_flight -= 1
 
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        url = super().start(host, port)
+        # socketserver listens with a backlog of 5: a burst of clients would wait for SYN
+        # retransmits instead of meeting the connection cap, so widen it.
+        assert self._server is not None
+        self._server.socket.listen(128)
+        return url
+
     def stop(self) -> None:
         self._sender.stop()
         super().stop()
@@ -320,15 +328,23 @@ class MailchimpEmulator(Emulator):
         if status not in WRITABLE:
             raise Problem(400, "Invalid Resource", "The status is not a writable member status.",
                           [{"field": "status", "message": "Invalid status."}])
-        current = self._archived_from.get(m["id"], m["status"])
+        current = m["status"]
+        if current == "archived":
+            current = self._archived_from.get(m["id"], current)
         if status == "subscribed" and current in ("unsubscribed", "cleaned"):
             raise Problem(400, "Member In Compliance State", _COMPLIANCE)
-        self._archived_from.pop(m["id"], None)
         if m["status"] == status:
             return False
-        m["status"] = status
-        m["last_changed"] = _now().isoformat(timespec="seconds")
+        self._mark(m, status)
         return True
+
+    def _mark(self, m: dict[str, Any], status: str) -> None:
+        """Set a status as Mailchimp records it; archiving remembers the status before."""
+        if status == "archived":
+            self._archived_from[m["id"]] = m["status"]
+        else:
+            self._archived_from.pop(m["id"], None)
+        m["status"], m["last_changed"] = status, _now().isoformat(timespec="seconds")
 
     def _rekey(self, m: dict[str, Any], new_email: str, source: str) -> None:
         new_hash = subscriber_hash(new_email)
@@ -431,8 +447,7 @@ class MailchimpEmulator(Emulator):
         with self.lock:
             member = self._existing(match)
             if member["status"] != "archived":
-                self._archived_from[member["id"]] = member["status"]
-                member["status"] = "archived"
+                self._mark(member, "archived")
                 self._fire_status(member, "api", action="delete")
         return Response(204)
 
@@ -498,7 +513,7 @@ class MailchimpEmulator(Emulator):
         """The person clicks the footer link: ``unsubscribe`` with action unsub, reason manual."""
         with self.lock:
             member = self._person(email)
-            member["status"], member["last_changed"] = "unsubscribed", _now().isoformat()
+            self._mark(member, "unsubscribed")
             self._fire_status(member, "user")
 
     def user_subscribe(self, email: str) -> None:
@@ -507,15 +522,14 @@ class MailchimpEmulator(Emulator):
             self._forgotten.discard(subscriber_hash(email))
             member = self._members.get(subscriber_hash(email)) or self._new_member(
                 email, "subscribed", {})
-            self._archived_from.pop(member["id"], None)
-            member["status"], member["last_changed"] = "subscribed", _now().isoformat()
+            self._mark(member, "subscribed")
             self._fire_status(member, "user")
 
     def mark_cleaned(self, email: str, reason: str = "hard") -> None:
         """A hard bounce (source admin) or a spam complaint, ``abuse`` (source user)."""
         with self.lock:
             member = self._person(email)
-            member["status"], member["last_changed"] = "cleaned", _now().isoformat()
+            self._mark(member, "cleaned")
             self._fire("cleaned", "user" if reason == "abuse" else "admin", [
                 ("data[list_id]", self.list_id), ("data[campaign_id]", "4fjk2ma9xd"),
                 ("data[reason]", reason), ("data[email]", member["email_address"])])

@@ -8,9 +8,10 @@ import os
 import pytest
 
 REDIS_URL = os.environ.get("PRIVASYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-POSTGRES_URL = os.environ.get(
-    "PRIVASYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/privasync_test"
-)
+# One database per test session, so concurrent runs on one machine never collide.
+POSTGRES_SERVER = os.environ.get("PRIVASYNC_TEST_POSTGRES_SERVER",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432")
+POSTGRES_URL = f"{POSTGRES_SERVER}/privasync_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -25,28 +26,37 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def _reset_postgres() -> None:
+def _admin(statement: str) -> None:
     import sqlalchemy as sa
 
     from core.db import make_engine
 
-    admin = make_engine(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres")
-    name = POSTGRES_URL.rsplit("/", 1)[1]
+    admin = make_engine(f"{POSTGRES_SERVER}/postgres")
     try:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": name}).first()
-            if not exists:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(statement))
     except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is required at {POSTGRES_URL}: {exc} (run `make services`)")
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_SERVER}: {exc} (run `make services`)")
     finally:
         admin.dispose()
-    engine = make_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
+
+
+_created: list[str] = []
+
+
+def _reset_postgres() -> None:
+    name = POSTGRES_URL.rsplit("/", 1)[1]
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{name}"')
+    if name not in _created:
+        _created.append(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():  # type: ignore[no-untyped-def]
+    yield
+    for name in _created:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_database(kind: str, tmp_path):  # type: ignore[no-untyped-def]

@@ -46,7 +46,7 @@ class Credentials:
 
     instance_url: str
     session_id: str | None = field(default=None, repr=False)
-    username: str | None = None
+    username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     security_token: str | None = field(default=None, repr=False)
     domain: str = "login"

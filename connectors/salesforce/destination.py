@@ -108,7 +108,9 @@ class Destination:
                 value = fields.setdefault(key, {}).get("HasOptedOutOfEmail", False)
                 fields[key]["HasOptedOutOfEmail"] = value or plan.opted_out
                 owners.setdefault(key, []).append(index)
-            for individual in dict.fromkeys(plan.individuals) if not plan.opted_out else ():
+            if plan.opted_out:
+                continue
+            for individual in dict.fromkeys(plan.individuals):
                 fields[("Individual", individual)] = {"HasOptedOutSolicit": False}
                 owners.setdefault(("Individual", individual), []).append(index)
         records = [{"attributes": {"type": t}, "id": i, **values}

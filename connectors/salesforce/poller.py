@@ -97,35 +97,47 @@ class Poller:
             previous = cursor
             lost = (previous.updated_until < now - UPDATED_HORIZON
                     or previous.deleted_until < now - DELETED_HORIZON)
-        updated_from = max(previous.updated_until, now - UPDATED_HORIZON)
-        deleted_from = max(previous.deleted_until, now - DELETED_HORIZON)
+        updated_until, events = self._updates(
+            max(previous.updated_until, now - UPDATED_HORIZON), now)
+        deleted_until, earliest, deletions = self._deletes(
+            max(previous.deleted_until, now - DELETED_HORIZON), now)
+        events.extend(deletions)
+        if lost or (cursor is not None and earliest > cursor.deleted_until):
+            lost = True
+            log.warning("salesforce: deletes or updates may be lost; running a full resync")
+            events.extend(self._resync())
+        unique = {e.meta.source_event_id: e for e in events}
+        next_cursor = SalesforceCursor(max(previous.updated_until, updated_until),
+                                       max(previous.deleted_until, deleted_until))
+        return PollResult(tuple(unique.values()), next_cursor, lost)
 
+    def _updates(self, start: datetime, end: datetime) -> tuple[datetime, list[CanonicalEvent]]:
+        """Changed Contacts and Leads, and those whose Individual changed; and the
+        latest date every getUpdated call covered."""
         changed: dict[str, list[str]] = {}
         covered: list[datetime] = []
         for sobject in (*PEOPLE, "Individual"):
-            answer = self._window(sobject, "updated", updated_from, now)
+            answer = self._window(sobject, "updated", start, end)
             changed[sobject] = list(answer["ids"])
             covered.append(parse_sf_datetime(answer["latestDateCovered"]))
         events: list[CanonicalEvent] = []
         for sobject in PEOPLE:
             for row in self._read(sobject, changed[sobject], changed["Individual"]):
                 events.extend(self._record_events(sobject, row, "updated"))
+        return min(covered), events
 
-        deleted_covered: list[datetime] = []
+    def _deletes(self, start: datetime,
+                 end: datetime) -> tuple[datetime, datetime, list[CanonicalEvent]]:
+        """Deleted Contacts and Leads; the latest date covered; the earliest still known."""
+        covered: list[datetime] = []
+        earliest: list[datetime] = []
+        events: list[CanonicalEvent] = []
         for sobject in PEOPLE:
-            answer = self._window(sobject, "deleted", deleted_from, now)
-            deleted_covered.append(parse_sf_datetime(answer["latestDateCovered"]))
-            earliest = parse_sf_datetime(answer["earliestDateAvailable"])
-            lost = lost or (cursor is not None and earliest > cursor.deleted_until)
+            answer = self._window(sobject, "deleted", start, end)
+            covered.append(parse_sf_datetime(answer["latestDateCovered"]))
+            earliest.append(parse_sf_datetime(answer["earliestDateAvailable"]))
             events.extend(self._deleted_event(sobject, gone) for gone in answer["deletedRecords"])
-
-        if lost:
-            log.warning("salesforce: deletes or updates may be lost; running a full resync")
-            events.extend(self._resync())
-        unique = {e.meta.source_event_id: e for e in events}
-        next_cursor = SalesforceCursor(max(previous.updated_until, min(covered)),
-                                       max(previous.deleted_until, min(deleted_covered)))
-        return PollResult(tuple(unique.values()), next_cursor, lost)
+        return min(covered), max(earliest), events
 
     def _window(self, sobject: str, kind: str, start: datetime, end: datetime) -> Any:
         return self._client.call(f"{sobject}.{kind}",

@@ -91,6 +91,14 @@ def test_a_grant_without_evidence_is_flagged_and_not_propagated(engine, core):  
     assert kinds.count("consent.grant_flagged") == 2
 
 
+def test_not_opted_out_on_a_new_record_is_neither_consent_nor_flagged(engine, core):  # type: ignore[no-untyped-def]
+    result = core.intake.accept([change("salesforce", "Contact:9:new", 1, G)], NOW)
+    assert result.outcomes == ["grant_without_evidence"] and result.job_ids == []
+    assert count(engine, consents) == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ledger")).scalar_one() == 0
+
+
 def test_an_evidenced_grant_is_applied_and_propagated(engine, core):  # type: ignore[no-untyped-def]
     result = core.intake.accept([change("mailchimp", "s", 1, G, evidence=EVIDENCE)], NOW)
     assert result.outcomes == ["applied"]

@@ -98,8 +98,8 @@ def receiver() -> Iterator[Receiver]:
 # -- the official client --------------------------------------------------------------------
 def test_official_client_creates_reads_and_batch_reads_contacts(hub: HubSpotEmulator,
                                                                 client: HubSpot) -> None:
-    created = client.crm.contacts.basic_api.create(
-        SimplePublicObjectInputForCreate(properties={"email": "Ada@Example.org", "firstname": "Ada"}))
+    created = client.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
+        properties={"email": "Ada@Example.org", "firstname": "Ada"}))
     by_email = client.crm.contacts.basic_api.get_by_id(
         "ada@example.org", id_property="email", properties=["email", "firstname"])
     batch = client.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(
@@ -332,3 +332,16 @@ def test_queued_events_are_delivered_in_batches_of_at_most_100(hub: HubSpotEmula
     hub.flush_webhooks()
     assert hub.webhook_deliveries == [(200, 1), (200, 100), (200, 50)]
     assert len({e["eventId"] for e in receiver.events()}) == 151
+
+
+def test_api_status_writes_fire_property_changes_from_the_api(hub: HubSpotEmulator,
+                                                             receiver: Receiver) -> None:
+    contact_id = hub.create_contact("a@example.org")
+    hub.configure_webhooks(receiver.url)
+    call(hub, "POST", f"{V4}/batch/write", {"inputs": [
+        {"subscriberIdString": "a@example.org", "channel": "EMAIL",
+         "statusState": "NOT_SUBSCRIBED", "subscriptionId": 102}]})
+    hub.flush_webhooks()
+    [change] = receiver.events()
+    assert (change["objectId"], change["propertyName"], change["propertyValue"],
+            change["changeSource"]) == (int(contact_id), "hs_email_optout_102", "true", "API")

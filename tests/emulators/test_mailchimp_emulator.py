@@ -161,6 +161,18 @@ def test_resubscribing_an_opted_out_member_is_a_compliance_error(
     assert pending.status_code == 200
 
 
+def test_an_archived_opt_out_still_cannot_be_resubscribed(mc: MailchimpEmulator,
+                                                          api: requests.Session) -> None:
+    mc.add_member("arch@example.com")
+    api.delete(member_url(mc, "arch@example.com"), timeout=5)
+    mc.user_unsubscribe("arch@example.com")
+    api.delete(member_url(mc, "arch@example.com"), timeout=5)
+    response = api.patch(member_url(mc, "arch@example.com"), json={"status": "subscribed"},
+                         timeout=5)
+    assert response.json()["title"] == "Member In Compliance State"
+    assert mc.member("arch@example.com")["status"] == "archived"  # type: ignore[index]
+
+
 def test_delete_archives_and_delete_permanent_forgets_the_address(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("d@example.com")
@@ -216,7 +228,7 @@ def test_a_batch_of_more_than_500_members_is_refused(mc: MailchimpEmulator,
 
 
 def test_more_simultaneous_requests_than_the_cap_get_429(mc: MailchimpEmulator) -> None:
-    mc.latency_seconds = 0.6
+    mc.latency_seconds = 1.0
 
     def ping(_: int) -> int:
         return requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=10).status_code

@@ -33,9 +33,10 @@ def post(partner: PartnerEmulator, document: dict[str, Any], *, secret: str = SE
         SIGNATURE_HEADER: sign(secret, timestamp, body)})
 
 
-def update(event_id: str, status: str, occurred_at: str) -> dict[str, Any]:
+def update(event_id: str, status: str, occurred_at: str,
+           subject_id: str = "sub-1") -> dict[str, Any]:
     return {"event_id": event_id, "sent_at": occurred_at, "subjects": [
-        {"subject_id": "sub-1", "consents": [{"purpose": "offers", "channel": "email",
+        {"subject_id": subject_id, "consents": [{"purpose": "offers", "channel": "email",
                                               "status": status, "occurred_at": occurred_at}]}]}
 
 
@@ -58,9 +59,9 @@ def test_a_replayed_event_id_is_acknowledged_but_not_applied_twice(
 
 
 def test_an_older_update_does_not_overwrite_a_newer_one(partner: PartnerEmulator) -> None:
-    post(partner, update("ev-c", "withdrawn", "2026-03-05T10:00:00+00:00"))
-    post(partner, update("ev-d", "granted", "2026-03-04T10:00:00+00:00"))
-    state = partner.state("sub-1")
+    post(partner, update("ev-c", "withdrawn", "2026-03-05T10:00:00+00:00", "sub-2"))
+    post(partner, update("ev-d", "granted", "2026-03-04T10:00:00+00:00", "sub-2"))
+    state = partner.state("sub-2")
     assert state is not None and state["consents"]["offers/email"]["status"] == "withdrawn"
 
 

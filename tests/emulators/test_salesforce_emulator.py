@@ -89,7 +89,8 @@ def test_deleted_lists_recycle_bin_records_until_the_bin_is_emptied(emulator):
     after = sf.Contact.deleted(start, end)
 
     assert [r["id"] for r in before["deletedRecords"]] == [gone]
-    assert parse(before["deletedRecords"][0]["deletedDate"]) == emulator.record(gone)["SystemModstamp"]
+    deleted_date = parse(before["deletedRecords"][0]["deletedDate"])
+    assert deleted_date == emulator.record(gone)["SystemModstamp"]
     assert after["deletedRecords"] == []
     assert parse(after["earliestDateAvailable"]) == end
     assert emulator.record(gone)["IsDeleted"] is True

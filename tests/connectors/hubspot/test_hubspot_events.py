@@ -86,8 +86,8 @@ def test_other_properties_yield_nothing_and_the_batch_still_succeeds(prop: str) 
 ])
 def test_lifecycle_events_map_to_their_canonical_kind(kind: str, expected: type) -> None:
     [translated] = parse(event(kind))
-    assert isinstance(translated, expected)
-    assert translated.subject.ref == SystemRef("hubspot", "contact:123")
+    assert (type(translated), translated.subject.ref) == (
+        expected, SystemRef("hubspot", "contact:123"))
 
 
 def test_a_merge_names_the_primary_and_the_other_merged_contacts() -> None:

@@ -18,7 +18,7 @@ from core.model import (
     ConsentStatus,
     DestinationSubject,
 )
-from emulators.http import Emulator, Fault, Response
+from emulators.http import Emulator, Fault, Request, Response
 from emulators.mailchimp import MailchimpEmulator
 
 KEY = "emulatorkey-us6"
@@ -191,9 +191,14 @@ def test_check_pings_the_api(mc: MailchimpEmulator, connector: MailchimpConnecto
 def test_a_footer_unsubscribe_sent_by_the_emulator_parses_into_a_withdrawal(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
     bodies: list[bytes] = []
+
+    def receive(request: Request, match: object) -> Response:
+        bodies.append(request.body)
+        return Response(200)
+
     hook = Emulator()
     hook.route("GET", "/hook", lambda request, match: Response(200))
-    hook.route("POST", "/hook", lambda request, match: bodies.append(request.body) or Response())
+    hook.route("POST", "/hook", receive)
     hook.start()
     try:
         mc.add_member("loop@example.com")

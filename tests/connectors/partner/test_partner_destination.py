@@ -1,0 +1,148 @@
+"""Partners receive signed consent for their own purposes only, and acknowledge it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.partner import PartnerConnector
+from core.errors import AuthError, ConfigError, PermanentError, TransientError
+from core.mappings import Partner
+from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
+from emulators.http import Fault
+from emulators.partner import PartnerEmulator
+
+SECRET = "partner-secret"
+WHEN = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def partner_policy(identifiers: tuple[str, ...] = ("email",)) -> Partner:
+    return Partner(url="http://127.0.0.1:1/unused", secret_setting="PARTNER_SECRET",
+                   purposes=("product_news", "offers"), agreement="DPA-1",
+                   identifiers=identifiers)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[PartnerEmulator]:
+    emulator = PartnerEmulator(secret=SECRET)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def partner(running: PartnerEmulator) -> PartnerEmulator:
+    running.clear_faults()
+    return running
+
+
+def connector(partner: PartnerEmulator, *, secret: str = SECRET,
+              identifiers: tuple[str, ...] = ("email",)) -> PartnerConnector:
+    return PartnerConnector(name="contact_centre", partner=partner_policy(identifiers),
+                            url=f"{partner.url}{partner.path}", secret=secret, timeout=5)
+
+
+def subject(sid: str) -> DestinationSubject:
+    consents = (
+        ConsentState("offers", Channel.EMAIL, ConsentStatus.WITHDRAWN, WHEN, "hubspot"),
+        ConsentState("product_news", Channel.EMAIL, ConsentStatus.GRANTED, WHEN, "mailchimp"),
+        ConsentState("partner_sharing", Channel.EMAIL, ConsentStatus.GRANTED, WHEN, "crm"),
+        ConsentState("research", Channel.PHONE, ConsentStatus.GRANTED, WHEN, "crm"),
+    )
+    return DestinationSubject(subject_id=sid, email=f"{sid}@example.com", refs=(),
+                              consents=consents)
+
+
+def test_the_partner_receives_only_its_purposes_and_declared_identifiers(
+        partner: PartnerEmulator) -> None:
+    outcomes = connector(partner).apply_consent([subject("p1"), subject("p2")])
+    state = partner.state("p1")
+    assert state == {"email": "p1@example.com", "consents": {
+        "offers/email": {"status": "withdrawn", "occurred_at": WHEN.isoformat()},
+        "product_news/email": {"status": "granted", "occurred_at": WHEN.isoformat()}}}
+    assert [o.subject_id for o in outcomes] == ["p1", "p2"]
+    assert all(o.error is None for o in outcomes)
+    receipt = outcomes[0].detail["partner_event_id"]
+    assert receipt == outcomes[1].detail["partner_event_id"]
+    assert partner.received_event_ids[-1] == receipt
+
+
+def test_a_partner_without_the_email_identifier_never_receives_an_address(
+        partner: PartnerEmulator) -> None:
+    connector(partner, identifiers=()).apply_consent([subject("p3")])
+    state = partner.state("p3")
+    assert state is not None and "email" not in state
+    assert set(state["consents"]) == {"offers/email", "product_news/email"}
+
+
+def test_one_batch_is_one_signed_post(partner: PartnerEmulator) -> None:
+    before = partner.total_calls()
+    connector(partner).apply_consent([subject(f"b{i}") for i in range(100)])
+    assert partner.total_calls() == before + 1
+    assert connector(partner).apply_consent([]) == []
+    assert partner.total_calls() == before + 1
+
+
+def test_a_server_error_is_transient_and_the_next_attempt_is_delivered(
+        partner: PartnerEmulator) -> None:
+    partner.inject(Fault(500))
+    with pytest.raises(TransientError):
+        connector(partner).apply_consent([subject("p4")])
+    assert partner.state("p4") is None
+    [outcome] = connector(partner).apply_consent([subject("p4")])
+    assert outcome.error is None and partner.state("p4") is not None
+
+
+def test_a_bad_gateway_blip_is_retried_with_the_same_event_id(partner: PartnerEmulator) -> None:
+    partner.inject(Fault(503))
+    [outcome] = connector(partner).apply_consent([subject("p5")])
+    assert partner.received_event_ids[-1] == outcome.detail["partner_event_id"]
+
+
+def test_a_rate_limit_keeps_the_partners_retry_after(partner: PartnerEmulator) -> None:
+    partner.inject(Fault(429, headers={"Retry-After": "12"}))
+    with pytest.raises(TransientError) as limited:
+        connector(partner).apply_consent([subject("p6")])
+    assert limited.value.retry_after == 12.0
+
+
+def test_a_rejected_signature_is_an_auth_error(partner: PartnerEmulator) -> None:
+    with pytest.raises(AuthError):
+        connector(partner, secret="rotated-too-early").apply_consent([subject("p7")])
+    assert partner.state("p7") is None
+
+
+def test_a_refused_payload_is_permanent(partner: PartnerEmulator) -> None:
+    partner.inject(Fault(422))
+    with pytest.raises(PermanentError) as refused:
+        connector(partner).apply_consent([subject("p8")])
+    assert not isinstance(refused.value, AuthError)
+    assert "p8@example.com" not in str(refused.value)
+
+
+def test_check_connects_without_sending_and_reports_an_unreachable_partner(
+        partner: PartnerEmulator) -> None:
+    before = partner.total_calls()
+    connector(partner).check()
+    assert partner.total_calls() == before
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    dead = PartnerConnector(name="gone", partner=partner_policy(),
+                            url=f"http://127.0.0.1:{closed_port}/x", secret=SECRET, timeout=1)
+    with pytest.raises(TransientError):
+        dead.check()
+
+
+@pytest.mark.parametrize("url", ["ftp://partner.example/x", "not a url", "http://host:99999/"])
+def test_a_url_that_is_not_http_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError):
+        PartnerConnector(name="bad", partner=partner_policy(), url=url, secret=SECRET)
+
+
+def test_the_destination_is_named_after_the_partner(partner: PartnerEmulator) -> None:
+    c = connector(partner)
+    assert (c.name, c.batch_size) == ("partner:contact_centre", 100)

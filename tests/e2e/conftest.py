@@ -1,0 +1,101 @@
+"""The whole product on loopback: emulators, the app, the real Redis broker and
+PostgreSQL, a worker and the scheduler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from api.stack import Stack, start_stack
+from core.db import events, jobs
+from tests.conftest import make_database
+
+MAPPINGS = Path(__file__).parents[2] / "mappings"
+
+
+@pytest.fixture
+def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    redis.Redis.from_url(redis_url).flushdb()
+    database = make_database("postgresql", tmp_path)
+    running = start_stack(database_url=database, var_dir=tmp_path, broker_url=redis_url,
+                          mappings_dir=MAPPINGS, poll_seconds=0.3)
+    yield running
+    running.stop()
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> float:
+    """Seconds until ``check`` holds; fails the test naming ``what`` otherwise."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for: {what}")
+
+
+def settle(stack: Stack, seconds: float = 1.0) -> None:
+    """Wait until no job is pending or running for ``seconds`` (the system is quiet)."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 30
+    while time.monotonic() < deadline:
+        if open_jobs(stack):
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= seconds:
+            return
+        time.sleep(0.05)
+    pytest.fail("jobs never settled")
+
+
+def open_jobs(stack: Stack) -> int:
+    with stack.container.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(jobs).where(
+            jobs.c.status.in_(["pending", "running"]))).scalar_one())
+
+
+def job_count(stack: Stack) -> int:
+    with stack.container.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
+
+
+def event_count(stack: Stack) -> int:
+    with stack.container.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def subject_of(stack: Stack, email: str) -> str | None:
+    with stack.container.engine.connect() as conn:
+        return stack.container.identity.by_email(conn, email)
+
+
+def partner_withdrawn(stack: Stack, email: str) -> bool:
+    subject = subject_of(stack, email)
+    held = stack.emulators.partner.state(subject) if subject else None
+    return bool(held) and all(c["status"] == "withdrawn" for c in held["consents"].values())
+
+
+def sf_opted_out(stack: Stack, email: str) -> bool:
+    emu = stack.emulators.salesforce
+    ids = emu.find_by_email(email)
+    return bool(ids) and all((emu.record(i) or {}).get("HasOptedOutOfEmail") is True
+                             for i in ids)
+
+
+def mc_status(stack: Stack, email: str) -> str | None:
+    return (stack.emulators.mailchimp.member(email) or {}).get("status")
+
+
+def seed(stack: Stack, email: str) -> str:
+    """A customer known to every system, subscribed; returns the HubSpot contact id."""
+    emu = stack.emulators
+    contact = emu.hubspot.create_contact(email)
+    emu.hubspot.ui_set_subscription(contact, 101, True)
+    emu.hubspot.ui_set_subscription(contact, 102, True)
+    emu.salesforce.create_contact(email, last_name="Customer")
+    emu.mailchimp.add_member(email, status="subscribed")
+    emu.hubspot.flush_webhooks()
+    return contact
