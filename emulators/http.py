@@ -69,6 +69,13 @@ class Fault:
     path_pattern: str = ""
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen queue of 5 makes a burst wait on TCP retries instead of
+    # reaching the vendor's own limits (e.g. Mailchimp's 10 connections).
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Emulator:
     """Base class: subclasses call ``self.route`` in ``__init__`` and keep state."""
 
@@ -179,8 +186,7 @@ class Emulator:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        server = ThreadingHTTPServer((host, port), _Handler)
-        server.daemon_threads = True
+        server = _Server((host, port), _Handler)
         self._server = server
         self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
                                         name=f"{self.name}-emulator", daemon=True)

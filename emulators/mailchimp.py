@@ -223,14 +223,6 @@ class MailchimpEmulator(Emulator):
         with self.lock:
             self._in_flight -= 1
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        url = super().start(host, port)
-        # socketserver listens with a backlog of 5: a burst of clients would wait for SYN
-        # retransmits instead of meeting the connection cap, so widen it.
-        assert self._server is not None
-        self._server.socket.listen(128)
-        return url
-
     def stop(self) -> None:
         self._sender.stop()
         super().stop()

@@ -4,19 +4,23 @@ simple-salesforce 1.12.10 talks to it unchanged but for the instance URL (its
 session must rewrite https to http, VENDOR_APIS.md B1). It keeps Contact, Lead
 and Individual records in memory with Salesforce's id prefixes, millisecond
 ``SystemModstamp``s from a strictly increasing clock, a recycle bin for
-getDeleted, a small SOQL subset with ``nextRecordsUrl`` paging, sObject
-Collections, the daily API counter and Salesforce's list-shaped error bodies.
+getDeleted (whose windows it truncates to the minute, as Salesforce does), the
+SOQL subset of ``emulators.salesforce_soql`` (including ``SystemModstamp >
+2024-01-02T10:00:00Z``, ORDER BY and LIMIT) with ``nextRecordsUrl`` paging,
+sObject Collections, the daily API counter and Salesforce's list-shaped error
+bodies.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulators.http import Emulator, Request, Response
+from emulators.salesforce_soql import Parser, Refused, fold
 
 API = "/services/data/v59.0"
 PREFIX = {"Contact": "003", "Lead": "00Q", "Individual": "0PK"}
@@ -29,8 +33,9 @@ READ_ONLY = frozenset({"Id", "SystemModstamp", "IsDeleted", "MasterRecordId"})
 BOOLEANS = frozenset({"HasOptedOutOfEmail", "HasOptedOutSolicit", "ShouldForget", "IsDeleted"})
 COLLECTION_LIMIT = 200
 
+DATETIMES = frozenset({"SystemModstamp"})
+
 Row = dict[str, Any]
-Predicate = Callable[["_Record"], bool]
 
 
 def render(when: datetime) -> str:
@@ -43,12 +48,6 @@ def _to_minute(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-class _Refused(Exception):  # noqa: N818 - a control-flow signal inside the emulator
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 @dataclass
 class _Record:
     type: str
@@ -59,143 +58,6 @@ class _Record:
     @property
     def id(self) -> str:
         return str(self.values["Id"])
-
-
-@dataclass
-class _Query:
-    type: str
-    fields: list[str]
-    where: Predicate | None = None
-    order: tuple[str, bool] | None = None
-    limit: int | None = None
-    touched: list[str] = field(default_factory=list)
-
-
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)"
-                    r"|(?P<word>[A-Za-z_][\w.]*)|(?P<op>!=|=|\(|\)|,))")
-_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
-
-
-def _tokens(text: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    pos, text = 0, text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None or m.end() == pos:
-            raise _Refused(400, "MALFORMED_QUERY", f"unexpected token at position {pos}")
-        pos = m.end()
-        kind = m.lastgroup or ""
-        raw = m.group(kind)
-        if kind == "str":
-            out.append(("value", re.sub(r"\\(.)", lambda e: _UNESCAPE.get(e[1], e[1]), raw[1:-1])))
-        elif kind == "num":
-            out.append(("value", float(raw) if "." in raw else int(raw)))
-        elif kind == "word" and raw.lower() in {"true", "false", "null"}:
-            out.append(("value", {"true": True, "false": False, "null": None}[raw.lower()]))
-        else:
-            out.append((kind, raw))
-    return out
-
-
-class _Parser:
-    """Recursive descent over the SOQL subset; raises _Refused(400) on anything else."""
-
-    def __init__(self, text: str, lookup: Callable[[_Record, str], Any]) -> None:
-        self.toks, self.i, self.lookup = _tokens(text), 0, lookup
-
-    def peek(self, word: str) -> bool:
-        kind, raw = self.toks[self.i] if self.i < len(self.toks) else ("", "")
-        return kind in {"word", "op"} and str(raw).upper() == word
-
-    def take(self, word: str | None = None) -> tuple[str, Any]:
-        if self.i >= len(self.toks) or (word is not None and not self.peek(word)):
-            raise _Refused(400, "MALFORMED_QUERY", f"expecting {word or 'more'} in query")
-        self.i += 1
-        return self.toks[self.i - 1]
-
-    def name(self, query: _Query | None = None) -> str:
-        kind, raw = self.take()
-        if kind != "word":
-            raise _Refused(400, "MALFORMED_QUERY", "expecting a field name")
-        if query is not None:
-            query.touched.append(str(raw))
-        return str(raw)
-
-    def parse(self) -> _Query:
-        self.take("SELECT")
-        fields = [self.name()]
-        while self.peek(","):
-            self.take(",")
-            fields.append(self.name())
-        self.take("FROM")
-        query = _Query(type=self.name(), fields=fields, touched=list(fields))
-        if self.peek("WHERE"):
-            self.take("WHERE")
-            query.where = self.disjunction(query)
-        if self.peek("ORDER"):
-            self.take("ORDER")
-            self.take("BY")
-            column = self.name(query)
-            descending = self.peek("DESC")
-            if descending or self.peek("ASC"):
-                self.take()
-            query.order = (column, descending)
-        if self.peek("LIMIT"):
-            self.take("LIMIT")
-            kind, raw = self.take()
-            if kind != "value" or not isinstance(raw, int):
-                raise _Refused(400, "MALFORMED_QUERY", "LIMIT needs a number")
-            query.limit = raw
-        if self.i != len(self.toks):
-            raise _Refused(400, "MALFORMED_QUERY", "unexpected text at the end of the query")
-        return query
-
-    def disjunction(self, query: _Query) -> Predicate:
-        terms = [self.conjunction(query)]
-        while self.peek("OR"):
-            self.take("OR")
-            terms.append(self.conjunction(query))
-        return lambda rec: any(t(rec) for t in terms)
-
-    def conjunction(self, query: _Query) -> Predicate:
-        terms = [self.atom(query)]
-        while self.peek("AND"):
-            self.take("AND")
-            terms.append(self.atom(query))
-        return lambda rec: all(t(rec) for t in terms)
-
-    def atom(self, query: _Query) -> Predicate:
-        if self.peek("("):
-            self.take("(")
-            inner = self.disjunction(query)
-            self.take(")")
-            return inner
-        column = self.name(query)
-        if self.peek("IN"):
-            self.take("IN")
-            self.take("(")
-            wanted = [self.value()]
-            while self.peek(","):
-                self.take(",")
-                wanted.append(self.value())
-            self.take(")")
-            keys = {_fold(v) for v in wanted}
-            return lambda rec: _fold(self.lookup(rec, column)) in keys
-        negate = self.peek("!=")
-        self.take("!=" if negate else "=")
-        key = _fold(self.value())
-        return lambda rec: (_fold(self.lookup(rec, column)) == key) != negate
-
-    def value(self) -> Any:
-        kind, raw = self.take()
-        if kind != "value":
-            raise _Refused(400, "MALFORMED_QUERY", "expecting a literal value")
-        return raw
-
-
-def _fold(value: Any) -> Any:
-    """SOQL compares text case-insensitively."""
-    return value.lower() if isinstance(value, str) else value
 
 
 class SalesforceEmulator(Emulator):
@@ -315,7 +177,7 @@ class SalesforceEmulator(Emulator):
     def find_by_email(self, email: str) -> list[str]:
         with self.lock:
             return [r.id for r in self._records.values() if r.deleted_at is None
-                    and _fold(r.values.get("Email")) == _fold(email)]
+                    and fold(r.values.get("Email")) == fold(email)]
 
     def now(self) -> datetime:
         """The org's clock: real UTC now, plus whatever ``advance`` added."""
@@ -373,7 +235,7 @@ class SalesforceEmulator(Emulator):
         if rec is None and len(record_id) == 15:
             rec = next((r for i, r in self._records.items() if i[:15] == record_id), None)
         if rec is None or rec.deleted_at is not None or (sobject and rec.type != sobject):
-            raise _Refused(404, "NOT_FOUND", "The requested resource does not exist")
+            raise Refused(404, "NOT_FOUND", "The requested resource does not exist")
         return rec
 
     def _lookup(self, rec: _Record, column: str) -> Any:
@@ -389,7 +251,7 @@ class SalesforceEmulator(Emulator):
                 relation, name = column.split(".", 1)
                 owner = "Individual" if relation == "Individual" else ""
             if name not in FIELDS.get(owner, ()):
-                raise _Refused(400, "INVALID_FIELD",
+                raise Refused(400, "INVALID_FIELD",
                                f"No such column '{column}' on entity '{sobject}'")
 
     def _write_error(self, rec: _Record, values: Row) -> tuple[str, str, list[str]] | None:
@@ -415,7 +277,7 @@ class SalesforceEmulator(Emulator):
             try:
                 with self.lock:
                     return handler(request, match)
-            except _Refused as refused:
+            except Refused as refused:
                 return self._fail(refused.status, refused.code, refused.message)
         return run
 
@@ -424,7 +286,7 @@ class SalesforceEmulator(Emulator):
 
     def _sobject(self, name: str) -> str:
         if name not in FIELDS:
-            raise _Refused(404, "NOT_FOUND", f"The requested resource does not exist: {name}")
+            raise Refused(404, "NOT_FOUND", f"The requested resource does not exist: {name}")
         return name
 
     def _window(self, request: Request) -> tuple[datetime, datetime]:
@@ -435,7 +297,7 @@ class SalesforceEmulator(Emulator):
             except ValueError:
                 when = None
             if when is None or when.tzinfo is None:
-                raise _Refused(400, "INVALID_QUERY_PARAMETER_VALUE",
+                raise Refused(400, "INVALID_QUERY_PARAMETER_VALUE",
                                f"{name} must be a dateTime with a time zone")
             bounds.append(_to_minute(when))
         return bounds[0], bounds[1]
@@ -462,7 +324,8 @@ class SalesforceEmulator(Emulator):
                               "latestDateCovered": render(end)})
 
     def _query(self, request: Request, match: re.Match[str]) -> Response:
-        query = _Parser(request.arg("q") or "", self._lookup).parse()
+        query = Parser(request.arg("q") or "", self._lookup,
+                       lambda column: column.rsplit(".", 1)[-1] in DATETIMES).parse()
         self._sobject(query.type)
         self._check_columns(query.type, query.touched)
         include_deleted = match["kind"] == "queryAll"
@@ -481,7 +344,7 @@ class SalesforceEmulator(Emulator):
 
     def _more(self, request: Request, match: re.Match[str]) -> Response:
         if match["locator"] not in self._cursors:
-            raise _Refused(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            raise Refused(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(match["locator"], int(match["offset"]))
 
     def _page(self, locator: str, offset: int) -> Response:
@@ -521,9 +384,9 @@ class SalesforceEmulator(Emulator):
         probe = _Record(sobject, dict.fromkeys(FIELDS[sobject]))
         problem = self._write_error(probe, values)
         if problem is not None:
-            raise _Refused(400, problem[0], problem[1])
+            raise Refused(400, problem[0], problem[1])
         if sobject != "Individual" and not values.get("LastName"):
-            raise _Refused(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]")
+            raise Refused(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]")
         record_id = self._insert(sobject, values)
         return Response(201, {"id": record_id, "success": True, "errors": []})
 
@@ -532,7 +395,7 @@ class SalesforceEmulator(Emulator):
         values = request.json() or {}
         problem = self._write_error(rec, values)
         if problem is not None:
-            raise _Refused(400, problem[0], problem[1])
+            raise Refused(400, problem[0], problem[1])
         rec.values.update(values, SystemModstamp=self._tick())
         return Response(204)
 
@@ -544,7 +407,7 @@ class SalesforceEmulator(Emulator):
         body = request.json() or {}
         records = body.get("records") or []
         if len(records) > COLLECTION_LIMIT:
-            raise _Refused(400, "EXCEEDED_ID_LIMIT",
+            raise Refused(400, "EXCEEDED_ID_LIMIT",
                            "record limit reached. cannot submit more than 200 records")
         plans: list[tuple[_Record | None, Row, tuple[str, str, list[str]] | None]] = []
         for values in records:
@@ -574,7 +437,7 @@ class SalesforceEmulator(Emulator):
     def _collection_delete(self, request: Request, match: re.Match[str]) -> Response:
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
         if len(ids) > COLLECTION_LIMIT:
-            raise _Refused(400, "EXCEEDED_ID_LIMIT",
+            raise Refused(400, "EXCEEDED_ID_LIMIT",
                            "record limit reached. cannot submit more than 200 records")
         results: list[Row] = []
         for record_id in ids:

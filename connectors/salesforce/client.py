@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -21,6 +22,7 @@ from simple_salesforce.format import format_soql
 
 from connectors.transport import TimeoutSession, blip_retry, error_for_network, error_for_status
 from core.errors import AuthError, DeliveryError, PermanentError, TransientError
+from core.model import require_aware
 
 T = TypeVar("T")
 
@@ -66,9 +68,24 @@ class Credentials:
                           session=session, version=self.version)
 
 
-def select(columns: str, sobject: str, where: str) -> str:
+def select(columns: str, sobject: str, where: str, *, order_by: str | None = None,
+           limit: int | None = None) -> str:
     """A SOQL query from our own column and type names and an escaped WHERE clause."""
-    return f"SELECT {columns} FROM {sobject} WHERE {where}"  # noqa: S608 - no outside text
+    soql = f"SELECT {columns} FROM {sobject} WHERE {where}"  # noqa: S608 - no outside text
+    if order_by is not None:
+        soql += f" ORDER BY {order_by}"
+    if limit is not None:
+        soql += f" LIMIT {int(limit)}"
+    return soql
+
+
+def soql_datetime(when: datetime) -> str:
+    """A SOQL dateTime literal, unquoted, in UTC and floored to the second.
+
+    ``2024-01-02T10:00:00Z``: SOQL literals carry no fractional seconds, and
+    flooring only widens a ``>`` filter.
+    """
+    return require_aware(when, "SOQL dateTime").astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def any_in(**filters: Sequence[str]) -> str:

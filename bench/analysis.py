@@ -1,0 +1,90 @@
+"""Reading a burst back: job timings from the outbox, end state from the emulators."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from api.stack import Emulators, Stack
+from bench import backends
+from bench.stats import summary_ms
+from core.db import events, jobs
+from core.model import SystemRef
+
+
+def job_rows(stack: Stack, since: datetime) -> list[Any]:
+    with stack.container.engine.connect() as conn:
+        return list(conn.execute(select(
+            jobs.c.destination, jobs.c.subject_id, jobs.c.status, jobs.c.attempts,
+            jobs.c.origin_received_at, jobs.c.claimed_at, jobs.c.done_at)
+            .where(jobs.c.created_at >= since)).all())
+
+
+def latencies(rows: Sequence[Any]) -> dict[str, Any]:
+    """Per destination: webhook accepted -> destination updated (done_at - origin_received_at),
+    split into waiting (-> claimed_at of the last attempt) and the delivery run itself.
+    ``all destinations``: per person, from their first accepted event to their last
+    destination updated."""
+    by_destination: dict[str, dict[str, list[float]]] = defaultdict(
+        lambda: {"total": [], "wait": [], "run": []})
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    for r in rows:
+        if r.status != "done" or r.done_at is None:
+            continue
+        d = by_destination[r.destination]
+        d["total"].append((r.done_at - r.origin_received_at).total_seconds())
+        if r.claimed_at is not None:
+            d["wait"].append((r.claimed_at - r.origin_received_at).total_seconds())
+            d["run"].append((r.done_at - r.claimed_at).total_seconds())
+        first[r.subject_id] = min(first.get(r.subject_id, r.origin_received_at),
+                                  r.origin_received_at)
+        last[r.subject_id] = max(last.get(r.subject_id, r.done_at), r.done_at)
+    out: dict[str, Any] = {}
+    for name, parts in sorted(by_destination.items()):
+        out[name] = {**summary_ms(parts["total"]),
+                     "wait_p50_ms": summary_ms(parts["wait"])["p50_ms"],
+                     "run_p50_ms": summary_ms(parts["run"])["p50_ms"]}
+    out["all destinations (per person)"] = summary_ms(
+        [(last[s] - first[s]).total_seconds() for s in first])
+    return out
+
+
+def _withdrawn(held: dict[str, Any] | None) -> bool:
+    consents = (held or {}).get("consents", {}).values()
+    return bool(consents) and all(c["status"] == "withdrawn" for c in consents)
+
+
+def verify(stack: Stack, emu: Emulators, contacts: Sequence[str],
+           records: Sequence[str]) -> dict[str, Any]:
+    """How many of the N people each system now holds as unsubscribed."""
+    sf = sum(1 for r in records if (emu.salesforce.record(r) or {}).get("HasOptedOutOfEmail"))
+    mc = sum(1 for i in range(len(contacts))
+             if (emu.mailchimp.member(backends.email(i)) or {}).get("status") == "unsubscribed")
+    with stack.container.engine.connect() as conn:
+        subjects = [stack.container.identity.by_ref(conn, SystemRef("hubspot", f"contact:{c}"))
+                    for c in contacts]
+    partner = sum(1 for s in subjects if s and _withdrawn(emu.partner.state(s)))
+    people = len(contacts)
+    return {"salesforce HasOptedOutOfEmail": sf, "mailchimp unsubscribed": mc,
+            "partner withdrawn": partner, "of": people,
+            "all_ok": sf == mc == partner == people}
+
+
+def echo_counts(stack: Stack, since: datetime, poll_seconds: float,
+                jobs_before: int) -> dict[str, Any]:
+    """Wait two Salesforce polls, then count our own writes read back and what they caused."""
+    time.sleep(2 * poll_seconds + 1.0)
+    with stack.container.engine.connect() as conn:
+        read_back = conn.execute(select(func.count()).select_from(events).where(
+            events.c.source == "salesforce", events.c.received_at >= since)).scalar_one()
+        total_jobs = conn.execute(select(func.count()).select_from(jobs).where(
+            jobs.c.created_at >= since)).scalar_one()
+    return {"salesforce_events_read_back": int(read_back),
+            "new_jobs_caused": int(total_jobs) - jobs_before,
+            "waited_seconds": round(2 * poll_seconds + 1.0, 1)}

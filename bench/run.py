@@ -1,0 +1,103 @@
+"""``python -m bench.run``: ingest throughput and unsubscribe propagation, per backend.
+
+    python -m bench.run --people 1000 --events 3000 --backends sqlite,redis
+
+Prints a side-by-side table and writes the same figures as JSON to
+var/bench/latest.json. Everything runs on 127.0.0.1 and stops by itself: each
+phase has a deadline (``--timeout``) after which it reports what it has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import backends, burst, ingest, report
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backends", default="sqlite,redis",
+                   help="comma-separated: sqlite (SQLite + in-process broker), "
+                        "redis (Redis broker + PostgreSQL)")
+    p.add_argument("--people", type=int, default=1000, help="people unsubscribed in the burst")
+    p.add_argument("--events", type=int, default=3000,
+                   help="webhook events posted in the ingest measurement (batches of 100)")
+    p.add_argument("--clients", type=int, default=4, help="client processes posting webhooks")
+    p.add_argument("--poll-seconds", type=float, default=2.0,
+                   help="Salesforce poll interval (production default: 30)")
+    p.add_argument("--worker-threads", type=int, default=4)
+    p.add_argument("--cold", action="store_true",
+                   help="burst: privasync does not know the HubSpot contact ids, so it looks "
+                        "their e-mails up in HubSpot (rate-limited API)")
+    p.add_argument("--phases", default="ingest,burst", help="ingest and/or burst")
+    p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase, seconds")
+    p.add_argument("--postgres-server", default=os.environ.get(
+        "PRIVASYNC_BENCH_POSTGRES", DEFAULT_POSTGRES), help="server URL, no database name")
+    p.add_argument("--redis-url", default=os.environ.get("PRIVASYNC_BENCH_REDIS", DEFAULT_REDIS))
+    p.add_argument("--json", type=Path, default=backends.VAR / "latest.json")
+    args = p.parse_args(argv)
+    if args.people < 1 or args.events < 1 or args.clients < 1:
+        p.error("--people, --events and --clients must be at least 1")
+    return args
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - the benchmark reports to a person
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    services = backends.Services(args.postgres_server, args.redis_url)
+    services.check_loopback()
+    backends.quiet_logging()
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    phases = {p.strip() for p in args.phases.split(",")}
+    config = {"people": args.people, "events": args.events, "clients": args.clients,
+              "poll_seconds": args.poll_seconds, "worker_threads": args.worker_threads,
+              "cold": args.cold, "backends": names}
+    command = "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:])
+    machine = report.machine()
+    _say(f"privasync bench: {command.strip()}")
+    _say(f"machine: {machine['nproc']} cores ({machine['cpu_model']}), "
+         f"{machine['memory_total']} RAM, Python {machine['python']}, "
+         f"load {machine['load_average_at_start']}")
+    started = time.monotonic()
+    results: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for name in names:
+        label = backends.LABELS.get(name, name)
+        if "ingest" in phases:
+            _say(f"[{time.monotonic() - started:6.1f}s] {label}: ingest, {args.events} events")
+            results[name]["ingest"] = ingest.run(
+                name, services, events=args.events, clients=args.clients,
+                poll_seconds=args.poll_seconds, worker_threads=args.worker_threads)
+        if "burst" in phases:
+            _say(f"[{time.monotonic() - started:6.1f}s] {label}: burst, {args.people} people")
+            results[name]["burst"] = burst.run(
+                name, services, people=args.people, poll_seconds=args.poll_seconds,
+                worker_threads=args.worker_threads, cold=args.cold, timeout=args.timeout)
+    runtime = time.monotonic() - started
+    _say(report.table(results, config))
+    _say(f"\nbench runtime {runtime:.0f} s; JSON in {args.json}")
+    document = {"command": command.strip(), "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": machine, "config": config, "runtime_seconds": round(runtime, 1),
+                "results": results}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    ok = all(r.get("burst", {}).get("verified", {}).get("all_ok", True) for r in results.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

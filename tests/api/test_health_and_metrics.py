@@ -1,0 +1,51 @@
+"""What deployment monitoring calls: /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from api.stack import Stack
+from tests.e2e.conftest import mc_status, seed, settle, wait_for
+
+
+def test_healthz_says_alive(embedded: Stack):
+    response = requests.get(f"{embedded.url}/healthz", timeout=10)
+    assert response.status_code == 200 and response.json() == {"status": "alive"}
+
+
+def test_readyz_is_200_when_every_part_is_up(embedded: Stack):
+    wait_for("a worker heartbeat", lambda: requests.get(
+        f"{embedded.url}/readyz", timeout=10).status_code == 200)
+    body = requests.get(f"{embedded.url}/readyz", timeout=10).json()
+    assert body["failing"] == [] and body["checks"]["broker"]["kind"] == "embedded"
+    assert body["checks"]["mappings"]["destinations"] == [
+        "hubspot", "mailchimp", "partner:contact_centre", "salesforce"]
+
+
+def test_readyz_is_503_naming_the_worker_when_it_stops(embedded: Stack):
+    for part in list(embedded.container._running):
+        part.stop()
+        embedded.container._running.remove(part)
+    response = requests.get(f"{embedded.url}/readyz", timeout=10)
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["worker"]
+    assert response.json()["checks"]["worker"]["reason"] == "no worker has reported"
+
+
+def test_metrics_show_events_jobs_latency_and_backlog(embedded: Stack):
+    contact = seed(embedded, "metrics.person@example.org")
+    embedded.emulators.hubspot.ui_unsubscribe_all(contact)
+    wait_for("Mailchimp unsubscribed",
+             lambda: mc_status(embedded, "metrics.person@example.org") == "unsubscribed")
+    settle(embedded)
+    text = requests.get(f"{embedded.url}/metrics", timeout=10).text
+    applied = re.search(r'privasync_events_received_total\{outcome="applied",source="hubspot"\}'
+                        r" (\d+)", text)
+    assert applied is not None and int(applied.group(1)) >= 1
+    assert 'privasync_job_runs_total{destination="mailchimp",outcome="done"}' in text
+    assert 'privasync_propagation_seconds_count{destination="mailchimp"} 1.0' in text
+    assert 'privasync_jobs{destination="mailchimp",status="done"} 1.0' in text
+    assert "privasync_jobs_pending" in text
+    assert "metrics.person" not in text

@@ -1,0 +1,122 @@
+"""Bad input gets a clear 4xx with a reason, never a 500, and nothing half-stored."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from hubspot.utils.signature import Signature
+from sqlalchemy import func, select
+
+from api.stack import WEBHOOK_TOKEN, Stack
+from core.db import consents, events, jobs, subjects
+
+EMAIL = "piet.pieters@example.be"
+
+
+def stored(stack: Stack) -> tuple[int, ...]:
+    with stack.container.engine.connect() as conn:
+        return tuple(int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                     for t in (events, jobs, consents, subjects))
+
+
+def post_hubspot(stack: Stack, body: bytes) -> requests.Response:
+    url = f"{stack.url}/webhooks/hubspot"
+    ts = str(int(time.time() * 1000))
+    sig = Signature.get_signature(client_secret=stack.emulators.hubspot.client_secret,
+                                  request_body=body.decode("utf-8", "replace"),
+                                  signature_version="v3", http_uri=url, timestamp=ts)
+    return requests.post(url, data=body, timeout=10, headers={
+        "X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts,
+        "Content-Type": "application/json"})
+
+
+def event(contact: int | str, **over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "eventId": 1, "subscriptionId": 9, "portalId": 62515, "appId": 54321,
+        "occurredAt": int(time.time() * 1000), "subscriptionType": "contact.propertyChange",
+        "attemptNumber": 0, "objectId": int(contact), "propertyName": "hs_email_optout",
+        "propertyValue": "true", "changeSource": "CRM_UI"}
+    return base | over
+
+
+@pytest.mark.parametrize(("body", "status", "reason"), [
+    (b"{not json", 400, "JSON"),
+    (b'{"eventId": 1}', 400, "array"),
+    (json.dumps([event(1001, subscriptionType="contact.teleported")]).encode(), 400,
+     "contact.teleported"),
+    (json.dumps([{k: v for k, v in event(1001).items() if k != "objectId"}]).encode(), 400,
+     "objectId"),
+    (json.dumps([event(1001, eventId=i) for i in range(101)]).encode(), 400, "100"),
+    (json.dumps([event(999999)]).encode(), 422, "hubspot:contact:999999"),
+])
+def test_bad_hubspot_deliveries_get_a_4xx_with_a_reason_and_store_nothing(
+        embedded: Stack, body: bytes, status: int, reason: str):
+    embedded.emulators.hubspot.create_contact(EMAIL)
+    embedded.emulators.hubspot.flush_webhooks()  # its contact.creation lands first
+    before = stored(embedded)
+    response = post_hubspot(embedded, body)
+    assert response.status_code == status, response.text
+    assert reason in response.json()["reason"]
+    assert stored(embedded) == before
+    assert EMAIL not in response.text
+
+
+def test_one_bad_event_in_a_batch_refuses_the_whole_batch(embedded: Stack):
+    good = embedded.emulators.hubspot.create_contact(EMAIL)
+    embedded.emulators.hubspot.flush_webhooks()
+    before = stored(embedded)
+    body = json.dumps([event(good), event(good, eventId=2, occurredAt="yesterday")]).encode()
+    response = post_hubspot(embedded, body)
+    assert response.status_code == 400 and "occurredAt" in response.json()["reason"]
+    assert stored(embedded) == before
+
+
+def test_a_huge_body_is_refused_before_it_is_read(embedded: Stack):
+    limit = embedded.container.settings.max_body_bytes
+    response = post_hubspot(embedded, b"[" + b" " * limit + b"]")
+    assert response.status_code == 413 and str(limit) in response.json()["reason"]
+
+
+def test_an_unsigned_request_is_401(embedded: Stack):
+    response = requests.post(f"{embedded.url}/webhooks/hubspot", data=b"[]", timeout=10)
+    assert response.status_code == 401 and response.json()["error"] == "Unauthenticated"
+
+
+def test_mailchimp_with_a_wrong_token_is_401_and_its_check_get_too(embedded: Stack):
+    url = f"{embedded.url}/webhooks/mailchimp/wrong-token"
+    assert requests.get(url, timeout=10).status_code == 401
+    posted = requests.post(url, data="type=unsubscribe&data[email]=x@y.z", timeout=10,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert posted.status_code == 401 and stored(embedded) == (0, 0, 0, 0)
+
+
+def test_mailchimps_creation_check_gets_200(embedded: Stack):
+    response = requests.get(f"{embedded.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}", timeout=10)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("form", "reason"), [
+    ({"fired_at": "2026-01-01 10:00:00", "data[email]": EMAIL}, "type"),
+    ({"type": "unsubscribe", "fired_at": "2026-01-01 10:00:00"}, "data[email]"),
+    ({"type": "teleport", "fired_at": "2026-01-01 10:00:00", "data[email]": EMAIL},
+     "not a known Mailchimp event type"),
+    ({"type": "unsubscribe", "fired_at": "last tuesday", "data[email]": EMAIL}, "fired_at"),
+])
+def test_bad_mailchimp_deliveries_get_400_with_a_reason_and_store_nothing(
+        embedded: Stack, form: dict[str, str], reason: str):
+    form = {"data[list_id]": embedded.emulators.mailchimp.list_id} | form
+    response = requests.post(f"{embedded.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}",
+                             data=urlencode(form), timeout=10,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["reason"] and EMAIL not in response.text
+    assert stored(embedded) == (0, 0, 0, 0)
+
+
+def test_an_unknown_path_or_method_is_a_4xx(embedded: Stack):
+    assert requests.get(f"{embedded.url}/webhooks/hubspot", timeout=10).status_code == 405
+    assert requests.get(f"{embedded.url}/nope", timeout=10).status_code == 404
