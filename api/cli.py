@@ -58,12 +58,12 @@ class _Fail(click.ClickException):
 
 @click.group()
 @click.option("--log-level", default=None,
-              help="DEBUG, INFO, WARNING (default: INFO; the demo: WARNING).")
+              help="DEBUG, INFO, WARNING (default: PRIVASYNC_LOG_LEVEL; the demo: WARNING).")
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None) -> None:
     """privasync: consent and erasure sync between CRMs, mailing tools and partners."""
     quiet = ctx.invoked_subcommand == "demo"
-    configure_logging(log_level or ("WARNING" if quiet else "INFO"))
+    configure_logging(log_level or ("WARNING" if quiet else _settings().log_level))
 
 
 @main.command()

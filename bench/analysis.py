@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -76,10 +76,17 @@ def verify(stack: Stack, emu: Emulators, contacts: Sequence[str],
             "all_ok": sf == mc == partner == people}
 
 
-def echo_counts(stack: Stack, since: datetime, poll_seconds: float,
-                jobs_before: int) -> dict[str, Any]:
-    """Wait two Salesforce polls, then count our own writes read back and what they caused."""
-    time.sleep(2 * poll_seconds + 1.0)
+def echo_counts(stack: Stack, since: datetime, poll_seconds: float, jobs_before: int,
+                wait: bool) -> dict[str, Any]:
+    """Our own Salesforce writes read back by the poller, and the jobs they caused.
+
+    getUpdated works to the minute, so a write is read back after the next minute
+    boundary; with ``wait`` this sleeps until then plus two polls."""
+    waited = 0.0
+    if wait:
+        now = datetime.now(UTC)
+        waited = 60 - now.second - now.microsecond / 1e6 + 2 * poll_seconds + 1.0
+        time.sleep(waited)
     with stack.container.engine.connect() as conn:
         read_back = conn.execute(select(func.count()).select_from(events).where(
             events.c.source == "salesforce", events.c.received_at >= since)).scalar_one()
@@ -87,4 +94,4 @@ def echo_counts(stack: Stack, since: datetime, poll_seconds: float,
             jobs.c.created_at >= since)).scalar_one()
     return {"salesforce_events_read_back": int(read_back),
             "new_jobs_caused": int(total_jobs) - jobs_before,
-            "waited_seconds": round(2 * poll_seconds + 1.0, 1)}
+            "waited_seconds": round(waited, 1)}

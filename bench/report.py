@@ -55,6 +55,12 @@ def _verified(b: dict[str, Any]) -> str:
             f"{v['partner withdrawn']} of {v['of']}")
 
 
+def _echo(b: dict[str, Any]) -> str:
+    e = b["burst"]["echo"]
+    waited = f" (+{e['waited_seconds']:.0f} s)" if e["waited_seconds"] else " (no wait)"
+    return f"{e['salesforce_events_read_back']} / {e['new_jobs_caused']}{waited}"
+
+
 INGEST: list[Row] = [
     ("events accepted / sent", lambda b: f"{b['ingest']['events_accepted']} / "
                                          f"{b['ingest']['events_sent']}"),
@@ -90,9 +96,7 @@ WALL: list[Row] = [
     ("jobs/s", lambda b: f"{b['burst']['jobs_per_s']:.0f}"),
     ("unsubscribes/s (all destinations)", lambda b: f"{b['burst']['unsubscribes_per_s']:.0f}"),
     ("app process CPU during burst", lambda b: f"{b['burst']['app_process_cpu_seconds']:.1f} s"),
-    ("echo: SF events read back / new jobs",
-     lambda b: f"{b['burst']['echo']['salesforce_events_read_back']} / "
-               f"{b['burst']['echo']['new_jobs_caused']}"),
+    ("echo: SF events read back / new jobs", _echo),
 ]
 
 

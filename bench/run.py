@@ -41,6 +41,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold", action="store_true",
                    help="burst: privasync does not know the HubSpot contact ids, so it looks "
                         "their e-mails up in HubSpot (rate-limited API)")
+    p.add_argument("--echo", action="store_true",
+                   help="after the burst, wait for the poller to read our Salesforce writes "
+                        "back (next minute boundary + 2 polls) and count the jobs they cause")
     p.add_argument("--phases", default="ingest,burst", help="ingest and/or burst")
     p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase, seconds")
     p.add_argument("--postgres-server", default=os.environ.get(
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     phases = {p.strip() for p in args.phases.split(",")}
     config = {"people": args.people, "events": args.events, "clients": args.clients,
               "poll_seconds": args.poll_seconds, "worker_threads": args.worker_threads,
-              "cold": args.cold, "backends": names}
+              "cold": args.cold, "echo": args.echo,
+              "backends": names}
     command = "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = report.machine()
     _say(f"privasync bench: {command.strip()}")
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"[{time.monotonic() - started:6.1f}s] {label}: burst, {args.people} people")
             results[name]["burst"] = burst.run(
                 name, services, people=args.people, poll_seconds=args.poll_seconds,
-                worker_threads=args.worker_threads, cold=args.cold, timeout=args.timeout)
+                worker_threads=args.worker_threads, cold=args.cold, echo=args.echo,
+                timeout=args.timeout)
     runtime = time.monotonic() - started
     _say(report.table(results, config))
     _say(f"\nbench runtime {runtime:.0f} s; JSON in {args.json}")

@@ -6,7 +6,7 @@ names the file, the line and what is wrong, so a person can fix it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -88,10 +88,6 @@ class Partner(_Strict):
         return value
 
 
-class _PurposesFile(_Strict):
-    purposes: dict[str, Purpose]
-
-
 class _PartnersFile(_Strict):
     partners: dict[str, Partner] = Field(default_factory=dict)
 
@@ -171,7 +167,30 @@ def _validate(model: type[_Strict], path: Path, issues: list[MappingIssue]) -> t
         return None, node
 
 
-def _check_refs(purposes: dict[str, Purpose], names: Sequence[str], file: str,
+def _load_purposes(path: Path, issues: list[MappingIssue]) -> tuple[dict[str, Purpose],
+                                                                      frozenset[str]]:
+    """Each purpose on its own, so one broken entry does not hide the others' names."""
+    data, node = _read(path, issues)
+    if not isinstance(data, dict) or not isinstance(data.get("purposes"), dict):
+        if data is not None or node is not None:
+            issues.append(MappingIssue(path.name, 1, "expected a top-level 'purposes:' mapping"))
+        return {}, frozenset()
+    for extra in sorted(set(data) - {"purposes"}):
+        issues.append(MappingIssue(path.name, _line_of(node, [extra]),
+                                   f"{extra}: unknown key (expected only 'purposes')"))
+    valid: dict[str, Purpose] = {}
+    for name, raw in data["purposes"].items():
+        try:
+            valid[str(name)] = Purpose.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ["purposes", name, *err["loc"]]
+                issues.append(MappingIssue(path.name, _line_of(node, loc),
+                                           f"{'.'.join(map(str, loc))}: {err['msg']}"))
+    return valid, frozenset(map(str, data["purposes"]))
+
+
+def _check_refs(purposes: Collection[str], names: Sequence[str], file: str,
                 node: yaml.Node | None, loc: Sequence[int | str],
                 issues: list[MappingIssue]) -> None:
     for i, name in enumerate(names):
@@ -195,8 +214,7 @@ def load_mappings(directory: Path) -> Mappings:
     purposes_path = directory / "purposes.yaml"
     if not purposes_path.exists():
         raise MappingError([MappingIssue("purposes.yaml", 1, "file is missing")])
-    pfile, _ = _validate(_PurposesFile, purposes_path, issues)
-    purposes: dict[str, Purpose] = dict(pfile.purposes) if pfile else {}
+    purposes, names = _load_purposes(purposes_path, issues)
 
     systems: dict[str, SystemMapping] = {}
     for path in _system_files(directory):
@@ -207,10 +225,10 @@ def load_mappings(directory: Path) -> Mappings:
             issues.append(MappingIssue(path.name, _line_of(node, ["system"]),
                                        f"system {mapping.system!r} is mapped twice"))
         systems[mapping.system] = mapping
-        _check_refs(purposes, mapping.consent.all_email, path.name, node,
+        _check_refs(names, mapping.consent.all_email, path.name, node,
                     ["consent", "all_email"], issues)
         for sub_id, sub in mapping.consent.subscriptions.items():
-            _check_refs(purposes, [sub.purpose], path.name, node,
+            _check_refs(names, [sub.purpose], path.name, node,
                         ["consent", "subscriptions", sub_id, "purpose"], issues)
 
     partners: dict[str, Partner] = {}
@@ -220,7 +238,7 @@ def load_mappings(directory: Path) -> Mappings:
         if pf is not None:
             partners = dict(pf.partners)
             for name, partner in partners.items():
-                _check_refs(purposes, partner.purposes, partners_path.name, node,
+                _check_refs(names, partner.purposes, partners_path.name, node,
                             ["partners", name, "purposes"], issues)
     if issues:
         raise MappingError(issues)

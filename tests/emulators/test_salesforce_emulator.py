@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -135,7 +135,63 @@ def test_query_all_includes_deleted_records_and_query_does_not(emulator):
     assert [r["Id"] for r in sf.query(soql, include_deleted=True)["records"]] == [gone]
 
 
+def soql_literal(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_query_filters_on_system_modstamp_with_datetime_literals_ordered_and_limited(emulator):
+    first = emulator.create_contact("a@example.com")
+    emulator.advance(timedelta(seconds=2))
+    cut = emulator.now()
+    emulator.advance(timedelta(seconds=2))
+    second = emulator.create_contact("b@example.com")
+    third = emulator.create_contact("c@example.com")
+    emulator.ui_set_opt_out(second, True)  # now the newest
+    sf = client(emulator)
+    after = f"SELECT Id, SystemModstamp FROM Contact WHERE SystemModstamp > {soql_literal(cut)}"
+
+    newer = sf.query_all(after + " ORDER BY SystemModstamp")["records"]
+    newest_first = sf.query_all(after + " ORDER BY SystemModstamp DESC LIMIT 1")["records"]
+    older = sf.query_all("SELECT Id FROM Contact WHERE SystemModstamp < "
+                         f"{soql_literal(cut)}")["records"]
+    from_cut = sf.query_all("SELECT Id FROM Contact WHERE SystemModstamp >= "
+                            f"{soql_literal(cut)} AND SystemModstamp <= "
+                            f"{soql_literal(emulator.now() + timedelta(seconds=1))}")["records"]
+
+    assert [r["Id"] for r in newer] == [third, second]
+    assert [parse(r["SystemModstamp"]) for r in newer] == sorted(
+        emulator.record(i)["SystemModstamp"] for i in (second, third))
+    assert [r["Id"] for r in newest_first] == [second]
+    assert [r["Id"] for r in older] == [first]
+    assert {r["Id"] for r in from_cut} == {second, third}
+
+
+def test_datetime_literals_take_a_zone_offset_and_compare_across_relationships(emulator):
+    contact = emulator.create_contact("a@example.com", with_individual=True)
+    cut = emulator.now() - timedelta(seconds=2)
+    emulator.ui_set_solicit_opt_out(contact, True)
+    offset = cut.astimezone(timezone(timedelta(hours=2))).strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    sf = client(emulator)
+
+    by_individual = sf.query_all("SELECT Id FROM Contact WHERE Individual.SystemModstamp > "
+                                 f"{offset} OR Id = '003000000000999AAA'")["records"]
+    without_individual = sf.query_all(f"SELECT Id FROM Contact WHERE SystemModstamp > {offset} "
+                              "AND IndividualId = null")["records"]
+
+    assert [r["Id"] for r in by_individual] == [contact]
+    assert without_individual == []
+
+
 @pytest.mark.parametrize("soql, code", [
+    ("SELECT Id FROM Contact WHERE SystemModstamp > 2024-01-02T10:00:00.000Z", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Contact WHERE SystemModstamp > 2024-01-02T10:00:00", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Contact WHERE SystemModstamp > '2024-01-02T10:00:00Z'", "INVALID_FIELD"),
+    ("SELECT Id FROM Contact WHERE SystemModstamp = true", "INVALID_FIELD"),
+    ("SELECT Id FROM Contact WHERE Email = 2024-01-02T10:00:00Z", "INVALID_FIELD"),
+    ("SELECT Id FROM Contact WHERE Email > 'a'", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Contact WHERE SystemModstamp > null", "INVALID_FIELD"),
+    ("SELECT Id FROM Contact ORDER BY SystemModstamp LIMIT 2024-01-02T10:00:00Z",
+     "MALFORMED_QUERY"),
     ("SELECT Id FROM Contact WHERE Email LIKE 'a%'", "MALFORMED_QUERY"),
     ("SELECT Id FROM Contact GROUP BY Email", "MALFORMED_QUERY"),
     ("SELECT Foo FROM Contact", "INVALID_FIELD"),

@@ -1,0 +1,101 @@
+"""The CLI: exit codes and messages a person can act on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from api.cli import main
+from core.db import make_engine
+
+MAPPINGS = Path(__file__).parents[2] / "mappings"
+
+
+@pytest.fixture
+def env(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PRIVASYNC_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("PRIVASYNC_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("PRIVASYNC_MAPPINGS_DIR", str(MAPPINGS))
+    return tmp_path
+
+
+def test_mappings_validate_accepts_the_shipped_mappings(env: Path):
+    result = CliRunner().invoke(main, ["mappings", "validate"])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+
+def test_mappings_validate_names_file_line_and_problem(env: Path):
+    broken = env / "mappings"
+    shutil.copytree(MAPPINGS, broken)
+    hubspot = broken / "hubspot.yaml"
+    hubspot.write_text(hubspot.read_text().replace("all_email: [product_news, offers]",
+                                                   "all_email: [product_news, ofers]"))
+    (broken / "purposes.yaml").write_text((broken / "purposes.yaml").read_text().replace(
+        "legal_basis: contract\n    consent_required: false\n    channels: [email, phone]",
+        "legal_basis: gut_feeling\n    consent_required: false\n    channels: [email, phone]"))
+    result = CliRunner().invoke(main, ["mappings", "validate", "--dir", str(broken)])
+    assert result.exit_code == 1
+    assert "hubspot.yaml:5: purpose 'ofers' does not exist" in result.output
+    assert "purposes.yaml:7: purposes.service.legal_basis: Input should be" in result.output
+    assert "Error: 2 error(s)" in result.output
+
+
+def test_mappings_validate_reports_broken_yaml_with_its_line(env: Path):
+    broken = env / "mappings"
+    shutil.copytree(MAPPINGS, broken)
+    (broken / "salesforce.yaml").write_text("system: salesforce\nconsent: [unclosed\n")
+    result = CliRunner().invoke(main, ["mappings", "validate", "--dir", str(broken)])
+    assert result.exit_code == 1 and "salesforce.yaml:3: not valid YAML" in result.output
+
+
+def test_the_service_refuses_to_start_on_invalid_mappings(env: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRIVASYNC_MAPPINGS_DIR", str(env / "nowhere"))
+    result = CliRunner().invoke(main, ["scheduler"])
+    assert result.exit_code == 1 and "mappings directory does not exist" in result.output
+
+
+def test_a_partner_secret_missing_from_the_environment_is_named(env: Path):
+    result = CliRunner().invoke(main, ["scheduler"])
+    assert result.exit_code == 1
+    assert "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET" in result.output
+
+
+def test_worker_without_a_broker_url_explains_what_to_do(env: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", "s3cret-for-test")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2 and "PRIVASYNC_BROKER_URL" in result.output
+
+
+def test_invalid_settings_name_the_variable_not_the_value(env: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRIVASYNC_WORKER__THREADS", "lots")
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 1 and "PRIVASYNC_WORKER__THREADS" in result.output
+    assert "lots" not in result.output
+
+
+def test_audit_verify_passes_then_fails_after_tampering(env: Path, sqlite_url: str):
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, :h)"),
+                     {"h": "0" * 64})
+    from datetime import UTC, datetime
+
+    from core import ledger
+
+    with engine.begin() as conn:
+        ledger.append(conn, at=datetime(2026, 1, 1, tzinfo=UTC), kind="test.entry")
+        ledger.append(conn, at=datetime(2026, 1, 2, tzinfo=UTC), kind="test.entry")
+    ok = CliRunner().invoke(main, ["audit", "verify"])
+    assert ok.exit_code == 0 and "2 entries, chain verified" in ok.output
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger WHERE seq = 1"))
+    broken = CliRunner().invoke(main, ["audit", "verify"])
+    assert broken.exit_code == 1 and "BROKEN at entry 2" in broken.output
