@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from api.settings import Settings
+from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
 from connectors.mailchimp import MailchimpConnector
 from connectors.partner import PartnerConnector
@@ -31,7 +32,7 @@ from core.errors import ConfigError
 from core.identity import IdentityMap
 from core.intake import Intake, Routes
 from core.mappings import Mappings, load_mappings
-from core.ports import ConsentDestination
+from core.ports import ConsentDestination, RecordDestination
 from workers import actors
 from workers.broker import make_broker
 from workers.metrics import Metrics
@@ -99,10 +100,14 @@ class Container:
         self._running.append(scheduler)
         return scheduler
 
-    def close(self) -> None:
+    def stop_background(self) -> None:
+        """Stop the worker and scheduler this process runs (the app keeps serving)."""
         for part in reversed(self._running):
             part.stop()
         self._running.clear()
+
+    def close(self) -> None:
+        self.stop_background()
         self.broker.close()
         self.engine.dispose()
 
@@ -162,7 +167,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     """Wire everything from settings. Raises ConfigError with a reason a person can act on."""
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
-    mappings = load_mappings(Path(settings.mappings_dir))
+    mappings = load_mappings(Path(settings.mappings_dir), data_categories())
     if settings.database_url.startswith("sqlite:///"):
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                             exist_ok=True)
@@ -177,7 +182,11 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         mappings, [n for n in destinations if not n.startswith("partner:")]))
     w = settings.worker
     backoff = outbox.Backoff(w.min_backoff_seconds, w.max_backoff_seconds, w.max_attempts)
-    deliverer = Deliverer(engine, identity, destinations, backoff, clock)
+    record_destinations: dict[str, RecordDestination] = {
+        name: c for name, c in connectors.items()
+        if name in destinations and hasattr(c, "push_fields")}
+    deliverer = Deliverer(engine, identity, destinations, backoff, clock, mappings=mappings,
+                          record_destinations=record_destinations)
     broker = make_broker(settings.broker_url)
     metrics = Metrics()
     metrics.watch_backlog(engine, clock)

@@ -171,17 +171,126 @@ def mappings() -> None:
               help="Mappings directory (default: PRIVASYNC_MAPPINGS_DIR).")
 def mappings_validate(directory: Path | None) -> None:
     """Check every mapping file; each error names the file and line. Exit 1 on errors."""
-    from core.mappings import MappingError, load_mappings
-
     path = directory or _settings().mappings_dir
-    try:
-        loaded = load_mappings(Path(path))
-    except MappingError as exc:
-        for issue in exc.issues:
-            click.echo(str(issue), err=True)
-        raise _Fail(f"{len(exc.issues)} error(s) in {path}") from None
+    loaded = _load(directory)
     click.echo(f"{path}: {len(loaded.purposes)} purposes, {len(loaded.systems)} systems, "
                f"{len(loaded.partners)} partners: valid")
+
+
+def _load(directory: Path | None) -> Any:
+    from api.taxonomy import data_categories
+    from core.mappings import MappingError, load_mappings
+
+    path = Path(directory or _settings().mappings_dir)
+    try:
+        return load_mappings(path, data_categories())
+    except MappingError as exc:
+        for issue in exc.issues:
+            click.echo(f"{path.name}/{issue}", err=True)
+        raise _Fail(f"{len(exc.issues)} error(s) in {path}") from None
+
+
+@mappings.command("show")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def mappings_show(directory: Path | None, fmt: str) -> None:
+    """The data map: every field x destination, and on what condition it may flow."""
+    from core.datamap import destinations, flows
+
+    loaded = _load(directory)
+    rows = flows(loaded)
+    if fmt == "json":
+        click.echo(json.dumps([{"field": f.field, "category": f.category, "special": f.special,
+                                "destination": f.destination, "purposes": f.conditions}
+                               for f in rows], indent=2))
+        return
+    names = destinations(loaded)
+    by_field: dict[str, dict[str, str]] = {}
+    for f in rows:
+        by_field.setdefault(f.field, {})[f.destination] = f.summary
+    click.echo(f"Data map: {len(by_field)} fields, destinations: {', '.join(names)}")
+    for field, cells in by_field.items():
+        flag = " (Art. 9)" if loaded.fields[field].special else ""
+        click.echo(f"{field}{flag}")
+        for destination in names:
+            if cells[destination] != "-":
+                click.echo(f"  -> {destination:<24} {cells[destination]}")
+
+
+@mappings.command("explain")
+@click.argument("field")
+@click.option("--to", "destination", required=True, help="A system or partner:NAME.")
+@click.option("--subject", "subject_id", default=None, help="Decide for this stored subject.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+def mappings_explain(field: str, destination: str, subject_id: str | None,
+                     directory: Path | None) -> None:
+    """Whether and why SYSTEM.FIELD flows to DESTINATION (exit 1 if it does not)."""
+    from datetime import UTC, datetime
+
+    from core.datamap import destinations, flows
+    from core.minimise import explain
+
+    loaded = _load(directory)
+    system, _, vendor = field.partition(".")
+    mapping = loaded.systems.get(system)
+    if mapping is None or vendor not in mapping.fields:
+        raise click.UsageError(f"{field!r} is not a mapped field; use SYSTEM.FIELD, e.g. "
+                               "hubspot.date_of_birth")
+    if destination not in destinations(loaded):
+        raise click.UsageError(f"unknown destination {destination!r}; known: "
+                               + ", ".join(destinations(loaded)))
+    fm = mapping.fields[vendor]
+    special = ", special category" if fm.special else ""
+    click.echo(f"{field} is {fm.canonical} ({fm.category}{special}), "
+               f"collected for: {', '.join(fm.purposes)}")
+    click.echo(f"{destination} uses data for: "
+               f"{', '.join(sorted(loaded.destination_purposes(destination))) or 'nothing'}")
+    flow = next(f for f in flows(loaded)
+                if f.field == fm.canonical and f.destination == destination)
+    if not flow.conditions:
+        raise _Fail("does not flow: no purpose in common")
+    for purpose, condition in flow.conditions.items():
+        click.echo(f"  for {purpose}: flows when {condition}")
+    if subject_id is None:
+        return
+    from core import state
+    from core.db import make_engine
+
+    with make_engine(_settings().database_url).connect() as conn:
+        context = state.context(conn, subject_id)
+    reasons = explain(fm.canonical, None, context, loaded.destination_purposes(destination),
+                      loaded, datetime.now(UTC))
+    for purpose, reason in reasons.items():
+        click.echo(f"  subject {subject_id}, {purpose}: "
+                   f"{'flows' if reason is None else 'blocked: ' + reason.value}")
+    if all(r is not None for r in reasons.values()):
+        raise _Fail("does not flow for this subject")
+
+
+@mappings.command("diff")
+@click.argument("old", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("new", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--no-subjects", is_flag=True, help="Skip counting stored people.")
+def mappings_diff(old: Path, new: Path, no_subjects: bool) -> None:
+    """What NEW would start or stop sending compared with OLD, with people affected."""
+    from datetime import UTC, datetime
+
+    from core import datamap, state
+    from core.db import make_engine
+
+    before, after = _load(old), _load(new)
+    contexts: list[Any] = []
+    if not no_subjects:
+        with make_engine(_settings().database_url).connect() as conn:
+            contexts = [state.context(conn, s) for s in list(state.live_subjects(conn))]
+    changes = datamap.diff(before, after, contexts, datetime.now(UTC))
+    if not changes:
+        click.echo("no change in what flows where")
+        return
+    for c in changes:
+        people = "" if no_subjects else (f"  [{c.starts} people start, {c.stops} stop, "
+                                         f"of {len(contexts)}]")
+        click.echo(f"{c.field} -> {c.destination}: {c.before}  =>  {c.after}{people}")
 
 
 @main.command()

@@ -21,17 +21,24 @@ from api.settings import (
     Settings,
     WorkerSettings,
 )
-from core.mappings import load_mappings
+from api.taxonomy import data_categories
+from core.mappings import Mappings, load_mappings
 from emulators.hubspot import HubSpotEmulator
 from emulators.mailchimp import MailchimpEmulator
 from emulators.partner import PartnerEmulator
 from emulators.salesforce import SalesforceEmulator
 
 WEBHOOK_TOKEN = "demo-mailchimp-token"  # noqa: S105 - an emulator's, not a real secret
-HUBSPOT_SUBSCRIPTIONS = ("contact.creation", "contact.deletion", "contact.privacyDeletion",
-                         "contact.merge", "contact.propertyChange:hs_email_optout",
-                         "contact.propertyChange:hs_email_optout_101",
-                         "contact.propertyChange:hs_email_optout_102")
+HUBSPOT_EVENTS = ("contact.creation", "contact.deletion", "contact.privacyDeletion",
+                  "contact.merge", "contact.propertyChange:hs_email_optout")
+
+
+def hubspot_subscriptions(mappings: Mappings) -> tuple[str, ...]:
+    """What a HubSpot app would subscribe to: lifecycle events and every mapped property."""
+    system = mappings.system("hubspot")
+    properties = [f"hs_email_optout_{s}" for s in system.consent.subscriptions]
+    properties += list(system.fields)
+    return HUBSPOT_EVENTS + tuple(f"contact.propertyChange:{p}" for p in properties)
 
 
 @dataclass
@@ -123,7 +130,7 @@ def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
                 worker_threads: int = 4, emulators: Emulators | None = None) -> Stack:
     """Emulators, the app on a free port, a worker and the scheduler, wired together."""
     emu = (emulators or Emulators()).start()
-    mappings = load_mappings(mappings_dir)
+    mappings = load_mappings(mappings_dir, data_categories())
     environ: dict[str, str] = {}
     for partner in mappings.partners.values():
         environ[partner.secret_setting] = emu.partner.secret
@@ -134,7 +141,8 @@ def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
                               poll_seconds=poll_seconds, worker_threads=worker_threads)
     container = build(settings, environ=environ)
     server = AppServer(container).start()
-    emu.hubspot.configure_webhooks(f"{server.url}/webhooks/hubspot", HUBSPOT_SUBSCRIPTIONS)
+    emu.hubspot.configure_webhooks(f"{server.url}/webhooks/hubspot",
+                                   hubspot_subscriptions(mappings))
     emu.mailchimp.configure_webhook(f"{server.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")
     container.start_worker()
     container.start_scheduler()

@@ -15,27 +15,31 @@ from bench import backends
 from bench.stats import summary_ms
 from core.db import events, jobs
 from core.model import SystemRef
+from core.outbox import CONSENT
 
 
 def job_rows(stack: Stack, since: datetime) -> list[Any]:
+    """Every job created since ``since``: consent jobs (the unsubscribes) and any other."""
     with stack.container.engine.connect() as conn:
         return list(conn.execute(select(
-            jobs.c.destination, jobs.c.subject_id, jobs.c.status, jobs.c.attempts,
+            jobs.c.kind, jobs.c.destination, jobs.c.subject_id, jobs.c.status, jobs.c.attempts,
             jobs.c.origin_received_at, jobs.c.claimed_at, jobs.c.done_at)
             .where(jobs.c.created_at >= since)).all())
 
 
-def latencies(rows: Sequence[Any]) -> dict[str, Any]:
+def latencies(rows: Sequence[Any], clicked: datetime) -> dict[str, Any]:
     """Per destination: webhook accepted -> destination updated (done_at - origin_received_at),
     split into waiting (-> claimed_at of the last attempt) and the delivery run itself.
     ``all destinations``: per person, from their first accepted event to their last
-    destination updated."""
+    destination updated; ``from the click``: from the burst's start (every click happens
+    within milliseconds) to the person's last destination updated, HubSpot's queue
+    included."""
     by_destination: dict[str, dict[str, list[float]]] = defaultdict(
         lambda: {"total": [], "wait": [], "run": []})
     first: dict[str, datetime] = {}
     last: dict[str, datetime] = {}
     for r in rows:
-        if r.status != "done" or r.done_at is None:
+        if r.kind != CONSENT or r.status != "done" or r.done_at is None:
             continue
         d = by_destination[r.destination]
         d["total"].append((r.done_at - r.origin_received_at).total_seconds())
@@ -52,6 +56,8 @@ def latencies(rows: Sequence[Any]) -> dict[str, Any]:
                      "run_p50_ms": summary_ms(parts["run"])["p50_ms"]}
     out["all destinations (per person)"] = summary_ms(
         [(last[s] - first[s]).total_seconds() for s in first])
+    out["from the click (per person)"] = summary_ms(
+        [(last[s] - clicked).total_seconds() for s in last])
     return out
 
 
@@ -80,8 +86,9 @@ def echo_counts(stack: Stack, since: datetime, poll_seconds: float, jobs_before:
                 wait: bool) -> dict[str, Any]:
     """Our own Salesforce writes read back by the poller, and the jobs they caused.
 
-    getUpdated works to the minute, so a write is read back after the next minute
-    boundary; with ``wait`` this sleeps until then plus two polls."""
+    The poller's SOQL path reads a write back on its next poll; getUpdated, which
+    works to the minute, reports it again after the next minute boundary. With
+    ``wait`` this sleeps until then plus two polls."""
     waited = 0.0
     if wait:
         now = datetime.now(UTC)

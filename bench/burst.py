@@ -25,12 +25,14 @@ from api.stack import Emulators, Stack
 from bench import backends, stats
 from bench.analysis import echo_counts, job_rows, latencies, verify
 from core.db import events, jobs
+from core.outbox import CONSENT
 from emulators.http import Request, Response
 from emulators.salesforce import SalesforceEmulator
 
 LOOKUP_SOQL = "SELECT Id, Email, IndividualId FROM "  # the destination's, not the poller's
 VENDORS = ("hubspot", "salesforce", "mailchimp", "partner")
 SEED_AGE = timedelta(minutes=5)
+STALL_SECONDS = 20.0
 
 
 class CountingSalesforce(SalesforceEmulator):
@@ -52,9 +54,9 @@ def seed_vendors(emu: Emulators, people: int) -> tuple[list[str], list[str]]:
     """HubSpot contact ids and Salesforce Contact ids of person0..person{N-1}.
 
     The Salesforce Contacts are dated a few minutes back (the org's clock is moved
-    back while seeding): getUpdated works to the minute, so Contacts created this
-    minute would only reach the poller after the next minute boundary, possibly
-    in the middle of the burst."""
+    back while seeding), like records that existed before privasync was connected:
+    the poller's first poll reads them all at once, before the burst, and
+    getUpdated (minute granularity) does not report them again during it."""
     contacts, records = [], []
     emu.salesforce.advance(-SEED_AGE)
     for i in range(people):
@@ -80,12 +82,41 @@ def _wait(what: str, check: Any, deadline: float) -> bool:
     return False
 
 
+def _settle(stack: Stack, since: datetime, deadline: float, kind: str | None) -> str:
+    """Wait until no job (of ``kind``, created since ``since``) is pending or running.
+    Stop early, reporting it, when only running jobs are left and none has finished
+    for STALL_SECONDS (a worker lost their outcome: the reconciler takes them back
+    only after ``stale_after``)."""
+    query = select(jobs.c.status, func.count()).where(jobs.c.created_at >= since)
+    if kind is not None:
+        query = query.where(jobs.c.kind == kind)
+    query = query.group_by(jobs.c.status)
+    last_done, changed = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with stack.container.engine.connect() as conn:
+            counts = dict(conn.execute(query).all())
+        if not counts.get("pending") and not counts.get("running"):
+            return "complete"
+        if counts.get("done", 0) != last_done:
+            last_done, changed = counts.get("done", 0), time.monotonic()
+        elif not counts.get("pending") and time.monotonic() - changed > STALL_SECONDS:
+            print(f"  ! {counts['running']} job(s) left running, no progress for "  # noqa: T201
+                  f"{STALL_SECONDS:.0f} s", flush=True)
+            return f"stalled: {counts['running']} job(s) stuck running"
+        time.sleep(0.1)
+    print("  ! timed out waiting for jobs to finish", flush=True)  # noqa: T201
+    return "timed out"
+
+
 def _snapshot(emu: Emulators) -> dict[str, Any]:
     sf = emu.salesforce
     assert isinstance(sf, CountingSalesforce)
     with sf.lock:
         queries = Counter(sf.queries)
+    with emu.hubspot.lock:
+        statuses = Counter(str(status) for _, _, status in emu.hubspot.log)
     return {"calls": {name: stats.calls(getattr(emu, name)) for name in VENDORS},
+            "hubspot_statuses": statuses,
             "sf_queries": queries, "deliveries": len(emu.hubspot.webhook_deliveries)}
 
 
@@ -118,33 +149,38 @@ def run(backend: str, services: backends.Services, *, people: int, poll_seconds:
         _wait("the Salesforce poller's first poll", lambda: _count(stack, select(
             func.count()).select_from(events).where(events.c.source == "salesforce"))
             >= people, deadline)
+        quiet = _settle(stack, datetime.min.replace(tzinfo=UTC), deadline, None)
         before = _snapshot(emu)
         cpu0, started = stats.cpu_seconds(), datetime.now(UTC)
         for contact in contacts:
             emu.hubspot.ui_unsubscribe_all(contact)
         emu.hubspot.flush_webhooks(timeout=max(1.0, deadline - time.monotonic()))
         ingested = datetime.now(UTC)
-        open_jobs = select(func.count()).select_from(jobs).where(
-            jobs.c.created_at >= started, jobs.c.status.in_(["pending", "running"]))
-        complete = _wait("every job to finish", lambda: _count(stack, open_jobs) == 0, deadline)
+        complete = _settle(stack, started, deadline, CONSENT)
         cpu = stats.cpu_seconds() - cpu0
         after = _snapshot(emu)
         rows = job_rows(stack, started)
         checked = verify(stack, emu, contacts, records)
         echoed = echo_counts(stack, started, poll_seconds, len(rows), wait=echo)
     sent = emu.hubspot.webhook_deliveries[before["deliveries"]:after["deliveries"]]
-    lat = latencies(rows)
-    last_done = max((r.done_at for r in rows if r.done_at is not None), default=ingested)
+    lat = latencies(rows, started)
+    last_done = max((r.done_at for r in rows if r.kind == CONSENT and r.done_at is not None),
+                    default=ingested)
     wall = (last_done - started).total_seconds()
-    done = sum(1 for r in rows if r.status == "done")
+    consent = [r for r in rows if r.kind == CONSENT]
+    done = sum(1 for r in consent if r.status == "done")
     return {
         "people": people, "identity": "cold: HubSpot ids unknown, e-mails looked up in HubSpot"
         if cold else "HubSpot ids + e-mails known (SubjectSeen via container.intake.accept)",
-        "identity_seeding_seconds": round(seeded, 2), "complete": complete,
+        "identity_seeding_seconds": round(seeded, 2), "outcome": complete,
         "webhook_deliveries": {"batches": len(sent), "events": sum(n for s, n in sent),
                                "non_2xx": sum(1 for s, _ in sent if not 200 <= s < 300),
                                "largest_batch": max((n for _, n in sent), default=0)},
-        "jobs": dict(Counter(f"{r.destination}:{r.status}" for r in rows)),
+        "before_burst": quiet,
+        "jobs": dict(Counter(f"{r.destination}:{r.status}" for r in consent)),
+        "other_jobs": dict(Counter(f"{r.kind}:{r.destination}:{r.status}" for r in rows
+                                   if r.kind != CONSENT)),
+        "hubspot_statuses": dict(after["hubspot_statuses"] - before["hubspot_statuses"]),
         "latency": lat,
         "verified": checked,
         "api_calls": _api_calls(before, after, people),
@@ -154,6 +190,4 @@ def run(backend: str, services: backends.Services, *, people: int, poll_seconds:
         "unsubscribes_per_s": round(people / max(wall, 1e-9), 1),
         "app_process_cpu_seconds": round(cpu, 2),
         "echo": echoed,
-        "hubspot_writes": "none: the unsubscribes come from HubSpot, so privasync writes "
-                          "nothing back there; HubSpot's 100 requests/10 s limit is not hit",
     }

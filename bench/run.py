@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"privasync bench: {command.strip()}")
     _say(f"machine: {machine['nproc']} cores ({machine['cpu_model']}), "
          f"{machine['memory_total']} RAM, Python {machine['python']}, "
-         f"load {machine['load_average_at_start']}")
+         f"load {machine['load_average_at_start']}; tree {machine['git']}")
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {name: {} for name in names}
     for name in names:
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 worker_threads=args.worker_threads, cold=args.cold, echo=args.echo,
                 timeout=args.timeout)
     runtime = time.monotonic() - started
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     _say(report.table(results, config))
     _say(f"\nbench runtime {runtime:.0f} s; JSON in {args.json}")
     document = {"command": command.strip(), "at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
@@ -67,6 +69,7 @@ subjects = Table(
     Column("created_at", AwareDateTime, nullable=False),
     Column("merged_into", String(36), nullable=True),
     Column("erased_at", AwareDateTime, nullable=True),
+    Column("is_customer", Boolean, nullable=False, server_default=false()),
 )
 
 subject_keys = Table(
@@ -105,6 +108,16 @@ consents = Table(
     Column("updated_at", AwareDateTime, nullable=False),
 )
 
+# A keyed hash of each mapped field's last value per subject: enough to tell a
+# real change from our own write echoing back, without keeping the value.
+field_state = Table(
+    "field_state", metadata,
+    Column("subject_id", String(36), ForeignKey("subjects.id"), primary_key=True),
+    Column("field", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("occurred_at", AwareDateTime, nullable=False),
+)
+
 events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -135,6 +148,9 @@ jobs = Table(
     Column("created_at", AwareDateTime, nullable=False),
     Column("updated_at", AwareDateTime, nullable=False),
     Column("done_at", AwareDateTime, nullable=True),
+    # Record jobs only: the changed fields, encrypted under the subject's key and
+    # cleared once delivered (values live here only until they reach the destination).
+    Column("payload", LargeBinary, nullable=True),
     Index("ix_jobs_destination_status_due", "destination", "status", "next_attempt_at"),
     Index("ix_jobs_subject_destination", "subject_id", "destination", "kind", "status"),
 )

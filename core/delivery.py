@@ -4,6 +4,7 @@ record each outcome with a ledger receipt. No broker here: the worker wraps this
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,11 +12,13 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
 
-from core import ledger, outbox, state
+from core import ledger, outbox, records, state
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.identity import IdentityMap
-from core.model import Outcome, SystemRef
-from core.ports import ConsentDestination
+from core.mappings import Mappings
+from core.minimise import minimise
+from core.model import DestinationRecord, Outcome, SystemRef
+from core.ports import ConsentDestination, RecordDestination
 
 
 @dataclass
@@ -27,19 +30,26 @@ class DeliveryReport:
     latencies: list[float] = field(default_factory=list)
     retry_job_id: int | None = None
     retry_in: float | None = None
+    dropped: Counter[str] = field(default_factory=Counter)
 
 
 class Deliverer:
     def __init__(self, engine: Engine, identity: IdentityMap,
                  destinations: Mapping[str, ConsentDestination], backoff: outbox.Backoff,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], *, mappings: Mappings | None = None,
+                 record_destinations: Mapping[str, RecordDestination] | None = None) -> None:
         self.engine = engine
         self.identity = identity
         self.destinations = destinations
+        self.record_destinations = record_destinations or {}
+        self.mappings = mappings
         self.backoff = backoff
         self.clock = clock
 
-    def _batch_size(self, destination: str) -> int:
+    def _batch_size(self, destination: str, kind: str) -> int:
+        if kind == outbox.RECORD:
+            found_r = self.record_destinations.get(destination)
+            return found_r.record_batch_size if found_r is not None else 100
         found = self.destinations.get(destination)
         return found.batch_size if found is not None else 100
 
@@ -51,6 +61,9 @@ class Deliverer:
             report.outcomes["noop"] += 1
             return report
         report.destination = claim.destination
+        if claim.kind == outbox.RECORD:
+            self._run_records(claim, report)
+            return report
         destination = self.destinations.get(claim.destination)
         if destination is None:
             self._finish(claim, {}, PermanentError(
@@ -70,6 +83,48 @@ class Deliverer:
             raise
         self._finish(claim, {o.subject_id: o for o in results}, None, report)
         return report
+
+    def _run_records(self, claim: outbox.Claim, report: DeliveryReport) -> None:
+        """Minimise each job's fields for this destination, now; push what may go."""
+        destination = self.record_destinations.get(claim.destination)
+        if destination is None or self.mappings is None:
+            self._finish(claim, {}, PermanentError(
+                f"destination {claim.destination} takes no fields", error_class="not_configured"),
+                report)
+            return
+        purposes = self.mappings.destination_purposes(claim.destination)
+        now = self.clock()
+        outgoing: list[DestinationRecord] = []
+        receipts: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            for job in claim.jobs:
+                fields = records.unseal(conn, job.subject_id, job.payload)
+                decision = minimise(fields, state.context(conn, job.subject_id), purposes,
+                                    self.mappings, now)
+                report.dropped.update(r.value for r in decision.dropped.values())
+                receipts[job.subject_id] = {
+                    "kept": ",".join(sorted(decision.kept)),
+                    "dropped": ",".join(f"{n}:{r.value}" for n, r in sorted(
+                        decision.dropped.items()))}
+                if decision.kept:
+                    snap = state.snapshot(conn, self.identity, job.subject_id, claim.destination)
+                    outgoing.append(DestinationRecord(
+                        job.subject_id, snap.email, snap.refs,
+                        {n: v.value for n, v in decision.kept.items()}))
+        results: dict[str, Outcome] = {
+            sid: Outcome(sid, note="nothing may flow to this destination")
+            for sid in receipts if sid not in {r.subject_id for r in outgoing}}
+        try:
+            if outgoing:
+                results.update({o.subject_id: o for o in destination.push_fields(outgoing)})
+        except DeliveryError as exc:
+            self._finish(claim, {}, exc, report)
+            return
+        except BaseException:
+            outbox.release(self.engine, [j.id for j in claim.jobs], self.clock())
+            raise
+        self._finish(claim, {sid: dataclasses.replace(o, detail={**o.detail, **receipts[sid]})
+                             for sid, o in results.items() if sid in receipts}, None, report)
 
     def _finish(self, claim: outbox.Claim, results: Mapping[str, Outcome],
                 whole: DeliveryError | None, report: DeliveryReport) -> None:

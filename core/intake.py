@@ -16,8 +16,9 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
-from core import ledger, outbox, state
+from core import ledger, outbox, records, state
 from core.consent import Verdict, resolve
 from core.db import events, requests
 from core.errors import BadInput, UnknownSubject
@@ -31,6 +32,7 @@ from core.model import (
     ErasureRequested,
     EventMeta,
     IdentifierChanged,
+    RecordChanged,
     SubjectDeleted,
     SubjectSeen,
     SubjectsMerged,
@@ -47,24 +49,35 @@ def add_months(when: datetime, months: int) -> datetime:
 
 @dataclass(frozen=True)
 class Routes:
-    """Which destination cares about which purposes, and which system it is."""
+    """Which destination cares about which purposes' consent, and which fields it holds."""
 
     purposes: dict[str, frozenset[str]]
+    fields: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_mappings(cls, mappings: Mappings, systems: Iterable[str]) -> Routes:
         routes: dict[str, frozenset[str]] = {}
+        fields: dict[str, frozenset[str]] = {}
         for name in systems:
-            consent = mappings.system(name).consent
-            routes[name] = frozenset(consent.all_email) | frozenset(
-                s.purpose for s in consent.subscriptions.values())
+            system = mappings.system(name)
+            routes[name] = frozenset(system.consent.all_email) | frozenset(
+                s.purpose for s in system.consent.subscriptions.values())
+            fields[name] = frozenset(f.canonical for f in system.fields.values())
         for name, partner in mappings.partners.items():
             routes[f"partner:{name}"] = frozenset(partner.purposes)
-        return cls(routes)
+            fields[f"partner:{name}"] = frozenset(
+                c for c, f in mappings.fields.items() if set(f.purposes) & set(partner.purposes))
+        return cls(routes, fields)
 
     def targets(self, purposes: Iterable[str], source: str | None) -> list[str]:
         wanted = set(purposes)
         return [d for d, ps in self.purposes.items() if d != source and ps & wanted]
+
+    def record_targets(self, names: Iterable[str], source: str) -> list[str]:
+        """Destinations other than the source that hold or may receive any of these fields;
+        whether each field may really go is decided at delivery (minimise)."""
+        wanted = set(names)
+        return [d for d, fs in self.fields.items() if d != source and fs & wanted]
 
 
 @dataclass
@@ -84,7 +97,21 @@ class Intake:
         self.routes = routes
 
     def accept(self, batch: Sequence[CanonicalEvent], received_at: datetime) -> IntakeResult:
-        """Apply a delivery atomically. Raises BadInput (nothing stored) on a bad event."""
+        """Apply a delivery atomically. Raises BadInput (nothing stored) on a bad event.
+
+        A concurrent delivery about the same new person can win a unique key
+        first; the whole transaction rolled back, so it is simply run again.
+        """
+        for attempt in range(3):
+            try:
+                return self._accept_once(batch, received_at)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _accept_once(self, batch: Sequence[CanonicalEvent],
+                     received_at: datetime) -> IntakeResult:
         result = IntakeResult()
         ordered = sorted(batch, key=lambda e: e.meta.occurred_at)
         with self.engine.begin() as conn:
@@ -93,7 +120,13 @@ class Intake:
                     result.duplicates += 1
                     result.outcomes.append("duplicate")
                     continue
-                outcome, subject_id, targets = self._apply(conn, ev, received_at)
+                subject_id: str | None
+                if isinstance(ev, RecordChanged):
+                    outcome, subject_id, record_jobs = self._record_changed(conn, ev, received_at)
+                    targets: list[str] = []
+                    result.job_ids.extend(record_jobs)
+                else:
+                    outcome, subject_id, targets = self._apply(conn, ev, received_at)
                 conn.execute(insert(events).values(
                     source=ev.meta.source, source_event_id=ev.meta.source_event_id,
                     kind=ev.meta.kind or type(ev).__name__, subject_id=subject_id,
@@ -134,6 +167,7 @@ class Intake:
             return "recorded", subject_id, []
         if isinstance(ev, ErasureRequested):
             return self._erasure(conn, ev, subject_id, now)
+        assert isinstance(ev, IdentifierChanged), type(ev).__name__
         return self._identifier(conn, ev, subject_id, now)
 
     def _consent(self, conn: Connection, ev: ConsentChanged,
@@ -178,6 +212,36 @@ class Intake:
                                   "wording_version": ev.evidence.wording_version,
                                   "proof_reference": ev.evidence.proof_reference}
         ledger.append(conn, at=now, kind=kind, subject_id=subject_id, detail=detail)
+
+    def _record_changed(self, conn: Connection, ev: RecordChanged,
+                        now: datetime) -> tuple[str, str, list[int]]:
+        """Remember what changed (as hashes) and queue the encrypted values per destination."""
+        subject_id, _ = self.identity.resolve(conn, ev.subject, now)
+        fields = dict(ev.fields)
+        # An address is identity, not a field to copy around: attach it, never fan it out.
+        address = fields.pop(records.EMAIL_FIELD, None)
+        if address is not None and address.value:
+            self.identity.add_email(conn, subject_id, address.value)
+        records.note_customer(conn, subject_id, fields)
+        changed = records.changed_fields(conn, self.identity.keyring, subject_id, fields)
+        if not changed:
+            return "unchanged", subject_id, []
+        ledger.append(conn, at=now, kind="record.changed", subject_id=subject_id,
+                      detail={"source": ev.meta.source, "event": ev.meta.source_event_id,
+                              "fields": sorted(changed)})
+        job_ids: list[int] = []
+        for destination in self.routes.record_targets(changed, ev.meta.source):
+            existing = outbox.pending(conn, kind=outbox.RECORD, destination=destination,
+                                      subject_id=subject_id)
+            if existing is not None:
+                records.merge_into_pending(conn, existing, subject_id, changed)
+                continue
+            job = outbox.enqueue(conn, kind=outbox.RECORD, destination=destination,
+                                 subject_id=subject_id, now=now, origin_received_at=now,
+                                 payload=records.seal(conn, subject_id, changed))
+            if job is not None:
+                job_ids.append(job)
+        return "applied", subject_id, job_ids
 
     def _seen_subject(self, conn: Connection, ev: SubjectSeen,
                       now: datetime) -> tuple[str, str, list[str]]:

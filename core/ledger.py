@@ -81,10 +81,14 @@ class ChainReport:
 
 
 def verify(conn: Connection, batch: int = 5000) -> ChainReport:
-    """Recompute the whole chain; report the first entry that does not match."""
+    """Recompute the chain up to the head as it is now; report the first entry that
+    does not match. Entries appended while it runs are left for the next check."""
+    head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
+                        .where(ledger_head.c.id == 1)).first()
+    end = head.seq if head is not None else 0
     prev_hash, count, last_seq = GENESIS, 0, 0
-    while True:
-        rows = conn.execute(select(ledger).where(ledger.c.seq > last_seq)
+    while last_seq < end:
+        rows = conn.execute(select(ledger).where(ledger.c.seq > last_seq, ledger.c.seq <= end)
                             .order_by(ledger.c.seq).limit(batch)).all()
         if not rows:
             break
@@ -94,7 +98,9 @@ def verify(conn: Connection, batch: int = 5000) -> ChainReport:
             if row.prev_hash != prev_hash or row.hash != expected or row.seq != last_seq + 1:
                 return ChainReport(count, False, row.seq)
             prev_hash, last_seq, count = row.hash, row.seq, count + 1
-    head = conn.execute(select(ledger_head.c.hash).where(ledger_head.c.id == 1)).scalar()
-    if head is not None and head != prev_hash:
+    if last_seq != end or (head is not None and head.hash != prev_hash):
         return ChainReport(count, False, last_seq + 1)
+    extra = conn.execute(select(ledger.c.seq).where(ledger.c.seq > end).limit(1)).first()
+    if head is None and extra is not None:
+        return ChainReport(count, False, 1)
     return ChainReport(count, True)

@@ -6,8 +6,10 @@ names the file, the line and what is wrong, so a person can fix it.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,35 @@ class LegalBasis(StrEnum):
     PUBLIC_TASK = "public_task"
 
 
+class Art9Ground(StrEnum):
+    """Art. 9(2) grounds for processing special categories."""
+
+    EXPLICIT_CONSENT = "explicit_consent"              # (a)
+    EMPLOYMENT_SOCIAL_SECURITY = "employment_social_security"  # (b)
+    VITAL_INTERESTS = "vital_interests"                # (c)
+    NOT_FOR_PROFIT_BODY = "not_for_profit_body"        # (d)
+    MADE_PUBLIC = "made_public"                        # (e)
+    LEGAL_CLAIMS = "legal_claims"                      # (f)
+    SUBSTANTIAL_PUBLIC_INTEREST = "substantial_public_interest"  # (g)
+    HEALTH_CARE = "health_care"                        # (h)
+    PUBLIC_HEALTH = "public_health"                    # (i)
+    ARCHIVING_RESEARCH = "archiving_research"          # (j)
+
+
+# Art. 9(1) (and Art. 10, criminal history) as fideslang data categories: a field
+# in one of these is a special category whatever its mapping says.
+SPECIAL_CATEGORY_PREFIXES = (
+    "user.biometric", "user.authorization.biometric", "user.health_and_medical",
+    "user.demographic.race_ethnicity", "user.demographic.religious_belief",
+    "user.demographic.political_opinion", "user.demographic.sexual_orientation",
+    "user.criminal_history",
+)
+
+
+def is_special_category(category: str) -> bool:
+    return any(category == p or category.startswith(p + ".") for p in SPECIAL_CATEGORY_PREFIXES)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +74,22 @@ class Purpose(_Strict):
     channels: tuple[Channel, ...] = ()
     retention_days: int | None = Field(default=None, gt=0)
     reconfirm_days: int | None = Field(default=None, gt=0)
+    soft_opt_in: bool = False
+    art9_ground: Art9Ground | None = None
+
+
+class FieldMapping(_Strict):
+    """One vendor field: what it is (fideslang category) and what it is for."""
+
+    canonical: str = Field(pattern=_NAME)
+    category: str
+    purposes: tuple[str, ...] = Field(min_length=1)
+    special_category: bool = False
+    retention_days: int | None = Field(default=None, gt=0)
+
+    @property
+    def special(self) -> bool:
+        return self.special_category or is_special_category(self.category)
 
 
 class Subscription(_Strict):
@@ -65,7 +112,13 @@ class SystemConsent(_Strict):
 class SystemMapping(_Strict):
     system: str = Field(pattern=_NAME)
     description: str = ""
+    purposes: tuple[str, ...] = ()
     consent: SystemConsent = SystemConsent()
+    fields: dict[str, FieldMapping] = Field(default_factory=dict)
+
+    def vendor_field(self, canonical: str) -> str | None:
+        """The vendor's name for a canonical field in this system, if it holds it."""
+        return next((v for v, f in self.fields.items() if f.canonical == canonical), None)
 
 
 class Partner(_Strict):
@@ -115,12 +168,20 @@ class Mappings:
     purposes: dict[str, Purpose]
     systems: dict[str, SystemMapping]
     partners: dict[str, Partner]
+    fields: dict[str, FieldMapping] = dataclass_field(default_factory=dict)
 
     def system(self, name: str) -> SystemMapping:
         return self.systems.get(name, SystemMapping(system=name))
 
     def marketing_purposes(self, channel: Channel = Channel.EMAIL) -> tuple[str, ...]:
         return tuple(k for k, p in self.purposes.items() if channel in p.channels)
+
+    def destination_purposes(self, destination: str) -> frozenset[str]:
+        """What a destination (``hubspot``, ``partner:acme``) uses personal data for."""
+        if destination.startswith("partner:"):
+            partner = self.partners.get(destination.removeprefix("partner:"))
+            return frozenset(partner.purposes) if partner else frozenset()
+        return frozenset(self.system(destination).purposes)
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
@@ -150,6 +211,7 @@ def _read(path: Path, issues: list[MappingIssue]) -> tuple[Any, yaml.Node | None
         problem = getattr(exc, "problem", None) or "parse error"
         issues.append(MappingIssue(path.name, line, f"not valid YAML: {problem}"))
         return None, None
+    _duplicate_keys(node, path.name, issues)
     return data, node
 
 
@@ -206,8 +268,65 @@ def _system_files(directory: Path) -> Iterator[Path]:
             yield path
 
 
-def load_mappings(directory: Path) -> Mappings:
-    """Load and cross-check every mapping file. Raises MappingError listing all issues."""
+def _check_fields(mapping: SystemMapping, file: str, node: yaml.Node | None,
+                  names: frozenset[str], purposes: dict[str, Purpose],
+                  categories: Collection[str],
+                  seen: dict[str, tuple[FieldMapping, str]],
+                  issues: list[MappingIssue]) -> None:
+    """Taxonomy keys, purposes, double mappings, Art. 9 grounds, one meaning per field."""
+    canonical_here: dict[str, str] = {}
+    for vendor, fm in mapping.fields.items():
+        at = ["fields", vendor]
+        if fm.category not in categories:
+            close = difflib.get_close_matches(fm.category, list(categories), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            issues.append(MappingIssue(file, _line_of(node, [*at, "category"]),
+                                       f"field {vendor}: unknown data category "
+                                       f"{fm.category!r} (not in the fideslang taxonomy){hint}"))
+        _check_refs(names, fm.purposes, file, node, [*at, "purposes"], issues)
+        if fm.canonical in canonical_here:
+            issues.append(MappingIssue(file, _line_of(node, at),
+                                       f"field {fm.canonical!r} is mapped twice (by "
+                                       f"{canonical_here[fm.canonical]} and {vendor})"))
+        canonical_here[fm.canonical] = vendor
+        if fm.special:
+            for p in fm.purposes:
+                if p in purposes and purposes[p].art9_ground is None:
+                    issues.append(MappingIssue(
+                        file, _line_of(node, [*at, "purposes"]),
+                        f"field {vendor} is a special category (Art. 9) routed to purpose "
+                        f"{p!r}, which has no art9_ground in purposes.yaml"))
+        earlier = seen.get(fm.canonical)
+        if earlier is None:
+            seen[fm.canonical] = (fm, file)
+        elif (earlier[0].category, set(earlier[0].purposes), earlier[0].special) != (
+                fm.category, set(fm.purposes), fm.special):
+            issues.append(MappingIssue(file, _line_of(node, at),
+                                       f"field {fm.canonical!r} has another category, purposes "
+                                       f"or sensitivity than in {earlier[1]}"))
+
+
+def _duplicate_keys(node: yaml.Node | None, file: str, issues: list[MappingIssue]) -> None:
+    """PyYAML keeps the last of two equal keys silently; an admin must hear of it."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in first:
+                issues.append(MappingIssue(file, line, f"key {key.value!r} appears twice "
+                                                       f"(first on line {first[key.value]})"))
+            first.setdefault(key.value, line)
+            _duplicate_keys(value, file, issues)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _duplicate_keys(item, file, issues)
+
+
+def load_mappings(directory: Path, categories: Collection[str]) -> Mappings:
+    """Load and cross-check every mapping file against the data-category taxonomy.
+
+    Raises MappingError listing every issue with its file and line.
+    """
     if not directory.is_dir():
         raise MappingError([MappingIssue(str(directory), 1, "mappings directory does not exist")])
     issues: list[MappingIssue] = []
@@ -215,6 +334,7 @@ def load_mappings(directory: Path) -> Mappings:
     if not purposes_path.exists():
         raise MappingError([MappingIssue("purposes.yaml", 1, "file is missing")])
     purposes, names = _load_purposes(purposes_path, issues)
+    fields: dict[str, tuple[FieldMapping, str]] = {}
 
     systems: dict[str, SystemMapping] = {}
     for path in _system_files(directory):
@@ -225,8 +345,10 @@ def load_mappings(directory: Path) -> Mappings:
             issues.append(MappingIssue(path.name, _line_of(node, ["system"]),
                                        f"system {mapping.system!r} is mapped twice"))
         systems[mapping.system] = mapping
+        _check_refs(names, mapping.purposes, path.name, node, ["purposes"], issues)
         _check_refs(names, mapping.consent.all_email, path.name, node,
                     ["consent", "all_email"], issues)
+        _check_fields(mapping, path.name, node, names, purposes, categories, fields, issues)
         for sub_id, sub in mapping.consent.subscriptions.items():
             _check_refs(names, [sub.purpose], path.name, node,
                         ["consent", "subscriptions", sub_id, "purpose"], issues)
@@ -242,4 +364,5 @@ def load_mappings(directory: Path) -> Mappings:
                             ["partners", name, "purposes"], issues)
     if issues:
         raise MappingError(issues)
-    return Mappings(purposes=purposes, systems=systems, partners=partners)
+    return Mappings(purposes=purposes, systems=systems, partners=partners,
+                    fields={c: f for c, (f, _) in fields.items()})

@@ -140,6 +140,32 @@ class SubjectsMerged:
 
 
 @dataclass(frozen=True)
+class FieldValue:
+    """A field's value as the source holds it; ``collected_at`` starts its retention clock.
+
+    ``value`` None means the field was cleared.
+    """
+
+    value: str | None
+    collected_at: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.collected_at, "collected_at")
+
+
+@dataclass(frozen=True)
+class RecordChanged:
+    """Mapped fields of a record changed (or were rectified, Art. 16) in a system.
+
+    ``fields`` uses canonical names: the vendor's names stop at the connector.
+    """
+
+    meta: EventMeta
+    subject: SubjectHint
+    fields: tuple[tuple[str, FieldValue], ...]
+
+
+@dataclass(frozen=True)
 class IdentifierChanged:
     """A system changed the subject's e-mail address (e.g. Mailchimp ``upemail``)."""
 
@@ -150,7 +176,7 @@ class IdentifierChanged:
 
 
 CanonicalEvent = (ConsentChanged | SubjectSeen | SubjectDeleted | ErasureRequested
-                  | SubjectsMerged | IdentifierChanged)
+                  | SubjectsMerged | IdentifierChanged | RecordChanged)
 
 
 @dataclass(frozen=True)
@@ -199,3 +225,16 @@ class Outcome:
     learned_refs: tuple[str, ...] = ()
     note: str = ""
     detail: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DestinationRecord:
+    """Fields a destination may receive for one subject, already minimised.
+
+    ``fields`` maps canonical names to values (None clears the field).
+    """
+
+    subject_id: str
+    email: str | None
+    refs: tuple[str, ...]
+    fields: Mapping[str, str | None]

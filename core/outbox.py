@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.db import jobs
 
 PENDING, RUNNING, DONE, FAILED, DEAD = "pending", "running", "done", "failed", "dead"
-CONSENT = "consent"
+CONSENT, RECORD = "consent", "record"
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ClaimedJob:
     subject_id: str
     attempts: int
     origin_received_at: datetime
+    payload: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -52,24 +53,30 @@ class Backoff:
         return float(max(base, retry_after or 0.0))
 
 
-def enqueue(conn: Connection, *, kind: str, destination: str, subject_id: str,
-            now: datetime, origin_received_at: datetime) -> int | None:
-    """Add a job unless an identical one is still pending; returns the new id or None."""
-    existing = conn.execute(select(jobs.c.id).where(
+def pending(conn: Connection, *, kind: str, destination: str, subject_id: str) -> int | None:
+    """The job of this kind for this subject and destination that has not started yet."""
+    found: int | None = conn.execute(select(jobs.c.id).where(
         jobs.c.subject_id == subject_id, jobs.c.destination == destination,
         jobs.c.kind == kind, jobs.c.status == PENDING).limit(1)).scalar_one_or_none()
-    if existing is not None:
+    return found
+
+
+def enqueue(conn: Connection, *, kind: str, destination: str, subject_id: str,
+            now: datetime, origin_received_at: datetime,
+            payload: bytes | None = None) -> int | None:
+    """Add a job unless an identical one is still pending; returns the new id or None."""
+    if pending(conn, kind=kind, destination=destination, subject_id=subject_id) is not None:
         return None
     result = conn.execute(insert(jobs).values(
         kind=kind, destination=destination, subject_id=subject_id, status=PENDING, attempts=0,
         next_attempt_at=now, enqueued_at=now, origin_received_at=origin_received_at,
-        created_at=now, updated_at=now))
+        created_at=now, updated_at=now, payload=payload))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
 
 
-def claim(engine: Engine, job_id: int, limit_for: Callable[[str], int],
+def claim(engine: Engine, job_id: int, limit_for: Callable[[str, str], int],
           now: datetime) -> Claim | None:
     """Claim ``job_id`` and due pending jobs of its destination, up to its batch size.
 
@@ -82,26 +89,27 @@ def claim(engine: Engine, job_id: int, limit_for: Callable[[str], int],
             jobs.c.next_attempt_at <= now)).first()
         if row is None:
             return None
-        due = (select(jobs.c.id, jobs.c.subject_id, jobs.c.attempts, jobs.c.origin_received_at)
+        due = (select(jobs.c.id, jobs.c.subject_id, jobs.c.attempts, jobs.c.origin_received_at,
+                      jobs.c.payload)
                .where(jobs.c.destination == row.destination, jobs.c.kind == row.kind,
                       jobs.c.status == PENDING, jobs.c.next_attempt_at <= now)
                .order_by((jobs.c.id == job_id).desc(), jobs.c.id)
-               .limit(limit_for(row.destination)))
+               .limit(limit_for(row.destination, row.kind)))
         if conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         picked = conn.execute(due).all()
         taken: list[ClaimedJob] = []
         seen: set[str] = set()
         for j in picked:
+            if j.subject_id in seen:
+                continue  # a twin from a race: it stays pending and runs in the next batch
             done = conn.execute(update(jobs).where(jobs.c.id == j.id, jobs.c.status == PENDING)
                                 .values(status=RUNNING, claimed_at=now, updated_at=now,
                                         attempts=jobs.c.attempts + 1)).rowcount
-            if done and j.subject_id not in seen:
+            if done:
                 seen.add(j.subject_id)
                 taken.append(ClaimedJob(j.id, j.subject_id, j.attempts + 1,
-                                        j.origin_received_at))
-            elif done:
-                _close(conn, [j.id], DONE, now, note="coalesced")
+                                        j.origin_received_at, j.payload))
         if not taken:
             return None
         return Claim(row.destination, row.kind, tuple(taken))
@@ -112,7 +120,7 @@ def _close(conn: Connection, ids: Sequence[int], status: str, now: datetime, *,
     if ids:
         conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(
             status=status, updated_at=now, done_at=now, last_error_class=error_class,
-            note=note))
+            note=note, payload=None))
 
 
 def complete(conn: Connection, job_id: int, now: datetime, note: str = "") -> None:

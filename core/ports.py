@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from core.model import DestinationSubject, Outcome
+from core.model import DestinationRecord, DestinationSubject, Outcome
 
 
 class ConsentDestination(Protocol):
@@ -36,4 +36,25 @@ class ConsentDestination(Protocol):
 
     def check(self) -> None:
         """Raise DeliveryError if the destination cannot be reached or rejects us."""
+        ...
+
+
+class RecordDestination(Protocol):
+    """A system that can receive a subject's (already minimised) fields."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def record_batch_size(self) -> int:
+        """How many records one ``push_fields`` call may carry."""
+        ...
+
+    def push_fields(self, records: Sequence[DestinationRecord]) -> Sequence[Outcome]:
+        """Write each record's fields (canonical names; the connector translates them).
+
+        Returns one Outcome per record. Must never create a record the
+        destination did not hold. Raises TransientError or PermanentError when
+        the whole call failed.
+        """
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
 
@@ -10,8 +11,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import consents, subject_keys
+from core.db import consents, subject_keys, subjects
 from core.identity import IdentityMap
+from core.minimise import SubjectContext
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject, Evidence
 
 Key = tuple[str, Channel]
@@ -54,6 +56,19 @@ def save(conn: Connection, subject_id: str, state: ConsentState, exists: bool,
     else:
         conn.execute(insert(consents).values(subject_id=subject_id, purpose=state.purpose,
                                              channel=state.channel.value, **values))
+
+
+def context(conn: Connection, subject_id: str) -> SubjectContext:
+    """What the minimisation rules need: current consent and whether it is a customer."""
+    customer = conn.execute(select(subjects.c.is_customer)
+                            .where(subjects.c.id == subject_id)).scalar_one_or_none()
+    return SubjectContext(consents=load(conn, subject_id), is_customer=bool(customer))
+
+
+def live_subjects(conn: Connection) -> Iterator[str]:
+    """Ids of subjects neither merged away nor erased."""
+    yield from conn.execute(select(subjects.c.id).where(
+        subjects.c.merged_into.is_(None), subjects.c.erased_at.is_(None))).scalars()
 
 
 def snapshot(conn: Connection, identity: IdentityMap, subject_id: str, system: str,

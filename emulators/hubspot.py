@@ -370,21 +370,23 @@ class HubSpotEmulator(Emulator):
         return view
 
     @staticmethod
-    def _writable(raw: object) -> dict[str, str]:
+    def _writable(raw: object) -> dict[str, str | None]:
+        """Property values as HubSpot stores them; an empty string clears (None)."""
         if not isinstance(raw, dict):
             raise HubSpotError(400, "properties must be an object")
         for name in raw:
             if _READ_ONLY.fullmatch(str(name)):
                 raise HubSpotError(400, f"Property {name} is read-only; use the "
                                         "communication preferences API")
-        return {str(k): ("true" if v is True else "false" if v is False else str(v))
+        return {str(k): ("true" if v is True else "false" if v is False else str(v) or None)
                 for k, v in raw.items() if v is not None}
 
     def _find_email(self, email: str) -> _Contact | None:
         return next((c for c in self._contacts.values() if c.archived_ms is None
                      and c.properties.get("email") == email.lower()), None)
 
-    def _create(self, props: dict[str, str], source: str) -> _Contact:
+    def _create(self, given: Mapping[str, str | None], source: str) -> _Contact:
+        props = {k: v for k, v in given.items() if v is not None}
         email = props.get("email", "").strip().lower()
         if not email:
             raise HubSpotError(400, "Property email is required")
@@ -734,6 +736,11 @@ class HubSpotEmulator(Emulator):
         """Create a contact as if typed into the CRM; returns its id."""
         with self.lock:
             return self._create(self._writable({**props, "email": email}), "CRM_UI").id
+
+    def ui_set_property(self, contact_id: str, name: str, value: str) -> None:
+        """A marketer edits a property in the CRM; an empty value clears it."""
+        with self.lock:
+            self._set_props(self._live(contact_id), self._writable({name: value}), "CRM_UI")
 
     def ui_unsubscribe_all(self, contact_id: str) -> None:
         with self.lock:

@@ -1,8 +1,9 @@
-"""A partner (e.g. an external contact centre) that receives signed consent updates.
+"""A partner (e.g. an external contact centre) that receives signed consent and record updates.
 
 It checks signatures exactly as a partner would with ``connectors.partner.verify``,
 acknowledges a replayed event id without applying it twice, and keeps the latest
-consent per subject so tests can assert what the partner ended up holding.
+consent and the latest value of each field per subject, so tests can assert what
+the partner ended up holding. A body without ``kind`` is a consent update.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class PartnerEmulator(Emulator):
         self.path = path
         self._event_ids: list[str] = []
         self._subjects: dict[str, dict[str, Any]] = {}
+        self._field_times: dict[tuple[str, str], datetime] = {}
+        self._kinds: dict[str, str] = {}
         self.route("POST", re.escape(path), self._receive)
 
     @property
@@ -37,10 +40,17 @@ class PartnerEmulator(Emulator):
         with self.lock:
             return list(self._event_ids)
 
-    def state(self, subject_id: str) -> dict[str, Any] | None:
-        """What the partner holds for a subject: ``email`` (if sent) and ``consents``.
+    @property
+    def received_kinds(self) -> dict[str, str]:
+        """Event id -> ``kind`` of each batch applied (``consent`` or ``record``)."""
+        with self.lock:
+            return dict(self._kinds)
 
-        ``consents`` maps ``"purpose/channel"`` to ``{"status", "occurred_at"}``.
+    def state(self, subject_id: str) -> dict[str, Any] | None:
+        """What the partner holds for a subject: ``email`` (if sent), ``consents``, ``fields``.
+
+        ``consents`` maps ``"purpose/channel"`` to ``{"status", "occurred_at"}``;
+        ``fields`` maps canonical field names to their latest value (a cleared one is absent).
         """
         with self.lock:
             held = self._subjects.get(subject_id)
@@ -52,29 +62,64 @@ class PartnerEmulator(Emulator):
         except Unauthenticated as exc:
             return Response(401, {"error": str(exc)})
         try:
-            updates = [_normalise(entry) for entry in json.loads(request.body)["subjects"]]
-        except (KeyError, TypeError, ValueError):
-            return Response(400, {"error": "body does not follow the consent update schema"})
+            document = json.loads(request.body)
+            kind, sent_at = document.get("kind", "consent"), _aware(str(document["sent_at"]))
+            if kind not in ("consent", "record"):
+                raise ValueError("unknown kind")
+            entries = document["subjects"]
+            consents = [_normalise(e) for e in entries] if kind == "consent" else []
+            records = [_normalise_record(e) for e in entries] if kind == "record" else []
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return Response(400, {"error": "body does not follow the update schema"})
         with self.lock:
             if event_id in self._event_ids:
                 return Response(200, {"received": event_id, "duplicate": True})
             self._event_ids.append(event_id)
-            for subject_id, email, consents in updates:
-                self._store(subject_id, email, consents)
-        return Response(200, {"received": event_id, "count": len(updates)})
+            self._kinds[event_id] = kind
+            for subject_id, email, held in consents:
+                self._store(subject_id, email, held)
+            for subject_id, email, fields in records:
+                self._store_fields(subject_id, email, fields, sent_at)
+        return Response(200, {"received": event_id, "count": len(consents) + len(records)})
+
+    def _held(self, subject_id: str, email: str | None) -> dict[str, Any]:
+        held = self._subjects.setdefault(subject_id, {"consents": {}, "fields": {}})
+        if email is not None:
+            held["email"] = email
+        return held
 
     def _store(self, subject_id: str, email: str | None,
                consents: dict[str, dict[str, str]]) -> None:
-        held = self._subjects.setdefault(subject_id, {"consents": {}})
-        if email is not None:
-            held["email"] = email
+        held = self._held(subject_id, email)
         for key, consent in consents.items():
             current = held["consents"].get(key)
             if current is None or _when(consent) >= _when(current):
                 held["consents"][key] = consent
 
+    def _store_fields(self, subject_id: str, email: str | None,
+                      fields: dict[str, str | None], sent_at: datetime) -> None:
+        """Keep each field's value from the latest batch; an older one arriving late loses."""
+        held = self._held(subject_id, email)
+        for name, value in fields.items():
+            before = self._field_times.get((subject_id, name))
+            if before is not None and sent_at < before:
+                continue
+            self._field_times[(subject_id, name)] = sent_at
+            if value is None:
+                held["fields"].pop(name, None)
+            else:
+                held["fields"][name] = value
+
 
 _Update = tuple[str, "str | None", dict[str, dict[str, str]]]
+_RecordUpdate = tuple[str, "str | None", dict[str, "str | None"]]
+
+
+def _aware(stamp: str) -> datetime:
+    when = datetime.fromisoformat(stamp)
+    if when.tzinfo is None:
+        raise ValueError("timestamp has no timezone")
+    return when
 
 
 def _when(consent: dict[str, str]) -> datetime:
@@ -91,3 +136,13 @@ def _normalise(entry: dict[str, Any]) -> _Update:
         consents[f"{c['purpose']}/{c['channel']}"] = consent
     email = entry.get("email")
     return str(entry["subject_id"]), str(email) if email is not None else None, consents
+
+
+def _normalise_record(entry: dict[str, Any]) -> _RecordUpdate:
+    """One subject of a record update; KeyError/TypeError/ValueError when it is malformed."""
+    raw = entry["fields"]
+    if not isinstance(raw, dict):
+        raise TypeError("fields must be an object")
+    fields = {str(k): None if v is None else str(v) for k, v in raw.items()}
+    email = entry.get("email")
+    return str(entry["subject_id"]), str(email) if email is not None else None, fields

@@ -2,7 +2,8 @@
 
 simple-salesforce 1.12.10 talks to it unchanged but for the instance URL (its
 session must rewrite https to http, VENDOR_APIS.md B1). It keeps Contact, Lead
-and Individual records in memory with Salesforce's id prefixes, millisecond
+and Individual records in memory (with the standard and custom person fields
+privasync maps: ``FIELDS``) with Salesforce's id prefixes, millisecond
 ``SystemModstamp``s from a strictly increasing clock, a recycle bin for
 getDeleted (whose windows it truncates to the minute, as Salesforce does), the
 SOQL subset of ``emulators.salesforce_soql`` (including ``SystemModstamp >
@@ -24,16 +25,22 @@ from emulators.salesforce_soql import Parser, Refused, fold
 
 API = "/services/data/v59.0"
 PREFIX = {"Contact": "003", "Lead": "00Q", "Individual": "0PK"}
-_PERSON = ("Id", "Email", "FirstName", "LastName", "HasOptedOutOfEmail", "IndividualId",
-           "SystemModstamp", "IsDeleted", "MasterRecordId")
+# Both person types carry the org's custom fields Health_Note__c (text) and
+# Customer_Since__c (date); only a Contact has MailingCity and Birthdate.
+_PERSON = ("Id", "Email", "FirstName", "LastName", "Phone", "HasOptedOutOfEmail",
+           "IndividualId", "SystemModstamp", "IsDeleted", "MasterRecordId",
+           "Health_Note__c", "Customer_Since__c")
 _INDIVIDUAL = ("Id", "FirstName", "LastName", "HasOptedOutSolicit", "ShouldForget",
                "SystemModstamp", "IsDeleted")
-FIELDS = {"Contact": _PERSON, "Lead": _PERSON, "Individual": _INDIVIDUAL}
+FIELDS = {"Contact": (*_PERSON, "MailingCity", "Birthdate"), "Lead": (*_PERSON, "City"),
+          "Individual": _INDIVIDUAL}
 READ_ONLY = frozenset({"Id", "SystemModstamp", "IsDeleted", "MasterRecordId"})
 BOOLEANS = frozenset({"HasOptedOutOfEmail", "HasOptedOutSolicit", "ShouldForget", "IsDeleted"})
+DATES = frozenset({"Birthdate", "Customer_Since__c"})  # JSON strings, ``YYYY-MM-DD``
 COLLECTION_LIMIT = 200
 
 DATETIMES = frozenset({"SystemModstamp"})
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Row = dict[str, Any]
 
@@ -143,6 +150,16 @@ class SalesforceEmulator(Emulator):
     def ui_set_opt_out(self, record_id: str, opted_out: bool) -> None:
         self._ui_write(record_id, {"HasOptedOutOfEmail": opted_out})
 
+    def ui_edit(self, record_id: str, **values: Any) -> None:
+        """Edit fields of a record as a user would (e.g. ``FirstName="Ada"``); bumps
+        SystemModstamp. Raises Refused for a field the record's type lacks."""
+        with self.lock:
+            rec = self._live(record_id)
+            problem = self._write_error(rec, values)
+            if problem is not None:
+                raise Refused(400, problem[0], problem[1])
+            self._store(rec, values)
+
     def ui_set_solicit_opt_out(self, record_id: str, opted_out: bool) -> None:
         """Tick "Don't Solicit" on the record's Individual (created if missing)."""
         self._ui_write(self._individual_of(record_id), {"HasOptedOutSolicit": opted_out})
@@ -203,9 +220,12 @@ class SalesforceEmulator(Emulator):
         record_id = f"{PREFIX[sobject]}{self._seq:012d}AAA"
         row: Row = dict.fromkeys(FIELDS[sobject])
         row.update({k: False for k in BOOLEANS if k in row})
-        row.update(values, Id=record_id, SystemModstamp=self._tick())
+        row.update(_blank_is_null(values), Id=record_id, SystemModstamp=self._tick())
         self._records[record_id] = _Record(sobject, row)
         return record_id
+
+    def _store(self, rec: _Record, values: Row) -> None:
+        rec.values.update(_blank_is_null(values), SystemModstamp=self._tick())
 
     def _create_person(self, sobject: str, email: str, first_name: str, last_name: str,
                        opted_out: bool, with_individual: bool) -> str:
@@ -228,7 +248,7 @@ class SalesforceEmulator(Emulator):
 
     def _ui_write(self, record_id: str, values: Row) -> None:
         with self.lock:
-            self._live(record_id).values.update(values, SystemModstamp=self._tick())
+            self._store(self._live(record_id), values)
 
     def _live(self, record_id: str, sobject: str | None = None) -> _Record:
         rec = self._records.get(record_id)
@@ -264,6 +284,11 @@ class SalesforceEmulator(Emulator):
                 return "INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to update {name}", [name]
             if name in BOOLEANS and not isinstance(value, bool):
                 return "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not a boolean", [name]
+            if name in DATES and value is not None and (
+                    not isinstance(value, str) or _DATE.fullmatch(value) is None):
+                # Salesforce fails the whole request on a value it cannot deserialize.
+                raise Refused(400, "JSON_PARSER_ERROR",
+                              f"Cannot deserialize instance of date for field {name}")
             if name == "IndividualId" and value is not None and value not in self._records:
                 return "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name]
         if rec.reject_with is not None:
@@ -396,7 +421,7 @@ class SalesforceEmulator(Emulator):
         problem = self._write_error(rec, values)
         if problem is not None:
             raise Refused(400, problem[0], problem[1])
-        rec.values.update(values, SystemModstamp=self._tick())
+        self._store(rec, values)
         return Response(204)
 
     def _delete(self, request: Request, match: re.Match[str]) -> Response:
@@ -430,7 +455,7 @@ class SalesforceEmulator(Emulator):
                     {"statusCode": problem[0], "message": problem[1], "fields": problem[2]}]})
                 continue
             assert rec is not None
-            rec.values.update(fields, SystemModstamp=self._tick())
+            self._store(rec, fields)
             results.append({"id": rec.id, "success": True, "errors": []})
         return Response(200, results)
 
@@ -450,6 +475,11 @@ class SalesforceEmulator(Emulator):
             self.ui_delete(record_id)
             results.append({"id": record_id, "success": True, "errors": []})
         return Response(200, results)
+
+
+def _blank_is_null(values: Row) -> Row:
+    """Salesforce stores an empty text field as null."""
+    return {k: None if v == "" else v for k, v in values.items()}
 
 
 def _json(value: Any) -> Any:

@@ -29,6 +29,8 @@ def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics, *,
         for outcome, n in report.outcomes.items():
             if report.destination is not None:
                 metrics.jobs.labels(report.destination, outcome).inc(n)
+        for reason, n in report.dropped.items():
+            metrics.fields_dropped.labels(report.destination, reason).inc(n)
         for seconds in report.latencies:
             metrics.latency.labels(report.destination).observe(seconds)
         if report.destination is not None:

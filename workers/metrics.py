@@ -65,6 +65,9 @@ class Metrics:
                                  "From an event's arrival to the destination agreeing",
                                  ["destination"], buckets=LATENCY_BUCKETS,
                                  registry=self.registry)
+        self.fields_dropped = Counter("privasync_fields_dropped",
+                                      "Fields minimisation kept from a destination, by reason",
+                                      ["destination", "reason"], registry=self.registry)
         self.enqueue_failures = Counter("privasync_enqueue_failures",
                                         "Job ids the broker refused (the reconciler resends)",
                                         registry=self.registry)

@@ -1,4 +1,4 @@
-"""HubSpot: signed webhooks in, communication-preference statuses out."""
+"""HubSpot: signed webhooks in; communication-preference statuses and contact fields out."""
 
 from connectors.hubspot.connector import HubSpotConnector
 

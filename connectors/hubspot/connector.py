@@ -1,4 +1,5 @@
-"""The HubSpot connector: webhooks in (signature v3), consent out (comms prefs v4)."""
+"""The HubSpot connector: webhooks in (signature v3), consent out (comms prefs v4),
+record fields out (contacts batch update)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from connectors.hubspot.consent import WRITE_LIMIT, ConsentWriter
 from connectors.hubspot.contacts import ContactReader
 from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM, EventTranslator
+from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
 from connectors.hubspot.signature import verify_v3
 from connectors.transport import TimeoutSession, error_for_network
 from core.errors import PermanentError
 from core.mappings import SystemMapping
-from core.model import CanonicalEvent, DestinationSubject, Outcome, SystemRef
+from core.model import (
+    CanonicalEvent,
+    DestinationRecord,
+    DestinationSubject,
+    Outcome,
+    SystemRef,
+)
 
 DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 
@@ -23,8 +31,8 @@ DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 class HubSpotConnector:
     """Verifies and translates HubSpot webhooks; makes HubSpot hold subjects' consent.
 
-    Implements core.ports.ConsentDestination. Builds clients only; nothing
-    connects until a method is called.
+    Implements core.ports.ConsentDestination and RecordDestination. Builds
+    clients only; nothing connects until a method is called.
     """
 
     def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
@@ -39,6 +47,8 @@ class HubSpotConnector:
                                      timeout=timeout)
         self._writer = ConsentWriter(base_url=self._base_url, session=self._session,
                                      mapping=mapping)
+        self._records = RecordWriter(base_url=self._base_url, session=self._session,
+                                     mapping=mapping)
 
     @property
     def name(self) -> str:
@@ -48,6 +58,11 @@ class HubSpotConnector:
     def batch_size(self) -> int:
         """Subjects per apply_consent call: one v4 batch (100 rows) over rows per subject."""
         return max(1, WRITE_LIMIT // self._writer.rows_per_subject)
+
+    @property
+    def record_batch_size(self) -> int:
+        """Records per push_fields call: one contacts batch update (100 inputs)."""
+        return RECORD_LIMIT
 
     def verify_signature(self, *, method: str, url: str, body: bytes,
                          headers: Mapping[str, str], now: datetime) -> None:
@@ -66,6 +81,12 @@ class HubSpotConnector:
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Write each subject's subscription statuses in one call. Raises DeliveryError."""
         return self._writer.apply(subjects)
+
+    def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
+        """Write mapped fields to existing contacts in one batch update (plus one batch
+        read by e-mail for records without a contact ref); never creates a contact.
+        Raises DeliveryError when the whole call failed."""
+        return self._records.push(records)
 
     def check(self) -> None:
         """Raise DeliveryError if HubSpot is unreachable, rejects us, or lacks a mapped id."""

@@ -11,11 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
-from connectors.hubspot.errors import http_error
-from connectors.transport import TimeoutSession, blip_retry, error_for_network
-from core.errors import PermanentError, TransientError
+from connectors.hubspot.batch import post_batch
+from connectors.transport import TimeoutSession
+from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import ConsentState, ConsentStatus, DestinationSubject, Outcome
 
@@ -55,7 +53,6 @@ class ConsentWriter:
         self._session = session
         self._all_email = mapping.consent.all_email
         self._subscriptions = mapping.consent.subscriptions
-        self._post = blip_retry(self._post_once)
 
     @property
     def rows_per_subject(self) -> int:
@@ -115,21 +112,7 @@ class ConsentWriter:
         return row
 
     def _send(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        try:
-            return self._post(rows)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, _WHAT) from exc
-
-    def _post_once(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        response = self._session.post(self._url, json={"inputs": rows})
-        if response.status_code not in (200, 207):
-            raise http_error(response.status_code, response.headers, _WHAT)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError(f"{_WHAT}: answer is not JSON",
-                                 error_class="hubspot_bad_response") from None
-        return body if isinstance(body, dict) else {}
+        return post_batch(self._session, self._url, {"inputs": rows}, _WHAT)
 
     @staticmethod
     def _refused(body: dict[str, Any], plans: Iterable[_Plan]) -> dict[str, list[str]]:

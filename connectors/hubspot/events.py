@@ -1,8 +1,8 @@
 """HubSpot webhook batches in, canonical events out.
 
 Vendor JSON stops here: the core sees purposes and channels, never
-``hs_email_optout``. Reasons for refusing a batch name the event index and the
-field, never a property value.
+``hs_email_optout``, and canonical field names, never ``firstname``. Reasons
+for refusing a batch name the event index and the field, never a property value.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from core.model import (
     ErasureRequested,
     EventMeta,
     Evidence,
+    FieldValue,
+    RecordChanged,
     SubjectDeleted,
     SubjectHint,
     SubjectSeen,
@@ -84,6 +86,7 @@ class EventTranslator:
     def __init__(self, mapping: SystemMapping) -> None:
         self._all_email = mapping.consent.all_email
         self._subscriptions = mapping.consent.subscriptions
+        self._fields = {vendor: f.canonical for vendor, f in mapping.fields.items()}
 
     def parse(self, body: bytes) -> list[CanonicalEvent]:
         """Translate a raw webhook body; raise BadInput if any event is malformed."""
@@ -134,11 +137,17 @@ class EventTranslator:
         return ()
 
     def _property_change(self, index: int, meta: EventMeta, subject: SubjectHint,
-                         raw: Mapping[str, Any]) -> ConsentChanged | None:
-        """``"true"`` means opted out (withdrawn); ``"false"`` is a grant without evidence."""
-        targets = self._targets(str(raw.get("propertyName") or ""))
+                         raw: Mapping[str, Any]) -> ConsentChanged | RecordChanged | None:
+        """An opt-out switch or a mapped field changed; other properties say nothing.
+
+        For opt-outs ``"true"`` means withdrawn and ``"false"`` is a grant without evidence.
+        """
+        prop = str(raw.get("propertyName") or "")
+        targets = self._targets(prop)
         value = raw.get("propertyValue") or ""
-        if not targets or value == "":
+        if not targets:
+            return self._field_change(meta, subject, prop, value)
+        if value == "":
             return None
         if value not in ("true", "false"):
             raise BadInput(f"event {index}: propertyValue of an opt-out must be true or false")
@@ -149,3 +158,12 @@ class EventTranslator:
             evidence = Evidence(source=SYSTEM, method=str(raw.get("changeSource") or "unknown"),
                                 proof_reference=f"hubspot-event:{meta.source_event_id}")
         return ConsentChanged(meta=meta, subject=subject, changes=changes, evidence=evidence)
+
+    def _field_change(self, meta: EventMeta, subject: SubjectHint, prop: str,
+                      value: str) -> RecordChanged | None:
+        """A mapped property's new value, collected when it changed; empty means cleared."""
+        canonical = self._fields.get(prop)
+        if canonical is None:
+            return None
+        field = FieldValue(value or None, collected_at=meta.occurred_at)
+        return RecordChanged(meta=meta, subject=subject, fields=((canonical, field),))

@@ -1,4 +1,4 @@
-"""Mailchimp Marketing API v3: webhooks in, unsubscribes out, over plain requests."""
+"""Mailchimp Marketing API v3: webhooks in, unsubscribes and merge fields out, over requests."""
 
 from connectors.mailchimp.client import base_url_for, subscriber_hash
 from connectors.mailchimp.connector import MailchimpConnector

@@ -1,4 +1,4 @@
-"""The Mailchimp connector: webhook intake and consent destination for one list."""
+"""The Mailchimp connector: webhook intake, consent and record destination for one list."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from datetime import datetime
 
 from connectors.mailchimp.client import MailchimpApi
 from connectors.mailchimp.destination import MailchimpDestination
+from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
 from connectors.mailchimp.webhooks import parse_webhook
 from core.errors import ConfigError
 from core.mappings import SystemMapping
-from core.model import CanonicalEvent, DestinationSubject, Outcome
+from core.model import CanonicalEvent, DestinationRecord, DestinationSubject, Outcome
 
 
 class MailchimpConnector:
-    """Reads Mailchimp webhooks and writes withdrawals to one audience (list).
+    """Reads Mailchimp webhooks; writes withdrawals and merge fields to one audience (list).
+
+    Implements core.ports.ConsentDestination and RecordDestination.
 
     ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix.
     """
@@ -27,6 +30,8 @@ class MailchimpConnector:
         self._purposes = tuple(mapping.consent.all_email)
         self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout)
         self._destination = MailchimpDestination(self._api, list_id, self._purposes)
+        self._records = MailchimpRecords(self._api, list_id, mapping)
+        self._merge_fields = {tag: f.canonical for tag, f in mapping.fields.items()}
 
     @property
     def name(self) -> str:
@@ -37,16 +42,25 @@ class MailchimpConnector:
         return 500
 
     @property
+    def record_batch_size(self) -> int:
+        return RECORD_LIMIT
+
+    @property
     def base_url(self) -> str:
         return self._api.base_url
 
     def parse_webhook(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
         """Translate one form-encoded delivery; raises BadInput naming the bad field."""
-        return parse_webhook(body, received_at, list_id=self._list_id, purposes=self._purposes)
+        return parse_webhook(body, received_at, list_id=self._list_id, purposes=self._purposes,
+                             fields=self._merge_fields)
 
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Unsubscribe members whose list purposes are withdrawn; see destination.py."""
         return self._destination.apply(subjects)
+
+    def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
+        """Update merge fields of existing members in one batch call; see records.py."""
+        return self._records.push(records)
 
     def check(self) -> None:
         """``GET /ping``: raises AuthError for a bad key, TransientError when unreachable."""

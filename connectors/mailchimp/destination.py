@@ -35,7 +35,7 @@ NOTE_ABSENT = "not a member of the list; nothing to withdraw"
 _REF = re.compile(r"^(?:mailchimp:)?member:([0-9a-f]{32})$")
 
 
-def _known_hashes(refs: Sequence[str]) -> set[str]:
+def known_hashes(refs: Sequence[str]) -> set[str]:
     return {m.group(1) for m in (_REF.match(r) for r in refs) if m}
 
 
@@ -82,7 +82,7 @@ class MailchimpDestination:
 
     def _without_email(self, subject: DestinationSubject) -> Outcome:
         """No address at hand: a known member can still be unsubscribed by its hash."""
-        hashes = sorted(_known_hashes(subject.refs))
+        hashes = sorted(known_hashes(subject.refs))
         if not hashes:
             return Outcome(subject.subject_id, error=PermanentError(
                 f"subject {subject.subject_id} has no e-mail address or Mailchimp member",
@@ -101,7 +101,7 @@ class MailchimpDestination:
                   email: str) -> _Pending | Outcome:
         """The member to unsubscribe, or the outcome when there is nothing to send."""
         member_hash = subscriber_hash(email)
-        if member_hash in _known_hashes(subject.refs):
+        if member_hash in known_hashes(subject.refs):
             return _Pending(index, subject.subject_id, email, member_hash)
         member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
                                 "mailchimp look up member", missing_ok=True)
@@ -122,7 +122,7 @@ class MailchimpDestination:
                                 body={"members": [{"email_address": a, "status": "unsubscribed"}
                                                   for a in addresses],
                                       "update_existing": True})
-        refused = _refusals(answer)
+        refused = refusals(answer)
         created = len(answer.get("new_members") or []) if isinstance(answer, dict) else 0
         if created:
             log.warning("mailchimp batch unexpectedly created members", extra={"count": created})
@@ -139,7 +139,7 @@ class MailchimpDestination:
         return outcomes
 
 
-def _refusals(answer: Any) -> dict[str, str]:
+def refusals(answer: Any) -> dict[str, str]:
     """Lower-cased address -> error class, from a batch response's ``errors``."""
     errors = answer.get("errors") if isinstance(answer, dict) else None
     refused: dict[str, str] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import parse_qsl
 
@@ -24,7 +24,9 @@ from core.model import (
     ConsentStatus,
     EventMeta,
     Evidence,
+    FieldValue,
     IdentifierChanged,
+    RecordChanged,
     SubjectHint,
     SubjectSeen,
     SystemRef,
@@ -70,7 +72,8 @@ class _Delivery:
     """One parsed delivery: typed access to its fields, and event building blocks."""
 
     def __init__(self, form: FormTree, body: bytes, received_at: datetime,
-                 list_id: str, purposes: tuple[str, ...]) -> None:
+                 list_id: str, purposes: tuple[str, ...],
+                 fields: Mapping[str, str] | None = None) -> None:
         self.type = self._text(form, "type", "type", required=True)
         data = form.get("data", {})
         if not isinstance(data, dict):
@@ -81,6 +84,7 @@ class _Delivery:
             raise BadInput("webhook field data[list_id] is not the configured list")
         self.list_id = list_id
         self.purposes = purposes
+        self.fields = dict(fields or {})
         self.meta = EventMeta(source=SOURCE, source_event_id=hashlib.sha256(body).hexdigest(),
                               occurred_at=min(self.fired_at, require_aware(received_at,
                                                                            "received_at")),
@@ -97,6 +101,13 @@ class _Delivery:
 
     def field(self, key: str, required: bool = False) -> str:
         return self._text(self.data, key, f"data[{key}]", required)
+
+    def merge(self, tag: str) -> str:
+        """``data[merges][TAG]``, stripped; empty when absent."""
+        merges = self.data.get("merges", {})
+        if not isinstance(merges, dict):
+            raise BadInput("webhook field data[merges] is not a group")
+        return self._text(merges, tag, f"data[merges][{tag}]")
 
     def email(self, key: str = "email") -> str:
         value = self.field(key, required=True)
@@ -157,6 +168,23 @@ def _upemail(d: _Delivery) -> list[CanonicalEvent]:
                               new_ref=member_ref(new))]
 
 
+def _profile(d: _Delivery) -> list[CanonicalEvent]:
+    """Mapped merge fields with a value, collected at ``fired_at``; else the member was seen.
+
+    A profile delivery carries every merge field, changed or not, so an empty one
+    cannot be told from one the list never held: it is not read as a clearing.
+    """
+    email = d.email()
+    found: list[tuple[str, FieldValue]] = []
+    for tag, canonical in d.fields.items():
+        value = d.merge(tag)
+        if value:
+            found.append((canonical, FieldValue(value, collected_at=d.fired_at)))
+    if not found:
+        return d.seen()
+    return [RecordChanged(meta=d.meta, subject=d.hint(email), fields=tuple(found))]
+
+
 def _campaign(d: _Delivery) -> list[CanonicalEvent]:
     return []
 
@@ -165,23 +193,25 @@ _TRANSLATE: dict[str, Callable[[_Delivery], list[CanonicalEvent]]] = {
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,
     "cleaned": _cleaned,
-    "profile": _Delivery.seen,
+    "profile": _profile,
     "upemail": _upemail,
     "campaign": _campaign,
 }
 
 
 def parse_webhook(body: bytes, received_at: datetime, *, list_id: str,
-                  purposes: tuple[str, ...]) -> list[CanonicalEvent]:
+                  purposes: tuple[str, ...],
+                  fields: Mapping[str, str] | None = None) -> list[CanonicalEvent]:
     """Translate one delivery. Raises BadInput naming the field that is wrong.
 
     ``occurred_at`` is ``fired_at`` (UTC), but never later than ``received_at``:
     a sender clock running ahead must not let an event outrank later ones.
+    ``fields`` maps merge tags to canonical field names (the mapping's ``fields``).
     """
     form = parse_form(body)
     kind = _Delivery._text(form, "type", "type", required=True)
     translate = _TRANSLATE.get(kind)
     if translate is None:
         raise BadInput("webhook field type is not a known Mailchimp event type")
-    return translate(_Delivery(form, body, received_at, list_id, purposes))
+    return translate(_Delivery(form, body, received_at, list_id, purposes, fields))
 

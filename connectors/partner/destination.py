@@ -1,8 +1,10 @@
-"""Signed consent updates to a partner (a processor or recipient, Art. 28).
+"""Signed consent and record updates to a partner (a processor or recipient, Art. 28).
 
-Each batch is one JSON POST carrying, per subject, only the purposes the
-partner serves and only the identifiers its agreement declares. A 2xx is the
-partner's acknowledgement; its event id is kept as the receipt.
+Each batch is one JSON POST of one ``kind``: ``consent`` carries, per subject,
+only the purposes the partner serves; ``record`` carries only the fields the
+core let through for this partner (already minimised). Both carry only the
+identifiers its agreement declares. A 2xx is the partner's acknowledgement;
+its event id is kept as the receipt.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from connectors.transport import (
 )
 from core.errors import ConfigError, TransientError
 from core.mappings import Partner
-from core.model import DestinationSubject, Outcome
+from core.model import DestinationRecord, DestinationSubject, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def _endpoint(url: str) -> tuple[str, int]:
 
 
 class PartnerConnector:
-    """A ``ConsentDestination`` that POSTs HMAC-signed consent updates to a partner."""
+    """A ``ConsentDestination`` and ``RecordDestination`` POSTing HMAC-signed updates."""
 
     def __init__(self, *, name: str, partner: Partner, url: str, secret: str,
                  timeout: float = 10.0) -> None:
@@ -69,11 +71,20 @@ class PartnerConnector:
     def batch_size(self) -> int:
         return 100
 
+    @property
+    def record_batch_size(self) -> int:
+        return 100
+
+    def _identified(self, subject_id: str, email: str | None) -> dict[str, Any]:
+        """The subject id, and the address only if the agreement declares it."""
+        entry: dict[str, Any] = {"subject_id": subject_id}
+        if "email" in self._partner.identifiers and email:
+            entry["email"] = email
+        return entry
+
     def _subject(self, subject: DestinationSubject) -> dict[str, Any]:
         """Minimise: only the partner's purposes, only its declared identifiers."""
-        entry: dict[str, Any] = {"subject_id": subject.subject_id}
-        if "email" in self._partner.identifiers and subject.email:
-            entry["email"] = subject.email
+        entry = self._identified(subject.subject_id, subject.email)
         entry["consents"] = [
             {"purpose": c.purpose, "channel": c.channel.value, "status": c.status.value,
              "occurred_at": c.occurred_at.isoformat()}
@@ -81,12 +92,28 @@ class PartnerConnector:
         ]
         return entry
 
+    def _record(self, record: DestinationRecord) -> dict[str, Any]:
+        """The given fields only (canonical names); None tells the partner to clear one."""
+        entry = self._identified(record.subject_id, record.email)
+        entry["fields"] = dict(record.fields)
+        return entry
+
+    @staticmethod
+    def _document(kind: str, entries: list[dict[str, Any]], event_id: str,
+                  sent_at: datetime) -> bytes:
+        document = {"event_id": event_id, "sent_at": sent_at.isoformat(), "kind": kind,
+                    "subjects": entries}
+        return json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
     def payload(self, subjects: Sequence[DestinationSubject], event_id: str,
                 sent_at: datetime) -> bytes:
-        """The exact bytes that are signed and sent for one batch."""
-        document = {"event_id": event_id, "sent_at": sent_at.isoformat(),
-                    "subjects": [self._subject(s) for s in subjects]}
-        return json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        """The exact bytes that are signed and sent for one consent batch."""
+        return self._document("consent", [self._subject(s) for s in subjects], event_id, sent_at)
+
+    def record_payload(self, records: Sequence[DestinationRecord], event_id: str,
+                       sent_at: datetime) -> bytes:
+        """The exact bytes that are signed and sent for one record batch."""
+        return self._document("record", [self._record(r) for r in records], event_id, sent_at)
 
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Send one signed batch; every subject succeeds when the partner answers 2xx.
@@ -97,19 +124,36 @@ class PartnerConnector:
         if not subjects:
             return []
         event_id = str(uuid.uuid4())
-        body = self.payload(subjects, event_id, datetime.now(UTC))
+        self._deliver(self.payload(subjects, event_id, datetime.now(UTC)), event_id, "consent",
+                      len(subjects))
+        return [Outcome(subject_id=s.subject_id, note="acknowledged by partner",
+                        detail={"partner_event_id": event_id}) for s in subjects]
+
+    def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
+        """Send the given fields in one signed batch; all succeed when the partner answers 2xx.
+
+        Raises like ``apply_consent``.
+        """
+        if not records:
+            return []
+        event_id = str(uuid.uuid4())
+        self._deliver(self.record_payload(records, event_id, datetime.now(UTC)), event_id,
+                      "record", len(records))
+        return [Outcome(subject_id=r.subject_id, note="acknowledged by partner",
+                        detail={"partner_event_id": event_id}) for r in records]
+
+    def _deliver(self, body: bytes, event_id: str, kind: str, count: int) -> None:
+        """Sign and POST one batch; log the receipt (ids and counts, never content)."""
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
                    EVENT_ID_HEADER: event_id,
                    SIGNATURE_HEADER: sign(self._secret, timestamp, body)}
-        self._post(body, headers)
-        log.info("partner acknowledged consent batch", extra={
-            "destination": self.name, "partner_event_id": event_id, "subjects": len(subjects)})
-        return [Outcome(subject_id=s.subject_id, note="acknowledged by partner",
-                        detail={"partner_event_id": event_id}) for s in subjects]
+        self._post(body, headers, f"{self.name} {kind} update")
+        log.info("partner acknowledged batch", extra={
+            "destination": self.name, "partner_event_id": event_id, "kind": kind,
+            "subjects": count})
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> None:
-        what = f"{self.name} consent update"
+    def _post(self, body: bytes, headers: dict[str, str], what: str) -> None:
         try:
             self._post_once(body, headers, what)
         except requests.RequestException as exc:

@@ -1,4 +1,5 @@
-"""Salesforce (simple-salesforce): polls Contact/Lead/Individual changes, writes e-mail opt-outs."""
+"""Salesforce (simple-salesforce): polls Contact/Lead/Individual changes; writes opt-outs
+and mapped fields."""
 
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.poller import PollResult, SalesforceCursor

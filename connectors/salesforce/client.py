@@ -168,3 +168,19 @@ class SalesforceClient:
     def query_all(self, what: str, soql: str) -> list[dict[str, Any]]:
         answer = self.call(what, lambda sf: sf.query_all(soql))
         return list(answer["records"])
+
+    def update_collection(self, records: list[dict[str, Any]]) -> list[str | None]:
+        """One sObject Collections PATCH (at most 200 records, allOrNone false).
+
+        Per record, the statusCode Salesforce rejected it with, or None. Raises
+        TransientError/PermanentError/AuthError when the whole call failed.
+        """
+        body = {"allOrNone": False, "records": records}
+        results = self.call("composite/sobjects", lambda sf: sf.restful(
+            "composite/sobjects", method="PATCH", json=body))
+        if not isinstance(results, list) or len(results) != len(records):
+            raise PermanentError("composite/sobjects: answer does not match the records sent",
+                                 error_class="unexpected_answer")
+        return [None if r.get("success") else
+                str(((r.get("errors") or [{}])[0]).get("statusCode") or "unknown")
+                for r in results]

@@ -1,4 +1,4 @@
-"""privasync's Salesforce connector: a change source (poll) and a consent destination."""
+"""privasync's Salesforce connector: a change source (poll), a consent and a record destination."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ from datetime import datetime
 
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.destination import Destination
+from connectors.salesforce.people import COLLECTION_LIMIT
 from connectors.salesforce.poller import Poller, PollResult, SalesforceCursor
+from connectors.salesforce.records import RecordWriter
 from core.errors import ConfigError, TransientError
 from core.mappings import SystemMapping
-from core.model import DestinationSubject, Outcome
+from core.model import DestinationRecord, DestinationSubject, Outcome
 
 # Used up, the daily allocation frees slowly (rolling 24 h); check again later.
 EXHAUSTED_RETRY_AFTER = 900.0
 
 
 class SalesforceConnector:
-    """Contacts and Leads: polls their opt-outs, erasure flags and deletions; writes opt-outs.
+    """Contacts and Leads: polls their opt-outs, erasure flags, mapped fields and deletions;
+    writes opt-outs and mapped fields. Implements ConsentDestination and RecordDestination.
 
     Nothing connects until the first call; the login mode logs in then.
     """
@@ -34,8 +37,9 @@ class SalesforceConnector:
                                   security_token=security_token, domain=domain,
                                   version=version, timeout=timeout)
         self._client = SalesforceClient(credentials)
-        self._poller = Poller(self._client, mapping.consent.all_email)
+        self._poller = Poller(self._client, mapping)
         self._destination = Destination(self._client, mapping.consent.all_email)
+        self._records = RecordWriter(self._client, mapping)
 
     @property
     def name(self) -> str:
@@ -43,7 +47,11 @@ class SalesforceConnector:
 
     @property
     def batch_size(self) -> int:
-        return 200
+        return COLLECTION_LIMIT
+
+    @property
+    def record_batch_size(self) -> int:
+        return COLLECTION_LIMIT
 
     def poll(self, cursor: SalesforceCursor | None, now: datetime) -> PollResult:
         """Events since ``cursor`` (or the last day). Raises DeliveryError subclasses."""
@@ -52,6 +60,12 @@ class SalesforceConnector:
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Set each subject's e-mail opt-out; per-record failures come back in the Outcome."""
         return self._destination.apply(subjects)
+
+    def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
+        """Write mapped fields to the Contacts/Leads each subject already has (one lookup
+        query per type for those without refs, one PATCH per 200); never creates one.
+        Per-record failures come back in the Outcome; raises DeliveryError subclasses."""
+        return self._records.push(records)
 
     def check(self) -> None:
         """Raise AuthError on rejected credentials, TransientError if unreachable or spent."""

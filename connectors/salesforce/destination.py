@@ -12,14 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.salesforce.client import SalesforceClient, any_in, select
-from core.errors import PermanentError
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.people import PEOPLE, Key, look_up, matches, parse_ref, write
 from core.model import Channel, ConsentStatus, DestinationSubject, Outcome
-
-PEOPLE = ("Contact", "Lead")
-COLLECTION_LIMIT = 200
-
-Key = tuple[str, str]  # (sObject type, record id)
 
 
 @dataclass
@@ -32,12 +27,6 @@ class _Plan:
     learned: list[str] = field(default_factory=list)
     by_email: str = ""
     error: Exception | None = None
-
-
-def parse_ref(ref: str) -> Key | None:
-    """``Contact:003...`` (optionally prefixed ``salesforce:``) as a key; None if not ours."""
-    sobject, _, record_id = ref.removeprefix("salesforce:").partition(":")
-    return (sobject, record_id) if sobject in PEOPLE and record_id else None
 
 
 class Destination:
@@ -61,10 +50,8 @@ class Destination:
             if plan.opted_out is not None and not plan.targets and subject.email:
                 plan.by_email = subject.email.lower()
         self._look_up(plans)
-        records, owners = self._records(plans)
-        for start in range(0, len(records), COLLECTION_LIMIT):
-            self._write(records[start:start + COLLECTION_LIMIT],
-                        owners[start:start + COLLECTION_LIMIT], plans)
+        for index, error in write(self._client, *self._records(plans)).items():
+            plans[index].error = error
         return [self._outcome(s, p) for s, p in zip(subjects, plans, strict=True)]
 
     def _look_up(self, plans: list[_Plan]) -> None:
@@ -76,9 +63,7 @@ class Destination:
                           for t, i in p.targets if t == sobject})
             if not emails and not ids:
                 continue
-            rows = self._client.query_all(
-                f"{sobject} lookup",
-                select("Id, Email, IndividualId", sobject, any_in(Email=sorted(emails), Id=ids)))
+            rows = look_up(self._client, sobject, emails, ids)
             for plan in plans:
                 self._match(sobject, rows, plan)
 
@@ -86,14 +71,12 @@ class Destination:
     def _match(sobject: str, rows: list[dict[str, Any]], plan: _Plan) -> None:
         if plan.opted_out is None:
             return
-        email = plan.by_email
+        found = matches(rows, plan.by_email)
+        plan.learned.extend(f"{sobject}:{row['Id']}" for row in found)
         known_ids = {i for t, i in plan.targets if t == sobject}
-        for row in rows:
-            found = bool(email) and str(row.get("Email") or "").lower() == email
-            if found:
-                plan.learned.append(f"{sobject}:{row['Id']}")
-                plan.targets.append((sobject, str(row["Id"])))
-            if (found or row["Id"] in known_ids) and row.get("IndividualId"):
+        plan.targets.extend((sobject, str(row["Id"])) for row in found)
+        for row in [*found, *(r for r in rows if r["Id"] in known_ids)]:
+            if row.get("IndividualId"):
                 plan.individuals.append(str(row["IndividualId"]))
 
     @staticmethod
@@ -116,26 +99,6 @@ class Destination:
         records = [{"attributes": {"type": t}, "id": i, **values}
                    for (t, i), values in fields.items()]
         return records, [owners[k] for k in fields]
-
-    def _write(self, records: list[dict[str, Any]], owners: list[list[int]],
-               plans: list[_Plan]) -> None:
-        body = {"allOrNone": False, "records": records}
-        results = self._client.call(
-            "composite/sobjects",
-            lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body))
-        if not isinstance(results, list) or len(results) != len(records):
-            raise PermanentError("composite/sobjects: answer does not match the records sent",
-                                 error_class="unexpected_answer")
-        for record, result, indexes in zip(records, results, owners, strict=True):
-            if result.get("success"):
-                continue
-            errors = result.get("errors") or [{}]
-            code = str(errors[0].get("statusCode") or "unknown")
-            failure = PermanentError(
-                f"salesforce rejected {record['attributes']['type']} {record['id']}: {code}",
-                error_class=code.lower())
-            for index in indexes:
-                plans[index].error = plans[index].error or failure
 
     @staticmethod
     def _outcome(subject: DestinationSubject, plan: _Plan) -> Outcome:

@@ -1,20 +1,30 @@
-"""Change capture by polling: a low-latency SOQL path and a complete getUpdated path.
+"""Change capture by polling: a complete getUpdated path and a low-latency SOQL path.
 
-Every poll runs both:
+Every poll runs both, getUpdated first:
 
-* **SOQL since the modstamp cursor** (low latency). One query per type,
-  ``SELECT <COLUMNS> FROM Contact WHERE SystemModstamp > <cursor - 5 s>
-  ORDER BY SystemModstamp LIMIT 2000``, the same for Lead, and ``SELECT Id,
-  SystemModstamp FROM Individual`` with the same filter. Changed Individuals
-  ride along in the person queries as ``OR IndividualId IN (...)`` (the first
-  200; any more are read like getUpdated's). A change shows up on the next
-  poll, seconds after it was made.
 * **getUpdated/getDeleted** (completeness and deletes). Salesforce truncates
-  their windows to the minute, so they see a change only after the next
-  minute boundary; whatever ids they report that this poll's SOQL queries did
-  not return are read with one query per 200 ids, as are Contacts and Leads
-  whose Individual changed. This catches anything the SOQL path missed (a
-  commit later than the overlap, a cursor held back by clock skew).
+  their windows to the minute, so they report a change only after the next
+  minute boundary. Their ``latestDateCovered`` is Salesforce's promise that
+  every change stamped up to it has been reported (it lags for transactions
+  still in flight). The ids they report are read with one query per 200,
+  except those the SOQL path of the same poll already returned.
+* **SOQL on SystemModstamp** (low latency), for the changes getUpdated cannot
+  report yet: one query per type, ``SELECT <COLUMNS> FROM Contact WHERE
+  SystemModstamp > <since> ORDER BY SystemModstamp LIMIT 2000``, the same for
+  Lead, and ``SELECT Id, SystemModstamp FROM Individual`` with the same filter.
+  ``since`` is the modstamp cursor less a 5 s overlap (late commits), but never
+  earlier than what getUpdated has covered, this poll included; with no
+  modstamp cursor yet it is that coverage. Changed Individuals (from both
+  paths) ride along in the person queries as ``OR IndividualId IN (...)``: the
+  first 200; any more, or all when a person query hit LIMIT, are read like
+  getUpdated's ids. A change shows up on the next poll, seconds after it was
+  made.
+
+Every query of a person type also selects the mapped fields that type has
+(``people.mapped_fields``), so a changed row yields, besides its consent
+events, a ``RecordChanged`` with all of them under their canonical names: the
+state, not a delta (intake drops values it has seen). Its id is the row's ref
+and own SystemModstamp plus ``:record``, so both paths make the same event.
 
 Individuals are polled too, because ticking "Don't Solicit" or "Forget this
 Individual" changes the Individual, not the Contact's SystemModstamp.
@@ -22,25 +32,27 @@ Individual" changes the Individual, not the Contact's SystemModstamp.
 API calls per poll:
 
 * **8 when nothing changed**: getUpdated for Contact, Lead and Individual (3),
-  the SOQL queries for Individual, Contact and Lead (3), getDeleted for
-  Contact and Lead (2). A change found by the SOQL path costs nothing more.
-* **+1 per type per 200 ids** that getUpdated reports and this poll's SOQL
-  did not return: usually a change the SOQL path reported a poll earlier,
-  seen again by getUpdated after the minute boundary. So one opt-out costs one
-  extra call, once, about a minute after it was reported.
-* **+1 per type per 200 changed Individuals** beyond the first 200 (all of
-  them if that type's SOQL query hit LIMIT 2000).
+  the SOQL queries for Individual, Contact and Lead (3), getDeleted for Contact
+  and Lead (2). A change the SOQL path finds costs nothing more.
+* **+1 per type per 200 ids** getUpdated reports that this poll's SOQL did not
+  return. Usually that is a change the SOQL path reported a poll or more ago,
+  reported again by getUpdated after the minute boundary: one opt-out costs
+  one extra call, once, about a minute after it was first reported.
+* **+1 per type per 200 changed Individuals** past the first 200 (or all of
+  them when that type's SOQL query hit LIMIT).
 * A full resync (deletes or updates past Salesforce's horizon) adds one paged
   query per type.
 
-The SOQL path is a cursor: its next value is the latest ``SystemModstamp``
-returned (held at the last row of any query that hit LIMIT, so the next poll
-pages on from there), never earlier than before and never later than
-``now``. The 5-second overlap returns the rows changed just before the
-cursor again, on every poll until something newer changes; they become the
-same events with the same ``source_event_id`` (which includes the
-SystemModstamp), so intake drops them as duplicates. Both paths turn a row
-into events with the same code, so a row found by both yields one event.
+The modstamp cursor is the latest ``SystemModstamp`` the SOQL path returned
+(held at the last row of any query that hit LIMIT, so the next poll pages on
+from there). It never moves backwards and never past ``now``. Rows in the
+overlap come back on the next polls until getUpdated's coverage passes them,
+at most about a minute. They become the same events, with the same
+``source_event_id`` (which includes the SystemModstamp), and intake drops them
+as duplicates. The same happens with a burst of more than 2000 changes in
+5 s: the SOQL path cannot page past it, and getUpdated reads it after the
+minute boundary. Both paths turn a row into events with the same code, so a
+row found by both yields one event.
 """
 
 from __future__ import annotations
@@ -54,7 +66,9 @@ from itertools import zip_longest
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient, any_in, select, soql_datetime
+from connectors.salesforce.people import PEOPLE, as_text, mapped_fields
 from core.errors import BadInput
+from core.mappings import SystemMapping
 from core.model import (
     CanonicalEvent,
     Channel,
@@ -63,6 +77,8 @@ from core.model import (
     ConsentStatus,
     ErasureRequested,
     EventMeta,
+    FieldValue,
+    RecordChanged,
     SubjectDeleted,
     SubjectHint,
     SystemRef,
@@ -72,7 +88,6 @@ from core.model import (
 log = logging.getLogger(__name__)
 
 SOURCE = "salesforce"
-PEOPLE = ("Contact", "Lead")
 CHUNK = 200
 FIRST_LOOKBACK = timedelta(days=1)
 UPDATED_HORIZON = timedelta(days=30)  # getUpdated serves at most the last 30 days
@@ -141,9 +156,18 @@ class PollResult:
 class Poller:
     """Turns Salesforce changes since a cursor into canonical events."""
 
-    def __init__(self, client: SalesforceClient, purposes: Sequence[str]) -> None:
+    def __init__(self, client: SalesforceClient, mapping: SystemMapping) -> None:
         self._client = client
-        self._purposes = tuple(purposes)
+        self._purposes = tuple(mapping.consent.all_email)
+        self._fields = {t: mapped_fields(mapping, t) for t in PEOPLE}
+        # The mapped fields ride along in every person query (Email is selected anyway).
+        self._columns = {t: ", ".join([COLUMNS, *(f for f in fields
+                                                  if f not in COLUMNS.split(", "))])
+                         for t, fields in self._fields.items()}
+        held = {f for fields in self._fields.values() for f in fields}
+        if unknown := sorted(set(mapping.fields) - held):
+            log.warning("salesforce: mapped field(s) %s exist on neither Contact nor Lead; "
+                        "they are not read", ", ".join(unknown))
 
     def poll(self, cursor: SalesforceCursor | None, now: datetime) -> PollResult:
         require_aware(now, "now")
@@ -154,9 +178,10 @@ class Poller:
             previous = cursor
             lost = (previous.updated_until < now - UPDATED_HORIZON
                     or previous.deleted_until < now - DELETED_HORIZON)
-        updated_from = max(previous.updated_until, now - UPDATED_HORIZON)
-        updated_until, changed = self._updated_ids(updated_from, now)
-        recent = self._recent(self._modstamp_from(previous, updated_from, now),
+        covered, changed = self._updated_ids(
+            max(previous.updated_until, now - UPDATED_HORIZON), now)
+        updated_until = max(previous.updated_until, covered)
+        recent = self._recent(_modstamp_from(previous.modstamp_until, updated_until),
                               changed["Individual"])
         events = recent.events
         for sobject in PEOPLE:
@@ -171,19 +196,10 @@ class Poller:
             log.warning("salesforce: deletes or updates may be lost; running a full resync")
             events.extend(self._resync())
         unique = {e.meta.source_event_id: e for e in events}
-        next_cursor = SalesforceCursor(max(previous.updated_until, updated_until),
+        next_cursor = SalesforceCursor(updated_until,
                                        max(previous.deleted_until, deleted_until),
                                        _next_modstamp(previous.modstamp_until, recent.until, now))
         return PollResult(tuple(unique.values()), next_cursor, lost)
-
-    @staticmethod
-    def _modstamp_from(previous: SalesforceCursor, updated_from: datetime,
-                       now: datetime) -> datetime:
-        """Where the SOQL path starts: the cursor less the overlap, or (no cursor
-        yet) where getUpdated starts."""
-        if previous.modstamp_until is None:
-            return updated_from
-        return max(previous.modstamp_until - MODSTAMP_OVERLAP, now - UPDATED_HORIZON)
 
     def _updated_ids(self, start: datetime,
                      end: datetime) -> tuple[datetime, dict[str, list[str]]]:
@@ -207,7 +223,7 @@ class Poller:
         changed_individuals = self._since("Individual", "Id, SystemModstamp", since, [], recent)
         joined = list(dict.fromkeys([*individuals, *(r["Id"] for r in changed_individuals)]))
         for sobject in PEOPLE:
-            rows = self._since(sobject, COLUMNS, since, joined[:CHUNK], recent)
+            rows = self._since(sobject, self._columns[sobject], since, joined[:CHUNK], recent)
             recent.fetched[sobject] = {str(r["Id"]) for r in rows}
             complete = len(rows) < MODSTAMP_LIMIT
             recent.unread_individuals[sobject] = joined[CHUNK:] if complete else joined
@@ -252,12 +268,13 @@ class Poller:
               individuals: Sequence[str]) -> Iterable[dict[str, Any]]:
         """One query per 200 changed ids: the records, and those whose Individual changed."""
         for id_chunk, ind_chunk in zip_longest(_chunks(ids), _chunks(individuals)):
-            soql = select(COLUMNS, sobject, any_in(Id=id_chunk or [], IndividualId=ind_chunk or []))
+            soql = select(self._columns[sobject], sobject,
+                          any_in(Id=id_chunk or [], IndividualId=ind_chunk or []))
             yield from self._client.query_all(f"{sobject} query", soql)
 
     def _resync(self) -> Iterable[CanonicalEvent]:
         for sobject in PEOPLE:
-            soql = select(COLUMNS, sobject, "HasOptedOutOfEmail = true"
+            soql = select(self._columns[sobject], sobject, "HasOptedOutOfEmail = true"
                           " OR Individual.HasOptedOutSolicit = true")
             for row in self._client.query_all(f"{sobject} resync", soql):
                 yield from self._record_events(sobject, row, "resync")
@@ -282,7 +299,19 @@ class Poller:
         if individual.get("ShouldForget"):
             events.append(ErasureRequested(
                 EventMeta(SOURCE, f"{event_id}:forget", occurred, kind=f"{sobject}.forget"), hint))
+        if self._fields[sobject]:
+            events.append(self._field_event(sobject, row, stamps[0], hint))
         return events
+
+    def _field_event(self, sobject: str, row: dict[str, Any], stamp: datetime,
+                     hint: SubjectHint) -> RecordChanged:
+        """Every mapped field of the row as it stands (intake drops unchanged values),
+        collected at the row's own SystemModstamp, which also makes the event's id."""
+        meta = EventMeta(SOURCE, f"{sobject}:{row['Id']}:{stamp.isoformat()}:record", stamp,
+                         kind=f"{sobject}.fields")
+        return RecordChanged(meta, hint, tuple(
+            (canonical, FieldValue(as_text(row.get(vendor)), stamp))
+            for vendor, canonical in self._fields[sobject].items()))
 
     @staticmethod
     def _deleted_event(sobject: str, gone: dict[str, Any]) -> SubjectDeleted:
@@ -317,6 +346,14 @@ class _Recent:
         if self.latest is None or self.held_at is None:
             return self.latest
         return min(self.latest, self.held_at)
+
+
+def _modstamp_from(modstamp_until: datetime | None, updated_until: datetime) -> datetime:
+    """Where the SOQL path starts: the modstamp cursor less the overlap, but not
+    before what getUpdated has covered (this poll included), which reported the rest."""
+    if modstamp_until is None:
+        return updated_until
+    return max(modstamp_until - MODSTAMP_OVERLAP, updated_until)
 
 
 def _next_modstamp(previous: datetime | None, seen: datetime | None,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from api.taxonomy import data_categories
 from core.crypto import Keyring
 from core.identity import IdentityMap
 from core.intake import Intake, Routes
@@ -26,7 +27,7 @@ class Core:
 @pytest.fixture
 def core(engine) -> Core:  # type: ignore[no-untyped-def]
     keyring = Keyring(b"test-secret-key-0123456789abcdef")
-    mappings = load_mappings(MAPPINGS)
+    mappings = load_mappings(MAPPINGS, data_categories())
     identity = IdentityMap(keyring)
     intake = Intake(engine, identity, mappings, Routes.from_mappings(mappings, SYSTEMS))
     return Core(intake, identity, keyring, mappings)

@@ -75,7 +75,8 @@ def subject_of(stack: Stack, email: str) -> str | None:
 def partner_withdrawn(stack: Stack, email: str) -> bool:
     subject = subject_of(stack, email)
     held = stack.emulators.partner.state(subject) if subject else None
-    return bool(held) and all(c["status"] == "withdrawn" for c in held["consents"].values())
+    consents = held["consents"].values() if held else []
+    return bool(consents) and all(c["status"] == "withdrawn" for c in consents)
 
 
 def sf_opted_out(stack: Stack, email: str) -> bool:

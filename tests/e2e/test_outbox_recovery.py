@@ -24,9 +24,7 @@ EMAIL = "lost.message@example.org"
 def test_jobs_whose_messages_redis_lost_are_re_enqueued_and_delivered(stack: Stack,
                                                                       redis_url: str):
     container = stack.container
-    for part in list(container._running):  # no worker: messages pile up in Redis
-        part.stop()
-        container._running.remove(part)
+    container.stop_background()  # no worker: messages pile up in Redis
     contact = seed(stack, EMAIL)
     stack.emulators.hubspot.ui_unsubscribe_all(contact)
     stack.emulators.hubspot.flush_webhooks()

@@ -345,3 +345,53 @@ def test_api_status_writes_fire_property_changes_from_the_api(hub: HubSpotEmulat
     [change] = receiver.events()
     assert (change["objectId"], change["propertyName"], change["propertyValue"],
             change["changeSource"]) == (int(contact_id), "hs_email_optout_102", "true", "API")
+
+
+def test_api_property_writes_fire_subscribed_property_changes_and_empty_clears(
+        hub: HubSpotEmulator, receiver: Receiver) -> None:
+    contact_id = hub.create_contact("a@example.org", firstname="Ann", city="York")
+    hub.configure_webhooks(receiver.url, subscriptions=(
+        "contact.propertyChange:firstname", "contact.propertyChange:city"))
+    updated = call(hub, "POST", "/crm/v3/objects/contacts/batch/update", {"inputs": [
+        {"id": contact_id, "properties": {"firstname": "Anne", "city": "", "phone": "1"}}]})
+    hub.flush_webhooks()
+    assert updated.status_code == 200
+    held = hub.contact(contact_id) or {}
+    assert (held["firstname"], "city" in held, held["phone"]) == ("Anne", False, "1")
+    changes = [(e["objectId"], e["propertyName"], e["propertyValue"], e["changeSource"])
+               for e in receiver.events()]
+    assert changes == [(int(contact_id), "firstname", "Anne", "API"),
+                       (int(contact_id), "city", "", "API")]
+
+
+def test_batch_update_of_an_unknown_id_is_a_207_naming_it(hub: HubSpotEmulator) -> None:
+    known = hub.create_contact("a@example.org")
+    answer = call(hub, "POST", "/crm/v3/objects/contacts/batch/update", {"inputs": [
+        {"id": known, "properties": {"firstname": "Ann"}},
+        {"id": "999999", "properties": {"firstname": "Nobody"}}]})
+    assert answer.status_code == 207
+    [error] = answer.json()["errors"]
+    assert (error["category"], error["context"]["ids"]) == ("OBJECT_NOT_FOUND", ["999999"])
+    assert hub.find_by_email("a@example.org") == known
+
+
+def test_batch_read_by_email_finds_contacts_case_insensitively(hub: HubSpotEmulator) -> None:
+    known = hub.create_contact("a@example.org")
+    answer = call(hub, "POST", "/crm/v3/objects/contacts/batch/read", {
+        "idProperty": "email", "properties": ["email"],
+        "inputs": [{"id": "A@Example.org"}, {"id": "b@example.org"}]})
+    assert answer.status_code == 207
+    [found] = answer.json()["results"]
+    assert (found["id"], found["properties"]["email"]) == (known, "a@example.org")
+
+
+def test_a_marketer_editing_a_property_fires_a_crm_ui_change(hub: HubSpotEmulator,
+                                                            receiver: Receiver) -> None:
+    contact_id = hub.create_contact("a@example.org", lastname="Smith")
+    hub.configure_webhooks(receiver.url, subscriptions=("contact.propertyChange:lastname",))
+    hub.ui_set_property(contact_id, "lastname", "")
+    hub.flush_webhooks()
+    [change] = receiver.events()
+    assert (change["propertyName"], change["propertyValue"], change["changeSource"]) == (
+        "lastname", "", "CRM_UI")
+    assert "lastname" not in (hub.contact(contact_id) or {})

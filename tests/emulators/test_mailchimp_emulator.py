@@ -218,6 +218,22 @@ def test_batch_without_update_existing_refuses_existing_members(
     assert mc.member("e@example.com")["status"] == "subscribed"  # type: ignore[index]
 
 
+def test_batch_merge_field_updates_are_stored_and_a_status_less_entry_adds_nobody(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    mc.add_member("f@example.com", status="unsubscribed", merge_fields={"FNAME": "F", "X": "1"})
+    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+        "update_existing": True, "members": [
+            {"email_address": "f@example.com", "merge_fields": {"FNAME": "Fay", "X": ""}},
+            {"email_address": "nobody@example.com", "merge_fields": {"FNAME": "N"}}]}).json()
+    assert (body["total_created"], body["total_updated"], body["error_count"]) == (0, 1, 1)
+    assert body["errors"][0]["email_address"] == "nobody@example.com"
+    member = mc.member("f@example.com")
+    assert member is not None
+    assert member["merge_fields"] == {"FNAME": "Fay", "X": ""}
+    assert member["status"] == "unsubscribed"
+    assert mc.member("nobody@example.com") is None
+
+
 def test_a_batch_of_more_than_500_members_is_refused(mc: MailchimpEmulator,
                                                      api: requests.Session) -> None:
     members = [{"email_address": f"p{i}@example.com", "status": "subscribed"} for i in range(501)]

@@ -44,7 +44,7 @@ def test_a_signed_update_is_stored_and_acknowledged(partner: PartnerEmulator) ->
     response = post(partner, update("ev-a", "withdrawn", "2026-03-01T10:00:00+00:00"))
     assert response.status_code == 200
     assert response.json() == {"received": "ev-a", "count": 1}
-    assert partner.state("sub-1") == {"consents": {"offers/email": {
+    assert partner.state("sub-1") == {"fields": {}, "consents": {"offers/email": {
         "status": "withdrawn", "occurred_at": "2026-03-01T10:00:00+00:00"}}}
     assert "ev-a" in partner.received_event_ids
 
@@ -77,3 +77,34 @@ def test_a_signed_body_that_breaks_the_schema_is_a_400(partner: PartnerEmulator)
     response = post(partner, {"event_id": "ev-g", "subjects": [{"consents": []}]})
     assert response.status_code == 400
     assert "ev-g" not in partner.received_event_ids
+
+
+def fields_update(event_id: str, sent_at: str, subject_id: str,
+                  **fields: str | None) -> dict[str, Any]:
+    return {"event_id": event_id, "sent_at": sent_at, "kind": "record",
+            "subjects": [{"subject_id": subject_id, "fields": fields}]}
+
+
+def test_a_record_update_stores_the_latest_value_per_field(partner: PartnerEmulator) -> None:
+    post(partner, update("ev-h", "granted", "2026-03-01T10:00:00+00:00", "sub-3"))
+    first = post(partner, fields_update("ev-i", "2026-03-02T10:00:00+00:00", "sub-3",
+                                        first_name="Ada", city="Leeds"))
+    post(partner, fields_update("ev-j", "2026-03-03T10:00:00+00:00", "sub-3",
+                                city="York", phone=None))
+    post(partner, fields_update("ev-k", "2026-03-02T12:00:00+00:00", "sub-3",
+                                city="Hull", first_name=None))
+    assert first.json() == {"received": "ev-i", "count": 1}
+    state = partner.state("sub-3")
+    assert state is not None
+    assert state["fields"] == {"city": "York"}
+    assert state["consents"]["offers/email"]["status"] == "granted"
+    assert partner.received_kinds["ev-i"] == "record"
+
+
+def test_an_update_of_an_unknown_kind_or_without_sent_at_is_a_400(
+        partner: PartnerEmulator) -> None:
+    odd = post(partner, {**fields_update("ev-l", "2026-03-01T10:00:00+00:00", "sub-4"),
+                         "kind": "erasure"})
+    naive = post(partner, fields_update("ev-m", "2026-03-01T10:00:00", "sub-4", city="X"))
+    assert odd.status_code == naive.status_code == 400
+    assert partner.state("sub-4") is None

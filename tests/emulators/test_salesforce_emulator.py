@@ -18,6 +18,7 @@ from simple_salesforce.exceptions import (
 
 from emulators.http import Fault
 from emulators.salesforce import SalesforceEmulator, render
+from emulators.salesforce_soql import Refused
 
 
 class HttpSession(requests.Session):
@@ -226,6 +227,71 @@ def test_composite_patch_writes_mixed_types_and_reports_a_failing_record(emulato
     assert emulator.record(lead)["HasOptedOutOfEmail"] is True
     assert emulator.record(individual)["HasOptedOutSolicit"] is True
     assert emulator.record(blocked)["HasOptedOutOfEmail"] is False
+
+
+def test_person_fields_are_patched_read_back_as_json_and_bump_the_modstamp(emulator):
+    contact = emulator.create_contact("a@example.com")
+    lead = emulator.create_lead("b@example.com")
+    stamped = emulator.record(contact)["SystemModstamp"]
+    records = [
+        {"attributes": {"type": "Contact"}, "id": contact, "FirstName": "Ada", "Phone": "0123",
+         "MailingCity": "London", "Birthdate": "1815-12-10", "Health_Note__c": "asthma",
+         "Customer_Since__c": "2020-01-31"},
+        {"attributes": {"type": "Lead"}, "id": lead, "City": "Paris", "Health_Note__c": None},
+    ]
+    sf = client(emulator)
+
+    results = sf.restful("composite/sobjects", method="PATCH",
+                         json={"allOrNone": False, "records": records})
+    [row] = sf.query_all("SELECT FirstName, Phone, MailingCity, Birthdate, Health_Note__c, "
+                         f"Customer_Since__c FROM Contact WHERE Id = '{contact}'")["records"]
+
+    assert [r["success"] for r in results] == [True, True]
+    assert {k: v for k, v in row.items() if k != "attributes"} == {
+        "FirstName": "Ada", "Phone": "0123", "MailingCity": "London", "Birthdate": "1815-12-10",
+        "Health_Note__c": "asthma", "Customer_Since__c": "2020-01-31"}
+    assert emulator.record(contact)["SystemModstamp"] > stamped
+    assert emulator.record(lead)["City"] == "Paris"
+
+
+def test_a_lead_has_no_mailing_city_or_birthdate(emulator):
+    lead = emulator.create_lead("b@example.com")
+    sf = client(emulator)
+
+    records = [{"attributes": {"type": "Lead"}, "id": lead, "Birthdate": "1990-01-01"}]
+    results = sf.restful("composite/sobjects", method="PATCH",
+                         json={"allOrNone": False, "records": records})
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.query("SELECT Id, MailingCity FROM Lead")
+
+    assert results[0]["errors"][0]["statusCode"] == "INVALID_FIELD"
+    assert caught.value.content[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_a_date_that_is_not_yyyy_mm_dd_fails_the_whole_request(emulator):
+    contact = emulator.create_contact("a@example.com")
+    records = [{"attributes": {"type": "Contact"}, "id": contact, "FirstName": "Ada"},
+               {"attributes": {"type": "Contact"}, "id": contact, "Birthdate": "10/12/1815"}]
+
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        client(emulator).restful("composite/sobjects", method="PATCH",
+                                 json={"allOrNone": False, "records": records})
+
+    assert caught.value.content[0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert emulator.record(contact)["FirstName"] is None
+
+
+def test_a_ui_edit_bumps_the_modstamp_and_refuses_a_field_the_type_lacks(emulator):
+    lead = emulator.create_lead("b@example.com")
+    stamped = emulator.record(lead)["SystemModstamp"]
+
+    emulator.ui_edit(lead, Phone="0123", Customer_Since__c="2021-03-04")
+    with pytest.raises(Refused) as caught:
+        emulator.ui_edit(lead, MailingCity="Paris")
+
+    assert caught.value.code == "INVALID_FIELD"
+    assert emulator.record(lead)["Phone"] == "0123"
+    assert emulator.record(lead)["SystemModstamp"] > stamped
 
 
 def test_composite_patch_with_all_or_none_rolls_everything_back(emulator):

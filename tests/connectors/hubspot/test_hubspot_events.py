@@ -19,6 +19,8 @@ from core.model import (
     ConsentChanged,
     ConsentStatus,
     ErasureRequested,
+    FieldValue,
+    RecordChanged,
     SubjectDeleted,
     SubjectHint,
     SubjectSeen,
@@ -73,10 +75,36 @@ def test_a_subscription_switch_changes_only_its_purpose() -> None:
     assert on.changes == (ConsentChange("product_news", Channel.EMAIL, ConsentStatus.GRANTED),)
 
 
-@pytest.mark.parametrize("prop", ["email", "firstname", "hs_legal_basis", "hs_email_optout_999"])
-def test_other_properties_yield_nothing_and_the_batch_still_succeeds(prop: str) -> None:
+@pytest.mark.parametrize("prop", ["hs_legal_basis", "hs_email_optout_999", "notes_last_updated"])
+def test_unmapped_properties_yield_nothing_and_the_batch_still_succeeds(prop: str) -> None:
     events = parse(optout(prop, "true"), event("contact.creation", objectId=7))
     assert [type(e) for e in events] == [SubjectSeen]
+
+
+def test_a_mapped_property_change_is_a_record_change_under_its_canonical_name() -> None:
+    [changed] = parse(optout("firstname", "Ada", changeSource="API"))
+    assert isinstance(changed, RecordChanged)
+    assert changed.subject == SubjectHint(ref=SystemRef("hubspot", "contact:123"))
+    assert changed.meta.kind == "contact.propertyChange"
+    [(name, value)] = changed.fields
+    collected = datetime.fromtimestamp(WHEN / 1000, UTC)
+    assert (name, value) == ("first_name", FieldValue("Ada", collected_at=collected))
+    assert value.collected_at.utcoffset() is not None
+
+
+def test_a_property_emptied_in_hubspot_clears_the_field() -> None:
+    [cleared, unset] = parse(optout("city", ""),
+                             event("contact.propertyChange", propertyName="lastname",
+                                   occurredAt=WHEN + 1))
+    assert isinstance(cleared, RecordChanged) and isinstance(unset, RecordChanged)
+    assert [(n, v.value) for n, v in cleared.fields + unset.fields] == [
+        ("city", None), ("last_name", None)]
+
+
+def test_opt_out_properties_stay_consent_even_though_fields_are_mapped() -> None:
+    events = parse(optout("hs_email_optout", "true"), optout("phone", "+44 20 7946 0000",
+                                                             occurredAt=WHEN + 1))
+    assert [type(e) for e in events] == [ConsentChanged, RecordChanged]
 
 
 @pytest.mark.parametrize(("kind", "expected"), [

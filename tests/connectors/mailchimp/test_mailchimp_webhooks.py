@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+import yaml
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
 from core.errors import BadInput
@@ -15,7 +17,9 @@ from core.model import (
     Channel,
     ConsentChanged,
     ConsentStatus,
+    FieldValue,
     IdentifierChanged,
+    RecordChanged,
     SubjectSeen,
     SystemRef,
 )
@@ -25,6 +29,9 @@ EMAIL = "x.person@example.com"
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MAPPING = SystemMapping(system="mailchimp",
                         consent=SystemConsent(all_email=("product_news", "offers")))
+WITH_FIELDS = SystemMapping.model_validate(
+    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "mailchimp.yaml").read_text()))
+FIRED = datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -88,6 +95,38 @@ def test_a_hard_bounce_and_a_profile_change_only_show_the_subject(
                                            merges__FNAME="New"), RECEIVED)
     assert [type(e) for e in bounced + profile] == [SubjectSeen, SubjectSeen]
     assert profile[0].meta.kind == "mailchimp.profile"
+
+
+def test_a_profile_change_of_mapped_merge_fields_is_a_record_change() -> None:
+    connector = MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6",
+                                   list_id=LIST, mapping=WITH_FIELDS)
+    [event] = connector.parse_webhook(form("profile", id="1", list_id=LIST, email=EMAIL,
+                                           merges__EMAIL=EMAIL, merges__FNAME="Xe",
+                                           merges__LNAME="Person", merges__INTERESTS="tea",
+                                           merges__BIRTHDAY=""), RECEIVED)
+    assert isinstance(event, RecordChanged)
+    assert event.meta.kind == "mailchimp.profile"
+    assert event.subject.email == EMAIL
+    assert event.subject.ref == SystemRef("mailchimp", f"member:{subscriber_hash(EMAIL)}")
+    assert dict(event.fields) == {"first_name": FieldValue("Xe", collected_at=FIRED),
+                                  "product_interests": FieldValue("tea", collected_at=FIRED)}
+
+
+def test_a_profile_change_with_no_mapped_merge_value_only_shows_the_subject() -> None:
+    connector = MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6",
+                                   list_id=LIST, mapping=WITH_FIELDS)
+    [event] = connector.parse_webhook(form("profile", id="1", list_id=LIST, email=EMAIL,
+                                           merges__FNAME="", merges__LNAME="Person"), RECEIVED)
+    assert isinstance(event, SubjectSeen)
+
+
+def test_a_merge_field_sent_as_a_group_is_refused_without_the_address() -> None:
+    connector = MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6",
+                                   list_id=LIST, mapping=WITH_FIELDS)
+    with pytest.raises(BadInput, match=r"data\[merges\]\[FNAME\]") as refused:
+        connector.parse_webhook(form("profile", list_id=LIST, email=EMAIL,
+                                     merges__FNAME__x="Xe"), RECEIVED)
+    assert EMAIL not in str(refused.value)
 
 
 def test_an_address_change_names_the_old_member_and_the_new_one(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +12,13 @@ import pytest
 from connectors.partner import PartnerConnector
 from core.errors import AuthError, ConfigError, PermanentError, TransientError
 from core.mappings import Partner
-from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
+from core.model import (
+    Channel,
+    ConsentState,
+    ConsentStatus,
+    DestinationRecord,
+    DestinationSubject,
+)
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
 
@@ -60,7 +67,7 @@ def test_the_partner_receives_only_its_purposes_and_declared_identifiers(
         partner: PartnerEmulator) -> None:
     outcomes = connector(partner).apply_consent([subject("p1"), subject("p2")])
     state = partner.state("p1")
-    assert state == {"email": "p1@example.com", "consents": {
+    assert state == {"email": "p1@example.com", "fields": {}, "consents": {
         "offers/email": {"status": "withdrawn", "occurred_at": WHEN.isoformat()},
         "product_news/email": {"status": "granted", "occurred_at": WHEN.isoformat()}}}
     assert [o.subject_id for o in outcomes] == ["p1", "p2"]
@@ -145,4 +152,64 @@ def test_a_url_that_is_not_http_is_a_config_error(url: str) -> None:
 
 def test_the_destination_is_named_after_the_partner(partner: PartnerEmulator) -> None:
     c = connector(partner)
-    assert (c.name, c.batch_size) == ("partner:contact_centre", 100)
+    assert (c.name, c.batch_size, c.record_batch_size) == ("partner:contact_centre", 100, 100)
+
+
+def test_consent_batches_say_they_are_consent(partner: PartnerEmulator) -> None:
+    [outcome] = connector(partner).apply_consent([subject("k1")])
+    event_id = outcome.detail["partner_event_id"]
+    assert partner.received_kinds[event_id] == "consent"
+    body = json.loads(connector(partner).payload([subject("k1")], "ev", WHEN))
+    assert body["kind"] == "consent" and "fields" not in body["subjects"][0]
+
+
+def record(sid: str, **fields: str | None) -> DestinationRecord:
+    return DestinationRecord(subject_id=sid, email=f"{sid}@example.com", refs=(),
+                             fields=fields)
+
+
+def test_push_fields_delivers_exactly_the_given_fields_in_one_signed_post(
+        partner: PartnerEmulator) -> None:
+    before = partner.total_calls()
+    outcomes = connector(partner).push_fields([
+        record("f1", first_name="Ada", city="Leeds"), record("f2", phone="+44 20 7946 0000")])
+    assert partner.total_calls() == before + 1
+    assert [(o.subject_id, o.error) for o in outcomes] == [("f1", None), ("f2", None)]
+    event_id = outcomes[0].detail["partner_event_id"]
+    assert partner.received_kinds[event_id] == "record"
+    assert partner.state("f1") == {"email": "f1@example.com", "consents": {},
+                                   "fields": {"first_name": "Ada", "city": "Leeds"}}
+    state = partner.state("f2")
+    assert state is not None and state["fields"] == {"phone": "+44 20 7946 0000"}
+
+
+def test_a_record_push_keeps_consent_and_a_cleared_field_disappears(
+        partner: PartnerEmulator) -> None:
+    connector(partner).apply_consent([subject("f3")])
+    connector(partner).push_fields([record("f3", first_name="Ada", city="Leeds")])
+    connector(partner).push_fields([record("f3", city=None)])
+    state = partner.state("f3")
+    assert state is not None
+    assert state["fields"] == {"first_name": "Ada"}
+    assert set(state["consents"]) == {"offers/email", "product_news/email"}
+
+
+def test_a_partner_without_the_email_identifier_gets_fields_without_an_address(
+        partner: PartnerEmulator) -> None:
+    connector(partner, identifiers=()).push_fields([record("f4", first_name="Ada")])
+    body = json.loads(connector(partner, identifiers=()).record_payload(
+        [record("f4", first_name="Ada")], "ev", WHEN))
+    assert body["kind"] == "record"
+    assert body["subjects"] == [{"subject_id": "f4", "fields": {"first_name": "Ada"}}]
+    state = partner.state("f4")
+    assert state is not None and "email" not in state
+
+
+def test_a_record_push_that_fails_is_transient_and_stores_nothing(
+        partner: PartnerEmulator) -> None:
+    partner.inject(Fault(500))
+    with pytest.raises(TransientError) as failed:
+        connector(partner).push_fields([record("f5", first_name="Ada")])
+    assert "Ada" not in str(failed.value) and "f5@example.com" not in str(failed.value)
+    assert partner.state("f5") is None
+    assert connector(partner).push_fields([]) == []

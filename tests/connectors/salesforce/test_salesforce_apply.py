@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from api.taxonomy import data_categories
 from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError
 from core.mappings import load_mappings
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
 from emulators.salesforce import SalesforceEmulator
 
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings").system("salesforce")
+MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
+                        data_categories()).system("salesforce")
 WHEN = datetime(2024, 1, 2, 10, 0, tzinfo=UTC)
 COMPOSITE = "/services/data/v59.0/composite/sobjects"
 QUERY = "/services/data/v59.0/query"

@@ -10,6 +10,7 @@ import pytest
 import requests
 import responses
 
+from api.taxonomy import data_categories
 from connectors.salesforce import SalesforceConnector
 from core.errors import AuthError, ConfigError, PermanentError, TransientError
 from core.mappings import load_mappings
@@ -17,7 +18,8 @@ from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
 from emulators.http import Fault
 from emulators.salesforce import SalesforceEmulator
 
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings").system("salesforce")
+MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
+                        data_categories()).system("salesforce")
 LIMIT_BODY = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 
 

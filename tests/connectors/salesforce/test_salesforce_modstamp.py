@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from api.taxonomy import data_categories
 from connectors.salesforce import SalesforceConnector, SalesforceCursor
 from connectors.salesforce import poller as poller_module
 from connectors.salesforce.client import SalesforceClient
 from core.mappings import load_mappings
-from core.model import ConsentChanged, ConsentStatus, ErasureRequested, SystemRef
+from core.model import ConsentChanged, ConsentStatus, ErasureRequested, RecordChanged, SystemRef
 from emulators.salesforce import SalesforceEmulator
 
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings").system("salesforce")
+MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
+                        data_categories()).system("salesforce")
 QUERY = "/services/data/v59.0/query"
 
 
@@ -116,33 +118,62 @@ def test_dont_solicit_and_forget_made_seconds_ago_are_found_through_the_individu
 
 def test_the_poll_sends_one_modstamp_query_per_type_with_an_unquoted_literal(
         emulator, connector, soql):
+    at_a_minute_start(emulator)
+    emulator.advance(timedelta(seconds=10))
     contact = emulator.create_contact("ada@example.com")
-    first = connector.poll(None, later(emulator))
+    first = connector.poll(None, emulator.now())
     assert first.cursor.modstamp_until == stamp(emulator, contact)
     soql.clear()
 
-    connector.poll(first.cursor, later(emulator))
+    connector.poll(first.cursor, emulator.now())
 
     since = (stamp(emulator, contact) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert soql == [
         f"SELECT Id, SystemModstamp FROM Individual WHERE SystemModstamp > {since} "
         "ORDER BY SystemModstamp LIMIT 2000",
-        *(f"SELECT {poller_module.COLUMNS} FROM {t} WHERE SystemModstamp > {since} "
-          "ORDER BY SystemModstamp LIMIT 2000" for t in ("Contact", "Lead")),
+        *(f"SELECT {poller_module.COLUMNS}, {fields} FROM {t} WHERE SystemModstamp > {since} "
+          "ORDER BY SystemModstamp LIMIT 2000" for t, fields in [
+              ("Contact", "FirstName, LastName, Phone, MailingCity, Birthdate, Health_Note__c, "
+                          "Customer_Since__c"),
+              ("Lead", "FirstName, LastName, Phone, Health_Note__c, Customer_Since__c")]),
     ]
+
+
+def test_past_the_minute_boundary_the_soql_path_starts_where_get_updated_stopped(
+        emulator, connector, soql):
+    at_a_minute_start(emulator)
+    contact = emulator.create_contact("ada@example.com")
+    first = connector.poll(None, emulator.now())
+    soql.clear()
+
+    second = connector.poll(first.cursor, later(emulator))
+    idle = connector.poll(second.cursor, emulator.now())
+
+    covered = second.cursor.updated_until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"WHERE SystemModstamp > {covered} ORDER BY" in soql[0]
+    # getUpdated reports the contact once, as the very event the SOQL path made;
+    # after that the overlap no longer returns it.
+    assert second.events == first.events
+    assert idle.events == ()
+    assert second.cursor.modstamp_until == stamp(emulator, contact)
 
 
 def test_a_change_seen_by_both_paths_in_one_poll_yields_one_event_and_no_extra_read(
         emulator, connector):
-    contact = emulator.create_contact("ada@example.com")
+    contact = emulator.create_contact("ada@example.com", with_individual=True)
     first = connector.poll(None, later(emulator))
     emulator.ui_set_opt_out(contact, True)
+    emulator.ui_set_solicit_opt_out(contact, True)
     before = emulator.total_calls(QUERY)
 
-    second = connector.poll(first.cursor, later(emulator))  # getUpdated reports it too
+    # getUpdated reports the Contact and its Individual; the SOQL Contact query
+    # returns the Contact through its IndividualId. It is not read again.
+    second = connector.poll(first.cursor, later(emulator))
 
-    assert len(consent_events(second.events, contact)) == 1
-    assert len(second.events) == 1
+    [event, fields] = second.events  # its consent, and its mapped fields as they stand
+    assert event.subject.ref == fields.subject.ref == ref(contact)
+    assert {c.status for c in event.changes} == {ConsentStatus.WITHDRAWN}
+    assert isinstance(fields, RecordChanged)
     assert emulator.total_calls(QUERY) - before == 3
 
 
@@ -162,7 +193,7 @@ def test_both_paths_make_the_identical_event_for_the_same_row(emulator, connecto
     assert emulator.total_calls(QUERY) - before == 3 + 1  # one read of what getUpdated listed
     [soql_event] = consent_events(by_soql.events, contact)
     [read_event] = consent_events(by_get_updated.events, contact)
-    assert read_event == soql_event
+    assert read_event == soql_event  # same id: intake keeps one
 
 
 def test_the_overlap_returns_only_identical_events_with_unchanged_ids(emulator, connector):
@@ -175,9 +206,10 @@ def test_the_overlap_returns_only_identical_events_with_unchanged_ids(emulator, 
     third = connector.poll(second.cursor, emulator.now())
     fourth = connector.poll(third.cursor, emulator.now() + timedelta(seconds=30))
 
-    [event] = second.events
-    assert third.events in ((), (event,)) and fourth.events in ((), (event,))
+    [event, fields] = second.events
+    assert third.events in ((), second.events) and fourth.events in ((), second.events)
     assert event.meta.source_event_id == f"Contact:{contact}:{stamp(emulator, contact).isoformat()}"
+    assert fields.meta.source_event_id == event.meta.source_event_id + ":record"
     assert third.cursor.modstamp_until == fourth.cursor.modstamp_until == stamp(emulator, contact)
 
 
@@ -227,19 +259,19 @@ def test_a_cursor_ahead_of_the_org_never_moves_back_and_get_updated_still_report
 
 
 def test_a_poll_with_nothing_seen_keeps_the_previous_modstamp(emulator, connector):
-    first = connector.poll(None, later(emulator))
+    at_a_minute_start(emulator)
+    first = connector.poll(None, emulator.now())
     assert first.cursor.modstamp_until is None  # nothing in the org yet
     contact = emulator.create_contact("ada@example.com")
-    second = connector.poll(first.cursor, later(emulator))
-    emulator.advance(timedelta(minutes=1))
+    second = connector.poll(first.cursor, emulator.now())
 
     third = connector.poll(second.cursor, later(emulator))
 
-    assert second.cursor.modstamp_until == third.cursor.modstamp_until == stamp(emulator,
-                                                                                   contact)
+    assert second.cursor.modstamp_until == stamp(emulator, contact)
+    assert third.cursor.modstamp_until == stamp(emulator, contact)
 
 
-def test_a_cursor_from_before_the_modstamp_path_starts_where_get_updated_starts(
+def test_a_cursor_from_before_the_modstamp_path_starts_where_get_updated_stopped(
         emulator, connector, soql):
     at_a_minute_start(emulator)
     old = SalesforceCursor.from_json(SalesforceCursor(
@@ -251,8 +283,10 @@ def test_a_cursor_from_before_the_modstamp_path_starts_where_get_updated_starts(
 
     [event] = consent_events(result.events, contact)
     assert {c.status for c in event.changes} == {ConsentStatus.WITHDRAWN}
-    literal = old.updated_until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert old.modstamp_until is None
+    literal = result.cursor.updated_until.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f"WHERE SystemModstamp > {literal} ORDER BY" in soql[0]
+    assert result.cursor.updated_until < stamp(emulator, contact)
     assert result.cursor.modstamp_until == stamp(emulator, contact)
 
 
@@ -280,3 +314,22 @@ def test_a_query_that_hits_its_limit_holds_the_cursor_and_the_next_poll_pages_on
     # Three rows again fill the limit: held at the last, then released once under it.
     assert third.cursor.modstamp_until == stamp(emulator, contacts[4])
     assert fourth.cursor.modstamp_until == stamp(emulator, lead)
+
+
+def test_a_burst_past_the_limit_within_the_overlap_is_finished_by_get_updated(
+        emulator, connector, monkeypatch):
+    monkeypatch.setattr(poller_module, "MODSTAMP_LIMIT", 3)
+    at_a_minute_start(emulator)
+    first = connector.poll(None, emulator.now())
+    burst = [emulator.create_contact(f"c{i}@example.com", opted_out=True) for i in range(8)]
+
+    stuck = connector.poll(first.cursor, emulator.now() + timedelta(seconds=1))
+    again = connector.poll(stuck.cursor, emulator.now() + timedelta(seconds=1))
+    done = connector.poll(again.cursor, later(emulator))
+    idle = connector.poll(done.cursor, later(emulator))
+
+    # Eight rows in 5 s never page past a limit of 3 through the overlap...
+    assert {e.subject.ref for e in again.events} == {ref(c) for c in burst[:3]}
+    # ...but past the minute boundary getUpdated reports them all, and it is over.
+    assert {e.subject.ref for e in done.events} == {ref(c) for c in burst}
+    assert idle.events == ()

@@ -1,0 +1,131 @@
+"""Minimised record fields into Mailchimp merge fields, for existing members only.
+
+Same rule as withdrawals (destination.py): Mailchimp's bulk write creates any
+member it does not have, so only members known to exist are sent, in one
+``POST /lists/{id}`` with ``update_existing``. Entries carry no ``status``:
+a field update never changes a subscription, and Mailchimp refuses to create
+a member without one, which keeps the batch from adding anybody even if a
+member vanished after it was checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from connectors.mailchimp.client import MailchimpApi, subscriber_hash
+from connectors.mailchimp.destination import known_hashes, refusals
+from core.errors import PermanentError
+from core.mappings import SystemMapping
+from core.model import DestinationRecord, Outcome
+
+log = logging.getLogger(__name__)
+
+RECORD_LIMIT = 500
+NOTE_ABSENT = "not a member"
+NOTE_NOTHING = "no field of this record is held in mailchimp"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    index: int
+    subject_id: str
+    email: str
+    hash: str
+    merges: dict[str, str]
+
+
+class MailchimpRecords:
+    """Writes canonical fields to one list's merge fields (``FNAME`` and the like)."""
+
+    def __init__(self, api: MailchimpApi, list_id: str, mapping: SystemMapping) -> None:
+        self._api = api
+        self._list = list_id
+        self._mapping = mapping
+
+    def merges(self, record: DestinationRecord) -> dict[str, str]:
+        """Merge tags for the fields this list holds; None clears (Mailchimp wants "")."""
+        merges: dict[str, str] = {}
+        for canonical, value in record.fields.items():
+            tag = self._mapping.vendor_field(canonical)
+            if tag is not None:
+                merges[tag] = "" if value is None else value
+        return merges
+
+    def push(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
+        """One Outcome per record, in order; whole-call failures raise DeliveryError."""
+        outcomes: dict[int, Outcome] = {}
+        pending: list[_Pending] = []
+        for index, record in enumerate(records):
+            merges = self.merges(record)
+            if not merges:
+                outcomes[index] = Outcome(record.subject_id, note=NOTE_NOTHING)
+            elif not record.email:
+                outcomes[index] = self._by_hash(record, merges)
+            else:
+                found = self._existing(index, record, record.email, merges)
+                if isinstance(found, Outcome):
+                    outcomes[index] = found
+                else:
+                    pending.append(found)
+        for start in range(0, len(pending), RECORD_LIMIT):
+            outcomes |= self._update(pending[start:start + RECORD_LIMIT])
+        return [outcomes[i] for i in range(len(records))]
+
+    def _member_path(self, member_hash: str) -> str:
+        return f"/lists/{self._list}/members/{member_hash}"
+
+    def _by_hash(self, record: DestinationRecord, merges: dict[str, str]) -> Outcome:
+        """No address at hand: a known member can still be updated by its hash."""
+        hashes = sorted(known_hashes(record.refs))
+        if not hashes:
+            return Outcome(record.subject_id, error=PermanentError(
+                f"subject {record.subject_id} has no e-mail address or Mailchimp member",
+                error_class="no_identifier"))
+        found = [f"member:{h}" for h in hashes
+                 if self._api.call("PATCH", self._member_path(h), "mailchimp update merge fields",
+                                   missing_ok=True, body={"merge_fields": merges}) is not None]
+        return Outcome(record.subject_id, learned_refs=tuple(found),
+                       note=f"wrote {len(merges)} field(s)" if found else NOTE_ABSENT)
+
+    def _existing(self, index: int, record: DestinationRecord, email: str,
+                  merges: dict[str, str]) -> _Pending | Outcome:
+        """The member to update, or the outcome when the list does not hold the person."""
+        member_hash = subscriber_hash(email)
+        pending = _Pending(index, record.subject_id, email, member_hash, merges)
+        if member_hash in known_hashes(record.refs):
+            return pending
+        member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
+                                "mailchimp look up member", missing_ok=True)
+        status = member.get("status") if isinstance(member, dict) else None
+        if member is None or status == "archived":
+            return Outcome(record.subject_id, note=NOTE_ABSENT)
+        return pending
+
+    def _update(self, pending: Sequence[_Pending]) -> dict[int, Outcome]:
+        """One batch call for every member; per-member refusals per record."""
+        if not pending:
+            return {}
+        by_address: dict[str, dict[str, str]] = {}
+        for p in pending:
+            by_address.setdefault(p.email.lower(), {}).update(p.merges)
+        answer = self._api.call("POST", f"/lists/{self._list}", "mailchimp batch merge fields",
+                                body={"members": [{"email_address": a, "merge_fields": m}
+                                                  for a, m in by_address.items()],
+                                      "update_existing": True})
+        created = len(answer.get("new_members") or []) if isinstance(answer, dict) else 0
+        if created:
+            log.warning("mailchimp batch unexpectedly created members", extra={"count": created})
+        refused = refusals(answer)
+        outcomes: dict[int, Outcome] = {}
+        for p in pending:
+            code = refused.get(p.email.lower())
+            if code is None:
+                outcomes[p.index] = Outcome(p.subject_id, learned_refs=(f"member:{p.hash}",),
+                                            note=f"wrote {len(p.merges)} field(s)")
+            else:
+                outcomes[p.index] = Outcome(p.subject_id, error=PermanentError(
+                    f"mailchimp refused member {p.hash} for subject {p.subject_id}",
+                    error_class=code))
+        return outcomes

@@ -1,0 +1,90 @@
+"""Contacts and Leads: which mapped fields each type has, how refs name them, finding them.
+
+privasync does not describe the org (that would cost calls on every start);
+it knows Salesforce's standard person fields, and takes a custom field
+(``__c``) to exist on both types, as the admin creates it so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from connectors.salesforce.client import SalesforceClient, any_in, select
+from core.errors import PermanentError
+from core.mappings import SystemMapping
+
+PEOPLE = ("Contact", "Lead")
+COLLECTION_LIMIT = 200  # records per sObject Collections call
+IDENTITY = "Email"  # how subjects are found in Salesforce; privasync never writes it
+
+Key = tuple[str, str]  # (sObject type, record id)
+
+_COMMON = frozenset({"Email", "FirstName", "LastName", "Salutation", "Title", "Phone",
+                     "MobilePhone", "Fax", "Description", "LeadSource"})
+STANDARD_FIELDS: dict[str, frozenset[str]] = {
+    "Contact": _COMMON | {"HomePhone", "OtherPhone", "MailingStreet", "MailingCity",
+                         "MailingState", "MailingPostalCode", "MailingCountry", "Birthdate",
+                         "Department"},
+    "Lead": _COMMON | {"Street", "City", "State", "PostalCode", "Country", "Company",
+                      "Industry", "Website"},
+}
+
+
+def has_field(sobject: str, vendor: str) -> bool:
+    return vendor.endswith("__c") or vendor in STANDARD_FIELDS[sobject]
+
+
+def mapped_fields(mapping: SystemMapping, sobject: str) -> dict[str, str]:
+    """The mapping's fields that ``sobject`` has: vendor name to canonical name."""
+    return {v: f.canonical for v, f in mapping.fields.items() if has_field(sobject, v)}
+
+
+def as_text(value: Any) -> str | None:
+    """A field's JSON value as canonical text: dates stay ``YYYY-MM-DD``, booleans
+    become ``"true"``/``"false"``, numbers ``str``; None (cleared) stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_ref(ref: str) -> Key | None:
+    """``Contact:003...`` (optionally prefixed ``salesforce:``) as a key; None if not ours."""
+    sobject, _, record_id = ref.removeprefix("salesforce:").partition(":")
+    return (sobject, record_id) if sobject in PEOPLE and record_id else None
+
+
+def look_up(client: SalesforceClient, sobject: str, emails: Collection[str],
+            ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One query: ``Id, Email, IndividualId`` of the records with these e-mails or ids."""
+    where = any_in(Email=sorted(emails), Id=list(ids))
+    return client.query_all(f"{sobject} lookup", select("Id, Email, IndividualId", sobject, where))
+
+
+def matches(rows: Sequence[dict[str, Any]], email: str) -> list[dict[str, Any]]:
+    """The rows whose e-mail is ``email`` (lower-cased), as SOQL compares text."""
+    return [r for r in rows if email and str(r.get("Email") or "").lower() == email]
+
+
+def write(client: SalesforceClient, records: list[dict[str, Any]],
+          owners: list[list[int]]) -> dict[int, PermanentError]:
+    """PATCH ``records`` in collections of 200; per owner index, its first rejection.
+
+    Rejections name the record and Salesforce's code, never a value. Raises
+    DeliveryError subclasses when a whole call failed.
+    """
+    failures: dict[int, PermanentError] = {}
+    for start in range(0, len(records), COLLECTION_LIMIT):
+        chunk = records[start:start + COLLECTION_LIMIT]
+        codes = client.update_collection(chunk)
+        for record, code, indexes in zip(chunk, codes, owners[start:start + COLLECTION_LIMIT],
+                                         strict=True):
+            if code is None:
+                continue
+            error = PermanentError(f"salesforce rejected {record['attributes']['type']} "
+                                   f"{record['id']}: {code}", error_class=code.lower())
+            for index in indexes:
+                failures.setdefault(index, error)
+    return failures
