@@ -29,15 +29,10 @@ def _say(text: str = "") -> None:
 
 
 def _seed(stack: Stack, count: int) -> list[str]:
-    emu = stack.emulators
     emails = [f"customer{i}@example.com" for i in range(1, count + 1)]
     for email in emails:
-        contact = emu.hubspot.create_contact(email)
-        emu.hubspot.ui_set_subscription(contact, 101, True)
-        emu.hubspot.ui_set_subscription(contact, 102, True)
-        emu.salesforce.create_contact(email, last_name="Customer")
-        emu.mailchimp.add_member(email, status="subscribed")
-    emu.hubspot.flush_webhooks()
+        stack.seed_customer(email, flush=False)
+    stack.emulators.hubspot.flush_webhooks()
     return emails
 
 
@@ -111,33 +106,36 @@ def _run(stack: Stack, contacts: int) -> int:
     return 0
 
 
-def _echo_outcomes(stack: Stack) -> tuple[int, int]:
-    """(jobs so far, Salesforce events that changed nothing): our own write coming back."""
+def _echo_outcomes(stack: Stack) -> tuple[int, int, int]:
+    """(consent jobs, record jobs, Salesforce events that changed nothing) so far."""
     from sqlalchemy import func, select
 
     from core.db import events, jobs
 
     with stack.container.engine.connect() as conn:
-        job_count = conn.execute(select(func.count()).select_from(jobs)).scalar_one()
+        kinds: dict[str, int] = dict(
+            conn.execute(select(jobs.c.kind, func.count()).group_by(jobs.c.kind)).tuples().all())
         echoes = conn.execute(select(func.count()).select_from(events).where(
             events.c.source == "salesforce", events.c.outcome == "unchanged")).scalar_one()
-    return int(job_count), int(echoes)
+    return int(kinds.get("consent", 0)), int(kinds.get("record", 0)), int(echoes)
 
 
 def _report(stack: Stack, emails: list[str]) -> None:
     emu = stack.emulators
-    jobs_before, _ = _echo_outcomes(stack)
+    jobs_before, _, _ = _echo_outcomes(stack)
     time.sleep(2 * stack.container.settings.salesforce.poll_interval_seconds + 0.5)
-    jobs_after, echoes = _echo_outcomes(stack)
+    jobs_after, record_jobs, echoes = _echo_outcomes(stack)
     others = [e for e in emails[1:] if (emu.mailchimp.member(e) or {}).get("status")
               == "subscribed"]
     with stack.container.engine.connect() as conn:
         report = ledger.verify(conn)
     _say(f"\nOther customers untouched: {len(others)} of {len(emails) - 1} still subscribed "
          "in Mailchimp.")
-    _say(f"Jobs run: {jobs_before}, one per destination. Salesforce's poller then saw our own "
-         f"write come back ({echoes} echo event(s)): it caused {jobs_after - jobs_before} "
-         "new job(s).")
+    _say(f"Consent jobs run: {jobs_before}, one per destination. Salesforce's poller then saw "
+         f"our own write come back ({echoes} echo event(s)): it caused "
+         f"{jobs_after - jobs_before} new job(s).")
+    _say(f"Record jobs: {record_jobs} (the seeded contacts' fields, each minimised for its "
+         "destination before it left).")
     _say(f"Vendor API calls: HubSpot {emu.hubspot.total_calls()}, Salesforce "
          f"{emu.salesforce.total_calls()}, Mailchimp {emu.mailchimp.total_calls()} "
          "(seeding and polling included).")

@@ -119,6 +119,18 @@ class Stack:
     def url(self) -> str:
         return self.server.url
 
+    def seed_customer(self, email: str, *, flush: bool = True) -> str:
+        """A person known to every system and subscribed; returns the HubSpot contact id."""
+        emu = self.emulators
+        contact = emu.hubspot.create_contact(email)
+        emu.hubspot.ui_set_subscription(contact, 101, True)
+        emu.hubspot.ui_set_subscription(contact, 102, True)
+        emu.salesforce.create_contact(email, last_name="Customer")
+        emu.mailchimp.add_member(email, status="subscribed")
+        if flush:
+            emu.hubspot.flush_webhooks()
+        return contact
+
     def stop(self) -> None:
         self.server.stop()
         self.container.close()

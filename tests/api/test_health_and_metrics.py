@@ -53,3 +53,27 @@ def _value(text: str, series: str) -> float:
     line = next((ln for ln in text.splitlines() if ln.startswith(series + " ")), None)
     assert line is not None, f"{series} not exported"
     return float(line.rsplit(" ", 1)[1])
+
+
+def test_readyz_names_the_broker_when_redis_is_unreachable(sqlite_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from api.bootstrap import build
+    from api.settings import Settings
+    from api.stack import AppServer
+
+    settings = Settings(database_url=sqlite_url, broker_url="redis://127.0.0.1:1/0",
+                        var_dir=tmp_path, secret_key=SecretStr("x" * 32),
+                        mappings_dir=Path(__file__).parents[2] / "mappings")
+    container = build(settings, environ={"PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "s" * 16})
+    server = AppServer(container).start()
+    try:
+        body = requests.get(f"{server.url}/readyz", timeout=10)
+        assert body.status_code == 503
+        assert body.json()["failing"] == ["broker", "worker"]
+        assert body.json()["checks"]["broker"]["reason"] == "ConnectionError"
+    finally:
+        server.stop()
+        container.close()

@@ -92,11 +92,4 @@ def mc_status(stack: Stack, email: str) -> str | None:
 
 def seed(stack: Stack, email: str) -> str:
     """A customer known to every system, subscribed; returns the HubSpot contact id."""
-    emu = stack.emulators
-    contact = emu.hubspot.create_contact(email)
-    emu.hubspot.ui_set_subscription(contact, 101, True)
-    emu.hubspot.ui_set_subscription(contact, 102, True)
-    emu.salesforce.create_contact(email, last_name="Customer")
-    emu.mailchimp.add_member(email, status="subscribed")
-    emu.hubspot.flush_webhooks()
-    return contact
+    return stack.seed_customer(email)

@@ -24,6 +24,7 @@ from hubspot.utils.signature import Signature
 
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
+from tests.emulators.conftest import serve
 
 TOKEN, SECRET = "pat-test", "app-secret"
 V4 = "/communication-preferences/v4/statuses"
@@ -31,10 +32,7 @@ V4 = "/communication-preferences/v4/statuses"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[HubSpotEmulator]:
-    emulator = HubSpotEmulator(access_token=TOKEN, client_secret=SECRET)
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    yield from serve(HubSpotEmulator(access_token=TOKEN, client_secret=SECRET))
 
 
 @pytest.fixture

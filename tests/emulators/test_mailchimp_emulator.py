@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from emulators.mailchimp import MailchimpEmulator, subscriber_hash
+from tests.emulators.conftest import serve
 
 KEY = "emulatorkey-us6"
 LIST = "a6b5da1054"
@@ -59,10 +60,7 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[MailchimpEmulator]:
-    emulator = MailchimpEmulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    yield from serve(MailchimpEmulator())
 
 
 @pytest.fixture

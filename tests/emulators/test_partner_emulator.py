@@ -12,16 +12,14 @@ import requests
 
 from connectors.partner import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from emulators.partner import PartnerEmulator
+from tests.emulators.conftest import serve
 
 SECRET = "partner-secret"
 
 
 @pytest.fixture(scope="module")
 def partner() -> Iterator[PartnerEmulator]:
-    emulator = PartnerEmulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    yield from serve(PartnerEmulator())
 
 
 def post(partner: PartnerEmulator, document: dict[str, Any], *, secret: str = SECRET,

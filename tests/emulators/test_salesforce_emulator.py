@@ -19,6 +19,7 @@ from simple_salesforce.exceptions import (
 from emulators.http import Fault
 from emulators.salesforce import SalesforceEmulator, render
 from emulators.salesforce_soql import Refused
+from tests.emulators.conftest import serve
 
 
 class HttpSession(requests.Session):
@@ -30,10 +31,7 @@ class HttpSession(requests.Session):
 
 @pytest.fixture
 def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator(page_size=2)
-    emu.start()
-    yield emu
-    emu.stop()
+    yield from serve(SalesforceEmulator(page_size=2))
 
 
 def client(emu: SalesforceEmulator, session_id: str | None = None) -> Salesforce:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import yaml
 
 from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, PermanentError, TransientError
@@ -15,29 +12,13 @@ from core.mappings import Subscription, SystemConsent, SystemMapping
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject, Evidence
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
+from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 
-TOKEN = "pat-test"
 WRITE = "/communication-preferences/v4/statuses/batch/write"
-MAPPING = SystemMapping.model_validate(
-    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "hubspot.yaml").read_text()))
 AT = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
 PROOF = Evidence(source="web", method="signup_form", wording_version="nl-2026-03",
                  proof_reference="form-submission:8812")
 WITHDRAWN, GRANTED = ConsentStatus.WITHDRAWN, ConsentStatus.GRANTED
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HubSpotEmulator]:
-    emulator = HubSpotEmulator(access_token=TOKEN)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def hub(server: HubSpotEmulator) -> HubSpotEmulator:
-    server.reset()
-    return server
 
 
 def connector(hub: HubSpotEmulator, mapping: SystemMapping = MAPPING,

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from connectors.hubspot import HubSpotConnector
 from core.errors import BadInput
-from core.mappings import SystemMapping
 from core.model import (
     Channel,
     ConsentChange,
@@ -27,9 +24,8 @@ from core.model import (
     SubjectsMerged,
     SystemRef,
 )
+from tests.connectors.hubspot.conftest import MAPPING
 
-MAPPING = SystemMapping.model_validate(
-    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "hubspot.yaml").read_text()))
 WHEN = 1717171717000
 
 

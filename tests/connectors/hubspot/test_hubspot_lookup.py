@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from connectors.hubspot import HubSpotConnector
@@ -12,23 +10,9 @@ from core.mappings import SystemMapping
 from core.model import SystemRef
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
+from tests.connectors.hubspot.conftest import TOKEN
 
-TOKEN = "pat-test"
 READ = "/crm/v3/objects/contacts/batch/read"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HubSpotEmulator]:
-    emulator = HubSpotEmulator(access_token=TOKEN)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def hub(server: HubSpotEmulator) -> HubSpotEmulator:
-    server.reset()
-    return server
 
 
 def connector(base_url: str, token: str = TOKEN) -> HubSpotConnector:

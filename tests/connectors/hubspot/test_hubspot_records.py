@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import yaml
 
 from connectors.hubspot import HubSpotConnector
 from core.errors import PermanentError, TransientError
-from core.mappings import SystemMapping
 from core.model import DestinationRecord, RecordChanged
 from emulators.http import Emulator, Fault, Request, Response
 from emulators.hubspot import HubSpotEmulator
+from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 
-TOKEN = "pat-test"
 CONTACTS = "/crm/v3/objects/contacts"
 UPDATE, READ = f"{CONTACTS}/batch/update", f"{CONTACTS}/batch/read"
-MAPPING = SystemMapping.model_validate(
-    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "hubspot.yaml").read_text()))
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HubSpotEmulator]:
-    emulator = HubSpotEmulator(access_token=TOKEN)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def hub(server: HubSpotEmulator) -> HubSpotEmulator:
-    server.reset()
-    return server
 
 
 def connector(hub: HubSpotEmulator) -> HubSpotConnector:

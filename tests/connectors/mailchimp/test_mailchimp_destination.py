@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +9,6 @@ import requests
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
 from core.errors import AuthError, PermanentError, TransientError
-from core.mappings import SystemConsent, SystemMapping
 from core.model import (
     Channel,
     ConsentChanged,
@@ -18,34 +16,23 @@ from core.model import (
     ConsentStatus,
     DestinationSubject,
 )
-from emulators.http import Emulator, Fault, Request, Response
+from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
+from tests.connectors.mailchimp.conftest import (
+    CONSENT_ONLY,
+    KEY,
+    LIST,
+    connect,
+    webhook_endpoint,
+)
 
-KEY = "emulatorkey-us6"
-LIST = "a6b5da1054"
 WHEN = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-MAPPING = SystemMapping(system="mailchimp",
-                        consent=SystemConsent(all_email=("product_news", "offers")))
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[MailchimpEmulator]:
-    emulator = MailchimpEmulator(api_key=KEY, list_id=LIST)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def mc(running: MailchimpEmulator) -> MailchimpEmulator:
-    running.reset()
-    return running
+MAPPING = CONSENT_ONLY
 
 
 @pytest.fixture
 def connector(mc: MailchimpEmulator) -> MailchimpConnector:
-    return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
-                              mapping=MAPPING, timeout=5)
+    return connect(mc, MAPPING)
 
 
 def subject(sid: str, email: str | None, status: ConsentStatus = ConsentStatus.WITHDRAWN,
@@ -190,23 +177,11 @@ def test_check_pings_the_api(mc: MailchimpEmulator, connector: MailchimpConnecto
 
 def test_a_footer_unsubscribe_sent_by_the_emulator_parses_into_a_withdrawal(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
-    bodies: list[bytes] = []
-
-    def receive(request: Request, match: object) -> Response:
-        bodies.append(request.body)
-        return Response(200)
-
-    hook = Emulator()
-    hook.route("GET", "/hook", lambda request, match: Response(200))
-    hook.route("POST", "/hook", receive)
-    hook.start()
-    try:
+    with webhook_endpoint() as (url, bodies):
         mc.add_member("loop@example.com")
-        mc.configure_webhook(f"{hook.url}/hook")
+        mc.configure_webhook(url)
         mc.user_unsubscribe("loop@example.com")
         assert mc.flush_webhooks()
-    finally:
-        hook.stop()
     [event] = connector.parse_webhook(bodies[0], datetime.now(UTC))
     assert isinstance(event, ConsentChanged)
     assert event.subject.email == "loop@example.com"

@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
 from core.errors import PermanentError, TransientError
-from core.mappings import SystemMapping
 from core.model import DestinationRecord, RecordChanged
-from emulators.http import Emulator, Fault, Request, Response
+from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
+from tests.connectors.mailchimp.conftest import (
+    KEY,
+    LIST,
+    WITH_FIELDS,
+    connect,
+    webhook_endpoint,
+)
 
-KEY = "emulatorkey-us6"
-LIST = "a6b5da1054"
 BATCH = f"/3.0/lists/{LIST}"
-MAPPING = SystemMapping.model_validate(
-    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "mailchimp.yaml").read_text()))
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[MailchimpEmulator]:
-    emulator = MailchimpEmulator(api_key=KEY, list_id=LIST)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def mc(running: MailchimpEmulator) -> MailchimpEmulator:
-    running.reset()
-    return running
+MAPPING = WITH_FIELDS
 
 
 @pytest.fixture
 def connector(mc: MailchimpEmulator) -> MailchimpConnector:
-    return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
-                              mapping=MAPPING, timeout=5)
+    return connect(mc, MAPPING)
 
 
 def record(sid: str, address: str | None, /, *, known: bool = False,
@@ -174,23 +159,11 @@ def test_rate_limits_and_server_errors_are_transient(
 
 def test_a_profile_edit_sent_by_the_emulator_parses_into_a_record_change(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
-    bodies: list[bytes] = []
-
-    def receive(request: Request, match: object) -> Response:
-        bodies.append(request.body)
-        return Response(200)
-
-    hook = Emulator()
-    hook.route("GET", "/hook", lambda request, match: Response(200))
-    hook.route("POST", "/hook", receive)
-    hook.start()
-    try:
+    with webhook_endpoint() as (url, bodies):
         mc.add_member("p@example.com", merge_fields={"FNAME": "Pat", "LNAME": "Doe"})
-        mc.configure_webhook(f"{hook.url}/hook")
+        mc.configure_webhook(url)
         mc.user_update_profile("p@example.com", FNAME="Patricia")
         assert mc.flush_webhooks()
-    finally:
-        hook.stop()
     received = datetime.now(UTC)
     [event] = connector.parse_webhook(bodies[0], received)
     assert isinstance(event, RecordChanged)

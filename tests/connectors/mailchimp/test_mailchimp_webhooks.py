@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import yaml
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
 from core.errors import BadInput
-from core.mappings import SystemConsent, SystemMapping
 from core.model import (
     Channel,
     ConsentChanged,
@@ -23,14 +20,11 @@ from core.model import (
     SubjectSeen,
     SystemRef,
 )
+from tests.connectors.mailchimp.conftest import CONSENT_ONLY, LIST, WITH_FIELDS
 
-LIST = "a6b5da1054"
 EMAIL = "x.person@example.com"
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-MAPPING = SystemMapping(system="mailchimp",
-                        consent=SystemConsent(all_email=("product_news", "offers")))
-WITH_FIELDS = SystemMapping.model_validate(
-    yaml.safe_load((Path(__file__).parents[3] / "mappings" / "mailchimp.yaml").read_text()))
+MAPPING = CONSENT_ONLY
 FIRED = datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)
 
 

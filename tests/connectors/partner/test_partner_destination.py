@@ -21,6 +21,7 @@ from core.model import (
 )
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
+from tests.emulators.conftest import serve
 
 SECRET = "partner-secret"
 WHEN = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -34,10 +35,7 @@ def partner_policy(identifiers: tuple[str, ...] = ("email",)) -> Partner:
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[PartnerEmulator]:
-    emulator = PartnerEmulator(secret=SECRET)
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    yield from serve(PartnerEmulator(secret=SECRET))
 
 
 @pytest.fixture

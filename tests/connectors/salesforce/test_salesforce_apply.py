@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-
-from api.taxonomy import data_categories
-from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError
-from core.mappings import load_mappings
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
-from emulators.salesforce import SalesforceEmulator
+from tests.connectors.salesforce.conftest import COMPOSITE, QUERY
 
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
-                        data_categories()).system("salesforce")
 WHEN = datetime(2024, 1, 2, 10, 0, tzinfo=UTC)
-COMPOSITE = "/services/data/v59.0/composite/sobjects"
-QUERY = "/services/data/v59.0/query"
-
-
-@pytest.fixture
-def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def connector(emulator: SalesforceEmulator) -> SalesforceConnector:
-    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
-                               mapping=MAPPING)
 
 
 def subject(subject_id: str, *, refs: tuple[str, ...] = (), email: str | None = None,

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 import responses
 
-from api.taxonomy import data_categories
 from connectors.salesforce import SalesforceConnector
 from core.errors import AuthError, ConfigError, PermanentError, TransientError
-from core.mappings import load_mappings
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
 from emulators.http import Fault
 from emulators.salesforce import SalesforceEmulator
-
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
-                        data_categories()).system("salesforce")
-LIMIT_BODY = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
-
-
-@pytest.fixture
-def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
+from tests.connectors.salesforce.conftest import LIMIT_BODY, MAPPING
 
 
 def connect(url: str, session_id: str = "00Demulator!session",

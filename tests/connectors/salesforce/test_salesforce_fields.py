@@ -2,58 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta
-from pathlib import Path
-
 import pytest
 
-from api.taxonomy import data_categories
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.people import as_text
-from core.mappings import FieldMapping, SystemMapping, load_mappings
-from core.model import ConsentChanged, RecordChanged, SystemRef
-from emulators.salesforce import SalesforceEmulator
-
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
-                        data_categories()).system("salesforce")
-QUERY = "/services/data/v59.0/query"
-
-
-@pytest.fixture
-def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def connector(emulator: SalesforceEmulator) -> SalesforceConnector:
-    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
-                               mapping=MAPPING)
-
-
-def later(emulator: SalesforceEmulator) -> datetime:
-    emulator.advance(timedelta(minutes=2))
-    return emulator.now()
-
-
-def at_a_minute_start(emulator: SalesforceEmulator) -> None:
-    now = emulator.now()
-    emulator.advance(timedelta(minutes=1, seconds=1)
-                     - timedelta(seconds=now.second, microseconds=now.microsecond))
-
-
-def stamp(emulator: SalesforceEmulator, record_id: str) -> datetime:
-    value = (emulator.record(record_id) or {})["SystemModstamp"]
-    assert isinstance(value, datetime)
-    return value
+from core.mappings import FieldMapping, SystemMapping
+from core.model import ConsentChanged, RecordChanged
+from tests.connectors.salesforce.conftest import (
+    MAPPING,
+    QUERY,
+    later,
+    poll_by_both_paths,
+    ref,
+    stamp,
+)
 
 
 def field_events(events, record_id, sobject="Contact") -> list[RecordChanged]:
-    ref = SystemRef("salesforce", f"{sobject}:{record_id}")
-    return [e for e in events if isinstance(e, RecordChanged) and e.subject.ref == ref]
+    return [e for e in events
+            if isinstance(e, RecordChanged) and e.subject.ref == ref(record_id, sobject)]
 
 
 def test_changed_fields_show_up_in_the_next_poll_under_canonical_names(emulator, connector):
@@ -110,17 +77,9 @@ def test_a_cleared_field_is_reported_as_none(emulator, connector):
 
 
 def test_both_paths_make_the_identical_record_changed_for_the_same_row(emulator, connector):
-    at_a_minute_start(emulator)
-    contact = emulator.create_contact("ada@example.com")
-    first = connector.poll(None, emulator.now())
-    emulator.ui_edit(contact, FirstName="Ada", Birthdate="1815-12-10")
-    by_soql = connector.poll(first.cursor, emulator.now())
-    emulator.advance(timedelta(seconds=10))  # a newer change moves the cursor past the overlap
-    emulator.create_contact("other@example.com")
-    moved = connector.poll(by_soql.cursor, emulator.now())
-    before = emulator.total_calls(QUERY)
-
-    by_get_updated = connector.poll(moved.cursor, later(emulator))
+    contact, by_soql, by_get_updated, before = poll_by_both_paths(
+        emulator, connector,
+        lambda contact: emulator.ui_edit(contact, FirstName="Ada", Birthdate="1815-12-10"))
 
     assert emulator.total_calls(QUERY) - before == 3 + 1  # one read of what getUpdated listed
     [soql_event] = field_events(by_soql.events, contact)

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from api.taxonomy import data_categories
-from connectors.salesforce import SalesforceConnector, SalesforceCursor
+from connectors.salesforce import SalesforceCursor
 from connectors.salesforce import poller as poller_module
 from connectors.salesforce.client import SalesforceClient
-from core.mappings import load_mappings
-from core.model import ConsentChanged, ConsentStatus, ErasureRequested, RecordChanged, SystemRef
-from emulators.salesforce import SalesforceEmulator
-
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
-                        data_categories()).system("salesforce")
-QUERY = "/services/data/v59.0/query"
-
-
-@pytest.fixture
-def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def connector(emulator: SalesforceEmulator) -> SalesforceConnector:
-    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
-                               mapping=MAPPING)
+from core.model import ConsentChanged, ConsentStatus, ErasureRequested, RecordChanged
+from tests.connectors.salesforce.conftest import (
+    QUERY,
+    at_a_minute_start,
+    later,
+    poll_by_both_paths,
+    ref,
+    stamp,
+)
 
 
 @pytest.fixture
@@ -47,30 +32,6 @@ def soql(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(SalesforceClient, "query_all", spy)
     return sent
-
-
-def at_a_minute_start(emulator: SalesforceEmulator) -> datetime:
-    """Move the org's clock to just past a minute boundary, so the test's changes
-    all fall in one minute that getUpdated cannot report yet."""
-    now = emulator.now()
-    emulator.advance(timedelta(minutes=1, seconds=1)
-                     - timedelta(seconds=now.second, microseconds=now.microsecond))
-    return emulator.now()
-
-
-def later(emulator: SalesforceEmulator) -> datetime:
-    emulator.advance(timedelta(minutes=2))
-    return emulator.now()
-
-
-def stamp(emulator: SalesforceEmulator, record_id: str) -> datetime:
-    value = (emulator.record(record_id) or {})["SystemModstamp"]
-    assert isinstance(value, datetime)
-    return value
-
-
-def ref(record_id: str, sobject: str = "Contact") -> SystemRef:
-    return SystemRef("salesforce", f"{sobject}:{record_id}")
 
 
 def consent_events(events, record_id, sobject="Contact"):
@@ -178,17 +139,8 @@ def test_a_change_seen_by_both_paths_in_one_poll_yields_one_event_and_no_extra_r
 
 
 def test_both_paths_make_the_identical_event_for_the_same_row(emulator, connector):
-    at_a_minute_start(emulator)
-    contact = emulator.create_contact("ada@example.com")
-    first = connector.poll(None, emulator.now())
-    emulator.ui_set_opt_out(contact, True)
-    by_soql = connector.poll(first.cursor, emulator.now())
-    emulator.advance(timedelta(seconds=10))  # a newer change moves the cursor past the overlap
-    emulator.create_contact("other@example.com")
-    moved = connector.poll(by_soql.cursor, emulator.now())
-    before = emulator.total_calls(QUERY)
-
-    by_get_updated = connector.poll(moved.cursor, later(emulator))
+    contact, by_soql, by_get_updated, before = poll_by_both_paths(
+        emulator, connector, lambda contact: emulator.ui_set_opt_out(contact, True))
 
     assert emulator.total_calls(QUERY) - before == 3 + 1  # one read of what getUpdated listed
     [soql_event] = consent_events(by_soql.events, contact)

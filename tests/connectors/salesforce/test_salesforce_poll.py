@@ -2,51 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
-
-import pytest
-
-from api.taxonomy import data_categories
-from connectors.salesforce import SalesforceConnector
-from core.mappings import load_mappings
 from core.model import (
     ConsentChanged,
     ConsentStatus,
     ErasureRequested,
     SubjectDeleted,
-    SystemRef,
 )
-from emulators.salesforce import SalesforceEmulator
+from tests.connectors.salesforce.conftest import MAPPING, later, ref
 
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
-                        data_categories()).system("salesforce")
 PURPOSES = set(MAPPING.consent.all_email)
-
-
-@pytest.fixture
-def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def connector(emulator: SalesforceEmulator) -> SalesforceConnector:
-    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
-                               mapping=MAPPING)
-
-
-def later(emulator: SalesforceEmulator):
-    """getUpdated truncates to the minute: let a minute pass before polling."""
-    emulator.advance(timedelta(minutes=2))
-    return emulator.now()
-
-
-def ref(record_id: str, sobject: str = "Contact") -> SystemRef:
-    return SystemRef("salesforce", f"{sobject}:{record_id}")
 
 
 def consent_events(result, record_id, sobject="Contact"):

@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from api.taxonomy import data_categories
-from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError, TransientError
-from core.mappings import load_mappings
 from core.model import DestinationRecord, RecordChanged
 from emulators.http import Fault
-from emulators.salesforce import SalesforceEmulator
-
-MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",
-                        data_categories()).system("salesforce")
-COMPOSITE = "/services/data/v59.0/composite/sobjects"
-QUERY = "/services/data/v59.0/query"
-SOBJECTS = "/services/data/v59.0/sobjects"
-LIMIT_BODY = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
-
-
-@pytest.fixture
-def emulator() -> Iterator[SalesforceEmulator]:
-    emu = SalesforceEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
-def connector(emulator: SalesforceEmulator) -> SalesforceConnector:
-    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
-                               mapping=MAPPING)
+from tests.connectors.salesforce.conftest import COMPOSITE, LIMIT_BODY, QUERY, SOBJECTS
 
 
 def record(subject_id: str, *, refs: tuple[str, ...] = (), email: str | None = None,
