@@ -22,11 +22,19 @@ from core.errors import ConfigError
 
 
 def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    """JSON lines on stderr for our logs and the libraries' alike."""
+    stamp: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=structlog.processors.JSONRenderer(),
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *stamp]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     structlog.configure(
-        processors=[structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.JSONRenderer()],
+        processors=[*stamp, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -79,12 +87,39 @@ def serve(host: str, port: int) -> None:
     if container.embedded:
         container.start_worker()
         container.start_scheduler()
+    # No access log: Mailchimp's webhook path carries its secret token.
+    server = _GracefulServer(uvicorn.Config(create_app(container), host=host, port=port,
+                                            access_log=False, log_level="warning"))
     try:
-        # No access log: Mailchimp's webhook path carries its secret token.
-        uvicorn.run(create_app(container), host=host, port=port, access_log=False,
-                    log_level="warning")
+        server.run()
     finally:
         container.close()
+
+
+class _GracefulServer:
+    """uvicorn that stops on SIGTERM/SIGINT and returns (uvicorn itself re-raises the
+    signal after shutdown, which would skip closing the worker and database)."""
+
+    def __init__(self, config: Any) -> None:
+        import contextlib
+
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                previous = {s: signal.signal(s, lambda *_: setattr(self, "should_exit", True))
+                            for s in (signal.SIGINT, signal.SIGTERM)}
+                try:
+                    yield
+                finally:
+                    for s, handler in previous.items():
+                        signal.signal(s, handler)
+
+        self._server = Server(config)
+
+    def run(self) -> None:
+        self._server.run()
 
 
 def _wait_for_signal() -> None:

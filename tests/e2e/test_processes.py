@@ -1,0 +1,103 @@
+"""The scaled-out shape: `privasync serve`, `worker` and `scheduler` as separate
+processes sharing Redis and PostgreSQL, against the vendor emulators."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from api.stack import WEBHOOK_TOKEN, Emulators
+from tests.conftest import make_database
+from tests.e2e.conftest import wait_for
+
+MAPPINGS = Path(__file__).parents[2] / "mappings"
+EMAIL = "three.processes@example.org"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def emulators() -> Iterator[Emulators]:
+    emu = Emulators().start()
+    yield emu
+    emu.stop()
+
+
+def environment(emu: Emulators, database: str, broker: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PRIVASYNC_")},
+        "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": broker,
+        "PRIVASYNC_MAPPINGS_DIR": str(MAPPINGS), "PRIVASYNC_VAR_DIR": str(tmp_path),
+        "PRIVASYNC_SECRET_KEY": "process-test-secret-0123456789abcdef",
+        "PRIVASYNC_HUBSPOT__BASE_URL": emu.hubspot.url,
+        "PRIVASYNC_HUBSPOT__ACCESS_TOKEN": emu.hubspot.access_token,
+        "PRIVASYNC_HUBSPOT__CLIENT_SECRET": emu.hubspot.client_secret,
+        "PRIVASYNC_SALESFORCE__INSTANCE_URL": emu.salesforce.url,
+        "PRIVASYNC_SALESFORCE__SESSION_ID": emu.salesforce.session_id,
+        "PRIVASYNC_SALESFORCE__POLL_INTERVAL_SECONDS": "0.5",
+        "PRIVASYNC_MAILCHIMP__BASE_URL": f"{emu.mailchimp.url}/3.0",
+        "PRIVASYNC_MAILCHIMP__API_KEY": emu.mailchimp.api_key,
+        "PRIVASYNC_MAILCHIMP__LIST_ID": emu.mailchimp.list_id,
+        "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "PRIVASYNC_WORKER__HEARTBEAT_SECONDS": "1",
+        "PRIVASYNC_WORKER__RECONCILE_SECONDS": "1",
+        "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": emu.partner.secret,
+        "PRIVASYNC_PARTNER_CONTACT_CENTRE_URL": emu.partner.url + emu.partner.path,
+    }
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cli = [sys.executable, "-c", "from api.cli import main; main()", *args]
+    return subprocess.Popen(cli, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def test_serve_worker_and_scheduler_as_separate_processes(emulators: Emulators,
+                                                         redis_url: str, tmp_path: Path):
+    redis.Redis.from_url(redis_url).flushdb()
+    env = environment(emulators, make_database("postgresql", tmp_path), redis_url, tmp_path)
+    port = free_port()
+    procs = [start(["serve", "--port", str(port)], env, tmp_path / "serve.log"),
+             start(["worker", "--threads", "2"], env, tmp_path / "worker.log"),
+             start(["scheduler"], env, tmp_path / "scheduler.log")]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("all parts ready", lambda: _ready(url), timeout=30)
+        emulators.mailchimp.configure_webhook(f"{url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")
+        contact = emulators.hubspot.create_contact(EMAIL)
+        emulators.hubspot.ui_set_subscription(contact, 102, True)
+        emulators.mailchimp.add_member(EMAIL)
+        emulators.mailchimp.user_unsubscribe(EMAIL)
+        wait_for("HubSpot offers unsubscribed by the worker process", lambda: (
+            emulators.hubspot.subscription_status(EMAIL, 102) == "NOT_SUBSCRIBED"))
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert 'privasync_events_received_total{outcome="applied",source="mailchimp"} 1.0' \
+            in metrics
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(timeout=30) for proc in procs]
+    logs = "".join((tmp_path / f"{n}.log").read_text() for n in ("serve", "worker", "scheduler"))
+    assert codes == [0, 0, 0], logs[-2000:]
+    assert "example.org" not in logs and "Traceback" not in logs
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        time.sleep(0.1)
+        return False
