@@ -29,6 +29,7 @@ test: $(STAMP) services lint typecheck
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) services
+	$(BIN)/python -m bench.micro
 	$(BIN)/python -m bench.run
 
 clean:

@@ -61,6 +61,15 @@ def latencies(rows: Sequence[Any], clicked: datetime) -> dict[str, Any]:
     return out
 
 
+def events_by_kind(stack: Stack, since: datetime) -> dict[str, int]:
+    """Events privasync stored since ``since``, by source, kind and outcome."""
+    with stack.container.engine.connect() as conn:
+        rows = conn.execute(select(events.c.source, events.c.kind, events.c.outcome, func.count())
+                            .where(events.c.received_at >= since)
+                            .group_by(events.c.source, events.c.kind, events.c.outcome)).all()
+    return {f"{r[0]} {r[1]} -> {r[2]}": int(r[3]) for r in sorted(rows)}
+
+
 def _withdrawn(held: dict[str, Any] | None) -> bool:
     consents = (held or {}).get("consents", {}).values()
     return bool(consents) and all(c["status"] == "withdrawn" for c in consents)

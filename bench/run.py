@@ -1,6 +1,6 @@
 """``python -m bench.run``: ingest throughput and unsubscribe propagation, per backend.
 
-    python -m bench.run --people 1000 --events 3000 --backends sqlite,redis
+    python -m bench.run --people 1000 --events 2000 --backends sqlite,redis
 
 Prints a side-by-side table and writes the same figures as JSON to
 var/bench/latest.json. Everything runs on 127.0.0.1 and stops by itself: each
@@ -32,7 +32,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated: sqlite (SQLite + in-process broker), "
                         "redis (Redis broker + PostgreSQL)")
     p.add_argument("--people", type=int, default=1000, help="people unsubscribed in the burst")
-    p.add_argument("--events", type=int, default=3000,
+    p.add_argument("--events", type=int, default=2000,
                    help="webhook events posted in the ingest measurement (batches of 100)")
     p.add_argument("--clients", type=int, default=4, help="client processes posting webhooks")
     p.add_argument("--poll-seconds", type=float, default=2.0,
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"[{time.monotonic() - started:6.1f}s] {label}: ingest, {args.events} events")
             results[name]["ingest"] = ingest.run(
                 name, services, events=args.events, clients=args.clients,
-                poll_seconds=args.poll_seconds, worker_threads=args.worker_threads)
+                poll_seconds=args.poll_seconds, worker_threads=args.worker_threads,
+                timeout=args.timeout)
         if "burst" in phases:
             _say(f"[{time.monotonic() - started:6.1f}s] {label}: burst, {args.people} people")
             results[name]["burst"] = burst.run(

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from core import ledger, outbox, records, state
+from core import keys, ledger, outbox, records, state
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.identity import IdentityMap
 from core.mappings import Mappings
@@ -128,8 +129,27 @@ class Deliverer:
 
     def _finish(self, claim: outbox.Claim, results: Mapping[str, Outcome],
                 whole: DeliveryError | None, report: DeliveryReport) -> None:
+        """Record every outcome in one transaction; retried if the database refuses it,
+        and the claim released if it keeps refusing (the jobs then run again)."""
+        for attempt in range(3):
+            outcomes: Counter[str] = Counter()
+            try:
+                self._record_all(claim, results, whole, report, outcomes)
+            except DBAPIError:
+                if attempt < 2:
+                    continue
+                outbox.release(self.engine, [j.id for j in claim.jobs], self.clock())
+                raise
+            report.outcomes.update(outcomes)
+            return
+
+    def _record_all(self, claim: outbox.Claim, results: Mapping[str, Outcome],
+                    whole: DeliveryError | None, report: DeliveryReport,
+                    outcomes: Counter[str]) -> None:
         now = self.clock()
-        with self.engine.begin() as conn:
+        report.latencies.clear()
+        report.retry_in = report.retry_job_id = None
+        with self.engine.begin() as conn, keys.cached(conn), ledger.writing(conn):
             for job in claim.jobs:
                 result = results.get(job.subject_id)
                 error: Exception | None = whole
@@ -137,7 +157,7 @@ class Deliverer:
                     error = result.error if result is not None else TransientError(
                         "destination returned no outcome", error_class="no_outcome")
                 status = self._record(conn, claim.destination, job, result, error, now, report)
-                report.outcomes[status] += 1
+                outcomes[status] += 1
 
     def _record(self, conn: Connection, destination: str, job: outbox.ClaimedJob,
                 result: Outcome | None, error: Exception | None, now: datetime,

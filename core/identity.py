@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from core.crypto import Keyring, normalise_email
 from core.db import identifiers, subject_keys, subjects, system_refs
 from core.errors import UnknownSubject
+from core.keys import remember, subject_key
 from core.model import SubjectHint, SystemRef
 
 
@@ -35,9 +36,15 @@ class IdentityMap:
         return subject_id
 
     def by_ref(self, conn: Connection, ref: SystemRef) -> str | None:
-        found = conn.execute(select(system_refs.c.subject_id).where(
-            system_refs.c.system == ref.system, system_refs.c.ref == ref.ref)).scalar_one_or_none()
-        return self.follow(conn, found) if found is not None else None
+        found = conn.execute(
+            select(system_refs.c.subject_id, subjects.c.merged_into)
+            .join(subjects, subjects.c.id == system_refs.c.subject_id)
+            .where(system_refs.c.system == ref.system, system_refs.c.ref == ref.ref)).first()
+        if found is None:
+            return None
+        if found.merged_into is None:
+            return str(found.subject_id)
+        return self.follow(conn, found.merged_into)
 
     def by_email(self, conn: Connection, email: str) -> str | None:
         found = conn.execute(select(identifiers.c.subject_id).where(
@@ -56,6 +63,7 @@ class IdentityMap:
         Raises UnknownSubject when only an unknown reference is given.
         """
         subject_id = self.by_ref(conn, hint.ref) if hint.ref is not None else None
+        known_ref = subject_id is not None
         if subject_id is None and hint.email:
             subject_id = self.by_email(conn, hint.email)
         created = False
@@ -65,15 +73,16 @@ class IdentityMap:
             subject_id, created = self.create(conn, now), True
         if hint.email:
             self.add_email(conn, subject_id, hint.email)
-        if hint.ref is not None:
+        if hint.ref is not None and not known_ref:
             self.add_ref(conn, subject_id, hint.ref, now)
         return subject_id, created
 
     def create(self, conn: Connection, now: datetime) -> str:
         subject_id = str(uuid.uuid4())
+        key = self.keyring.new_subject_key()
         conn.execute(insert(subjects).values(id=subject_id, created_at=now))
-        conn.execute(insert(subject_keys).values(subject_id=subject_id,
-                                                 key=self.keyring.new_subject_key()))
+        conn.execute(insert(subject_keys).values(subject_id=subject_id, key=key))
+        remember(conn, subject_id, key)
         return subject_id
 
     def add_email(self, conn: Connection, subject_id: str, email: str) -> bool:
@@ -142,7 +151,5 @@ class IdentityMap:
         conn.execute(update(subjects).where(subjects.c.id == loser).values(merged_into=winner))
 
     def _key(self, conn: Connection, subject_id: str) -> bytes | None:
-        key: bytes | None = conn.execute(select(subject_keys.c.key).where(
-            subject_keys.c.subject_id == subject_id)).scalar_one_or_none()
-        return key
+        return subject_key(conn, subject_id)
 

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from core import ledger, outbox, records, state
+from core import keys, ledger, outbox, records, state
 from core.consent import Verdict, resolve
 from core.db import events, requests
 from core.errors import BadInput, UnknownSubject
@@ -26,11 +26,11 @@ from core.identity import IdentityMap
 from core.mappings import Mappings
 from core.model import (
     CanonicalEvent,
+    ConsentChange,
     ConsentChanged,
     ConsentState,
     ConsentStatus,
     ErasureRequested,
-    EventMeta,
     IdentifierChanged,
     RecordChanged,
     SubjectDeleted,
@@ -100,12 +100,13 @@ class Intake:
         """Apply a delivery atomically. Raises BadInput (nothing stored) on a bad event.
 
         A concurrent delivery about the same new person can win a unique key
-        first; the whole transaction rolled back, so it is simply run again.
+        first (or the database can pick this transaction as a deadlock victim);
+        the whole transaction rolled back, so it is simply run again.
         """
         for attempt in range(3):
             try:
                 return self._accept_once(batch, received_at)
-            except IntegrityError:
+            except (IntegrityError, OperationalError):
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -114,12 +115,15 @@ class Intake:
                      received_at: datetime) -> IntakeResult:
         result = IntakeResult()
         ordered = sorted(batch, key=lambda e: e.meta.occurred_at)
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, keys.cached(conn), ledger.writing(conn):
+            seen = self._seen(conn, ordered)
             for ev in ordered:
-                if self._seen(conn, ev.meta):
+                key = (ev.meta.source, ev.meta.source_event_id)
+                if key in seen:
                     result.duplicates += 1
                     result.outcomes.append("duplicate")
                     continue
+                seen.add(key)
                 subject_id: str | None
                 if isinstance(ev, RecordChanged):
                     outcome, subject_id, record_jobs = self._record_changed(conn, ev, received_at)
@@ -131,21 +135,22 @@ class Intake:
                     source=ev.meta.source, source_event_id=ev.meta.source_event_id,
                     kind=ev.meta.kind or type(ev).__name__, subject_id=subject_id,
                     occurred_at=ev.meta.occurred_at, received_at=received_at, outcome=outcome))
-                for destination in targets:
+                if targets:
                     assert subject_id is not None
-                    job = outbox.enqueue(conn, kind=outbox.CONSENT, destination=destination,
-                                         subject_id=subject_id, now=received_at,
-                                         origin_received_at=received_at)
-                    if job is not None:
-                        result.job_ids.append(job)
+                    result.job_ids += outbox.enqueue_many(
+                        conn, kind=outbox.CONSENT, destinations=targets, subject_id=subject_id,
+                        now=received_at, origin_received_at=received_at)
                 result.accepted += 1
                 result.outcomes.append(outcome)
         return result
 
-    def _seen(self, conn: Connection, meta: EventMeta) -> bool:
-        return conn.execute(select(events.c.id).where(
-            events.c.source == meta.source,
-            events.c.source_event_id == meta.source_event_id)).first() is not None
+    def _seen(self, conn: Connection,
+              batch: Sequence[CanonicalEvent]) -> set[tuple[str, str]]:
+        """The (source, event id) pairs of this delivery that were accepted before."""
+        pairs = {(e.meta.source, e.meta.source_event_id) for e in batch}
+        rows = conn.execute(select(events.c.source, events.c.source_event_id).where(
+            tuple_(events.c.source, events.c.source_event_id).in_(sorted(pairs)))).all()
+        return {(r.source, r.source_event_id) for r in rows}
 
     def _apply(self, conn: Connection, ev: CanonicalEvent,
                now: datetime) -> tuple[str, str | None, list[str]]:
@@ -176,6 +181,7 @@ class Intake:
         current = state.load(conn, subject_id)
         verdicts: list[Verdict] = []
         changed: set[str] = set()
+        recorded: list[tuple[Verdict, ConsentChange]] = []
         for change in ev.changes:
             purpose = self.mappings.purposes.get(change.purpose)
             if purpose is None:
@@ -196,22 +202,31 @@ class Intake:
             # flipped back on after a withdrawal is, and is flagged for review.
             flipped_back = before is not None and before.status == ConsentStatus.WITHDRAWN
             if verdict is Verdict.APPLY or (verdict is Verdict.NO_EVIDENCE and flipped_back):
-                self._record(conn, ev, verdict, change.purpose, change.channel.value,
-                             change.status.value, subject_id, now)
+                recorded.append((verdict, change))
+        self._record(conn, ev, recorded, subject_id, now)
         outcome = _summarise(verdicts)
         return outcome, subject_id, self.routes.targets(changed, ev.meta.source)
 
-    def _record(self, conn: Connection, ev: ConsentChanged, verdict: Verdict, purpose: str,
-                channel: str, status: str, subject_id: str, now: datetime) -> None:
-        kind = f"consent.{status}" if verdict is Verdict.APPLY else "consent.grant_flagged"
-        detail: dict[str, object] = {
-            "purpose": purpose, "channel": channel, "source": ev.meta.source,
-            "event": ev.meta.source_event_id, "occurred_at": ev.meta.occurred_at.isoformat()}
-        if ev.evidence is not None:
-            detail["evidence"] = {"method": ev.evidence.method,
-                                  "wording_version": ev.evidence.wording_version,
-                                  "proof_reference": ev.evidence.proof_reference}
-        ledger.append(conn, at=now, kind=kind, subject_id=subject_id, detail=detail)
+    def _record(self, conn: Connection, ev: ConsentChanged,
+                recorded: Sequence[tuple[Verdict, ConsentChange]], subject_id: str,
+                now: datetime) -> None:
+        """One ledger entry per kind of outcome of the event (applied grant or
+        withdrawal, or a grant flagged for lack of evidence), listing its changes."""
+        groups: dict[str, list[dict[str, str]]] = {}
+        for verdict, change in recorded:
+            kind = (f"consent.{change.status.value}" if verdict is Verdict.APPLY
+                    else "consent.grant_flagged")
+            groups.setdefault(kind, []).append({"purpose": change.purpose,
+                                                "channel": change.channel.value})
+        for kind, changes in groups.items():
+            detail: dict[str, object] = {
+                "changes": changes, "source": ev.meta.source, "event": ev.meta.source_event_id,
+                "occurred_at": ev.meta.occurred_at.isoformat()}
+            if ev.evidence is not None:
+                detail["evidence"] = {"method": ev.evidence.method,
+                                      "wording_version": ev.evidence.wording_version,
+                                      "proof_reference": ev.evidence.proof_reference}
+            ledger.append(conn, at=now, kind=kind, subject_id=subject_id, detail=detail)
 
     def _record_changed(self, conn: Connection, ev: RecordChanged,
                         now: datetime) -> tuple[str, str, list[int]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +19,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import ledger, ledger_head, subject_keys
+from core.db import ledger, ledger_head
+from core.keys import subject_key
 
 GENESIS = "0" * 64
 
@@ -33,6 +35,43 @@ def _entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, subject_id: s
     return h.hexdigest()
 
 
+_HEAD = "privasync.ledger_head"
+
+
+@dataclass
+class _Head:
+    seq: int
+    hash: str
+    moved: bool = False
+
+
+def _lock(conn: Connection) -> _Head:
+    found = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
+                         .where(ledger_head.c.id == 1).with_for_update()).first()
+    if found is None:
+        conn.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
+        return _Head(0, GENESIS)
+    return _Head(found.seq, found.hash)
+
+
+@contextmanager
+def writing(conn: Connection) -> Iterator[None]:
+    """Take the ledger's head lock first, before any other write of the transaction.
+
+    Every transaction that appends takes this lock first, which gives them all
+    one lock order (no deadlocks between intake and deliveries). Appends in the
+    block move the head in memory; it is written once, at the end.
+    """
+    head = conn.info[_HEAD] = _lock(conn)
+    try:
+        yield
+        if head.moved:
+            conn.execute(update(ledger_head).where(ledger_head.c.id == 1)
+                         .values(seq=head.seq, hash=head.hash))
+    finally:
+        conn.info.pop(_HEAD, None)
+
+
 def append(conn: Connection, *, at: datetime, kind: str, subject_id: str | None = None,
            detail: Mapping[str, object] | None = None) -> int:
     """Append one entry in the caller's transaction; returns its sequence number.
@@ -40,19 +79,17 @@ def append(conn: Connection, *, at: datetime, kind: str, subject_id: str | None 
     ``detail`` must hold no more personal data than needed; with a subject it is
     encrypted under that subject's key.
     """
-    head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
-                        .where(ledger_head.c.id == 1).with_for_update()).first()
-    if head is None:
-        conn.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
-        prev_seq, prev_hash = 0, GENESIS
-    else:
-        prev_seq, prev_hash = head.seq, head.hash
+    held: _Head | None = conn.info.get(_HEAD)
+    head = held or _lock(conn)
     blob = _seal(conn, subject_id, detail)
-    seq = prev_seq + 1
-    digest = _entry_hash(prev_hash, seq, at, kind, subject_id, blob)
+    seq = head.seq + 1
+    digest = _entry_hash(head.hash, seq, at, kind, subject_id, blob)
     conn.execute(insert(ledger).values(seq=seq, at=at, kind=kind, subject_id=subject_id,
-                                       detail=blob, prev_hash=prev_hash, hash=digest))
-    conn.execute(update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=digest))
+                                       detail=blob, prev_hash=head.hash, hash=digest))
+    head.seq, head.hash, head.moved = seq, digest, True
+    if held is None:
+        conn.execute(update(ledger_head).where(ledger_head.c.id == 1)
+                     .values(seq=seq, hash=digest))
     return seq
 
 
@@ -63,8 +100,7 @@ def _seal(conn: Connection, subject_id: str | None,
     raw = json.dumps(detail, sort_keys=True, default=str).encode()
     if subject_id is None:
         return raw
-    key = conn.execute(select(subject_keys.c.key)
-                       .where(subject_keys.c.subject_id == subject_id)).scalar_one_or_none()
+    key = subject_key(conn, subject_id)
     return Keyring.encrypt(key, raw) if key is not None else raw
 
 

@@ -61,6 +61,21 @@ def pending(conn: Connection, *, kind: str, destination: str, subject_id: str) -
     return found
 
 
+def enqueue_many(conn: Connection, *, kind: str, destinations: Sequence[str], subject_id: str,
+                 now: datetime, origin_received_at: datetime) -> list[int]:
+    """One job per destination that has none pending for this subject; their new ids."""
+    busy = set(conn.execute(select(jobs.c.destination).where(
+        jobs.c.subject_id == subject_id, jobs.c.kind == kind, jobs.c.status == PENDING,
+        jobs.c.destination.in_(list(destinations)))).scalars())
+    rows = [{"kind": kind, "destination": d, "subject_id": subject_id, "status": PENDING,
+             "attempts": 0, "next_attempt_at": now, "enqueued_at": now,
+             "origin_received_at": origin_received_at, "created_at": now, "updated_at": now,
+             "payload": None} for d in dict.fromkeys(destinations) if d not in busy]
+    if not rows:
+        return []
+    return [int(r[0]) for r in conn.execute(insert(jobs).returning(jobs.c.id), rows)]
+
+
 def enqueue(conn: Connection, *, kind: str, destination: str, subject_id: str,
             now: datetime, origin_received_at: datetime,
             payload: bytes | None = None) -> int | None:
@@ -81,7 +96,9 @@ def claim(engine: Engine, job_id: int, limit_for: Callable[[str, str], int],
     """Claim ``job_id`` and due pending jobs of its destination, up to its batch size.
 
     Returns None when the job is not due or someone else already took it (its
-    message is then a harmless duplicate).
+    message is then a harmless duplicate). A subject whose previous job at this
+    destination is still running waits: two workers never write one person at
+    once (the reconciler re-sends the waiting job's message).
     """
     with engine.begin() as conn:
         row = conn.execute(select(jobs.c.destination, jobs.c.kind).where(
@@ -89,10 +106,15 @@ def claim(engine: Engine, job_id: int, limit_for: Callable[[str, str], int],
             jobs.c.next_attempt_at <= now)).first()
         if row is None:
             return None
+        busy = jobs.alias("busy")
+        running_twin = select(busy.c.id).where(
+            busy.c.subject_id == jobs.c.subject_id, busy.c.destination == jobs.c.destination,
+            busy.c.kind == jobs.c.kind, busy.c.status == RUNNING).exists()
         due = (select(jobs.c.id, jobs.c.subject_id, jobs.c.attempts, jobs.c.origin_received_at,
                       jobs.c.payload)
                .where(jobs.c.destination == row.destination, jobs.c.kind == row.kind,
-                      jobs.c.status == PENDING, jobs.c.next_attempt_at <= now)
+                      jobs.c.status == PENDING, jobs.c.next_attempt_at <= now,
+                      ~running_twin)
                .order_by((jobs.c.id == job_id).desc(), jobs.c.id)
                .limit(limit_for(row.destination, row.kind)))
         if conn.dialect.name == "postgresql":

@@ -15,7 +15,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import field_state, jobs, subject_keys, subjects
+from core.db import field_state, jobs, subjects
+from core.keys import subject_key
 from core.model import FieldValue
 
 CUSTOMER_FIELD = "customer_since"
@@ -52,14 +53,8 @@ def note_customer(conn: Connection, subject_id: str, fields: Mapping[str, FieldV
             is_customer=bool(fields[CUSTOMER_FIELD].value)))
 
 
-def _key(conn: Connection, subject_id: str) -> bytes | None:
-    key: bytes | None = conn.execute(select(subject_keys.c.key).where(
-        subject_keys.c.subject_id == subject_id)).scalar_one_or_none()
-    return key
-
-
 def seal(conn: Connection, subject_id: str, fields: Mapping[str, FieldValue]) -> bytes | None:
-    key = _key(conn, subject_id)
+    key = subject_key(conn, subject_id)
     if key is None:
         return None
     raw = {n: {"value": v.value, "collected_at": v.collected_at.isoformat()}
@@ -69,7 +64,7 @@ def seal(conn: Connection, subject_id: str, fields: Mapping[str, FieldValue]) ->
 
 def unseal(conn: Connection, subject_id: str, blob: bytes | None) -> dict[str, FieldValue]:
     """The payload's fields; empty if there is none or the subject's key was shredded."""
-    key = _key(conn, subject_id)
+    key = subject_key(conn, subject_id)
     plain = Keyring.decrypt(key, blob) if key is not None and blob is not None else None
     if plain is None:
         return {}

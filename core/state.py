@@ -11,23 +11,18 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import consents, subject_keys, subjects
+from core.db import consents, subjects
 from core.identity import IdentityMap
+from core.keys import subject_key
 from core.minimise import SubjectContext
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject, Evidence
 
 Key = tuple[str, Channel]
 
 
-def _subject_key(conn: Connection, subject_id: str) -> bytes | None:
-    key: bytes | None = conn.execute(select(subject_keys.c.key).where(
-        subject_keys.c.subject_id == subject_id)).scalar_one_or_none()
-    return key
-
-
 def load(conn: Connection, subject_id: str) -> dict[Key, ConsentState]:
     """Every (purpose, channel) decision of a subject, evidence decrypted if the key lives."""
-    key = _subject_key(conn, subject_id)
+    key = subject_key(conn, subject_id)
     out: dict[Key, ConsentState] = {}
     for row in conn.execute(select(consents).where(consents.c.subject_id == subject_id)):
         evidence = None
@@ -43,7 +38,7 @@ def load(conn: Connection, subject_id: str) -> dict[Key, ConsentState]:
 
 def save(conn: Connection, subject_id: str, state: ConsentState, exists: bool,
          now: datetime) -> None:
-    key = _subject_key(conn, subject_id)
+    key = subject_key(conn, subject_id)
     blob = None
     if state.evidence is not None and key is not None:
         blob = Keyring.encrypt(key, json.dumps(asdict(state.evidence)).encode())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
 
 from core import ledger
+from core.crypto import Keyring
 from core.db import consents, events, jobs, requests
 from core.errors import BadInput
 from core.model import (
@@ -86,9 +88,15 @@ def test_a_grant_without_evidence_is_flagged_and_not_propagated(engine, core):  
     flagged = core.intake.accept([change("salesforce", "Contact:1:on", 5, G)], NOW)
     assert flagged.outcomes == ["grant_without_evidence"] and flagged.job_ids == []
     with engine.connect() as conn:
-        kinds = list(conn.execute(text("SELECT kind FROM ledger ORDER BY seq")).scalars())
+        rows = conn.execute(text("SELECT kind, subject_id, detail FROM ledger ORDER BY seq")).all()
         assert set(conn.execute(select(consents.c.status)).scalars()) == {"withdrawn"}
-    assert kinds.count("consent.grant_flagged") == 2
+        flagged = [r for r in rows if r.kind == "consent.grant_flagged"]
+        key = conn.execute(text("SELECT key FROM subject_keys")).scalar_one()
+    assert [r.kind for r in rows] == ["consent.withdrawn", "consent.grant_flagged"]
+    detail = json.loads(Keyring.decrypt(key, flagged[0].detail) or b"{}")
+    assert detail["changes"] == [{"purpose": "product_news", "channel": "email"},
+                                 {"purpose": "offers", "channel": "email"}]
+    assert detail["source"] == "salesforce"
 
 
 def test_not_opted_out_on_a_new_record_is_neither_consent_nor_flagged(engine, core):  # type: ignore[no-untyped-def]
@@ -153,7 +161,8 @@ def test_no_email_address_is_stored_in_clear(engine, core):  # type: ignore[no-u
 
 
 def test_the_ledger_chain_verifies_and_detects_tampering(engine, core):  # type: ignore[no-untyped-def]
-    core.intake.accept([change("hubspot", "e1", 1, W), change("hubspot", "e2", 2, W)], NOW)
+    core.intake.accept([change("hubspot", "e1", 1, W),
+                        change("hubspot", "e2", 2, W, email="someone.else@example.org")], NOW)
     with engine.connect() as conn:
         report = ledger.verify(conn)
     assert report.ok and report.entries == 2
