@@ -113,8 +113,8 @@ def _echo_outcomes(stack: Stack) -> tuple[int, int, int]:
     from core.db import events, jobs
 
     with stack.container.engine.connect() as conn:
-        kinds: dict[str, int] = dict(
-            conn.execute(select(jobs.c.kind, func.count()).group_by(jobs.c.kind)).tuples().all())
+        kinds: dict[str, int] = {r[0]: int(r[1]) for r in conn.execute(
+            select(jobs.c.kind, func.count()).group_by(jobs.c.kind))}
         echoes = conn.execute(select(func.count()).select_from(events).where(
             events.c.source == "salesforce", events.c.outcome == "unchanged")).scalar_one()
     return int(kinds.get("consent", 0)), int(kinds.get("record", 0)), int(echoes)

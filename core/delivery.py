@@ -17,7 +17,7 @@ from core import keys, ledger, outbox, records, state
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.identity import IdentityMap
 from core.mappings import Mappings
-from core.minimise import minimise
+from core.minimise import SubjectContext, minimise
 from core.model import DestinationRecord, Outcome, SystemRef
 from core.ports import ConsentDestination, RecordDestination
 
@@ -72,8 +72,8 @@ class Deliverer:
                 error_class="not_configured"), report)
             return report
         with self.engine.connect() as conn:
-            subjects = [state.snapshot(conn, self.identity, j.subject_id, claim.destination)
-                        for j in claim.jobs]
+            snaps = state.snapshots(conn, [j.subject_id for j in claim.jobs], claim.destination)
+        subjects = list(snaps.values())
         try:
             results = destination.apply_consent(subjects)
         except DeliveryError as exc:
@@ -97,18 +97,22 @@ class Deliverer:
         now = self.clock()
         outgoing: list[DestinationRecord] = []
         receipts: dict[str, dict[str, str]] = {}
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, keys.cached(conn):
+            ids = [j.subject_id for j in claim.jobs]
+            snaps = state.snapshots(conn, ids, claim.destination)
+            customers = state.customers(conn, ids)
             for job in claim.jobs:
+                snap = snaps[job.subject_id]
                 fields = records.unseal(conn, job.subject_id, job.payload)
-                decision = minimise(fields, state.context(conn, job.subject_id), purposes,
-                                    self.mappings, now)
+                context = SubjectContext({(c.purpose, c.channel): c for c in snap.consents},
+                                         is_customer=job.subject_id in customers)
+                decision = minimise(fields, context, purposes, self.mappings, now)
                 report.dropped.update(r.value for r in decision.dropped.values())
                 receipts[job.subject_id] = {
                     "kept": ",".join(sorted(decision.kept)),
                     "dropped": ",".join(f"{n}:{r.value}" for n, r in sorted(
                         decision.dropped.items()))}
                 if decision.kept:
-                    snap = state.snapshot(conn, self.identity, job.subject_id, claim.destination)
                     outgoing.append(DestinationRecord(
                         job.subject_id, snap.email, snap.refs,
                         {n: v.value for n, v in decision.kept.items()}))

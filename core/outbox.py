@@ -125,15 +125,15 @@ def claim(engine: Engine, job_id: int, limit_for: Callable[[str, str], int],
         for j in picked:
             if j.subject_id in seen:
                 continue  # a twin from a race: it stays pending and runs in the next batch
-            done = conn.execute(update(jobs).where(jobs.c.id == j.id, jobs.c.status == PENDING)
-                                .values(status=RUNNING, claimed_at=now, updated_at=now,
-                                        attempts=jobs.c.attempts + 1)).rowcount
-            if done:
-                seen.add(j.subject_id)
-                taken.append(ClaimedJob(j.id, j.subject_id, j.attempts + 1,
-                                        j.origin_received_at, j.payload))
+            seen.add(j.subject_id)
+            taken.append(ClaimedJob(j.id, j.subject_id, j.attempts + 1, j.origin_received_at,
+                                    j.payload))
         if not taken:
             return None
+        # The picked rows are ours alone: locked (PostgreSQL) or in an exclusive
+        # transaction (SQLite), so one UPDATE claims them all.
+        conn.execute(update(jobs).where(jobs.c.id.in_([t.id for t in taken])).values(
+            status=RUNNING, claimed_at=now, updated_at=now, attempts=jobs.c.attempts + 1))
         return Claim(row.destination, row.kind, tuple(taken))
 
 

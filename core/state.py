@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import consents, subjects
-from core.identity import IdentityMap
+from core.db import consents, identifiers, subject_keys, subjects, system_refs
 from core.keys import subject_key
 from core.minimise import SubjectContext
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject, Evidence
@@ -20,20 +20,21 @@ from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject,
 Key = tuple[str, Channel]
 
 
+def _state(row: Any, key: bytes | None) -> ConsentState:
+    evidence = None
+    if row.evidence is not None and key is not None:
+        plain = Keyring.decrypt(key, row.evidence)
+        evidence = Evidence(**json.loads(plain)) if plain is not None else None
+    channel = Channel(row.channel)
+    return ConsentState(purpose=row.purpose, channel=channel, status=ConsentStatus(row.status),
+                        occurred_at=row.occurred_at, source=row.source, evidence=evidence)
+
+
 def load(conn: Connection, subject_id: str) -> dict[Key, ConsentState]:
     """Every (purpose, channel) decision of a subject, evidence decrypted if the key lives."""
     key = subject_key(conn, subject_id)
-    out: dict[Key, ConsentState] = {}
-    for row in conn.execute(select(consents).where(consents.c.subject_id == subject_id)):
-        evidence = None
-        if row.evidence is not None and key is not None:
-            plain = Keyring.decrypt(key, row.evidence)
-            evidence = Evidence(**json.loads(plain)) if plain is not None else None
-        channel = Channel(row.channel)
-        out[(row.purpose, channel)] = ConsentState(
-            purpose=row.purpose, channel=channel, status=ConsentStatus(row.status),
-            occurred_at=row.occurred_at, source=row.source, evidence=evidence)
-    return out
+    rows = conn.execute(select(consents).where(consents.c.subject_id == subject_id))
+    return {(r.purpose, Channel(r.channel)): _state(r, key) for r in rows}
 
 
 def save(conn: Connection, subject_id: str, state: ConsentState, exists: bool,
@@ -66,12 +67,37 @@ def live_subjects(conn: Connection) -> Iterator[str]:
         subjects.c.merged_into.is_(None), subjects.c.erased_at.is_(None))).scalars()
 
 
-def snapshot(conn: Connection, identity: IdentityMap, subject_id: str, system: str,
-             event_id: str = "") -> DestinationSubject:
-    """What a destination is told: its refs, the e-mail (decrypted) and current consent."""
-    states = load(conn, subject_id)
-    return DestinationSubject(
-        subject_id=subject_id, email=identity.email(conn, subject_id),
-        refs=identity.refs(conn, subject_id, system),
-        consents=tuple(sorted(states.values(), key=lambda s: (s.purpose, s.channel.value))),
-        event_id=event_id)
+def customers(conn: Connection, subject_ids: Sequence[str]) -> set[str]:
+    """Which of these subjects are customers (contract basis, soft opt-in)."""
+    return set(conn.execute(select(subjects.c.id).where(
+        subjects.c.id.in_(list(subject_ids)), subjects.c.is_customer.is_(True))).scalars())
+
+
+def snapshots(conn: Connection, subject_ids: Sequence[str],
+              system: str) -> dict[str, DestinationSubject]:
+    """What a destination is told about a batch of subjects, in four queries: their refs
+    there, their e-mail (decrypted) and their current consent."""
+    ids = list(dict.fromkeys(subject_ids))
+    keys: dict[str, bytes] = {r.subject_id: r.key for r in conn.execute(
+        select(subject_keys.c.subject_id, subject_keys.c.key)
+        .where(subject_keys.c.subject_id.in_(ids)))}
+    states: dict[str, list[ConsentState]] = {sid: [] for sid in ids}
+    for row in conn.execute(select(consents).where(consents.c.subject_id.in_(ids))):
+        states[row.subject_id].append(_state(row, keys.get(row.subject_id)))
+    emails: dict[str, str] = {}
+    for row in conn.execute(select(identifiers.c.subject_id, identifiers.c.ciphertext).where(
+            identifiers.c.subject_id.in_(ids), identifiers.c.kind == "email")
+            .order_by(identifiers.c.id)):
+        key = keys.get(row.subject_id)
+        plain = Keyring.decrypt(key, row.ciphertext) if key is not None else None
+        if plain is not None:
+            emails[row.subject_id] = plain.decode()  # the newest address wins
+    refs: dict[str, list[str]] = {sid: [] for sid in ids}
+    for row in conn.execute(select(system_refs.c.subject_id, system_refs.c.ref).where(
+            system_refs.c.subject_id.in_(ids), system_refs.c.system == system)
+            .order_by(system_refs.c.ref)):
+        refs[row.subject_id].append(row.ref)
+    return {sid: DestinationSubject(
+        subject_id=sid, email=emails.get(sid), refs=tuple(refs[sid]),
+        consents=tuple(sorted(states[sid], key=lambda s: (s.purpose, s.channel.value))))
+        for sid in ids}
