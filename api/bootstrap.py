@@ -187,7 +187,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         if name in destinations and hasattr(c, "push_fields")}
     deliverer = Deliverer(engine, identity, destinations, backoff, clock, mappings=mappings,
                           record_destinations=record_destinations)
-    broker = make_broker(settings.broker_url)
+    broker = make_broker(settings.broker_url, namespace=settings.broker_namespace)
     metrics = Metrics()
     metrics.watch_backlog(engine, clock)
     send = actors.register(broker, deliverer, metrics, max_attempts=w.max_attempts)

@@ -28,7 +28,8 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processor=structlog.processors.JSONRenderer(),
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *stamp]))
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(),
+                           *stamp]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/privasync.db"
     broker_url: str = ""
+    broker_namespace: str = Field(default="privasync", pattern=r"^[A-Za-z0-9_.-]+$")
     mappings_dir: Path = Path("mappings")
     public_url: str = ""
     secret_key: SecretStr | None = None

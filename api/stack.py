@@ -89,10 +89,12 @@ class AppServer:
 
 
 def stack_settings(emu: Emulators, *, database_url: str, broker_url: str, var_dir: Path,
+                   broker_namespace: str = "privasync",
                    mappings_dir: Path, poll_seconds: float = 0.5,
                    worker_threads: int = 4) -> Settings:
     return Settings(
         database_url=database_url, broker_url=broker_url, var_dir=var_dir,
+        broker_namespace=broker_namespace,
         mappings_dir=mappings_dir, secret_key=SecretStr("stack-secret-key-0123456789abcdef"),
         hubspot=HubSpotSettings(base_url=emu.hubspot.url,
                                 access_token=SecretStr(emu.hubspot.access_token),
@@ -138,6 +140,7 @@ class Stack:
 
 
 def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
+                broker_namespace: str = "privasync",
                 mappings_dir: Path = Path("mappings"), poll_seconds: float = 0.5,
                 worker_threads: int = 4, emulators: Emulators | None = None) -> Stack:
     """Emulators, the app on a free port, a worker and the scheduler, wired together."""
@@ -149,6 +152,7 @@ def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
         if partner.url_setting:
             environ[partner.url_setting] = emu.partner.url + emu.partner.path
     settings = stack_settings(emu, database_url=database_url, broker_url=broker_url,
+                              broker_namespace=broker_namespace,
                               var_dir=var_dir, mappings_dir=mappings_dir,
                               poll_seconds=poll_seconds, worker_threads=worker_threads)
     container = build(settings, environ=environ)

@@ -14,8 +14,21 @@ POSTGRES_SERVER = os.environ.get("PRIVASYNC_TEST_POSTGRES_SERVER",
 POSTGRES_URL = f"{POSTGRES_SERVER}/privasync_test_{os.getpid()}"
 
 
+# Broker keys of this test session only: concurrent runs on one Redis stay apart.
+BROKER_NAMESPACE = f"privasync-test-{os.getpid()}"
+
+
+def clear_broker(url: str) -> None:
+    """Drop this session's broker keys (as a Redis restart without persistence would)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"{BROKER_NAMESPACE}:*"):
+        client.delete(key)
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url():  # type: ignore[no-untyped-def]
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -23,7 +36,8 @@ def redis_url() -> str:
         client.ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis is required at {REDIS_URL}: {exc} (run `make services`)")
-    return REDIS_URL
+    yield REDIS_URL
+    clear_broker(REDIS_URL)
 
 
 def _admin(statement: str) -> None:

@@ -58,7 +58,9 @@ class SalesforceConnector:
         return self._poller.poll(cursor, now)
 
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
-        """Set each subject's e-mail opt-out; per-record failures come back in the Outcome."""
+        """Set each subject's e-mail opt-out, and "Don't Solicit" on the records'
+        Individuals (one lookup query per type, one PATCH per 200 records); per-record
+        failures come back in the Outcome. Raises DeliveryError subclasses."""
         return self._destination.apply(subjects)
 
     def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:

@@ -1,9 +1,29 @@
-"""Writing consent: one lookup query per type, then one sObject Collections PATCH per batch.
+"""Writing consent: the Contacts and Leads each subject's opt-out lands on, and their Individuals.
 
 The e-mail opt-out covers every purpose in ``mapping.consent.all_email``, so a
 single withdrawn purpose sets it (withdrawals win). The poller also reads
-"Don't Solicit" on the Individual as an opt-out; a grant clears it, or the
-next poll would read the grant straight back as a withdrawal.
+"Don't Solicit" (``HasOptedOutSolicit``) on the Individual as an opt-out, so
+it is written with the opt-out on the Individual of every record written: a
+withdrawal sets it (an unsubscribe reaches the Individual where the org has
+them) and a grant clears it, or the next poll would read the grant straight
+back as a withdrawal. Where a withdrawal and a grant in one batch reach the
+same record or Individual, the withdrawal wins. A subject's Outcome carries the
+first rejection of any record written for it, Individuals included.
+
+API calls per batch (none when no subject has e-mail consent to write):
+
+* **one lookup query per type** (Contact, Lead), ``SELECT Id, Email,
+  IndividualId``, for the type's records named by the refs of subjects with
+  consent to write (their Individuals are not known otherwise) and, for
+  subjects without refs, those with their e-mail. A type no such subject
+  needs is not queried. In an org without Individuals the query still costs
+  its call and returns no IndividualId; then no Individual is written.
+* **one sObject Collections PATCH per 200 records** written: Contacts, Leads
+  and Individuals together. A subject with one record and an Individual takes
+  two of them, so a full batch of such subjects takes two PATCHes.
+
+A withdrawal for one Contact with an Individual is thus two calls: its
+Contact lookup and one PATCH carrying both records.
 """
 
 from __future__ import annotations
@@ -55,11 +75,11 @@ class Destination:
         return [self._outcome(s, p) for s, p in zip(subjects, plans, strict=True)]
 
     def _look_up(self, plans: list[_Plan]) -> None:
-        """One query per type: records of unknown subjects by e-mail, and the
-        Individuals behind the records a grant will be written to."""
+        """One query per type, when needed: the records of subjects without refs by
+        e-mail, and the Individuals behind the records named by refs."""
         emails = {p.by_email for p in plans if p.by_email}
         for sobject in PEOPLE:
-            ids = sorted({i for p in plans if p.opted_out is False
+            ids = sorted({i for p in plans if p.opted_out is not None
                           for t, i in p.targets if t == sobject})
             if not emails and not ids:
                 continue
@@ -84,18 +104,19 @@ class Destination:
         """One record per Contact/Lead/Individual, withdrawal winning; and who owns it."""
         fields: dict[Key, dict[str, Any]] = {}
         owners: dict[Key, list[int]] = {}
+
+        def opt_out(key: Key, name: str, value: bool, index: int) -> None:
+            values = fields.setdefault(key, {})
+            values[name] = values.get(name, False) or value
+            owners.setdefault(key, []).append(index)
+
         for index, plan in enumerate(plans):
             if plan.opted_out is None:
                 continue
             for key in dict.fromkeys(plan.targets):
-                value = fields.setdefault(key, {}).get("HasOptedOutOfEmail", False)
-                fields[key]["HasOptedOutOfEmail"] = value or plan.opted_out
-                owners.setdefault(key, []).append(index)
-            if plan.opted_out:
-                continue
+                opt_out(key, "HasOptedOutOfEmail", plan.opted_out, index)
             for individual in dict.fromkeys(plan.individuals):
-                fields[("Individual", individual)] = {"HasOptedOutSolicit": False}
-                owners.setdefault(("Individual", individual), []).append(index)
+                opt_out(("Individual", individual), "HasOptedOutSolicit", plan.opted_out, index)
         records = [{"attributes": {"type": t}, "id": i, **values}
                    for (t, i), values in fields.items()]
         return records, [owners[k] for k in fields]
@@ -108,6 +129,8 @@ class Destination:
             note = "not in salesforce"
         else:
             state = "opted out" if plan.opted_out else "opted in"
-            note = f"{state} on {len(plan.targets)} record(s)"
+            note = f"{state} on {len(set(plan.targets))} record(s)"
+            if plan.individuals:
+                note += f" and {len(set(plan.individuals))} Individual(s)"
         return Outcome(subject.subject_id, error=plan.error,
                        learned_refs=tuple(plan.learned), note=note)

@@ -8,21 +8,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from api.stack import Stack, start_stack
 from core.db import events, jobs
-from tests.conftest import make_database
+from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 
 
 @pytest.fixture
 def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    redis.Redis.from_url(redis_url).flushdb()
+    clear_broker(redis_url)
     database = make_database("postgresql", tmp_path)
     running = start_stack(database_url=database, var_dir=tmp_path, broker_url=redis_url,
+                          broker_namespace=BROKER_NAMESPACE,
                           mappings_dir=MAPPINGS, poll_seconds=0.3)
     yield running
     running.stop()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-import redis
-
 from api.cli import configure_logging
 from api.stack import Stack
+from tests.conftest import clear_broker
 from tests.e2e.conftest import (
     mc_status,
     partner_withdrawn,
@@ -28,7 +27,7 @@ def test_jobs_whose_messages_redis_lost_are_re_enqueued_and_delivered(stack: Sta
     contact = seed(stack, EMAIL)
     stack.emulators.hubspot.ui_unsubscribe_all(contact)
     stack.emulators.hubspot.flush_webhooks()
-    redis.Redis.from_url(redis_url).flushdb()  # Redis restarted without persistence
+    clear_broker(redis_url)  # Redis restarted without persistence
     container.start_worker()
     container.start_scheduler()
     wait_for("Salesforce opt-out", lambda: sf_opted_out(stack, EMAIL), timeout=30)

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from api.stack import WEBHOOK_TOKEN, Emulators
-from tests.conftest import make_database
+from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import wait_for
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -67,8 +66,9 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 def test_serve_worker_and_scheduler_as_separate_processes(emulators: Emulators,
                                                          redis_url: str, tmp_path: Path):
-    redis.Redis.from_url(redis_url).flushdb()
+    clear_broker(redis_url)
     env = environment(emulators, make_database("postgresql", tmp_path), redis_url, tmp_path)
+    env["PRIVASYNC_BROKER_NAMESPACE"] = BROKER_NAMESPACE
     port = free_port()
     procs = [start(["serve", "--port", str(port)], env, tmp_path / "serve.log"),
              start(["worker", "--threads", "2"], env, tmp_path / "worker.log"),

@@ -1,0 +1,21 @@
+"""An in-memory HubSpot on a loopback port, for tests, the demo and the benchmark.
+
+It speaks the slice privasync uses (contacts, GDPR delete, merge, communication
+preferences v3 and v4) with HubSpot's paths, error bodies, rolling rate limit
+and ``X-HubSpot-RateLimit-*`` headers, so hubspot-api-client and plain requests
+run unchanged but for the base URL. Changes fire webhooks signed with signature
+v3 from one sender thread, batched and retried as HubSpot does. The ``ui_*``
+helpers stand in for a marketer clicking in the CRM (changeSource ``CRM_UI``).
+"""
+
+from emulators.hubspot.common import BATCH_LIMIT as BATCH_LIMIT
+from emulators.hubspot.common import LEGAL_BASES as LEGAL_BASES
+from emulators.hubspot.common import NOT_SPECIFIED as NOT_SPECIFIED
+from emulators.hubspot.common import NOT_SUBSCRIBED as NOT_SUBSCRIBED
+from emulators.hubspot.common import SUBSCRIBED as SUBSCRIBED
+from emulators.hubspot.common import HubSpotError, StatusChange
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.hubspot.webhooks import DEFAULT_WEBHOOK_SUBSCRIPTIONS, sign_v3
+
+__all__ = ["DEFAULT_WEBHOOK_SUBSCRIPTIONS", "HubSpotEmulator", "HubSpotError", "StatusChange",
+           "sign_v3"]

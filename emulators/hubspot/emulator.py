@@ -1,0 +1,208 @@
+"""HubSpotEmulator: routes, auth, the rolling rate limit, reset and the ``ui_*`` helpers."""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import re
+import time
+import uuid
+from collections import deque
+
+from emulators.http import Handler, Request, Response
+from emulators.hubspot.common import (
+    NOT_SPECIFIED,
+    NOT_SUBSCRIBED,
+    SUBSCRIBED,
+    HubSpotError,
+    StatusChange,
+    _Definition,
+    _error,
+)
+from emulators.hubspot.contacts import _ContactRoutes
+from emulators.hubspot.preferences import _PreferenceRoutes
+
+_CONTACTS = "/crm/v3/objects/contacts"
+_PREFS = "/communication-preferences"
+
+
+class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes):
+    """HubSpot's contacts and communication-preferences APIs, in memory, with webhooks."""
+
+    name = "hubspot"
+
+    def __init__(self, access_token: str = "pat-emulator",  # noqa: S107 - a fake's credentials
+                 client_secret: str = "emulator-secret",  # noqa: S107
+                 rate_limit: int = 100, window_seconds: float = 10.0,
+                 portal_id: int = 62515, app_id: int = 54321) -> None:
+        super().__init__()
+        self.access_token, self.client_secret = access_token, client_secret
+        self.rate_limit, self.window_seconds = rate_limit, window_seconds
+        self.portal_id, self.app_id = portal_id, app_id
+        self._window: deque[float] = deque()
+        self._contacts = {}
+        self._ids = itertools.count(1001)
+        self._definitions = {101: _Definition(101, "Product news"), 102: _Definition(102, "Offers")}
+        self._statuses = {}
+        self._opted_out = set()
+        self._history = {}
+        self._blocklist = set()
+        self._hooks = {}
+        self._event_ids = itertools.count(1)
+        self._sender = None
+        self._deliveries = []
+        self._register_routes()
+
+    # -- routes, auth, rate limit -------------------------------------------------
+    def _register_routes(self) -> None:
+        c, p, one = _CONTACTS, _PREFS, "(?P<id>[^/]+)"
+        table: list[tuple[str, str, Handler]] = [
+            ("POST", f"{c}/batch/read", self._h_batch_read),
+            ("POST", f"{c}/batch/update", self._h_batch_update),
+            ("POST", f"{c}/gdpr-delete", self._h_gdpr_delete),
+            ("POST", f"{c}/merge", self._h_merge),
+            ("POST", c, self._h_create),
+            ("GET", f"{c}/{one}", self._h_get),
+            ("PATCH", f"{c}/{one}", self._h_update),
+            ("DELETE", f"{c}/{one}", self._h_archive),
+            ("GET", f"{p}/v3/definitions", self._h_definitions),
+            ("GET", f"{p}/v3/status/email/(?P<email>[^/]+)", self._h_v3_status),
+            ("POST", f"{p}/v3/unsubscribe", self._h_v3_unsubscribe),
+            ("POST", f"{p}/v3/subscribe", self._h_v3_subscribe),
+            ("POST", f"{p}/v4/statuses/batch/write", self._h_v4_write),
+            ("POST", f"{p}/v4/statuses/batch/read", self._h_v4_read),
+            ("POST", f"{p}/v4/statuses/(?P<email>[^/]+)/unsubscribe-all", self._h_v4_unsub_all),
+        ]
+        for method, pattern, handler in table:
+            self.route(method, pattern, self._guarded(handler))
+
+    def _guarded(self, handler: Handler) -> Handler:
+        """Serialise handlers on the state lock and answer refusals in HubSpot's shape."""
+        def run(request: Request, match: re.Match[str]) -> Response:
+            try:
+                with self.lock:
+                    return handler(request, match)
+            except HubSpotError as exc:
+                return exc.response()
+            except ValueError:
+                return _error(400, "Invalid input JSON on line 1", "VALIDATION_ERROR")
+        return run
+
+    def authorize(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            return _error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION")
+        if not hmac.compare_digest(header, f"Bearer {self.access_token}"):
+            return _error(401, "Authentication credentials are invalid or expired.",
+                          "INVALID_AUTHENTICATION")
+        return None
+
+    def admit(self, request: Request) -> Response | None:
+        now = time.monotonic()
+        with self.lock:
+            while self._window and self._window[0] <= now - self.window_seconds:
+                self._window.popleft()
+            if len(self._window) < self.rate_limit:
+                self._window.append(now)
+                return None
+        body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                "policyName": "TEN_SECONDLY_ROLLING", "requestId": str(uuid.uuid4())}
+        return Response(429, body)
+
+    def dispatch(self, request: Request) -> Response:
+        response = super().dispatch(request)
+        with self.lock:
+            remaining = max(0, self.rate_limit - len(self._window))
+        for key, value in (("X-HubSpot-RateLimit-Max", self.rate_limit),
+                           ("X-HubSpot-RateLimit-Remaining", remaining),
+                           ("X-HubSpot-RateLimit-Interval-Milliseconds",
+                            int(self.window_seconds * 1000))):
+            response.headers.setdefault(key, str(value))
+        return response
+
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message, "OBJECT_NOT_FOUND" if status == 404 else "VALIDATION_ERROR")
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop_sender()
+        super().stop()
+
+    def reset(self) -> None:
+        """Forget all state, webhooks, faults and counters; keep serving on the same port.
+
+        Restarting the server costs half a second; tests share one and reset it.
+        """
+        self._stop_sender()
+        self.clear_faults()
+        with self.lock:
+            self._window.clear()
+            self.calls.clear()
+            self.log.clear()
+            self._contacts.clear()
+            self._ids = itertools.count(1001)
+            self._statuses.clear()
+            self._opted_out.clear()
+            self._history.clear()
+            self._blocklist.clear()
+            self._hooks = {}
+            self._deliveries.clear()
+
+    # -- helpers for tests and the demo (a marketer in the CRM UI) --------------------------
+    def create_contact(self, email: str, **props: str) -> str:
+        """Create a contact as if typed into the CRM; returns its id."""
+        with self.lock:
+            return self._create(self._writable({**props, "email": email}), "CRM_UI").id
+
+    def ui_set_property(self, contact_id: str, name: str, value: str) -> None:
+        """A marketer edits a property in the CRM; an empty value clears it."""
+        with self.lock:
+            self._set_props(self._live(contact_id), self._writable({name: value}), "CRM_UI")
+
+    def ui_unsubscribe_all(self, contact_id: str) -> None:
+        with self.lock:
+            self._unsubscribe_all(self._live(contact_id).properties["email"], "CRM_UI")
+
+    def ui_set_subscription(self, contact_id: str, subscription_id: int, subscribed: bool) -> None:
+        with self.lock:
+            email = self._live(contact_id).properties["email"]
+            state = SUBSCRIBED if subscribed else NOT_SUBSCRIBED
+            self._write_status(email, self._subscription(subscription_id), state, "CRM_UI")
+            self._sync_optout(email, "CRM_UI")
+
+    def ui_delete(self, contact_id: str) -> None:
+        with self.lock:
+            self._archive(self._live(contact_id).id, "CRM_UI")
+
+    def ui_gdpr_delete(self, contact_id: str) -> None:
+        with self.lock:
+            self._purge(self._live(contact_id), "CRM_UI")
+
+    def ui_merge(self, primary_id: str, merged_id: str) -> None:
+        with self.lock:
+            self._merge(primary_id, merged_id, "CRM_UI")
+
+    def subscription_status(self, email: str, subscription_id: int) -> str | None:
+        """SUBSCRIBED, NOT_SUBSCRIBED or None (not specified)."""
+        with self.lock:
+            state = self._status_of(email.lower(), subscription_id)
+        return None if state == NOT_SPECIFIED else state
+
+    def status_changes(self, email: str) -> list[StatusChange]:
+        with self.lock:
+            return list(self._history.get(email.lower(), []))
+
+    def contact(self, contact_id: str) -> dict[str, str] | None:
+        with self.lock:
+            found = self._contacts.get(contact_id)
+            return dict(found.properties) if found and found.archived_ms is None else None
+
+    def find_by_email(self, email: str) -> str | None:
+        with self.lock:
+            found = self._find_email(email)
+            return found.id if found else None
+
+    def is_blocklisted(self, email: str) -> bool:
+        with self.lock:
+            return email.lower() in self._blocklist

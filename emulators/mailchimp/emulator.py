@@ -1,0 +1,196 @@
+"""MailchimpEmulator: routes, auth, the connection cap, reset and what people do in the UI."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hmac
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from emulators.http import Request, Response
+from emulators.mailchimp.common import _TITLES, EVENTS, PREFIX, SOURCES, Problem, subscriber_hash
+from emulators.mailchimp.members import _Members
+from emulators.mailchimp.webhooks import _WebhookSender
+
+Route = Callable[[Request, "re.Match[str]"], Response]
+
+
+class MailchimpEmulator(_Members):
+    """One audience under ``/3.0``. ``latency_seconds`` slows every admitted request."""
+
+    name = "mailchimp"
+
+    def __init__(self, api_key: str = "emulatorkey-us6", list_id: str = "a6b5da1054",
+                 max_connections: int = 10) -> None:
+        super().__init__()
+        self.api_key, self.list_id, self.max_connections = api_key, list_id, max_connections
+        self.latency_seconds = 0.0
+        self._members = {}
+        self._archived_from = {}
+        self._forgotten = set()
+        self._in_flight = 0
+        self._webhooks = []
+        self._sender = _WebhookSender()
+        lst, member = r"/lists/(?P<list>[0-9a-z]+)", r"/members/(?P<hash>[0-9a-f]{32})"
+        self._add("GET", "/ping", self._ping)
+        self._add("GET", lst, self._get_list)
+        self._add("POST", lst, self._batch)
+        self._add("POST", f"{lst}/webhooks", self._create_webhook)
+        self._add("GET", f"{lst}{member}", self._get_member)
+        self._add("PATCH", f"{lst}{member}", self._patch_member)
+        self._add("PUT", f"{lst}{member}", self._put_member)
+        self._add("DELETE", f"{lst}{member}", self._archive_member)
+        self._add("POST", f"{lst}{member}/actions/delete-permanent", self._delete_permanent)
+
+    # -- plumbing ---------------------------------------------------------------
+    def _add(self, method: str, pattern: str, handler: Route) -> None:
+        def serve(request: Request, match: re.Match[str]) -> Response:
+            if self.latency_seconds:
+                time.sleep(self.latency_seconds)
+            try:
+                if match.groupdict().get("list", self.list_id) != self.list_id:
+                    raise Problem(404, _TITLES[404], "The requested resource could not be found.")
+                return handler(request, match)
+            except Problem as problem:
+                return problem.response(request.path)
+        self.route(method, re.escape(PREFIX) + pattern, serve)
+
+    def error(self, status: int, message: str) -> Response:
+        return Problem(status, _TITLES.get(status, "Error"), message).response()
+
+    def authorize(self, request: Request) -> Response | None:
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        key = credential.strip()
+        if scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(key, validate=True).decode("utf-8").partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                key = ""
+        if scheme.lower() in ("basic", "bearer") and key and hmac.compare_digest(
+                key.encode("utf-8"), self.api_key.encode("utf-8")):
+            return None
+        return self.error(401, "Your API key may be invalid, or you've attempted to access "
+                               "the wrong datacenter.")
+
+    def admit(self, request: Request) -> Response | None:
+        with self.lock:
+            if self._in_flight >= self.max_connections:
+                return self.error(429, f"You have exceeded the limit of {self.max_connections} "
+                                       "simultaneous connections.")
+            self._in_flight += 1
+        return None
+
+    def release(self, request: Request) -> None:
+        with self.lock:
+            self._in_flight -= 1
+
+    def stop(self) -> None:
+        self._sender.stop()
+        super().stop()
+
+    def reset(self) -> None:
+        """Forget members, webhooks, counters and faults, keeping the server running."""
+        self._sender.flush(timeout=5.0)
+        with self.lock:
+            self._members.clear()
+            self._archived_from.clear()
+            self._forgotten.clear()
+            self._webhooks.clear()
+            self.calls.clear()
+            self.log.clear()
+            self.latency_seconds = 0.0
+        self.clear_faults()
+        self._sender.clear()
+
+    # -- list endpoints -----------------------------------------------------------------
+    def _ping(self, request: Request, match: re.Match[str]) -> Response:
+        return Response(200, {"health_status": "Everything's Chimpy!"})
+
+    def _get_list(self, request: Request, match: re.Match[str]) -> Response:
+        with self.lock:
+            counts = [m["status"] for m in self._members.values()]
+        return Response(200, {"id": self.list_id, "name": "privasync emulator", "stats": {
+            "member_count": counts.count("subscribed"),
+            "unsubscribe_count": counts.count("unsubscribed"),
+            "cleaned_count": counts.count("cleaned")}})
+
+    def _create_webhook(self, request: Request, match: re.Match[str]) -> Response:
+        body = self._json(request)
+        flags: dict[str, dict[str, Any]] = {
+            k: v if isinstance(v := body.get(k), dict) else {} for k in ("events", "sources")}
+        events = [e for e in EVENTS if flags["events"].get(e, True)]
+        sources = [s for s in SOURCES if flags["sources"].get(s, True)]
+        try:
+            hook_id = self.configure_webhook(str(body.get("url", "")), sources, events)
+        except (RuntimeError, ValueError) as exc:
+            raise Problem(400, "Invalid Resource", "The webhook could not be validated.",
+                          [{"field": "url", "message": str(exc)}]) from exc
+        return Response(200, {"id": hook_id, "url": body.get("url"), "list_id": self.list_id,
+                              "events": {e: e in events for e in sorted(EVENTS)},
+                              "sources": {s: s in sources for s in sorted(SOURCES)}})
+
+    # -- what people and admins do in Mailchimp's own UI --------------------------------
+    def add_member(self, email: str, status: str = "subscribed",
+                   merge_fields: dict[str, Any] | None = None) -> str:
+        """Seed a member as a list import would (imports fire no webhooks); return its hash."""
+        with self.lock:
+            if subscriber_hash(email) in self._forgotten:
+                raise ValueError("address was permanently deleted; only a signup form adds it")
+            return str(self._new_member(email, status, merge_fields or {})["id"])
+
+    def _person(self, email: str) -> dict[str, Any]:
+        member = self._members.get(subscriber_hash(email))
+        if member is None:
+            raise LookupError("no such member on the list")
+        return member
+
+    def user_unsubscribe(self, email: str) -> None:
+        """The person clicks the footer link: ``unsubscribe`` with action unsub, reason manual."""
+        with self.lock:
+            member = self._person(email)
+            self._mark(member, "unsubscribed")
+            self._fire_status(member, "user")
+
+    def user_subscribe(self, email: str) -> None:
+        """The person confirms a hosted signup form (even after an opt-out or a forget)."""
+        with self.lock:
+            self._forgotten.discard(subscriber_hash(email))
+            member = self._members.get(subscriber_hash(email)) or self._new_member(
+                email, "subscribed", {})
+            self._mark(member, "subscribed")
+            self._fire_status(member, "user")
+
+    def mark_cleaned(self, email: str, reason: str = "hard") -> None:
+        """A hard bounce (source admin) or a spam complaint, ``abuse`` (source user)."""
+        with self.lock:
+            member = self._person(email)
+            self._mark(member, "cleaned")
+            self._fire("cleaned", "user" if reason == "abuse" else "admin", [
+                ("data[list_id]", self.list_id), ("data[campaign_id]", "4fjk2ma9xd"),
+                ("data[reason]", reason), ("data[email]", member["email_address"])])
+
+    def user_change_email(self, old: str, new: str) -> None:
+        """The person changes their address in the profile centre: ``upemail``."""
+        with self.lock:
+            self._rekey(self._person(old), new, "user")
+
+    def user_update_profile(self, email: str, **merges: Any) -> None:
+        """The person edits merge fields in the profile centre: ``profile``."""
+        with self.lock:
+            member = self._person(email)
+            member["merge_fields"].update(merges)
+            self._fire("profile", "user", self._member_data(member))
+
+    def member(self, email: str) -> dict[str, Any] | None:
+        with self.lock:
+            member = self._members.get(subscriber_hash(email))
+            return copy.deepcopy(member) if member is not None else None
+
+    @property
+    def in_flight(self) -> int:
+        with self.lock:
+            return self._in_flight
