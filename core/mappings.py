@@ -173,9 +173,6 @@ class Mappings:
     def system(self, name: str) -> SystemMapping:
         return self.systems.get(name, SystemMapping(system=name))
 
-    def marketing_purposes(self, channel: Channel = Channel.EMAIL) -> tuple[str, ...]:
-        return tuple(k for k, p in self.purposes.items() if channel in p.channels)
-
     def destination_purposes(self, destination: str) -> frozenset[str]:
         """What a destination (``hubspot``, ``partner:acme``) uses personal data for."""
         if destination.startswith("partner:"):
