@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from api.bootstrap import Container
 from api.ingress import check_mailchimp_token, hubspot_webhook, mailchimp_webhook
-from core import runtime
+from core import inbox, runtime
+from core.db import reader
 from core.errors import (
     BadInput,
     ConfigError,
@@ -29,7 +30,6 @@ from core.errors import (
     Unauthenticated,
     UnknownSubject,
 )
-from core.intake import IntakeResult
 from workers.broker import ping
 
 log = structlog.get_logger("privasync.http")
@@ -66,9 +66,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _accepted(result: IntakeResult) -> JSONResponse:
-    return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates,
-                         "jobs": len(result.job_ids), "outcomes": result.outcomes})
+def _accepted(stored: inbox.Stored) -> JSONResponse:
+    """2xx: the delivery is on disk (or was already); applying it happens behind."""
+    return JSONResponse({"accepted": stored.events, "duplicate": stored.duplicate})
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -147,7 +147,7 @@ def readiness(container: Container) -> dict[str, dict[str, Any]]:
     """Each part a deployment depends on, with a reason when it fails."""
     checks: dict[str, dict[str, Any]] = {}
     try:
-        with container.engine.connect() as conn:
+        with reader(container.engine).connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = {"ok": True}
     except Exception as exc:  # noqa: BLE001 - reported, not raised

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +24,22 @@ from connectors.hubspot import HubSpotConnector
 from connectors.mailchimp import MailchimpConnector
 from connectors.partner import PartnerConnector
 from connectors.salesforce import SalesforceConnector
-from core import outbox, schema
+from core import codec, inbox, outbox, schema
+from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
 from core.db import make_engine
-from core.delivery import Deliverer
+from core.delivery import Deliverer, Policy
 from core.errors import ConfigError
 from core.identity import IdentityMap
-from core.intake import Intake, Routes
 from core.mappings import Mappings, load_mappings
-from core.ports import ConsentDestination, RecordDestination
+from core.model import CanonicalEvent
+from core.ports import ConsentDestination, EventParser, RecordDestination, RefResolver
+from core.routes import Routes
 from workers import actors
 from workers.broker import make_broker
 from workers.metrics import Metrics
-from workers.runtime import Scheduler, WorkerProcess
+from workers.retries import backoff
+from workers.runtime import ApplierLoop, Scheduler, WorkerProcess, process_name
 
 log = structlog.get_logger("privasync")
 
@@ -50,28 +53,39 @@ class Container:
     settings: Settings
     engine: Engine
     mappings: Mappings
+    keyring: Keyring
     identity: IdentityMap
-    intake: Intake
+    applier: Applier
     destinations: dict[str, ConsentDestination]
     deliverer: Deliverer
     broker: dramatiq.Broker
     metrics: Metrics
-    send: Callable[[int], Any]
+    dispatch: Callable[[Iterable[str]], None]
     clock: Callable[[], datetime] = utcnow
     hubspot: HubSpotConnector | None = None
     mailchimp: MailchimpConnector | None = None
     salesforce: SalesforceConnector | None = None
-    _running: list[WorkerProcess | Scheduler] = field(default_factory=list)
+    applier_loop: ApplierLoop | None = None
+    _running: list[WorkerProcess | Scheduler | ApplierLoop] = field(default_factory=list)
 
-    def enqueue(self, job_ids: Sequence[int]) -> None:
-        """Hand committed job ids to the broker; a refusal is counted, not fatal:
-        the jobs are in the database and the reconciler resends them."""
-        for job_id in job_ids:
-            try:
-                self.send(job_id)
-            except Exception as exc:  # noqa: BLE001 - the outbox is the safety net
-                self.metrics.enqueue_failures.inc()
-                log.warning("broker.enqueue_failed", job=job_id, error=type(exc).__name__)
+    def store(self, source: str, body: bytes, received_at: datetime,
+              events: int) -> inbox.Stored:
+        """Commit a verified, validated delivery to the inbox (the 2xx may follow), and
+        wake the applier if it runs in this process."""
+        with self.engine.begin() as conn:
+            stored = inbox.store(conn, source=source, sealed=self.keyring.seal(body),
+                                 key=inbox.delivery_key(body), received_at=received_at,
+                                 events=events)
+        self.metrics.deliveries.labels(source, "duplicate" if stored.duplicate
+                                       else "stored").inc()
+        if self.applier_loop is not None:
+            self.applier_loop.wake()
+        return stored
+
+    def store_events(self, source: str, events: Sequence[CanonicalEvent],
+                     received_at: datetime) -> inbox.Stored:
+        """Canonical events (a consent form's, the admin's) into the inbox, like a delivery."""
+        return self.store(source, codec.encode(events), received_at, len(events))
 
     @property
     def embedded(self) -> bool:
@@ -79,32 +93,46 @@ class Container:
 
     def start_worker(self, threads: int | None = None) -> WorkerProcess:
         w = self.settings.worker
-        process = WorkerProcess(self.broker, self.engine, self.clock,
-                                threads=threads or w.threads,
+        outbox.register(self.engine, [*self.destinations, *self.deliverer.record_destinations])
+        process = WorkerProcess(self.broker, self.deliverer, threads=threads or w.threads,
                                 heartbeat_seconds=w.heartbeat_seconds)
         process.start()
         self._running.append(process)
         return process
 
-    def start_scheduler(self) -> Scheduler:
+    def start_applier(self) -> ApplierLoop:
+        loop = ApplierLoop(self.applier, self.dispatch,
+                           poll_seconds=self.settings.applier.poll_seconds).start()
+        self.applier_loop = loop
+        self._running.append(loop)
+        return loop
+
+    def start_scheduler(self, *, with_applier: bool = True) -> Scheduler:
+        """The scheduler (dispatch ticks, the Salesforce poller, housekeeping) and, unless
+        told otherwise, the applier: each acts only while it holds its lease."""
         from api.ingress import salesforce_poller
 
+        outbox.register(self.engine, [*self.destinations, *self.deliverer.record_destinations])
         pollers = []
         if self.salesforce is not None:
             pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
                             salesforce_poller(self)))
-        scheduler = Scheduler(self.engine, self.enqueue, self.clock,
-                              reconcile_seconds=self.settings.worker.reconcile_seconds,
+        scheduler = Scheduler(self.engine, self.dispatch, self.clock,
+                              dispatch_seconds=self.settings.worker.dispatch_seconds,
+                              inbox_keep=timedelta(days=self.settings.inbox_keep_days),
                               pollers=pollers)
         scheduler.start()
         self._running.append(scheduler)
+        if with_applier and self.applier_loop is None:
+            self.start_applier()
         return scheduler
 
     def stop_background(self) -> None:
-        """Stop the worker and scheduler this process runs (the app keeps serving)."""
+        """Stop the worker, applier and scheduler this process runs (the app keeps serving)."""
         for part in reversed(self._running):
             part.stop()
         self._running.clear()
+        self.applier_loop = None
 
     def close(self) -> None:
         self.stop_background()
@@ -174,27 +202,49 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     engine = make_engine(settings.database_url)
     if migrate:
         schema.upgrade(engine)
-    identity = IdentityMap(Keyring(secret_key(settings)))
+    keyring = Keyring(secret_key(settings))
     connectors = build_connectors(settings, mappings, environ)
     destinations: dict[str, ConsentDestination] = {
         name: c for name, c in connectors.items() if c.name == name and _can_deliver(c, settings)}
-    intake = Intake(engine, identity, mappings, Routes.from_mappings(
-        mappings, [n for n in destinations if not n.startswith("partner:")]))
+    routes = Routes.from_mappings(mappings, [n for n in destinations
+                                             if not n.startswith("partner:")])
+    hubspot: HubSpotConnector | None = connectors.get("hubspot")
+    mailchimp: MailchimpConnector | None = connectors.get("mailchimp")
+    parsers: dict[str, EventParser] = {}
+    resolvers: dict[str, RefResolver] = {}
+    if hubspot is not None:
+        parsers["hubspot"] = hubspot.parse
+        if "hubspot" in destinations:
+            resolvers["hubspot"] = hubspot
+    if mailchimp is not None:
+        parsers["mailchimp"] = mailchimp.parse_webhook
+    a = settings.applier
+    applier = Applier(engine, keyring, mappings, routes, clock=clock,
+                      holder=process_name("applier"), parsers=parsers, resolvers=resolvers,
+                      policy=ApplierPolicy(lease=timedelta(seconds=a.lease_seconds),
+                                           max_events=a.max_events,
+                                           max_attempts=a.max_attempts))
     w = settings.worker
-    backoff = outbox.Backoff(w.min_backoff_seconds, w.max_backoff_seconds, w.max_attempts)
     record_destinations: dict[str, RecordDestination] = {
         name: c for name, c in connectors.items()
         if name in destinations and hasattr(c, "push_fields")}
-    deliverer = Deliverer(engine, identity, destinations, backoff, clock, mappings=mappings,
-                          record_destinations=record_destinations)
+    policy = Policy(lease=timedelta(seconds=w.lease_seconds),
+                    max_hold=timedelta(seconds=w.max_hold_seconds), max_attempts=w.max_attempts)
+    deliverer = Deliverer(engine, destinations, backoff(w.min_backoff_seconds,
+                                                        w.max_backoff_seconds),
+                          clock, holder=process_name("worker"), policy=policy,
+                          mappings=mappings, record_destinations=record_destinations)
     broker = make_broker(settings.broker_url, namespace=settings.broker_namespace)
     metrics = Metrics()
-    metrics.watch_backlog(engine, clock)
-    send = actors.register(broker, deliverer, metrics, max_attempts=w.max_attempts)
-    return Container(settings=settings, engine=engine, mappings=mappings, identity=identity,
-                     intake=intake, destinations=destinations, deliverer=deliverer,
-                     broker=broker, metrics=metrics, send=send, clock=clock,
-                     hubspot=connectors.get("hubspot"), mailchimp=connectors.get("mailchimp"),
+    metrics.watch_database(engine, clock)
+    dispatcher = actors.Dispatcher(engine, clock, metrics, stale_after=timedelta(
+        seconds=max(5.0, 3 * w.dispatch_seconds)))
+    actors.register(broker, deliverer, metrics, dispatcher,
+                    time_limit_ms=int(w.max_hold_seconds * 1000))
+    return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
+                     identity=IdentityMap(keyring), applier=applier, destinations=destinations,
+                     deliverer=deliverer, broker=broker, metrics=metrics, dispatch=dispatcher,
+                     clock=clock, hubspot=hubspot, mailchimp=mailchimp,
                      salesforce=connectors.get("salesforce"))
 
 

@@ -87,7 +87,7 @@ def serve(host: str, port: int) -> None:
     container = _build()
     if container.embedded:
         container.start_worker()
-        container.start_scheduler()
+        container.start_scheduler()  # and the applier
     # No access log: Mailchimp's webhook path carries its secret token.
     server = _GracefulServer(uvicorn.Config(create_app(container), host=host, port=port,
                                             access_log=False, log_level="warning"))
@@ -152,10 +152,23 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
 
 
 @main.command()
-def scheduler() -> None:
-    """The outbox reconciler and the Salesforce poller (one leader at a time)."""
+@click.option("--no-applier", is_flag=True, help="Leave applying the inbox to `privasync "
+              "applier` processes.")
+def scheduler(no_applier: bool) -> None:
+    """Dispatch ticks, the Salesforce poller and the applier (one leader each, by lease)."""
     container = _build()
-    container.start_scheduler()
+    container.start_scheduler(with_applier=not no_applier)
+    try:
+        _wait_for_signal()
+    finally:
+        container.close()
+
+
+@main.command()
+def applier() -> None:
+    """Only the applier: applies stored deliveries (one active at a time, by lease)."""
+    container = _build()
+    container.start_applier()
     try:
         _wait_for_signal()
     finally:
@@ -187,14 +200,16 @@ def audit() -> None:
 def audit_verify() -> None:
     """Recompute the ledger's hash chain; exit 1 if any entry was altered."""
     from core import ledger
-    from core.db import make_engine
+    from core.db import make_engine, reader
 
-    engine = make_engine(_settings().database_url)
+    engine = reader(make_engine(_settings().database_url))
     with engine.connect() as conn:
         report = ledger.verify(conn)
+        waiting = ledger.pending_count(conn)
     if not report.ok:
         raise _Fail(str(report))
-    click.echo(str(report))
+    click.echo(str(report) + (f"; {waiting} newer entries wait to be chained" if waiting
+                              else ""))
 
 
 @main.group()
@@ -332,19 +347,39 @@ def mappings_diff(old: Path, new: Path, no_subjects: bool) -> None:
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def status(fmt: str) -> None:
-    """Jobs by destination and status."""
-    from core import outbox
-    from core.db import make_engine
+    """Deliveries waiting to be applied, events that could not be applied, and jobs by
+    destination and status."""
+    from sqlalchemy import select
 
-    engine = make_engine(_settings().database_url)
+    from core import inbox, outbox
+    from core.db import event_counts, make_engine, reader
+
+    engine = reader(make_engine(_settings().database_url))
     with engine.connect() as conn:
+        backlog = inbox.backlog(conn)
         counts = outbox.counts(conn)
+        events = {(r.source, r.outcome): int(r.n) for r in conn.execute(select(event_counts))}
+    unapplied = {k: n for k, n in events.items() if k[1] in UNAPPLIED}
     if fmt == "json":
-        click.echo(json.dumps([{"destination": d, "status": s, "jobs": n}
-                               for (d, s), n in sorted(counts.items())]))
+        click.echo(json.dumps({
+            "inbox": {"rows": backlog.rows, "events": backlog.events,
+                      "oldest": backlog.oldest.isoformat() if backlog.oldest else None,
+                      "failed_rows": backlog.failed},
+            "events_not_applied": [{"source": s, "reason": o, "events": n}
+                                   for (s, o), n in sorted(unapplied.items())],
+            "jobs": [{"destination": d, "status": s, "jobs": n}
+                     for (d, s), n in sorted(counts.items())]}))
         return
+    oldest = f", oldest from {backlog.oldest:%Y-%m-%d %H:%M:%S %Z}" if backlog.oldest else ""
+    click.echo(f"inbox: {backlog.rows} deliveries ({backlog.events} events) waiting{oldest}; "
+               f"{backlog.failed} given up on")
+    for (source, reason), n in sorted(unapplied.items()):
+        click.echo(f"not applied: {n} {source} event(s), {reason}")
     for (destination, state), n in sorted(counts.items()):
         click.echo(f"{destination:<28} {state:<10} {n:>8}")
+
+
+UNAPPLIED = ("unknown_subject", "invalid", "failed")
 
 
 @main.command()

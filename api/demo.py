@@ -110,13 +110,14 @@ def _echo_outcomes(stack: Stack) -> tuple[int, int, int]:
     """(consent jobs, record jobs, Salesforce events that changed nothing) so far."""
     from sqlalchemy import func, select
 
-    from core.db import events, jobs
+    from core.db import event_counts, jobs
 
     with stack.container.engine.connect() as conn:
         kinds: dict[str, int] = {r[0]: int(r[1]) for r in conn.execute(
             select(jobs.c.kind, func.count()).group_by(jobs.c.kind))}
-        echoes = conn.execute(select(func.count()).select_from(events).where(
-            events.c.source == "salesforce", events.c.outcome == "unchanged")).scalar_one()
+        echoes = conn.execute(select(func.coalesce(func.sum(event_counts.c.n), 0)).where(
+            event_counts.c.source == "salesforce",
+            event_counts.c.outcome == "unchanged")).scalar_one()
     return int(kinds.get("consent", 0)), int(kinds.get("record", 0)), int(echoes)
 
 

@@ -1,75 +1,41 @@
-"""Ingress: verify, translate, resolve, then one intake transaction, then enqueue.
+"""Ingress: verify, validate, store in the inbox, answer. Nothing else happens in a request.
 
-Shared by the webhook endpoints and the Salesforce poller. Every function
-either commits the whole delivery or raises and stores nothing.
+Shared by the webhook endpoints and the Salesforce poller. A delivery is
+parsed strictly here so that bad input is refused at the door, storing
+nothing; the applier parses it again when it applies it (parsing is cheap,
+storing the raw verified bytes keeps the inbox a plain record of what came in).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from api.bootstrap import Container
 from connectors.salesforce import SalesforceCursor
-from core import runtime
+from core import codec, inbox, runtime
 from core.errors import ConfigError, Unauthenticated
-from core.intake import IntakeResult
-from core.model import CanonicalEvent, SubjectHint, SubjectsMerged, SystemRef
-
-
-def _accept(container: Container, source: str, events: Sequence[CanonicalEvent],
-            now: datetime) -> IntakeResult:
-    result = container.intake.accept(events, now)
-    for outcome in result.outcomes:
-        container.metrics.events.labels(source, outcome).inc()
-    container.enqueue(result.job_ids)
-    return result
-
-
-def _with_email(hint: SubjectHint, emails: Mapping[SystemRef, str]) -> SubjectHint:
-    if hint.email or hint.ref is None or hint.ref not in emails:
-        return hint
-    return SubjectHint(ref=hint.ref, email=emails[hint.ref])
-
-
-def _enrich(events: Sequence[CanonicalEvent],
-            emails: Mapping[SystemRef, str]) -> list[CanonicalEvent]:
-    out: list[CanonicalEvent] = []
-    for ev in events:
-        if isinstance(ev, SubjectsMerged):
-            out.append(dataclasses.replace(ev, primary=_with_email(ev.primary, emails)))
-        else:
-            out.append(dataclasses.replace(ev, subject=_with_email(ev.subject, emails)))
-    return out
 
 
 def hubspot_webhook(container: Container, *, method: str, url: str, body: bytes,
-                    headers: Mapping[str, str], now: datetime) -> IntakeResult:
-    """Verify HubSpot's v3 signature, parse, resolve unknown contacts with one read."""
+                    headers: Mapping[str, str], now: datetime) -> inbox.Stored:
+    """Verify HubSpot's v3 signature, validate the batch, store it."""
     hubspot = container.hubspot
     if hubspot is None:
         raise ConfigError("HubSpot is not configured (PRIVASYNC_HUBSPOT__CLIENT_SECRET)")
     hubspot.verify_signature(method=method, url=url, body=body, headers=headers, now=now)
-    events = hubspot.parse_events(body)
-    refs = [h.ref for h in _hints(events) if h.ref is not None and not h.email]
-    with container.engine.connect() as conn:
-        unknown = container.identity.unknown_refs(conn, refs)
-    emails = hubspot.lookup_emails(unknown) if unknown else {}
-    return _accept(container, "hubspot", _enrich(events, emails), now)
-
-
-def _hints(events: Sequence[CanonicalEvent]) -> list[SubjectHint]:
-    return [ev.primary if isinstance(ev, SubjectsMerged) else ev.subject for ev in events]
+    events = hubspot.parse(body, now)
+    return container.store("hubspot", body, now, len(events))
 
 
 def mailchimp_webhook(container: Container, *, token: str, body: bytes,
-                      now: datetime) -> IntakeResult:
+                      now: datetime) -> inbox.Stored:
     """Mailchimp signs nothing: the secret token in the URL authenticates it."""
     check_mailchimp_token(container, token)
     assert container.mailchimp is not None
-    return _accept(container, "mailchimp", container.mailchimp.parse_webhook(body, now), now)
+    events = container.mailchimp.parse_webhook(body, now)
+    return container.store("mailchimp", body, now, len(events))
 
 
 def check_mailchimp_token(container: Container, token: str) -> None:
@@ -82,10 +48,12 @@ def check_mailchimp_token(container: Container, token: str) -> None:
 
 
 CURSOR = "salesforce"
+POLL_CHUNK = 500  # events per inbox row
 
 
 def salesforce_poller(container: Container) -> Callable[[datetime], int]:
-    """One poll: changes since the stored cursor, then the new cursor after commit."""
+    """One poll: changes since the stored cursor into the inbox, with the new cursor, in
+    one transaction (a crash in between polls the same changes again: deduplicated)."""
 
     def poll(now: datetime) -> int:
         salesforce = container.salesforce
@@ -93,8 +61,16 @@ def salesforce_poller(container: Container) -> Callable[[datetime], int]:
         stored = runtime.read_cursor(container.engine, CURSOR)
         cursor = SalesforceCursor.from_json(stored) if stored else None
         result = salesforce.poll(cursor, now)
-        accepted = _accept(container, "salesforce", result.events, now).accepted
-        runtime.write_cursor(container.engine, CURSOR, result.cursor.to_json(), now)
-        return accepted
+        events = list(result.events)
+        with container.engine.begin() as conn:
+            for start in range(0, len(events), POLL_CHUNK):
+                body = codec.encode(events[start:start + POLL_CHUNK])
+                inbox.store(conn, source="salesforce", sealed=container.keyring.seal(body),
+                            key=inbox.delivery_key(body), received_at=now,
+                            events=len(events[start:start + POLL_CHUNK]))
+            runtime.write_cursor(conn, CURSOR, result.cursor.to_json(), now)
+        if events and container.applier_loop is not None:
+            container.applier_loop.wake()
+        return len(events)
 
     return poll

@@ -45,7 +45,16 @@ class WorkerSettings(BaseModel):
     min_backoff_seconds: float = Field(default=2.0, gt=0)
     max_backoff_seconds: float = Field(default=3600.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
-    reconcile_seconds: float = Field(default=10.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_hold_seconds: float = Field(default=300.0, gt=0)
+    dispatch_seconds: float = Field(default=1.0, gt=0)
+
+
+class ApplierSettings(BaseModel):
+    poll_seconds: float = Field(default=0.2, gt=0)
+    lease_seconds: float = Field(default=15.0, gt=0)
+    max_events: int = Field(default=2000, ge=1)
+    max_attempts: int = Field(default=5, ge=1)
 
 
 class Settings(BaseSettings):
@@ -61,8 +70,10 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    inbox_keep_days: float = Field(default=3.0, gt=0)
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
     mailchimp: MailchimpSettings = MailchimpSettings()
     worker: WorkerSettings = WorkerSettings()
+    applier: ApplierSettings = ApplierSettings()

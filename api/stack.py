@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.bootstrap import Container, build
 from api.settings import (
+    ApplierSettings,
     HubSpotSettings,
     MailchimpSettings,
     SalesforceSettings,
@@ -63,6 +64,8 @@ class AppServer:
 
     def __init__(self, container: Container) -> None:
         self.sock = socket.socket()
+        # Accepted connections inherit it: without it every keep-alive answer waits ~40 ms.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(create_app(container), log_level="warning", access_log=False,
@@ -108,7 +111,8 @@ def stack_settings(emu: Emulators, *, database_url: str, broker_url: str, var_di
                                     webhook_token=SecretStr(WEBHOOK_TOKEN)),
         worker=WorkerSettings(threads=worker_threads, min_backoff_seconds=0.2,
                               max_backoff_seconds=5.0, heartbeat_seconds=1.0,
-                              reconcile_seconds=1.0))
+                              dispatch_seconds=0.5, lease_seconds=5.0),
+        applier=ApplierSettings(poll_seconds=0.05, lease_seconds=5.0))
 
 
 @dataclass

@@ -9,10 +9,13 @@ unreadable.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from core.errors import ConfigError
 
@@ -28,6 +31,9 @@ class Keyring:
         if len(secret) < 16:
             raise ConfigError("PRIVASYNC_SECRET_KEY must be at least 16 bytes")
         self._secret = secret
+        self._transit = Fernet(base64.urlsafe_b64encode(HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None,
+            info=b"privasync transit").derive(secret)))
 
     def digest(self, kind: str, value: str) -> str:
         """HMAC-SHA256 of a normalised identifier: stable, unreadable without the secret."""
@@ -35,6 +41,18 @@ class Keyring:
 
     def email_digest(self, email: str) -> str:
         return self.digest("email", normalise_email(email))
+
+    def seal(self, data: bytes) -> bytes:
+        """Encrypt data in transit through the database (an inbox body) under a key
+        derived from the installation secret, which never sits in the database."""
+        return self._transit.encrypt(data)
+
+    def unseal(self, token: bytes) -> bytes | None:
+        """The plaintext of ``seal``, or None if this secret did not seal it."""
+        try:
+            return self._transit.decrypt(token)
+        except InvalidToken:
+            return None
 
     @staticmethod
     def new_subject_key() -> bytes:

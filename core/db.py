@@ -27,8 +27,10 @@ from sqlalchemy import (
     create_engine,
     event,
     false,
+    text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(naming_convention={
@@ -57,6 +59,11 @@ class AwareDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, for both backends."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
 
 
 def _id(name: str = "id") -> Column[Any]:
@@ -140,8 +147,12 @@ jobs = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", AwareDateTime, nullable=False),
-    Column("enqueued_at", AwareDateTime, nullable=True),
+    # A claim is a lease: who holds the job, a token new at each claim (every outcome
+    # write matches it), and until when; the holder's heartbeat extends it.
+    Column("claimed_by", String(128), nullable=True),
+    Column("claim_token", String(36), nullable=True),
     Column("claimed_at", AwareDateTime, nullable=True),
+    Column("lease_until", AwareDateTime, nullable=True),
     Column("last_error_class", String(64), nullable=True),
     Column("note", String(200), nullable=True),
     Column("origin_received_at", AwareDateTime, nullable=False),
@@ -153,6 +164,13 @@ jobs = Table(
     Column("payload", LargeBinary, nullable=True),
     Index("ix_jobs_destination_status_due", "destination", "status", "next_attempt_at"),
     Index("ix_jobs_subject_destination", "subject_id", "destination", "kind", "status"),
+    Index("ix_jobs_claimed_by", "claimed_by", **_where("status = 'running'")),
+    Index("ix_jobs_open", "status", "next_attempt_at",
+          **_where("status IN ('pending', 'running')")),
+    # At most one waiting state job per subject and destination: a burst of changes
+    # for one person becomes one job (record jobs carry values and coalesce at claim).
+    Index("uq_jobs_one_pending", "destination", "subject_id", "kind", unique=True,
+          **_where("status = 'pending' AND kind <> 'record'")),
 )
 
 requests = Table(
@@ -184,6 +202,62 @@ ledger_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# Entries written by anyone but the applier wait here, unchained; the applier (the
+# chain's one writer) moves them into ``ledger`` in order, so appends take no lock.
+ledger_pending = Table(
+    "ledger_pending", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", AwareDateTime, nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("subject_id", String(36), nullable=True),
+    Column("detail", LargeBinary, nullable=True),
+)
+
+# The durable inbox: one verified, validated delivery per row, sealed; the 2xx means
+# it is here. The applier applies rows in order and clears their bodies.
+inbox = Table(
+    "inbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("delivery_key", String(64), nullable=False),
+    Column("received_at", AwareDateTime, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("not_before", AwareDateTime, nullable=True),
+    Column("applied_at", AwareDateTime, nullable=True),
+    Column("last_error", String(64), nullable=True),
+    UniqueConstraint("source", "delivery_key", name="uq_inbox_source_delivery"),
+    Index("ix_inbox_unapplied", "id", **_where("applied_at IS NULL")),
+    Index("ix_inbox_errors", "id", **_where("last_error IS NOT NULL")),
+)
+
+# Events by source and outcome since the start, for metrics and ``privasync status``
+# (an event that changed nothing leaves no row in ``events``, only a count here).
+event_counts = Table(
+    "event_counts", metadata,
+    Column("source", String(32), primary_key=True),
+    Column("outcome", String(32), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# The dispatch guard: at most one broker message in flight per destination.
+dispatch = Table(
+    "dispatch", metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("enqueued_at", AwareDateTime, nullable=True),
+)
+
+# Which identifiers a destination holds (e.g. a Mailchimp audience's members), as the
+# same keyed digests as ``identifiers``: learned in bulk, never one call per person.
+directory = Table(
+    "directory", metadata,
+    Column("system", String(32), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("seen_at", AwareDateTime, nullable=False),
+)
+
 cursors = Table(
     "cursors", metadata,
     Column("name", String(64), primary_key=True),
@@ -205,9 +279,13 @@ leases = Table(
 )
 
 
+READ_ONLY = "privasync_read_only"
+
+
 def make_engine(url: str) -> Engine:
-    """An engine tuned per backend: SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE
-    so concurrent writers queue instead of failing; PostgreSQL gets pre-ping."""
+    """An engine tuned per backend. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE
+    for writers only, so concurrent writers queue instead of failing while readers
+    (``reader(engine)``) never wait for the write lock; PostgreSQL gets pre-ping."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -222,7 +300,22 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine for reads only: on SQLite its transactions never take the write
+    lock up front, so readiness and the CLI answer while intake and delivery write.
+    Never write through it (a write would have to upgrade the lock, and may fail)."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ``ON CONFLICT``: both backends spell it the same way."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,92 +1,119 @@
-"""Carrying out outbox jobs: claim a batch, read current state, call the destination,
-record each outcome with a ledger receipt. No broker here: the worker wraps this.
+"""Carrying out outbox jobs, per destination: claim a batch under a lease, read current
+state, call the destination once, record every outcome as a set with one ledger receipt.
+
+No broker here: the worker's dispatch actor wraps ``Deliverer.run``. The claim
+and the outcome are two short transactions with the vendor call between them,
+outside any transaction.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Engine
 
-from core import keys, ledger, outbox, records, state
+from core import ledger, outbox, records, state
+from core.db import insert_for, reader, system_refs
 from core.errors import DeliveryError, PermanentError, TransientError
-from core.identity import IdentityMap
 from core.mappings import Mappings
 from core.minimise import SubjectContext, minimise
-from core.model import DestinationRecord, Outcome, SystemRef
+from core.model import DestinationRecord, Outcome
 from core.ports import ConsentDestination, RecordDestination
+
+log = logging.getLogger("privasync.delivery")
+
+# attempts so far, the vendor's Retry-After (seconds) -> seconds until the next attempt
+Backoff = Callable[[int, float | None], float]
 
 
 @dataclass
 class DeliveryReport:
-    """What one run did; the worker turns it into metrics and a retry."""
+    """What one run did; the worker turns it into metrics."""
 
-    destination: str | None = None
+    destination: str
     outcomes: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
-    retry_job_id: int | None = None
-    retry_in: float | None = None
     dropped: Counter[str] = field(default_factory=Counter)
+    claimed: int = 0
+    more: bool = False
+    lost: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long a claim lasts, how long it may be held at most, and when a job is dead."""
+
+    lease: timedelta = timedelta(seconds=30)
+    max_hold: timedelta = timedelta(minutes=5)
+    max_attempts: int = 12
 
 
 class Deliverer:
-    def __init__(self, engine: Engine, identity: IdentityMap,
-                 destinations: Mapping[str, ConsentDestination], backoff: outbox.Backoff,
-                 clock: Callable[[], datetime], *, mappings: Mappings | None = None,
+    def __init__(self, engine: Engine, destinations: Mapping[str, ConsentDestination],
+                 backoff: Backoff, clock: Callable[[], datetime], *, holder: str,
+                 policy: Policy = Policy(), mappings: Mappings | None = None,
                  record_destinations: Mapping[str, RecordDestination] | None = None) -> None:
         self.engine = engine
-        self.identity = identity
         self.destinations = destinations
         self.record_destinations = record_destinations or {}
         self.mappings = mappings
         self.backoff = backoff
         self.clock = clock
+        self.holder = holder
+        self.policy = policy
 
-    def _batch_size(self, destination: str, kind: str) -> int:
-        if kind == outbox.RECORD:
-            found_r = self.record_destinations.get(destination)
-            return found_r.record_batch_size if found_r is not None else 100
-        found = self.destinations.get(destination)
-        return found.batch_size if found is not None else 100
+    def kinds(self, destination: str) -> list[tuple[str, int]]:
+        """The job kinds this destination takes, with how many one call may carry."""
+        found: list[tuple[str, int]] = []
+        consent = self.destinations.get(destination)
+        found.append((outbox.CONSENT, consent.batch_size if consent is not None else 100))
+        record = self.record_destinations.get(destination)
+        found.append((outbox.RECORD, record.record_batch_size if record is not None else 100))
+        return found
 
-    def run(self, job_id: int) -> DeliveryReport:
-        """Deliver ``job_id`` together with its destination's other due jobs."""
-        report = DeliveryReport()
-        claim = outbox.claim(self.engine, job_id, self._batch_size, self.clock())
-        if claim is None:
-            report.outcomes["noop"] += 1
-            return report
-        report.destination = claim.destination
-        if claim.kind == outbox.RECORD:
-            self._run_records(claim, report)
-            return report
+    def run(self, destination: str) -> DeliveryReport:
+        """Deliver one batch of each kind of ``destination``'s due jobs."""
+        report = DeliveryReport(destination)
+        with reader(self.engine).connect() as conn:
+            due = outbox.due_kinds(conn, destination, self.clock())
+        for kind, limit in self.kinds(destination):
+            if kind not in due:
+                continue
+            claim = outbox.claim(self.engine, destination, kind, limit=limit,
+                                 holder=self.holder, lease=self.policy.lease, now=self.clock())
+            if claim is None:
+                continue
+            report.claimed += len(claim.jobs)
+            report.more |= len(claim.jobs) >= limit
+            if kind == outbox.RECORD:
+                self._records(claim, report)
+            else:
+                self._consent(claim, report)
+        return report
+
+    def _consent(self, claim: outbox.Claim, report: DeliveryReport) -> None:
         destination = self.destinations.get(claim.destination)
         if destination is None:
             self._finish(claim, {}, PermanentError(
                 f"destination {claim.destination} is not configured",
                 error_class="not_configured"), report)
-            return report
-        with self.engine.connect() as conn:
-            snaps = state.snapshots(conn, [j.subject_id for j in claim.jobs], claim.destination)
-        subjects = list(snaps.values())
+            return
+        with reader(self.engine).connect() as conn:
+            snaps = state.snapshots(conn, list(claim.by_subject()), claim.destination)
         try:
-            results = destination.apply_consent(subjects)
-        except DeliveryError as exc:
-            self._finish(claim, {}, exc, report)
-            return report
-        except BaseException:
-            outbox.release(self.engine, [j.id for j in claim.jobs], self.clock())
-            raise
+            results = destination.apply_consent(list(snaps.values()))
+        except Exception as exc:  # noqa: BLE001 - recorded against the batch, never lost
+            self._finish(claim, {}, _as_delivery_error(exc), report)
+            return
         self._finish(claim, {o.subject_id: o for o in results}, None, report)
-        return report
 
-    def _run_records(self, claim: outbox.Claim, report: DeliveryReport) -> None:
-        """Minimise each job's fields for this destination, now; push what may go."""
+    def _records(self, claim: outbox.Claim, report: DeliveryReport) -> None:
+        """Minimise each subject's newest field values for this destination, now; push
+        what may go."""
         destination = self.record_destinations.get(claim.destination)
         if destination is None or self.mappings is None:
             self._finish(claim, {}, PermanentError(
@@ -97,98 +124,104 @@ class Deliverer:
         now = self.clock()
         outgoing: list[DestinationRecord] = []
         receipts: dict[str, dict[str, str]] = {}
-        with self.engine.connect() as conn, keys.cached(conn):
-            ids = [j.subject_id for j in claim.jobs]
-            snaps = state.snapshots(conn, ids, claim.destination)
-            customers = state.customers(conn, ids)
-            for job in claim.jobs:
-                snap = snaps[job.subject_id]
-                fields = records.unseal(conn, job.subject_id, job.payload)
-                context = SubjectContext({(c.purpose, c.channel): c for c in snap.consents},
-                                         is_customer=job.subject_id in customers)
-                decision = minimise(fields, context, purposes, self.mappings, now)
-                report.dropped.update(r.value for r in decision.dropped.values())
-                receipts[job.subject_id] = {
-                    "kept": ",".join(sorted(decision.kept)),
-                    "dropped": ",".join(f"{n}:{r.value}" for n, r in sorted(
-                        decision.dropped.items()))}
-                if decision.kept:
-                    outgoing.append(DestinationRecord(
-                        job.subject_id, snap.email, snap.refs,
-                        {n: v.value for n, v in decision.kept.items()}))
+        grouped = claim.by_subject()
+        with reader(self.engine).connect() as conn:
+            keys = state.keys_of(conn, list(grouped))
+            snaps = state.snapshots(conn, list(grouped), claim.destination, keys)
+            customers = state.customers(conn, list(grouped))
+        for subject_id, claimed in grouped.items():
+            snap = snaps[subject_id]
+            fields = records.newest(records.unseal(keys.get(subject_id), j.payload)
+                                    for j in claimed)
+            context = SubjectContext({(c.purpose, c.channel): c for c in snap.consents},
+                                     is_customer=subject_id in customers)
+            decision = minimise(fields, context, purposes, self.mappings, now)
+            report.dropped.update(r.value for r in decision.dropped.values())
+            receipts[subject_id] = {
+                "kept": ",".join(sorted(decision.kept)),
+                "dropped": ",".join(f"{n}:{r.value}" for n, r in sorted(decision.dropped.items()))}
+            if decision.kept:
+                outgoing.append(DestinationRecord(subject_id, snap.email, snap.refs,
+                                                  {n: v.value for n, v in decision.kept.items()}))
         results: dict[str, Outcome] = {
             sid: Outcome(sid, note="nothing may flow to this destination")
             for sid in receipts if sid not in {r.subject_id for r in outgoing}}
         try:
             if outgoing:
                 results.update({o.subject_id: o for o in destination.push_fields(outgoing)})
-        except DeliveryError as exc:
-            self._finish(claim, {}, exc, report)
+        except Exception as exc:  # noqa: BLE001 - recorded against the batch, never lost
+            self._finish(claim, {}, _as_delivery_error(exc), report)
             return
-        except BaseException:
-            outbox.release(self.engine, [j.id for j in claim.jobs], self.clock())
-            raise
-        self._finish(claim, {sid: dataclasses.replace(o, detail={**o.detail, **receipts[sid]})
-                             for sid, o in results.items() if sid in receipts}, None, report)
+        for sid, outcome in results.items():
+            results[sid] = Outcome(sid, outcome.error, outcome.learned_refs, outcome.note,
+                                   {**outcome.detail, **receipts.get(sid, {})})
+        self._finish(claim, results, None, report)
 
     def _finish(self, claim: outbox.Claim, results: Mapping[str, Outcome],
                 whole: DeliveryError | None, report: DeliveryReport) -> None:
-        """Record every outcome in one transaction; retried if the database refuses it,
-        and the claim released if it keeps refusing (the jobs then run again)."""
-        for attempt in range(3):
-            outcomes: Counter[str] = Counter()
-            try:
-                self._record_all(claim, results, whole, report, outcomes)
-            except DBAPIError:
-                if attempt < 2:
-                    continue
-                outbox.release(self.engine, [j.id for j in claim.jobs], self.clock())
-                raise
-            report.outcomes.update(outcomes)
-            return
-
-    def _record_all(self, claim: outbox.Claim, results: Mapping[str, Outcome],
-                    whole: DeliveryError | None, report: DeliveryReport,
-                    outcomes: Counter[str]) -> None:
+        """Record every outcome in one transaction: a statement per kind of outcome, the
+        references learned, and one ledger receipt listing the batch's jobs."""
         now = self.clock()
-        report.latencies.clear()
-        report.retry_in = report.retry_job_id = None
-        with self.engine.begin() as conn, keys.cached(conn), ledger.writing(conn):
-            for job in claim.jobs:
-                result = results.get(job.subject_id)
-                error: Exception | None = whole
-                if whole is None:
-                    error = result.error if result is not None else TransientError(
-                        "destination returned no outcome", error_class="no_outcome")
-                status = self._record(conn, claim.destination, job, result, error, now, report)
-                outcomes[status] += 1
+        groups: dict[tuple[str, str | None, int], list[int]] = {}
+        retry_after: dict[tuple[str, str | None, int], float | None] = {}
+        receipt: dict[str, object] = {"destination": claim.destination, "kind": claim.kind,
+                                      "claim": claim.token}
+        subjects: dict[str, dict[str, object]] = {}
+        learned: list[dict[str, object]] = []
+        for subject_id, claimed in claim.by_subject().items():
+            result = results.get(subject_id)
+            error: Exception | None = whole
+            if whole is None:
+                error = result.error if result is not None else TransientError(
+                    "destination returned no outcome", error_class="no_outcome")
+            attempts = max(j.attempts for j in claimed)
+            status, error_class = self._judge(error, attempts)
+            key = (status, error_class, attempts if status == outbox.PENDING else 0)
+            groups.setdefault(key, []).extend(j.id for j in claimed)
+            if isinstance(error, TransientError):
+                retry_after[key] = max(retry_after.get(key) or 0.0, error.retry_after or 0.0)
+            entry: dict[str, object] = {"jobs": [j.id for j in claimed], "status": status}
+            if error_class is not None:
+                entry["error_class"] = error_class
+            if result is not None and error is None:
+                entry |= {"note": result.note, **dict(result.detail)}
+                learned += [{"system": claim.destination, "ref": ref, "subject_id": subject_id,
+                             "created_at": now} for ref in result.learned_refs]
+                report.latencies += [(now - j.origin_received_at).total_seconds()
+                                     for j in claimed]
+            subjects[subject_id] = entry
+            report.outcomes[status] += 1
+        receipt["subjects"] = subjects
+        outcomes = [outbox.Outcome(
+            status, tuple(ids), error_class,
+            now + timedelta(seconds=self.backoff(attempts, retry_after.get(
+                (status, error_class, attempts)))) if status == outbox.PENDING else None)
+            for (status, error_class, attempts), ids in groups.items()]
+        with self.engine.begin() as conn:
+            touched = outbox.finish(conn, claim, outcomes, now)
+            if learned:
+                conn.execute(insert_for(conn, system_refs).on_conflict_do_nothing(), learned)
+            ledger.append(conn, at=now, kind="delivery.batch", detail=receipt)
+        report.lost += len(claim.jobs) - touched
+        if touched < len(claim.jobs):
+            log.warning("claim.lease_lost", extra={"destination": claim.destination,
+                                                   "jobs": len(claim.jobs) - touched})
 
-    def _record(self, conn: Connection, destination: str, job: outbox.ClaimedJob,
-                result: Outcome | None, error: Exception | None, now: datetime,
-                report: DeliveryReport) -> str:
-        receipt: dict[str, object] = {"destination": destination, "job": job.id,
-                                      "attempt": job.attempts}
-        if error is None and result is not None:
-            for ref in result.learned_refs:
-                self.identity.add_ref(conn, job.subject_id, SystemRef(destination, ref), now)
-            outbox.complete(conn, job.id, now, result.note)
-            receipt.update({"note": result.note, **dict(result.detail)})
-            ledger.append(conn, at=now, kind="delivery.done", subject_id=job.subject_id,
-                          detail=receipt)
-            report.latencies.append((now - job.origin_received_at).total_seconds())
-            return "done"
+    def _judge(self, error: Exception | None, attempts: int) -> tuple[str, str | None]:
+        if error is None:
+            return outbox.DONE, None
         error_class = str(getattr(error, "error_class", type(error).__name__))
-        receipt["error_class"] = error_class
-        if isinstance(error, TransientError):
-            delay = outbox.retry(conn, job, now, self.backoff, error_class, error.retry_after)
-            if delay is not None:
-                if report.retry_in is None or delay < report.retry_in:
-                    report.retry_in, report.retry_job_id = delay, job.id
-                return "retry"
-            ledger.append(conn, at=now, kind="delivery.dead", subject_id=job.subject_id,
-                          detail=receipt)
-            return "dead"
-        outbox.fail(conn, job.id, now, error_class)
-        ledger.append(conn, at=now, kind="delivery.failed", subject_id=job.subject_id,
-                      detail=receipt)
-        return "failed"
+        if not isinstance(error, TransientError):
+            return outbox.FAILED, error_class
+        if attempts >= self.policy.max_attempts:
+            return outbox.DEAD, error_class
+        return outbox.PENDING, error_class
+
+
+def _as_delivery_error(exc: Exception) -> DeliveryError:
+    """A connector's DeliveryError as it is; anything else is a bug or a library surprise:
+    logged by type and retried like a transient failure."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    log.error("delivery.unexpected_error", extra={"error": type(exc).__name__})
+    return TransientError(f"unexpected {type(exc).__name__}", error_class="worker_error")

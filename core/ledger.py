@@ -2,27 +2,36 @@
 
 Each entry's hash covers the previous hash and the entry's fields, with the
 detail included as ciphertext: shredding a subject's key makes the detail
-unreadable without breaking the chain. Appends serialise on the single
-``ledger_head`` row so concurrent writers cannot fork the chain.
+unreadable without breaking the chain.
+
+The chain has one writer: the applier, of which one is active at a time (its
+lease). Everyone else ``append``s to ``ledger_pending`` without taking any
+lock, and the applier ``chain``s those entries, in order, in its own
+transaction with its own. The head moves with a compare-and-set, so a second
+writer (a lease lost mid-transaction) fails instead of forking the chain.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import ledger, ledger_head
+from core.db import insert_for, ledger, ledger_head, ledger_pending
+from core.errors import PrivasyncError
 from core.keys import subject_key
 
 GENESIS = "0" * 64
+
+
+class ChainMoved(PrivasyncError):
+    """Another writer moved the chain's head during this transaction: roll it back."""
 
 
 def _entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, subject_id: str | None,
@@ -35,73 +44,82 @@ def _entry_hash(prev_hash: str, seq: int, at: datetime, kind: str, subject_id: s
     return h.hexdigest()
 
 
-_HEAD = "privasync.ledger_head"
+@dataclass(frozen=True)
+class Entry:
+    """An entry on its way into the chain, its detail already sealed."""
+
+    at: datetime
+    kind: str
+    subject_id: str | None
+    detail: bytes | None
 
 
-@dataclass
-class _Head:
-    seq: int
-    hash: str
-    moved: bool = False
-
-
-def _lock(conn: Connection) -> _Head:
-    found = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
-                         .where(ledger_head.c.id == 1).with_for_update()).first()
-    if found is None:
-        conn.execute(insert(ledger_head).values(id=1, seq=0, hash=GENESIS))
-        return _Head(0, GENESIS)
-    return _Head(found.seq, found.hash)
-
-
-@contextmanager
-def writing(conn: Connection) -> Iterator[None]:
-    """Take the ledger's head lock first, before any other write of the transaction.
-
-    Every transaction that appends takes this lock first, which gives them all
-    one lock order (no deadlocks between intake and deliveries). Appends in the
-    block move the head in memory; it is written once, at the end.
-    """
-    head = conn.info[_HEAD] = _lock(conn)
-    try:
-        yield
-        if head.moved:
-            conn.execute(update(ledger_head).where(ledger_head.c.id == 1)
-                         .values(seq=head.seq, hash=head.hash))
-    finally:
-        conn.info.pop(_HEAD, None)
-
-
-def append(conn: Connection, *, at: datetime, kind: str, subject_id: str | None = None,
-           detail: Mapping[str, object] | None = None) -> int:
-    """Append one entry in the caller's transaction; returns its sequence number.
-
-    ``detail`` must hold no more personal data than needed; with a subject it is
-    encrypted under that subject's key.
-    """
-    held: _Head | None = conn.info.get(_HEAD)
-    head = held or _lock(conn)
-    blob = _seal(conn, subject_id, detail)
-    seq = head.seq + 1
-    digest = _entry_hash(head.hash, seq, at, kind, subject_id, blob)
-    conn.execute(insert(ledger).values(seq=seq, at=at, kind=kind, subject_id=subject_id,
-                                       detail=blob, prev_hash=head.hash, hash=digest))
-    head.seq, head.hash, head.moved = seq, digest, True
-    if held is None:
-        conn.execute(update(ledger_head).where(ledger_head.c.id == 1)
-                     .values(seq=seq, hash=digest))
-    return seq
-
-
-def _seal(conn: Connection, subject_id: str | None,
-          detail: Mapping[str, object] | None) -> bytes | None:
+def seal(key: bytes | None, detail: Mapping[str, object] | None) -> bytes | None:
+    """The stored form of a detail: JSON, encrypted under the subject's key if given."""
     if detail is None:
         return None
     raw = json.dumps(detail, sort_keys=True, default=str).encode()
-    if subject_id is None:
-        return raw
-    key = subject_key(conn, subject_id)
     return Keyring.encrypt(key, raw) if key is not None else raw
+
+
+def entry(at: datetime, kind: str, subject_id: str | None, key: bytes | None,
+          detail: Mapping[str, object] | None = None) -> Entry:
+    """An entry whose detail is sealed with ``key`` (the subject's, or None for none)."""
+    return Entry(at, kind, subject_id, seal(key, detail))
+
+
+def append(conn: Connection, *, at: datetime, kind: str, subject_id: str | None = None,
+           detail: Mapping[str, object] | None = None) -> None:
+    """Queue one entry in the caller's transaction; the applier chains it shortly.
+
+    ``detail`` must hold no more personal data than needed; with a subject it is
+    encrypted under that subject's key. Takes no lock.
+    """
+    key = subject_key(conn, subject_id) if subject_id is not None else None
+    conn.execute(ledger_pending.insert().values(at=at, kind=kind, subject_id=subject_id,
+                                                detail=seal(key, detail)))
+
+
+def chain(conn: Connection, own: Sequence[Entry] = (), *, limit: int = 5000) -> int:
+    """Chain up to ``limit`` pending entries, then ``own``, in the caller's transaction.
+
+    Returns how many entries were chained. Raises ChainMoved when another writer
+    moved the head meanwhile (the caller rolls back and tries again).
+    """
+    head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
+                        .where(ledger_head.c.id == 1)).first()
+    if head is None:
+        conn.execute(insert_for(conn, ledger_head).values(id=1, seq=0, hash=GENESIS)
+                     .on_conflict_do_nothing())
+        head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
+                            .where(ledger_head.c.id == 1)).one()
+    pending = conn.execute(select(ledger_pending).order_by(ledger_pending.c.id)
+                           .limit(limit)).all()
+    queue = [Entry(r.at, r.kind, r.subject_id, r.detail) for r in pending] + list(own)
+    if not queue:
+        return 0
+    seq, prev = int(head.seq), str(head.hash)
+    rows = []
+    for e in queue:
+        seq += 1
+        digest = _entry_hash(prev, seq, e.at, e.kind, e.subject_id, e.detail)
+        rows.append({"seq": seq, "at": e.at, "kind": e.kind, "subject_id": e.subject_id,
+                     "detail": e.detail, "prev_hash": prev, "hash": digest})
+        prev = digest
+    conn.execute(ledger.insert(), rows)
+    if pending:
+        conn.execute(delete(ledger_pending).where(
+            ledger_pending.c.id.in_([r.id for r in pending])))
+    moved = conn.execute(update(ledger_head).where(
+        ledger_head.c.id == 1, ledger_head.c.seq == head.seq).values(seq=seq, hash=prev))
+    if moved.rowcount != 1:
+        raise ChainMoved("the ledger head moved under this transaction")
+    return len(rows)
+
+
+def pending_count(conn: Connection) -> int:
+    """Entries appended but not chained yet (the applier chains them within a tick)."""
+    return int(conn.execute(select(func.count()).select_from(ledger_pending)).scalar_one())
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,52 @@
 """The outbox: jobs that make a destination agree with a subject's current state.
 
 A job never carries the change itself (DESIGN.md principle 2): the worker reads
-current state when it runs, so duplicates, retries and reordering are harmless
-and a burst for one destination coalesces into one vendor batch call.
+current state when it runs, so duplicates, retries and reordering are harmless,
+and a burst for one destination coalesces into one vendor batch call. At most
+one state job waits per (destination, subject, kind); record jobs carry the
+changed values and coalesce when claimed.
 
-Job life: pending -> running -> done | pending (retry) | failed (permanent) | dead
-(attempts exhausted). A running job whose worker died goes back to pending
-after ``stale_after``.
+Job life: pending -> running (a claim: a lease) -> done | pending (retry) |
+failed (permanent) | dead (attempts exhausted) | superseded (a newer job for
+the same subject took over its retry). A claim names its holder, carries a
+fresh token and a lease that the holder's heartbeat extends; the claim
+statement itself takes jobs whose lease ran out, so a dead worker's batch is
+back within the lease with no reaper to stall, and every outcome write matches
+job, token and state, so a late worker cannot finish a job someone re-claimed.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from core.db import jobs
+from core.db import dispatch, insert_for, jobs
 
 PENDING, RUNNING, DONE, FAILED, DEAD = "pending", "running", "done", "failed", "dead"
+SUPERSEDED = "superseded"
+OPEN = (PENDING, RUNNING)
 CONSENT, RECORD = "consent", "record"
+# Kinds whose jobs carry values (several may wait per subject); the rest are state jobs.
+CARRIES_VALUES = frozenset({RECORD})
+
+NewJob = tuple[str, str, str, datetime, bytes | None]  # kind, destination, subject, origin, payload
+
+
+def add(conn: Connection, now: datetime, new: Sequence[NewJob]) -> None:
+    """Queue jobs in the caller's transaction; a state job for a subject that already has
+    one waiting at that destination adds nothing (the waiting one reads current state)."""
+    if not new:
+        return
+    rows = [{"kind": kind, "destination": destination, "subject_id": subject_id,
+             "status": PENDING, "attempts": 0, "next_attempt_at": now,
+             "origin_received_at": origin, "created_at": now, "updated_at": now,
+             "payload": payload} for kind, destination, subject_id, origin, payload in new]
+    conn.execute(insert_for(conn, jobs).on_conflict_do_nothing(), rows)
 
 
 @dataclass(frozen=True)
@@ -36,162 +60,167 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class Claim:
+    """A batch of one destination's jobs of one kind, held under ``token`` until
+    ``lease_until`` (which the holder's heartbeat extends)."""
+
     destination: str
     kind: str
+    token: str
     jobs: tuple[ClaimedJob, ...]
+
+    def by_subject(self) -> dict[str, list[ClaimedJob]]:
+        """The claimed jobs per subject, oldest first: a subject is delivered once."""
+        grouped: dict[str, list[ClaimedJob]] = {}
+        for job in sorted(self.jobs, key=lambda j: j.id):
+            grouped.setdefault(job.subject_id, []).append(job)
+        return grouped
+
+
+def claim(engine: Engine, destination: str, kind: str, *, limit: int, holder: str,
+          lease: timedelta, now: datetime) -> Claim | None:
+    """Claim up to ``limit`` due jobs of ``destination`` and ``kind`` in one statement.
+
+    Due: pending and past ``next_attempt_at``, or running with an expired lease.
+    A subject another holder is writing right now (a live lease) waits, so two
+    workers never write one person at once; several workers share a backlog
+    without taking the same job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+    write lock on SQLite).
+    """
+    busy = jobs.alias("busy")
+    live_twin = select(busy.c.id).where(
+        busy.c.subject_id == jobs.c.subject_id, busy.c.destination == jobs.c.destination,
+        busy.c.kind == jobs.c.kind, busy.c.status == RUNNING, busy.c.lease_until >= now,
+        busy.c.id != jobs.c.id).exists()
+    due = (select(jobs.c.id)
+           .where(jobs.c.destination == destination, jobs.c.kind == kind,
+                  or_(and_(jobs.c.status == PENDING, jobs.c.next_attempt_at <= now),
+                      and_(jobs.c.status == RUNNING, jobs.c.lease_until < now)),
+                  ~live_twin)
+           .order_by(jobs.c.next_attempt_at, jobs.c.id).limit(limit))
+    token = str(uuid.uuid4())
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        picked = due.cte("picked")
+        rows = conn.execute(
+            update(jobs).where(jobs.c.id == picked.c.id)
+            .values(status=RUNNING, claimed_by=holder, claim_token=token, claimed_at=now,
+                    lease_until=now + lease, updated_at=now, attempts=jobs.c.attempts + 1)
+            .returning(jobs.c.id, jobs.c.subject_id, jobs.c.attempts,
+                       jobs.c.origin_received_at, jobs.c.payload)).all()
+    if not rows:
+        return None
+    return Claim(destination, kind, token, tuple(
+        ClaimedJob(r.id, r.subject_id, r.attempts, r.origin_received_at, r.payload)
+        for r in rows))
+
+
+def extend(engine: Engine, holder: str, now: datetime, *, lease: timedelta,
+           max_hold: timedelta) -> int:
+    """The heartbeat: extend every lease ``holder`` holds, except claims held longer than
+    ``max_hold`` (a thread stuck on a socket proves nothing by its process beating)."""
+    with engine.begin() as conn:
+        return int(conn.execute(update(jobs).where(
+            jobs.c.claimed_by == holder, jobs.c.status == RUNNING,
+            jobs.c.claimed_at >= now - max_hold).values(lease_until=now + lease)).rowcount)
 
 
 @dataclass(frozen=True)
-class Backoff:
-    min_seconds: float
-    max_seconds: float
-    max_attempts: int
+class Outcome:
+    """How a group of claimed jobs ends: ``status`` (DONE, FAILED, DEAD, or PENDING for a
+    retry at ``retry_at``), the error class, a short note."""
 
-    def delay(self, attempts: int, retry_after: float | None, jitter: float) -> float:
-        """Exponential backoff with jitter in [1, 2), never shorter than the vendor asked."""
-        base = min(self.max_seconds, self.min_seconds * 2.0 ** max(0, attempts - 1) * jitter)
-        return float(max(base, retry_after or 0.0))
-
-
-def pending(conn: Connection, *, kind: str, destination: str, subject_id: str) -> int | None:
-    """The job of this kind for this subject and destination that has not started yet."""
-    found: int | None = conn.execute(select(jobs.c.id).where(
-        jobs.c.subject_id == subject_id, jobs.c.destination == destination,
-        jobs.c.kind == kind, jobs.c.status == PENDING).limit(1)).scalar_one_or_none()
-    return found
+    status: str
+    ids: tuple[int, ...]
+    error_class: str | None = None
+    retry_at: datetime | None = None
+    note: str | None = None
 
 
-def enqueue_many(conn: Connection, *, kind: str, destinations: Sequence[str], subject_id: str,
-                 now: datetime, origin_received_at: datetime) -> list[int]:
-    """One job per destination that has none pending for this subject; their new ids."""
-    busy = set(conn.execute(select(jobs.c.destination).where(
-        jobs.c.subject_id == subject_id, jobs.c.kind == kind, jobs.c.status == PENDING,
-        jobs.c.destination.in_(list(destinations)))).scalars())
-    rows = [{"kind": kind, "destination": d, "subject_id": subject_id, "status": PENDING,
-             "attempts": 0, "next_attempt_at": now, "enqueued_at": now,
-             "origin_received_at": origin_received_at, "created_at": now, "updated_at": now,
-             "payload": None} for d in dict.fromkeys(destinations) if d not in busy]
-    if not rows:
+def finish(conn: Connection, claim: Claim, outcomes: Iterable[Outcome], now: datetime) -> int:
+    """Record outcomes in the caller's transaction, one statement per group; only jobs this
+    claim still holds are touched. Returns how many were (fewer: the lease was lost)."""
+    held = and_(jobs.c.claim_token == claim.token, jobs.c.status == RUNNING)
+    release = {"claimed_by": None, "claim_token": None, "lease_until": None,
+               "updated_at": now}
+    touched = 0
+    for o in outcomes:
+        if not o.ids:
+            continue
+        ids: ColumnElement[bool] = jobs.c.id.in_(list(o.ids))
+        if o.status == PENDING:
+            assert o.retry_at is not None
+            if claim.kind not in CARRIES_VALUES:
+                # One waiting state job per subject: the newest claimed one retries, unless
+                # a newer job is waiting already; the rest are superseded.
+                newest: dict[str, int] = {}
+                for job in claim.jobs:
+                    if job.id in o.ids:
+                        newest[job.subject_id] = max(newest.get(job.subject_id, 0), job.id)
+                twin = jobs.alias("twin")
+                waiting = select(twin.c.id).where(
+                    twin.c.subject_id == jobs.c.subject_id,
+                    twin.c.destination == jobs.c.destination, twin.c.kind == jobs.c.kind,
+                    twin.c.status == PENDING).exists()
+                retry = sorted(newest.values())
+                ids = and_(jobs.c.id.in_(retry), ~waiting)
+            touched += conn.execute(update(jobs).where(ids, held).values(
+                status=PENDING, next_attempt_at=o.retry_at, last_error_class=o.error_class,
+                note=o.note, **release)).rowcount
+            touched += conn.execute(update(jobs).where(jobs.c.id.in_(list(o.ids)), held).values(
+                status=SUPERSEDED, done_at=now, last_error_class=o.error_class,
+                note="a newer job took over", payload=None, **release)).rowcount
+            continue
+        touched += conn.execute(update(jobs).where(ids, held).values(
+            status=o.status, done_at=now, last_error_class=o.error_class, note=o.note,
+            payload=None, **release)).rowcount
+    return int(touched)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(jobs.c.status.in_(OPEN),
+                or_(and_(jobs.c.status == PENDING, jobs.c.next_attempt_at <= now),
+                    and_(jobs.c.status == RUNNING, jobs.c.lease_until < now)))
+
+
+def due_destinations(conn: Connection, now: datetime) -> set[str]:
+    """Destinations with a job to claim now (a due one, or one whose lease ran out)."""
+    return set(conn.execute(select(jobs.c.destination).distinct().where(_due(now))).scalars())
+
+
+def due_kinds(conn: Connection, destination: str, now: datetime) -> set[str]:
+    """The kinds of ``destination``'s jobs that could be claimed now (a read: no lock)."""
+    return set(conn.execute(select(jobs.c.kind).distinct().where(
+        jobs.c.destination == destination, _due(now))).scalars())
+
+
+def register(engine: Engine, destinations: Iterable[str]) -> None:
+    """Give each destination its dispatch guard row (idempotent)."""
+    rows = [{"destination": d, "enqueued_at": None} for d in sorted(set(destinations))]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert_for(conn, dispatch).on_conflict_do_nothing(), rows)
+
+
+def guard(engine: Engine, destinations: Iterable[str], now: datetime,
+          stale_after: timedelta) -> list[str]:
+    """The destinations a dispatch message may be sent for now: those with none in flight
+    (or only one older than ``stale_after``, presumed lost). Marks them in flight."""
+    wanted = sorted(set(destinations))
+    if not wanted:
         return []
-    return [int(r[0]) for r in conn.execute(insert(jobs).returning(jobs.c.id), rows)]
-
-
-def enqueue(conn: Connection, *, kind: str, destination: str, subject_id: str,
-            now: datetime, origin_received_at: datetime,
-            payload: bytes | None = None) -> int | None:
-    """Add a job unless an identical one is still pending; returns the new id or None."""
-    if pending(conn, kind=kind, destination=destination, subject_id=subject_id) is not None:
-        return None
-    result = conn.execute(insert(jobs).values(
-        kind=kind, destination=destination, subject_id=subject_id, status=PENDING, attempts=0,
-        next_attempt_at=now, enqueued_at=now, origin_received_at=origin_received_at,
-        created_at=now, updated_at=now, payload=payload))
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def claim(engine: Engine, job_id: int, limit_for: Callable[[str, str], int],
-          now: datetime) -> Claim | None:
-    """Claim ``job_id`` and due pending jobs of its destination, up to its batch size.
-
-    Returns None when the job is not due or someone else already took it (its
-    message is then a harmless duplicate). A subject whose previous job at this
-    destination is still running waits: two workers never write one person at
-    once (the reconciler re-sends the waiting job's message).
-    """
     with engine.begin() as conn:
-        row = conn.execute(select(jobs.c.destination, jobs.c.kind).where(
-            jobs.c.id == job_id, jobs.c.status == PENDING,
-            jobs.c.next_attempt_at <= now)).first()
-        if row is None:
-            return None
-        busy = jobs.alias("busy")
-        running_twin = select(busy.c.id).where(
-            busy.c.subject_id == jobs.c.subject_id, busy.c.destination == jobs.c.destination,
-            busy.c.kind == jobs.c.kind, busy.c.status == RUNNING).exists()
-        due = (select(jobs.c.id, jobs.c.subject_id, jobs.c.attempts, jobs.c.origin_received_at,
-                      jobs.c.payload)
-               .where(jobs.c.destination == row.destination, jobs.c.kind == row.kind,
-                      jobs.c.status == PENDING, jobs.c.next_attempt_at <= now,
-                      ~running_twin)
-               .order_by((jobs.c.id == job_id).desc(), jobs.c.id)
-               .limit(limit_for(row.destination, row.kind)))
-        if conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        picked = conn.execute(due).all()
-        taken: list[ClaimedJob] = []
-        seen: set[str] = set()
-        for j in picked:
-            if j.subject_id in seen:
-                continue  # a twin from a race: it stays pending and runs in the next batch
-            seen.add(j.subject_id)
-            taken.append(ClaimedJob(j.id, j.subject_id, j.attempts + 1, j.origin_received_at,
-                                    j.payload))
-        if not taken:
-            return None
-        # The picked rows are ours alone: locked (PostgreSQL) or in an exclusive
-        # transaction (SQLite), so one UPDATE claims them all.
-        conn.execute(update(jobs).where(jobs.c.id.in_([t.id for t in taken])).values(
-            status=RUNNING, claimed_at=now, updated_at=now, attempts=jobs.c.attempts + 1))
-        return Claim(row.destination, row.kind, tuple(taken))
+        return list(conn.execute(update(dispatch).where(
+            dispatch.c.destination.in_(wanted),
+            dispatch.c.enqueued_at.is_(None) | (dispatch.c.enqueued_at < now - stale_after))
+            .values(enqueued_at=now).returning(dispatch.c.destination)).scalars())
 
 
-def _close(conn: Connection, ids: Sequence[int], status: str, now: datetime, *,
-           error_class: str | None = None, note: str | None = None) -> None:
-    if ids:
-        conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(
-            status=status, updated_at=now, done_at=now, last_error_class=error_class,
-            note=note, payload=None))
-
-
-def complete(conn: Connection, job_id: int, now: datetime, note: str = "") -> None:
-    _close(conn, [job_id], DONE, now, note=note[:200] or None)
-
-
-def fail(conn: Connection, job_id: int, now: datetime, error_class: str) -> None:
-    _close(conn, [job_id], FAILED, now, error_class=error_class)
-
-
-def retry(conn: Connection, job: ClaimedJob, now: datetime, backoff: Backoff,
-          error_class: str, retry_after: float | None) -> float | None:
-    """Schedule another attempt; returns the delay in seconds, or None if the job is dead."""
-    if job.attempts >= backoff.max_attempts:
-        _close(conn, [job.id], DEAD, now, error_class=error_class)
-        return None
-    delay = backoff.delay(job.attempts, retry_after, 1 + random.random())  # noqa: S311
-    conn.execute(update(jobs).where(jobs.c.id == job.id).values(
-        status=PENDING, next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
-        last_error_class=error_class, enqueued_at=now))
-    return delay
-
-
-def release(engine: Engine, job_ids: Iterable[int], now: datetime) -> None:
-    """Put claimed jobs back (the worker hit an unexpected error before finishing)."""
+def unguard(engine: Engine, destination: str) -> None:
+    """A dispatch message arrived: later changes may send the next one."""
     with engine.begin() as conn:
-        conn.execute(update(jobs).where(jobs.c.id.in_(list(job_ids)), jobs.c.status == RUNNING)
-                     .values(status=PENDING, updated_at=now, next_attempt_at=now,
-                             last_error_class="worker_error"))
-
-
-def reconcile(engine: Engine, now: datetime, *, grace: timedelta,
-              stale_after: timedelta, limit: int = 1000) -> list[int]:
-    """Jobs whose broker message is presumed lost; marks them re-enqueued and returns ids.
-
-    A pending job that became due more than ``grace`` ago without running, or a
-    running job claimed longer than ``stale_after`` ago (its worker died).
-    """
-    with engine.begin() as conn:
-        conn.execute(update(jobs).where(jobs.c.status == RUNNING,
-                                        jobs.c.claimed_at < now - stale_after)
-                     .values(status=PENDING, next_attempt_at=now, updated_at=now,
-                             last_error_class="worker_lost"))
-        ids = list(conn.execute(select(jobs.c.id).where(
-            jobs.c.status == PENDING, jobs.c.next_attempt_at <= now - grace,
-            jobs.c.enqueued_at <= now - grace).order_by(jobs.c.id).limit(limit)).scalars())
-        if ids:
-            conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(enqueued_at=now))
-        return ids
+        conn.execute(update(dispatch).where(dispatch.c.destination == destination)
+                     .values(enqueued_at=None))
 
 
 def counts(conn: Connection) -> dict[tuple[str, str], int]:
@@ -203,6 +232,6 @@ def counts(conn: Connection) -> dict[tuple[str, str], int]:
 
 def oldest_pending(conn: Connection) -> dict[str, datetime]:
     rows = conn.execute(select(jobs.c.destination, func.min(jobs.c.created_at))
-                        .where(and_(jobs.c.status.in_([PENDING, RUNNING])))
+                        .where(jobs.c.status.in_(OPEN))
                         .group_by(jobs.c.destination)).all()
     return {r[0]: r[1] for r in rows}

@@ -7,10 +7,33 @@ back as ``Outcome.error``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
-from core.model import DestinationRecord, DestinationSubject, Outcome
+from core.model import (
+    CanonicalEvent,
+    DestinationRecord,
+    DestinationSubject,
+    Outcome,
+    SystemRef,
+)
+
+
+class EventParser(Protocol):
+    """Turns a stored delivery of one source back into canonical events."""
+
+    def __call__(self, body: bytes, received_at: datetime) -> Sequence[CanonicalEvent]:
+        """Raise BadInput if the body is not a valid delivery."""
+        ...
+
+
+class RefResolver(Protocol):
+    """A system that can name the e-mail address behind its own record references."""
+
+    def lookup_emails(self, refs: Sequence[SystemRef]) -> Mapping[SystemRef, str]:
+        """Addresses of the records found; unknown ones are absent. Raises DeliveryError."""
+        ...
 
 
 class ConsentDestination(Protocol):

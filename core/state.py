@@ -73,14 +73,19 @@ def customers(conn: Connection, subject_ids: Sequence[str]) -> set[str]:
         subjects.c.id.in_(list(subject_ids)), subjects.c.is_customer.is_(True))).scalars())
 
 
-def snapshots(conn: Connection, subject_ids: Sequence[str],
-              system: str) -> dict[str, DestinationSubject]:
+def keys_of(conn: Connection, subject_ids: Sequence[str]) -> dict[str, bytes]:
+    """The live keys of these subjects (a shredded one is absent)."""
+    return {r.subject_id: r.key for r in conn.execute(
+        select(subject_keys.c.subject_id, subject_keys.c.key)
+        .where(subject_keys.c.subject_id.in_(list(dict.fromkeys(subject_ids)))))}
+
+
+def snapshots(conn: Connection, subject_ids: Sequence[str], system: str,
+              keys: dict[str, bytes] | None = None) -> dict[str, DestinationSubject]:
     """What a destination is told about a batch of subjects, in four queries: their refs
     there, their e-mail (decrypted) and their current consent."""
     ids = list(dict.fromkeys(subject_ids))
-    keys: dict[str, bytes] = {r.subject_id: r.key for r in conn.execute(
-        select(subject_keys.c.subject_id, subject_keys.c.key)
-        .where(subject_keys.c.subject_id.in_(ids)))}
+    keys = keys_of(conn, ids) if keys is None else keys
     states: dict[str, list[ConsentState]] = {sid: [] for sid in ids}
     for row in conn.execute(select(consents).where(consents.c.subject_id.in_(ids))):
         states[row.subject_id].append(_state(row, keys.get(row.subject_id)))

@@ -1,18 +1,23 @@
-"""The Dramatiq actor: it carries a job id and nothing personal.
+"""The Dramatiq actor: one message per destination and tick, naming nothing personal.
 
-The deliverer decides everything from the database; this wrapper only turns
-its report into metrics and into a delayed retry (a 429's Retry-After becomes
-``dramatiq.Retry(delay=...)``: workers never sleep).
+The message says "destination D may have due jobs". The actor clears D's
+dispatch guard, then the deliverer claims D's due jobs as a batch under a
+lease, calls the vendor once and records the outcomes; if it took a full
+batch, the next message is sent at once. Retries live in the database
+(``jobs.next_attempt_at``), so a failed attempt never rides on a broker retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
 import structlog
+from sqlalchemy.engine import Engine
 
+from core import outbox
 from core.delivery import Deliverer
 from workers.broker import QUEUE
 from workers.metrics import Metrics
@@ -20,35 +25,53 @@ from workers.metrics import Metrics
 log = structlog.get_logger("privasync.worker")
 
 
-def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics, *,
-             max_attempts: int) -> Callable[[int], Any]:
-    """Declare the ``deliver`` actor on ``broker``; returns a function that enqueues ids."""
+class Dispatcher:
+    """Sends dispatch messages, at most one in flight per destination: a guard row in the
+    database (it works on any broker) is set before sending and cleared by the actor; one
+    older than ``stale_after`` is presumed lost, and sent again."""
 
-    def deliver(job_id: int) -> None:
-        report = deliverer.run(job_id)
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], metrics: Metrics, *,
+                 stale_after: timedelta) -> None:
+        self.engine, self.clock, self.metrics = engine, clock, metrics
+        self.stale_after = stale_after
+        self.send: Callable[[str], Any] | None = None
+
+    def __call__(self, destinations: Iterable[str]) -> None:
+        """A refusal is counted, not fatal: the jobs are in the database and the
+        scheduler's next tick sends again."""
+        assert self.send is not None, "register() the actor first"
+        for destination in outbox.guard(self.engine, destinations, self.clock(),
+                                        self.stale_after):
+            try:
+                self.send(destination)
+            except Exception as exc:  # noqa: BLE001 - the outbox is the safety net
+                self.metrics.enqueue_failures.inc()
+                log.warning("broker.enqueue_failed", destination=destination,
+                            error=type(exc).__name__)
+
+
+def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
+             dispatcher: Dispatcher, *, time_limit_ms: int) -> None:
+    """Declare the ``dispatch`` actor on ``broker`` and let ``dispatcher`` send it."""
+
+    def dispatch(destination: str) -> None:
+        outbox.unguard(deliverer.engine, destination)
+        report = deliverer.run(destination)
         for outcome, n in report.outcomes.items():
-            if report.destination is not None:
-                metrics.jobs.labels(report.destination, outcome).inc(n)
+            metrics.jobs.labels(destination, outcome).inc(n)
         for reason, n in report.dropped.items():
-            metrics.fields_dropped.labels(report.destination, reason).inc(n)
+            metrics.fields_dropped.labels(destination, reason).inc(n)
         for seconds in report.latencies:
-            metrics.latency.labels(report.destination).observe(seconds)
-        if report.destination is not None:
-            log.info("jobs.delivered", job=job_id, destination=report.destination,
-                     **dict(report.outcomes))
-        if report.retry_job_id is None or report.retry_in is None:
-            return
-        delay_ms = int(report.retry_in * 1000)
-        if report.retry_job_id == job_id:
-            raise dramatiq.Retry(f"job {job_id} retries in {delay_ms} ms", delay=delay_ms)
-        actor.send_with_options(args=(report.retry_job_id,), delay=delay_ms)
+            metrics.latency.labels(destination).observe(seconds)
+        if report.claimed:
+            log.info("jobs.delivered", destination=destination, claimed=report.claimed,
+                     lost=report.lost, **dict(report.outcomes))
+        if report.more or report.lost:
+            dispatcher([destination])
 
-    actor: dramatiq.Actor[[int], None] = dramatiq.Actor(
-        deliver, broker=broker, actor_name="privasync_deliver", queue_name=QUEUE, priority=0,
-        options={"max_retries": max_attempts + 5, "min_backoff": 1000,
-                 "max_backoff": 600_000, "time_limit": 300_000})
-
-    def send(job_id: int) -> Any:
-        return actor.send(job_id)
-
-    return send
+    # No broker retries: a failed delivery is rescheduled in the database, and a message
+    # lost or failed outright is re-sent by the scheduler's next dispatch tick.
+    actor: dramatiq.Actor[[str], None] = dramatiq.Actor(
+        dispatch, broker=broker, actor_name="privasync_dispatch", queue_name=QUEUE, priority=0,
+        options={"max_retries": 0, "time_limit": time_limit_ms})
+    dispatcher.send = actor.send

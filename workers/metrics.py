@@ -1,8 +1,9 @@
-"""Prometheus metrics: events in, jobs by outcome, propagation latency, backlog.
+"""Prometheus metrics: deliveries in, events by outcome, jobs, propagation latency, backlogs.
 
-Backlog gauges are read from the database at scrape time, so they are right in
-every process whatever the number of workers. Labels carry names of sources,
-destinations and outcomes: never personal data.
+Whatever the database knows (inbox and job backlogs, events by outcome) is
+read from it at scrape time, so every process shows the same figures whatever
+the number of workers. Labels carry names of sources, destinations, outcomes
+and reasons: never personal data.
 """
 
 from __future__ import annotations
@@ -11,21 +12,52 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from core import outbox
+from core import inbox, outbox
+from core.db import event_counts, reader
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
 
 
-class _Backlog(Collector):
+class _FromDatabase(Collector):
     def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
-        self.engine = engine
+        self.engine = reader(engine)
         self.clock = clock
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
+        with self.engine.connect() as conn:
+            counts = outbox.counts(conn)
+            ages = outbox.oldest_pending(conn)
+            backlog = inbox.backlog(conn)
+            events = conn.execute(select(event_counts)).all()
+        now = self.clock()
+        yield from self._jobs(counts, ages, now)
+        received = CounterMetricFamily("privasync_events_received",
+                                       "Events applied, by source and outcome",
+                                       labels=["source", "outcome"])
+        for row in sorted(events, key=lambda r: (r.source, r.outcome)):
+            received.add_metric([row.source, row.outcome], row.n)
+        yield received
+        yield GaugeMetricFamily("privasync_inbox_pending_rows",
+                                "Stored deliveries not applied yet", value=backlog.rows)
+        yield GaugeMetricFamily("privasync_inbox_pending_events",
+                                "Events in stored deliveries not applied yet",
+                                value=backlog.events)
+        oldest = (now - backlog.oldest).total_seconds() if backlog.oldest is not None else 0.0
+        yield GaugeMetricFamily("privasync_inbox_oldest_age_seconds",
+                                "Age of the oldest delivery not applied yet",
+                                value=max(0.0, oldest))
+        yield GaugeMetricFamily("privasync_inbox_failed_rows",
+                                "Stored deliveries given up on (see privasync status)",
+                                value=backlog.failed)
+
+    @staticmethod
+    def _jobs(counts: dict[tuple[str, str], int], ages: dict[str, datetime],
+              now: datetime) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("privasync_jobs", "Outbox jobs by destination and status",
                                  labels=["destination", "status"])
         pending = GaugeMetricFamily("privasync_jobs_pending",
@@ -34,17 +66,13 @@ class _Backlog(Collector):
         oldest = GaugeMetricFamily("privasync_oldest_pending_job_age_seconds",
                                    "Age of the oldest unfinished job, by destination",
                                    labels=["destination"])
-        with self.engine.connect() as conn:
-            counts = outbox.counts(conn)
-            ages = outbox.oldest_pending(conn)
         waiting: dict[str, int] = {}
         for (destination, status), n in sorted(counts.items()):
             jobs.add_metric([destination, status], n)
-            if status in (outbox.PENDING, outbox.RUNNING):
+            if status in outbox.OPEN:
                 waiting[destination] = waiting.get(destination, 0) + n
         for destination, n in sorted(waiting.items()):
             pending.add_metric([destination], n)
-        now = self.clock()
         for destination, created in sorted(ages.items()):
             oldest.add_metric([destination], max(0.0, (now - created).total_seconds()))
         yield jobs
@@ -55,8 +83,9 @@ class _Backlog(Collector):
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.events = Counter("privasync_events_received", "Events accepted at ingress",
-                              ["source", "outcome"], registry=self.registry)
+        self.deliveries = Counter("privasync_webhook_deliveries",
+                                  "Deliveries accepted at ingress (stored or duplicate)",
+                                  ["source", "result"], registry=self.registry)
         self.rejected = Counter("privasync_webhooks_rejected", "Deliveries refused at ingress",
                                 ["source", "reason"], registry=self.registry)
         self.jobs = Counter("privasync_job_runs", "Job outcomes by destination",
@@ -69,8 +98,8 @@ class Metrics:
                                       "Fields minimisation kept from a destination, by reason",
                                       ["destination", "reason"], registry=self.registry)
         self.enqueue_failures = Counter("privasync_enqueue_failures",
-                                        "Job ids the broker refused (the reconciler resends)",
+                                        "Dispatch messages the broker refused (resent later)",
                                         registry=self.registry)
 
-    def watch_backlog(self, engine: Engine, clock: Callable[[], datetime]) -> None:
-        self.registry.register(_Backlog(engine, clock))
+    def watch_database(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.registry.register(_FromDatabase(engine, clock))

@@ -1,7 +1,9 @@
-"""Long-running loops: the Dramatiq worker with its heartbeat, and the scheduler.
+"""Long-running loops: the Dramatiq worker with its heartbeat, the applier, the scheduler.
 
-The scheduler re-enqueues jobs whose broker message was lost (the outbox
-reconciler) and polls Salesforce; a database lease keeps one leader at a time.
+Each leader holds a database lease (``applier``, ``scheduler``), so running two
+of a kind is safe: one acts, the other waits to take over. The worker's
+heartbeat both tells /readyz it lives and extends the leases of the jobs it
+holds.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import dramatiq
 import structlog
 from sqlalchemy.engine import Engine
 
-from core import outbox, runtime
+from core import inbox, outbox, runtime
+from core.applier import Applier
+from core.db import reader
+from core.delivery import Deliverer
 
 log = structlog.get_logger("privasync.runtime")
 
@@ -27,20 +32,29 @@ def process_name(kind: str) -> str:
 
 class Ticker:
     """Runs ``fn`` every ``seconds`` on a daemon thread until stopped; errors are logged
-    by type and the loop goes on (a database blip must not kill the scheduler)."""
+    by type and the loop goes on (a database blip must not kill the scheduler).
+    ``wake()`` runs it now; when ``fn`` returns True there is more to do, and it runs
+    again at once."""
 
     def __init__(self, name: str, seconds: float, fn: Callable[[], object]) -> None:
         self.name, self.seconds, self.fn = name, seconds, fn
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            busy = False
             try:
-                self.fn()
+                busy = self.fn() is True
             except Exception as exc:  # noqa: BLE001 - a loop that must survive blips
                 log.warning("loop.error", loop=self.name, error=type(exc).__name__)
-            self._stop.wait(self.seconds)
+            if not busy:
+                self._wake.wait(self.seconds)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def start(self) -> Ticker:
         self._thread.start()
@@ -48,63 +62,106 @@ class Ticker:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.seconds + 5)
+        self._wake.set()
+        self._thread.join(timeout=self.seconds + 10)
 
 
 class WorkerProcess:
-    """A Dramatiq worker plus a heartbeat row that /readyz reads."""
+    """A Dramatiq worker plus a heartbeat that /readyz reads and that extends the leases
+    of the jobs this process holds."""
 
-    def __init__(self, broker: dramatiq.Broker, engine: Engine, clock: Callable[[], datetime],
-                 *, threads: int, heartbeat_seconds: float) -> None:
-        self.name = process_name("worker")
-        self.engine, self.clock = engine, clock
+    def __init__(self, broker: dramatiq.Broker, deliverer: Deliverer, *, threads: int,
+                 heartbeat_seconds: float) -> None:
+        self.name = deliverer.holder
+        self.deliverer = deliverer
         self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
         self.heartbeat = Ticker("heartbeat", heartbeat_seconds, self.beat)
 
     def beat(self) -> None:
-        runtime.beat(self.engine, self.name, self.clock())
+        d = self.deliverer
+        now = d.clock()
+        runtime.beat(d.engine, self.name, now)
+        outbox.extend(d.engine, self.name, now, lease=d.policy.lease, max_hold=d.policy.max_hold)
 
     def start(self) -> None:
+        self.beat()
         self.worker.start()
         self.heartbeat.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_ms: int = 10_000) -> None:
         self.heartbeat.stop()
-        self.worker.stop(timeout=10_000)
-        runtime.forget_beat(self.engine, self.name)
+        self.worker.stop(timeout=timeout_ms)
+        runtime.forget_beat(self.deliverer.engine, self.name)
+
+
+class ApplierLoop:
+    """The applier on its own thread: a tick whenever ``wake()`` says a delivery was
+    stored, or every ``poll_seconds``; straight on while rows keep coming."""
+
+    def __init__(self, applier: Applier, on_jobs: Callable[[Iterable[str]], object], *,
+                 poll_seconds: float) -> None:
+        self.applier = applier
+        self.on_jobs = on_jobs
+        self.ticker = Ticker("applier", poll_seconds, self.tick)
+
+    def tick(self) -> bool:
+        report = self.applier.tick()
+        if report is None:
+            return False
+        if report.destinations:
+            self.on_jobs(report.destinations)
+        return report.rows > 0
+
+    def wake(self) -> None:
+        self.ticker.wake()
+
+    def start(self) -> ApplierLoop:
+        self.ticker.start()
+        return self
+
+    def stop(self) -> None:
+        self.ticker.stop()
 
 
 class Scheduler:
-    """Reconciler and pollers; only the lease holder acts."""
+    """Dispatch ticks, pollers and housekeeping; only the lease holder acts."""
 
     LEASE = "scheduler"
 
-    def __init__(self, engine: Engine, enqueue: Callable[[Sequence[int]], None],
-                 clock: Callable[[], datetime], *, reconcile_seconds: float,
-                 pollers: Sequence[tuple[str, float, Callable[[datetime], int]]] = ()) -> None:
+    def __init__(self, engine: Engine, dispatch: Callable[[Iterable[str]], object],
+                 clock: Callable[[], datetime], *, dispatch_seconds: float,
+                 inbox_keep: timedelta,
+                 pollers: Sequence[tuple[str, float, Callable[[datetime], object]]] = ()) -> None:
         self.name = process_name("scheduler")
-        self.engine, self.enqueue, self.clock = engine, enqueue, clock
-        self.reconcile_seconds = reconcile_seconds
-        self.tickers = [Ticker("reconciler", reconcile_seconds, self.reconcile)]
-        self.tickers += [Ticker(name, seconds, self._poll(fn)) for name, seconds, fn in pollers]
+        self.engine, self.dispatch, self.clock = engine, dispatch, clock
+        self.lease = runtime.Leadership(engine, self.LEASE, self.name,
+                                        timedelta(seconds=max(15.0, dispatch_seconds * 5)))
+        self.dispatch_seconds = dispatch_seconds
+        self.inbox_keep = inbox_keep
+        self.tickers = [Ticker("dispatch", dispatch_seconds, self.dispatch_due),
+                        Ticker("housekeeping", 3600.0, self._lead(self.prune))]
+        self.tickers += [Ticker(name, seconds, self._lead(fn)) for name, seconds, fn in pollers]
 
     def leading(self) -> bool:
-        ttl = timedelta(seconds=max(30.0, self.reconcile_seconds * 3))
-        return runtime.hold_lease(self.engine, self.LEASE, self.name, self.clock(), ttl)
+        return self.lease.held(self.clock())
 
-    def reconcile(self) -> int:
+    def dispatch_due(self) -> int:
+        """Send a dispatch message for every destination with due jobs (guarded: one in
+        flight each), which also recovers jobs whose worker died and messages lost."""
         if not self.leading():
             return 0
         now = self.clock()
-        runtime.beat(self.engine, self.name, now)
-        grace = timedelta(seconds=max(5.0, self.reconcile_seconds))
-        ids = outbox.reconcile(self.engine, now, grace=grace, stale_after=timedelta(minutes=10))
-        if ids:
-            log.info("outbox.reconciled", jobs=len(ids))
-            self.enqueue(ids)
-        return len(ids)
+        with reader(self.engine).connect() as conn:
+            due = outbox.due_destinations(conn, now)
+        if due:
+            self.dispatch(due)
+        return len(due)
 
-    def _poll(self, fn: Callable[[datetime], int]) -> Callable[[], None]:
+    def prune(self, now: datetime) -> int:
+        with self.engine.begin() as conn:
+            return inbox.prune(conn, now - self.inbox_keep)
+
+    def _lead(self, fn: Callable[[datetime], object]) -> Callable[[], None]:
         def tick() -> None:
             if self.leading():
                 fn(self.clock())

@@ -74,6 +74,10 @@ class HubSpotConnector:
         """Canonical events of a webhook batch, ordered by occurrence; BadInput if malformed."""
         return self._translator.parse(body)
 
+    def parse(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
+        """``parse_events`` as a core.ports.EventParser (HubSpot events carry their time)."""
+        return self._translator.parse(body)
+
     def lookup_emails(self, refs: Sequence[SystemRef]) -> dict[SystemRef, str]:
         """E-mail addresses of HubSpot contacts; unknown ones are absent. Raises DeliveryError."""
         return self._reader.emails(refs)

@@ -91,6 +91,10 @@ def test_audit_verify_passes_then_fails_after_tampering(env: Path, sqlite_url: s
     with engine.begin() as conn:
         ledger.append(conn, at=datetime(2026, 1, 1, tzinfo=UTC), kind="test.entry")
         ledger.append(conn, at=datetime(2026, 1, 2, tzinfo=UTC), kind="test.entry")
+    waiting = CliRunner().invoke(main, ["audit", "verify"])
+    assert "2 newer entries wait to be chained" in waiting.output
+    with engine.begin() as conn:
+        ledger.chain(conn)
     ok = CliRunner().invoke(main, ["audit", "verify"])
     assert ok.exit_code == 0 and "2 entries, chain verified" in ok.output
     with engine.begin() as conn:

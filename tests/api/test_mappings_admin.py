@@ -11,12 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
-from api.taxonomy import data_categories
-from core.crypto import Keyring
 from core.db import make_engine
-from core.identity import IdentityMap
-from core.intake import Intake, Routes
-from core.mappings import load_mappings
 from core.model import (
     Channel,
     ConsentChange,
@@ -26,6 +21,7 @@ from core.model import (
     Evidence,
     SubjectHint,
 )
+from tests.core.conftest import make_core
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 
@@ -82,18 +78,15 @@ def test_explain_rejects_an_unknown_field_or_destination(env: Path):
 
 def _store_people(url: str, n: int, granted: bool) -> list[str]:
     engine = make_engine(url)
-    mappings = load_mappings(MAPPINGS, data_categories())
-    identity = IdentityMap(Keyring(b"admin-test-secret-0123456789"))
-    intake = Intake(engine, identity, mappings, Routes.from_mappings(mappings, []))
+    core = make_core(engine)
     status = ConsentStatus.GRANTED if granted else ConsentStatus.WITHDRAWN
     now = datetime(2026, 11, 1, tzinfo=UTC)
-    for i in range(n):
-        intake.accept([ConsentChanged(
-            EventMeta("test", f"e{i}", now), SubjectHint(email=f"p{i}@example.org"),
-            (ConsentChange("offers", Channel.EMAIL, status),),
-            Evidence("web", "form", "v1", f"proof-{i}") if granted else None)], now)
+    core.accept([ConsentChanged(
+        EventMeta("test", f"e{i}", now), SubjectHint(email=f"p{i}@example.org"),
+        (ConsentChange("offers", Channel.EMAIL, status),),
+        Evidence("web", "form", "v1", f"proof-{i}") if granted else None) for i in range(n)], now)
     with engine.connect() as conn:
-        return [identity.by_email(conn, f"p{i}@example.org") or "" for i in range(n)]
+        return [core.identity.by_email(conn, f"p{i}@example.org") or "" for i in range(n)]
 
 
 def test_diff_names_what_would_start_flowing_and_counts_the_people(env: Path,

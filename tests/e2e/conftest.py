@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.stack import Stack, start_stack
+from core import inbox
 from core.db import events, jobs
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 
@@ -39,16 +40,27 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> flo
 
 
 def settle(stack: Stack, seconds: float = 1.0) -> None:
-    """Wait until no job is pending or running for ``seconds`` (the system is quiet)."""
+    """Wait until nothing is waiting to be applied and no job is pending or running for
+    ``seconds`` (the system is quiet)."""
     quiet_since = time.monotonic()
     deadline = quiet_since + 30
     while time.monotonic() < deadline:
-        if open_jobs(stack):
+        with stack.container.engine.connect() as conn:
+            waiting = inbox.backlog(conn).rows
+        if open_jobs(stack) or waiting:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= seconds:
             return
         time.sleep(0.05)
     pytest.fail("jobs never settled")
+
+
+def applied(stack: Stack) -> None:
+    """Wait until every stored delivery has been applied."""
+    def empty() -> bool:
+        with stack.container.engine.connect() as conn:
+            return inbox.backlog(conn).rows == 0
+    wait_for("the inbox applied", empty)
 
 
 def open_jobs(stack: Stack) -> int:

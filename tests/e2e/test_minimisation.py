@@ -16,7 +16,7 @@ from core.model import (
     Evidence,
     SubjectHint,
 )
-from tests.e2e.conftest import seed, settle, subject_of, wait_for
+from tests.e2e.conftest import applied, seed, settle, subject_of, wait_for
 
 EMAIL = "noor.jansen@example.nl"
 
@@ -49,12 +49,13 @@ def test_a_date_of_birth_kept_for_the_age_check_never_reaches_mailchimp(stack: S
 
 def _grant(stack: Stack, purpose: str, minute: int) -> None:
     """An evidenced opt-in, as a consent form would record it."""
-    stack.container.intake.accept([ConsentChanged(
+    stack.container.store_events("web_form", [ConsentChanged(
         EventMeta("web_form", f"form-{purpose}-{minute}", datetime.now(UTC)),
         SubjectHint(email=EMAIL), (ConsentChange(purpose, Channel.EMAIL,
                                                  ConsentStatus.GRANTED),),
         Evidence("web_form", "double_opt_in", "privacy-form-v3", f"submission-{minute}"))],
         datetime.now(UTC))
+    applied(stack)
 
 
 def test_a_health_note_never_leaves_the_crm_without_explicit_consent(stack: Stack):

@@ -1,0 +1,511 @@
+"""Applying a batch of events as sets: read once, decide in memory, write once.
+
+``load`` reads the slice of state a batch touches in a handful of queries;
+``Plan.apply`` decides each event against it in memory with the same rules as
+ever (core.consent for consent, keyed hashes for fields, the identity rules for
+subjects); ``Plan.write`` stores the result in a handful of statements. The
+applier is the only writer of this state, so what it read stays true until its
+transaction commits. An event that changes nothing (a duplicate, a stale
+decision, our own write echoing back) plans no job and no ledger entry.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.engine import Connection
+
+from core import ledger, outbox
+from core.consent import Verdict, resolve
+from core.crypto import Keyring, normalise_email
+from core.db import (
+    consents,
+    events,
+    field_state,
+    identifiers,
+    insert_for,
+    requests,
+    subject_keys,
+    subjects,
+    system_refs,
+)
+from core.deadlines import add_months
+from core.errors import BadInput, UnknownSubject
+from core.mappings import Mappings
+from core.model import (
+    CanonicalEvent,
+    Channel,
+    ConsentChanged,
+    ConsentState,
+    ConsentStatus,
+    ErasureRequested,
+    FieldValue,
+    IdentifierChanged,
+    RecordChanged,
+    SubjectDeleted,
+    SubjectHint,
+    SubjectSeen,
+    SubjectsMerged,
+    SystemRef,
+)
+from core.records import EMAIL_FIELD, FieldState, changed_fields, is_customer, newest, seal
+from core.routes import Routes
+
+Key = tuple[str, Channel]
+_CHUNK = 500  # values per IN (...) list, well inside every driver's parameter limit
+NO_OPS = frozenset({"duplicate", "unchanged", "stale"})
+
+
+def _chunks(items: Sequence[object]) -> Iterable[list[object]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start:start + _CHUNK])
+
+
+def hints(ev: CanonicalEvent) -> list[SubjectHint]:
+    return [ev.primary] if isinstance(ev, SubjectsMerged) else [ev.subject]
+
+
+def emails_of(ev: CanonicalEvent) -> list[str]:
+    """Every address an event names: its subject's, a new one, a record's e-mail field."""
+    found = [h.email for h in hints(ev) if h.email]
+    if isinstance(ev, IdentifierChanged):
+        found.append(ev.new_email)
+    if isinstance(ev, RecordChanged):
+        found += [v.value for n, v in ev.fields if n == EMAIL_FIELD and v.value]
+    return found
+
+
+def refs_of(ev: CanonicalEvent) -> list[SystemRef]:
+    found = [h.ref for h in hints(ev) if h.ref is not None]
+    if isinstance(ev, SubjectsMerged):
+        found += list(ev.merged)
+    if isinstance(ev, IdentifierChanged) and ev.new_ref is not None:
+        found.append(ev.new_ref)
+    return found
+
+
+@dataclass
+class Loaded:
+    """The state a batch touches, as read before the write transaction."""
+
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    refs: dict[SystemRef, str] = field(default_factory=dict)
+    stored_refs: set[SystemRef] = field(default_factory=set)
+    emails: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, bytes | None] = field(default_factory=dict)
+    consents: dict[str, dict[Key, ConsentState]] = field(default_factory=dict)
+    fields: dict[str, dict[str, FieldState]] = field(default_factory=dict)
+
+
+def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
+    """Each subject id -> the live subject it stands for (merges followed)."""
+    live = {sid: sid for sid, merged in found.items() if merged is None}
+    todo = {sid: merged for sid, merged in found.items() if merged is not None}
+    for _ in range(16):
+        if not todo:
+            break
+        rows = {r.id: r.merged_into for r in conn.execute(
+            select(subjects.c.id, subjects.c.merged_into)
+            .where(subjects.c.id.in_(set(todo.values()))))}
+        for sid, target in list(todo.items()):
+            if rows.get(target) is None:
+                live[sid] = target
+                del todo[sid]
+            else:
+                todo[sid] = rows[target]
+    return live | {sid: target for sid, target in todo.items() if target is not None}
+
+
+def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) -> Loaded:
+    """Read what ``batch`` touches: seen event ids, refs, addresses, keys, consent, fields."""
+    got = Loaded()
+    pairs = sorted({(e.meta.source, e.meta.source_event_id) for e in batch})
+    for chunk in _chunks(pairs):
+        got.seen |= {(r.source, r.source_event_id) for r in conn.execute(
+            select(events.c.source, events.c.source_event_id)
+            .where(tuple_(events.c.source, events.c.source_event_id).in_(chunk)))}
+    refs = sorted({(r.system, r.ref) for e in batch for r in refs_of(e)})
+    ref_rows: list[Any] = []
+    for chunk in _chunks(refs):
+        ref_rows += conn.execute(
+            select(system_refs.c.system, system_refs.c.ref, system_refs.c.subject_id,
+                   subjects.c.merged_into)
+            .join(subjects, subjects.c.id == system_refs.c.subject_id)
+            .where(tuple_(system_refs.c.system, system_refs.c.ref).in_(chunk))).all()
+    digests = sorted({keyring.email_digest(a) for e in batch for a in emails_of(e)})
+    id_rows = load_emails(conn, digests)
+    live = _follow(conn, {r.subject_id: r.merged_into for r in (*ref_rows, *id_rows)})
+    for r in ref_rows:
+        ref = SystemRef(r.system, r.ref)
+        got.stored_refs.add(ref)
+        got.refs[ref] = live[r.subject_id]
+    got.emails = {r.digest: live[r.subject_id] for r in id_rows}
+    load_subjects(conn, got, set(live.values()),
+                  fields=any(isinstance(e, RecordChanged) for e in batch))
+    return got
+
+
+def load_emails(conn: Connection, digests: Sequence[str]) -> list[Any]:
+    """Owners of these e-mail digests, with where they were merged into."""
+    rows: list[Any] = []
+    for chunk in _chunks(digests):
+        rows += conn.execute(
+            select(identifiers.c.digest, identifiers.c.subject_id, subjects.c.merged_into)
+            .join(subjects, subjects.c.id == identifiers.c.subject_id)
+            .where(identifiers.c.kind == "email", identifiers.c.digest.in_(chunk))).all()
+    return rows
+
+
+def load_subjects(conn: Connection, got: Loaded, ids: set[str], *, fields: bool) -> None:
+    """Keys, consent and (for record changes) field hashes of subjects not loaded yet."""
+    todo = sorted(ids - set(got.keys))
+    for sid in todo:
+        got.keys[sid] = None
+        got.consents[sid] = {}
+        got.fields[sid] = {}
+    for chunk in _chunks(todo):
+        for r in conn.execute(select(subject_keys).where(subject_keys.c.subject_id.in_(chunk))):
+            got.keys[r.subject_id] = r.key
+        for r in conn.execute(select(consents.c.subject_id, consents.c.purpose,
+                                     consents.c.channel, consents.c.status,
+                                     consents.c.occurred_at, consents.c.source)
+                              .where(consents.c.subject_id.in_(chunk))):
+            channel = Channel(r.channel)
+            got.consents[r.subject_id][(r.purpose, channel)] = ConsentState(
+                r.purpose, channel, ConsentStatus(r.status), r.occurred_at, r.source)
+        if fields:
+            for r in conn.execute(select(field_state).where(field_state.c.subject_id.in_(chunk))):
+                got.fields[r.subject_id][r.field] = FieldState(r.digest, r.occurred_at)
+
+
+@dataclass
+class Plan:
+    """Every decision for a batch, held in memory until ``write``."""
+
+    loaded: Loaded
+    keyring: Keyring
+    mappings: Mappings
+    routes: Routes
+    now: datetime
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    event_rows: list[dict[str, object]] = field(default_factory=list)
+    new_subjects: list[dict[str, object]] = field(default_factory=list)
+    new_keys: list[dict[str, object]] = field(default_factory=list)
+    new_identifiers: list[dict[str, object]] = field(default_factory=list)
+    new_refs: dict[SystemRef, str] = field(default_factory=dict)
+    moved_refs: dict[SystemRef, str] = field(default_factory=dict)
+    removed_refs: set[SystemRef] = field(default_factory=set)
+    customers: dict[str, bool] = field(default_factory=dict)
+    consent_rows: dict[tuple[str, str, Channel], ConsentState] = field(default_factory=dict)
+    field_rows: dict[tuple[str, str], FieldState] = field(default_factory=dict)
+    request_rows: list[dict[str, object]] = field(default_factory=list)
+    jobs: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(
+        default_factory=dict)
+    entries: list[ledger.Entry] = field(default_factory=list)
+    merges: list[tuple[SubjectsMerged, datetime]] = field(default_factory=list)
+
+    # -- deciding ----------------------------------------------------------------------
+    def apply(self, ev: CanonicalEvent, received_at: datetime) -> str:
+        """Decide one event; returns its outcome. Never raises for a bad event: it is
+        recorded with its reason (``invalid``, ``unknown_subject``)."""
+        key = (ev.meta.source, ev.meta.source_event_id)
+        if key in self.loaded.seen:
+            return self._done(ev, "duplicate", None, received_at)
+        self.loaded.seen.add(key)
+        if isinstance(ev, SubjectsMerged):
+            self.merges.append((ev, received_at))
+            return self._done(ev, "merge_pending", None, received_at, record=False)
+        try:
+            outcome, subject_id = self._decide(ev, received_at)
+        except UnknownSubject:
+            outcome, subject_id = "unknown_subject", None
+        except BadInput:
+            outcome, subject_id = "invalid", None
+        return self._done(ev, outcome, subject_id, received_at)
+
+    def _done(self, ev: CanonicalEvent, outcome: str, subject_id: str | None,
+              received_at: datetime, *, record: bool = True) -> str:
+        self.outcomes[(ev.meta.source, outcome)] += int(record)
+        if record and outcome not in NO_OPS:
+            self.event_rows.append({
+                "source": ev.meta.source, "source_event_id": ev.meta.source_event_id,
+                "kind": ev.meta.kind or type(ev).__name__, "subject_id": subject_id,
+                "occurred_at": ev.meta.occurred_at, "received_at": received_at,
+                "outcome": outcome})
+        return outcome
+
+    def _decide(self, ev: CanonicalEvent, received_at: datetime) -> tuple[str, str | None]:
+        if isinstance(ev, ConsentChanged):
+            return self._consent(ev, received_at)
+        if isinstance(ev, SubjectSeen):
+            return self._seen(ev, received_at)
+        if isinstance(ev, RecordChanged):
+            return self._record(ev, received_at)
+        assert not isinstance(ev, SubjectsMerged), "merges are applied one by one"
+        subject_id, _ = self.resolve(ev.subject, create=False)
+        if isinstance(ev, SubjectDeleted):
+            if ev.subject.ref is not None:
+                self._remove_ref(ev.subject.ref)
+            self._entry("subject.removed_from_system", subject_id,
+                        {"system": ev.meta.source, "event": ev.meta.source_event_id})
+            return "recorded", subject_id
+        if isinstance(ev, ErasureRequested):
+            return self._erasure(ev, subject_id, received_at)
+        assert isinstance(ev, IdentifierChanged), type(ev).__name__
+        attached = self.add_email(subject_id, ev.new_email)
+        if ev.new_ref is not None:
+            self._add_ref(subject_id, ev.new_ref)
+        self._entry("subject.identifier_changed", subject_id,
+                    {"system": ev.meta.source, "attached": attached})
+        return ("recorded" if attached else "identifier_conflict"), subject_id
+
+    def _consent(self, ev: ConsentChanged, received_at: datetime) -> tuple[str, str]:
+        purposes = [self.mappings.purposes.get(c.purpose) for c in ev.changes]
+        if None in purposes:
+            raise BadInput("an event names a purpose the mappings do not define")
+        subject_id, _ = self.resolve(ev.subject)
+        current = self.loaded.consents[subject_id]
+        verdicts: list[Verdict] = []
+        changed: set[str] = set()
+        groups: dict[str, list[dict[str, str]]] = {}
+        for change, purpose in zip(ev.changes, purposes, strict=True):
+            assert purpose is not None
+            key = (change.purpose, change.channel)
+            before = current.get(key)
+            incoming = ConsentState(change.purpose, change.channel, change.status,
+                                    ev.meta.occurred_at, ev.meta.source, ev.evidence)
+            verdict, stored = resolve(before, incoming, purpose.consent_required)
+            verdicts.append(verdict)
+            if stored is not None:
+                current[key] = stored
+                self.consent_rows[(subject_id, change.purpose, change.channel)] = stored
+            if verdict is Verdict.APPLY:
+                changed.add(change.purpose)
+            # "Not opted out" on a record we knew nothing of is no grant at all; a flag
+            # flipped back on after a withdrawal is, and is flagged for review.
+            flipped_back = before is not None and before.status == ConsentStatus.WITHDRAWN
+            if verdict is Verdict.APPLY or (verdict is Verdict.NO_EVIDENCE and flipped_back):
+                kind = (f"consent.{change.status.value}" if verdict is Verdict.APPLY
+                        else "consent.grant_flagged")
+                groups.setdefault(kind, []).append({"purpose": change.purpose,
+                                                    "channel": change.channel.value})
+        for kind, changes in groups.items():
+            detail: dict[str, object] = {
+                "changes": changes, "source": ev.meta.source, "event": ev.meta.source_event_id,
+                "occurred_at": ev.meta.occurred_at.isoformat()}
+            if ev.evidence is not None:
+                detail["evidence"] = {"method": ev.evidence.method,
+                                      "wording_version": ev.evidence.wording_version,
+                                      "proof_reference": ev.evidence.proof_reference}
+            self._entry(kind, subject_id, detail)
+        for destination in self.routes.targets(changed, ev.meta.source):
+            self._job(destination, subject_id, received_at)
+        return _summarise(verdicts), subject_id
+
+    def _seen(self, ev: SubjectSeen, received_at: datetime) -> tuple[str, str]:
+        subject_id, created = self.resolve(ev.subject)
+        if created:
+            self._entry("subject.created", subject_id, {"system": ev.meta.source})
+            return "created", subject_id
+        purposes = {p for p, _ in self.loaded.consents[subject_id]}
+        # A new record of a known person in a system gets that person's current state.
+        if purposes & self.routes.purposes.get(ev.meta.source, frozenset()):
+            self._job(ev.meta.source, subject_id, received_at)
+        return "known", subject_id
+
+    def _record(self, ev: RecordChanged, received_at: datetime) -> tuple[str, str]:
+        """Remember what changed (as hashes) and queue the encrypted values per destination."""
+        subject_id, _ = self.resolve(ev.subject)
+        fields = dict(ev.fields)
+        # An address is identity, not a field to copy around: attach it, never fan it out.
+        address = fields.pop(EMAIL_FIELD, None)
+        if address is not None and address.value:
+            self.add_email(subject_id, address.value)
+        customer = is_customer(fields)
+        if customer is not None:
+            self.customers[subject_id] = customer
+        known = self.loaded.fields[subject_id]
+        changed = changed_fields(self.keyring, known, fields)
+        if not changed:
+            return "unchanged", subject_id
+        for name in changed:
+            self.field_rows[(subject_id, name)] = known[name]
+        self._entry("record.changed", subject_id,
+                    {"source": ev.meta.source, "event": ev.meta.source_event_id,
+                     "fields": sorted(changed)})
+        for destination in self.routes.record_targets(changed, ev.meta.source):
+            origin, payload = self.record_jobs.get((destination, subject_id),
+                                                   (received_at, {}))
+            self.record_jobs[(destination, subject_id)] = (min(origin, received_at),
+                                                           newest([payload, changed]))
+        return "applied", subject_id
+
+    def _erasure(self, ev: ErasureRequested, subject_id: str,
+                 received_at: datetime) -> tuple[str, str]:
+        request_id = str(uuid.uuid4())
+        self.request_rows.append({
+            "id": request_id, "kind": "erasure", "subject_id": subject_id,
+            "source": ev.meta.source, "received_at": received_at,
+            "due_at": add_months(received_at, 1), "status": "received"})
+        self._entry("request.erasure_received", subject_id,
+                    {"request": request_id, "source": ev.meta.source,
+                     "event": ev.meta.source_event_id})
+        return "erasure_requested", subject_id
+
+    # -- identity, in memory ------------------------------------------------------------
+    def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
+        """The subject for a hint (by reference, then by e-mail), creating it if allowed;
+        raises UnknownSubject when only an unknown reference is given."""
+        got = self.loaded
+        subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
+        known_ref = subject_id is not None
+        if subject_id is None and hint.email:
+            subject_id = got.emails.get(self.keyring.email_digest(hint.email))
+        created = False
+        if subject_id is None:
+            if not hint.email or not create:
+                raise UnknownSubject("no subject is known for this event")
+            subject_id, created = self._create(), True
+        if hint.email:
+            self.add_email(subject_id, hint.email)
+        if hint.ref is not None and not known_ref:
+            self._add_ref(subject_id, hint.ref)
+        return subject_id, created
+
+    def _create(self) -> str:
+        subject_id = str(uuid.uuid4())
+        key = self.keyring.new_subject_key()
+        self.new_subjects.append({"id": subject_id, "created_at": self.now})
+        self.new_keys.append({"subject_id": subject_id, "key": key})
+        self.loaded.keys[subject_id] = key
+        self.loaded.consents[subject_id] = {}
+        self.loaded.fields[subject_id] = {}
+        return subject_id
+
+    def add_email(self, subject_id: str, email: str) -> bool:
+        """Attach an address unless it is someone's already; True if it is now this one's."""
+        digest = self.keyring.email_digest(email)
+        owner = self.loaded.emails.get(digest)
+        if owner is not None:
+            return owner == subject_id
+        key = self.loaded.keys.get(subject_id)
+        if key is None:
+            return False
+        self.new_identifiers.append({
+            "subject_id": subject_id, "kind": "email", "digest": digest,
+            "ciphertext": Keyring.encrypt(key, normalise_email(email).encode())})
+        self.loaded.emails[digest] = subject_id
+        return True
+
+    def _add_ref(self, subject_id: str, ref: SystemRef) -> None:
+        current = self.loaded.refs.get(ref)
+        if current == subject_id:
+            return
+        self.loaded.refs[ref] = subject_id
+        self.removed_refs.discard(ref)
+        if ref in self.loaded.stored_refs:
+            self.moved_refs[ref] = subject_id
+        else:
+            self.new_refs[ref] = subject_id
+
+    def _remove_ref(self, ref: SystemRef) -> None:
+        self.loaded.refs.pop(ref, None)
+        self.new_refs.pop(ref, None)
+        self.moved_refs.pop(ref, None)
+        if ref in self.loaded.stored_refs:
+            self.removed_refs.add(ref)
+
+    def _entry(self, kind: str, subject_id: str, detail: dict[str, object]) -> None:
+        self.entries.append(ledger.entry(self.now, kind, subject_id,
+                                         self.loaded.keys.get(subject_id), detail))
+
+    def _job(self, destination: str, subject_id: str, received_at: datetime) -> None:
+        key = (destination, subject_id)
+        self.jobs[key] = min(self.jobs.get(key, received_at), received_at)
+
+    @property
+    def destinations(self) -> set[str]:
+        """Destinations that got new jobs."""
+        return {d for d, _ in self.jobs} | {d for d, _ in self.record_jobs}
+
+    # -- writing -----------------------------------------------------------------------
+    def write(self, conn: Connection) -> None:
+        """Store every decision in the caller's transaction (a handful of statements)."""
+        now = self.now
+        if self.new_subjects:
+            conn.execute(subjects.insert(), self.new_subjects)
+            conn.execute(subject_keys.insert(), self.new_keys)
+        if self.new_identifiers:
+            conn.execute(identifiers.insert(), self.new_identifiers)
+        self._write_refs(conn)
+        if self.customers:
+            conn.execute(update(subjects).where(subjects.c.id == bindparam("sid"))
+                         .values(is_customer=bindparam("customer")),
+                         [{"sid": s, "customer": c} for s, c in self.customers.items()])
+        if self.consent_rows:
+            stmt = insert_for(conn, consents)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["subject_id", "purpose", "channel"],
+                set_={c: stmt.excluded[c] for c in
+                      ("status", "occurred_at", "source", "evidence", "updated_at")}),
+                [self._consent_row(k, s) for k, s in self.consent_rows.items()])
+        if self.field_rows:
+            stmt = insert_for(conn, field_state)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["subject_id", "field"],
+                set_={"digest": stmt.excluded.digest, "occurred_at": stmt.excluded.occurred_at}),
+                [{"subject_id": s, "field": f, "digest": v.digest, "occurred_at": v.occurred_at}
+                 for (s, f), v in self.field_rows.items()])
+        if self.request_rows:
+            conn.execute(requests.insert(), self.request_rows)
+        outbox.add(conn, now, [(outbox.CONSENT, d, s, origin, None)
+                               for (d, s), origin in self.jobs.items()]
+                   + [(outbox.RECORD, d, s, origin, self._seal(s, payload))
+                      for (d, s), (origin, payload) in self.record_jobs.items()])
+        if self.event_rows:
+            conn.execute(insert_for(conn, events).on_conflict_do_nothing(), self.event_rows)
+
+    def _seal(self, subject_id: str, payload: dict[str, FieldValue]) -> bytes | None:
+        key = self.loaded.keys.get(subject_id)
+        return seal(key, payload) if key is not None else None
+
+    def _consent_row(self, key: tuple[str, str, Channel],
+                     state: ConsentState) -> dict[str, object]:
+        subject_id, purpose, channel = key
+        subject_key = self.loaded.keys.get(subject_id)
+        evidence = None
+        if state.evidence is not None and subject_key is not None:
+            evidence = Keyring.encrypt(subject_key, json.dumps(asdict(state.evidence)).encode())
+        return {"subject_id": subject_id, "purpose": purpose, "channel": channel.value,
+                "status": state.status.value, "occurred_at": state.occurred_at,
+                "source": state.source, "evidence": evidence, "updated_at": self.now}
+
+    def _write_refs(self, conn: Connection) -> None:
+        if self.new_refs:
+            # A worker may have learned the same reference meanwhile: keep either.
+            conn.execute(insert_for(conn, system_refs).on_conflict_do_nothing(),
+                         [{"system": r.system, "ref": r.ref, "subject_id": s,
+                           "created_at": self.now} for r, s in self.new_refs.items()])
+        if self.moved_refs:
+            conn.execute(update(system_refs).where(
+                system_refs.c.system == bindparam("s"), system_refs.c.ref == bindparam("r"))
+                .values(subject_id=bindparam("sid")),
+                [{"s": r.system, "r": r.ref, "sid": s} for r, s in self.moved_refs.items()])
+        for ref in self.removed_refs:
+            conn.execute(system_refs.delete().where(system_refs.c.system == ref.system,
+                                                    system_refs.c.ref == ref.ref))
+
+
+def _summarise(verdicts: Sequence[Verdict]) -> str:
+    for verdict in (Verdict.APPLY, Verdict.NO_EVIDENCE, Verdict.STALE):
+        if verdict in verdicts:
+            return verdict.value
+    return Verdict.UNCHANGED.value
