@@ -11,8 +11,10 @@ api) so a deployment can keep its own API writes from echoing back.
 from emulators.mailchimp.common import (
     EVENTS,
     MAX_BATCH,
+    MAX_PAGE,
     PREFIX,
     SOURCES,
+    STATUSES,
     WRITABLE,
     Problem,
     subscriber_hash,
@@ -20,5 +22,5 @@ from emulators.mailchimp.common import (
 from emulators.mailchimp.emulator import MailchimpEmulator, Route
 from emulators.mailchimp.webhooks import WebhookDelivery
 
-__all__ = ["EVENTS", "MAX_BATCH", "PREFIX", "SOURCES", "WRITABLE", "MailchimpEmulator", "Problem",
-           "Route", "WebhookDelivery", "subscriber_hash"]
+__all__ = ["EVENTS", "MAX_BATCH", "MAX_PAGE", "PREFIX", "SOURCES", "STATUSES", "WRITABLE",
+           "MailchimpEmulator", "Problem", "Route", "WebhookDelivery", "subscriber_hash"]

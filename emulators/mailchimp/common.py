@@ -11,9 +11,11 @@ from emulators.http import Response
 
 PREFIX = "/3.0"
 MAX_BATCH = 500
+MAX_PAGE = 1000
 EVENTS = frozenset({"subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign"})
 SOURCES = frozenset({"user", "admin", "api"})
 WRITABLE = frozenset({"subscribed", "unsubscribed", "pending", "transactional"})
+STATUSES = WRITABLE | {"cleaned", "archived"}
 _ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
 _TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 404: "Resource Not Found",
            405: "Method Not Allowed", 429: "Too Many Requests"}

@@ -40,6 +40,7 @@ class MailchimpEmulator(_Members):
         self._add("GET", lst, self._get_list)
         self._add("POST", lst, self._batch)
         self._add("POST", f"{lst}/webhooks", self._create_webhook)
+        self._add("GET", f"{lst}/members", self._list_members)
         self._add("GET", f"{lst}{member}", self._get_member)
         self._add("PATCH", f"{lst}{member}", self._patch_member)
         self._add("PUT", f"{lst}{member}", self._put_member)

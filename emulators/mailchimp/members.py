@@ -17,6 +17,8 @@ from emulators.mailchimp.common import (
     _FORGOTTEN,
     _TITLES,
     MAX_BATCH,
+    MAX_PAGE,
+    STATUSES,
     WRITABLE,
     Problem,
     _now,
@@ -128,6 +130,22 @@ class _Members(_Webhooks):
         with self.lock:
             return Response(200, copy.deepcopy(self._existing(match)))
 
+    def _list_members(self, request: Request, match: re.Match[str]) -> Response:
+        """A page of members in a stable (creation) order; archived ones only when asked for."""
+        count = _page_arg(request, "count", 10, 1, MAX_PAGE)
+        offset = _page_arg(request, "offset", 0, 0, None)
+        status = request.arg("status")
+        if status is not None and status not in STATUSES:
+            raise Problem(400, "Invalid Resource", "The status filter is not a member status.",
+                          [{"field": "status", "message": "Invalid status."}])
+        with self.lock:
+            matching = [m for m in self._members.values()
+                        if m["status"] == status or (status is None and m["status"] != "archived")]
+            page = copy.deepcopy(matching[offset:offset + count])
+        body = {"members": page, "list_id": self.list_id, "total_items": len(matching)}
+        fields = request.arg("fields")
+        return Response(200, _only(body, fields) if fields else body)
+
     def _patch_member(self, request: Request, match: re.Match[str]) -> Response:
         body = self._json(request)
         with self.lock:
@@ -202,3 +220,25 @@ class _Members(_Webhooks):
 def _batch_code(title: str) -> str:
     return {"Member In Compliance State": "MEMBER_IN_COMPLIANCE_STATE",
             "Member Exists": "ERROR_CONTACT_EXISTS"}.get(title, "ERROR_GENERIC")
+
+
+def _page_arg(request: Request, name: str, default: int, lowest: int, highest: int | None) -> int:
+    """``count``/``offset`` checked, not clamped: a client paging wrongly should see a 400."""
+    raw = request.arg(name)
+    value = default if raw is None else int(raw) if raw.isdecimal() else -1
+    if value < lowest or (highest is not None and value > highest):
+        limit = f"from {lowest} to {highest}" if highest is not None else f"at least {lowest}"
+        raise Problem(400, "Invalid Resource", f"{name} must be a whole number {limit}.",
+                      [{"field": name, "message": "Invalid value."}])
+    return value
+
+
+def _only(body: dict[str, Any], fields: str) -> dict[str, Any]:
+    """Mailchimp's ``fields``: the named top-level keys, and member keys named ``members.x``."""
+    names = {name.strip() for name in fields.split(",")}
+    member_keys = {n.split(".")[1] for n in names if n.startswith("members.")}
+    kept = {k: v for k, v in body.items() if k in names or (k == "members" and member_keys)}
+    if "members" in kept and "members" not in names:
+        kept["members"] = [{k: v for k, v in m.items() if k in member_keys}
+                           for m in kept["members"]]
+    return kept

@@ -241,6 +241,81 @@ def test_a_batch_of_more_than_500_members_is_refused(mc: MailchimpEmulator,
     assert mc.member("p0@example.com") is None
 
 
+def members_page(api: requests.Session, mc: MailchimpEmulator, **params: Any) -> dict[str, Any]:
+    response = api.get(f"{mc.url}/3.0/lists/{LIST}/members", params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_paging_through_the_members_returns_each_one_once(mc: MailchimpEmulator,
+                                                          api: requests.Session) -> None:
+    emails = [f"m{i}@example.com" for i in range(2500)]
+    for email in emails:
+        mc.add_member(email, status="unsubscribed" if email.startswith("m1") else "subscribed")
+    pages = [members_page(api, mc, count=1000, offset=offset) for offset in (0, 1000, 2000, 3000)]
+    assert [len(p["members"]) for p in pages] == [1000, 1000, 500, 0]
+    assert {p["total_items"] for p in pages} == {2500}
+    assert {p["list_id"] for p in pages} == {LIST}
+    seen = [m["email_address"] for p in pages for m in p["members"]]
+    assert seen == emails  # each once, in the order they joined, whatever their status
+    assert mc.calls[f"GET /3.0/lists/{LIST}/members"] == 4
+
+
+def test_the_members_read_leaves_archived_out_unless_asked_and_filters_by_status(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    for i in range(11):
+        mc.add_member(f"s{i}@example.com")
+    mc.add_member("u@example.com", status="unsubscribed")
+    mc.add_member("c@example.com", status="cleaned")
+    mc.add_member("gone@example.com")
+    assert api.delete(member_url(mc, "gone@example.com"), timeout=5).status_code == 204
+    default = members_page(api, mc)
+    assert len(default["members"]) == 10 and default["total_items"] == 13
+    everyone = members_page(api, mc, count=1000)["members"]
+    assert "gone@example.com" not in {m["email_address"] for m in everyone}
+    assert {m["id"] for m in everyone} == {subscriber_hash(m["email_address"]) for m in everyone}
+    for status, expected in (("unsubscribed", ["u@example.com"]), ("cleaned", ["c@example.com"]),
+                             ("archived", ["gone@example.com"]), ("pending", [])):
+        page = members_page(api, mc, status=status)
+        assert [m["email_address"] for m in page["members"]] == expected
+        assert page["total_items"] == len(expected)
+    assert members_page(api, mc, status="subscribed", count=5, offset=10)["total_items"] == 11
+
+
+def test_the_members_read_returns_only_the_fields_asked_for(mc: MailchimpEmulator,
+                                                            api: requests.Session) -> None:
+    mc.add_member("a@example.com", merge_fields={"FNAME": "Ann"})
+    mc.add_member("b@example.com", status="unsubscribed")
+    page = members_page(api, mc, fields="members.id,members.email_address,members.status,"
+                                        "total_items")
+    assert page == {"total_items": 2, "members": [
+        {"id": subscriber_hash("a@example.com"), "email_address": "a@example.com",
+         "status": "subscribed"},
+        {"id": subscriber_hash("b@example.com"), "email_address": "b@example.com",
+         "status": "unsubscribed"}]}
+    assert members_page(api, mc, fields="total_items,list_id") == {"total_items": 2,
+                                                                   "list_id": LIST}
+    assert members_page(api, mc, fields="members")["members"][0]["merge_fields"] == {
+        "FNAME": "Ann"}
+
+
+def test_the_members_read_needs_the_api_key_and_valid_paging(mc: MailchimpEmulator,
+                                                             api: requests.Session) -> None:
+    mc.add_member("a@example.com")
+    url = f"{mc.url}/3.0/lists/{LIST}/members"
+    anonymous = requests.get(url, timeout=5)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(url, auth=("x", "wrong-us6"), timeout=5).status_code == 401
+    for params in ({"count": "1001"}, {"count": "0"}, {"offset": "-1"}, {"count": "ten"},
+                   {"status": "deleted"}):
+        refused = api.get(url, params=params, timeout=5)
+        assert refused.status_code == 400, params
+        assert refused.json()["errors"][0]["field"] == next(iter(params))
+    assert api.get(f"{mc.url}/3.0/lists/ffffffffff/members", timeout=5).status_code == 404
+
+
 def test_more_simultaneous_requests_than_the_cap_get_429(mc: MailchimpEmulator) -> None:
     mc.latency_seconds = 1.0
 
