@@ -39,7 +39,7 @@ from workers import actors
 from workers.broker import make_broker
 from workers.metrics import Metrics
 from workers.retries import backoff
-from workers.runtime import ApplierLoop, Scheduler, WorkerProcess, process_name
+from workers.runtime import ApplierLoop, Foreground, Scheduler, WorkerProcess, process_name
 
 log = structlog.get_logger("privasync")
 
@@ -66,6 +66,7 @@ class Container:
     mailchimp: MailchimpConnector | None = None
     salesforce: SalesforceConnector | None = None
     applier_loop: ApplierLoop | None = None
+    foreground: Foreground = field(default_factory=Foreground)
     _running: list[WorkerProcess | Scheduler | ApplierLoop] = field(default_factory=list)
 
     def store(self, source: str, body: bytes, received_at: datetime,
@@ -102,7 +103,8 @@ class Container:
 
     def start_applier(self) -> ApplierLoop:
         loop = ApplierLoop(self.applier, self.dispatch,
-                           poll_seconds=self.settings.applier.poll_seconds).start()
+                           poll_seconds=self.settings.applier.poll_seconds,
+                           foreground=self.foreground).start()
         self.applier_loop = loop
         self._running.append(loop)
         return loop
@@ -110,13 +112,18 @@ class Container:
     def start_scheduler(self, *, with_applier: bool = True) -> Scheduler:
         """The scheduler (dispatch ticks, the Salesforce poller, housekeeping) and, unless
         told otherwise, the applier: each acts only while it holds its lease."""
-        from api.ingress import salesforce_poller
+        from api.ingress import directory_refresher, salesforce_poller
 
         outbox.register(self.engine, [*self.destinations, *self.deliverer.record_destinations])
         pollers = []
         if self.salesforce is not None:
             pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
                             salesforce_poller(self)))
+        if self.mailchimp is not None and "mailchimp" in self.destinations \
+                and self.settings.mailchimp.directory_refresh_seconds:
+            pollers.append(("mailchimp-directory",
+                            self.settings.mailchimp.directory_refresh_seconds,
+                            directory_refresher(self, "mailchimp", self.mailchimp)))
         scheduler = Scheduler(self.engine, self.dispatch, self.clock,
                               dispatch_seconds=self.settings.worker.dispatch_seconds,
                               inbox_keep=timedelta(days=self.settings.inbox_keep_days),
@@ -229,7 +236,8 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         name: c for name, c in connectors.items()
         if name in destinations and hasattr(c, "push_fields")}
     policy = Policy(lease=timedelta(seconds=w.lease_seconds),
-                    max_hold=timedelta(seconds=w.max_hold_seconds), max_attempts=w.max_attempts)
+                    max_hold=timedelta(seconds=w.max_hold_seconds), max_attempts=w.max_attempts,
+                    max_batch=w.max_batch)
     deliverer = Deliverer(engine, destinations, backoff(w.min_backoff_seconds,
                                                         w.max_backoff_seconds),
                           clock, holder=process_name("worker"), policy=policy,
@@ -239,12 +247,13 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     metrics.watch_database(engine, clock)
     dispatcher = actors.Dispatcher(engine, clock, metrics, stale_after=timedelta(
         seconds=max(5.0, 3 * w.dispatch_seconds)))
+    foreground = Foreground()
     actors.register(broker, deliverer, metrics, dispatcher,
-                    time_limit_ms=int(w.max_hold_seconds * 1000))
+                    time_limit_ms=int(w.max_hold_seconds * 1000), give_way=foreground.give_way)
     return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
                      deliverer=deliverer, broker=broker, metrics=metrics, dispatch=dispatcher,
-                     clock=clock, hubspot=hubspot, mailchimp=mailchimp,
+                     foreground=foreground, clock=clock, hubspot=hubspot, mailchimp=mailchimp,
                      salesforce=connectors.get("salesforce"))
 
 

@@ -78,14 +78,18 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """The HTTP app. With no broker URL it also runs the worker and scheduler in-process."""
+@click.option("--api-only", is_flag=True,
+              help="With no broker URL: leave the applier, scheduler and worker to a "
+                   "`privasync scheduler` process on the same database.")
+def serve(host: str, port: int, api_only: bool) -> None:
+    """The HTTP app. With no broker URL it also runs the worker, the applier and the
+    scheduler in-process, unless --api-only."""
     import uvicorn
 
     from api.app import create_app
 
     container = _build()
-    if container.embedded:
+    if container.embedded and not api_only:
         container.start_worker()
         container.start_scheduler()  # and the applier
     # No access log: Mailchimp's webhook path carries its secret token.
@@ -155,8 +159,11 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
 @click.option("--no-applier", is_flag=True, help="Leave applying the inbox to `privasync "
               "applier` processes.")
 def scheduler(no_applier: bool) -> None:
-    """Dispatch ticks, the Salesforce poller and the applier (one leader each, by lease)."""
+    """Dispatch ticks, the Salesforce poller and the applier (one leader each, by lease).
+    With no broker URL the embedded broker lives in this process, so the worker does too."""
     container = _build()
+    if container.embedded:
+        container.start_worker()
     container.start_scheduler(with_applier=not no_applier)
     try:
         _wait_for_signal()

@@ -14,8 +14,9 @@ from datetime import datetime
 
 from api.bootstrap import Container
 from connectors.salesforce import SalesforceCursor
-from core import codec, inbox, runtime
+from core import codec, directory, inbox, runtime
 from core.errors import ConfigError, Unauthenticated
+from core.ports import Directory
 
 
 def hubspot_webhook(container: Container, *, method: str, url: str, body: bytes,
@@ -24,9 +25,9 @@ def hubspot_webhook(container: Container, *, method: str, url: str, body: bytes,
     hubspot = container.hubspot
     if hubspot is None:
         raise ConfigError("HubSpot is not configured (PRIVASYNC_HUBSPOT__CLIENT_SECRET)")
-    hubspot.verify_signature(method=method, url=url, body=body, headers=headers, now=now)
-    events = hubspot.parse(body, now)
-    return container.store("hubspot", body, now, len(events))
+    with container.foreground.serving():
+        hubspot.verify_signature(method=method, url=url, body=body, headers=headers, now=now)
+        return container.store("hubspot", body, now, hubspot.validate(body))
 
 
 def mailchimp_webhook(container: Container, *, token: str, body: bytes,
@@ -34,8 +35,9 @@ def mailchimp_webhook(container: Container, *, token: str, body: bytes,
     """Mailchimp signs nothing: the secret token in the URL authenticates it."""
     check_mailchimp_token(container, token)
     assert container.mailchimp is not None
-    events = container.mailchimp.parse_webhook(body, now)
-    return container.store("mailchimp", body, now, len(events))
+    with container.foreground.serving():
+        events = container.mailchimp.parse_webhook(body, now)
+        return container.store("mailchimp", body, now, len(events))
 
 
 def check_mailchimp_token(container: Container, token: str) -> None:
@@ -74,3 +76,14 @@ def salesforce_poller(container: Container) -> Callable[[datetime], int]:
         return len(events)
 
     return poll
+
+
+def directory_refresher(container: Container, system: str,
+                        source: Directory) -> Callable[[datetime], int]:
+    """Read ``system``'s list in bulk (a call per page, not per person) into the directory."""
+
+    def refresh(now: datetime) -> int:
+        return directory.refresh(container.engine, container.keyring, system,
+                                 source.addresses(), now)
+
+    return refresh

@@ -37,6 +37,7 @@ class MailchimpSettings(BaseModel):
     list_id: str = ""
     webhook_token: SecretStr | None = None
     timeout_seconds: float = 10.0
+    directory_refresh_seconds: float = Field(default=21600.0, ge=0)
 
 
 class WorkerSettings(BaseModel):
@@ -48,6 +49,7 @@ class WorkerSettings(BaseModel):
     lease_seconds: float = Field(default=30.0, gt=0)
     max_hold_seconds: float = Field(default=300.0, gt=0)
     dispatch_seconds: float = Field(default=1.0, gt=0)
+    max_batch: int = Field(default=0, ge=0)
 
 
 class ApplierSettings(BaseModel):

@@ -9,18 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
-from api.stack import Emulators, Stack
+from api.stack import Emulators
 from bench import backends
 from bench.stats import summary_ms
-from core.db import events, jobs
-from core.model import SystemRef
+from core.db import event_counts, events, jobs, system_refs
 from core.outbox import CONSENT
 
 
-def job_rows(stack: Stack, since: datetime) -> list[Any]:
+def job_rows(engine: Engine, since: datetime) -> list[Any]:
     """Every job created since ``since``: consent jobs (the unsubscribes) and any other."""
-    with stack.container.engine.connect() as conn:
+    with engine.connect() as conn:
         return list(conn.execute(select(
             jobs.c.kind, jobs.c.destination, jobs.c.subject_id, jobs.c.status, jobs.c.attempts,
             jobs.c.origin_received_at, jobs.c.claimed_at, jobs.c.done_at)
@@ -61,9 +61,10 @@ def latencies(rows: Sequence[Any], clicked: datetime) -> dict[str, Any]:
     return out
 
 
-def events_by_kind(stack: Stack, since: datetime) -> dict[str, int]:
-    """Events privasync stored since ``since``, by source, kind and outcome."""
-    with stack.container.engine.connect() as conn:
+def events_by_kind(engine: Engine, since: datetime) -> dict[str, int]:
+    """Events privasync stored since ``since``, by source, kind and outcome (no-ops such as
+    echoes are only counted: see ``outcome_counts``)."""
+    with engine.connect() as conn:
         rows = conn.execute(select(events.c.source, events.c.kind, events.c.outcome, func.count())
                             .where(events.c.received_at >= since)
                             .group_by(events.c.source, events.c.kind, events.c.outcome)).all()
@@ -75,15 +76,23 @@ def _withdrawn(held: dict[str, Any] | None) -> bool:
     return bool(consents) and all(c["status"] == "withdrawn" for c in consents)
 
 
-def verify(stack: Stack, emu: Emulators, contacts: Sequence[str],
+def outcome_counts(engine: Engine) -> dict[str, int]:
+    """Events applied since the start, by source and outcome."""
+    with engine.connect() as conn:
+        return {f"{r.source} -> {r.outcome}": int(r.n)
+                for r in conn.execute(select(event_counts)).all()}
+
+
+def verify(engine: Engine, emu: Emulators, contacts: Sequence[str],
            records: Sequence[str]) -> dict[str, Any]:
     """How many of the N people each system now holds as unsubscribed."""
     sf = sum(1 for r in records if (emu.salesforce.record(r) or {}).get("HasOptedOutOfEmail"))
     mc = sum(1 for i in range(len(contacts))
              if (emu.mailchimp.member(backends.email(i)) or {}).get("status") == "unsubscribed")
-    with stack.container.engine.connect() as conn:
-        subjects = [stack.container.identity.by_ref(conn, SystemRef("hubspot", f"contact:{c}"))
-                    for c in contacts]
+    with engine.connect() as conn:
+        owner = dict(conn.execute(select(system_refs.c.ref, system_refs.c.subject_id).where(
+            system_refs.c.system == "hubspot")).all())
+    subjects = [owner.get(f"contact:{c}") for c in contacts]
     partner = sum(1 for s in subjects if s and _withdrawn(emu.partner.state(s)))
     people = len(contacts)
     return {"salesforce HasOptedOutOfEmail": sf, "mailchimp unsubscribed": mc,
@@ -91,23 +100,25 @@ def verify(stack: Stack, emu: Emulators, contacts: Sequence[str],
             "all_ok": sf == mc == partner == people}
 
 
-def echo_counts(stack: Stack, since: datetime, poll_seconds: float, jobs_before: int,
-                wait: bool) -> dict[str, Any]:
+def echo_counts(engine: Engine, since: datetime, poll_seconds: float, jobs_before: int,
+                unchanged_before: int, wait: bool) -> dict[str, Any]:
     """Our own Salesforce writes read back by the poller, and the jobs they caused.
 
     The poller's SOQL path reads a write back on its next poll; getUpdated, which
     works to the minute, reports it again after the next minute boundary. With
-    ``wait`` this sleeps until then plus two polls."""
+    ``wait`` this sleeps until then plus two polls. Read-backs that change nothing
+    are counted, not stored."""
     waited = 0.0
     if wait:
         now = datetime.now(UTC)
         waited = 60 - now.second - now.microsecond / 1e6 + 2 * poll_seconds + 1.0
         time.sleep(waited)
-    with stack.container.engine.connect() as conn:
-        read_back = conn.execute(select(func.count()).select_from(events).where(
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(events).where(
             events.c.source == "salesforce", events.c.received_at >= since)).scalar_one()
         total_jobs = conn.execute(select(func.count()).select_from(jobs).where(
             jobs.c.created_at >= since)).scalar_one()
-    return {"salesforce_events_read_back": int(read_back),
+    unchanged = outcome_counts(engine).get("salesforce -> unchanged", 0) - unchanged_before
+    return {"salesforce_events_read_back": int(stored) + unchanged,
             "new_jobs_caused": int(total_jobs) - jobs_before,
             "waited_seconds": round(waited, 1)}

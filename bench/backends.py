@@ -1,4 +1,4 @@
-"""Fresh storage per measurement and the stack started on it.
+"""Fresh storage per measurement, and privasync taught who is who before it.
 
 ``sqlite``: a new SQLite file under var/bench/ and the embedded in-process broker.
 ``redis``: the dedicated PostgreSQL database ``privasync_bench`` (schema reset)
@@ -8,21 +8,20 @@ and a dedicated Redis db (flushed), both on the machine's loopback services.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from api.stack import Emulators, Stack, start_stack
 from core.model import EventMeta, SubjectHint, SubjectSeen, SystemRef
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
 MAPPINGS = ROOT / "mappings"
 PG_DATABASE = "privasync_bench"
-LABELS = {"sqlite": "SQLite + in-process broker", "redis": "Redis broker + PostgreSQL"}
+LABELS = {"sqlite": "SQLite, one process", "sqlite2": "SQLite, two processes",
+          "redis": "PostgreSQL + Redis, 4 procs"}
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,13 @@ def _reset_postgres(server: str) -> str:
 
 
 def _reset_redis(url: str) -> None:
+    """Drop the bench's own broker keys (its namespace), nothing else of that Redis."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        client.flushdb()
+        for key in client.scan_iter("privasync-bench:*"):
+            client.delete(key)
     finally:
         client.close()
 
@@ -77,7 +78,7 @@ def prepare(backend: str, services: Services) -> tuple[str, str, Path]:
     var_dir = VAR / backend
     shutil.rmtree(var_dir, ignore_errors=True)
     var_dir.mkdir(parents=True)
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         return f"sqlite:///{var_dir}/privasync.db", "", var_dir
     if backend == "redis":
         database = _reset_postgres(services.postgres_server)
@@ -86,36 +87,34 @@ def prepare(backend: str, services: Services) -> tuple[str, str, Path]:
     raise SystemExit(f"unknown backend {backend!r}: use sqlite and/or redis")
 
 
-@contextmanager
-def running(backend: str, services: Services, *, poll_seconds: float, worker_threads: int,
-            emulators: Emulators | None = None) -> Iterator[Stack]:
-    database, broker, var_dir = prepare(backend, services)
-    stack = start_stack(database_url=database, var_dir=var_dir, broker_url=broker,
-                        mappings_dir=MAPPINGS, poll_seconds=poll_seconds,
-                        worker_threads=worker_threads, emulators=emulators)
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
 def email(n: int) -> str:
     return f"person{n}@example.com"
 
 
-def seed_identity(stack: Stack, people: Sequence[tuple[str, str]], chunk: int = 250) -> float:
-    """Teach privasync (HubSpot contact id, e-mail) pairs straight through intake, as the
-    ``contact.creation`` webhook plus one e-mail look-up would; returns seconds taken."""
-    started = datetime.now(UTC)
-    for start in range(0, len(people), chunk):
-        now = datetime.now(UTC)
-        events = [SubjectSeen(EventMeta("hubspot", f"bench-seed:{contact}", now,
-                                        kind="contact.creation"),
-                              SubjectHint(ref=SystemRef("hubspot", f"contact:{contact}"),
-                                          email=address))
-                  for contact, address in people[start:start + chunk]]
-        stack.container.intake.accept(events, now)
-    return (datetime.now(UTC) - started).total_seconds()
+def seed_identity(database: str, secret: str, people: Sequence[tuple[str, str]],
+                  chunk: int = 500) -> None:
+    """Teach privasync (HubSpot contact id, e-mail) pairs as ``contact.creation`` plus one
+    e-mail look-up would: SubjectSeen events stored in its inbox for the applier."""
+    from core import codec, inbox
+    from core.crypto import Keyring
+    from core.db import make_engine
+
+    keyring = Keyring(secret.encode())
+    engine = make_engine(database)
+    try:
+        for start in range(0, len(people), chunk):
+            now = datetime.now(UTC)
+            events = [SubjectSeen(EventMeta("hubspot", f"bench-seed:{contact}", now,
+                                            kind="contact.creation"),
+                                  SubjectHint(ref=SystemRef("hubspot", f"contact:{contact}"),
+                                              email=address))
+                      for contact, address in people[start:start + chunk]]
+            body = codec.encode(events)
+            with engine.begin() as conn:
+                inbox.store(conn, source="bench", sealed=keyring.seal(body),
+                            key=inbox.delivery_key(body), received_at=now, events=len(events))
+    finally:
+        engine.dispose()
 
 
 def quiet_logging() -> None:

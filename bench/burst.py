@@ -1,33 +1,49 @@
 """Measurements 2 and 3: a burst of unsubscribes clicked in HubSpot, until every
-destination agrees.
+destination agrees, with privasync deployed as in production (bench/deploy.py).
 
 Before privasync starts, N people are seeded in the emulators in-process (no
 HTTP, no webhooks): a HubSpot contact, a Salesforce Contact, a subscribed
 Mailchimp member. privasync then learns them as it would in production: the
 Salesforce poller's first poll reads the N Contacts (e-mail + Salesforce ref),
-and, unless ``cold``, the HubSpot contact ids come through intake as
-``SubjectSeen`` (what ``contact.creation`` plus an e-mail look-up would give).
-Then ``hubspot.ui_unsubscribe_all`` for each contact: the HubSpot emulator
-sends signed webhook batches (up to 100 events, 3 events per contact:
-hs_email_optout_101, _102 and hs_email_optout) from its one sender thread.
+the scheduler reads the Mailchimp audience in bulk, and, unless ``cold``, the
+HubSpot contact ids come in as ``SubjectSeen`` (what ``contact.creation`` plus
+an e-mail look-up would give). Then ``hubspot.ui_unsubscribe_all`` for each
+contact: the HubSpot emulator sends signed webhook batches (up to 100 events,
+3 per contact: hs_email_optout_101, _102 and hs_email_optout) from its one
+sender thread. Mailchimp answers each call after ``mailchimp_latency``.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
-from api.stack import Emulators, Stack
-from bench import backends, stats
-from bench.analysis import echo_counts, events_by_kind, job_rows, latencies, verify
-from core.db import events, jobs
+from api.stack import Emulators, hubspot_subscriptions
+from api.taxonomy import data_categories
+from bench import backends, deploy, stats
+from bench.analysis import (
+    echo_counts,
+    events_by_kind,
+    job_rows,
+    latencies,
+    outcome_counts,
+    verify,
+)
+from core import inbox
+from core.db import directory, jobs, make_engine, subjects
+from core.mappings import load_mappings
 from core.outbox import CONSENT
 from emulators.http import Request, Response
 from emulators.salesforce import SalesforceEmulator
+
+# One vendor call per change, no bulk read of the audience: what privasync is compared with.
+NAIVE = {"PRIVASYNC_WORKER__MAX_BATCH": "1", "PRIVASYNC_MAILCHIMP__DIRECTORY_REFRESH_SECONDS": "0"}
 
 LOOKUP_SOQL = "SELECT Id, Email, IndividualId FROM "  # the destination's, not the poller's
 VENDORS = ("hubspot", "salesforce", "mailchimp", "partner")
@@ -68,8 +84,8 @@ def seed_vendors(emu: Emulators, people: int) -> tuple[list[str], list[str]]:
     return contacts, records
 
 
-def _count(stack: Stack, query: Any) -> int:
-    with stack.container.engine.connect() as conn:
+def _count(engine: Engine, query: Any) -> int:
+    with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
 
 
@@ -82,20 +98,20 @@ def _wait(what: str, check: Any, deadline: float) -> bool:
     return False
 
 
-def _settle(stack: Stack, since: datetime, deadline: float, kind: str | None) -> str:
-    """Wait until no job (of ``kind``, created since ``since``) is pending or running.
-    Stop early, reporting it, when only running jobs are left and none has finished
-    for STALL_SECONDS (a worker lost their outcome: the reconciler takes them back
-    only after ``stale_after``)."""
+def _settle(engine: Engine, since: datetime, deadline: float, kind: str | None) -> str:
+    """Wait until nothing waits in the inbox and no job (of ``kind``, created since
+    ``since``) is pending or running. Stop early, reporting it, when only running jobs
+    are left and none has finished for STALL_SECONDS."""
     query = select(jobs.c.status, func.count()).where(jobs.c.created_at >= since)
     if kind is not None:
         query = query.where(jobs.c.kind == kind)
     query = query.group_by(jobs.c.status)
     last_done, changed = -1, time.monotonic()
     while time.monotonic() < deadline:
-        with stack.container.engine.connect() as conn:
+        with engine.connect() as conn:
             counts = dict(conn.execute(query).all())
-        if not counts.get("pending") and not counts.get("running"):
+            waiting = inbox.backlog(conn).rows
+        if not waiting and not counts.get("pending") and not counts.get("running"):
             return "complete"
         if counts.get("done", 0) != last_done:
             last_done, changed = counts.get("done", 0), time.monotonic()
@@ -138,20 +154,41 @@ def _api_calls(before: dict[str, Any], after: dict[str, Any], people: int) -> di
 
 
 def run(backend: str, services: backends.Services, *, people: int, poll_seconds: float,
-        worker_threads: int, cold: bool, echo: bool, timeout: float) -> dict[str, Any]:
-    emu = Emulators(salesforce=CountingSalesforce())
+        worker_threads: int, cold: bool, echo: bool, timeout: float,
+        mailchimp_latency: float, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    emu = Emulators(salesforce=CountingSalesforce()).start()
+    try:
+        return _run(backend, services, emu, people=people, poll_seconds=poll_seconds,
+                    worker_threads=worker_threads, cold=cold, echo=echo, timeout=timeout,
+                    mailchimp_latency=mailchimp_latency, extra=extra)
+    finally:
+        emu.stop()
+
+
+def _run(backend: str, services: backends.Services, emu: Emulators, *, people: int,
+         poll_seconds: float, worker_threads: int, cold: bool, echo: bool, timeout: float,
+         mailchimp_latency: float, extra: Mapping[str, str] | None) -> dict[str, Any]:
     contacts, records = seed_vendors(emu, people)
-    with backends.running(backend, services, poll_seconds=poll_seconds,
-                          worker_threads=worker_threads, emulators=emu) as stack:
+    with deploy.running(backend, services, emu, poll_seconds=poll_seconds, extra=extra,
+                        worker_threads=worker_threads) as deployment:
+        engine = make_engine(deployment.database_url)
         deadline = time.monotonic() + timeout
-        seeded = 0.0 if cold else backends.seed_identity(
-            stack, [(c, backends.email(i)) for i, c in enumerate(contacts)])
-        _wait("the Salesforce poller's first poll", lambda: _count(stack, select(
-            func.count()).select_from(events).where(events.c.source == "salesforce"))
-            >= people, deadline)
-        quiet = _settle(stack, datetime.min.replace(tzinfo=UTC), deadline, None)
+        if not cold:
+            backends.seed_identity(deployment.database_url, deploy.SECRET_KEY,
+                                   [(c, backends.email(i)) for i, c in enumerate(contacts)])
+        _wait("the Salesforce poller's first poll", lambda: _count(engine, select(
+            func.count()).select_from(subjects)) >= people, deadline)
+        if not extra:
+            _wait("the Mailchimp audience read", lambda: _count(engine, select(
+                func.count()).select_from(directory)) >= people, deadline)
+        quiet = _settle(engine, datetime.min.replace(tzinfo=UTC), deadline, None)
+        emu.hubspot.configure_webhooks(f"{deployment.url}/webhooks/hubspot",
+                                       hubspot_subscriptions(load_mappings(
+                                           backends.MAPPINGS, data_categories())))
+        emu.mailchimp.latency_seconds = mailchimp_latency
         before = _snapshot(emu)
-        cpu0, started = stats.cpu_seconds(), datetime.now(UTC)
+        unchanged_before = outcome_counts(engine).get("salesforce -> unchanged", 0)
+        started = datetime.now(UTC)
         for contact in contacts:
             emu.hubspot.ui_unsubscribe_all(contact)
         try:
@@ -159,13 +196,15 @@ def run(backend: str, services: backends.Services, *, people: int, poll_seconds:
         except TimeoutError as exc:
             print(f"  ! HubSpot webhooks not all delivered: {exc}", flush=True)  # noqa: T201
         ingested = datetime.now(UTC)
-        complete = _settle(stack, started, deadline, CONSENT)
-        cpu = stats.cpu_seconds() - cpu0
+        complete = _settle(engine, started, deadline, CONSENT)
         after = _snapshot(emu)
-        rows = job_rows(stack, started)
-        checked = verify(stack, emu, contacts, records)
-        stored = events_by_kind(stack, started)
-        echoed = echo_counts(stack, started, poll_seconds, len(rows), wait=echo)
+        memory = deployment.peak_memory_mb()
+        rows = job_rows(engine, started)
+        checked = verify(engine, emu, contacts, records)
+        stored = events_by_kind(engine, started)
+        echoed = echo_counts(engine, started, poll_seconds, len(rows), unchanged_before,
+                             wait=echo)
+        engine.dispose()
     sent = emu.hubspot.webhook_deliveries[before["deliveries"]:after["deliveries"]]
     lat = latencies(rows, started)
     last_done = max((r.done_at for r in rows if r.kind == CONSENT and r.done_at is not None),
@@ -174,9 +213,12 @@ def run(backend: str, services: backends.Services, *, people: int, poll_seconds:
     consent = [r for r in rows if r.kind == CONSENT]
     done = sum(1 for r in consent if r.status == "done")
     return {
-        "people": people, "identity": "cold: HubSpot ids unknown, e-mails looked up in HubSpot"
-        if cold else "HubSpot ids + e-mails known (SubjectSeen via container.intake.accept)",
-        "identity_seeding_seconds": round(seeded, 2), "outcome": complete,
+        "people": people, "configuration": "naive: " + ", ".join(
+            f"{k}={v}" for k, v in (extra or {}).items()) if extra else "as shipped",
+        "processes": sorted(deployment.procs),
+        "identity": "cold: HubSpot ids unknown, e-mails looked up in HubSpot"
+        if cold else "HubSpot ids + e-mails known (SubjectSeen stored in the inbox)",
+        "mailchimp_latency_ms": round(mailchimp_latency * 1000), "outcome": complete,
         "webhook_deliveries": {"batches": len(sent), "events": sum(n for s, n in sent),
                                "non_2xx": sum(1 for s, _ in sent if not 200 <= s < 300),
                                "largest_batch": max((n for _, n in sent), default=0)},
@@ -192,6 +234,6 @@ def run(backend: str, services: backends.Services, *, people: int, poll_seconds:
         "wall_seconds": round(wall, 3),
         "jobs_done": done, "jobs_per_s": round(done / max(wall, 1e-9), 1),
         "unsubscribes_per_s": round(people / max(wall, 1e-9), 1),
-        "app_process_cpu_seconds": round(cpu, 2),
+        "peak_memory_mb": memory,
         "echo": echoed,
     }

@@ -1,9 +1,9 @@
 """``python -m bench.micro``: the two hot paths measured alone, in one process.
 
-1. Intake: HubSpot-style opt-outs (two purposes, three destinations) for people
-   privasync already knows, 100 events per transaction as a webhook batch
-   delivers them; events/s and SQL statements per event, SQLite and PostgreSQL
-   side by side.
+1. Applying: HubSpot-style opt-outs (two purposes, three destinations) for people
+   privasync already knows, stored in the inbox 100 events a row as webhook
+   batches arrive, then applied by the applier; events/s and SQL statements per
+   event, SQLite and PostgreSQL side by side.
 2. Minimisation: decisions per second on one core for a 9-field record and a
    subject with consent on two purposes, against each destination.
 
@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import event, text
 
 from api.taxonomy import data_categories
+from core import codec, inbox
+from core.applier import Applier
 from core.crypto import Keyring
 from core.db import make_engine
-from core.identity import IdentityMap
-from core.intake import Intake, Routes
 from core.mappings import load_mappings
 from core.minimise import SubjectContext, minimise
 from core.model import (
@@ -41,6 +41,7 @@ from core.model import (
     SubjectSeen,
     SystemRef,
 )
+from core.routes import Routes
 from core.schema import upgrade
 
 MAPPINGS = Path(__file__).parents[1] / "mappings"
@@ -66,37 +67,56 @@ def _ref(i: int) -> SystemRef:
     return SystemRef("hubspot", f"contact:{i}")
 
 
-def intake(kind: str, people: int, batch: int) -> dict[str, Any]:
+def applying(kind: str, people: int, batch: int) -> dict[str, Any]:
     engine = make_engine(_database(kind))
     upgrade(engine)
     mappings = load_mappings(MAPPINGS, data_categories())
-    intake = Intake(engine, IdentityMap(Keyring(b"micro-bench-secret-0123456789")), mappings,
-                    Routes.from_mappings(mappings, ["hubspot", "salesforce", "mailchimp"]))
+    keyring = Keyring(b"micro-bench-secret-0123456789")
+    applier = Applier(engine, keyring, mappings,
+                      Routes.from_mappings(mappings, ["hubspot", "salesforce", "mailchimp"]),
+                      clock=lambda: datetime.now(UTC), holder="applier:bench")
     start = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def store(events: list[Any]) -> None:
+        body = codec.encode(events)
+        with engine.begin() as conn:
+            inbox.store(conn, source="bench", sealed=keyring.seal(body),
+                        key=inbox.delivery_key(body), received_at=datetime.now(UTC),
+                        events=len(events))
+
+    def apply_all() -> int:
+        ticks = 0
+        while (report := applier.tick()) is not None and report.rows:
+            ticks += 1
+        return ticks
+
     for lo in range(0, people, batch):
-        intake.accept([SubjectSeen(EventMeta("hubspot", f"seen-{i}", start),
-                                   SubjectHint(_ref(i), f"person{i}@example.com"))
-                       for i in range(lo, min(people, lo + batch))], start)
-    statements = 0
-
-    def count(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
-
-    event.listen(engine, "before_cursor_execute", count)
+        store([SubjectSeen(EventMeta("hubspot", f"seen-{i}", start),
+                           SubjectHint(_ref(i), f"person{i}@example.com"))
+               for i in range(lo, min(people, lo + batch))])
+    apply_all()
     changes = tuple(ConsentChange(p, Channel.EMAIL, ConsentStatus.WITHDRAWN)
                     for p in ("product_news", "offers"))
-    began = time.perf_counter()
+    when = start + timedelta(minutes=1)
     for lo in range(0, people, batch):
-        when = start + timedelta(minutes=1)
-        intake.accept([ConsentChanged(EventMeta("hubspot", f"optout-{i}", when), SubjectHint(
-            _ref(i)), changes) for i in range(lo, min(people, lo + batch))], when)
+        store([ConsentChanged(EventMeta("hubspot", f"optout-{i}", when), SubjectHint(_ref(i)),
+                              changes) for i in range(lo, min(people, lo + batch))])
+    statements = 0
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal statements
+        statements += statement.split()[0] not in ("BEGIN", "COMMIT")
+
+    event.listen(engine, "before_cursor_execute", count)
+    began = time.perf_counter()
+    ticks = apply_all()
     seconds = time.perf_counter() - began
     event.remove(engine, "before_cursor_execute", count)
     engine.dispose()
-    return {"backend": kind, "events": people, "seconds": round(seconds, 2),
+    return {"backend": kind, "events": people, "ticks": ticks, "seconds": round(seconds, 2),
             "events_per_second": round(people / seconds, 1),
-            "statements_per_event": round(statements / people, 1)}
+            "statements_per_event": round(statements / people, 3),
+            "statements_per_100_events": round(statements / people * 100, 1)}
 
 
 def decisions(seconds: float) -> dict[str, Any]:
@@ -123,19 +143,22 @@ def decisions(seconds: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--people", type=int, default=1000)
+    p.add_argument("--people", type=int, default=10000)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--seconds", type=float, default=3.0, help="minimisation run time")
     args = p.parse_args(argv)
     VAR.mkdir(parents=True, exist_ok=True)
-    rows = [intake(kind, args.people, args.batch) for kind in ("sqlite", "postgresql")]
+    rows = [applying(kind, args.people, args.batch) for kind in ("sqlite", "postgresql")]
     minimised = decisions(args.seconds)
-    out = {"intake": rows, "minimise": minimised}
+    out = {"applying": rows, "minimise": minimised}
     (VAR / "micro.json").write_text(json.dumps(out, indent=2))
-    print(f"Intake, {args.people} opt-outs in batches of {args.batch} (in process, no HTTP)")  # noqa: T201
+    print(f"Applying {args.people} opt-outs stored {args.batch} to an inbox row "  # noqa: T201
+          "(the applier alone, in process)")
     for r in rows:
         print(f"  {r['backend']:<11} {r['events_per_second']:>8} events/s  "  # noqa: T201
-              f"{r['statements_per_event']:>5} SQL statements/event  ({r['seconds']} s)")
+              f"{r['statements_per_event']:>6} SQL statements/event "
+              f"({r['statements_per_100_events']} per 100)  {r['ticks']} ticks, "
+              f"{r['seconds']} s")
     print(f"Minimisation on one core: {minimised['records_per_second']} records/s = "  # noqa: T201
           f"{minimised['field_decisions_per_second']} field decisions/s "
           f"({minimised['fields_per_record']} fields per record)")

@@ -52,58 +52,67 @@ def _ms(d: dict[str, Any] | None) -> str:
 
 
 def _lat(name: str) -> Callable[[dict[str, Any]], str]:
-    return lambda b: _ms(b["burst"]["latency"].get(name))
+    return lambda b: _ms(b["latency"].get(name))
 
 
 def _calls(vendor: str) -> Callable[[dict[str, Any]], str]:
     def show(b: dict[str, Any]) -> str:
-        c = b["burst"]["api_calls"][vendor]
+        c = b["api_calls"][vendor]
         return f"{c['per_unsubscribe']:.3f} ({c['delivery_calls']})"
     return show
 
 
 def _verified(b: dict[str, Any]) -> str:
-    v = b["burst"]["verified"]
+    v = b["verified"]
     return (f"{v['salesforce HasOptedOutOfEmail']}/{v['mailchimp unsubscribed']}/"
             f"{v['partner withdrawn']} of {v['of']}")
 
 
 def _deliveries(b: dict[str, Any]) -> str:
-    d = b["burst"]["webhook_deliveries"]
+    d = b["webhook_deliveries"]
     return f"{d['batches']} ({d['events']}), {d['non_2xx']}"
 
 
 def _jobs_left(b: dict[str, Any]) -> str:
     left: dict[str, int] = {}
-    for key, n in b["burst"]["jobs"].items():
+    for key, n in b["jobs"].items():
         status = key.rsplit(":", 1)[1]
-        if status != "done":
+        if status not in ("done", "superseded"):
             left[status] = left.get(status, 0) + n
     return ", ".join(f"{n} {status}" for status, n in sorted(left.items())) or "none"
 
 
 def _echo(b: dict[str, Any]) -> str:
-    e = b["burst"]["echo"]
+    e = b["echo"]
     waited = f" (+{e['waited_seconds']:.0f} s)" if e["waited_seconds"] else " (no wait)"
     return f"{e['salesforce_events_read_back']} / {e['new_jobs_caused']}{waited}"
 
 
+def _memory(b: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(b["peak_memory_mb"].items()))
+
+
+def _ratio(b: dict[str, Any]) -> str:
+    return f"{b['ingest']['events_per_s'] / max(b['floor']['events_per_s'], 1e-9):.2f}"
+
+
 INGEST: list[Row] = [
-    ("events accepted / sent", lambda b: f"{b['ingest']['events_accepted']} / "
-                                         f"{b['ingest']['events_sent']}"),
-    ("batches (100 events) ok / failed", lambda b: f"{b['ingest']['batches_ok']} / "
-                                                   f"{b['ingest']['batches_failed']}"),
-    ("duration", lambda b: f"{b['ingest']['seconds']:.2f} s"),
-    ("events/s", lambda b: f"{b['ingest']['events_per_s']:.0f}"),
-    ("batches/s", lambda b: f"{b['ingest']['batches_per_s']:.1f}"),
-    ("batch response p50 / p99", lambda b: _ms(b["ingest"]["batch_latency"])),
-    ("jobs created (done by the end)", lambda b: f"{b['ingest']['jobs_created']} "
-                                                 f"({b['ingest']['jobs_done_by_end']})"),
-    ("app process CPU", lambda b: f"{b['ingest']['app_process_cpu_seconds']:.1f} s"),
+    ("floor: events/s (batches refused)",
+     lambda b: f"{b['floor']['events_per_s']:.0f} ({b['floor']['batches_failed']})"),
+    ("floor: batch answered p50 / p99", lambda b: _ms(b["floor"]["batch_latency"])),
+    ("privasync: events/s (batches refused)",
+     lambda b: f"{b['ingest']['events_per_s']:.0f} ({b['ingest']['batches_failed']})"),
+    ("privasync: batch answered p50 / p99", lambda b: _ms(b["ingest"]["batch_latency"])),
+    ("privasync / floor", _ratio),
+    ("all applied / delivered after",
+     lambda b: f"{b['ingest']['applied_all_after_seconds']:.1f} / "
+               f"{b['ingest']['delivered_all_after_seconds']:.1f} s"),
+    ("jobs done by the end", lambda b: str(b["ingest"]["jobs_done_by_end"])),
+    ("peak memory, MB", lambda b: _memory(b["ingest"])),
 ]
 BURST: list[Row] = [
     ("webhook deliveries (events), refused", _deliveries),
-    ("all webhooks accepted after", lambda b: f"{b['burst']['ingest_seconds']:.2f} s"),
+    ("all webhooks accepted after", lambda b: f"{b['ingest_seconds']:.2f} s"),
     ("latency p50/p99 salesforce", _lat("salesforce")),
     ("latency p50/p99 mailchimp", _lat("mailchimp")),
     ("latency p50/p99 partner", _lat("partner:contact_centre")),
@@ -115,20 +124,13 @@ BURST: list[Row] = [
     ("calls/unsub Mailchimp (total)", _calls("mailchimp")),
     ("calls/unsub partner (total)", _calls("partner")),
     ("Salesforce polling calls (apart)",
-     lambda b: str(b["burst"]["api_calls"]["salesforce"]["polling_calls"])),
-]
-WALL: list[Row] = [
-    ("burst wall time (click -> last update)", lambda b: f"{b['burst']['wall_seconds']:.2f} s"),
-    ("outcome", lambda b: b["burst"]["outcome"]),
-    ("jobs done", lambda b: str(b["burst"]["jobs_done"])),
-    ("jobs not done", _jobs_left),
-    ("other jobs in the window (not consent)",
-     lambda b: str(sum(b["burst"]["other_jobs"].values()))),
-    ("HubSpot answers 429 in the window",
-     lambda b: str(b["burst"]["hubspot_statuses"].get("429", 0))),
-    ("jobs/s", lambda b: f"{b['burst']['jobs_per_s']:.0f}"),
-    ("unsubscribes/s (all destinations)", lambda b: f"{b['burst']['unsubscribes_per_s']:.0f}"),
-    ("app process CPU during burst", lambda b: f"{b['burst']['app_process_cpu_seconds']:.1f} s"),
+     lambda b: str(b["api_calls"]["salesforce"]["polling_calls"])),
+    ("burst wall time (click -> last update)", lambda b: f"{b['wall_seconds']:.2f} s"),
+    ("outcome", lambda b: b["outcome"]),
+    ("jobs done / not done", lambda b: f"{b['jobs_done']} / {_jobs_left(b)}"),
+    ("HubSpot answers 429 in the window", lambda b: str(b["hubspot_statuses"].get("429", 0))),
+    ("unsubscribes/s (all destinations)", lambda b: f"{b['unsubscribes_per_s']:.0f}"),
+    ("peak memory, MB", _memory),
     ("SF read-back of our writes / new jobs", _echo),
 ]
 
@@ -136,40 +138,38 @@ WALL: list[Row] = [
 def _cell(row: Row, result: dict[str, Any]) -> str:
     try:
         return str(row[1](result))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return "-"
 
 
-def table(results: dict[str, dict[str, Any]], config: dict[str, Any]) -> str:
-    names = list(results)
+def _section(title: str, rows: list[Row], columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
     width = 40
-    cols = [max(28, len(LABELS.get(n, n)) + 2) for n in names]
-    lines = ["", f"{'':<{width}}" + "".join(f"{LABELS.get(n, n):>{w}}" for n, w in
-                                              zip(names, cols, strict=True))]
-    sections = [(f"1. Webhook ingest ({config['events']} signed hs_email_optout events, "
-                 f"{config['clients']} client processes)", INGEST, "ingest"),
-                (f"2. Burst: {config['people']} people unsubscribed in HubSpot", BURST, "burst"),
-                ("3. Burst totals", WALL, "burst")]
-    for title, rows, key in sections:
-        lines += ["", title]
-        for row in rows:
-            cells = [_cell(row, results[n]) if key in results[n] else "skipped" for n in names]
-            lines.append(f"  {row[0]:<{width - 2}}" + "".join(
-                f"{c:>{w}}" for c, w in zip(cells, cols, strict=True)))
+    cols = [max(30, len(label) + 2) for label, _ in columns]
+    lines = ["", title, f"{'':<{width}}" + "".join(
+        f"{label:>{w}}" for (label, _), w in zip(columns, cols, strict=True))]
+    for row in rows:
+        lines.append(f"  {row[0]:<{width - 2}}" + "".join(
+            f"{_cell(row, result):>{w}}" for (_, result), w in zip(columns, cols, strict=True)))
+    return lines
+
+
+def table(results: dict[str, dict[str, Any]], config: dict[str, Any]) -> str:
+    lines: list[str] = []
+    ingest = [(LABELS.get(n, n), r) for n, r in results.items() if "ingest" in r]
+    if ingest:
+        lines += _section(f"1. Webhook ingest: {config['events']} signed hs_email_optout "
+                          f"events in batches of 100, {config['clients']} client processes; "
+                          "the floor verifies, parses and stores the raw batch, nothing else",
+                          INGEST, ingest)
+    burst = [(f"{LABELS.get(n, n)}{' (naive)' if v == 'naive' else ''}", r[v])
+             for n, r in results.items() for v in ("burst", "naive") if v in r]
+    if burst:
+        lines += _section(f"2. Burst: {config['people']} people unsubscribed in HubSpot, "
+                          f"Mailchimp answering in {config['mailchimp_latency'] * 1000:.0f} ms",
+                          BURST, burst)
     lines += ["", "Latency: webhook accepted (jobs.origin_received_at) -> destination updated "
               "(jobs.done_at).",
               "calls/unsub: vendor API calls per unsubscribe, seeding and Salesforce polling "
-              "excluded.",
-              _hubspot_note(results)]
+              "excluded. naive: one vendor call per change, no bulk read of the audience.",
+              "HubSpot: the unsubscribes originate there, so privasync writes nothing back."]
     return "\n".join(lines)
-
-
-def _hubspot_note(results: dict[str, dict[str, Any]]) -> str:
-    calls = [r["burst"]["api_calls"]["hubspot"]["delivery_calls"] for r in results.values()
-             if "burst" in r]
-    if not any(calls):
-        return ("HubSpot: the unsubscribes originate there, so privasync writes nothing back; "
-                "its 100 req/10 s limit (emulated) is not touched.")
-    return ("HubSpot: the unsubscribes originate there and cause no write back; the HubSpot "
-            f"calls counted ({'/'.join(map(str, calls))}) come from other jobs in the window "
-            "(JSON: other_jobs, by_endpoint) and count against its 100 req/10 s limit.")

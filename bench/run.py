@@ -1,6 +1,7 @@
-"""``python -m bench.run``: ingest throughput and unsubscribe propagation, per backend.
+"""``python -m bench.run``: ingest throughput against a floor, and unsubscribe propagation,
+with privasync deployed as in production, per backend, and a naive configuration beside it.
 
-    python -m bench.run --people 1000 --events 2000 --backends sqlite,redis
+    python -m bench.run --events 10000 --people 1000 --backends sqlite,redis
 
 Prints a side-by-side table and writes the same figures as JSON to
 var/bench/latest.json. Everything runs on 127.0.0.1 and stops by itself: each
@@ -28,16 +29,22 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backends", default="sqlite,redis",
-                   help="comma-separated: sqlite (SQLite + in-process broker), "
-                        "redis (Redis broker + PostgreSQL)")
+    p.add_argument("--backends", default="sqlite,sqlite2,redis",
+                   help="comma-separated: sqlite (one `privasync serve`: SQLite, embedded "
+                        "broker), sqlite2 (serve --api-only + scheduler on SQLite), redis "
+                        "(api, scheduler, 2 workers: PostgreSQL and Redis)")
     p.add_argument("--people", type=int, default=1000, help="people unsubscribed in the burst")
-    p.add_argument("--events", type=int, default=2000,
+    p.add_argument("--events", type=int, default=10000,
                    help="webhook events posted in the ingest measurement (batches of 100)")
     p.add_argument("--clients", type=int, default=4, help="client processes posting webhooks")
     p.add_argument("--poll-seconds", type=float, default=2.0,
                    help="Salesforce poll interval (production default: 30)")
     p.add_argument("--worker-threads", type=int, default=4)
+    p.add_argument("--mailchimp-latency", type=float, default=0.1,
+                   help="seconds Mailchimp takes to answer each call in the burst")
+    p.add_argument("--naive", default="redis",
+                   help="backends that also run the burst with one vendor call per change "
+                        "and no bulk read of the audience (empty: none)")
     p.add_argument("--cold", action="store_true",
                    help="burst: privasync does not know the HubSpot contact ids, so it looks "
                         "their e-mails up in HubSpot (rate-limited API)")
@@ -66,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     services.check_loopback()
     backends.quiet_logging()
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    naive = {n.strip() for n in args.naive.split(",") if n.strip()}
     phases = {p.strip() for p in args.phases.split(",")}
-    config = {"people": args.people, "events": args.events, "clients": args.clients,
-              "poll_seconds": args.poll_seconds, "worker_threads": args.worker_threads,
-              "cold": args.cold, "echo": args.echo,
-              "backends": names}
+    config = {k: getattr(args, k) for k in ("people", "events", "clients", "poll_seconds",
+                                            "worker_threads", "mailchimp_latency", "cold",
+                                            "echo")} | {"backends": names,
+                                                        "naive": sorted(naive)}
     command = "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = report.machine()
     _say(f"privasync bench: {command.strip()}")
@@ -79,20 +87,29 @@ def main(argv: list[str] | None = None) -> int:
          f"load {machine['load_average_at_start']}; tree {machine['git']}")
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {name: {} for name in names}
+
+    def stamp() -> str:
+        return f"[{time.monotonic() - started:6.1f}s]"
+
     for name in names:
         label = backends.LABELS.get(name, name)
         if "ingest" in phases:
-            _say(f"[{time.monotonic() - started:6.1f}s] {label}: ingest, {args.events} events")
+            _say(f"{stamp()} {label}: ingest floor, {args.events} events")
+            results[name]["floor"] = ingest.floor(name, services, events=args.events,
+                                                  clients=args.clients, timeout=args.timeout)
+            _say(f"{stamp()} {label}: ingest, {args.events} events")
             results[name]["ingest"] = ingest.run(
                 name, services, events=args.events, clients=args.clients,
-                poll_seconds=args.poll_seconds, worker_threads=args.worker_threads,
-                timeout=args.timeout)
+                poll_seconds=args.poll_seconds, timeout=args.timeout)
         if "burst" in phases:
-            _say(f"[{time.monotonic() - started:6.1f}s] {label}: burst, {args.people} people")
-            results[name]["burst"] = burst.run(
-                name, services, people=args.people, poll_seconds=args.poll_seconds,
-                worker_threads=args.worker_threads, cold=args.cold, echo=args.echo,
-                timeout=args.timeout)
+            for variant, extra in [("burst", None)] + ([("naive", burst.NAIVE)]
+                                                       if name in naive else []):
+                _say(f"{stamp()} {label}: {variant}, {args.people} people")
+                results[name][variant] = burst.run(
+                    name, services, people=args.people, poll_seconds=args.poll_seconds,
+                    worker_threads=args.worker_threads, cold=args.cold, echo=args.echo,
+                    timeout=args.timeout, mailchimp_latency=args.mailchimp_latency,
+                    extra=extra)
     runtime = time.monotonic() - started
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     _say(report.table(results, config))
@@ -102,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 "results": results}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    ok = all(r.get("burst", {}).get("verified", {}).get("all_ok", True) for r in results.values())
+    ok = all(r.get(v, {}).get("verified", {}).get("all_ok", True)
+             for r in results.values() for v in ("burst", "naive"))
     return 0 if ok else 1
 
 

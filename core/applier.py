@@ -102,16 +102,17 @@ class Applier:
             raise LeaseLost("the applier lease was lost")
 
     # -- one tick --------------------------------------------------------------------
-    def tick(self) -> TickReport | None:
-        """Apply the next batch of inbox rows (and chain pending ledger entries);
-        None when another applier leads."""
+    def tick(self, max_events: int | None = None) -> TickReport | None:
+        """Apply the next batch of inbox rows (and chain pending ledger entries), at most
+        ``max_events`` (the policy's by default); None when another applier leads."""
         now = self.clock()
         if not self.lease.held(now):
             return None
         report = TickReport()
         with reader(self.engine).connect() as conn:
             due = inbox.due(conn, now, max_rows=self.policy.max_rows,
-                            max_events=self.policy.max_events)
+                            max_events=min(max_events or self.policy.max_events,
+                                           self.policy.max_events))
             chaining = conn.execute(select(ledger_pending.c.id).limit(1)).first() is not None
         if due:
             self._apply(self._parse(due), report)

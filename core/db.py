@@ -7,6 +7,7 @@ encrypted with the subject's own key; erasure destroys the key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,11 +163,12 @@ jobs = Table(
     # Record jobs only: the changed fields, encrypted under the subject's key and
     # cleared once delivered (values live here only until they reach the destination).
     Column("payload", LargeBinary, nullable=True),
-    Index("ix_jobs_destination_status_due", "destination", "status", "next_attempt_at"),
-    Index("ix_jobs_subject_destination", "subject_id", "destination", "kind", "status"),
+    # Only unfinished jobs are indexed for claims, dispatch ticks and backlog metrics, and
+    # only running ones for who is writing whom: inserting a job maintains three indexes.
+    Index("ix_jobs_unfinished", "destination", "kind", "status", "next_attempt_at",
+          **_where("status NOT IN ('done', 'superseded')")),
+    Index("ix_jobs_running", "subject_id", "destination", "kind", **_where("status = 'running'")),
     Index("ix_jobs_claimed_by", "claimed_by", **_where("status = 'running'")),
-    Index("ix_jobs_open", "status", "next_attempt_at",
-          **_where("status IN ('pending', 'running')")),
     # At most one waiting state job per subject and destination: a burst of changes
     # for one person becomes one job (record jobs carry values and coalesce at claim).
     Index("uq_jobs_one_pending", "destination", "subject_id", "kind", unique=True,
@@ -248,13 +250,13 @@ dispatch = Table(
     Column("enqueued_at", AwareDateTime, nullable=True),
 )
 
-# Which identifiers a destination holds (e.g. a Mailchimp audience's members), as the
-# same keyed digests as ``identifiers``: learned in bulk, never one call per person.
+# Which addresses a destination's own list holds (e.g. a Mailchimp audience's members), as
+# the same keyed digests as ``identifiers``: read in bulk, so that a delivery needs no call
+# per person to learn whether someone is there. Nothing else about them is kept.
 directory = Table(
     "directory", metadata,
     Column("system", String(32), primary_key=True),
     Column("digest", String(64), primary_key=True),
-    Column("status", String(16), nullable=False),
     Column("seen_at", AwareDateTime, nullable=False),
 )
 
@@ -319,3 +321,63 @@ def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Ins
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def write_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+               ignore: bool = False, conflict: Sequence[str] = (),
+               update: Sequence[str] = ()) -> None:
+    """INSERT many rows in one driver call, for the set-based writes of the applier and the
+    outbox: ``ignore`` skips rows that collide (``ON CONFLICT DO NOTHING``); ``conflict``
+    with ``update`` overwrites those columns of the row that collides.
+
+    SQLAlchemy's per-row parameter processing costs more than the database does on rows
+    this uniform, so values go to the driver as they are, with the one conversion the
+    column types need (aware timestamps to UTC; on SQLite, text in SQLAlchemy's format)
+    and the same refusal of naive timestamps as ``AwareDateTime``.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    sqlite = conn.dialect.name == "sqlite"
+    suffix = ""
+    if ignore:
+        suffix = " ON CONFLICT DO NOTHING"
+    elif conflict and update:
+        suffix = (f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO UPDATE SET "
+                  + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update))
+    times = [i for i, n in enumerate(names) if isinstance(table.c[n].type, AwareDateTime)]
+    converted: dict[datetime, Any] = {}  # rows of one batch share a handful of timestamps
+
+    def row_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = [row[n] for n in names]
+        for i in times:
+            when = values[i]
+            if when is not None:
+                if when not in converted:
+                    converted[when] = _to_driver(when, sqlite)
+                values[i] = converted[when]
+        return tuple(values)
+
+    # Names come from core.db's own tables, quoted; every value is a bound parameter.
+    into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+    if sqlite:  # the driver loops over the rows in C: one statement, many parameter sets
+        conn.exec_driver_sql(f"{into}VALUES ({', '.join('?' for _ in names)}){suffix}",
+                             [row_of(row) for row in rows])
+        return
+    # psycopg's executemany costs a Python round per row; unnest() takes each column as one
+    # array parameter, so a set of any size is one statement whose text never changes.
+    arrays = ", ".join(f"%s::{table.c[n].type.compile(dialect=conn.dialect)}[]" for n in names)
+    values = [row_of(row) for row in rows]
+    conn.exec_driver_sql(f"{into}SELECT * FROM unnest({arrays}){suffix}",  # noqa: S608
+                         tuple(list(column) for column in zip(*values, strict=True)))
+
+
+def _to_driver(when: datetime, sqlite: bool) -> Any:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("naive datetime refused: timestamps are evidence")
+    when = when.astimezone(UTC)
+    if not sqlite:
+        return when
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d} {when.hour:02d}:"
+            f"{when.minute:02d}:{when.second:02d}.{when.microsecond:06d}")

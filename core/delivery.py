@@ -50,6 +50,7 @@ class Policy:
     lease: timedelta = timedelta(seconds=30)
     max_hold: timedelta = timedelta(minutes=5)
     max_attempts: int = 12
+    max_batch: int = 0  # subjects per vendor call at most; 0: each destination's own limit
 
 
 class Deliverer:
@@ -68,15 +69,18 @@ class Deliverer:
 
     def kinds(self, destination: str) -> list[tuple[str, int]]:
         """The job kinds this destination takes, with how many one call may carry."""
-        found: list[tuple[str, int]] = []
         consent = self.destinations.get(destination)
-        found.append((outbox.CONSENT, consent.batch_size if consent is not None else 100))
         record = self.record_destinations.get(destination)
-        found.append((outbox.RECORD, record.record_batch_size if record is not None else 100))
-        return found
+        found = [(outbox.CONSENT, consent.batch_size if consent is not None else 100),
+                 (outbox.RECORD, record.record_batch_size if record is not None else 100)]
+        cap = self.policy.max_batch
+        return [(kind, min(limit, cap) if cap else limit) for kind, limit in found]
 
-    def run(self, destination: str) -> DeliveryReport:
-        """Deliver one batch of each kind of ``destination``'s due jobs."""
+    def run(self, destination: str,
+            more: Callable[[str], object] | None = None) -> DeliveryReport:
+        """Deliver one batch of each kind of ``destination``'s due jobs. When a claim comes
+        back full, ``more(destination)`` is called before the vendor call, so that another
+        worker takes the next batch meanwhile."""
         report = DeliveryReport(destination)
         with reader(self.engine).connect() as conn:
             due = outbox.due_kinds(conn, destination, self.clock())
@@ -88,6 +92,8 @@ class Deliverer:
             if claim is None:
                 continue
             report.claimed += len(claim.jobs)
+            if len(claim.jobs) >= limit and not report.more and more is not None:
+                more(destination)
             report.more |= len(claim.jobs) >= limit
             if kind == outbox.RECORD:
                 self._records(claim, report)
@@ -142,7 +148,8 @@ class Deliverer:
                 "dropped": ",".join(f"{n}:{r.value}" for n, r in sorted(decision.dropped.items()))}
             if decision.kept:
                 outgoing.append(DestinationRecord(subject_id, snap.email, snap.refs,
-                                                  {n: v.value for n, v in decision.kept.items()}))
+                                                  {n: v.value for n, v in decision.kept.items()},
+                                                  listed=snap.listed))
         results: dict[str, Outcome] = {
             sid: Outcome(sid, note="nothing may flow to this destination")
             for sid in receipts if sid not in {r.subject_id for r in outgoing}}

@@ -153,3 +153,4 @@ class IdentityMap:
     def _key(self, conn: Connection, subject_id: str) -> bytes | None:
         return subject_key(conn, subject_id)
 
+

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring
-from core.db import insert_for, ledger, ledger_head, ledger_pending
+from core.db import insert_for, ledger, ledger_head, ledger_pending, write_many
 from core.errors import PrivasyncError
 from core.keys import subject_key
 
@@ -106,7 +106,7 @@ def chain(conn: Connection, own: Sequence[Entry] = (), *, limit: int = 5000) -> 
         rows.append({"seq": seq, "at": e.at, "kind": e.kind, "subject_id": e.subject_id,
                      "detail": e.detail, "prev_hash": prev, "hash": digest})
         prev = digest
-    conn.execute(ledger.insert(), rows)
+    write_many(conn, ledger, rows)
     if pending:
         conn.execute(delete(ledger_pending).where(
             ledger_pending.c.id.in_([r.id for r in pending])))

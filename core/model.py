@@ -195,7 +195,8 @@ class ConsentState:
 class DestinationSubject:
     """What a destination is told about one subject: its refs there and its consent.
 
-    ``email`` is decrypted only for the duration of the job.
+    ``email`` is decrypted only for the duration of the job. ``listed``: the
+    destination's own list holds the address (as of its last bulk read).
     """
 
     subject_id: str
@@ -203,6 +204,7 @@ class DestinationSubject:
     refs: tuple[str, ...]
     consents: tuple[ConsentState, ...]
     event_id: str = ""
+    listed: bool = False
 
     def status(self, purpose: str, channel: Channel = Channel.EMAIL) -> ConsentStatus | None:
         for c in self.consents:
@@ -231,10 +233,12 @@ class Outcome:
 class DestinationRecord:
     """Fields a destination may receive for one subject, already minimised.
 
-    ``fields`` maps canonical names to values (None clears the field).
+    ``fields`` maps canonical names to values (None clears the field); ``listed`` as
+    for DestinationSubject.
     """
 
     subject_id: str
     email: str | None
     refs: tuple[str, ...]
     fields: Mapping[str, str | None]
+    listed: bool = False

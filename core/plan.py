@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from core import ledger, outbox
@@ -30,11 +30,11 @@ from core.db import (
     events,
     field_state,
     identifiers,
-    insert_for,
     requests,
     subject_keys,
     subjects,
     system_refs,
+    write_many,
 )
 from core.deadlines import add_months
 from core.errors import BadInput, UnknownSubject
@@ -66,6 +66,13 @@ NO_OPS = frozenset({"duplicate", "unchanged", "stale"})
 def _chunks(items: Sequence[object]) -> Iterable[list[object]]:
     for start in range(0, len(items), _CHUNK):
         yield list(items[start:start + _CHUNK])
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    grouped: dict[str, set[str]] = {}
+    for first, second in pairs:
+        grouped.setdefault(first, set()).add(second)
+    return [(k, sorted(v)) for k, v in sorted(grouped.items())]
 
 
 def hints(ev: CanonicalEvent) -> list[SubjectHint]:
@@ -126,19 +133,22 @@ def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
 def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) -> Loaded:
     """Read what ``batch`` touches: seen event ids, refs, addresses, keys, consent, fields."""
     got = Loaded()
-    pairs = sorted({(e.meta.source, e.meta.source_event_id) for e in batch})
-    for chunk in _chunks(pairs):
-        got.seen |= {(r.source, r.source_event_id) for r in conn.execute(
-            select(events.c.source, events.c.source_event_id)
-            .where(tuple_(events.c.source, events.c.source_event_id).in_(chunk)))}
-    refs = sorted({(r.system, r.ref) for e in batch for r in refs_of(e)})
+    # Grouped by the key's first column: a plain IN list uses the index and plans fast,
+    # where a list of row values costs the planner an OR per pair.
+    for source, ids in _grouped((e.meta.source, e.meta.source_event_id) for e in batch):
+        for chunk in _chunks(ids):
+            got.seen |= {(source, i) for i in conn.execute(select(events.c.source_event_id)
+                                                           .where(events.c.source == source,
+                                                                  events.c.source_event_id
+                                                                  .in_(chunk))).scalars()}
     ref_rows: list[Any] = []
-    for chunk in _chunks(refs):
-        ref_rows += conn.execute(
-            select(system_refs.c.system, system_refs.c.ref, system_refs.c.subject_id,
-                   subjects.c.merged_into)
-            .join(subjects, subjects.c.id == system_refs.c.subject_id)
-            .where(tuple_(system_refs.c.system, system_refs.c.ref).in_(chunk))).all()
+    for system, refs in _grouped((r.system, r.ref) for e in batch for r in refs_of(e)):
+        for chunk in _chunks(refs):
+            ref_rows += conn.execute(
+                select(system_refs.c.system, system_refs.c.ref, system_refs.c.subject_id,
+                       subjects.c.merged_into)
+                .join(subjects, subjects.c.id == system_refs.c.subject_id)
+                .where(system_refs.c.system == system, system_refs.c.ref.in_(chunk))).all()
     digests = sorted({keyring.email_digest(a) for e in batch for a in emails_of(e)})
     id_rows = load_emails(conn, digests)
     live = _follow(conn, {r.subject_id: r.merged_into for r in (*ref_rows, *id_rows)})
@@ -203,7 +213,8 @@ class Plan:
     moved_refs: dict[SystemRef, str] = field(default_factory=dict)
     removed_refs: set[SystemRef] = field(default_factory=set)
     customers: dict[str, bool] = field(default_factory=dict)
-    consent_rows: dict[tuple[str, str, Channel], ConsentState] = field(default_factory=dict)
+    consent_rows: dict[tuple[str, str, Channel], dict[str, object]] = field(
+        default_factory=dict)
     field_rows: dict[tuple[str, str], FieldState] = field(default_factory=dict)
     request_rows: list[dict[str, object]] = field(default_factory=list)
     jobs: dict[tuple[str, str], datetime] = field(default_factory=dict)
@@ -286,7 +297,9 @@ class Plan:
             verdicts.append(verdict)
             if stored is not None:
                 current[key] = stored
-                self.consent_rows[(subject_id, change.purpose, change.channel)] = stored
+                # Sealed now, not in the write transaction, which stays short.
+                self.consent_rows[(subject_id, change.purpose, change.channel)] = \
+                    self._consent_row(subject_id, stored)
             if verdict is Verdict.APPLY:
                 changed.add(change.purpose)
             # "Not opted out" on a record we knew nothing of is no grant at all; a flag
@@ -441,59 +454,49 @@ class Plan:
         """Store every decision in the caller's transaction (a handful of statements)."""
         now = self.now
         if self.new_subjects:
-            conn.execute(subjects.insert(), self.new_subjects)
-            conn.execute(subject_keys.insert(), self.new_keys)
+            write_many(conn, subjects, self.new_subjects)
+            write_many(conn, subject_keys, self.new_keys)
         if self.new_identifiers:
-            conn.execute(identifiers.insert(), self.new_identifiers)
+            write_many(conn, identifiers, self.new_identifiers)
         self._write_refs(conn)
         if self.customers:
             conn.execute(update(subjects).where(subjects.c.id == bindparam("sid"))
                          .values(is_customer=bindparam("customer")),
                          [{"sid": s, "customer": c} for s, c in self.customers.items()])
-        if self.consent_rows:
-            stmt = insert_for(conn, consents)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["subject_id", "purpose", "channel"],
-                set_={c: stmt.excluded[c] for c in
-                      ("status", "occurred_at", "source", "evidence", "updated_at")}),
-                [self._consent_row(k, s) for k, s in self.consent_rows.items()])
-        if self.field_rows:
-            stmt = insert_for(conn, field_state)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["subject_id", "field"],
-                set_={"digest": stmt.excluded.digest, "occurred_at": stmt.excluded.occurred_at}),
-                [{"subject_id": s, "field": f, "digest": v.digest, "occurred_at": v.occurred_at}
-                 for (s, f), v in self.field_rows.items()])
+        write_many(conn, consents, list(self.consent_rows.values()),
+                   conflict=("subject_id", "purpose", "channel"),
+                   update=("status", "occurred_at", "source", "evidence", "updated_at"))
+        write_many(conn, field_state, [
+            {"subject_id": s, "field": f, "digest": v.digest, "occurred_at": v.occurred_at}
+            for (s, f), v in self.field_rows.items()],
+            conflict=("subject_id", "field"), update=("digest", "occurred_at"))
         if self.request_rows:
             conn.execute(requests.insert(), self.request_rows)
         outbox.add(conn, now, [(outbox.CONSENT, d, s, origin, None)
                                for (d, s), origin in self.jobs.items()]
                    + [(outbox.RECORD, d, s, origin, self._seal(s, payload))
                       for (d, s), (origin, payload) in self.record_jobs.items()])
-        if self.event_rows:
-            conn.execute(insert_for(conn, events).on_conflict_do_nothing(), self.event_rows)
+        write_many(conn, events, self.event_rows, ignore=True)
 
     def _seal(self, subject_id: str, payload: dict[str, FieldValue]) -> bytes | None:
         key = self.loaded.keys.get(subject_id)
         return seal(key, payload) if key is not None else None
 
-    def _consent_row(self, key: tuple[str, str, Channel],
-                     state: ConsentState) -> dict[str, object]:
-        subject_id, purpose, channel = key
+    def _consent_row(self, subject_id: str, state: ConsentState) -> dict[str, object]:
         subject_key = self.loaded.keys.get(subject_id)
         evidence = None
         if state.evidence is not None and subject_key is not None:
             evidence = Keyring.encrypt(subject_key, json.dumps(asdict(state.evidence)).encode())
-        return {"subject_id": subject_id, "purpose": purpose, "channel": channel.value,
+        return {"subject_id": subject_id, "purpose": state.purpose,
+                "channel": state.channel.value,
                 "status": state.status.value, "occurred_at": state.occurred_at,
                 "source": state.source, "evidence": evidence, "updated_at": self.now}
 
     def _write_refs(self, conn: Connection) -> None:
-        if self.new_refs:
-            # A worker may have learned the same reference meanwhile: keep either.
-            conn.execute(insert_for(conn, system_refs).on_conflict_do_nothing(),
-                         [{"system": r.system, "ref": r.ref, "subject_id": s,
-                           "created_at": self.now} for r, s in self.new_refs.items()])
+        # A worker may have learned the same reference meanwhile: keep either.
+        write_many(conn, system_refs, [{"system": r.system, "ref": r.ref, "subject_id": s,
+                                        "created_at": self.now}
+                                       for r, s in self.new_refs.items()], ignore=True)
         if self.moved_refs:
             conn.execute(update(system_refs).where(
                 system_refs.c.system == bindparam("s"), system_refs.c.ref == bindparam("r"))

@@ -7,7 +7,7 @@ back as ``Outcome.error``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -33,6 +33,14 @@ class RefResolver(Protocol):
 
     def lookup_emails(self, refs: Sequence[SystemRef]) -> Mapping[SystemRef, str]:
         """Addresses of the records found; unknown ones are absent. Raises DeliveryError."""
+        ...
+
+
+class Directory(Protocol):
+    """A system that can list, in bulk, the addresses on its own list."""
+
+    def addresses(self) -> Iterable[str]:
+        """Every address it holds. Raises DeliveryError."""
         ...
 
 

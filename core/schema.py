@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 _HERE = Path(__file__).parent / "migrations"
@@ -18,9 +19,15 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+MIGRATION_LOCK = 0x70726976  # "priv": processes starting together migrate one at a time
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply every pending migration; safe to call at each start."""
+    """Apply every pending migration; safe to call at each start, from several processes
+    at once (PostgreSQL: an advisory lock; SQLite: the write lock)."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config = alembic_config(engine)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from core import directory
 from core.crypto import Keyring
 from core.db import consents, identifiers, subject_keys, subjects, system_refs
 from core.keys import subject_key
@@ -82,8 +83,8 @@ def keys_of(conn: Connection, subject_ids: Sequence[str]) -> dict[str, bytes]:
 
 def snapshots(conn: Connection, subject_ids: Sequence[str], system: str,
               keys: dict[str, bytes] | None = None) -> dict[str, DestinationSubject]:
-    """What a destination is told about a batch of subjects, in four queries: their refs
-    there, their e-mail (decrypted) and their current consent."""
+    """What a destination is told about a batch of subjects, in five queries: their refs
+    there, their e-mail (decrypted), their current consent, whether its list holds them."""
     ids = list(dict.fromkeys(subject_ids))
     keys = keys_of(conn, ids) if keys is None else keys
     states: dict[str, list[ConsentState]] = {sid: [] for sid in ids}
@@ -102,7 +103,8 @@ def snapshots(conn: Connection, subject_ids: Sequence[str], system: str,
             system_refs.c.subject_id.in_(ids), system_refs.c.system == system)
             .order_by(system_refs.c.ref)):
         refs[row.subject_id].append(row.ref)
+    on_list = directory.listed(conn, system, ids)
     return {sid: DestinationSubject(
         subject_id=sid, email=emails.get(sid), refs=tuple(refs[sid]),
-        consents=tuple(sorted(states[sid], key=lambda s: (s.purpose, s.channel.value))))
-        for sid in ids}
+        consents=tuple(sorted(states[sid], key=lambda s: (s.purpose, s.channel.value))),
+        listed=sid in on_list) for sid in ids}

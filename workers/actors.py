@@ -3,7 +3,8 @@
 The message says "destination D may have due jobs". The actor clears D's
 dispatch guard, then the deliverer claims D's due jobs as a batch under a
 lease, calls the vendor once and records the outcomes; if it took a full
-batch, the next message is sent at once. Retries live in the database
+batch, the next message is sent before the vendor call, so that another worker
+takes the next batch meanwhile. Retries live in the database
 (``jobs.next_attempt_at``), so a failed attempt never rides on a broker retry.
 """
 
@@ -51,12 +52,16 @@ class Dispatcher:
 
 
 def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
-             dispatcher: Dispatcher, *, time_limit_ms: int) -> None:
-    """Declare the ``dispatch`` actor on ``broker`` and let ``dispatcher`` send it."""
+             dispatcher: Dispatcher, *, time_limit_ms: int,
+             give_way: Callable[[], object] | None = None) -> None:
+    """Declare the ``dispatch`` actor on ``broker`` and let ``dispatcher`` send it.
+    ``give_way`` runs first (the embedded default: requests of the same process first)."""
 
     def dispatch(destination: str) -> None:
+        if give_way is not None:
+            give_way()
         outbox.unguard(deliverer.engine, destination)
-        report = deliverer.run(destination)
+        report = deliverer.run(destination, more=lambda d: dispatcher([d]))
         for outcome, n in report.outcomes.items():
             metrics.jobs.labels(destination, outcome).inc(n)
         for reason, n in report.dropped.items():
@@ -66,7 +71,7 @@ def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
         if report.claimed:
             log.info("jobs.delivered", destination=destination, claimed=report.claimed,
                      lost=report.lost, **dict(report.outcomes))
-        if report.more or report.lost:
+        if report.lost:
             dispatcher([destination])
 
     # No broker retries: a failed delivery is rescheduled in the database, and a message

@@ -30,7 +30,7 @@ class _FromDatabase(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self.engine.connect() as conn:
-            counts = outbox.counts(conn)
+            counts = outbox.counts(conn, finished=False)
             ages = outbox.oldest_pending(conn)
             backlog = inbox.backlog(conn)
             events = conn.execute(select(event_counts)).all()
@@ -58,8 +58,9 @@ class _FromDatabase(Collector):
     @staticmethod
     def _jobs(counts: dict[tuple[str, str], int], ages: dict[str, datetime],
               now: datetime) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily("privasync_jobs", "Outbox jobs by destination and status",
-                                 labels=["destination", "status"])
+        jobs = GaugeMetricFamily("privasync_jobs",
+                                 "Unfinished outbox jobs (pending, running, failed, dead) by "
+                                 "destination and status", labels=["destination", "status"])
         pending = GaugeMetricFamily("privasync_jobs_pending",
                                     "Jobs waiting or running, by destination",
                                     labels=["destination"])

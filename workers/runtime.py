@@ -8,10 +8,11 @@ holds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import dramatiq
@@ -28,6 +29,37 @@ log = structlog.get_logger("privasync.runtime")
 
 def process_name(kind: str) -> str:
     return f"{kind}:{socket.gethostname()}:{os.getpid()}"
+
+
+class Foreground:
+    """Requests this process is answering right now. Background loops sharing the process
+    (the applier, the dispatch actor: the embedded default) wait for a pause in them, a
+    bounded time, before each round: a webhook's answer never queues behind background
+    work for the interpreter or for SQLite's write lock, and the background still moves."""
+
+    def __init__(self, max_wait: float = 0.05) -> None:
+        self.max_wait = max_wait
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._quiet = threading.Event()
+        self._quiet.set()
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        with self._lock:
+            self._busy += 1
+            self._quiet.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                if not self._busy:
+                    self._quiet.set()
+
+    def give_way(self) -> bool:
+        """Wait for a pause in requests (at most ``max_wait``); True if they still run."""
+        return not self._quiet.wait(self.max_wait)
 
 
 class Ticker:
@@ -94,18 +126,25 @@ class WorkerProcess:
         runtime.forget_beat(self.deliverer.engine, self.name)
 
 
+BUSY_BITE = 200  # events per applier tick while this process answers requests
+
+
 class ApplierLoop:
     """The applier on its own thread: a tick whenever ``wake()`` says a delivery was
     stored, or every ``poll_seconds``; straight on while rows keep coming."""
 
     def __init__(self, applier: Applier, on_jobs: Callable[[Iterable[str]], object], *,
-                 poll_seconds: float) -> None:
+                 poll_seconds: float, foreground: Foreground | None = None) -> None:
         self.applier = applier
         self.on_jobs = on_jobs
+        self.foreground = foreground
         self.ticker = Ticker("applier", poll_seconds, self.tick)
 
     def tick(self) -> bool:
-        report = self.applier.tick()
+        busy = self.foreground is not None and self.foreground.give_way()
+        # While requests keep coming, small bites: the write lock and the interpreter are
+        # back to them within milliseconds; the backlog waits in the inbox, durable.
+        report = self.applier.tick(BUSY_BITE if busy else None)
         if report is None:
             return False
         if report.destinations:

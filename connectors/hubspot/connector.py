@@ -74,6 +74,10 @@ class HubSpotConnector:
         """Canonical events of a webhook batch, ordered by occurrence; BadInput if malformed."""
         return self._translator.parse(body)
 
+    def validate(self, body: bytes) -> int:
+        """The number of events of a valid webhook batch; BadInput as ``parse_events``."""
+        return self._translator.validate(body)
+
     def parse(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
         """``parse_events`` as a core.ports.EventParser (HubSpot events carry their time)."""
         return self._translator.parse(body)

@@ -49,8 +49,15 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_KNOWN = frozenset({"contact.propertyChange", "contact.creation", "contact.deletion",
+                    "contact.privacyDeletion", "contact.merge"}) | _IGNORED
+_LATEST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+MAX_MERGED = 100
+
+
 def _check(index: int, raw: object) -> dict[str, Any]:
-    """Check one event's shape; BadInput names the index and the field."""
+    """Check one event's shape; BadInput names the index, the field and the rule, never
+    the value."""
     if not isinstance(raw, dict):
         raise BadInput(f"event {index}: not a JSON object")
     for name in (*_REQUIRED_INTS, "subscriptionType"):
@@ -62,18 +69,21 @@ def _check(index: int, raw: object) -> dict[str, Any]:
     for name in ("subscriptionType", "propertyName", "propertyValue", "changeSource"):
         if name in raw and raw[name] is not None and not isinstance(raw[name], str):
             raise BadInput(f"event {index}: {name} must be a string")
+    if raw["subscriptionType"] not in _KNOWN:
+        raise BadInput(f"event {index}: subscriptionType is not one privasync subscribes to")
+    if not 0 <= raw["occurredAt"] <= _LATEST_MS:
+        raise BadInput(f"event {index}: occurredAt is out of range")
     merged = raw.get("mergedObjectIds", [])
     if not isinstance(merged, list) or not all(_is_int(i) for i in merged):
         raise BadInput(f"event {index}: mergedObjectIds must be a list of integers")
+    if len(merged) > MAX_MERGED:
+        raise BadInput(f"event {index}: mergedObjectIds holds more than {MAX_MERGED} ids")
     return raw
 
 
-def _meta(index: int, raw: Mapping[str, Any]) -> EventMeta:
+def _meta(raw: Mapping[str, Any]) -> EventMeta:
     """HubSpot's eventId is not unique: dedupe on portal, subscription, event, object, time."""
-    try:
-        occurred = datetime.fromtimestamp(raw["occurredAt"] / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise BadInput(f"event {index}: occurredAt is out of range") from None
+    occurred = datetime.fromtimestamp(raw["occurredAt"] / 1000, UTC)
     key = ":".join(str(raw.get(k, "")) for k in
                    ("portalId", "subscriptionId", "eventId", "objectId", "occurredAt"))
     return EventMeta(source=SYSTEM, source_event_id=key, occurred_at=occurred,
@@ -88,8 +98,18 @@ class EventTranslator:
         self._subscriptions = mapping.consent.subscriptions
         self._fields = {vendor: f.canonical for vendor, f in mapping.fields.items()}
 
+    def validate(self, body: bytes) -> int:
+        """Check a raw webhook body as ``parse`` would, building nothing (the door's check:
+        every rule ``parse`` enforces lives in ``_valid``); returns its number of events."""
+        return len(self._valid(body))
+
     def parse(self, body: bytes) -> list[CanonicalEvent]:
         """Translate a raw webhook body; raise BadInput if any event is malformed."""
+        events = [self._one(raw) for raw in self._valid(body)]
+        found = [e for e in events if e is not None]
+        return sorted(found, key=lambda e: e.meta.occurred_at)
+
+    def _valid(self, body: bytes) -> list[dict[str, Any]]:
         try:
             batch = json.loads(body)
         except (UnicodeDecodeError, ValueError):
@@ -98,15 +118,19 @@ class EventTranslator:
             raise BadInput("a HubSpot webhook body must be a JSON array of events")
         if len(batch) > MAX_EVENTS:
             raise BadInput(f"a HubSpot batch holds at most {MAX_EVENTS} events, got {len(batch)}")
-        events = [self._one(i, _check(i, raw)) for i, raw in enumerate(batch)]
-        found = [e for e in events if e is not None]
-        return sorted(found, key=lambda e: e.meta.occurred_at)
+        for i, raw in enumerate(batch):
+            event = _check(i, raw)
+            if event["subscriptionType"] == "contact.propertyChange" \
+                    and self._targets(str(event.get("propertyName") or "")) \
+                    and (event.get("propertyValue") or "") not in ("", "true", "false"):
+                raise BadInput(f"event {i}: propertyValue of an opt-out must be true or false")
+        return batch
 
-    def _one(self, index: int, raw: Mapping[str, Any]) -> CanonicalEvent | None:
-        meta, kind = _meta(index, raw), raw["subscriptionType"]
+    def _one(self, raw: Mapping[str, Any]) -> CanonicalEvent | None:
+        meta, kind = _meta(raw), raw["subscriptionType"]
         subject = SubjectHint(ref=contact_ref(raw["objectId"]))
         if kind == "contact.propertyChange":
-            return self._property_change(index, meta, subject, raw)
+            return self._property_change(meta, subject, raw)
         if kind == "contact.creation":
             return SubjectSeen(meta=meta, subject=subject)
         if kind == "contact.deletion":
@@ -115,9 +139,7 @@ class EventTranslator:
             return ErasureRequested(meta=meta, subject=subject)
         if kind == "contact.merge":
             return self._merge(meta, raw)
-        if kind in _IGNORED:
-            return None
-        raise BadInput(f"event {index}: unknown subscriptionType {kind!r}")
+        return None  # one of _IGNORED: _check refused anything else
 
     @staticmethod
     def _merge(meta: EventMeta, raw: Mapping[str, Any]) -> SubjectsMerged:
@@ -136,7 +158,7 @@ class EventTranslator:
             return ((sub.purpose, sub.channel),)
         return ()
 
-    def _property_change(self, index: int, meta: EventMeta, subject: SubjectHint,
+    def _property_change(self, meta: EventMeta, subject: SubjectHint,
                          raw: Mapping[str, Any]) -> ConsentChanged | RecordChanged | None:
         """An opt-out switch or a mapped field changed; other properties say nothing.
 
@@ -149,8 +171,6 @@ class EventTranslator:
             return self._field_change(meta, subject, prop, value)
         if value == "":
             return None
-        if value not in ("true", "false"):
-            raise BadInput(f"event {index}: propertyValue of an opt-out must be true or false")
         status = ConsentStatus.WITHDRAWN if value == "true" else ConsentStatus.GRANTED
         changes = tuple(ConsentChange(p, c, status) for p, c in targets)
         evidence = None

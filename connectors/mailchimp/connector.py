@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from connectors.mailchimp.client import MailchimpApi
@@ -12,6 +12,8 @@ from connectors.mailchimp.webhooks import parse_webhook
 from core.errors import ConfigError
 from core.mappings import SystemMapping
 from core.model import CanonicalEvent, DestinationRecord, DestinationSubject, Outcome
+
+MEMBERS_PAGE = 1000  # the API's largest page
 
 
 class MailchimpConnector:
@@ -61,6 +63,25 @@ class MailchimpConnector:
     def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
         """Update merge fields of existing members in one batch call; see records.py."""
         return self._records.push(records)
+
+    def addresses(self) -> Iterator[str]:
+        """The address of every member of the list (archived ones left out), 1,000 per call,
+        so privasync learns who is a member without a call per person. Raises
+        DeliveryError."""
+        offset = 0
+        while True:
+            page = self._api.call(
+                "GET", f"/lists/{self._list_id}/members?count={MEMBERS_PAGE}&offset={offset}"
+                "&fields=members.email_address,total_items", "mailchimp list members")
+            members = page.get("members") if isinstance(page, dict) else None
+            if not members:
+                return
+            for member in members:
+                if isinstance(member, dict) and member.get("email_address"):
+                    yield str(member["email_address"])
+            offset += len(members)
+            if offset >= int(page.get("total_items") or 0):
+                return
 
     def check(self) -> None:
         """``GET /ping``: raises AuthError for a bad key, TransientError when unreachable."""

@@ -5,6 +5,8 @@ not have. Adding a person just to record an opt-out would hand Mailchimp
 personal data it never held, so only members known to exist are sent:
 
 - a subject whose refs already name its member (``member:<md5>``) is known;
+- so is one whose address was on the list at privasync's last bulk read of it
+  (``listed``: the audience read a page of 1,000 at a time, on a schedule);
 - any other subject is looked up with one ``GET .../members/{hash}``; a 404
   means there is nothing to withdraw.
 
@@ -101,7 +103,7 @@ class MailchimpDestination:
                   email: str) -> _Pending | Outcome:
         """The member to unsubscribe, or the outcome when there is nothing to send."""
         member_hash = subscriber_hash(email)
-        if member_hash in known_hashes(subject.refs):
+        if subject.listed or member_hash in known_hashes(subject.refs):
             return _Pending(index, subject.subject_id, email, member_hash)
         member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
                                 "mailchimp look up member", missing_ok=True)

@@ -94,7 +94,7 @@ class MailchimpRecords:
         """The member to update, or the outcome when the list does not hold the person."""
         member_hash = subscriber_hash(email)
         pending = _Pending(index, record.subject_id, email, member_hash, merges)
-        if member_hash in known_hashes(record.refs):
+        if record.listed or member_hash in known_hashes(record.refs):
             return pending
         member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
                                 "mailchimp look up member", missing_ok=True)

@@ -44,7 +44,8 @@ def test_metrics_show_events_jobs_latency_and_backlog(embedded: Stack):
     assert applied is not None and int(applied.group(1)) >= 1
     assert 'privasync_job_runs_total{destination="mailchimp",outcome="done"}' in text
     assert _value(text, 'privasync_propagation_seconds_count{destination="mailchimp"}') >= 1
-    assert _value(text, 'privasync_jobs{destination="mailchimp",status="done"}') >= 1
+    assert _value(text, "privasync_inbox_pending_rows") == 0
+    assert _value(text, "privasync_inbox_failed_rows") == 0
     assert "privasync_jobs_pending" in text
     assert "metrics.person" not in text
 

@@ -53,7 +53,7 @@ def event(contact: int | str, **over: object) -> dict[str, object]:
     (b"{not json", 400, "JSON"),
     (b'{"eventId": 1}', 400, "array"),
     (json.dumps([event(1001, subscriptionType="contact.teleported")]).encode(), 400,
-     "contact.teleported"),
+     "subscriptionType is not one"),
     (json.dumps([{k: v for k, v in event(1001).items() if k != "objectId"}]).encode(), 400,
      "objectId"),
     (json.dumps([event(1001, eventId=i) for i in range(101)]).encode(), 400, "100"),

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import select
 
-from api.stack import WEBHOOK_TOKEN, Emulators
+from api.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
+from core.db import jobs, make_engine
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import wait_for
 
@@ -101,3 +103,71 @@ def _ready(url: str) -> bool:
     except requests.ConnectionError:
         time.sleep(0.1)
         return False
+
+
+def test_a_sigkilled_workers_batch_is_delivered_by_another_within_the_lease(
+        emulators: Emulators, redis_url: str, tmp_path: Path):
+    clear_broker(redis_url)
+    database = make_database("postgresql", tmp_path)
+    env = environment(emulators, database, redis_url, tmp_path)
+    env |= {"PRIVASYNC_BROKER_NAMESPACE": BROKER_NAMESPACE,
+            "PRIVASYNC_WORKER__LEASE_SECONDS": "3", "PRIVASYNC_WORKER__DISPATCH_SECONDS": "0.5"}
+    port = free_port()
+    procs = {"serve": start(["serve", "--port", str(port)], env, tmp_path / "serve.log"),
+             "scheduler": start(["scheduler"], env, tmp_path / "scheduler.log")}
+    workers = {f"worker{i}": start(["worker", "--threads", "2"], env, tmp_path / f"w{i}.log")
+               for i in (1, 2)}
+    url = f"http://127.0.0.1:{port}"
+    engine = make_engine(database)
+    try:
+        wait_for("all parts ready", lambda: _ready(url), timeout=30)
+        emulators.hubspot.configure_webhooks(f"{url}/webhooks/hubspot",
+                                             hubspot_subscriptions(_mappings()))
+        contact = emulators.hubspot.create_contact(EMAIL)
+        emulators.hubspot.ui_set_subscription(contact, 102, True)
+        emulators.mailchimp.add_member(EMAIL)
+        emulators.mailchimp.latency_seconds = 20.0  # the batch hangs in Mailchimp's hands
+        emulators.hubspot.ui_unsubscribe_all(contact)
+        wait_for("a worker holds the Mailchimp batch", lambda: _holder(engine) is not None)
+        holder = _holder(engine)
+        victim = next(name for name, proc in workers.items() if holder.endswith(f":{proc.pid}"))
+        workers[victim].kill()  # SIGKILL: no shutdown, no release
+        killed = time.monotonic()
+        emulators.mailchimp.latency_seconds = 0.0
+        wait_for("Mailchimp unsubscribed by the other worker",
+                 lambda: _job(engine)[0] == "done", timeout=30)
+        recovered = time.monotonic() - killed
+        status, attempts = _job(engine)
+        assert attempts == 2
+        assert (emulators.mailchimp.member(EMAIL) or {}).get("status") == "unsubscribed"
+        print(f"killed worker's batch delivered {recovered:.1f} s after SIGKILL "  # noqa: T201
+              "(lease 3 s, dispatch tick 0.5 s)")
+        assert recovered < 3 + 0.5 + 5  # lease + one tick, with room for a busy machine
+    finally:
+        engine.dispose()
+        for proc in [*procs.values(), *workers.values()]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*procs.values(), *workers.values()]:
+            proc.wait(timeout=30)
+
+
+def _mappings():  # type: ignore[no-untyped-def]
+    from api.taxonomy import data_categories
+    from core.mappings import load_mappings
+
+    return load_mappings(MAPPINGS, data_categories())
+
+
+def _holder(engine) -> str | None:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(jobs.c.claimed_by).where(
+            jobs.c.destination == "mailchimp", jobs.c.kind == "consent",
+            jobs.c.status == "running")).scalar_one_or_none()
+
+
+def _job(engine) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        row = conn.execute(select(jobs.c.status, jobs.c.attempts).where(
+            jobs.c.destination == "mailchimp", jobs.c.kind == "consent")).one()
+    return row.status, row.attempts

@@ -167,8 +167,14 @@ def test_a_field_of_the_wrong_type_is_named_with_its_index(field: str, value: ob
 
 
 def test_an_unknown_subscription_type_is_refused() -> None:
-    with pytest.raises(BadInput, match="event 3: unknown subscriptionType 'deal.creation'"):
+    with pytest.raises(BadInput, match="event 3: subscriptionType is not one privasync") as caught:
         parse(*[event("contact.creation")] * 3, event("deal.creation"))
+    assert "deal.creation" not in str(caught.value)
+
+
+def test_a_merge_naming_more_than_100_records_is_refused() -> None:
+    with pytest.raises(BadInput, match="event 0: mergedObjectIds holds more than 100"):
+        parse(event("contact.merge", mergedObjectIds=list(range(2, 200))))
 
 
 def test_an_opt_out_value_that_is_not_a_boolean_is_refused_without_echoing_it() -> None:

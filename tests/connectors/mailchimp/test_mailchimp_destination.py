@@ -186,3 +186,29 @@ def test_a_footer_unsubscribe_sent_by_the_emulator_parses_into_a_withdrawal(
     assert isinstance(event, ConsentChanged)
     assert event.subject.email == "loop@example.com"
     assert {c.status for c in event.changes} == {ConsentStatus.WITHDRAWN}
+
+
+def test_members_on_the_list_at_its_last_bulk_read_go_in_one_call_with_no_look_up(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    emails = [f"l{i}@example.com" for i in range(30)]
+    for email in emails:
+        mc.add_member(email)
+    listed = [DestinationSubject(s.subject_id, s.email, s.refs, s.consents, listed=True)
+              for s in (subject(f"s{i}", e) for i, e in enumerate(emails))]
+    outcomes = connector.apply_consent(listed)
+    assert mc.total_calls("/3.0") == 1  # the batch itself, no GET per person
+    assert all(o.error is None for o in outcomes)
+    assert {mc.member(e)["status"] for e in emails} == {"unsubscribed"}  # type: ignore[index]
+
+
+def test_the_list_is_read_a_thousand_members_a_call(mc: MailchimpEmulator,
+                                                    connector: MailchimpConnector) -> None:
+    for i in range(2500):
+        mc.add_member(f"r{i}@example.com")
+    mc.add_member("gone@example.com")
+    requests.delete(f"{mc.url}/3.0/lists/{LIST}/members/{subscriber_hash('gone@example.com')}",
+                    auth=("privasync", KEY), timeout=5).raise_for_status()  # archived
+    before = mc.total_calls()
+    addresses = list(connector.addresses())
+    assert sorted(addresses) == sorted(f"r{i}@example.com" for i in range(2500))
+    assert mc.total_calls() - before == 3

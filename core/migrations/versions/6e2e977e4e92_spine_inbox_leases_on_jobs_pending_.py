@@ -1,8 +1,8 @@
 """spine: inbox, leases on jobs, pending ledger, dispatch guard, directory
 
-Revision ID: 5d0236affad4
+Revision ID: 6e2e977e4e92
 Revises: 9397276c4f57
-Create Date: 2026-11-26 04:16:47.967874
+Create Date: 2026-11-26 04:40:40.287157
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import core.db
 
-revision = '5d0236affad4'
+revision = '6e2e977e4e92'
 down_revision = '9397276c4f57'
 branch_labels = None
 depends_on = None
@@ -22,7 +22,6 @@ def upgrade() -> None:
     op.create_table('directory',
     sa.Column('system', sa.String(length=32), nullable=False),
     sa.Column('digest', sa.String(length=64), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('seen_at', core.db.AwareDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('system', 'digest', name=op.f('pk_directory'))
     )
@@ -67,8 +66,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column('claim_token', sa.String(length=36), nullable=True))
         batch_op.add_column(sa.Column('lease_until', core.db.AwareDateTime(timezone=True), nullable=True))
+        batch_op.drop_index(batch_op.f('ix_jobs_destination_status_due'))
+        batch_op.drop_index(batch_op.f('ix_jobs_subject_destination'))
         batch_op.create_index('ix_jobs_claimed_by', ['claimed_by'], unique=False, sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
-        batch_op.create_index('ix_jobs_open', ['status', 'next_attempt_at'], unique=False, sqlite_where=sa.text("status IN ('pending', 'running')"), postgresql_where=sa.text("status IN ('pending', 'running')"))
+        batch_op.create_index('ix_jobs_running', ['subject_id', 'destination', 'kind'], unique=False, sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
+        batch_op.create_index('ix_jobs_unfinished', ['destination', 'kind', 'status', 'next_attempt_at'], unique=False, sqlite_where=sa.text("status NOT IN ('done', 'superseded')"), postgresql_where=sa.text("status NOT IN ('done', 'superseded')"))
         batch_op.create_index('uq_jobs_one_pending', ['destination', 'subject_id', 'kind'], unique=True, sqlite_where=sa.text("status = 'pending' AND kind <> 'record'"), postgresql_where=sa.text("status = 'pending' AND kind <> 'record'"))
         batch_op.drop_column('enqueued_at')
 
@@ -83,8 +85,11 @@ def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('enqueued_at', sa.DATETIME(), nullable=True))
         batch_op.drop_index('uq_jobs_one_pending', sqlite_where=sa.text("status = 'pending' AND kind <> 'record'"), postgresql_where=sa.text("status = 'pending' AND kind <> 'record'"))
-        batch_op.drop_index('ix_jobs_open', sqlite_where=sa.text("status IN ('pending', 'running')"), postgresql_where=sa.text("status IN ('pending', 'running')"))
+        batch_op.drop_index('ix_jobs_unfinished', sqlite_where=sa.text("status NOT IN ('done', 'superseded')"), postgresql_where=sa.text("status NOT IN ('done', 'superseded')"))
+        batch_op.drop_index('ix_jobs_running', sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
         batch_op.drop_index('ix_jobs_claimed_by', sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
+        batch_op.create_index(batch_op.f('ix_jobs_subject_destination'), ['subject_id', 'destination', 'kind', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_destination_status_due'), ['destination', 'status', 'next_attempt_at'], unique=False)
         batch_op.drop_column('lease_until')
         batch_op.drop_column('claim_token')
         batch_op.drop_column('claimed_by')

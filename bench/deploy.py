@@ -1,0 +1,137 @@
+"""privasync as a deployment runs it: each part its own process, started by its CLI.
+
+``sqlite``: one ``privasync serve`` on a new SQLite file, with the embedded broker,
+applier and worker in it (the single-machine default). ``sqlite2``: the same
+split in two, ``privasync serve --api-only`` and ``privasync scheduler`` (applier,
+dispatch and the embedded worker). ``redis``: ``privasync
+serve``, ``privasync scheduler`` (dispatch ticks, the Salesforce poller and the
+applier) and two ``privasync worker`` processes on PostgreSQL and Redis. The
+vendor emulators stay in the bench's own process; every socket is on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from api.stack import WEBHOOK_TOKEN, Emulators
+from bench import backends
+
+SECRET_KEY = "bench-secret-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment(emu: Emulators, database: str, broker: str, var_dir: Path, *,
+                poll_seconds: float, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every setting a deployment would set, pointed at the emulators."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVASYNC_")}
+    env |= {
+        "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": broker,
+        "PRIVASYNC_BROKER_NAMESPACE": "privasync-bench",
+        "PRIVASYNC_MAPPINGS_DIR": str(backends.MAPPINGS), "PRIVASYNC_VAR_DIR": str(var_dir),
+        "PRIVASYNC_SECRET_KEY": SECRET_KEY, "PRIVASYNC_LOG_LEVEL": "WARNING",
+        "PRIVASYNC_HUBSPOT__BASE_URL": emu.hubspot.url,
+        "PRIVASYNC_HUBSPOT__ACCESS_TOKEN": emu.hubspot.access_token,
+        "PRIVASYNC_HUBSPOT__CLIENT_SECRET": emu.hubspot.client_secret,
+        "PRIVASYNC_SALESFORCE__INSTANCE_URL": emu.salesforce.url,
+        "PRIVASYNC_SALESFORCE__SESSION_ID": emu.salesforce.session_id,
+        "PRIVASYNC_SALESFORCE__POLL_INTERVAL_SECONDS": str(poll_seconds),
+        "PRIVASYNC_MAILCHIMP__BASE_URL": f"{emu.mailchimp.url}/3.0",
+        "PRIVASYNC_MAILCHIMP__API_KEY": emu.mailchimp.api_key,
+        "PRIVASYNC_MAILCHIMP__LIST_ID": emu.mailchimp.list_id,
+        "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": emu.partner.secret,
+        "PRIVASYNC_PARTNER_CONTACT_CENTRE_URL": emu.partner.url + emu.partner.path,
+    }
+    return env | dict(extra or {})
+
+
+@dataclass
+class Deployment:
+    backend: str
+    url: str
+    database_url: str
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: Path = Path()
+
+    def peak_memory_mb(self) -> dict[str, float]:
+        """Each process's peak resident memory (VmHWM), read while it still runs."""
+        out: dict[str, float] = {}
+        for name, proc in self.procs.items():
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    out[name] = round(int(line.split()[1]) / 1024, 1)
+        return out
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs.values())
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cli = [sys.executable, "-c", "from api.cli import main; main()", *args]
+    return subprocess.Popen(cli, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            cwd=backends.ROOT)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@contextmanager
+def running(backend: str, services: backends.Services, emu: Emulators, *,
+            poll_seconds: float, extra: Mapping[str, str] | None = None,
+            workers: int = 2, worker_threads: int = 4) -> Iterator[Deployment]:
+    """Fresh storage, the processes started and ready; stopped with SIGTERM at the end."""
+    database, broker, var_dir = backends.prepare(backend, services)
+    env = environment(emu, database, broker, var_dir, poll_seconds=poll_seconds, extra=extra)
+    env["PRIVASYNC_WORKER__THREADS"] = str(worker_threads)
+    port = free_port()
+    deployment = Deployment(backend, f"http://127.0.0.1:{port}", database, env, logs=var_dir)
+    api = ["serve", "--port", str(port)] + (["--api-only"] if backend == "sqlite2" else [])
+    deployment.procs["api"] = _start(api, env, var_dir / "api.log")
+    if backend == "sqlite2":
+        deployment.procs["scheduler"] = _start(["scheduler"], env, var_dir / "scheduler.log")
+    if broker:
+        deployment.procs["scheduler"] = _start(["scheduler"], env, var_dir / "scheduler.log")
+        for i in range(workers):
+            deployment.procs[f"worker{i + 1}"] = _start(["worker"], env,
+                                                         var_dir / f"worker{i + 1}.log")
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(deployment.url):
+            if time.monotonic() > deadline or not deployment.alive():
+                raise SystemExit(f"privasync did not become ready; see {var_dir}/*.log")
+            time.sleep(0.1)
+        yield deployment
+    finally:
+        for proc in deployment.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in deployment.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
