@@ -144,12 +144,14 @@ def _cell(row: Row, result: dict[str, Any]) -> str:
 
 def _section(title: str, rows: list[Row], columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
     width = 40
-    cols = [max(30, len(label) + 2) for label, _ in columns]
+    cells = [[_cell(row, result) for row in rows] for _, result in columns]
+    cols = [max(24, len(label), *(len(c) for c in col)) + 3
+            for (label, _), col in zip(columns, cells, strict=True)]
     lines = ["", title, f"{'':<{width}}" + "".join(
         f"{label:>{w}}" for (label, _), w in zip(columns, cols, strict=True))]
-    for row in rows:
+    for i, row in enumerate(rows):
         lines.append(f"  {row[0]:<{width - 2}}" + "".join(
-            f"{_cell(row, result):>{w}}" for (_, result), w in zip(columns, cols, strict=True)))
+            f"{col[i]:>{w}}" for col, w in zip(cells, cols, strict=True)))
     return lines
 
 

@@ -78,3 +78,20 @@ def test_readyz_names_the_broker_when_redis_is_unreachable(sqlite_url: str, tmp_
     finally:
         server.stop()
         container.close()
+
+
+def test_readyz_and_metrics_answer_while_a_writer_holds_sqlites_write_lock(embedded: Stack):
+    wait_for("a worker heartbeat", lambda: requests.get(
+        f"{embedded.url}/readyz", timeout=10).status_code == 200)
+    writer = embedded.container.engine.connect()
+    writer.begin()  # BEGIN IMMEDIATE: what a long write transaction holds
+    try:
+        # Readers never queue for the write lock: with it held for the whole call, both
+        # answer (a reader taking the lock would wait out SQLite's 30 s busy timeout).
+        ready = requests.get(f"{embedded.url}/readyz", timeout=10)
+        metrics = requests.get(f"{embedded.url}/metrics", timeout=10)
+    finally:
+        writer.rollback()
+        writer.close()
+    assert ready.json()["checks"]["database"]["ok"] is True
+    assert metrics.status_code == 200 and "privasync_inbox_pending_rows" in metrics.text

@@ -34,3 +34,23 @@ def test_a_webhook_is_answered_while_the_applier_is_stopped_and_applied_once_it_
     wait_for("Salesforce opt-out", lambda: sf_opted_out(stack, EMAIL))
     wait_for("Mailchimp unsubscribed", lambda: mc_status(stack, EMAIL) == "unsubscribed")
     wait_for("partner told", lambda: partner_withdrawn(stack, EMAIL))
+
+
+def test_members_read_in_bulk_are_unsubscribed_without_a_look_up_each(stack: Stack):
+    from api.ingress import directory_refresher
+
+    container = stack.container
+    emails = [f"member{i}@example.org" for i in range(5)]
+    contacts = [seed(stack, e) for e in emails]
+    settle(stack)
+    assert container.mailchimp is not None
+    listed = directory_refresher(container, "mailchimp", container.mailchimp)(datetime.now(UTC))
+    assert listed == 5
+    seen = len(stack.emulators.mailchimp.log)
+    for contact in contacts:
+        stack.emulators.hubspot.ui_unsubscribe_all(contact)
+    for email in emails:
+        wait_for("Mailchimp unsubscribed", lambda e=email: mc_status(stack, e) == "unsubscribed")
+    calls = list(stack.emulators.mailchimp.log)[seen:]
+    assert not [c for c in calls if c[0] == "GET"], calls  # no member looked up one by one
+    assert [c[0] for c in calls if c[0] == "POST"]
