@@ -242,3 +242,63 @@ class DestinationRecord:
     refs: tuple[str, ...]
     fields: Mapping[str, str | None]
     listed: bool = False
+
+
+@dataclass(frozen=True)
+class PersonAt:
+    """What locates one person at one destination, for erasing or exporting: every address
+    privasync knows for them (decrypted for the duration of the job) and their refs there.
+
+    ``request_id`` names the data-subject request the work is for (a vendor may take it
+    as its own request id, a partner echoes it in its acknowledgement).
+    """
+
+    subject_id: str
+    request_id: str
+    emails: tuple[str, ...]
+    refs: tuple[str, ...] = ()
+
+
+class ErasureStatus(StrEnum):
+    DONE = "done"                  # gone, and verified gone wherever a read can tell
+    AWAITING_ACK = "awaiting_ack"  # asked (a partner, a processor): done when it acknowledges
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """The proof of one erasure at one destination. Never personal data: counts, ids,
+    status codes and what was read back to verify.
+
+    ``error`` is None on success; ``vendor_status`` the HTTP status of the erasing call,
+    ``vendor_request_id`` the vendor's id for it (if it returns one), ``verified`` what was
+    checked afterwards (e.g. ``"GET contact by email: 404"``), ``records`` how many records
+    were removed.
+    """
+
+    subject_id: str
+    status: ErasureStatus = ErasureStatus.DONE
+    error: Exception | None = None
+    vendor_status: int | None = None
+    vendor_request_id: str | None = None
+    verified: str = ""
+    records: int = 0
+
+
+@dataclass(frozen=True)
+class ExportedField:
+    """One value a system holds about the person: in which record, under the vendor's
+    field name (the core adds canonical name, category, purposes and basis)."""
+
+    record: str
+    field: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one system holds about one person (Art. 15, 20); ``error`` if it could not say."""
+
+    subject_id: str
+    fields: tuple[ExportedField, ...] = ()
+    error: Exception | None = None
+    note: str = ""

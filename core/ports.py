@@ -15,7 +15,10 @@ from core.model import (
     CanonicalEvent,
     DestinationRecord,
     DestinationSubject,
+    ErasureReceipt,
+    ExportResult,
     Outcome,
+    PersonAt,
     SystemRef,
 )
 
@@ -88,4 +91,41 @@ class RecordDestination(Protocol):
         destination did not hold. Raises TransientError or PermanentError when
         the whole call failed.
         """
+        ...
+
+
+class ErasureDestination(Protocol):
+    """A system that can erase a person (Art. 17) and, where it allows a read, verify it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def erase_batch_size(self) -> int:
+        """How many people one ``erase`` call may carry."""
+        ...
+
+    def erase(self, people: Sequence[PersonAt]) -> Sequence[ErasureReceipt]:
+        """Remove every record of each person the system holds, then read back to verify.
+
+        Idempotent: a person already gone is a DONE receipt (verified absent). One receipt
+        per person, in order; a per-person failure is its receipt's ``error``. Raises
+        TransientError or PermanentError when the whole call failed.
+        """
+        ...
+
+
+class ExportSource(Protocol):
+    """A system that can tell what it holds about a person (Art. 15, 20)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def export_batch_size(self) -> int: ...
+
+    def export(self, people: Sequence[PersonAt]) -> Sequence[ExportResult]:
+        """Every field of every record the system holds for each person, under the vendor's
+        field names. One result per person, in order. Raises TransientError or
+        PermanentError when the whole call failed."""
         ...
