@@ -175,6 +175,51 @@ class IdentifierChanged:
     new_ref: SystemRef | None = None
 
 
+class RequestKind(StrEnum):
+    """What a person asked (GDPR Art. 15-21)."""
+
+    ERASURE = "erasure"              # Art. 17
+    ACCESS = "access"                # Art. 15
+    PORTABILITY = "portability"      # Art. 20
+    OBJECTION = "objection"          # Art. 21: every marketing purpose, every channel
+    RECTIFICATION = "rectification"  # Art. 16: a corrected value, pushed everywhere
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A data-subject request, as customer service typed it in or a partner sent it.
+
+    ``request_id`` is chosen where the request came in (so the asker can follow it);
+    ``identity_verified`` False pauses its clock until it is (Art. 12(6)); ``fields`` are
+    the corrected values of a rectification; ``actor`` who recorded it (a token's name,
+    ``cli``, ``partner:NAME``).
+    """
+
+    meta: EventMeta
+    subject: SubjectHint
+    kind: RequestKind
+    request_id: str
+    identity_verified: bool = True
+    fields: tuple[tuple[str, FieldValue], ...] = ()
+    actor: str = ""
+
+
+@dataclass(frozen=True)
+class RequestAcknowledged:
+    """A partner or processor says how it handled a request it was sent (Art. 28, 17(2)).
+
+    ``detail`` is the processor's own short words (no personal data is asked for);
+    ``proof`` a hash of the signed body, kept in the ledger as the receipt.
+    """
+
+    meta: EventMeta
+    destination: str
+    request_id: str
+    completed: bool
+    detail: str = ""
+    proof: str = ""
+
+
 CanonicalEvent = (ConsentChanged | SubjectSeen | SubjectDeleted | ErasureRequested
                   | SubjectsMerged | IdentifierChanged | RecordChanged)
 
