@@ -29,11 +29,20 @@ from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
 from core.db import make_engine
 from core.delivery import Deliverer, Policy
+from core.dsr import NOTIFIER
 from core.errors import ConfigError
+from core.fulfil import Fulfiller
 from core.identity import IdentityMap
 from core.mappings import Mappings, load_mappings
 from core.model import CanonicalEvent
-from core.ports import ConsentDestination, EventParser, RecordDestination, RefResolver
+from core.ports import (
+    ConsentDestination,
+    ErasureDestination,
+    EventParser,
+    ExportSource,
+    RecordDestination,
+    RefResolver,
+)
 from core.routes import Routes
 from workers import actors
 from workers.broker import make_broker
@@ -58,6 +67,7 @@ class Container:
     applier: Applier
     destinations: dict[str, ConsentDestination]
     deliverer: Deliverer
+    fulfiller: Fulfiller
     broker: dramatiq.Broker
     metrics: Metrics
     dispatch: Callable[[Iterable[str]], None]
@@ -88,13 +98,18 @@ class Container:
         """Canonical events (a consent form's, the admin's) into the inbox, like a delivery."""
         return self.store(source, codec.encode(events), received_at, len(events))
 
+    def every_destination(self) -> list[str]:
+        """Every name jobs can be queued for (each gets its dispatch guard)."""
+        return sorted({*self.destinations, *self.deliverer.record_destinations,
+                       *self.fulfiller.erasure, *self.fulfiller.exports, NOTIFIER})
+
     @property
     def embedded(self) -> bool:
         return not self.settings.broker_url
 
     def start_worker(self, threads: int | None = None) -> WorkerProcess:
         w = self.settings.worker
-        outbox.register(self.engine, [*self.destinations, *self.deliverer.record_destinations])
+        outbox.register(self.engine, self.every_destination())
         process = WorkerProcess(self.broker, self.deliverer, threads=threads or w.threads,
                                 heartbeat_seconds=w.heartbeat_seconds)
         process.start()
@@ -113,9 +128,11 @@ class Container:
         """The scheduler (dispatch ticks, the Salesforce poller, housekeeping) and, unless
         told otherwise, the applier: each acts only while it holds its lease."""
         from api.ingress import directory_refresher, salesforce_poller
+        from api.watch import requests_watch
 
-        outbox.register(self.engine, [*self.destinations, *self.deliverer.record_destinations])
-        pollers = []
+        outbox.register(self.engine, self.every_destination())
+        pollers: list[tuple[str, float, Callable[[datetime], object]]] = [
+            ("requests-watch", 60.0, requests_watch(self))]
         if self.salesforce is not None:
             pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
                             salesforce_poller(self)))
@@ -213,8 +230,14 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     connectors = build_connectors(settings, mappings, environ)
     destinations: dict[str, ConsentDestination] = {
         name: c for name, c in connectors.items() if c.name == name and _can_deliver(c, settings)}
+    erasure: dict[str, ErasureDestination] = {
+        name: c for name, c in connectors.items() if name in destinations and hasattr(c, "erase")}
+    exports: dict[str, ExportSource] = {
+        name: c for name, c in connectors.items() if name in destinations and hasattr(c, "export")}
+    notifier = None
     routes = Routes.from_mappings(mappings, [n for n in destinations
-                                             if not n.startswith("partner:")])
+                                             if not n.startswith("partner:")],
+                                  erasure=erasure, exports=exports, notifier=notifier is not None)
     hubspot: HubSpotConnector | None = connectors.get("hubspot")
     mailchimp: MailchimpConnector | None = connectors.get("mailchimp")
     parsers: dict[str, EventParser] = {}
@@ -242,6 +265,11 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                                                         w.max_backoff_seconds),
                           clock, holder=process_name("worker"), policy=policy,
                           mappings=mappings, record_destinations=record_destinations)
+    fulfiller = Fulfiller(deliverer, keyring, erasure=erasure, exports=exports,
+                          notifier=notifier, export_keep=timedelta(days=settings.export_keep_days),
+                          ack_within={f"partner:{n}": p.ack_within
+                                      for n, p in mappings.partners.items()
+                                      if hasattr(p, "ack_within")})
     broker = make_broker(settings.broker_url, namespace=settings.broker_namespace)
     metrics = Metrics()
     metrics.watch_database(engine, clock)
@@ -252,9 +280,9 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                     time_limit_ms=int(w.max_hold_seconds * 1000), give_way=foreground.give_way)
     return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
-                     deliverer=deliverer, broker=broker, metrics=metrics, dispatch=dispatcher,
-                     foreground=foreground, clock=clock, hubspot=hubspot, mailchimp=mailchimp,
-                     salesforce=connectors.get("salesforce"))
+                     deliverer=deliverer, fulfiller=fulfiller, broker=broker, metrics=metrics,
+                     dispatch=dispatcher, foreground=foreground, clock=clock, hubspot=hubspot,
+                     mailchimp=mailchimp, salesforce=connectors.get("salesforce"))
 
 
 def _can_deliver(connector: Any, settings: Settings) -> bool:

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     inbox_keep_days: float = Field(default=3.0, gt=0)
+    export_keep_days: float = Field(default=30.0, gt=0)
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()

@@ -34,7 +34,14 @@ from core.db import event_counts, events, insert_for, ledger_pending, reader
 from core.errors import BadInput, DeliveryError, PrivasyncError, UnknownSubject
 from core.identity import IdentityMap
 from core.mappings import Mappings
-from core.model import CanonicalEvent, SubjectHint, SubjectsMerged, SystemRef
+from core.model import (
+    CanonicalEvent,
+    RequestAcknowledged,
+    RequestAction,
+    SubjectHint,
+    SubjectsMerged,
+    SystemRef,
+)
 from core.ports import EventParser, RefResolver
 from core.routes import Routes
 
@@ -295,7 +302,7 @@ class Applier:
                           detail={"merged": loser, "system": ev.meta.source})
         targets = self.routes.targets(changed, None)
         outbox.add(conn, now, [(outbox.CONSENT, d, winner, received_at, None) for d in targets])
-        decided.jobs.update({(d, winner): received_at for d in targets})
+        decided.jobs.update({(outbox.CONSENT, d, winner): received_at for d in targets})
         return ("merged" if changed else "recorded"), winner
 
 
@@ -323,4 +330,6 @@ def _with_email(ev: CanonicalEvent, emails: Mapping[SystemRef, str]) -> Canonica
 
     if isinstance(ev, SubjectsMerged):
         return dataclasses.replace(ev, primary=hint(ev.primary))
+    if isinstance(ev, RequestAction | RequestAcknowledged):
+        return ev
     return dataclasses.replace(ev, subject=hint(ev.subject))

@@ -25,6 +25,11 @@ from core.model import (
     FieldValue,
     IdentifierChanged,
     RecordChanged,
+    RequestAcknowledged,
+    RequestAction,
+    RequestKind,
+    RequestReceived,
+    RequestStep,
     SubjectDeleted,
     SubjectHint,
     SubjectSeen,
@@ -54,7 +59,18 @@ def encode_event(ev: CanonicalEvent) -> Json:
     if isinstance(ev, SubjectsMerged):
         out |= {"primary": _hint(ev.primary), "merged": [_ref(r) for r in ev.merged]}
         return out
+    if isinstance(ev, RequestAction):
+        return out | {"request_id": ev.request_id, "step": ev.step.value, "reason": ev.reason,
+                      "months": ev.months, "destination": ev.destination, "actor": ev.actor,
+                      "receipt": [list(p) for p in ev.receipt]}
+    if isinstance(ev, RequestAcknowledged):
+        return out | {"destination": ev.destination, "request_id": ev.request_id,
+                      "completed": ev.completed, "detail": ev.detail, "proof": ev.proof}
     out["subject"] = _hint(ev.subject)
+    if isinstance(ev, RequestReceived):
+        out |= {"kind": ev.kind.value, "request_id": ev.request_id,
+                "identity_verified": ev.identity_verified, "actor": ev.actor,
+                "fields": [[n, v.value, v.collected_at.isoformat()] for n, v in ev.fields]}
     if isinstance(ev, ConsentChanged):
         out["changes"] = [[c.purpose, c.channel.value, c.status.value] for c in ev.changes]
         out["evidence"] = None if ev.evidence is None else {
@@ -105,7 +121,28 @@ def _merged(meta: EventMeta, raw: Json) -> SubjectsMerged:
     return SubjectsMerged(meta, _to_hint(raw["primary"]), merged)
 
 
+def _request(meta: EventMeta, raw: Json) -> RequestReceived:
+    fields = tuple((n, FieldValue(v, _when(t))) for n, v, t in raw["fields"])
+    return RequestReceived(meta, _to_hint(raw["subject"]), RequestKind(raw["kind"]),
+                           raw["request_id"], bool(raw["identity_verified"]), fields,
+                           raw["actor"])
+
+
+def _action(meta: EventMeta, raw: Json) -> RequestAction:
+    return RequestAction(meta, raw["request_id"], RequestStep(raw["step"]), raw["reason"],
+                         int(raw["months"]), raw["destination"], raw["actor"],
+                         tuple((str(k), str(v)) for k, v in raw["receipt"]))
+
+
+def _ack(meta: EventMeta, raw: Json) -> RequestAcknowledged:
+    return RequestAcknowledged(meta, raw["destination"], raw["request_id"],
+                               bool(raw["completed"]), raw["detail"], raw["proof"])
+
+
 _DECODE: dict[str, Callable[[EventMeta, Json], CanonicalEvent]] = {
+    "RequestReceived": _request,
+    "RequestAction": _action,
+    "RequestAcknowledged": _ack,
     "ConsentChanged": _consent,
     "RecordChanged": _record,
     "IdentifierChanged": _identifier,

@@ -160,6 +160,9 @@ jobs = Table(
     Column("created_at", AwareDateTime, nullable=False),
     Column("updated_at", AwareDateTime, nullable=False),
     Column("done_at", AwareDateTime, nullable=True),
+    # What a done job sent: canonical field names (and "consent" for consent status), never
+    # values: privasync's own record of what each destination received (R20, R22).
+    Column("sent", String(500), nullable=True),
     # Record jobs only: the changed fields, encrypted under the subject's key and
     # cleared once delivered (values live here only until they reach the destination).
     Column("payload", LargeBinary, nullable=True),
@@ -182,8 +185,56 @@ requests = Table(
     Column("subject_id", String(36), nullable=False, index=True),
     Column("source", String(64), nullable=False),
     Column("received_at", AwareDateTime, nullable=False),
+    # Art. 12(3): one calendar month from receipt, plus the time identity verification
+    # paused the clock (Art. 12(6)), plus an extension of up to two months, once.
     Column("due_at", AwareDateTime, nullable=False),
     Column("status", String(16), nullable=False),
+    Column("actor", String(64), nullable=False, server_default=""),
+    Column("paused_since", AwareDateTime, nullable=True),
+    Column("paused_seconds", Integer, nullable=False, server_default="0"),
+    Column("extended_months", Integer, nullable=False, server_default="0"),
+    Column("extension_reason", String(500), nullable=True),
+    Column("rejection_reason", String(500), nullable=True),
+    Column("completed_at", AwareDateTime, nullable=True),
+    Column("confirmed_at", AwareDateTime, nullable=True),
+    Column("note", String(200), nullable=True),
+    Index("ix_requests_open_due", "due_at", **_where("status IN ('in_progress', "
+                                                      "'identity_pending')")),
+)
+
+# Where a request has to be carried out, and how far it got there: the receipt is JSON
+# without personal data (time, vendor status code, vendor request id, what was verified).
+request_destinations = Table(
+    "request_destinations", metadata,
+    Column("request_id", String(36), ForeignKey("requests.id"), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(500), nullable=True),
+    Column("ack_due", AwareDateTime, nullable=True),
+    Column("escalated_at", AwareDateTime, nullable=True),
+    Column("receipt", Text, nullable=True),
+    Column("updated_at", AwareDateTime, nullable=False),
+)
+
+# After an erasure, keyed hashes of the person's identifiers: enough to recognise them
+# coming back through any sync, nothing readable.
+suppression = Table(
+    "suppression", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("request_id", String(36), nullable=False, index=True),
+    Column("created_at", AwareDateTime, nullable=False),
+)
+
+# What a system said it holds about a person, for an access request: encrypted under the
+# person's key, deleted after a configured number of days.
+request_exports = Table(
+    "request_exports", metadata,
+    Column("request_id", String(36), ForeignKey("requests.id"), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("payload", LargeBinary, nullable=True),
+    Column("created_at", AwareDateTime, nullable=False),
+    Column("expires_at", AwareDateTime, nullable=False, index=True),
 )
 
 ledger = Table(

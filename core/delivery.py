@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from core import ledger, outbox, records, state
 from core.db import insert_for, reader, system_refs
@@ -28,6 +28,8 @@ log = logging.getLogger("privasync.delivery")
 
 # attempts so far, the vendor's Retry-After (seconds) -> seconds until the next attempt
 Backoff = Callable[[int, float | None], float]
+# (the outcome's transaction, its time, each subject's job status) -> None
+After = Callable[[Connection, datetime, Mapping[str, str]], None]
 
 
 @dataclass
@@ -66,6 +68,10 @@ class Deliverer:
         self.clock = clock
         self.holder = holder
         self.policy = policy
+        # Other kinds of jobs (requests: erasure, export, notify) register here:
+        # kind -> (batch size for a destination, or None if it takes none; the handler).
+        self.handlers: dict[str, tuple[Callable[[str], int | None],
+                                       Callable[[outbox.Claim, DeliveryReport], None]]] = {}
 
     def kinds(self, destination: str) -> list[tuple[str, int]]:
         """The job kinds this destination takes, with how many one call may carry."""
@@ -73,6 +79,10 @@ class Deliverer:
         record = self.record_destinations.get(destination)
         found = [(outbox.CONSENT, consent.batch_size if consent is not None else 100),
                  (outbox.RECORD, record.record_batch_size if record is not None else 100)]
+        for kind, (size, _) in self.handlers.items():
+            limit = size(destination)
+            if limit is not None:
+                found.append((kind, limit))
         cap = self.policy.max_batch
         return [(kind, min(limit, cap) if cap else limit) for kind, limit in found]
 
@@ -97,6 +107,8 @@ class Deliverer:
             report.more |= len(claim.jobs) >= limit
             if kind == outbox.RECORD:
                 self._records(claim, report)
+            elif kind in self.handlers:
+                self.handlers[kind][1](claim, report)
             else:
                 self._consent(claim, report)
         return report
@@ -113,7 +125,7 @@ class Deliverer:
         try:
             results = destination.apply_consent(list(snaps.values()))
         except Exception as exc:  # noqa: BLE001 - recorded against the batch, never lost
-            self._finish(claim, {}, _as_delivery_error(exc), report)
+            self._finish(claim, {}, as_delivery_error(exc), report)
             return
         self._finish(claim, {o.subject_id: o for o in results}, None, report)
 
@@ -157,17 +169,26 @@ class Deliverer:
             if outgoing:
                 results.update({o.subject_id: o for o in destination.push_fields(outgoing)})
         except Exception as exc:  # noqa: BLE001 - recorded against the batch, never lost
-            self._finish(claim, {}, _as_delivery_error(exc), report)
+            self._finish(claim, {}, as_delivery_error(exc), report)
             return
         for sid, outcome in results.items():
             results[sid] = Outcome(sid, outcome.error, outcome.learned_refs, outcome.note,
                                    {**outcome.detail, **receipts.get(sid, {})})
         self._finish(claim, results, None, report)
 
+    def finish(self, claim: outbox.Claim, results: Mapping[str, Outcome],
+               whole: DeliveryError | None, report: DeliveryReport,
+               after: After | None = None) -> None:
+        """``_finish`` for other kinds' handlers."""
+        self._finish(claim, results, whole, report, after)
+
     def _finish(self, claim: outbox.Claim, results: Mapping[str, Outcome],
-                whole: DeliveryError | None, report: DeliveryReport) -> None:
+                whole: DeliveryError | None, report: DeliveryReport,
+                after: After | None = None) -> None:
         """Record every outcome in one transaction: a statement per kind of outcome, the
-        references learned, and one ledger receipt listing the batch's jobs."""
+        references learned, and one ledger receipt listing the batch's jobs. ``after``
+        runs in the same transaction with each subject's job status, if the claim was
+        still held."""
         now = self.clock()
         groups: dict[tuple[str, str | None, int], list[int]] = {}
         retry_after: dict[tuple[str, str | None, int], float | None] = {}
@@ -175,6 +196,8 @@ class Deliverer:
                                       "claim": claim.token}
         subjects: dict[str, dict[str, object]] = {}
         learned: list[dict[str, object]] = []
+        statuses: dict[str, str] = {}
+        sent: dict[int, str] = {}
         for subject_id, claimed in claim.by_subject().items():
             result = results.get(subject_id)
             error: Exception | None = whole
@@ -196,7 +219,11 @@ class Deliverer:
                              "created_at": now} for ref in result.learned_refs]
                 report.latencies += [(now - j.origin_received_at).total_seconds()
                                      for j in claimed]
+                what = result.detail.get("kept", "") if claim.kind == outbox.RECORD \
+                    else claim.kind
+                sent |= {j.id: what for j in claimed if what}
             subjects[subject_id] = entry
+            statuses[subject_id] = status
             report.outcomes[status] += 1
         receipt["subjects"] = subjects
         outcomes = [outbox.Outcome(
@@ -205,10 +232,12 @@ class Deliverer:
                 (status, error_class, attempts)))) if status == outbox.PENDING else None)
             for (status, error_class, attempts), ids in groups.items()]
         with self.engine.begin() as conn:
-            touched = outbox.finish(conn, claim, outcomes, now)
+            touched = outbox.finish(conn, claim, outcomes, now, sent)
             if learned:
                 conn.execute(insert_for(conn, system_refs).on_conflict_do_nothing(), learned)
             ledger.append(conn, at=now, kind="delivery.batch", detail=receipt)
+            if after is not None and touched == len(claim.jobs):
+                after(conn, now, statuses)
         report.lost += len(claim.jobs) - touched
         if touched < len(claim.jobs):
             log.warning("claim.lease_lost", extra={"destination": claim.destination,
@@ -225,7 +254,7 @@ class Deliverer:
         return outbox.PENDING, error_class
 
 
-def _as_delivery_error(exc: Exception) -> DeliveryError:
+def as_delivery_error(exc: Exception) -> DeliveryError:
     """A connector's DeliveryError as it is; anything else is a bug or a library surprise:
     logged by type and retried like a transient failure."""
     if isinstance(exc, DeliveryError):

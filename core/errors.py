@@ -3,6 +3,7 @@
     PrivasyncError
     ├── BadInput                 the caller sent something we refuse (-> 4xx, exit 2)
     │   ├── UnknownSubject       an event names a record no system knows (-> 422)
+    │   ├── Suppressed           an event names a person who was erased (nothing applies)
     │   └── Unauthenticated      a bad or stale signature or token (-> 401)
     ├── ConfigError              settings or mappings are wrong (refuse to start)
     ├── PolicyViolation          an action would break a privacy rule
@@ -29,6 +30,16 @@ class BadInput(PrivasyncError):  # noqa: N818 - the name reads as the HTTP class
 
 class UnknownSubject(BadInput):
     """An event refers to a record that cannot be resolved to a person."""
+
+
+class Suppressed(BadInput):
+    """The person an event is about was erased: it must not bring them back (R18)."""
+
+    def __init__(self, message: str, *, request_id: str | None = None,
+                 subject_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.subject_id = subject_id
 
 
 class Unauthenticated(BadInput):

@@ -69,13 +69,14 @@ def entry(at: datetime, kind: str, subject_id: str | None, key: bytes | None,
 
 
 def append(conn: Connection, *, at: datetime, kind: str, subject_id: str | None = None,
-           detail: Mapping[str, object] | None = None) -> None:
+           detail: Mapping[str, object] | None = None, sealed: bool = True) -> None:
     """Queue one entry in the caller's transaction; the applier chains it shortly.
 
     ``detail`` must hold no more personal data than needed; with a subject it is
-    encrypted under that subject's key. Takes no lock.
+    encrypted under that subject's key, unless ``sealed`` is False (proof that must stay
+    readable after the key is destroyed, such as a request's receipts). Takes no lock.
     """
-    key = subject_key(conn, subject_id) if subject_id is not None else None
+    key = subject_key(conn, subject_id) if subject_id is not None and sealed else None
     conn.execute(ledger_pending.insert().values(at=at, kind=kind, subject_id=subject_id,
                                                 detail=seal(key, detail)))
 

@@ -76,6 +76,8 @@ class Purpose(_Strict):
     reconfirm_days: int | None = Field(default=None, gt=0)
     soft_opt_in: bool = False
     art9_ground: Art9Ground | None = None
+    # Direct marketing: an objection (Art. 21(3)) withdraws it on every channel, absolutely.
+    direct_marketing: bool = False
 
 
 class FieldMapping(_Strict):

@@ -204,6 +204,33 @@ class RequestReceived:
     actor: str = ""
 
 
+class RequestStep(StrEnum):
+    """What can happen to a request after it came in."""
+
+    VERIFY_IDENTITY = "verify_identity"   # the clock runs again
+    EXTEND = "extend"                     # once, by 1 or 2 months, with a reason
+    REJECT = "reject"                     # with a reason; the person may complain
+    NOT_APPLICABLE = "not_applicable"     # a destination, with the admin's reason
+    RETRY = "retry"                       # a failed destination is tried again
+    CONFIRMED = "confirmed"               # the person was told (privasync, internal)
+    FINISH = "finish"                     # every destination ended (privasync, internal)
+
+
+@dataclass(frozen=True)
+class RequestAction:
+    """Someone moves a request on: an admin (``actor`` a token's name or ``cli``) or
+    privasync itself (``actor`` ``privasync``)."""
+
+    meta: EventMeta
+    request_id: str
+    step: RequestStep
+    reason: str = ""
+    months: int = 0
+    destination: str = ""
+    actor: str = ""
+    receipt: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class RequestAcknowledged:
     """A partner or processor says how it handled a request it was sent (Art. 28, 17(2)).
@@ -219,9 +246,6 @@ class RequestAcknowledged:
     detail: str = ""
     proof: str = ""
 
-
-CanonicalEvent = (ConsentChanged | SubjectSeen | SubjectDeleted | ErasureRequested
-                  | SubjectsMerged | IdentifierChanged | RecordChanged)
 
 
 @dataclass(frozen=True)
@@ -347,3 +371,8 @@ class ExportResult:
     fields: tuple[ExportedField, ...] = ()
     error: Exception | None = None
     note: str = ""
+
+
+CanonicalEvent = (ConsentChanged | SubjectSeen | SubjectDeleted | ErasureRequested
+                  | SubjectsMerged | IdentifierChanged | RecordChanged | RequestReceived
+                  | RequestAction | RequestAcknowledged)

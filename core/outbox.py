@@ -18,11 +18,11 @@ job, token and state, so a late worker cannot finish a job someone re-claimed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from core.db import dispatch, insert_for, jobs, write_many
@@ -137,9 +137,16 @@ class Outcome:
     note: str | None = None
 
 
-def finish(conn: Connection, claim: Claim, outcomes: Iterable[Outcome], now: datetime) -> int:
+def finish(conn: Connection, claim: Claim, outcomes: Iterable[Outcome], now: datetime,
+           sent: Mapping[int, str] | None = None) -> int:
     """Record outcomes in the caller's transaction, one statement per group; only jobs this
-    claim still holds are touched. Returns how many were (fewer: the lease was lost)."""
+    claim still holds are touched. Returns how many were (fewer: the lease was lost).
+    ``sent``: per done job, what it sent (field names, never values), kept for the record."""
+    if sent:
+        conn.execute(update(jobs).where(jobs.c.id == bindparam("job"), jobs.c.claim_token ==
+                                        claim.token, jobs.c.status == RUNNING)
+                     .values(sent=bindparam("what")),
+                     [{"job": job, "what": what[:500]} for job, what in sent.items()])
     held = and_(jobs.c.claim_token == claim.token, jobs.c.status == RUNNING)
     release = {"claimed_by": None, "claim_token": None, "lease_until": None,
                "updated_at": now}

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from core import ledger, outbox
+from core import dsr, ledger, outbox
+from core import requests as rq
 from core.consent import Verdict, resolve
 from core.crypto import Keyring, normalise_email
 from core.db import (
@@ -33,11 +34,11 @@ from core.db import (
     requests,
     subject_keys,
     subjects,
+    suppression,
     system_refs,
     write_many,
 )
-from core.deadlines import add_months
-from core.errors import BadInput, UnknownSubject
+from core.errors import BadInput, Suppressed, UnknownSubject
 from core.mappings import Mappings
 from core.model import (
     CanonicalEvent,
@@ -49,6 +50,9 @@ from core.model import (
     FieldValue,
     IdentifierChanged,
     RecordChanged,
+    RequestAcknowledged,
+    RequestAction,
+    RequestReceived,
     SubjectDeleted,
     SubjectHint,
     SubjectSeen,
@@ -76,7 +80,11 @@ def _grouped(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
 
 
 def hints(ev: CanonicalEvent) -> list[SubjectHint]:
-    return [ev.primary] if isinstance(ev, SubjectsMerged) else [ev.subject]
+    if isinstance(ev, SubjectsMerged):
+        return [ev.primary]
+    if isinstance(ev, RequestAction | RequestAcknowledged):
+        return []
+    return [ev.subject]
 
 
 def emails_of(ev: CanonicalEvent) -> list[str]:
@@ -84,7 +92,7 @@ def emails_of(ev: CanonicalEvent) -> list[str]:
     found = [h.email for h in hints(ev) if h.email]
     if isinstance(ev, IdentifierChanged):
         found.append(ev.new_email)
-    if isinstance(ev, RecordChanged):
+    if isinstance(ev, RecordChanged | RequestReceived):
         found += [v.value for n, v in ev.fields if n == EMAIL_FIELD and v.value]
     return found
 
@@ -109,6 +117,10 @@ class Loaded:
     keys: dict[str, bytes | None] = field(default_factory=dict)
     consents: dict[str, dict[Key, ConsentState]] = field(default_factory=dict)
     fields: dict[str, dict[str, FieldState]] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
+    suppressed: dict[str, tuple[str, str]] = field(default_factory=dict)  # digest: request, subj
+    requests: dict[str, rq.Request] = field(default_factory=dict)
+    open_erasure: dict[str, str] = field(default_factory=dict)  # subject: its open erasure
 
 
 def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
@@ -146,7 +158,7 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
         for chunk in _chunks(refs):
             ref_rows += conn.execute(
                 select(system_refs.c.system, system_refs.c.ref, system_refs.c.subject_id,
-                       subjects.c.merged_into)
+                       subjects.c.merged_into, subjects.c.erased_at)
                 .join(subjects, subjects.c.id == system_refs.c.subject_id)
                 .where(system_refs.c.system == system, system_refs.c.ref.in_(chunk))).all()
     digests = sorted({keyring.email_digest(a) for e in batch for a in emails_of(e)})
@@ -157,8 +169,17 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
         got.stored_refs.add(ref)
         got.refs[ref] = live[r.subject_id]
     got.emails = {r.digest: live[r.subject_id] for r in id_rows}
+    got.erased = {live[r.subject_id] for r in ref_rows if r.erased_at is not None}
+    for chunk in _chunks(digests):
+        got.suppressed |= {r.digest: (r.request_id, r.subject_id) for r in conn.execute(
+            select(suppression.c.digest, suppression.c.request_id, requests.c.subject_id)
+            .join(requests, requests.c.id == suppression.c.request_id)
+            .where(suppression.c.digest.in_(chunk)))}
     load_subjects(conn, got, set(live.values()),
-                  fields=any(isinstance(e, RecordChanged) for e in batch))
+                  fields=any(isinstance(e, RecordChanged | RequestReceived) for e in batch))
+    named = [e.request_id for e in batch if isinstance(e, RequestAction | RequestAcknowledged)]
+    got.requests = rq.many(conn, named)
+    got.open_erasure = rq.open_for(conn, sorted(set(live.values())), "erasure")
     return got
 
 
@@ -217,7 +238,15 @@ class Plan:
         default_factory=dict)
     field_rows: dict[tuple[str, str], FieldState] = field(default_factory=dict)
     request_rows: list[dict[str, object]] = field(default_factory=list)
-    jobs: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    destination_rows: list[dict[str, object]] = field(default_factory=list)
+    request_updates: dict[str, dict[str, object]] = field(default_factory=dict)
+    destination_updates: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
+    suppress: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
+    unsuppress: list[str] = field(default_factory=list)  # requests
+    cancel: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # subject, kinds
+    shreds: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
+    finish_if_ready: set[str] = field(default_factory=set)
+    jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(
         default_factory=dict)
     entries: list[ledger.Entry] = field(default_factory=list)
@@ -236,11 +265,21 @@ class Plan:
             return self._done(ev, "merge_pending", None, received_at, record=False)
         try:
             outcome, subject_id = self._decide(ev, received_at)
+        except Suppressed as exc:
+            self.request_entry("suppression.blocked", exc.subject_id, {
+                "request": exc.request_id, "source": ev.meta.source,
+                "event_kind": ev.meta.kind or type(ev).__name__})
+            outcome, subject_id = "suppressed", None
         except UnknownSubject:
             outcome, subject_id = "unknown_subject", None
         except BadInput:
             outcome, subject_id = "invalid", None
         return self._done(ev, outcome, subject_id, received_at)
+
+    def decide(self, ev: CanonicalEvent, received_at: datetime) -> tuple[str, str | None]:
+        """Apply an event privasync makes itself (an objection's withdrawals, a
+        rectification's values): like ``apply``, without dedupe or an event row."""
+        return self._decide(ev, received_at)
 
     def _done(self, ev: CanonicalEvent, outcome: str, subject_id: str | None,
               received_at: datetime, *, record: bool = True) -> str:
@@ -260,6 +299,12 @@ class Plan:
             return self._seen(ev, received_at)
         if isinstance(ev, RecordChanged):
             return self._record(ev, received_at)
+        if isinstance(ev, RequestReceived | ErasureRequested):
+            return dsr.received(self, ev, received_at)
+        if isinstance(ev, RequestAction):
+            return dsr.step(self, ev)
+        if isinstance(ev, RequestAcknowledged):
+            return dsr.acknowledged(self, ev)
         assert not isinstance(ev, SubjectsMerged), "merges are applied one by one"
         subject_id, _ = self.resolve(ev.subject, create=False)
         if isinstance(ev, SubjectDeleted):
@@ -268,8 +313,6 @@ class Plan:
             self._entry("subject.removed_from_system", subject_id,
                         {"system": ev.meta.source, "event": ev.meta.source_event_id})
             return "recorded", subject_id
-        if isinstance(ev, ErasureRequested):
-            return self._erasure(ev, subject_id, received_at)
         assert isinstance(ev, IdentifierChanged), type(ev).__name__
         attached = self.add_email(subject_id, ev.new_email)
         if ev.new_ref is not None:
@@ -279,10 +322,14 @@ class Plan:
         return ("recorded" if attached else "identifier_conflict"), subject_id
 
     def _consent(self, ev: ConsentChanged, received_at: datetime) -> tuple[str, str]:
+        subject_id, _ = self.resolve(ev.subject)
+        return self.consent_for(subject_id, ev, received_at), subject_id
+
+    def consent_for(self, subject_id: str, ev: ConsentChanged, received_at: datetime) -> str:
+        """Apply a consent event to a subject already resolved; returns the outcome."""
         purposes = [self.mappings.purposes.get(c.purpose) for c in ev.changes]
         if None in purposes:
             raise BadInput("an event names a purpose the mappings do not define")
-        subject_id, _ = self.resolve(ev.subject)
         current = self.loaded.consents[subject_id]
         verdicts: list[Verdict] = []
         changed: set[str] = set()
@@ -320,8 +367,8 @@ class Plan:
                                       "proof_reference": ev.evidence.proof_reference}
             self._entry(kind, subject_id, detail)
         for destination in self.routes.targets(changed, ev.meta.source):
-            self._job(destination, subject_id, received_at)
-        return _summarise(verdicts), subject_id
+            self.job(outbox.CONSENT, destination, subject_id, received_at)
+        return _summarise(verdicts)
 
     def _seen(self, ev: SubjectSeen, received_at: datetime) -> tuple[str, str]:
         subject_id, created = self.resolve(ev.subject)
@@ -331,7 +378,7 @@ class Plan:
         purposes = {p for p, _ in self.loaded.consents[subject_id]}
         # A new record of a known person in a system gets that person's current state.
         if purposes & self.routes.purposes.get(ev.meta.source, frozenset()):
-            self._job(ev.meta.source, subject_id, received_at)
+            self.job(outbox.CONSENT, ev.meta.source, subject_id, received_at)
         return "known", subject_id
 
     def _record(self, ev: RecordChanged, received_at: datetime) -> tuple[str, str]:
@@ -361,27 +408,21 @@ class Plan:
                                                            newest([payload, changed]))
         return "applied", subject_id
 
-    def _erasure(self, ev: ErasureRequested, subject_id: str,
-                 received_at: datetime) -> tuple[str, str]:
-        request_id = str(uuid.uuid4())
-        self.request_rows.append({
-            "id": request_id, "kind": "erasure", "subject_id": subject_id,
-            "source": ev.meta.source, "received_at": received_at,
-            "due_at": add_months(received_at, 1), "status": "received"})
-        self._entry("request.erasure_received", subject_id,
-                    {"request": request_id, "source": ev.meta.source,
-                     "event": ev.meta.source_event_id})
-        return "erasure_requested", subject_id
-
     # -- identity, in memory ------------------------------------------------------------
     def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
         """The subject for a hint (by reference, then by e-mail), creating it if allowed;
         raises UnknownSubject when only an unknown reference is given."""
         got = self.loaded
+        digest = self.keyring.email_digest(hint.email) if hint.email else None
+        if digest is not None and digest in got.suppressed:
+            request_id, erased = got.suppressed[digest]
+            raise Suppressed("the person was erased", request_id=request_id, subject_id=erased)
         subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
+        if subject_id is not None and subject_id in got.erased:
+            raise Suppressed("the person was erased", subject_id=subject_id)
         known_ref = subject_id is not None
-        if subject_id is None and hint.email:
-            subject_id = got.emails.get(self.keyring.email_digest(hint.email))
+        if subject_id is None and digest is not None:
+            subject_id = got.emails.get(digest)
         created = False
         if subject_id is None:
             if not hint.email or not create:
@@ -440,19 +481,26 @@ class Plan:
         self.entries.append(ledger.entry(self.now, kind, subject_id,
                                          self.loaded.keys.get(subject_id), detail))
 
-    def _job(self, destination: str, subject_id: str, received_at: datetime) -> None:
-        key = (destination, subject_id)
+    def job(self, kind: str, destination: str, subject_id: str, received_at: datetime) -> None:
+        key = (kind, destination, subject_id)
         self.jobs[key] = min(self.jobs.get(key, received_at), received_at)
+
+    def request_entry(self, kind: str, subject_id: str | None,
+                      detail: dict[str, object]) -> None:
+        """A ledger entry about a request: in clear (it holds no personal data), so that it
+        stays readable, and provable, after the person's key is destroyed."""
+        self.entries.append(ledger.entry(self.now, kind, subject_id, None, detail))
 
     @property
     def destinations(self) -> set[str]:
         """Destinations that got new jobs."""
-        return {d for d, _ in self.jobs} | {d for d, _ in self.record_jobs}
+        return {d for _, d, _ in self.jobs} | {d for d, _ in self.record_jobs}
 
     # -- writing -----------------------------------------------------------------------
     def write(self, conn: Connection) -> None:
         """Store every decision in the caller's transaction (a handful of statements)."""
         now = self.now
+        dsr.finish_ready(self)
         if self.new_subjects:
             write_many(conn, subjects, self.new_subjects)
             write_many(conn, subject_keys, self.new_keys)
@@ -470,13 +518,13 @@ class Plan:
             {"subject_id": s, "field": f, "digest": v.digest, "occurred_at": v.occurred_at}
             for (s, f), v in self.field_rows.items()],
             conflict=("subject_id", "field"), update=("digest", "occurred_at"))
-        if self.request_rows:
-            conn.execute(requests.insert(), self.request_rows)
-        outbox.add(conn, now, [(outbox.CONSENT, d, s, origin, None)
-                               for (d, s), origin in self.jobs.items()]
+        dsr.write(self, conn)
+        outbox.add(conn, now, [(kind, d, s, origin, None)
+                               for (kind, d, s), origin in self.jobs.items()]
                    + [(outbox.RECORD, d, s, origin, self._seal(s, payload))
                       for (d, s), (origin, payload) in self.record_jobs.items()])
         write_many(conn, events, self.event_rows, ignore=True)
+        dsr.shred(self, conn)
 
     def _seal(self, subject_id: str, payload: dict[str, FieldValue]) -> bytes | None:
         key = self.loaded.keys.get(subject_id)

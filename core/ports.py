@@ -129,3 +129,13 @@ class ExportSource(Protocol):
         field names. One result per person, in order. Raises TransientError or
         PermanentError when the whole call failed."""
         ...
+
+
+class Notifier(Protocol):
+    """Tells the person what became of their request (an erasure done, a rejection)."""
+
+    def notify(self, to: str, *, kind: str, request_id: str, at: datetime,
+               reason: str = "") -> Mapping[str, str]:
+        """Send the notice to ``to``; returns a receipt without personal data (the server's
+        answer, a message id). Raises TransientError or PermanentError."""
+        ...

@@ -14,9 +14,14 @@ class Routes:
 
     purposes: dict[str, frozenset[str]]
     fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    erasure: frozenset[str] = frozenset()  # destinations that erase a person
+    exports: frozenset[str] = frozenset()  # systems that tell what they hold
+    notifier: bool = False                 # whether the person can be told
 
     @classmethod
-    def from_mappings(cls, mappings: Mappings, systems: Iterable[str]) -> Routes:
+    def from_mappings(cls, mappings: Mappings, systems: Iterable[str], *,
+                      erasure: Iterable[str] = (), exports: Iterable[str] = (),
+                      notifier: bool = False) -> Routes:
         routes: dict[str, frozenset[str]] = {}
         fields: dict[str, frozenset[str]] = {}
         for name in systems:
@@ -28,7 +33,7 @@ class Routes:
             routes[f"partner:{name}"] = frozenset(partner.purposes)
             fields[f"partner:{name}"] = frozenset(
                 c for c, f in mappings.fields.items() if set(f.purposes) & set(partner.purposes))
-        return cls(routes, fields)
+        return cls(routes, fields, frozenset(erasure), frozenset(exports), notifier)
 
     def targets(self, purposes: Iterable[str], source: str | None) -> list[str]:
         wanted = set(purposes)

@@ -77,11 +77,14 @@ def job_count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
-def make_core(engine: Engine, *, holder: str = "applier:test",
-              clock: object = None) -> Core:
+def make_core(engine: Engine, *, holder: str = "applier:test", clock: object = None,
+              erasure: tuple[str, ...] = (), exports: tuple[str, ...] = (),
+              notifier: bool = False) -> Core:
     keyring = Keyring(b"test-secret-key-0123456789abcdef")
     mappings = load_mappings(MAPPINGS, data_categories())
-    applier = Applier(engine, keyring, mappings, Routes.from_mappings(mappings, SYSTEMS),
+    routes = Routes.from_mappings(mappings, SYSTEMS, erasure=erasure, exports=exports,
+                                  notifier=notifier)
+    applier = Applier(engine, keyring, mappings, routes,
                       clock=clock or (lambda: datetime.now(UTC)), holder=holder)  # type: ignore[arg-type]
     return Core(engine, applier, IdentityMap(keyring), keyring, mappings)
 

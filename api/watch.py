@@ -1,0 +1,35 @@
+"""The scheduler's watch over requests: processors late with their acknowledgement are
+escalated (once each: a log event without personal data, a ledger entry, the metric and
+``requests list --overdue`` show them until they answer); expired exports are deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from api.bootstrap import Container
+from core import ledger
+from core import requests as rq
+
+log = structlog.get_logger("privasync.requests")
+
+
+def requests_watch(container: Container) -> Callable[[datetime], int]:
+    def watch(now: datetime) -> int:
+        with container.engine.begin() as conn:
+            late = rq.acks_due(conn, now)
+            rq.escalate(conn, late, now)
+            found = rq.many(conn, {r for r, _ in late})
+            for request_id, destination in late:
+                request = found[request_id]
+                ledger.append(conn, at=now, kind="request.ack_overdue",
+                              subject_id=request.subject_id, sealed=False,
+                              detail={"request": request_id, "destination": destination})
+            rq.prune_exports(conn, now)
+        for request_id, destination in late:
+            log.warning("request.ack_overdue", request=request_id, destination=destination)
+        return len(late)
+
+    return watch

@@ -1,0 +1,394 @@
+"""Data-subject requests as the applier decides them: received, moved on, acknowledged.
+
+The applier is the one writer of subjects, consent and requests, so everything a
+request does to them happens here: opening it (its destinations, its jobs, the
+suppression of an erased person's identifiers), the admin's steps (verify
+identity, extend, reject, not applicable, retry), processors' acknowledgements,
+and, when every destination is done and the person was told, the crypto-shredding
+that leaves nothing readable about them. Ledger entries about requests hold no
+personal data and stay readable after the shredding: they are the proof.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, literal, select, update
+from sqlalchemy.engine import Connection
+
+from core import outbox
+from core import requests as rq
+from core.db import (
+    AwareDateTime,
+    consents,
+    field_state,
+    identifiers,
+    insert_for,
+    jobs,
+    request_destinations,
+    request_exports,
+    requests,
+    subject_keys,
+    subjects,
+    suppression,
+    system_refs,
+)
+from core.errors import BadInput, Suppressed
+from core.model import (
+    Channel,
+    ConsentChange,
+    ConsentChanged,
+    ConsentStatus,
+    ErasureRequested,
+    EventMeta,
+    Evidence,
+    RecordChanged,
+    RequestAcknowledged,
+    RequestAction,
+    RequestKind,
+    RequestReceived,
+    RequestStep,
+    SubjectHint,
+    SystemRef,
+)
+
+if TYPE_CHECKING:
+    from core.plan import Plan
+
+ERASE, EXPORT, NOTIFY = "erasure", "export", "notify"
+NOTIFIER = "notifier"  # the destination name of the confirmation to the person
+PRIVASYNC = "privasync"  # privasync's own records, in an access request's bundle
+_NAMESPACE = uuid.UUID("6f1c3e1a-9a55-4a53-9d0e-5d6a1d3c0b11")
+
+
+def request_id_for(ev: ErasureRequested) -> str:
+    """A vendor's erasure event becomes a request whose id follows from the event, so a
+    redelivered event names the same request."""
+    return str(uuid.uuid5(_NAMESPACE, f"{ev.meta.source}:{ev.meta.source_event_id}"))
+
+
+def received(plan: Plan, ev: RequestReceived | ErasureRequested,
+             received_at: datetime) -> tuple[str, str | None]:
+    if isinstance(ev, ErasureRequested):
+        ev = RequestReceived(ev.meta, ev.subject, RequestKind.ERASURE, request_id_for(ev),
+                             actor=ev.meta.source)
+    else:  # customer service may record a request that came by letter days ago
+        received_at = min(received_at, ev.meta.occurred_at)
+    kind = ev.kind
+    try:
+        subject_id, _ = plan.resolve(ev.subject, create=bool(ev.subject.email))
+    except Suppressed as exc:
+        _already_erased(plan, ev, received_at, exc)
+        return "suppressed", None
+    if kind == RequestKind.ERASURE and subject_id in plan.loaded.open_erasure:
+        return "duplicate_request", subject_id
+    verified = ev.identity_verified
+    status = rq.IN_PROGRESS if verified else rq.IDENTITY_PENDING
+    plan.request_rows.append({
+        "id": ev.request_id, "kind": kind.value, "subject_id": subject_id,
+        "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
+        "received_at": received_at, "due_at": rq.due_at(received_at), "status": status,
+        "paused_since": None if verified else received_at, "paused_seconds": 0,
+        "extended_months": 0})
+    destinations = _destinations(plan, kind)
+    plan.destination_rows += [{"request_id": ev.request_id, "destination": d,
+                               "status": rq.PENDING, "updated_at": plan.now}
+                              for d in destinations]
+    if kind == RequestKind.ERASURE:
+        plan.loaded.open_erasure[subject_id] = ev.request_id
+    plan.request_entry("request.received", subject_id, {
+        "request": ev.request_id, "kind": kind.value, "source": ev.meta.source,
+        "actor": ev.actor or ev.meta.source, "identity": "verified" if verified else "pending",
+        "due_at": rq.due_at(received_at).isoformat(), "destinations": destinations})
+    if verified:
+        _start(plan, ev.request_id, kind, subject_id, received_at, ev)
+    return "request_opened", subject_id
+
+
+def _destinations(plan: Plan, kind: RequestKind) -> list[str]:
+    if kind == RequestKind.ERASURE:
+        return sorted(plan.routes.erasure)
+    if kind in (RequestKind.ACCESS, RequestKind.PORTABILITY):
+        return sorted([*plan.routes.exports, PRIVASYNC])
+    return []
+
+
+def _already_erased(plan: Plan, ev: RequestReceived, received_at: datetime,
+                    exc: Suppressed) -> None:
+    """A request about someone already erased: recorded as done, pointing at the erasure."""
+    plan.request_rows.append({
+        "id": ev.request_id, "kind": ev.kind.value, "subject_id": exc.subject_id or "-",
+        "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
+        "received_at": received_at, "due_at": rq.due_at(received_at),
+        "status": rq.COMPLETED, "completed_at": plan.now, "paused_seconds": 0,
+        "extended_months": 0, "note": f"already erased by request {exc.request_id}"})
+    plan.request_entry("request.already_erased", exc.subject_id, {
+        "request": ev.request_id, "erased_by": exc.request_id, "kind": ev.kind.value})
+
+
+def _start(plan: Plan, request_id: str, kind: str, subject_id: str, received_at: datetime,
+           ev: RequestReceived | None = None) -> None:
+    """The identity is known: do what was asked."""
+    if kind == RequestKind.ERASURE:
+        plan.suppress.append((subject_id, request_id))
+        for destination in plan.routes.erasure:
+            plan.job(ERASE, destination, subject_id, received_at)
+    elif kind in (RequestKind.ACCESS, RequestKind.PORTABILITY):
+        for destination in plan.routes.exports:
+            plan.job(EXPORT, destination, subject_id, received_at)
+        plan.destination_updates.append((request_id, PRIVASYNC, {
+            "status": rq.DONE, "receipt": {"at": plan.now.isoformat(),
+                                            "verified": "read from privasync's own records "
+                                                        "when the bundle is made"}}))
+        if not plan.routes.exports:
+            _complete(plan, request_id, subject_id)
+    elif kind == RequestKind.OBJECTION:
+        _object(plan, request_id, subject_id, received_at)
+    elif kind == RequestKind.RECTIFICATION and ev is not None:
+        plan.decide(RecordChanged(EventMeta(PRIVASYNC, f"request:{request_id}",
+                                            ev.meta.occurred_at, kind="rectification"),
+                                  ev.subject, ev.fields), received_at)
+        _complete(plan, request_id, subject_id)
+
+
+def _object(plan: Plan, request_id: str, subject_id: str, received_at: datetime) -> None:
+    """Art. 21(3): every direct-marketing purpose, on every channel, withdrawn."""
+    changes = tuple(ConsentChange(name, channel, ConsentStatus.WITHDRAWN)
+                    for name, purpose in sorted(plan.mappings.purposes.items())
+                    if purpose.direct_marketing
+                    for channel in sorted({*purpose.channels, Channel.EMAIL}))
+    if changes:
+        plan.consent_for(subject_id, ConsentChanged(
+            EventMeta(PRIVASYNC, f"request:{request_id}", plan.now, kind="objection"),
+            SubjectHint(ref=SystemRef(PRIVASYNC, f"subject:{subject_id}")), changes,
+            Evidence(PRIVASYNC, "objection", proof_reference=f"request:{request_id}")),
+            received_at)
+    _complete(plan, request_id, subject_id)
+
+
+def _complete(plan: Plan, request_id: str, subject_id: str | None) -> None:
+    plan.request_updates.setdefault(request_id, {}).update(
+        {"status": rq.COMPLETED, "completed_at": plan.now})
+    plan.request_entry("request.completed", subject_id, {"request": request_id})
+
+
+def step(plan: Plan, ev: RequestAction) -> tuple[str, str | None]:
+    request = plan.loaded.requests.get(ev.request_id)
+    if request is None:
+        raise BadInput("no such request")
+    handler = _STEPS[ev.step]
+    handler(plan, request, ev)
+    return f"request_{ev.step.value}", request.subject_id
+
+
+def _verify_identity(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    if request.status != rq.IDENTITY_PENDING:
+        raise BadInput("the request is not waiting for identity verification")
+    paused = request.paused(plan.now)
+    plan.request_updates.setdefault(request.id, {}).update({
+        "status": rq.IN_PROGRESS, "paused_since": None,
+        "paused_seconds": int(paused.total_seconds()),
+        "due_at": rq.due_at(request.received_at, paused=paused,
+                            extended_months=request.extended_months)})
+    plan.request_entry("request.identity_verified", request.subject_id, {
+        "request": request.id, "actor": ev.actor, "clock_paused_seconds":
+        int(paused.total_seconds())})
+    _start(plan, request.id, request.kind, request.subject_id, request.received_at)
+
+
+def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    if not request.open:
+        raise BadInput("only an open request can be extended")
+    if request.extended_months:
+        raise BadInput("a request is extended once (Art. 12(3))")
+    if not 1 <= ev.months <= rq.MAX_EXTENSION_MONTHS or not ev.reason.strip():
+        raise BadInput("an extension is 1 or 2 months, with a reason")
+    first_due = request.due(plan.now)
+    if plan.now > first_due:
+        raise BadInput("an extension must be decided (and told) within the first month")
+    due = rq.due_at(request.received_at, paused=request.paused(plan.now),
+                    extended_months=ev.months)
+    plan.request_updates.setdefault(request.id, {}).update({
+        "extended_months": ev.months, "extension_reason": ev.reason[:500], "due_at": due})
+    plan.request_entry("request.extended", request.subject_id, {
+        "request": request.id, "months": ev.months, "reason": ev.reason[:500],
+        "actor": ev.actor, "due_at": due.isoformat()})
+
+
+def _reject(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    if not request.open:
+        raise BadInput("only an open request can be rejected")
+    if not ev.reason.strip():
+        raise BadInput("a rejection needs a reason")
+    plan.request_updates.setdefault(request.id, {}).update({
+        "status": rq.REJECTED, "rejection_reason": ev.reason[:500], "completed_at": plan.now,
+        "paused_since": None})
+    plan.unsuppress.append(request.id)
+    plan.cancel.append((request.subject_id, (ERASE, EXPORT)))
+    plan.request_entry("request.rejected", request.subject_id, {
+        "request": request.id, "reason": ev.reason[:500], "actor": ev.actor,
+        "complaint": "the person may complain to the supervisory authority (Art. 77)"})
+    if plan.routes.notifier:
+        plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
+
+
+def _not_applicable(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    if not request.open:
+        raise BadInput("the request is no longer open")
+    if ev.destination not in {d.name for d in request.destinations}:
+        raise BadInput("the request has no such destination")
+    if not ev.reason.strip():
+        raise BadInput("marking a destination not applicable needs a reason")
+    plan.destination_updates.append((request.id, ev.destination, {
+        "status": rq.NOT_APPLICABLE, "reason": ev.reason[:500]}))
+    plan.request_entry("request.not_applicable", request.subject_id, {
+        "request": request.id, "destination": ev.destination, "reason": ev.reason[:500],
+        "actor": ev.actor})
+    plan.finish_if_ready.add(request.id)
+
+
+def _retry(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    failed = [d.name for d in request.destinations if d.status == rq.FAILED
+              and (not ev.destination or d.name == ev.destination)]
+    if not request.open or not failed:
+        raise BadInput("nothing failed to retry")
+    kind = ERASE if request.kind == RequestKind.ERASURE else EXPORT
+    for destination in failed:
+        plan.destination_updates.append((request.id, destination,
+                                         {"status": rq.PENDING, "reason": None}))
+        plan.job(kind, destination, request.subject_id, plan.now)
+    plan.request_entry("request.retried", request.subject_id, {
+        "request": request.id, "destinations": failed, "actor": ev.actor})
+
+
+def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    plan.request_updates.setdefault(request.id, {})["confirmed_at"] = plan.now
+    plan.request_entry("request.person_told", request.subject_id, {
+        "request": request.id, **dict(ev.receipt)})
+    if request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS:
+        _shred(plan, request)
+
+
+def _finish(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    plan.finish_if_ready.add(request.id)
+
+
+def finish_ready(plan: Plan) -> None:
+    """Requests whose destinations all ended: tell the person, or shred, or complete."""
+    for request_id in sorted(plan.finish_if_ready):
+        request = plan.loaded.requests.get(request_id)
+        if request is None or request.status != rq.IN_PROGRESS:
+            continue
+        states = {d.name: d.status for d in request.destinations}
+        for rid, destination, values in plan.destination_updates:
+            if rid == request_id and "status" in values:
+                states[destination] = str(values["status"])
+        if not all(s in rq.FINAL for s in states.values()):
+            continue
+        if request.kind != RequestKind.ERASURE:
+            _complete(plan, request_id, request.subject_id)
+        elif plan.routes.notifier and request.confirmed_at is None:
+            plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
+        else:
+            _shred(plan, request)
+
+
+def _shred(plan: Plan, request: rq.Request) -> None:
+    """Every destination is done and the person was told: destroy what privasync holds."""
+    plan.shreds.append((request.subject_id, request.id))
+    _complete(plan, request.id, request.subject_id)
+    plan.request_entry("subject.erased", request.subject_id, {
+        "request": request.id, "kept": "keyed hashes of the identifiers (suppression list)"})
+
+
+def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
+    request = plan.loaded.requests.get(ev.request_id)
+    if request is None or ev.destination not in {d.name for d in request.destinations}:
+        raise BadInput("the acknowledgement names no request sent to this partner")
+    status = rq.DONE if ev.completed else rq.FAILED
+    receipt = {"at": plan.now.isoformat(), "acknowledged": "completed" if ev.completed
+               else "rejected", "proof_sha256": ev.proof, "event": ev.meta.source_event_id}
+    plan.destination_updates.append((request.id, ev.destination, {
+        "status": status, "reason": None if ev.completed else ev.detail[:500],
+        "receipt": receipt}))
+    plan.request_entry("request.acknowledged", request.subject_id, {
+        "request": request.id, "destination": ev.destination, "completed": ev.completed,
+        "detail": ev.detail[:500], "proof_sha256": ev.proof})
+    plan.finish_if_ready.add(request.id)
+    return ("acknowledged" if ev.completed else "ack_rejected"), request.subject_id
+
+
+_STEPS = {
+    RequestStep.VERIFY_IDENTITY: _verify_identity,
+    RequestStep.EXTEND: _extend,
+    RequestStep.REJECT: _reject,
+    RequestStep.NOT_APPLICABLE: _not_applicable,
+    RequestStep.RETRY: _retry,
+    RequestStep.CONFIRMED: _confirmed,
+    RequestStep.FINISH: _finish,
+}
+
+
+_REQUEST_COLUMNS = {"paused_since": None, "paused_seconds": 0, "extended_months": 0,
+                    "completed_at": None, "note": None}
+
+
+def write(plan: Plan, conn: Connection) -> None:
+    """Store the plan's request decisions in the caller's transaction (after subjects and
+    identifiers, before jobs)."""
+    now = plan.now
+    if plan.request_rows:
+        conn.execute(requests.insert(), [_REQUEST_COLUMNS | r for r in plan.request_rows])
+    if plan.destination_rows:
+        conn.execute(request_destinations.insert(), plan.destination_rows)
+    for request_id, values in plan.request_updates.items():
+        conn.execute(update(requests).where(requests.c.id == request_id).values(**values))
+    for request_id, destination, values in plan.destination_updates:
+        rq.record(conn, request_id, destination, now=now, status=str(values["status"]),
+                  receipt=values.get("receipt"),  # type: ignore[arg-type]
+                  reason=values.get("reason"))  # type: ignore[arg-type]
+    for subject_id, request_id in plan.suppress:
+        conn.execute(insert_for(conn, suppression).from_select(
+            ["digest", "kind", "request_id", "created_at"],
+            select(identifiers.c.digest, identifiers.c.kind, literal(request_id),
+                   literal(now, AwareDateTime())).where(identifiers.c.subject_id == subject_id))
+            .on_conflict_do_nothing())
+    if plan.unsuppress:
+        conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))
+    for subject_id, kinds in plan.cancel:
+        _cancel(conn, [subject_id], kinds, now, "request rejected")
+
+
+def shred(plan: Plan, conn: Connection) -> None:
+    """Crypto-shredding: the key goes, and with it every readable copy (ledger details,
+    evidence, queued values, backups); identifiers, refs, consent and field hashes go too.
+    Subjects merged into the erased one go with it. Runs last in the transaction."""
+    for subject_id, _ in plan.shreds:
+        ids = _with_merged(conn, subject_id)
+        for table in (subject_keys, identifiers, consents, field_state, system_refs):
+            conn.execute(delete(table).where(table.c.subject_id.in_(ids)))
+        _cancel(conn, ids, None, plan.now, "subject erased")
+        conn.execute(update(subjects).where(subjects.c.id.in_(ids))
+                     .values(erased_at=plan.now))
+        conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
+            select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
+
+
+def _with_merged(conn: Connection, subject_id: str) -> list[str]:
+    ids, frontier = [subject_id], [subject_id]
+    while frontier:
+        frontier = list(conn.execute(select(subjects.c.id).where(
+            subjects.c.merged_into.in_(frontier))).scalars())
+        ids += frontier
+    return ids
+
+
+def _cancel(conn: Connection, subject_ids: list[str], kinds: tuple[str, ...] | None,
+            now: datetime, why: str) -> None:
+    where = [jobs.c.subject_id.in_(subject_ids), jobs.c.status == outbox.PENDING]
+    if kinds is not None:
+        where.append(jobs.c.kind.in_(kinds))
+    conn.execute(update(jobs).where(*where).values(
+        status=outbox.SUPERSEDED, payload=None, note=why, done_at=now, updated_at=now))

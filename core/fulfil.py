@@ -1,0 +1,265 @@
+"""Carrying out data-subject requests at destinations: erase, export, tell the person.
+
+These are outbox jobs like consent and record jobs (the same claims, leases,
+batching, retries and Retry-After), registered with the Deliverer as three
+more kinds. Each records, in the transaction that ends its jobs, where the
+request now stands at the destination with a receipt, and when a request's
+every destination has ended, hands it back to the applier (an inbox entry),
+which is the one to tell the person or destroy the key.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from core import codec, inbox, ledger, outbox, state
+from core import requests as rq
+from core.crypto import Keyring
+from core.db import identifiers, insert_for, reader, request_exports, requests, system_refs
+from core.delivery import Deliverer, DeliveryReport, as_delivery_error
+from core.dsr import ERASE, EXPORT, NOTIFIER, NOTIFY
+from core.model import (
+    ErasureReceipt,
+    ErasureStatus,
+    EventMeta,
+    ExportResult,
+    Outcome,
+    PersonAt,
+    RequestAction,
+    RequestKind,
+    RequestStep,
+)
+from core.ports import ErasureDestination, ExportSource, Notifier
+
+DEFAULT_ACK_WITHIN = timedelta(hours=72)
+
+
+class Fulfiller:
+    def __init__(self, deliverer: Deliverer, keyring: Keyring, *,
+                 erasure: Mapping[str, ErasureDestination],
+                 exports: Mapping[str, ExportSource], notifier: Notifier | None,
+                 ack_within: Mapping[str, timedelta], export_keep: timedelta) -> None:
+        self.deliverer = deliverer
+        self.engine = deliverer.engine
+        self.keyring = keyring
+        self.erasure = erasure
+        self.exports = exports
+        self.notifier = notifier
+        self.ack_within = ack_within
+        self.export_keep = export_keep
+        deliverer.handlers[ERASE] = (
+            lambda d: self.erasure[d].erase_batch_size if d in self.erasure else None,
+            self._erase)
+        deliverer.handlers[EXPORT] = (
+            lambda d: self.exports[d].export_batch_size if d in self.exports else None,
+            self._export)
+        deliverer.handlers[NOTIFY] = (lambda d: 20 if d == NOTIFIER else None, self._notify)
+
+    # -- who is where ----------------------------------------------------------------
+    def _people(self, subject_ids: Sequence[str], destination: str,
+                kind: str) -> tuple[dict[str, PersonAt], dict[str, bytes]]:
+        """Each subject with an open request of ``kind``: every address (decrypted for the
+        job only) and its refs at ``destination``; and their keys."""
+        with reader(self.engine).connect() as conn:
+            open_requests = rq.open_for(conn, subject_ids, kind)
+            ids = list(open_requests)
+            keys = state.keys_of(conn, ids)
+            emails: dict[str, list[str]] = {sid: [] for sid in ids}
+            for row in conn.execute(select(identifiers.c.subject_id, identifiers.c.ciphertext)
+                                    .where(identifiers.c.subject_id.in_(ids),
+                                           identifiers.c.kind == "email")):
+                key = keys.get(row.subject_id)
+                plain = Keyring.decrypt(key, row.ciphertext) if key is not None else None
+                if plain is not None:
+                    emails[row.subject_id].append(plain.decode())
+            refs: dict[str, list[str]] = {sid: [] for sid in ids}
+            for row in conn.execute(select(system_refs.c.subject_id, system_refs.c.ref).where(
+                    system_refs.c.subject_id.in_(ids), system_refs.c.system == destination)):
+                refs[row.subject_id].append(row.ref)
+        return ({sid: PersonAt(sid, open_requests[sid], tuple(sorted(emails[sid])),
+                               tuple(sorted(refs[sid]))) for sid in ids}, keys)
+
+    def _no_request(self, subject_ids: Sequence[str],
+                    people: Mapping[str, PersonAt]) -> dict[str, Outcome]:
+        return {sid: Outcome(sid, note="no open request (rejected or finished meanwhile)")
+                for sid in subject_ids if sid not in people}
+
+    # -- erasure ---------------------------------------------------------------------
+    def _erase(self, claim: outbox.Claim, report: DeliveryReport) -> None:
+        destination = self.erasure.get(claim.destination)
+        subject_ids = list(claim.by_subject())
+        people, _ = self._people(subject_ids, claim.destination, RequestKind.ERASURE)
+        results = self._no_request(subject_ids, people)
+        receipts: dict[str, ErasureReceipt] = {}
+        if people and destination is not None:
+            try:
+                found = destination.erase(list(people.values()))
+            except Exception as exc:  # noqa: BLE001 - recorded against the batch
+                self.deliverer.finish(claim, {}, as_delivery_error(exc), report)
+                return
+            receipts = {r.subject_id: r for r in found}
+            results |= {r.subject_id: Outcome(r.subject_id, error=r.error, note=r.status.value)
+                        for r in found}
+
+        def after(conn: Connection, now: datetime, statuses: Mapping[str, str]) -> None:
+            for sid, status in statuses.items():
+                receipt, person = receipts.get(sid), people.get(sid)
+                if receipt is not None and person is not None:
+                    self._erased(conn, now, claim.destination, person.request_id, status,
+                                 receipt)
+            self._hand_back(conn, now, [p.request_id for p in people.values()])
+
+        self.deliverer.finish(claim, results, None, report, after)
+
+    def _erased(self, conn: Connection, now: datetime, destination: str, request_id: str,
+                status: str, receipt: ErasureReceipt) -> None:
+        proof = {"at": now.isoformat(), "vendor_status": receipt.vendor_status,
+                 "vendor_request_id": receipt.vendor_request_id,
+                 "verified": receipt.verified, "records": receipt.records}
+        if status == outbox.DONE and receipt.status is ErasureStatus.AWAITING_ACK:
+            due = now + self.ack_within.get(destination, DEFAULT_ACK_WITHIN)
+            rq.record(conn, request_id, destination, status=rq.AWAITING_ACK, now=now,
+                      receipt=proof | {"ack_due": due.isoformat()}, ack_due=due)
+            kind = "request.asked"
+        elif status == outbox.DONE:
+            rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof)
+            kind = "request.erased"
+        elif status in (outbox.FAILED, outbox.DEAD):
+            error = str(getattr(receipt.error, "error_class", "error"))
+            rq.record(conn, request_id, destination, status=rq.FAILED, now=now,
+                      receipt=proof, reason=error)
+            kind = "request.failed"
+        else:
+            error = str(getattr(receipt.error, "error_class", "error"))
+            rq.record(conn, request_id, destination, status=rq.PENDING, now=now,
+                      reason=f"retrying after {error}")
+            return
+        self._entry(conn, now, kind, request_id, {"destination": destination, **proof})
+
+    # -- export ----------------------------------------------------------------------
+    def _export(self, claim: outbox.Claim, report: DeliveryReport) -> None:
+        source = self.exports.get(claim.destination)
+        subject_ids = list(claim.by_subject())
+        people: dict[str, PersonAt] = {}
+        keys: dict[str, bytes] = {}
+        for kind in (RequestKind.ACCESS, RequestKind.PORTABILITY):
+            found, found_keys = self._people(subject_ids, claim.destination, kind)
+            people |= {sid: p for sid, p in found.items() if sid not in people}
+            keys |= found_keys
+        results = self._no_request(subject_ids, people)
+        exported: dict[str, ExportResult] = {}
+        if people and source is not None:
+            try:
+                exported = {r.subject_id: r for r in source.export(list(people.values()))}
+            except Exception as exc:  # noqa: BLE001 - recorded against the batch
+                self.deliverer.finish(claim, {}, as_delivery_error(exc), report)
+                return
+            results |= {sid: Outcome(sid, error=r.error, note=f"{len(r.fields)} field(s)")
+                        for sid, r in exported.items()}
+
+        def after(conn: Connection, now: datetime, statuses: Mapping[str, str]) -> None:
+            for sid, status in statuses.items():
+                result, person, key = exported.get(sid), people.get(sid), keys.get(sid)
+                if result is None or person is None or key is None or status != outbox.DONE:
+                    continue
+                self._store_export(conn, now, claim.destination, person.request_id, key, result)
+            self._hand_back(conn, now, [p.request_id for p in people.values()])
+
+        self.deliverer.finish(claim, results, None, report, after)
+
+    def _store_export(self, conn: Connection, now: datetime, destination: str,
+                      request_id: str, key: bytes, result: ExportResult) -> None:
+        payload = Keyring.encrypt(key, json.dumps(
+            {"note": result.note, "fields": [[f.record, f.field, f.value]
+                                             for f in result.fields]}).encode())
+        stmt = insert_for(conn, request_exports).values(
+            request_id=request_id, destination=destination, payload=payload, created_at=now,
+            expires_at=now + self.export_keep)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["request_id", "destination"],
+            set_={"payload": stmt.excluded.payload, "created_at": now,
+                  "expires_at": stmt.excluded.expires_at}))
+        records = len({f.record for f in result.fields})
+        proof = {"at": now.isoformat(), "fields": len(result.fields), "records": records}
+        rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof)
+        self._entry(conn, now, "request.exported", request_id,
+                    {"destination": destination, **proof})
+
+    # -- telling the person ----------------------------------------------------------
+    def _notify(self, claim: outbox.Claim, report: DeliveryReport) -> None:
+        subject_ids = list(claim.by_subject())
+        now = self.deliverer.clock()
+        with reader(self.engine).connect() as conn:
+            pending = _to_tell(conn, subject_ids)
+            snaps = state.snapshots(conn, subject_ids, NOTIFIER)
+        results: dict[str, Outcome] = {}
+        told: list[tuple[str, dict[str, str]]] = []
+        for sid in subject_ids:
+            email = snaps[sid].email
+            for request in pending.get(sid, []):
+                kind = "rejection" if request.status == rq.REJECTED else request.kind
+                receipt: dict[str, str] = {"told": "no address known: nobody to tell"}
+                if email and self.notifier is not None:
+                    try:
+                        receipt = dict(self.notifier.notify(
+                            email, kind=kind, request_id=request.id, at=now,
+                            reason=request.rejection_reason or ""))
+                    except Exception as exc:  # noqa: BLE001 - retried like any job
+                        results[sid] = Outcome(sid, error=as_delivery_error(exc))
+                        break
+                told.append((request.id, receipt))
+            results.setdefault(sid, Outcome(sid, note="told"))
+
+        def after(conn: Connection, now: datetime, statuses: Mapping[str, str]) -> None:
+            for request_id, receipt in told:
+                _store_step(conn, self.keyring, now, RequestAction(
+                    EventMeta("privasync", f"confirmed:{request_id}", now, kind="request.step"),
+                    request_id, RequestStep.CONFIRMED, actor="privasync",
+                    receipt=tuple(sorted(receipt.items()))))
+
+        self.deliverer.finish(claim, results, None, report, after)
+
+    # -- shared ----------------------------------------------------------------------
+    def _hand_back(self, conn: Connection, now: datetime, request_ids: Sequence[str]) -> None:
+        """Requests whose every destination ended go back to the applier to be finished."""
+        for request in rq.ready_to_finish(conn, request_ids):
+            _store_step(conn, self.keyring, now, RequestAction(
+                EventMeta("privasync", f"finish:{request.id}:{uuid.uuid4()}", now,
+                          kind="request.step"),
+                request.id, RequestStep.FINISH, actor="privasync"))
+
+    @staticmethod
+    def _entry(conn: Connection, now: datetime, kind: str, request_id: str,
+               detail: dict[str, Any]) -> None:
+        subject_id = conn.execute(select(requests.c.subject_id)
+                                  .where(requests.c.id == request_id)).scalar_one_or_none()
+        ledger.append(conn, at=now, kind=kind, subject_id=subject_id,
+                      detail={"request": request_id, **detail}, sealed=False)
+
+
+def _to_tell(conn: Connection, subject_ids: Sequence[str]) -> dict[str, list[rq.Request]]:
+    """Requests of these subjects the person still has to be told about: an erasure done
+    everywhere, or a rejection."""
+    ids = conn.execute(select(requests.c.id).where(
+        requests.c.subject_id.in_(list(subject_ids)), requests.c.confirmed_at.is_(None),
+        requests.c.status.in_([rq.IN_PROGRESS, rq.REJECTED]))).scalars()
+    found: dict[str, list[rq.Request]] = {}
+    for request in rq.many(conn, ids).values():
+        done = request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS \
+            and all(d.status in rq.FINAL for d in request.destinations)
+        if request.status == rq.REJECTED or done:
+            found.setdefault(request.subject_id, []).append(request)
+    return found
+
+
+def _store_step(conn: Connection, keyring: Keyring, now: datetime, ev: RequestAction) -> None:
+    body = codec.encode([ev])
+    inbox.store(conn, source="privasync", sealed=keyring.seal(body),
+                key=inbox.delivery_key(body), received_at=now, events=1)

@@ -1,0 +1,236 @@
+"""Data-subject requests (Art. 12-22): their deadline, their state, where they stand.
+
+The deadline is counted in calendar months, never in days (Art. 12(3)): one month
+from receipt (31 January -> the last day of February), extended once by up to two
+further months with a recorded reason; the clock stops while the requester's
+identity is being verified (Art. 12(6)) and goes on from where it was once it is.
+
+A request's progress is kept per destination (``request_destinations``): an
+erasure is complete only when every destination is done or marked not applicable
+by an admin with a reason. Receipts hold no personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Connection
+
+from core.db import request_destinations, requests
+from core.deadlines import add_months
+
+# Request states.
+IDENTITY_PENDING, IN_PROGRESS = "identity_pending", "in_progress"
+COMPLETED, REJECTED = "completed", "rejected"
+OPEN = (IDENTITY_PENDING, IN_PROGRESS)
+# Destination states.
+PENDING, DONE, FAILED = "pending", "done", "failed"
+NOT_APPLICABLE, AWAITING_ACK = "not_applicable", "awaiting_ack"
+FINAL = (DONE, NOT_APPLICABLE)
+MAX_EXTENSION_MONTHS = 2
+
+
+def due_at(received_at: datetime, *, paused: timedelta = timedelta(0),
+           extended_months: int = 0) -> datetime:
+    """One calendar month from receipt, plus any extension (in months), plus the time the
+    clock stood still."""
+    return add_months(received_at, 1 + extended_months) + paused
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    status: str
+    reason: str | None
+    ack_due: datetime | None
+    escalated_at: datetime | None
+    receipt: Mapping[str, Any]
+    updated_at: datetime
+
+    def overdue(self, now: datetime) -> bool:
+        return self.status == AWAITING_ACK and self.ack_due is not None and self.ack_due < now
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    kind: str
+    subject_id: str
+    source: str
+    actor: str
+    received_at: datetime
+    status: str
+    paused_since: datetime | None
+    paused_seconds: int
+    extended_months: int
+    extension_reason: str | None
+    rejection_reason: str | None
+    completed_at: datetime | None
+    confirmed_at: datetime | None
+    note: str | None
+    destinations: tuple[Destination, ...] = ()
+
+    def paused(self, now: datetime) -> timedelta:
+        running = (now - self.paused_since) if self.paused_since is not None else timedelta(0)
+        return timedelta(seconds=self.paused_seconds) + running
+
+    def due(self, now: datetime) -> datetime:
+        """The deadline as it stands at ``now`` (it moves while the clock is paused)."""
+        return due_at(self.received_at, paused=self.paused(now),
+                      extended_months=self.extended_months)
+
+    def overdue(self, now: datetime) -> bool:
+        return self.status in OPEN and self.due(now) < now
+
+    def acks_overdue(self, now: datetime) -> list[str]:
+        return [d.name for d in self.destinations if d.overdue(now)]
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN
+
+
+def _request(row: Any, destinations: Sequence[Destination] = ()) -> Request:
+    return Request(row.id, row.kind, row.subject_id, row.source, row.actor, row.received_at,
+                   row.status, row.paused_since, row.paused_seconds, row.extended_months,
+                   row.extension_reason, row.rejection_reason, row.completed_at,
+                   row.confirmed_at, row.note, tuple(destinations))
+
+
+def _destination(row: Any) -> Destination:
+    return Destination(row.destination, row.status, row.reason, row.ack_due, row.escalated_at,
+                       json.loads(row.receipt) if row.receipt else {}, row.updated_at)
+
+
+def get(conn: Connection, request_id: str) -> Request | None:
+    row = conn.execute(select(requests).where(requests.c.id == request_id)).first()
+    if row is None:
+        return None
+    found = conn.execute(select(request_destinations).where(
+        request_destinations.c.request_id == request_id)
+        .order_by(request_destinations.c.destination)).all()
+    return _request(row, [_destination(d) for d in found])
+
+
+def many(conn: Connection, ids: Iterable[str]) -> dict[str, Request]:
+    """Requests with their destinations, by id, in two queries."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(requests).where(requests.c.id.in_(wanted))).all()
+    by_request: dict[str, list[Destination]] = {}
+    for d in conn.execute(select(request_destinations).where(
+            request_destinations.c.request_id.in_(wanted))
+            .order_by(request_destinations.c.destination)):
+        by_request.setdefault(d.request_id, []).append(_destination(d))
+    return {r.id: _request(r, by_request.get(r.id, [])) for r in rows}
+
+
+def listing(conn: Connection, now: datetime, *, kind: str | None = None,
+            status: str | None = None, open_only: bool = False,
+            due_within: timedelta | None = None, overdue: bool = False,
+            limit: int = 500) -> list[Request]:
+    """Requests, the soonest due first. ``due_within``: open ones due by ``now`` plus that;
+    ``overdue``: open ones past their deadline or with an acknowledgement overdue."""
+    query = select(requests.c.id)
+    if status is not None:
+        query = query.where(requests.c.status == status)
+    if open_only or due_within is not None or overdue:
+        query = query.where(requests.c.status.in_(OPEN))
+    if kind is not None:
+        query = query.where(requests.c.kind == kind)
+    ids = list(conn.execute(query.order_by(requests.c.due_at).limit(limit)).scalars())
+    found = many(conn, ids)
+    out = [found[i] for i in ids]
+    if due_within is not None:
+        out = [r for r in out if r.due(now) <= now + due_within]
+    if overdue:
+        out = [r for r in out if r.overdue(now) or r.acks_overdue(now)]
+    return out
+
+
+def open_for(conn: Connection, subject_ids: Sequence[str], kind: str) -> dict[str, str]:
+    """The open request of ``kind`` per subject (the newest if several)."""
+    if not subject_ids:
+        return {}
+    rows = conn.execute(select(requests.c.subject_id, requests.c.id).where(
+        requests.c.subject_id.in_(list(subject_ids)), requests.c.kind == kind,
+        requests.c.status.in_(OPEN)).order_by(requests.c.received_at)).all()
+    return {r.subject_id: r.id for r in rows}
+
+
+def record(conn: Connection, request_id: str, destination: str, *, status: str, now: datetime,
+           receipt: Mapping[str, Any] | None = None, reason: str | None = None,
+           ack_due: datetime | None = None) -> int:
+    """Set where a request stands at one destination; a final state is not moved back
+    except by an acknowledgement or an admin (they call with ``status`` explicitly)."""
+    values: dict[str, Any] = {"status": status, "updated_at": now, "reason": reason,
+                              "ack_due": ack_due}
+    if receipt is not None:
+        values["receipt"] = json.dumps(receipt, sort_keys=True, default=str)
+    return int(conn.execute(update(request_destinations).where(
+        request_destinations.c.request_id == request_id,
+        request_destinations.c.destination == destination).values(**values)).rowcount)
+
+
+def ready_to_finish(conn: Connection, request_ids: Iterable[str]) -> list[Request]:
+    """Open requests among these whose every destination is done or not applicable."""
+    found = many(conn, request_ids)
+    return [r for r in found.values() if r.status == IN_PROGRESS
+            and all(d.status in FINAL for d in r.destinations)]
+
+
+def acks_due(conn: Connection, now: datetime) -> list[tuple[str, str]]:
+    """(request, destination) pairs whose acknowledgement is overdue and not escalated yet."""
+    rows = conn.execute(select(request_destinations.c.request_id,
+                               request_destinations.c.destination).where(
+        request_destinations.c.status == AWAITING_ACK, request_destinations.c.ack_due < now,
+        request_destinations.c.escalated_at.is_(None))).all()
+    return [(r.request_id, r.destination) for r in rows]
+
+
+def escalate(conn: Connection, pairs: Sequence[tuple[str, str]], now: datetime) -> None:
+    for request_id, destination in pairs:
+        conn.execute(update(request_destinations).where(
+            request_destinations.c.request_id == request_id,
+            request_destinations.c.destination == destination).values(escalated_at=now))
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Counts for metrics: open requests by kind and status, due soon, overdue, overdue acks."""
+
+    by_state: dict[tuple[str, str], int]
+    due_within_7d: int
+    overdue: int
+    acks_overdue: dict[str, int]
+
+
+def overview(conn: Connection, now: datetime) -> Overview:
+    states = {(r.kind, r.status): int(r.n) for r in conn.execute(
+        select(requests.c.kind, requests.c.status, func.count().label("n"))
+        .group_by(requests.c.kind, requests.c.status))}
+    open_rows = many(conn, conn.execute(select(requests.c.id).where(
+        requests.c.status.in_(OPEN))).scalars())
+    due_soon = sum(1 for r in open_rows.values() if now <= r.due(now) <= now + timedelta(days=7))
+    overdue = sum(1 for r in open_rows.values() if r.overdue(now))
+    acks: dict[str, int] = {}
+    for r in conn.execute(select(request_destinations.c.destination, func.count().label("n"))
+                          .where(and_(request_destinations.c.status == AWAITING_ACK,
+                                      request_destinations.c.ack_due < now))
+                          .group_by(request_destinations.c.destination)):
+        acks[r.destination] = int(r.n)
+    return Overview(states, due_soon, overdue, acks)
+
+
+def prune_exports(conn: Connection, now: datetime) -> int:
+    """Delete access-request exports past their keeping time."""
+    from core.db import request_exports
+
+    return int(conn.execute(request_exports.delete().where(
+        request_exports.c.expires_at < now)).rowcount)
