@@ -1,5 +1,5 @@
 """Mailchimp Marketing API v3 over requests: webhooks in; unsubscribes, merge fields,
-permanent deletions out."""
+permanent deletions out; members read back for access requests."""
 
 from connectors.mailchimp.client import base_url_for, subscriber_hash
 from connectors.mailchimp.connector import MailchimpConnector

@@ -1,5 +1,5 @@
 """The Mailchimp connector for one list: webhook intake, consent and record destination,
-erasure destination."""
+erasure destination and export source."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime
 from connectors.mailchimp.client import MailchimpApi
 from connectors.mailchimp.destination import MailchimpDestination
 from connectors.mailchimp.erasure import ERASE_BATCH, MailchimpErasure
+from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
 from connectors.mailchimp.webhooks import parse_webhook
 from core.errors import ConfigError
@@ -18,6 +19,7 @@ from core.model import (
     DestinationRecord,
     DestinationSubject,
     ErasureReceipt,
+    ExportResult,
     Outcome,
     PersonAt,
 )
@@ -27,9 +29,10 @@ MEMBERS_PAGE = 1000  # the API's largest page
 
 class MailchimpConnector:
     """Reads Mailchimp webhooks; writes withdrawals and merge fields to one audience (list);
-    erases its members.
+    erases its members and exports what it holds about them.
 
-    Implements core.ports.ConsentDestination, RecordDestination and ErasureDestination.
+    Implements core.ports.ConsentDestination, RecordDestination, ErasureDestination and
+    ExportSource.
 
     ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix.
     """
@@ -44,6 +47,7 @@ class MailchimpConnector:
         self._destination = MailchimpDestination(self._api, list_id, self._purposes)
         self._records = MailchimpRecords(self._api, list_id, mapping)
         self._erasure = MailchimpErasure(self._api, list_id)
+        self._export = MailchimpExport(self._api, list_id)
         self._merge_fields = {tag: f.canonical for tag, f in mapping.fields.items()}
 
     @property
@@ -61,6 +65,10 @@ class MailchimpConnector:
     @property
     def erase_batch_size(self) -> int:
         return ERASE_BATCH
+
+    @property
+    def export_batch_size(self) -> int:
+        return EXPORT_BATCH
 
     @property
     def base_url(self) -> str:
@@ -83,6 +91,10 @@ class MailchimpConnector:
         """Permanently delete each person's members and verify they read 404; see erasure.py.
         Raises DeliveryError when the list cannot be read."""
         return self._erasure.erase(people)
+
+    def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
+        """Every field each person's members hold; see export.py. Raises DeliveryError."""
+        return self._export.export(people)
 
     def addresses(self) -> Iterator[str]:
         """The address of every member of the list (archived ones left out), 1,000 per call,
