@@ -31,7 +31,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 
 from connectors.mailchimp.client import MailchimpApi
 from connectors.mailchimp.locate import member_hashes, no_identifier, require_list
@@ -74,27 +74,19 @@ class MailchimpErasure:
         if not hashes:
             return ErasureReceipt(person.subject_id, error=no_identifier(person.subject_id))
         statuses: dict[str, int] = {}
-        refused: PermanentError | None = None
+        refusals: list[PermanentError] = []
         try:
             for member_hash in hashes:
                 answer = self._delete(member_hash)
                 if isinstance(answer, PermanentError):
-                    refused = refused or answer
+                    refusals.append(answer)
                 else:
                     statuses[member_hash] = answer
             absent = {h for h in hashes if self._absent(h)}
         except TransientError as exc:
-            return ErasureReceipt(person.subject_id, error=exc,
-                                  vendor_status=_erasing(statuses.values()))
-        removed = sum(1 for h, status in statuses.items() if status // 100 == 2 and h in absent)
-        still = len(hashes) - len(absent)
-        error = refused or (TransientError(
-            f"mailchimp: {still} member(s) of subject {person.subject_id} still readable "
-            "after delete-permanent", error_class=STILL_READABLE) if still else None)
-        return ErasureReceipt(person.subject_id, error=error,
-                              vendor_status=_erasing(statuses.values()),
-                              verified=f"GET member: 404 for {len(absent)} of {len(hashes)}",
-                              records=removed)
+            return ErasureReceipt(person.subject_id, error=exc, vendor_status=_erasing(statuses))
+        return _receipt(person.subject_id, hashes, statuses, absent,
+                        refusals[0] if refusals else None)
 
     def _delete(self, member_hash: str) -> int | PermanentError:
         """The status of delete-permanent (204, or 404 if not a member), or its refusal."""
@@ -112,9 +104,23 @@ class MailchimpErasure:
                               "mailchimp verify member erased", missing_ok=True) is None
 
 
-def _erasing(statuses: Iterable[int]) -> int | None:
+def _receipt(subject_id: str, hashes: Sequence[str], statuses: Mapping[str, int],
+             absent: set[str], refused: PermanentError | None) -> ErasureReceipt:
+    """DONE only when every member reads 404; ``records`` counts deletions acknowledged
+    and verified; a refusal outranks a member still readable as the error."""
+    still = len(hashes) - len(absent)
+    error = refused or (TransientError(
+        f"mailchimp: {still} member(s) of subject {subject_id} still readable after "
+        "delete-permanent", error_class=STILL_READABLE) if still else None)
+    removed = sum(1 for h, status in statuses.items() if status // 100 == 2 and h in absent)
+    return ErasureReceipt(subject_id, error=error, vendor_status=_erasing(statuses),
+                          verified=f"GET member: 404 for {len(absent)} of {len(hashes)}",
+                          records=removed)
+
+
+def _erasing(statuses: Mapping[str, int]) -> int | None:
     """The status that says what erasing did: a 2xx if a member was removed, else 404."""
-    answered = list(statuses)
+    answered = list(statuses.values())
     return next((s for s in answered if s // 100 == 2), answered[0] if answered else None)
 
 

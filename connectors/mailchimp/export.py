@@ -33,7 +33,7 @@ from core.errors import TransientError
 from core.model import ExportedField, ExportResult, PersonAt
 
 EXPORT_BATCH = 50
-EXCLUDED = "_links,id,list_id"
+EXCLUDED = ("_links", "id", "list_id")
 NOTE_ABSENT = "not a member"
 NOTE_SCOPE = "activity feed, notes history and e-commerce data not included"
 
@@ -69,7 +69,7 @@ class MailchimpExport:
 
     def _read(self, member_hash: str) -> Mapping[str, Any] | None:
         member = self._api.call("GET", f"/lists/{self._list}/members/{member_hash}"
-                                f"?exclude_fields={EXCLUDED}", "mailchimp read member",
+                                f"?exclude_fields={','.join(EXCLUDED)}", "mailchimp read member",
                                 missing_ok=True)
         if member is not None and not isinstance(member, dict):
             raise TransientError("mailchimp read member: answer is not an object",
@@ -81,7 +81,7 @@ def member_fields(member: Mapping[str, Any], record: str) -> list[ExportedField]
     """A member's JSON as flat fields: dotted paths for objects, ``<name>.<id>`` for lists."""
     fields: list[ExportedField] = []
     for key, value in member.items():
-        if key in EXCLUDED.split(","):
+        if key in EXCLUDED:  # should Mailchimp send them anyway
             continue
         if key == "marketing_permissions":
             fields += _listed(record, key, value, "marketing_permission_id", "enabled")
