@@ -1,4 +1,5 @@
-"""Mailchimp Marketing API v3: webhooks in, unsubscribes and merge fields out, over requests."""
+"""Mailchimp Marketing API v3 over requests: webhooks in; unsubscribes, merge fields,
+permanent deletions out; members read back for access requests."""
 
 from connectors.mailchimp.client import base_url_for, subscriber_hash
 from connectors.mailchimp.connector import MailchimpConnector

@@ -83,6 +83,25 @@ class MailchimpApi:
         except requests.RequestException as exc:
             raise error_for_network(exc, what) from exc
 
+    def status(self, method: str, path: str, what: str) -> int:
+        """Send one bodyless request and return its status: a 2xx, or 404 for a resource that
+        is not there. For actions whose answer is the status alone (delete-permanent answers
+        204 with no body), where absence is an answer rather than a failure.
+
+        Raises as ``call`` does for any other status.
+        """
+        try:
+            return self._status_once(method, path, what)
+        except requests.RequestException as exc:
+            raise error_for_network(exc, what) from exc
+
+    @blip_retry
+    def _status_once(self, method: str, path: str, what: str) -> int:
+        response = self._session.request(method, f"{self.base_url}{path}")
+        if response.status_code != 404 and response.status_code // 100 != 2:
+            raise problem_error(response, what)
+        return response.status_code
+
     @blip_retry
     def _call_once(self, method: str, path: str, what: str, body: Any,
                    missing_ok: bool) -> Any:

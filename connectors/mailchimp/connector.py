@@ -1,4 +1,5 @@
-"""The Mailchimp connector: webhook intake, consent and record destination for one list."""
+"""The Mailchimp connector for one list: webhook intake, consent and record destination,
+erasure destination and export source."""
 
 from __future__ import annotations
 
@@ -7,19 +8,31 @@ from datetime import datetime
 
 from connectors.mailchimp.client import MailchimpApi
 from connectors.mailchimp.destination import MailchimpDestination
+from connectors.mailchimp.erasure import ERASE_BATCH, MailchimpErasure
+from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
 from connectors.mailchimp.webhooks import parse_webhook
 from core.errors import ConfigError
 from core.mappings import SystemMapping
-from core.model import CanonicalEvent, DestinationRecord, DestinationSubject, Outcome
+from core.model import (
+    CanonicalEvent,
+    DestinationRecord,
+    DestinationSubject,
+    ErasureReceipt,
+    ExportResult,
+    Outcome,
+    PersonAt,
+)
 
 MEMBERS_PAGE = 1000  # the API's largest page
 
 
 class MailchimpConnector:
-    """Reads Mailchimp webhooks; writes withdrawals and merge fields to one audience (list).
+    """Reads Mailchimp webhooks; writes withdrawals and merge fields to one audience (list);
+    erases its members and exports what it holds about them.
 
-    Implements core.ports.ConsentDestination and RecordDestination.
+    Implements core.ports.ConsentDestination, RecordDestination, ErasureDestination and
+    ExportSource.
 
     ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix.
     """
@@ -33,6 +46,8 @@ class MailchimpConnector:
         self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout)
         self._destination = MailchimpDestination(self._api, list_id, self._purposes)
         self._records = MailchimpRecords(self._api, list_id, mapping)
+        self._erasure = MailchimpErasure(self._api, list_id)
+        self._export = MailchimpExport(self._api, list_id)
         self._merge_fields = {tag: f.canonical for tag, f in mapping.fields.items()}
 
     @property
@@ -46,6 +61,14 @@ class MailchimpConnector:
     @property
     def record_batch_size(self) -> int:
         return RECORD_LIMIT
+
+    @property
+    def erase_batch_size(self) -> int:
+        return ERASE_BATCH
+
+    @property
+    def export_batch_size(self) -> int:
+        return EXPORT_BATCH
 
     @property
     def base_url(self) -> str:
@@ -63,6 +86,15 @@ class MailchimpConnector:
     def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
         """Update merge fields of existing members in one batch call; see records.py."""
         return self._records.push(records)
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        """Permanently delete each person's members and verify they read 404; see erasure.py.
+        Raises DeliveryError when the list cannot be read."""
+        return self._erasure.erase(people)
+
+    def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
+        """Every field each person's members hold; see export.py. Raises DeliveryError."""
+        return self._export.export(people)
 
     def addresses(self) -> Iterator[str]:
         """The address of every member of the list (archived ones left out), 1,000 per call,

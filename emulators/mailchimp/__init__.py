@@ -3,9 +3,11 @@
 What privasync relies on is reproduced as Mailchimp does it (VENDOR_APIS.md C):
 problem+json errors, the compliance rule that an opted-out member cannot be
 re-subscribed by API, forgotten addresses after delete-permanent, the cap of
-simultaneous connections, and webhooks that are form-encoded with PHP-style
-keys, checked with a GET when created, and filtered by source (user, admin,
-api) so a deployment can keep its own API writes from echoing back.
+simultaneous connections, the whole member view (merge fields, permissions, tags,
+zoned timestamps, signup IPs) cut down by ``fields``/``exclude_fields``, and
+webhooks that are form-encoded with PHP-style keys, checked with a GET when
+created, and filtered by source (user, admin, api) so a deployment can keep its
+own API writes from echoing back.
 """
 
 from emulators.mailchimp.common import (

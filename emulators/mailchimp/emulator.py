@@ -8,12 +8,13 @@ import copy
 import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from emulators.http import Request, Response
 from emulators.mailchimp.common import _TITLES, EVENTS, PREFIX, SOURCES, Problem, subscriber_hash
-from emulators.mailchimp.members import _Members
+from emulators.mailchimp.members import FORM_IP, _Members
+from emulators.mailchimp.query import select
 from emulators.mailchimp.webhooks import _WebhookSender
 
 Route = Callable[[Request, "re.Match[str]"], Response]
@@ -32,6 +33,7 @@ class MailchimpEmulator(_Members):
         self._members = {}
         self._archived_from = {}
         self._forgotten = set()
+        self._tag_ids = {}
         self._in_flight = 0
         self._webhooks = []
         self._sender = _WebhookSender()
@@ -100,6 +102,7 @@ class MailchimpEmulator(_Members):
             self._members.clear()
             self._archived_from.clear()
             self._forgotten.clear()
+            self._tag_ids.clear()
             self._webhooks.clear()
             self.calls.clear()
             self.log.clear()
@@ -114,10 +117,10 @@ class MailchimpEmulator(_Members):
     def _get_list(self, request: Request, match: re.Match[str]) -> Response:
         with self.lock:
             counts = [m["status"] for m in self._members.values()]
-        return Response(200, {"id": self.list_id, "name": "privasync emulator", "stats": {
+        return Response(200, select({"id": self.list_id, "name": "privasync emulator", "stats": {
             "member_count": counts.count("subscribed"),
             "unsubscribe_count": counts.count("unsubscribed"),
-            "cleaned_count": counts.count("cleaned")}})
+            "cleaned_count": counts.count("cleaned")}}, request))
 
     def _create_webhook(self, request: Request, match: re.Match[str]) -> Response:
         body = self._json(request)
@@ -136,12 +139,14 @@ class MailchimpEmulator(_Members):
 
     # -- what people and admins do in Mailchimp's own UI --------------------------------
     def add_member(self, email: str, status: str = "subscribed",
-                   merge_fields: dict[str, Any] | None = None) -> str:
+                   merge_fields: dict[str, Any] | None = None, *, tags: Sequence[str] = (),
+                   language: str = "") -> str:
         """Seed a member as a list import would (imports fire no webhooks); return its hash."""
         with self.lock:
             if subscriber_hash(email) in self._forgotten:
                 raise ValueError("address was permanently deleted; only a signup form adds it")
-            return str(self._new_member(email, status, merge_fields or {})["id"])
+            return str(self._new_member(email, status, merge_fields or {}, source="Import",
+                                        tags=tags, language=language)["id"])
 
     def _person(self, email: str) -> dict[str, Any]:
         member = self._members.get(subscriber_hash(email))
@@ -161,8 +166,9 @@ class MailchimpEmulator(_Members):
         with self.lock:
             self._forgotten.discard(subscriber_hash(email))
             member = self._members.get(subscriber_hash(email)) or self._new_member(
-                email, "subscribed", {})
+                email, "subscribed", {}, source="Hosted Signup Form")
             self._mark(member, "subscribed")
+            member["ip_opt"] = FORM_IP
             self._fire_status(member, "user")
 
     def mark_cleaned(self, email: str, reason: str = "hard") -> None:

@@ -9,6 +9,7 @@ import copy
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from emulators.http import Request, Response
@@ -18,13 +19,17 @@ from emulators.mailchimp.common import (
     _TITLES,
     MAX_BATCH,
     MAX_PAGE,
+    PREFIX,
     STATUSES,
     WRITABLE,
     Problem,
     _now,
     subscriber_hash,
 )
+from emulators.mailchimp.query import page_arg, select
 from emulators.mailchimp.webhooks import _Webhooks
+
+FORM_IP = "127.0.0.1"  # where the emulator's hosted-form signups come from
 
 
 class _Members(_Webhooks):
@@ -33,6 +38,7 @@ class _Members(_Webhooks):
     _members: dict[str, dict[str, Any]]
     _archived_from: dict[str, str]
     _forgotten: set[str]
+    _tag_ids: dict[str, int]
 
     @staticmethod
     def _json(request: Request) -> dict[str, Any]:
@@ -45,15 +51,41 @@ class _Members(_Webhooks):
         return body
 
     # -- member state ----------------------------------------------------------------
-    def _new_member(self, email: str, status: str, merge_fields: dict[str, Any]) -> dict[str, Any]:
-        member: dict[str, Any] = {"id": subscriber_hash(email), "email_address": email,
-                  "unique_email_id": uuid.uuid4().hex[:10], "email_type": "html",
-                  "status": status, "merge_fields": dict(merge_fields), "list_id": self.list_id,
-                  "marketing_permissions": [{"marketing_permission_id": "c0d2b0d3f1",
-                                             "text": "Email", "enabled": status == "subscribed"}],
-                  "last_changed": _now().isoformat(timespec="seconds")}
-        self._members[member["id"]] = member
+    def _new_member(self, email: str, status: str, merge_fields: dict[str, Any], *,
+                    source: str = "API - Generic", tags: Sequence[str] = (),
+                    language: str = "") -> dict[str, Any]:
+        """The member view Mailchimp answers with: only a hosted form records a signup IP."""
+        now, member_hash = _now().isoformat(timespec="seconds"), subscriber_hash(email)
+        form_ip = FORM_IP if source == "Hosted Signup Form" else ""
+        member: dict[str, Any] = {
+            "id": member_hash, "email_address": email, "unique_email_id": uuid.uuid4().hex[:10],
+            "contact_id": uuid.uuid4().hex, "email_type": "html", "status": status,
+            "merge_fields": dict(merge_fields), "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
+            "ip_signup": form_ip, "timestamp_signup": now if form_ip else "", "ip_opt": form_ip,
+            "timestamp_opt": now if status == "subscribed" else "", "member_rating": 2,
+            "last_changed": now, "language": language, "vip": False,
+            "location": {"latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0,
+                         "country_code": "", "timezone": "", "region": ""},
+            "marketing_permissions": [{"marketing_permission_id": "c0d2b0d3f1", "text": "Email",
+                                       "enabled": status == "subscribed"}],
+            "source": source, "tags_count": len(tags),
+            "tags": [{"id": self._tag_ids.setdefault(t, 100 + len(self._tag_ids)), "name": t}
+                     for t in dict.fromkeys(tags)],
+            "list_id": self.list_id, "_links": self._links(member_hash)}
+        self._members[member_hash] = member
         return member
+
+    def _links(self, member_hash: str) -> list[dict[str, str]]:
+        """The hypermedia links every member carries (most of its bytes, none of its data)."""
+        href = f"https://us6.api.mailchimp.com{PREFIX}/lists/{self.list_id}/members/{member_hash}"
+        return [{"rel": rel, "href": f"{href}{suffix}", "method": method,
+                 "targetSchema": f"https://us6.api.mailchimp.com/schema/3.0/{schema}.json"}
+                for rel, suffix, method, schema in (
+                    ("self", "", "GET", "Definitions/Lists/Members/Response"),
+                    ("update", "", "PATCH", "Definitions/Lists/Members/Response"),
+                    ("delete", "", "DELETE", ""),
+                    ("activity", "/activity", "GET", "Definitions/Lists/Members/Activity"),
+                    ("notes", "/notes", "GET", "Definitions/Lists/Members/Notes"))]
 
     def _set_status(self, m: dict[str, Any], status: str) -> bool:
         """Apply Mailchimp's compliance rule; return whether the status changed."""
@@ -77,6 +109,8 @@ class _Members(_Webhooks):
         else:
             self._archived_from.pop(m["id"], None)
         m["status"], m["last_changed"] = status, _now().isoformat(timespec="seconds")
+        if status == "subscribed":
+            m["timestamp_opt"] = m["last_changed"]
 
     def _rekey(self, m: dict[str, Any], new_email: str, source: str) -> None:
         new_hash = subscriber_hash(new_email)
@@ -128,12 +162,13 @@ class _Members(_Webhooks):
     # -- member endpoints ---------------------------------------------------------------
     def _get_member(self, request: Request, match: re.Match[str]) -> Response:
         with self.lock:
-            return Response(200, copy.deepcopy(self._existing(match)))
+            member = copy.deepcopy(self._existing(match))
+        return Response(200, select(member, request))
 
     def _list_members(self, request: Request, match: re.Match[str]) -> Response:
         """A page of members in a stable (creation) order; archived ones only when asked for."""
-        count = _page_arg(request, "count", 10, 1, MAX_PAGE)
-        offset = _page_arg(request, "offset", 0, 0, None)
+        count = page_arg(request, "count", 10, 1, MAX_PAGE)
+        offset = page_arg(request, "offset", 0, 0, None)
         status = request.arg("status")
         if status is not None and status not in STATUSES:
             raise Problem(400, "Invalid Resource", "The status filter is not a member status.",
@@ -143,8 +178,7 @@ class _Members(_Webhooks):
                         if m["status"] == status or (status is None and m["status"] != "archived")]
             page = copy.deepcopy(matching[offset:offset + count])
         body = {"members": page, "list_id": self.list_id, "total_items": len(matching)}
-        fields = request.arg("fields")
-        return Response(200, _only(body, fields) if fields else body)
+        return Response(200, select(body, request))
 
     def _patch_member(self, request: Request, match: re.Match[str]) -> Response:
         body = self._json(request)
@@ -221,24 +255,3 @@ def _batch_code(title: str) -> str:
     return {"Member In Compliance State": "MEMBER_IN_COMPLIANCE_STATE",
             "Member Exists": "ERROR_CONTACT_EXISTS"}.get(title, "ERROR_GENERIC")
 
-
-def _page_arg(request: Request, name: str, default: int, lowest: int, highest: int | None) -> int:
-    """``count``/``offset`` checked, not clamped: a client paging wrongly should see a 400."""
-    raw = request.arg(name)
-    value = default if raw is None else int(raw) if raw.isdecimal() else -1
-    if value < lowest or (highest is not None and value > highest):
-        limit = f"from {lowest} to {highest}" if highest is not None else f"at least {lowest}"
-        raise Problem(400, "Invalid Resource", f"{name} must be a whole number {limit}.",
-                      [{"field": name, "message": "Invalid value."}])
-    return value
-
-
-def _only(body: dict[str, Any], fields: str) -> dict[str, Any]:
-    """Mailchimp's ``fields``: the named top-level keys, and member keys named ``members.x``."""
-    names = {name.strip() for name in fields.split(",")}
-    member_keys = {n.split(".")[1] for n in names if n.startswith("members.")}
-    kept = {k: v for k, v in body.items() if k in names or (k == "members" and member_keys)}
-    if "members" in kept and "members" not in names:
-        kept["members"] = [{k: v for k, v in m.items() if k in member_keys}
-                           for m in kept["members"]]
-    return kept

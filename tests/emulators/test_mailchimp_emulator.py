@@ -189,6 +189,60 @@ def test_delete_archives_and_delete_permanent_forgets_the_address(
     assert mc.member("d@example.com") is None
 
 
+@pytest.mark.parametrize("status", ["subscribed", "unsubscribed", "cleaned", "pending",
+                                    "archived"])
+def test_delete_permanent_removes_a_member_in_any_status_and_then_answers_404(
+        mc: MailchimpEmulator, api: requests.Session, status: str) -> None:
+    mc.add_member("any@example.com", status="subscribed" if status == "archived" else status)
+    if status == "archived":
+        api.delete(member_url(mc, "any@example.com"), timeout=5)
+    forget = f"{member_url(mc, 'any@example.com')}/actions/delete-permanent"
+    assert api.post(forget, timeout=5).status_code == 204
+    assert api.get(member_url(mc, "any@example.com"), timeout=5).status_code == 404
+    again = api.post(forget, timeout=5)
+    assert again.status_code == 404 and again.json()["title"] == "Resource Not Found"
+    with pytest.raises(ValueError):
+        mc.add_member("any@example.com")
+
+
+def test_a_member_reads_back_with_its_fields_permissions_tags_and_zoned_timestamps(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    mc.add_member("t@example.com", merge_fields={"FNAME": "Tia"}, tags=("vip", "fair 2026"),
+                  language="fr")
+    member = api.get(member_url(mc, "t@example.com"), timeout=5).json()
+    assert member["merge_fields"] == {"FNAME": "Tia"}
+    assert member["marketing_permissions"][0]["enabled"] is True
+    assert [t["name"] for t in member["tags"]] == ["vip", "fair 2026"]
+    assert member["tags_count"] == 2 and member["language"] == "fr"
+    assert member["timestamp_opt"].endswith("+00:00") and member["last_changed"].endswith(
+        "+00:00")
+    assert member["ip_signup"] == member["timestamp_signup"] == ""  # imported, not a form
+    assert member["source"] == "Import" and member["_links"][0]["rel"] == "self"
+    mc.user_subscribe("form@example.com")
+    signed_up = api.get(member_url(mc, "form@example.com"), timeout=5).json()
+    assert signed_up["ip_signup"] and signed_up["timestamp_signup"].endswith("+00:00")
+    assert signed_up["ip_opt"] and signed_up["source"] == "Hosted Signup Form"
+
+
+def test_a_member_read_keeps_only_the_fields_asked_for_minus_the_excluded_ones(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    mc.add_member("p@example.com", merge_fields={"FNAME": "Pia", "LNAME": "Lo"}, tags=("a",))
+    url = member_url(mc, "p@example.com")
+    picked = api.get(url, params={"fields": "status,merge_fields.FNAME,tags.name"},
+                     timeout=5).json()
+    assert picked == {"status": "subscribed", "merge_fields": {"FNAME": "Pia"},
+                      "tags": [{"name": "a"}]}
+    trimmed = api.get(url, params={"exclude_fields": "_links,id,location.latitude"},
+                      timeout=5).json()
+    assert {"_links", "id"}.isdisjoint(trimmed) and "latitude" not in trimmed["location"]
+    assert trimmed["merge_fields"] == {"FNAME": "Pia", "LNAME": "Lo"}
+    both = api.get(url, params={"fields": "merge_fields,status",
+                                "exclude_fields": "merge_fields.LNAME"}, timeout=5).json()
+    assert both == {"status": "subscribed", "merge_fields": {"FNAME": "Pia"}}
+    assert api.get(f"{mc.url}/3.0/lists/{LIST}", params={"fields": "id"},
+                   timeout=5).json() == {"id": LIST}
+
+
 def test_batch_creates_updates_and_reports_compliance_errors_per_member(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("old@example.com")

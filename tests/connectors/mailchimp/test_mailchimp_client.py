@@ -90,3 +90,19 @@ def test_a_missing_member_is_none_when_absence_is_expected() -> None:
     with pytest.raises(PermanentError) as missing:
         api.call("GET", "/lists/l1/members/h", "look up")
     assert missing.value.error_class == "resource_not_found"
+
+
+@responses.activate
+def test_an_action_answers_with_its_status_and_absence_is_an_answer_not_an_error() -> None:
+    path = "/lists/l1/members/h/actions/delete-permanent"
+    responses.add(responses.POST, f"{BASE}{path}", status=204)
+    responses.add(responses.POST, f"{BASE}{path}", status=404,
+                  json=problem(404, "Resource Not Found"), content_type="application/problem+json")
+    responses.add(responses.POST, f"{BASE}{path}", status=405,
+                  json=problem(405, "Method Not Allowed"), content_type="application/problem+json")
+    api = MailchimpApi(base_url=BASE, api_key="k-us6", timeout=5)
+    assert api.status("POST", path, "forget member") == 204
+    assert api.status("POST", path, "forget member") == 404
+    with pytest.raises(PermanentError) as refused:
+        api.status("POST", path, "forget member")
+    assert refused.value.error_class == "method_not_allowed"

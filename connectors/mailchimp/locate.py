@@ -1,0 +1,41 @@
+"""Where a person's Mailchimp members are, for erasing and exporting them.
+
+A person may be on the list under each address privasync knows for them, and
+as a member privasync learned earlier (a ``member:<hash>`` ref), which is all it
+has for someone whose address it does not hold. Each is looked at.
+"""
+
+from __future__ import annotations
+
+from connectors.mailchimp.client import MailchimpApi, subscriber_hash
+from connectors.mailchimp.destination import known_hashes
+from core.errors import PermanentError
+from core.model import PersonAt
+
+
+def member_hashes(person: PersonAt) -> list[str]:
+    """The subscriber hashes of the person's addresses, then of its member refs, each once.
+
+    Addresses differing only in case are one member (Mailchimp hashes them lower-cased).
+    """
+    hashes = [subscriber_hash(email) for email in person.emails if email]
+    hashes += sorted(known_hashes(person.refs))
+    return list(dict.fromkeys(hashes))
+
+
+def no_identifier(subject_id: str) -> PermanentError:
+    """Nothing to look a person up by: neither saying they are gone nor what is held is true."""
+    return PermanentError(f"subject {subject_id} has no e-mail address or Mailchimp member",
+                          error_class="no_identifier")
+
+
+def require_list(api: MailchimpApi, list_id: str, what: str) -> None:
+    """Raise PermanentError (``list_not_found``) unless the list exists.
+
+    Mailchimp answers 404 alike for a member not on the list and for a list that
+    does not exist, so without this a wrong list id would read as "not a member"
+    for everybody: erasures verified that erased nothing, exports that omit data.
+    """
+    if api.call("GET", f"/lists/{list_id}?fields=id", what, missing_ok=True) is None:
+        raise PermanentError(f"{what}: mailchimp list {list_id} does not exist",
+                             error_class="list_not_found")
