@@ -1,0 +1,264 @@
+"""A data-subject request from receipt to shredding, on both backends, with fake systems.
+
+The systems are small fakes implementing the ports (the connectors are tested against
+the vendor emulators apart); what is checked is the core's bookkeeping: destinations,
+receipts, acknowledgements, the person told, the key destroyed, the suppression list.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core import inbox, ledger, outbox
+from core import requests as rq
+from core.db import identifiers, jobs, subject_keys, suppression
+from core.delivery import Deliverer, Policy
+from core.dsr import NOTIFIER
+from core.fulfil import Fulfiller
+from core.model import (
+    Channel,
+    ConsentChange,
+    ConsentChanged,
+    ConsentStatus,
+    ErasureReceipt,
+    ErasureStatus,
+    EventMeta,
+    ExportedField,
+    ExportResult,
+    PersonAt,
+    RequestAcknowledged,
+    RequestAction,
+    RequestKind,
+    RequestReceived,
+    RequestStep,
+    SubjectHint,
+)
+from tests.core.conftest import Core, make_core
+
+EMAIL = "Forget.Me@example.org"
+NOW = datetime(2026, 11, 1, 13, 0, tzinfo=UTC)
+
+
+class Vendor:
+    """Erases and exports by address, and remembers what it was asked."""
+
+    def __init__(self, name: str, *, ack: bool = False) -> None:
+        self.name, self.ack = name, ack
+        self.held = {EMAIL.lower()}
+        self.asked: list[str] = []
+
+    erase_batch_size = export_batch_size = 10
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        out = []
+        for p in people:
+            self.asked.append(p.request_id)
+            gone = sum(1 for e in p.emails if e in self.held)
+            self.held -= set(p.emails)
+            out.append(ErasureReceipt(p.subject_id, ErasureStatus.AWAITING_ACK if self.ack
+                                      else ErasureStatus.DONE, vendor_status=204,
+                                      verified="read back: 0 found", records=gone))
+        return out
+
+    def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
+        return [ExportResult(p.subject_id, (ExportedField("contact:1", "firstname", "Ada"),))
+                for p in people]
+
+
+class Told:
+    def __init__(self) -> None:
+        self.notices: list[tuple[str, str, str]] = []
+
+    def notify(self, to: str, *, kind: str, request_id: str, at: datetime,
+               reason: str = "") -> Mapping[str, str]:
+        self.notices.append((to, kind, request_id))
+        return {"code": "250", "message_id": f"<{uuid.uuid4()}@test>"}
+
+
+class Flow:
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.clock = [NOW]
+        self.vendor, self.partner, self.told = Vendor("hubspot"), Vendor(
+            "partner:contact_centre", ack=True), Told()
+        self.core: Core = make_core(engine, clock=lambda: self.clock[0],
+                                    erasure=("hubspot", "partner:contact_centre"),
+                                    exports=("hubspot",), notifier=True)
+        self.deliverer = Deliverer(engine, {}, lambda n, r: 1.0, lambda: self.clock[0],
+                                   holder="worker:test", policy=Policy())
+        Fulfiller(self.deliverer, self.core.keyring,
+                  erasure={"hubspot": self.vendor, "partner:contact_centre": self.partner},
+                  exports={"hubspot": self.vendor}, notifier=self.told,
+                  ack_within={"partner:contact_centre": timedelta(hours=72)},
+                  export_keep=timedelta(days=30))
+
+    def event(self, ev: object) -> None:
+        self.core.store([ev], self.clock[0])  # type: ignore[list-item]
+        self.core.apply()
+
+    def deliver(self, *destinations: str) -> None:
+        for d in destinations:
+            self.deliverer.run(d)
+        self.core.apply()
+
+    def request(self, request_id: str) -> rq.Request:
+        with self.core.engine.connect() as conn:
+            found = rq.get(conn, request_id)
+        assert found is not None
+        return found
+
+
+def meta(name: str, when: datetime = NOW) -> EventMeta:
+    return EventMeta("admin", name, when, kind="test")
+
+
+def subscribe(flow: Flow) -> None:
+    flow.event(ConsentChanged(EventMeta("hubspot", "optout", NOW), SubjectHint(email=EMAIL),
+                              (ConsentChange("offers", Channel.EMAIL, ConsentStatus.WITHDRAWN),)))
+
+
+@pytest.fixture
+def flow(engine) -> Flow:  # type: ignore[no-untyped-def]
+    return Flow(engine)
+
+
+def count(engine, table, *where) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where))
+                   .scalar_one())
+
+
+def test_an_erasure_is_carried_out_acknowledged_told_and_shredded(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r1"), SubjectHint(email=EMAIL), RequestKind.ERASURE, rid,
+                               actor="cli"))
+    request = flow.request(rid)
+    assert request.status == rq.IN_PROGRESS
+    assert request.due(NOW) == datetime(2026, 12, 1, 13, tzinfo=UTC)
+    assert [d.status for d in request.destinations] == [rq.PENDING, rq.PENDING]
+    engine = flow.core.engine
+    assert count(engine, suppression) == 1
+
+    flow.deliver("hubspot", "partner:contact_centre")
+    assert EMAIL.lower() not in flow.vendor.held and flow.partner.asked == [rid]
+    states = {d.name: d.status for d in flow.request(rid).destinations}
+    assert states == {"hubspot": rq.DONE, "partner:contact_centre": rq.AWAITING_ACK}
+    assert flow.request(rid).destinations[1].ack_due == NOW + timedelta(hours=72)
+
+    flow.event(RequestAcknowledged(EventMeta("partner:contact_centre", "ack1", NOW),
+                                   "partner:contact_centre", rid, True, "deleted",
+                                   "ab" * 32))
+    assert count(engine, jobs, jobs.c.destination == NOTIFIER) == 1
+    assert count(engine, subject_keys) == 1  # the person must still be addressable
+
+    flow.deliver(NOTIFIER)
+    assert flow.told.notices == [(EMAIL.lower(), "erasure", rid)]
+    done = flow.request(rid)
+    assert done.status == rq.COMPLETED and done.confirmed_at is not None
+    assert count(engine, subject_keys) == count(engine, identifiers) == 0
+    assert count(engine, suppression) == 1
+    with engine.connect() as conn:
+        assert ledger.verify(conn).ok
+        kinds = [k for k in conn.execute(select(ledger.ledger.c.kind)).scalars()
+                 if k.startswith(("request.", "subject.erased"))]
+    assert kinds[:1] == ["request.received"] and "subject.erased" in kinds
+
+
+def test_an_erased_person_coming_back_is_suppressed(flow: Flow):
+    test_an_erasure_is_carried_out_acknowledged_told_and_shredded(flow)
+    engine = flow.core.engine
+    jobs_before = count(engine, jobs)
+    report_before = count(engine, subject_keys)
+    flow.event(ConsentChanged(EventMeta("mailchimp", "resubscribe", NOW + timedelta(days=1)),
+                              SubjectHint(email=EMAIL.upper()),
+                              (ConsentChange("offers", Channel.EMAIL, ConsentStatus.GRANTED),)))
+    assert count(engine, jobs) == jobs_before and count(engine, subject_keys) == report_before
+    with engine.connect() as conn:
+        blocked = conn.execute(select(func.count()).select_from(ledger.ledger).where(
+            ledger.ledger.c.kind == "suppression.blocked")).scalar_one()
+    assert blocked == 1
+
+
+def test_an_unacknowledged_erasure_stays_open_and_becomes_overdue(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r2"), SubjectHint(email=EMAIL), RequestKind.ERASURE, rid))
+    flow.deliver("hubspot", "partner:contact_centre")
+    later = NOW + timedelta(hours=73)
+    request = flow.request(rid)
+    assert request.open and request.acks_overdue(later) == ["partner:contact_centre"]
+    with flow.core.engine.connect() as conn:
+        assert [r.id for r in rq.listing(conn, later, overdue=True)] == [rid]
+        assert rq.acks_due(conn, later) == [(rid, "partner:contact_centre")]
+
+
+def test_the_clock_stops_until_identity_is_verified_and_an_extension_is_recorded(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r3"), SubjectHint(email=EMAIL), RequestKind.ERASURE, rid,
+                               identity_verified=False))
+    assert flow.request(rid).status == rq.IDENTITY_PENDING
+    assert count(flow.core.engine, jobs, jobs.c.kind == "erasure") == 0
+    flow.clock[0] = NOW + timedelta(days=5)
+    flow.event(RequestAction(meta("v", flow.clock[0]), rid, RequestStep.VERIFY_IDENTITY,
+                             actor="cli"))
+    request = flow.request(rid)
+    assert request.status == rq.IN_PROGRESS
+    assert request.due(flow.clock[0]) == datetime(2026, 12, 6, 13, tzinfo=UTC)
+    flow.event(RequestAction(meta("x", flow.clock[0]), rid, RequestStep.EXTEND,
+                             reason="many systems to search", months=2, actor="cli"))
+    assert flow.request(rid).due(flow.clock[0]) == datetime(2027, 2, 6, 13, tzinfo=UTC)
+    flow.event(RequestAction(meta("x2", flow.clock[0]), rid, RequestStep.EXTEND,
+                             reason="again", months=1, actor="cli"))
+    assert flow.request(rid).extended_months == 2  # once only: the second was refused
+
+
+def test_a_rejection_lifts_the_suppression_and_tells_the_person(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r4"), SubjectHint(email=EMAIL), RequestKind.ERASURE, rid))
+    flow.event(RequestAction(meta("no"), rid, RequestStep.REJECT, reason="identity not proven",
+                             actor="cli"))
+    engine = flow.core.engine
+    assert flow.request(rid).status == rq.REJECTED and count(engine, suppression) == 0
+    assert count(engine, jobs, jobs.c.kind == "erasure", jobs.c.status == outbox.PENDING) == 0
+    flow.deliver(NOTIFIER)
+    assert flow.told.notices == [(EMAIL.lower(), "rejection", rid)]
+    assert count(engine, subject_keys) == 1  # nothing erased
+
+
+def test_an_access_request_gathers_every_system_and_completes(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r5"), SubjectHint(email=EMAIL), RequestKind.ACCESS, rid))
+    flow.deliver("hubspot")
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED
+    assert {d.name: d.status for d in request.destinations} == {"hubspot": rq.DONE,
+                                                                "privasync": rq.DONE}
+
+
+def test_an_objection_withdraws_every_marketing_purpose_on_every_channel(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r6"), SubjectHint(email=EMAIL), RequestKind.OBJECTION,
+                               rid))
+    from core.db import consents
+
+    with flow.core.engine.connect() as conn:
+        rows = conn.execute(select(consents.c.purpose, consents.c.channel, consents.c.status)
+                            ).all()
+    assert {(p, c) for p, c, s in rows if s == "withdrawn"} >= {
+        ("offers", "email"), ("offers", "sms"), ("product_news", "email")}
+    assert flow.request(rid).status == rq.COMPLETED
+
+
+def test_the_inbox_is_empty_after_each_step(flow: Flow):
+    subscribe(flow)
+    with flow.core.engine.connect() as conn:
+        assert inbox.backlog(conn).rows == 0
