@@ -13,6 +13,7 @@ from connectors.hubspot.contacts import ContactReader
 from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM, EventTranslator
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
+from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify_v3
 from connectors.transport import TimeoutSession, error_for_network
 from core.errors import PermanentError
@@ -43,8 +44,8 @@ class HubSpotConnector:
         self._session = TimeoutSession(timeout)
         self._session.headers["Authorization"] = f"Bearer {access_token}"
         self._translator = EventTranslator(mapping)
-        self._reader = ContactReader(base_url=self._base_url, access_token=access_token,
-                                     timeout=timeout)
+        sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout)
+        self._reader = ContactReader(sdk)
         self._writer = ConsentWriter(base_url=self._base_url, session=self._session,
                                      mapping=mapping)
         self._records = RecordWriter(base_url=self._base_url, session=self._session,
