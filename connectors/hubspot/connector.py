@@ -1,5 +1,5 @@
 """The HubSpot connector: webhooks in (signature v3), consent out (comms prefs v4),
-record fields out (contacts batch update)."""
+record fields out (contacts batch update), erasure (GDPR delete, verified by reading)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import requests
 
 from connectors.hubspot.consent import WRITE_LIMIT, ConsentWriter
 from connectors.hubspot.contacts import ContactReader
+from connectors.hubspot.erasure import ERASE_BATCH, Eraser
 from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM, EventTranslator
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
@@ -22,7 +23,9 @@ from core.model import (
     CanonicalEvent,
     DestinationRecord,
     DestinationSubject,
+    ErasureReceipt,
     Outcome,
+    PersonAt,
     SystemRef,
 )
 
@@ -32,8 +35,8 @@ DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 class HubSpotConnector:
     """Verifies and translates HubSpot webhooks; makes HubSpot hold subjects' consent.
 
-    Implements core.ports.ConsentDestination and RecordDestination. Builds
-    clients only; nothing connects until a method is called.
+    Implements core.ports.ConsentDestination, RecordDestination and ErasureDestination.
+    Builds clients only; nothing connects until a method is called.
     """
 
     def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
@@ -46,6 +49,7 @@ class HubSpotConnector:
         self._translator = EventTranslator(mapping)
         sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout)
         self._reader = ContactReader(sdk)
+        self._eraser = Eraser(sdk, self._reader)
         self._writer = ConsentWriter(base_url=self._base_url, session=self._session,
                                      mapping=mapping)
         self._records = RecordWriter(base_url=self._base_url, session=self._session,
@@ -64,6 +68,12 @@ class HubSpotConnector:
     def record_batch_size(self) -> int:
         """Records per push_fields call: one contacts batch update (100 inputs)."""
         return RECORD_LIMIT
+
+    @property
+    def erase_batch_size(self) -> int:
+        """People per erase call: each costs one GDPR delete per address (HubSpot has no
+        batch form); the reads are batched, three calls while the batch has ≤ 100 addresses."""
+        return ERASE_BATCH
 
     def verify_signature(self, *, method: str, url: str, body: bytes,
                          headers: Mapping[str, str], now: datetime) -> None:
@@ -96,6 +106,11 @@ class HubSpotConnector:
         read by e-mail for records without a contact ref); never creates a contact.
         Raises DeliveryError when the whole call failed."""
         return self._records.push(records)
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        """GDPR-delete every contact of each person (by address, and by ref where no known
+        address reaches it), then read back. Raises DeliveryError when nothing could be done."""
+        return self._eraser.erase(people)
 
     def check(self) -> None:
         """Raise DeliveryError if HubSpot is unreachable, rejects us, or lacks a mapped id."""
