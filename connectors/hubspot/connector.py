@@ -1,5 +1,5 @@
 """The HubSpot connector: webhooks in (signature v3), consent out (comms prefs v4),
-record fields out (contacts batch update), erasure (GDPR delete, verified by reading)."""
+record fields out (contacts batch update), erasure (GDPR delete) and export (batch reads)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from connectors.hubspot.contacts import ContactReader
 from connectors.hubspot.erasure import ERASE_BATCH, Eraser
 from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM, EventTranslator
+from connectors.hubspot.export import EXPORT_BATCH, Exporter
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
 from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify_v3
@@ -24,6 +25,7 @@ from core.model import (
     DestinationRecord,
     DestinationSubject,
     ErasureReceipt,
+    ExportResult,
     Outcome,
     PersonAt,
     SystemRef,
@@ -35,8 +37,8 @@ DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 class HubSpotConnector:
     """Verifies and translates HubSpot webhooks; makes HubSpot hold subjects' consent.
 
-    Implements core.ports.ConsentDestination, RecordDestination and ErasureDestination.
-    Builds clients only; nothing connects until a method is called.
+    Implements core.ports.ConsentDestination, RecordDestination, ErasureDestination and
+    ExportSource. Builds clients only; nothing connects until a method is called.
     """
 
     def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
@@ -50,6 +52,7 @@ class HubSpotConnector:
         sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout)
         self._reader = ContactReader(sdk)
         self._eraser = Eraser(sdk, self._reader)
+        self._exporter = Exporter(sdk, self._reader)
         self._writer = ConsentWriter(base_url=self._base_url, session=self._session,
                                      mapping=mapping)
         self._records = RecordWriter(base_url=self._base_url, session=self._session,
@@ -74,6 +77,11 @@ class HubSpotConnector:
         """People per erase call: each costs one GDPR delete per address (HubSpot has no
         batch form); the reads are batched, three calls while the batch has ≤ 100 addresses."""
         return ERASE_BATCH
+
+    @property
+    def export_batch_size(self) -> int:
+        """People per export call: three calls for the batch, answers kept a sensible size."""
+        return EXPORT_BATCH
 
     def verify_signature(self, *, method: str, url: str, body: bytes,
                          headers: Mapping[str, str], now: datetime) -> None:
@@ -111,6 +119,11 @@ class HubSpotConnector:
         """GDPR-delete every contact of each person (by address, and by ref where no known
         address reaches it), then read back. Raises DeliveryError when nothing could be done."""
         return self._eraser.erase(people)
+
+    def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
+        """Every set property of every contact HubSpot holds for each person, in three calls.
+        Raises DeliveryError when a call failed."""
+        return self._exporter.export(people)
 
     def check(self) -> None:
         """Raise DeliveryError if HubSpot is unreachable, rejects us, or lacks a mapped id."""
