@@ -1,5 +1,5 @@
 """The HubSpot connector: webhooks in (signature v3), consent out (comms prefs v4),
-record fields out (contacts batch update)."""
+record fields out (contacts batch update), erasure (GDPR delete) and export (batch reads)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import requests
 
 from connectors.hubspot.consent import WRITE_LIMIT, ConsentWriter
 from connectors.hubspot.contacts import ContactReader
+from connectors.hubspot.erasure import ERASE_BATCH, Eraser
 from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM, EventTranslator
+from connectors.hubspot.export import EXPORT_BATCH, Exporter
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
+from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify_v3
 from connectors.transport import TimeoutSession, error_for_network
 from core.errors import PermanentError
@@ -21,7 +24,10 @@ from core.model import (
     CanonicalEvent,
     DestinationRecord,
     DestinationSubject,
+    ErasureReceipt,
+    ExportResult,
     Outcome,
+    PersonAt,
     SystemRef,
 )
 
@@ -31,8 +37,8 @@ DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 class HubSpotConnector:
     """Verifies and translates HubSpot webhooks; makes HubSpot hold subjects' consent.
 
-    Implements core.ports.ConsentDestination and RecordDestination. Builds
-    clients only; nothing connects until a method is called.
+    Implements core.ports.ConsentDestination, RecordDestination, ErasureDestination and
+    ExportSource. Builds clients only; nothing connects until a method is called.
     """
 
     def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
@@ -43,8 +49,10 @@ class HubSpotConnector:
         self._session = TimeoutSession(timeout)
         self._session.headers["Authorization"] = f"Bearer {access_token}"
         self._translator = EventTranslator(mapping)
-        self._reader = ContactReader(base_url=self._base_url, access_token=access_token,
-                                     timeout=timeout)
+        sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout)
+        self._reader = ContactReader(sdk)
+        self._eraser = Eraser(sdk, self._reader)
+        self._exporter = Exporter(sdk, self._reader)
         self._writer = ConsentWriter(base_url=self._base_url, session=self._session,
                                      mapping=mapping)
         self._records = RecordWriter(base_url=self._base_url, session=self._session,
@@ -63,6 +71,17 @@ class HubSpotConnector:
     def record_batch_size(self) -> int:
         """Records per push_fields call: one contacts batch update (100 inputs)."""
         return RECORD_LIMIT
+
+    @property
+    def erase_batch_size(self) -> int:
+        """People per erase call: each costs one GDPR delete per address (HubSpot has no
+        batch form); the reads are batched, three calls while the batch has ≤ 100 addresses."""
+        return ERASE_BATCH
+
+    @property
+    def export_batch_size(self) -> int:
+        """People per export call: three calls for the batch, answers kept a sensible size."""
+        return EXPORT_BATCH
 
     def verify_signature(self, *, method: str, url: str, body: bytes,
                          headers: Mapping[str, str], now: datetime) -> None:
@@ -95,6 +114,16 @@ class HubSpotConnector:
         read by e-mail for records without a contact ref); never creates a contact.
         Raises DeliveryError when the whole call failed."""
         return self._records.push(records)
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        """GDPR-delete every contact of each person (by address, and by ref where no known
+        address reaches it), then read back. Raises DeliveryError when nothing could be done."""
+        return self._eraser.erase(people)
+
+    def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
+        """Every set property of every contact HubSpot holds for each person, in three calls.
+        Raises DeliveryError when a call failed."""
+        return self._exporter.export(people)
 
     def check(self) -> None:
         """Raise DeliveryError if HubSpot is unreachable, rejects us, or lacks a mapped id."""

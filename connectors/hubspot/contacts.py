@@ -1,38 +1,89 @@
-"""Reading contacts' e-mail addresses through hubspot-api-client's batch read.
+"""Reading HubSpot contacts through hubspot-api-client's batch read, 100 keys per call.
 
-The client's urllib3 retries are kept to connection attempts only (nothing was
-sent yet); anything longer is the worker's business.
+One reader serves the lookups (e-mail behind a ref), the erasure's read-back and the
+export: by contact id or by e-mail (``idProperty=email``), with the properties asked
+for. A key HubSpot answers with an error other than "not found" is reported as
+unanswered, so that absence is never claimed from a read that did not say so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-import urllib3
-from hubspot import HubSpot
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId
-from hubspot.crm.contacts.exceptions import ApiException
-from urllib3.util.retry import Retry
 
-from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM
-from connectors.transport import error_for_network
+from connectors.hubspot.sdk import HubSpotSdk
 from core.model import SystemRef
 
 READ_LIMIT = 100
+IDENTITY_PROPERTY = "email"
+_ALIASES_PROPERTY = "hs_additional_emails"
 _PREFIX = "contact:"
-_WHAT = "hubspot contacts batch read"
+_CONTACT_REF = re.compile(r"^contact:(\d+)$")
+_NOT_FOUND = "OBJECT_NOT_FOUND"
+
+
+def contact_ids(refs: Iterable[str]) -> list[str]:
+    """Every ``contact:<id>`` among a subject's HubSpot refs, in order, once each."""
+    return list(dict.fromkeys(m.group(1) for m in map(_CONTACT_REF.match, refs) if m))
+
+
+def contact_id_of(refs: Iterable[str]) -> str | None:
+    """The first ``contact:<id>`` among a subject's HubSpot refs."""
+    return next(iter(contact_ids(refs)), None)
+
+
+def addresses(emails: Iterable[str]) -> list[str]:
+    """A person's addresses as HubSpot matches them: trimmed, lower case, once each."""
+    return list(dict.fromkeys(e.strip().lower() for e in emails if e.strip()))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One contact as read: its id and the requested properties (None = unset)."""
+
+    id: str
+    properties: Mapping[str, str | None]
+
+
+@dataclass
+class Read:
+    """A batch read's answer by the key asked for (lower-case e-mail or contact id)."""
+
+    found: dict[str, Contact] = field(default_factory=dict)
+    unanswered: set[str] = field(default_factory=set)
 
 
 class ContactReader:
-    """Looks up e-mail addresses of HubSpot contacts, 100 per call."""
+    """Batch reads of contacts through the connector's client."""
 
-    def __init__(self, *, base_url: str, access_token: str, timeout: float) -> None:
-        retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0,
-                      backoff_factor=0.1, raise_on_status=False)
-        client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=retry)
-        self._batch_api = client.crm.contacts.batch_api
-        self._timeout = timeout
+    def __init__(self, sdk: HubSpotSdk) -> None:
+        self._sdk = sdk
+        self._batch_api = sdk.client.crm.contacts.batch_api
+
+    def read(self, keys: Sequence[str], *, by_email: bool, properties: Sequence[str]) -> Read:
+        """Contacts for ``keys``, one call per 100; a missing key is simply absent.
+
+        By e-mail, the identity properties are read as well, to map answers back to keys.
+        Raises DeliveryError when a call failed.
+        """
+        names = list(dict.fromkeys([*properties, IDENTITY_PROPERTY, _ALIASES_PROPERTY]
+                                   if by_email else properties))
+        wanted = addresses(keys) if by_email else list(dict.fromkeys(keys))
+        read = Read()
+        for start in range(0, len(wanted), READ_LIMIT):
+            chunk = wanted[start:start + READ_LIMIT]
+            request = BatchReadInputSimplePublicObjectId(
+                inputs=[{"id": k} for k in chunk], properties=names,
+                id_property=IDENTITY_PROPERTY if by_email else None)
+            what = f"hubspot contacts batch read by {'email' if by_email else 'id'}"
+            answer = self._sdk.send(what, self._batch_api.read_with_http_info, request)
+            self._collect(read, answer.data, chunk, by_email)
+        return read
 
     def emails(self, refs: Sequence[SystemRef]) -> dict[SystemRef, str]:
         """Addresses of the contacts found; unknown contacts and other systems are absent."""
@@ -40,25 +91,27 @@ class ContactReader:
         for ref in refs:
             if ref.system == SYSTEM and ref.ref.startswith(_PREFIX):
                 by_id.setdefault(ref.ref.removeprefix(_PREFIX), []).append(ref)
-        ids = list(by_id)
-        found: dict[SystemRef, str] = {}
-        for start in range(0, len(ids), READ_LIMIT):
-            for contact_id, email in self._read(ids[start:start + READ_LIMIT]).items():
-                found |= {ref: email for ref in by_id.get(contact_id, [])}
-        return found
+        found = self.read(list(by_id), by_email=False, properties=[IDENTITY_PROPERTY]).found
+        return {ref: email for contact_id, contact in found.items()
+                if (email := contact.properties.get(IDENTITY_PROPERTY))
+                for ref in by_id[contact_id]}
 
-    def _read(self, ids: list[str]) -> dict[str, str]:
-        request = BatchReadInputSimplePublicObjectId(inputs=[{"id": i} for i in ids],
-                                                     properties=["email"])
-        try:
-            response = self._batch_api.read(request, _request_timeout=self._timeout)
-        except ApiException as exc:
-            status = getattr(exc, "status", 0)
-            if not isinstance(status, int) or status <= 0:
-                raise error_for_network(exc, _WHAT) from exc
-            raise http_error(status, getattr(exc, "headers", None), _WHAT) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise error_for_network(exc, _WHAT) from exc
-        results = getattr(response, "results", None) or []
-        return {str(c.id): str(c.properties["email"]) for c in results
-                if (c.properties or {}).get("email")}
+    @staticmethod
+    def _collect(read: Read, data: Any, chunk: list[str], by_email: bool) -> None:
+        asked = set(chunk)
+        for result in getattr(data, "results", None) or []:
+            contact = Contact(str(result.id), dict(result.properties or {}))
+            keys = _addresses_of(contact) & asked if by_email else {contact.id} & asked
+            read.found |= dict.fromkeys(keys, contact)
+        for error in getattr(data, "errors", None) or []:
+            if getattr(error, "category", None) == _NOT_FOUND:
+                continue
+            named = (getattr(error, "context", None) or {}).get("ids") or []
+            keys = {str(k).lower() if by_email else str(k) for k in named} & asked
+            read.unanswered |= (keys or asked) - set(read.found)
+
+
+def _addresses_of(contact: Contact) -> set[str]:
+    """The contact's primary and additional addresses, lower case."""
+    aliases = (contact.properties.get(_ALIASES_PROPERTY) or "").split(";")
+    return set(addresses([contact.properties.get(IDENTITY_PROPERTY) or "", *aliases]))

@@ -9,12 +9,12 @@ created, and the ``email`` property is never written: it is the identity.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.hubspot.batch import post_batch
+from connectors.hubspot.contacts import contact_id_of
 from connectors.transport import TimeoutSession
 from core.errors import PermanentError
 from core.mappings import SystemMapping
@@ -26,7 +26,6 @@ UPDATE_PATH = "/crm/v3/objects/contacts/batch/update"
 IDENTITY_PROPERTY = "email"
 NOTE_ABSENT = "not in hubspot"
 NOTE_NOTHING = "no field of this record is held in hubspot"
-_CONTACT_REF = re.compile(r"^contact:(\d+)$")
 
 
 @dataclass
@@ -38,11 +37,6 @@ class _Write:
     properties: dict[str, str]
     contact_id: str | None = None
     learned: bool = False
-
-
-def contact_id_of(refs: Iterable[str]) -> str | None:
-    """The first ``contact:<id>`` among a subject's HubSpot refs."""
-    return next((m.group(1) for m in map(_CONTACT_REF.match, refs) if m), None)
 
 
 class RecordWriter:

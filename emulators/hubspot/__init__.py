@@ -1,11 +1,12 @@
 """An in-memory HubSpot on a loopback port, for tests, the demo and the benchmark.
 
-It speaks the slice privasync uses (contacts, GDPR delete, merge, communication
-preferences v3 and v4) with HubSpot's paths, error bodies, rolling rate limit
-and ``X-HubSpot-RateLimit-*`` headers, so hubspot-api-client and plain requests
-run unchanged but for the base URL. Changes fire webhooks signed with signature
-v3 from one sender thread, batched and retried as HubSpot does. The ``ui_*``
-helpers stand in for a marketer clicking in the CRM (changeSource ``CRM_UI``).
+It speaks the slice privasync uses (contacts, GDPR delete, merge, contact property
+definitions, communication preferences v3 and v4) with HubSpot's paths, error bodies,
+rolling rate limit, ``X-HubSpot-RateLimit-*`` and correlation-id headers, so
+hubspot-api-client and plain requests run unchanged but for the base URL. Changes
+fire webhooks signed with signature v3 from one sender thread, batched and retried
+as HubSpot does. The ``ui_*`` helpers stand in for a marketer clicking in the CRM
+(changeSource ``CRM_UI``).
 """
 
 from emulators.hubspot.common import BATCH_LIMIT as BATCH_LIMIT

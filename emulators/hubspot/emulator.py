@@ -21,13 +21,16 @@ from emulators.hubspot.common import (
 )
 from emulators.hubspot.contacts import _ContactRoutes
 from emulators.hubspot.preferences import _PreferenceRoutes
+from emulators.hubspot.properties import _PropertyRoutes
 
 _CONTACTS = "/crm/v3/objects/contacts"
 _PREFS = "/communication-preferences"
+_PROPERTIES = "/crm/v3/properties"
 
 
-class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes):
-    """HubSpot's contacts and communication-preferences APIs, in memory, with webhooks."""
+class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
+    """HubSpot's contacts, contact properties and communication-preferences APIs, in memory,
+    with webhooks."""
 
     name = "hubspot"
 
@@ -65,6 +68,7 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes):
             ("GET", f"{c}/{one}", self._h_get),
             ("PATCH", f"{c}/{one}", self._h_update),
             ("DELETE", f"{c}/{one}", self._h_archive),
+            ("GET", f"{_PROPERTIES}/(?P<object>[^/]+)", self._h_properties),
             ("GET", f"{p}/v3/definitions", self._h_definitions),
             ("GET", f"{p}/v3/status/email/(?P<email>[^/]+)", self._h_v3_status),
             ("POST", f"{p}/v3/unsubscribe", self._h_v3_unsubscribe),
@@ -114,10 +118,13 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes):
         response = super().dispatch(request)
         with self.lock:
             remaining = max(0, self.rate_limit - len(self._window))
+        body = response.body if isinstance(response.body, dict) else {}
+        correlation = body.get("correlationId") or uuid.uuid4()
         for key, value in (("X-HubSpot-RateLimit-Max", self.rate_limit),
                            ("X-HubSpot-RateLimit-Remaining", remaining),
                            ("X-HubSpot-RateLimit-Interval-Milliseconds",
-                            int(self.window_seconds * 1000))):
+                            int(self.window_seconds * 1000)),
+                           ("X-HubSpot-Correlation-Id", correlation)):
             response.headers.setdefault(key, str(value))
         return response
 

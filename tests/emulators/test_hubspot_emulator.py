@@ -8,10 +8,12 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     BatchReadInputSimplePublicObjectId,
@@ -393,3 +395,73 @@ def test_a_marketer_editing_a_property_fires_a_crm_ui_change(hub: HubSpotEmulato
     assert (change["propertyName"], change["propertyValue"], change["changeSource"]) == (
         "lastname", "", "CRM_UI")
     assert "lastname" not in (hub.contact(contact_id) or {})
+
+
+# -- property definitions, reads of any property, GDPR delete ------------------------------
+MAPPING_FILE = Path(__file__).parents[2] / "mappings" / "hubspot.yaml"
+
+
+def test_property_definitions_list_every_property_a_contact_can_hold(
+        hub: HubSpotEmulator, client: HubSpot) -> None:
+    answer = client.crm.properties.core_api.get_all("contacts")
+    by_name = {p.name: p for p in answer.results}
+    mapped = yaml.safe_load(MAPPING_FILE.read_text())["fields"]
+
+    assert set(mapped) <= set(by_name)
+    assert {"hs_email_optout", "hs_email_optout_101", "hs_email_optout_102",
+            "hs_object_id", "createdate", "lastmodifieddate"} <= set(by_name)
+    assert (by_name["date_of_birth"].type, by_name["date_of_birth"].field_type) == ("date", "date")
+    assert by_name["health_note"].label == "Health note"
+    assert by_name["health_note"].hubspot_defined is False
+    assert sorted(by_name) == sorted(hub.property_names())
+
+
+def test_property_definitions_of_an_unknown_object_type_are_a_404(hub: HubSpotEmulator) -> None:
+    answer = call(hub, "GET", "/crm/v3/properties/spaceships")
+    assert answer.status_code == 404
+    assert answer.json()["category"] == "OBJECT_NOT_FOUND"
+
+
+def test_reads_return_any_requested_property_and_only_those(hub: HubSpotEmulator,
+                                                           client: HubSpot) -> None:
+    contact_id = hub.create_contact("ada@example.org", firstname="Ada", city="London",
+                                    date_of_birth="1815-12-10", health_note="none")
+    batch = client.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(
+        inputs=[{"id": "ada@example.org"}], id_property="email",
+        properties=["date_of_birth", "health_note", "phone"]))
+    one = client.crm.contacts.basic_api.get_by_id(contact_id, properties=["city"])
+
+    [found] = batch.results
+    assert (found.properties["date_of_birth"], found.properties["health_note"]) == (
+        "1815-12-10", "none")
+    assert found.properties["phone"] is None
+    assert "firstname" not in found.properties and "email" not in found.properties
+    assert one.properties["city"] == "London" and "firstname" not in one.properties
+
+
+def test_a_contact_purged_by_id_is_gone_from_every_read(hub: HubSpotEmulator,
+                                                        client: HubSpot) -> None:
+    contact_id = hub.create_contact("ada@example.org", firstname="Ada")
+    client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=contact_id))
+
+    for path in (f"/crm/v3/objects/contacts/{contact_id}",
+                 f"/crm/v3/objects/contacts/{contact_id}?archived=true",
+                 "/crm/v3/objects/contacts/ada%40example.org?idProperty=email"):
+        assert call(hub, "GET", path).status_code == 404
+    for id_property, key in ((None, contact_id), ("email", "ada@example.org")):
+        answer = call(hub, "POST", "/crm/v3/objects/contacts/batch/read",
+                      {"idProperty": id_property, "inputs": [{"id": key}]})
+        assert (answer.status_code, answer.json()["results"]) == (207, [])
+    with pytest.raises(ApiException) as again:
+        client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=contact_id))
+    assert again.value.status == 404
+    assert hub.contact(contact_id) is None
+
+
+def test_answers_carry_hubspots_correlation_id(hub: HubSpotEmulator, client: HubSpot) -> None:
+    _, status, headers = client.crm.contacts.basic_api.purge_with_http_info(
+        PublicGdprDeleteInput(object_id="ghost@example.org", id_property="email"))
+    refused = call(hub, "GET", "/crm/v3/objects/contacts/424242")
+
+    assert status == 204 and headers["X-HubSpot-Correlation-Id"]
+    assert refused.headers["X-HubSpot-Correlation-Id"] == refused.json()["correlationId"]

@@ -58,9 +58,16 @@ def test_a_rate_limit_is_transient_with_the_window_as_retry_after(hub: HubSpotEm
     assert caught.value.retry_after == 10.0
 
 
-def test_a_server_error_is_transient(hub: HubSpotEmulator) -> None:
+def test_a_single_bad_gateway_is_retried_within_the_call(hub: HubSpotEmulator) -> None:
+    ada = hub.create_contact("ada@example.org")
     hub.inject(Fault(503, {"status": "error"}))
-    with pytest.raises(TransientError, match="HTTP 503"):
+    assert connector(hub.url).lookup_emails([ref(ada)]) == {ref(ada): "ada@example.org"}
+    assert hub.total_calls(READ) == 1
+
+
+def test_a_server_error_is_transient(hub: HubSpotEmulator) -> None:
+    hub.inject(Fault(500, {"status": "error"}))
+    with pytest.raises(TransientError, match="HTTP 500"):
         connector(hub.url).lookup_emails([ref("1001")])
 
 
