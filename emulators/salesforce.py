@@ -1,58 +1,51 @@
 """A Salesforce REST emulator: the slice of ``/services/data/v59.0/`` privasync uses.
 
 simple-salesforce 1.12.10 talks to it unchanged but for the instance URL (its
-session must rewrite https to http, VENDOR_APIS.md B1). It keeps Contact, Lead
-and Individual records in memory (with the standard and custom person fields
-privasync maps: ``FIELDS``) with Salesforce's id prefixes, millisecond
-``SystemModstamp``s from a strictly increasing clock, a recycle bin for
-getDeleted (whose windows it truncates to the minute, as Salesforce does), the
-SOQL subset of ``emulators.salesforce_soql`` (including ``SystemModstamp >
-2024-01-02T10:00:00Z``, ORDER BY and LIMIT) with ``nextRecordsUrl`` paging,
-sObject Collections, the daily API counter and Salesforce's list-shaped error
-bodies.
+session must rewrite https to http, VENDOR_APIS.md B1). It keeps Contact, Lead,
+Individual and ContactPointTypeConsent records in memory (the types and fields
+of ``emulators.salesforce_schema``, which also answers describe) with
+Salesforce's id prefixes, millisecond ``SystemModstamp``s from a strictly
+increasing clock, a recycle bin for getDeleted (whose windows it truncates to
+the minute, as Salesforce does), the SOQL subset of ``emulators.salesforce_soql``
+(including ``SystemModstamp > 2024-01-02T10:00:00Z``, ORDER BY and LIMIT) with
+``nextRecordsUrl`` paging, sObject Collections, the daily API counter and
+Salesforce's list-shaped error bodies. An org can be made without the consent
+object (``consent_objects=False``): SOQL on it is refused with INVALID_TYPE and
+its REST resources with NOT_FOUND, as in an org without Data Protection and
+Privacy.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulators.http import Emulator, Request, Response
+from emulators.salesforce_schema import (
+    BOOLEANS,
+    CONSENT,
+    DATETIMES,
+    FIELDS,
+    PREFIX,
+    Problem,
+    as_json,
+    blank_is_null,
+    check_columns,
+    describe,
+    field_problem,
+    render,
+    to_minute,
+)
 from emulators.salesforce_soql import Parser, Refused, fold
 
 API = "/services/data/v59.0"
-PREFIX = {"Contact": "003", "Lead": "00Q", "Individual": "0PK"}
-# Both person types carry the org's custom fields Health_Note__c (text) and
-# Customer_Since__c (date); only a Contact has MailingCity and Birthdate.
-_PERSON = ("Id", "Email", "FirstName", "LastName", "Phone", "HasOptedOutOfEmail",
-           "IndividualId", "SystemModstamp", "IsDeleted", "MasterRecordId",
-           "Health_Note__c", "Customer_Since__c")
-_INDIVIDUAL = ("Id", "FirstName", "LastName", "HasOptedOutSolicit", "ShouldForget",
-               "SystemModstamp", "IsDeleted")
-FIELDS = {"Contact": (*_PERSON, "MailingCity", "Birthdate"), "Lead": (*_PERSON, "City"),
-          "Individual": _INDIVIDUAL}
-READ_ONLY = frozenset({"Id", "SystemModstamp", "IsDeleted", "MasterRecordId"})
-BOOLEANS = frozenset({"HasOptedOutOfEmail", "HasOptedOutSolicit", "ShouldForget", "IsDeleted"})
-DATES = frozenset({"Birthdate", "Customer_Since__c"})  # JSON strings, ``YYYY-MM-DD``
 COLLECTION_LIMIT = 200
-
-DATETIMES = frozenset({"SystemModstamp"})
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+REQUIRED = {"Contact": "LastName", "Lead": "LastName", CONSENT: "Name"}
 
 Row = dict[str, Any]
-
-
-def render(when: datetime) -> str:
-    """Salesforce's dateTime rendering: ``2024-01-02T10:00:00.000+0000``."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
-
-
-def _to_minute(when: datetime) -> datetime:
-    return when.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 @dataclass
@@ -61,6 +54,7 @@ class _Record:
     values: Row
     deleted_at: datetime | None = None
     reject_with: str | None = None
+    reject_delete_with: str | None = None
 
     @property
     def id(self) -> str:
@@ -68,13 +62,16 @@ class _Record:
 
 
 class SalesforceEmulator(Emulator):
-    """Contacts, Leads and Individuals behind the REST endpoints privasync calls."""
+    """Contacts, Leads, Individuals and their consent rows behind the REST endpoints
+    privasync calls."""
 
     name = "salesforce"
 
     def __init__(self, session_id: str = "00Demulator!session", api_limit: int = 15000,
-                 concurrent_limit: int = 25, *, page_size: int = 2000) -> None:
+                 concurrent_limit: int = 25, *, page_size: int = 2000,
+                 consent_objects: bool = True) -> None:
         super().__init__()
+        self.types = frozenset(FIELDS) - (set() if consent_objects else {CONSENT})
         self.session_id = session_id
         self.api_limit = api_limit
         self.concurrent_limit = concurrent_limit
@@ -86,12 +83,13 @@ class SalesforceEmulator(Emulator):
         self._seq = 0
         self._last_tick: datetime | None = None
         self._offset = timedelta(0)
-        self._earliest_deleted = _to_minute(datetime.now(UTC) - timedelta(days=15))
+        self._earliest_deleted = to_minute(datetime.now(UTC) - timedelta(days=15))
         obj = r"(?P<type>\w+)"
         for method, pattern, handler in [
             ("GET", "/limits/?", self._limits),
             ("GET", f"/sobjects/{obj}/updated/?", self._updated),
             ("GET", f"/sobjects/{obj}/deleted/?", self._deleted),
+            ("GET", f"/sobjects/{obj}/describe/?", self._describe),
             ("GET", "/(?P<kind>query|queryAll)/?", self._query),
             ("GET", r"/(?:query|queryAll)/(?P<locator>01g\w+)-(?P<offset>\d+)", self._more),
             ("PATCH", "/composite/sobjects/?", self._collection_update),
@@ -175,11 +173,32 @@ class SalesforceEmulator(Emulator):
             rec.deleted_at = now
             rec.values.update(IsDeleted=True, SystemModstamp=now)
 
+    def add_consent(self, individual_id: str, contact_point_type: str = "Email",
+                    status: str = "OptIn", source: str = "web form") -> str:
+        """A ContactPointTypeConsent row of the Individual, captured now, as a consent
+        form would write it. Raises Refused where the org lacks the object or the
+        Individual does not exist."""
+        with self.lock:
+            if CONSENT not in self.types:
+                raise Refused(400, "INVALID_TYPE", f"sObject type '{CONSENT}' is not supported.")
+            self._live(individual_id, "Individual")
+            now = self._tick()
+            return self._insert(CONSENT, {
+                "Name": f"{contact_point_type} {status}", "PartyId": individual_id,
+                "ContactPointType": contact_point_type, "PrivacyConsentStatus": status,
+                "CaptureContactPointType": contact_point_type, "CaptureDate": now,
+                "CaptureSource": source, "EffectiveFrom": now})
+
     def reject_writes(self, record_id: str,
                       status_code: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION") -> None:
         """Make API writes to this record fail, as a validation rule would."""
         with self.lock:
             self._live(record_id).reject_with = status_code
+
+    def reject_deletes(self, record_id: str, status_code: str = "DELETE_FAILED") -> None:
+        """Make API deletes of this record fail, as a Contact tied to a Case does."""
+        with self.lock:
+            self._live(record_id).reject_delete_with = status_code
 
     def set_earliest_deleted_available(self, when: datetime) -> None:
         """Simulate an emptied recycle bin: deletes before ``when`` are gone."""
@@ -220,12 +239,12 @@ class SalesforceEmulator(Emulator):
         record_id = f"{PREFIX[sobject]}{self._seq:012d}AAA"
         row: Row = dict.fromkeys(FIELDS[sobject])
         row.update({k: False for k in BOOLEANS if k in row})
-        row.update(_blank_is_null(values), Id=record_id, SystemModstamp=self._tick())
+        row.update(blank_is_null(values), Id=record_id, SystemModstamp=self._tick())
         self._records[record_id] = _Record(sobject, row)
         return record_id
 
     def _store(self, rec: _Record, values: Row) -> None:
-        rec.values.update(_blank_is_null(values), SystemModstamp=self._tick())
+        rec.values.update(blank_is_null(values), SystemModstamp=self._tick())
 
     def _create_person(self, sobject: str, email: str, first_name: str, last_name: str,
                        opted_out: bool, with_individual: bool) -> str:
@@ -264,33 +283,16 @@ class SalesforceEmulator(Emulator):
         parent = self._records.get(str(rec.values.get("IndividualId")))
         return parent.values.get(column.split(".", 1)[1]) if parent is not None else None
 
-    def _check_columns(self, sobject: str, columns: Iterable[str]) -> None:
-        for column in columns:
-            owner, name = sobject, column
-            if "." in column and sobject != "Individual":
-                relation, name = column.split(".", 1)
-                owner = "Individual" if relation == "Individual" else ""
-            if name not in FIELDS.get(owner, ()):
-                raise Refused(400, "INVALID_FIELD",
-                               f"No such column '{column}' on entity '{sobject}'")
+    def _is_individual(self, record_id: str) -> bool:
+        rec = self._records.get(record_id)
+        return rec is not None and rec.type == "Individual"
 
-    def _write_error(self, rec: _Record, values: Row) -> tuple[str, str, list[str]] | None:
+    def _write_error(self, rec: _Record, values: Row) -> Problem | None:
         for name, value in values.items():
-            if name == "attributes":
-                continue
-            if name not in FIELDS[rec.type]:
-                return "INVALID_FIELD", f"No such column '{name}' on sobject of type {rec.type}", []
-            if name in READ_ONLY:
-                return "INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to update {name}", [name]
-            if name in BOOLEANS and not isinstance(value, bool):
-                return "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not a boolean", [name]
-            if name in DATES and value is not None and (
-                    not isinstance(value, str) or _DATE.fullmatch(value) is None):
-                # Salesforce fails the whole request on a value it cannot deserialize.
-                raise Refused(400, "JSON_PARSER_ERROR",
-                              f"Cannot deserialize instance of date for field {name}")
-            if name == "IndividualId" and value is not None and value not in self._records:
-                return "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name]
+            problem = (None if name == "attributes"
+                       else field_problem(rec.type, name, value, self._is_individual))
+            if problem is not None:
+                return problem
         if rec.reject_with is not None:
             return rec.reject_with, "A validation rule rejected the record", []
         return None
@@ -310,8 +312,15 @@ class SalesforceEmulator(Emulator):
         return Response(status, [{"message": message, "errorCode": code}])
 
     def _sobject(self, name: str) -> str:
-        if name not in FIELDS:
+        """A type of this org named in a REST path; Salesforce answers 404 for any other."""
+        if name not in self.types:
             raise Refused(404, "NOT_FOUND", f"The requested resource does not exist: {name}")
+        return name
+
+    def _queried_type(self, name: str) -> str:
+        """A type of this org named in SOQL; Salesforce answers 400 INVALID_TYPE for any other."""
+        if name not in self.types:
+            raise Refused(400, "INVALID_TYPE", f"sObject type '{name}' is not supported.")
         return name
 
     def _window(self, request: Request) -> tuple[datetime, datetime]:
@@ -324,7 +333,7 @@ class SalesforceEmulator(Emulator):
             if when is None or when.tzinfo is None:
                 raise Refused(400, "INVALID_QUERY_PARAMETER_VALUE",
                                f"{name} must be a dateTime with a time zone")
-            bounds.append(_to_minute(when))
+            bounds.append(to_minute(when))
         return bounds[0], bounds[1]
 
     def _limits(self, request: Request, match: re.Match[str]) -> Response:
@@ -351,8 +360,8 @@ class SalesforceEmulator(Emulator):
     def _query(self, request: Request, match: re.Match[str]) -> Response:
         query = Parser(request.arg("q") or "", self._lookup,
                        lambda column: column.rsplit(".", 1)[-1] in DATETIMES).parse()
-        self._sobject(query.type)
-        self._check_columns(query.type, query.touched)
+        self._queried_type(query.type)
+        check_columns(query.type, query.touched)
         include_deleted = match["kind"] == "queryAll"
         hits = [r for r in self._records.values() if r.type == query.type
                 and (include_deleted or r.deleted_at is None)
@@ -393,11 +402,14 @@ class SalesforceEmulator(Emulator):
                     row["Individual"] = None
                     continue
                 nested = row.get("Individual") or self._row(parent, [])
-                nested[column.split(".", 1)[1]] = _json(self._lookup(rec, column))
+                nested[column.split(".", 1)[1]] = as_json(self._lookup(rec, column))
                 row["Individual"] = nested
             else:
-                row[column] = _json(rec.values.get(column))
+                row[column] = as_json(rec.values.get(column))
         return row
+
+    def _describe(self, request: Request, match: re.Match[str]) -> Response:
+        return Response(200, describe(self._sobject(match["type"])))
 
     def _get(self, request: Request, match: re.Match[str]) -> Response:
         rec = self._live(match["id"], self._sobject(match["type"]))
@@ -410,8 +422,10 @@ class SalesforceEmulator(Emulator):
         problem = self._write_error(probe, values)
         if problem is not None:
             raise Refused(400, problem[0], problem[1])
-        if sobject != "Individual" and not values.get("LastName"):
-            raise Refused(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]")
+        required = REQUIRED.get(sobject)
+        if required is not None and not values.get(required):
+            raise Refused(400, "REQUIRED_FIELD_MISSING",
+                          f"Required fields are missing: [{required}]")
         record_id = self._insert(sobject, values)
         return Response(201, {"id": record_id, "success": True, "errors": []})
 
@@ -434,7 +448,7 @@ class SalesforceEmulator(Emulator):
         if len(records) > COLLECTION_LIMIT:
             raise Refused(400, "EXCEEDED_ID_LIMIT",
                            "record limit reached. cannot submit more than 200 records")
-        plans: list[tuple[_Record | None, Row, tuple[str, str, list[str]] | None]] = []
+        plans: list[tuple[_Record | None, Row, Problem | None]] = []
         for values in records:
             rec = self._records.get(str(values.get("id")))
             sobject = (values.get("attributes") or {}).get("type")
@@ -467,8 +481,10 @@ class SalesforceEmulator(Emulator):
         results: list[Row] = []
         for record_id in ids:
             rec = self._records.get(record_id)
-            if rec is None or rec.deleted_at is not None:
-                code = "INVALID_ID_FIELD" if rec is None else "ENTITY_IS_DELETED"
+            code = ("INVALID_ID_FIELD" if rec is None or rec.type not in self.types
+                    else "ENTITY_IS_DELETED" if rec.deleted_at is not None
+                    else rec.reject_delete_with)
+            if code is not None:
                 results.append({"id": record_id, "success": False, "errors": [
                     {"statusCode": code, "message": "cannot delete", "fields": []}]})
                 continue
@@ -476,11 +492,3 @@ class SalesforceEmulator(Emulator):
             results.append({"id": record_id, "success": True, "errors": []})
         return Response(200, results)
 
-
-def _blank_is_null(values: Row) -> Row:
-    """Salesforce stores an empty text field as null."""
-    return {k: None if v == "" else v for k, v in values.items()}
-
-
-def _json(value: Any) -> Any:
-    return render(value) if isinstance(value, datetime) else value

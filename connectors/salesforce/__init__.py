@@ -1,5 +1,5 @@
 """Salesforce (simple-salesforce): polls Contact/Lead/Individual changes; writes opt-outs
-and mapped fields."""
+and mapped fields; erases and exports people."""
 
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.poller import PollResult, SalesforceCursor

@@ -176,11 +176,26 @@ class SalesforceClient:
         TransientError/PermanentError/AuthError when the whole call failed.
         """
         body = {"allOrNone": False, "records": records}
-        results = self.call("composite/sobjects", lambda sf: sf.restful(
-            "composite/sobjects", method="PATCH", json=body))
-        if not isinstance(results, list) or len(results) != len(records):
-            raise PermanentError("composite/sobjects: answer does not match the records sent",
-                                 error_class="unexpected_answer")
-        return [None if r.get("success") else
-                str(((r.get("errors") or [{}])[0]).get("statusCode") or "unknown")
-                for r in results]
+        return _status_codes(self.call("composite/sobjects", lambda sf: sf.restful(
+            "composite/sobjects", method="PATCH", json=body)), len(records))
+
+    def delete_collection(self, ids: Sequence[str]) -> list[str | None]:
+        """One sObject Collections DELETE of at most 200 ids, of any types, deleted in
+        the order given (allOrNone false: each on its own).
+
+        Per id, the statusCode Salesforce refused it with, or None. Raises
+        TransientError/PermanentError/AuthError when the whole call failed.
+        """
+        params = {"ids": ",".join(ids), "allOrNone": "false"}
+        return _status_codes(self.call("composite/sobjects delete", lambda sf: sf.restful(
+            "composite/sobjects", method="DELETE", params=params)), len(ids))
+
+
+def _status_codes(results: object, sent: int) -> list[str | None]:
+    """Per item of a collections answer, its first error's statusCode, or None on success."""
+    if not isinstance(results, list) or len(results) != sent:
+        raise PermanentError("composite/sobjects: answer does not match the records sent",
+                             error_class="unexpected_answer")
+    return [None if r.get("success") else
+            str(((r.get("errors") or [{}])[0]).get("statusCode") or "unknown")
+            for r in results]

@@ -1,4 +1,5 @@
-"""privasync's Salesforce connector: a change source (poll), a consent and a record destination."""
+"""privasync's Salesforce connector: a change source (poll), a consent and a record
+destination, an erasure destination and an export source."""
 
 from __future__ import annotations
 
@@ -7,20 +8,35 @@ from datetime import datetime
 
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.destination import Destination
+from connectors.salesforce.erasure import Eraser
+from connectors.salesforce.export import Exporter
 from connectors.salesforce.people import COLLECTION_LIMIT
 from connectors.salesforce.poller import Poller, PollResult, SalesforceCursor
 from connectors.salesforce.records import RecordWriter
 from core.errors import ConfigError, TransientError
 from core.mappings import SystemMapping
-from core.model import DestinationRecord, DestinationSubject, Outcome
+from core.model import (
+    DestinationRecord,
+    DestinationSubject,
+    ErasureReceipt,
+    ExportResult,
+    Outcome,
+    PersonAt,
+)
 
 # Used up, the daily allocation frees slowly (rolling 24 h); check again later.
 EXHAUSTED_RETRY_AFTER = 900.0
+# People per erase call: the lookups and read-backs cost the same for 1 or 50, and 50
+# people's addresses and refs keep each query's URL below Salesforce's limit.
+ERASE_BATCH = 50
+# People per export call: fewer, as each query also lists every field of the type.
+EXPORT_BATCH = 25
 
 
 class SalesforceConnector:
     """Contacts and Leads: polls their opt-outs, erasure flags, mapped fields and deletions;
-    writes opt-outs and mapped fields. Implements ConsentDestination and RecordDestination.
+    writes opt-outs and mapped fields; erases and exports people. Implements
+    ConsentDestination, RecordDestination, ErasureDestination and ExportSource.
 
     Nothing connects until the first call; the login mode logs in then.
     """
@@ -40,6 +56,8 @@ class SalesforceConnector:
         self._poller = Poller(self._client, mapping)
         self._destination = Destination(self._client, mapping.consent.all_email)
         self._records = RecordWriter(self._client, mapping)
+        self._eraser = Eraser(self._client)
+        self._exporter = Exporter(self._client)
 
     @property
     def name(self) -> str:
@@ -52,6 +70,14 @@ class SalesforceConnector:
     @property
     def record_batch_size(self) -> int:
         return COLLECTION_LIMIT
+
+    @property
+    def erase_batch_size(self) -> int:
+        return ERASE_BATCH
+
+    @property
+    def export_batch_size(self) -> int:
+        return EXPORT_BATCH
 
     def poll(self, cursor: SalesforceCursor | None, now: datetime) -> PollResult:
         """Events since ``cursor`` (or the last day). Raises DeliveryError subclasses."""
@@ -68,6 +94,18 @@ class SalesforceConnector:
         query per type for those without refs, one PATCH per 200); never creates one.
         Per-record failures come back in the Outcome; raises DeliveryError subclasses."""
         return self._records.push(records)
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        """Delete each person's Contacts and Leads, the Individuals only they use and those
+        Individuals' consent rows, then read back. Per-person failures (a refused delete,
+        a record still readable) come back in the receipt; raises DeliveryError
+        subclasses when a whole call failed."""
+        return self._eraser.erase(people)
+
+    def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
+        """Every field of each person's Contacts, Leads and their Individuals, as the org
+        describes them. Raises DeliveryError subclasses when a whole call failed."""
+        return self._exporter.export(people)
 
     def check(self) -> None:
         """Raise AuthError on rejected credentials, TransientError if unreachable or spent."""

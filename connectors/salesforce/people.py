@@ -7,18 +7,21 @@ it knows Salesforce's standard person fields, and takes a custom field
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient, any_in, select
 from core.errors import PermanentError
 from core.mappings import SystemMapping
+from core.model import PersonAt
 
 PEOPLE = ("Contact", "Lead")
 COLLECTION_LIMIT = 200  # records per sObject Collections call
 IDENTITY = "Email"  # how subjects are found in Salesforce; privasync never writes it
 
 Key = tuple[str, str]  # (sObject type, record id)
+LOOKUP_COLUMNS = "Id, Email, IndividualId"
 
 _COMMON = frozenset({"Email", "FirstName", "LastName", "Salutation", "Title", "Phone",
                      "MobilePhone", "Fax", "Description", "LeadSource"})
@@ -57,10 +60,39 @@ def parse_ref(ref: str) -> Key | None:
 
 
 def look_up(client: SalesforceClient, sobject: str, emails: Collection[str],
-            ids: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """One query: ``Id, Email, IndividualId`` of the records with these e-mails or ids."""
+            ids: Sequence[str] = (), columns: str = LOOKUP_COLUMNS) -> list[dict[str, Any]]:
+    """One query: ``columns`` of the records with these e-mails or ids."""
     where = any_in(Email=sorted(emails), Id=list(ids))
-    return client.query_all(f"{sobject} lookup", select("Id, Email, IndividualId", sobject, where))
+    return client.query_all(f"{sobject} lookup", select(columns, sobject, where))
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where one person is in Salesforce: every address (lower-cased, as SOQL compares
+    them) and the records their refs name."""
+
+    emails: frozenset[str]
+    keys: frozenset[Key]
+
+    def holds(self, sobject: str, row: Mapping[str, Any]) -> bool:
+        """Whether ``row``, of ``sobject``, is this person's: named by a ref or carrying
+        one of the addresses."""
+        return ((sobject, str(row["Id"])) in self.keys
+                or str(row.get("Email") or "").lower() in self.emails)
+
+
+def locate(person: PersonAt) -> Spot:
+    return Spot(frozenset(e.lower() for e in person.emails if e),
+                frozenset(k for k in map(parse_ref, person.refs) if k is not None))
+
+
+def look_up_spots(client: SalesforceClient, sobject: str, spots: Sequence[Spot],
+                  columns: str = LOOKUP_COLUMNS) -> list[dict[str, Any]]:
+    """One query for ``sobject`` over every address and ref of ``spots`` (none when they
+    have neither); callers split the rows with ``Spot.holds``."""
+    emails = {e for spot in spots for e in spot.emails}
+    ids = sorted({i for spot in spots for t, i in spot.keys if t == sobject})
+    return look_up(client, sobject, emails, ids, columns) if emails or ids else []
 
 
 def matches(rows: Sequence[dict[str, Any]], email: str) -> list[dict[str, Any]]:

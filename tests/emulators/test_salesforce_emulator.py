@@ -402,3 +402,111 @@ def test_an_injected_fault_answers_the_next_matching_call_only(emulator):
 
     assert caught.value.status == 503
     assert recovered["DailyApiRequests"]["Max"] == 15000
+
+
+def test_consent_rows_are_queried_by_party_and_deleted_with_their_individual(emulator):
+    contact = emulator.create_contact("a@example.com", with_individual=True)
+    individual = emulator.record(contact)["IndividualId"]
+    consent = emulator.add_consent(individual, "Email", "OptOut")
+    other = emulator.add_consent(emulator.record(emulator.create_lead(
+        "b@example.com", with_individual=True))["IndividualId"])
+    sf = client(emulator)
+    soql = ("SELECT Id, PartyId, ContactPointType, PrivacyConsentStatus, CaptureDate "
+            f"FROM ContactPointTypeConsent WHERE PartyId IN ('{individual}')")
+
+    rows = sf.query_all(soql)["records"]
+    results = sf.restful("composite/sobjects", method="DELETE",
+                         params={"ids": f"{consent},{individual}", "allOrNone": "false"})
+    after = sf.query_all("SELECT Id FROM ContactPointTypeConsent")["records"]
+
+    assert [(r["Id"], r["PartyId"], r["ContactPointType"], r["PrivacyConsentStatus"])
+            for r in rows] == [(consent, individual, "Email", "OptOut")]
+    assert consent.startswith("0ZY") and parse(rows[0]["CaptureDate"]).tzinfo is not None
+    assert [r["success"] for r in results] == [True, True]
+    assert emulator.record(individual)["IsDeleted"] is True
+    assert [r["Id"] for r in after] == [other]
+
+
+def test_a_consent_row_needs_a_live_individual_and_a_known_status(emulator):
+    contact = emulator.create_contact("a@example.com")
+    individual = emulator.record(emulator.create_lead("b@example.com",
+                                                      with_individual=True))["IndividualId"]
+    sf = client(emulator)
+
+    with pytest.raises(Refused):
+        emulator.add_consent(contact)
+    with pytest.raises(SalesforceMalformedRequest) as bad_status:
+        sf.ContactPointTypeConsent.create({"Name": "x", "PartyId": individual,
+                                           "PrivacyConsentStatus": "Maybe"})
+
+    assert bad_status.value.content[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+
+
+def test_an_org_without_the_consent_object_refuses_it_like_salesforce():
+    emu = SalesforceEmulator(consent_objects=False)
+    emu.start()
+    try:
+        individual = emu.record(emu.create_contact("a@example.com",
+                                                   with_individual=True))["IndividualId"]
+        sf = client(emu)
+        with pytest.raises(SalesforceMalformedRequest) as by_soql:
+            sf.query("SELECT Id FROM ContactPointTypeConsent")
+        with pytest.raises(SalesforceResourceNotFound) as by_rest:
+            sf.ContactPointTypeConsent.describe()
+        with pytest.raises(Refused):
+            emu.add_consent(individual)
+    finally:
+        emu.stop()
+
+    assert by_soql.value.content[0]["errorCode"] == "INVALID_TYPE"
+    assert by_rest.value.content[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_soql_on_a_type_the_org_lacks_is_invalid_type(emulator):
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        client(emulator).query("SELECT Id FROM Accountx")
+
+    assert caught.value.content[0]["errorCode"] == "INVALID_TYPE"
+
+
+@pytest.mark.parametrize("sobject", ["Contact", "Lead", "Individual", "ContactPointTypeConsent"])
+def test_describe_lists_every_field_a_query_can_select(emulator, sobject):
+    sf = client(emulator)
+
+    answer = getattr(sf, sobject).describe()
+    names = [f["name"] for f in answer["fields"]]
+    sf.query(f"SELECT {', '.join(names)} FROM {sobject}")
+
+    assert answer["name"] == sobject and names[0] == "Id"
+    assert {f["name"]: f["type"] for f in answer["fields"]}["Id"] == "id"
+    assert emulator.total_calls(f"/services/data/v59.0/sobjects/{sobject}/describe") == 1
+
+
+def test_describe_gives_salesforce_field_types(emulator):
+    fields = {f["name"]: f for f in client(emulator).Contact.describe()["fields"]}
+
+    assert {n: fields[n]["type"] for n in ("Email", "HasOptedOutOfEmail", "Birthdate",
+                                           "SystemModstamp", "IndividualId", "Health_Note__c")} \
+        == {"Email": "email", "HasOptedOutOfEmail": "boolean", "Birthdate": "date",
+            "SystemModstamp": "datetime", "IndividualId": "reference",
+            "Health_Note__c": "string"}
+    assert fields["IndividualId"]["referenceTo"] == ["Individual"]
+    assert fields["Health_Note__c"]["custom"] is True
+
+
+def test_composite_delete_reports_a_refused_record_and_deletes_the_rest(emulator):
+    kept = emulator.create_contact("a@example.com")
+    gone = emulator.create_lead("b@example.com")
+    emulator.reject_deletes(kept)
+
+    sf = client(emulator)
+
+    first = sf.restful("composite/sobjects", method="DELETE",
+                       params={"ids": f"{kept},{gone}", "allOrNone": "false"})
+    again = sf.restful("composite/sobjects", method="DELETE",
+                       params={"ids": gone, "allOrNone": "false"})
+
+    assert [(r["success"], [e["statusCode"] for e in r["errors"]]) for r in first + again] == [
+        (False, ["DELETE_FAILED"]), (True, []), (False, ["ENTITY_IS_DELETED"])]
+    assert emulator.record(kept)["IsDeleted"] is False
+    assert emulator.record(gone)["IsDeleted"] is True

@@ -1,0 +1,253 @@
+"""erase removes a person's Contacts, Leads, lone Individuals and consent rows from the
+emulator, and proves it by reading back."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import responses
+
+from connectors.salesforce import SalesforceConnector
+from core.errors import PermanentError, TransientError
+from core.model import ErasureStatus, PersonAt
+from emulators.http import Fault
+from emulators.salesforce import SalesforceEmulator
+from tests.connectors.salesforce.conftest import COMPOSITE, LIMIT_BODY, MAPPING, QUERY
+
+EVERYTHING = "query Contact, Lead, Individual, ContactPointTypeConsent by address and id: 0 found"
+NOTHING = "query Contact, Lead by address and id: 0 found"
+
+
+def person(subject_id: str, *emails: str, refs: tuple[str, ...] = ()) -> PersonAt:
+    return PersonAt(subject_id, f"dsr-{subject_id}", emails, refs)
+
+
+def deleted(emulator: SalesforceEmulator, *record_ids: str) -> list[bool]:
+    return [emulator.record(i)["IsDeleted"] for i in record_ids]
+
+
+def individual_of(emulator: SalesforceEmulator, record_id: str) -> str:
+    return str(emulator.record(record_id)["IndividualId"])
+
+
+def test_a_person_loses_contact_lead_individuals_and_consent_rows_in_ten_calls(emulator,
+                                                                              connector):
+    contact = emulator.create_contact("ada@example.com", with_individual=True)
+    lead = emulator.create_lead("ADA@work.example", with_individual=True)
+    consent = emulator.add_consent(individual_of(emulator, contact), "Email", "OptOut")
+    by_ref = emulator.create_lead("old-address@example.com")
+    bystander = emulator.create_contact("bob@example.com", with_individual=True)
+
+    [receipt] = connector.erase([person("s1", "ada@example.com", "ada@work.example",
+                                        refs=(f"salesforce:Lead:{by_ref}",))])
+
+    assert (receipt.subject_id, receipt.status, receipt.error) == ("s1", ErasureStatus.DONE, None)
+    assert receipt.records == 6 and receipt.vendor_status == 200
+    assert receipt.verified == EVERYTHING
+    assert all(deleted(emulator, contact, lead, by_ref, consent, individual_of(emulator, contact),
+                       individual_of(emulator, lead)))
+    assert not any(deleted(emulator, bystander, individual_of(emulator, bystander)))
+    assert emulator.find_by_email("ada@example.com") == []
+    # 2 lookups, 2 "who else uses these Individuals", 1 consent lookup, 1 DELETE,
+    # and the read-back: 2 lookups, Individuals and consent rows by id.
+    assert emulator.total_calls(COMPOSITE) == 1 and emulator.total_calls(QUERY) == 9
+    assert emulator.total_calls() == 10
+    assert connector.erase_batch_size == 50
+
+
+def test_an_individual_someone_else_still_uses_is_kept_with_its_consent_rows(emulator,
+                                                                            connector):
+    contact = emulator.create_contact("ada@example.com", with_individual=True)
+    shared = individual_of(emulator, contact)
+    other = emulator.create_contact("bob@example.com")
+    emulator.ui_edit(other, IndividualId=shared)
+    consent = emulator.add_consent(shared, "Email", "OptOut")
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert receipt.error is None and receipt.records == 1
+    assert receipt.verified == ("query Contact, Lead by address and id: 0 found; "
+                                "1 Individual(s) shared with other records kept")
+    assert deleted(emulator, contact, shared, consent, other) == [True, False, False, False]
+
+
+def test_people_sharing_an_individual_erased_together_take_it_with_them(emulator, connector):
+    ada = emulator.create_contact("ada@example.com", with_individual=True)
+    shared = individual_of(emulator, ada)
+    bob = emulator.create_lead("bob@example.com")
+    emulator.ui_edit(bob, IndividualId=shared)
+
+    receipts = connector.erase([person("s1", "ada@example.com"),
+                                person("s2", "bob@example.com")])
+
+    assert [r.error for r in receipts] == [None, None]
+    assert [r.records for r in receipts] == [2, 2]
+    assert all(deleted(emulator, ada, bob, shared))
+
+
+def test_an_org_without_consent_objects_has_no_consent_rows_to_erase():
+    emulator = SalesforceEmulator(consent_objects=False)
+    emulator.start()
+    try:
+        contact = emulator.create_contact("ada@example.com", with_individual=True)
+        connector = SalesforceConnector(instance_url=emulator.url, mapping=MAPPING,
+                                        session_id=emulator.session_id)
+
+        [receipt] = connector.erase([person("s1", "ada@example.com")])
+    finally:
+        emulator.stop()
+
+    assert receipt.error is None and receipt.records == 2
+    assert receipt.verified == "query Contact, Lead, Individual by address and id: 0 found"
+    assert all(deleted(emulator, contact, individual_of(emulator, contact)))
+    assert ("GET", "/services/data/v59.0/query/", 400) in emulator.log  # its INVALID_TYPE
+
+
+def test_a_second_erase_finds_nothing_and_is_done_in_two_lookups(emulator, connector):
+    emulator.create_contact("ada@example.com", with_individual=True)
+    connector.erase([person("s1", "ada@example.com")])
+    before = emulator.total_calls()
+
+    [again] = connector.erase([person("s1", "ada@example.com")])
+
+    assert (again.status, again.error, again.records) == (ErasureStatus.DONE, None, 0)
+    assert again.vendor_status is None and again.verified == NOTHING
+    assert emulator.total_calls() - before == 2
+
+
+def test_a_person_salesforce_never_held_is_done_verified_absent(emulator, connector):
+    emulator.create_contact("bob@example.com")
+    gone = emulator.create_lead("old@example.com")
+    emulator.ui_delete(gone)
+
+    [receipt] = connector.erase([person("s1", "ada@example.com", refs=(f"Lead:{gone}",))])
+
+    assert (receipt.status, receipt.error, receipt.records) == (ErasureStatus.DONE, None, 0)
+    assert receipt.verified == NOTHING
+    assert emulator.total_calls() == 2 and emulator.total_calls(COMPOSITE) == 0
+
+
+def test_the_request_limit_is_a_transient_error_and_the_retry_finishes(emulator, connector):
+    contact = emulator.create_contact("ada@example.com")
+    emulator.inject(Fault(403, LIMIT_BODY, path_pattern="composite"))
+
+    with pytest.raises(TransientError) as caught:
+        connector.erase([person("s1", "ada@example.com")])
+    assert deleted(emulator, contact) == [False]
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert caught.value.error_class == "request_limit_exceeded"
+    assert caught.value.retry_after is not None and caught.value.retry_after > 0
+    assert receipt.error is None and deleted(emulator, contact) == [True]
+
+
+@pytest.mark.parametrize("path", ["query", "composite"])
+def test_a_server_error_is_a_transient_error(emulator, connector, path):
+    emulator.create_contact("ada@example.com")
+    emulator.inject(Fault(500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "boom"}],
+                          path_pattern=path))
+
+    with pytest.raises(TransientError) as caught:
+        connector.erase([person("s1", "ada@example.com")])
+
+    assert caught.value.error_class == "http_500"
+
+
+def test_a_record_still_readable_after_its_delete_is_not_done(emulator, connector):
+    contact = emulator.create_contact("ada@example.com")
+    # Salesforce answers success, yet the record is still there when read back.
+    emulator.inject(Fault(200, [{"id": contact, "success": True, "errors": []}],
+                          path_pattern="composite"))
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert isinstance(receipt.error, TransientError)
+    assert receipt.error.error_class == "still_readable"
+    assert receipt.verified == "query Contact, Lead by address and id: 1 found"
+    assert "ada@" not in str(receipt.error)
+
+
+def test_a_refused_delete_fails_only_that_persons_receipt(emulator, connector):
+    blocked = emulator.create_contact("ada@example.com")
+    ada_lead = emulator.create_lead("ada@example.com")
+    bob = emulator.create_contact("bob@example.com")
+    emulator.reject_deletes(blocked, "DELETE_FAILED")
+
+    ada, bob_receipt = connector.erase([person("s1", "ada@example.com"),
+                                        person("s2", "bob@example.com")])
+
+    assert type(ada.error) is PermanentError and ada.error.error_class == "delete_failed"
+    assert blocked in str(ada.error) and "ada@" not in str(ada.error)
+    assert ada.records == 1 and ada.vendor_status == 200
+    assert bob_receipt.error is None and bob_receipt.verified == NOTHING
+    assert deleted(emulator, blocked, ada_lead, bob) == [False, True, True]
+
+
+def test_a_locked_record_is_worth_another_try(emulator, connector):
+    contact = emulator.create_contact("ada@example.com")
+    emulator.reject_deletes(contact, "UNABLE_TO_LOCK_ROW")
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert isinstance(receipt.error, TransientError)
+    assert receipt.error.error_class == "unable_to_lock_row"
+
+
+def seed(emulator: SalesforceEmulator, count: int) -> tuple[list[PersonAt], dict[str, list]]:
+    """People with a Contact, its Individual with a consent row, and a Lead: 4 records each."""
+    people, records = [], {"consent": [], "Contact": [], "Lead": [], "Individual": []}
+    for n in range(count):
+        email = f"p{n}@example.com"
+        contact = emulator.create_contact(email, with_individual=True)
+        records["Contact"].append(contact)
+        records["Individual"].append(individual_of(emulator, contact))
+        records["consent"].append(emulator.add_consent(individual_of(emulator, contact)))
+        records["Lead"].append(emulator.create_lead(email))
+        people.append(person(f"s{n}", email))
+    return people, records
+
+
+def test_fifty_people_cost_the_calls_of_one(emulator, connector):
+    people, records = seed(emulator, 50)
+
+    receipts = connector.erase(people)
+
+    assert [r.error for r in receipts] == [None] * 50
+    assert {r.records for r in receipts} == {4}
+    assert emulator.total_calls() == 10  # 0.2 per person: their 200 records fit one DELETE
+    assert all(all(deleted(emulator, *ids)) for ids in records.values())
+
+
+def test_past_200_records_deletes_take_turns_consent_rows_first_individuals_last(emulator,
+                                                                               connector):
+    people, records = seed(emulator, 60)
+
+    receipts = connector.erase(people)
+
+    assert [r.error for r in receipts] == [None] * 60
+    assert emulator.total_calls(COMPOSITE) == 2  # 240 records
+    # Deleting stamps a record: each kind went after the kind before it.
+    stamps = [[emulator.record(i)["SystemModstamp"] for i in ids] for ids in records.values()]
+    assert all(max(before) < min(after) for before, after in itertools.pairwise(stamps))
+    assert all(all(deleted(emulator, *ids)) for ids in records.values())
+
+
+@responses.activate
+def test_a_record_already_gone_when_deleted_counts_as_erased():
+    base = "https://acme.my.salesforce.com/services/data/v59.0/"
+    empty = {"totalSize": 0, "done": True, "records": []}
+    row = {"attributes": {"type": "Contact"}, "Id": "003000000000001AAA",
+           "Email": "ada@example.com", "IndividualId": None}
+    for body in ({"totalSize": 1, "done": True, "records": [row]}, empty, empty, empty):
+        responses.add(responses.GET, base + "query/", json=body)
+    responses.add(responses.DELETE, base + "composite/sobjects", json=[
+        {"id": row["Id"], "success": False, "errors": [
+            {"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]}])
+    connector = SalesforceConnector(instance_url="https://acme.my.salesforce.com",
+                                    session_id="00D!x", mapping=MAPPING)
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert (receipt.error, receipt.records) == (None, 0)
+    assert receipt.verified == NOTHING
