@@ -1,0 +1,7 @@
+"""Tell the person when their request is done (Art. 12(3)) or why it was refused (12(4))."""
+
+from __future__ import annotations
+
+from connectors.notify.notice import Notice, NotifyReceipt, Rendered
+
+__all__ = ["Notice", "NotifyReceipt", "Rendered"]
