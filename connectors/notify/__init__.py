@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from connectors.notify.notice import Notice, NotifyReceipt, Rendered
+from connectors.notify.smtp import SmtpNotifier
 
-__all__ = ["Notice", "NotifyReceipt", "Rendered"]
+__all__ = ["Notice", "NotifyReceipt", "Rendered", "SmtpNotifier"]
