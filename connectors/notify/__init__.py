@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from connectors.notify.notice import Notice, NotifyReceipt, Rendered
 from connectors.notify.smtp import SmtpNotifier
+from connectors.notify.webhook import WebhookNotifier
 
-__all__ = ["Notice", "NotifyReceipt", "Rendered", "SmtpNotifier"]
+__all__ = ["Notice", "NotifyReceipt", "Rendered", "SmtpNotifier", "WebhookNotifier"]
