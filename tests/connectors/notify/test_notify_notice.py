@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from connectors.notify import Notice
-from core.errors import BadInput
+from connectors.notify import Notice, SmtpNotifier, WebhookNotifier, build_notifier
+from core.errors import BadInput, ConfigError
 
 TO = "jan.jansen@example.nl"
 DONE = datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
@@ -91,3 +91,30 @@ def test_anything_but_one_plain_address_is_refused_without_repeating_it(address:
 def test_the_address_is_kept_out_of_the_notices_repr() -> None:
     assert TO not in repr(notice())
 
+
+def test_no_setting_means_no_notifier() -> None:
+    assert build_notifier() is None
+
+
+def test_an_smtp_host_builds_the_smtp_notifier() -> None:
+    built = build_notifier(smtp_host="mail.acme.example", smtp_from="privacy@acme.example",
+                           smtp_username="", smtp_password="", smtp_ca_file="")
+    assert isinstance(built, SmtpNotifier)
+
+
+def test_a_webhook_url_builds_the_webhook_notifier() -> None:
+    built = build_notifier(webhook_url="https://mail.acme.example/notices",
+                           webhook_secret="s3cret")
+    assert isinstance(built, WebhookNotifier)
+
+
+@pytest.mark.parametrize(("settings", "complaint"), [
+    ({"smtp_host": "mail.acme.example", "smtp_from": "privacy@acme.example",
+      "webhook_url": "https://mail.acme.example/notices", "webhook_secret": "s"}, "not both"),
+    ({"smtp_host": "mail.acme.example"}, "sender"),
+    ({"webhook_url": "https://mail.acme.example/notices"}, "secret is empty"),
+])
+def test_a_half_or_doubly_configured_notifier_refuses_to_start(settings: dict[str, Any],
+                                                               complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        build_notifier(**settings)
