@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,33 @@ class MailchimpSettings(BaseModel):
     webhook_token: SecretStr | None = None
     timeout_seconds: float = 10.0
     directory_refresh_seconds: float = Field(default=21600.0, ge=0)
+
+
+class SmtpSettings(BaseModel):
+    """The relay that mails people their request notices; an empty host means no SMTP.
+
+    ``from`` is a Python keyword, so the field is ``from_`` and reads the env
+    variable ``PRIVASYNC_SMTP__FROM`` through its alias.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    from_: str = Field(default="", alias="from")
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    ca_file: Path | None = None
+
+
+class NotifyWebhookSettings(BaseModel):
+    """Where an organisation that mails people itself receives signed request notices."""
+
+    url: str = ""
+    secret: SecretStr | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class WorkerSettings(BaseModel):
@@ -80,3 +107,5 @@ class Settings(BaseSettings):
     mailchimp: MailchimpSettings = MailchimpSettings()
     worker: WorkerSettings = WorkerSettings()
     applier: ApplierSettings = ApplierSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()

@@ -1,7 +1,11 @@
-"""Partners and processors (Art. 28): HMAC-signed consent updates, acknowledged."""
+"""Partners and processors (Art. 28): HMAC-signed consent updates, acknowledged.
+
+The signing names are re-exported from ``connectors.signing``, where the scheme
+now lives for every outgoing webhook, so partners' code keeps importing them here.
+"""
 
 from connectors.partner.destination import PartnerConnector
-from connectors.partner.signing import (
+from connectors.signing import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.partner.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from connectors.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from connectors.transport import (
     TimeoutSession,
     blip_retry,

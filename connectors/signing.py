@@ -1,9 +1,11 @@
-"""How privasync signs what it sends to partners, and how a partner checks it.
+"""How privasync signs every webhook it sends, and how a receiver checks it.
 
-The signed string is ``timestamp + "." + body``: the timestamp bounds replays in
-time, the partner's event-id dedupe catches replays inside that window. The
-event id travels in a header for convenience but is only trusted when it
-equals the ``event_id`` inside the signed body.
+One scheme for all outgoing POSTs (partner updates, request notices), defined
+once so a receiver verifies them all with the same code and a change reaches
+every sender. The signed string is ``timestamp + "." + body``: the timestamp
+bounds replays in time, the receiver's event-id dedupe catches replays inside
+that window. The event id travels in a header for convenience but is only
+trusted when it equals the ``event_id`` inside the signed body.
 """
 
 from __future__ import annotations
