@@ -18,6 +18,7 @@ import dramatiq
 import structlog
 from sqlalchemy.engine import Engine
 
+from api.notices import person_notifier
 from api.settings import Settings
 from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
@@ -234,7 +235,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         name: c for name, c in connectors.items() if name in destinations and hasattr(c, "erase")}
     exports: dict[str, ExportSource] = {
         name: c for name, c in connectors.items() if name in destinations and hasattr(c, "export")}
-    notifier = None
+    notifier = person_notifier(settings)
     routes = Routes.from_mappings(mappings, [n for n in destinations
                                              if not n.startswith("partner:")],
                                   erasure=erasure, exports=exports, notifier=notifier is not None)

@@ -7,6 +7,7 @@ Nested settings use ``__``: ``PRIVASYNC_HUBSPOT__ACCESS_TOKEN``. Secrets are
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     inbox_keep_days: float = Field(default=3.0, gt=0)
     export_keep_days: float = Field(default=30.0, gt=0)
+    organisation: str = Field(default="privasync", min_length=1, max_length=200)
+    notify_language: Literal["en", "nl"] = "en"
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()

@@ -22,7 +22,9 @@ def month_later(start: datetime, months: int) -> datetime:
     return start.replace(year=first.year, month=first.month, day=min(start.day, last_day))
 
 
-moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31),
+# Hypothesis takes naive bounds; the zone comes from ``timezones``.
+moments = st.datetimes(min_value=datetime(2000, 1, 1),  # noqa: DTZ001
+                       max_value=datetime(2099, 12, 31),  # noqa: DTZ001
                        timezones=st.just(UTC))
 
 
