@@ -396,3 +396,13 @@ def demo(contacts: int) -> None:
     from api.demo import run_demo
 
     sys.exit(run_demo(contacts))
+
+
+def _register() -> None:
+    from api.cli_requests import breach_group, requests_group
+
+    main.add_command(requests_group)
+    main.add_command(breach_group)
+
+
+_register()

@@ -98,6 +98,11 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
                               for d in destinations]
     if kind == RequestKind.ERASURE:
         plan.loaded.open_erasure[subject_id] = ev.request_id
+    plan.loaded.requests[ev.request_id] = rq.Request(
+        ev.request_id, kind.value, subject_id, ev.meta.source, ev.actor or ev.meta.source,
+        received_at, status, None if verified else received_at, 0, 0, None, None, None, None,
+        None, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
+                    for d in destinations))
     plan.request_entry("request.received", subject_id, {
         "request": ev.request_id, "kind": kind.value, "source": ev.meta.source,
         "actor": ev.actor or ev.meta.source, "identity": "verified" if verified else "pending",
@@ -135,6 +140,7 @@ def _start(plan: Plan, request_id: str, kind: str, subject_id: str, received_at:
         plan.suppress.append((subject_id, request_id))
         for destination in plan.routes.erasure:
             plan.job(ERASE, destination, subject_id, received_at)
+        plan.finish_if_ready.add(request_id)  # nothing to wait for if no system erases
     elif kind in (RequestKind.ACCESS, RequestKind.PORTABILITY):
         for destination in plan.routes.exports:
             plan.job(EXPORT, destination, subject_id, received_at)
@@ -279,7 +285,9 @@ def finish_ready(plan: Plan) -> None:
     """Requests whose destinations all ended: tell the person, or shred, or complete."""
     for request_id in sorted(plan.finish_if_ready):
         request = plan.loaded.requests.get(request_id)
-        if request is None or request.status != rq.IN_PROGRESS:
+        status = plan.request_updates.get(request_id, {}).get("status") or (
+            request.status if request is not None else None)
+        if request is None or status != rq.IN_PROGRESS:
             continue
         states = {d.name: d.status for d in request.destinations}
         for rid, destination, values in plan.destination_updates:

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from core import inbox, outbox
+from core import inbox, outbox, requests
 from core.db import event_counts, reader
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
@@ -34,7 +34,8 @@ class _FromDatabase(Collector):
             ages = outbox.oldest_pending(conn)
             backlog = inbox.backlog(conn)
             events = conn.execute(select(event_counts)).all()
-        now = self.clock()
+            now = self.clock()
+            overview = requests.overview(conn, now)
         yield from self._jobs(counts, ages, now)
         received = CounterMetricFamily("privasync_events_received",
                                        "Events applied, by source and outcome",
@@ -54,6 +55,25 @@ class _FromDatabase(Collector):
         yield GaugeMetricFamily("privasync_inbox_failed_rows",
                                 "Stored deliveries given up on (see privasync status)",
                                 value=backlog.failed)
+        yield from self._requests(overview)
+
+    @staticmethod
+    def _requests(overview: requests.Overview) -> Iterator[Metric]:
+        states = GaugeMetricFamily("privasync_requests", "Data-subject requests by kind and "
+                                   "status", labels=["kind", "status"])
+        for (kind, status), n in sorted(overview.by_state.items()):
+            states.add_metric([kind, status], n)
+        yield states
+        yield GaugeMetricFamily("privasync_requests_due_within_7d", "Open requests whose "
+                                "Art. 12(3) deadline is within 7 days",
+                                value=overview.due_within_7d)
+        yield GaugeMetricFamily("privasync_requests_overdue", "Open requests past their "
+                                "Art. 12(3) deadline", value=overview.overdue)
+        acks = GaugeMetricFamily("privasync_partner_acks_overdue", "Erasures a partner has "
+                                 "not acknowledged in time", labels=["destination"])
+        for destination, n in sorted(overview.acks_overdue.items()):
+            acks.add_metric([destination], n)
+        yield acks
 
     @staticmethod
     def _jobs(counts: dict[tuple[str, str], int], ages: dict[str, datetime],

@@ -1,0 +1,241 @@
+"""The access and portability bundle (Art. 15, 20): what every system holds about a person.
+
+Made on demand from what the export jobs gathered (kept encrypted under the
+person's key, deleted after ``PRIVASYNC_EXPORT_KEEP_DAYS``) and privasync's own
+records: consent with its evidence and history, the contact moments it knows
+of, what it sent to each partner. One JSON document whose schema is published
+(``ACCESS_SCHEMA``, served at ``/api/v1/schemas/access-bundle.json``) and a
+human-readable summary in Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from api.bootstrap import Container
+from api.requests_admin import NotFound, get
+from core import requests as rq
+from core import state
+from core.crypto import Keyring
+from core.db import events, identifiers, jobs, ledger, reader, request_exports
+from core.mappings import Mappings
+
+SCHEMA_ID = "https://privasync.dev/schemas/access-bundle/v1.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HeldField(_Model):
+    record: str = Field(description="The record in the system, e.g. contact:1001")
+    field: str = Field(description="The system's own name of the field")
+    value: str | None
+    canonical: str | None = Field(description="privasync's name for it, if mapped")
+    category: str | None = Field(description="Data category (fideslang taxonomy key)")
+    purposes: list[str]
+    legal_basis: list[str] = Field(description="Art. 6 basis of each purpose")
+    source: str = Field(description="Where the value was read")
+
+
+class SystemData(_Model):
+    system: str
+    gathered_at: datetime | None
+    note: str
+    fields: list[HeldField]
+
+
+class ConsentNow(_Model):
+    purpose: str
+    channel: str
+    status: str
+    decided_at: datetime
+    source: str
+    evidence: dict[str, str | None] | None
+
+
+class ConsentEvent(_Model):
+    at: datetime
+    what: str
+    detail: dict[str, Any]
+
+
+class Disclosure(_Model):
+    at: datetime
+    kind: str
+    fields: list[str]
+
+
+class PartnerData(_Model):
+    partner: str
+    agreement: str
+    purposes: list[str]
+    identifiers: list[str]
+    sent: list[Disclosure]
+
+
+class Moment(_Model):
+    at: datetime
+    source: str
+    what: str
+    outcome: str
+
+
+class RequestRef(_Model):
+    id: str
+    kind: str
+    received_at: datetime
+    status: str
+
+
+class Person(_Model):
+    subject_id: str
+    emails: list[str]
+
+
+class AccessBundle(_Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"$id": SCHEMA_ID})
+
+    schema_: str = Field(alias="$schema", default=SCHEMA_ID)
+    generated_at: datetime
+    request: RequestRef
+    person: Person
+    systems: list[SystemData]
+    partners: list[PartnerData]
+    consent: list[ConsentNow]
+    consent_history: list[ConsentEvent]
+    contact_moments: list[Moment]
+
+
+ACCESS_SCHEMA: dict[str, Any] = AccessBundle.model_json_schema(by_alias=True)
+
+
+def bundle(container: Container, request_id: str) -> AccessBundle:
+    """The bundle of an access or portability request (its exports must be gathered)."""
+    request = get(container, request_id)
+    if request.kind not in ("access", "portability"):
+        raise NotFound("not an access or portability request")
+    with reader(container.engine).connect() as conn:
+        key = state.keys_of(conn, [request.subject_id]).get(request.subject_id)
+        if key is None:
+            raise NotFound("nothing readable is held about this person any more")
+        return AccessBundle(
+            generated_at=container.clock(),
+            request=RequestRef(id=request.id, kind=request.kind,
+                               received_at=request.received_at, status=request.status),
+            person=Person(subject_id=request.subject_id,
+                          emails=_emails(conn, request.subject_id, key)),
+            systems=_systems(conn, request, key, container.mappings),
+            partners=_partners(conn, request.subject_id, container.mappings),
+            consent=_consent(conn, request.subject_id),
+            consent_history=_history(conn, request.subject_id, key),
+            contact_moments=_moments(conn, request.subject_id))
+
+
+def _emails(conn: Connection, subject_id: str, key: bytes) -> list[str]:
+    found = []
+    for token in conn.execute(select(identifiers.c.ciphertext).where(
+            identifiers.c.subject_id == subject_id, identifiers.c.kind == "email")).scalars():
+        plain = Keyring.decrypt(key, token)
+        if plain is not None:
+            found.append(plain.decode())
+    return sorted(found)
+
+
+def _systems(conn: Connection, request: rq.Request, key: bytes,
+             mappings: Mappings) -> list[SystemData]:
+    out = []
+    for row in conn.execute(select(request_exports).where(
+            request_exports.c.request_id == request.id).order_by(request_exports.c.destination)):
+        plain = Keyring.decrypt(key, row.payload) if row.payload is not None else None
+        data: dict[str, Any] = json.loads(plain) if plain is not None \
+            else {"note": "unreadable", "fields": []}
+        system = mappings.systems.get(row.destination)
+        fields = []
+        for record, name, value in list(data["fields"]):
+            mapped = system.fields.get(name.removeprefix("merge_fields.")) if system else None
+            purposes = list(mapped.purposes) if mapped else []
+            fields.append(HeldField(
+                record=record, field=name, value=value,
+                canonical=mapped.canonical if mapped else None,
+                category=mapped.category if mapped else None, purposes=purposes,
+                legal_basis=[mappings.purposes[p].legal_basis.value for p in purposes
+                             if p in mappings.purposes],
+                source=row.destination))
+        out.append(SystemData(system=row.destination, gathered_at=row.created_at,
+                              note=data.get("note", ""), fields=fields))
+    return out
+
+
+def _partners(conn: Connection, subject_id: str, mappings: Mappings) -> list[PartnerData]:
+    out = []
+    for name, partner in sorted(mappings.partners.items()):
+        sent = [Disclosure(at=r.done_at, kind=r.kind, fields=[f for f in (r.sent or "")
+                                                                .split(",") if f])
+                for r in conn.execute(select(jobs.c.done_at, jobs.c.kind, jobs.c.sent).where(
+                    jobs.c.subject_id == subject_id, jobs.c.destination == f"partner:{name}",
+                    jobs.c.status == "done").order_by(jobs.c.done_at))]
+        out.append(PartnerData(partner=name, agreement=partner.agreement,
+                               purposes=list(partner.purposes),
+                               identifiers=list(partner.identifiers), sent=sent))
+    return out
+
+
+def _consent(conn: Connection, subject_id: str) -> list[ConsentNow]:
+    return [ConsentNow(purpose=c.purpose, channel=c.channel.value, status=c.status.value,
+                       decided_at=c.occurred_at, source=c.source,
+                       evidence=None if c.evidence is None else {
+                           "source": c.evidence.source, "method": c.evidence.method,
+                           "wording_version": c.evidence.wording_version,
+                           "proof_reference": c.evidence.proof_reference})
+            for c in sorted(state.load(conn, subject_id).values(),
+                            key=lambda c: (c.purpose, c.channel.value))]
+
+
+def _history(conn: Connection, subject_id: str, key: bytes) -> list[ConsentEvent]:
+    out = []
+    for row in conn.execute(select(ledger.c.at, ledger.c.kind, ledger.c.detail).where(
+            ledger.c.subject_id == subject_id, ledger.c.kind.like("consent.%"))
+            .order_by(ledger.c.seq)):
+        plain = Keyring.decrypt(key, row.detail) if row.detail is not None else None
+        out.append(ConsentEvent(at=row.at, what=row.kind,
+                                detail=json.loads(plain) if plain is not None else {}))
+    return out
+
+
+def _moments(conn: Connection, subject_id: str) -> list[Moment]:
+    return [Moment(at=r.occurred_at, source=r.source, what=r.kind, outcome=r.outcome)
+            for r in conn.execute(select(events.c.occurred_at, events.c.source, events.c.kind,
+                                         events.c.outcome)
+                                  .where(events.c.subject_id == subject_id)
+                                  .order_by(events.c.occurred_at))]
+
+
+def markdown(b: AccessBundle) -> str:
+    """A summary a person can read, of the same bundle."""
+    lines = [f"# Your personal data ({b.request.kind} request {b.request.id})", "",
+             f"Made on {b.generated_at:%Y-%m-%d %H:%M %Z}. Addresses we know you by: "
+             f"{', '.join(b.person.emails) or 'none'}.", ""]
+    for s in b.systems:
+        lines += [f"## {s.system}", "", s.note or f"{len(s.fields)} field(s).", ""]
+        lines += [f"- {f.record} · {f.field}: {f.value}"
+                  + (f" (used for {', '.join(f.purposes)})" if f.purposes else "")
+                  for f in s.fields]
+        lines.append("")
+    lines += ["## Your consent", ""]
+    lines += [f"- {c.purpose} by {c.channel}: {c.status} since {c.decided_at:%Y-%m-%d} "
+              f"(from {c.source})" for c in b.consent] or ["- none recorded"]
+    lines += ["", "## Partners we work with", ""]
+    for p in b.partners:
+        lines.append(f"- {p.partner} ({p.agreement}): {len(p.sent)} update(s) sent, for "
+                     f"{', '.join(p.purposes)}")
+    lines += ["", "## Contact moments", ""]
+    lines += [f"- {m.at:%Y-%m-%d %H:%M} {m.source}: {m.what}" for m in b.contact_moments] \
+        or ["- none"]
+    return "\n".join(lines) + "\n"

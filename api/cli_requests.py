@@ -1,0 +1,265 @@
+"""``privasync requests ...`` and ``privasync breach scope``: what customer service and the
+DPO type. Every refusal is one line and exit code 2; ``--format json`` for machines."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from core.errors import BadInput
+from core.model import RequestKind, RequestStep
+
+ACTOR = "cli"
+F = TypeVar("F", bound=Callable[..., Any])
+_DURATION = re.compile(r"^(\d+)\s*([dhm])$")
+
+
+def duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise click.BadParameter("use a number and d, h or m, e.g. 7d")
+    n, unit = int(match[1]), match[2]
+    return {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 date (midnight UTC) or date-time (UTC if it names no zone)."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter("use an ISO 8601 date or date-time, e.g. 2026-01-31") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _container() -> Any:
+    from api.cli import _build
+
+    return _build()
+
+
+def _refusals(fn: F) -> F:
+    """Our BadInput (and its NotFound/Conflict) as a one-line message, exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BadInput as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _say_stored(request_id: str, applied: bool, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps({"id": request_id, "applied": applied}))
+        return
+    click.echo(request_id)
+    if not applied:
+        click.echo("stored; privasync applies it as soon as its applier runs "
+                   "(privasync serve or scheduler)", err=True)
+
+
+@click.group("requests")
+def requests_group() -> None:
+    """Data-subject requests: erasure, access, portability, objection, rectification."""
+
+
+@requests_group.command("create")
+@click.option("--kind", required=True, type=click.Choice([k.value for k in RequestKind]))
+@click.option("--email", required=True, help="The address the person gave.")
+@click.option("--received", type=moment, default=None,
+              help="When the request came in (default: now); the deadline counts from it.")
+@click.option("--unverified", is_flag=True,
+              help="Identity not verified yet: the clock stops until `verify-identity`.")
+@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
+              help="A corrected value (rectification), by canonical field name.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_refusals
+def create(kind: str, email: str, received: datetime | None, unverified: bool,
+           fields: tuple[str, ...], fmt: str) -> None:
+    """Record a request; prints its id (the person's reference)."""
+    from api import requests_admin
+
+    corrected = dict(f.split("=", 1) for f in fields if "=" in f)
+    if len(corrected) != len(fields):
+        raise click.UsageError("--field takes NAME=VALUE")
+    container = _container()
+    try:
+        stored = requests_admin.create(container, kind=RequestKind(kind), email=email,
+                                       received=received, identity_verified=not unverified,
+                                       fields=corrected, actor=ACTOR)
+    finally:
+        container.close()
+    _say_stored(stored.request_id, stored.applied, fmt)
+
+
+@requests_group.command("list")
+@click.option("--due-within", type=duration, default=None, help="Open ones due within, e.g. 7d.")
+@click.option("--overdue", is_flag=True, help="Open ones past due, or with an ack overdue.")
+@click.option("--status", default=None)
+@click.option("--kind", type=click.Choice([k.value for k in RequestKind]), default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
+            fmt: str) -> None:
+    """Requests, the soonest due first."""
+    from api.requests_admin import summary
+    from core import requests as rq
+    from core.db import reader
+
+    container = _container()
+    try:
+        now = container.clock()
+        with reader(container.engine).connect() as conn:
+            found = rq.listing(conn, now, kind=kind, status=status, due_within=due_within,
+                               overdue=overdue)
+    finally:
+        container.close()
+    rows = [summary(r, now) for r in found]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        late = " OVERDUE" if r["overdue"] else ""
+        acks = f" acks overdue: {', '.join(r['acks_overdue'])}" if r["acks_overdue"] else ""
+        click.echo(f"{r['id']}  {r['kind']:<13} {r['status']:<16} due {r['due_at'][:16]}"
+                   f"{late}{acks}")
+
+
+@requests_group.command("show")
+@click.argument("request_id")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_refusals
+def show(request_id: str, fmt: str) -> None:
+    """The whole story of a request, with times."""
+    from api.proof import story
+
+    container = _container()
+    try:
+        told = story(container, request_id)
+    finally:
+        container.close()
+    if fmt == "json":
+        click.echo(json.dumps(told, indent=2))
+        return
+    click.echo(f"{told['id']}: {told['kind']}, {told['status']}, received "
+               f"{told['received_at']}, due {told['due_at']}"
+               f"{' (OVERDUE)' if told['overdue'] else ''}")
+    for d in told["destinations"]:
+        click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
+    for h in told["history"]:
+        rest = ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("at", "event"))
+        click.echo(f"  {h['at'][:19]}  {h['event']:<28} {rest}")
+
+
+def _step(step: RequestStep, **fixed: Any) -> Callable[..., None]:
+    @_refusals
+    def run(request_id: str, **options: Any) -> None:
+        from api import requests_admin
+
+        container = _container()
+        try:
+            stored = requests_admin.act(container, request_id, step, actor=ACTOR,
+                                        **(fixed | options))
+        finally:
+            container.close()
+        _say_stored(stored.request_id, stored.applied, "text")
+    return run
+
+
+requests_group.command("verify-identity", help="Identity checked: the clock runs again.")(
+    click.argument("request_id")(_step(RequestStep.VERIFY_IDENTITY)))
+requests_group.command("extend", help="Extend once by 1 or 2 months, with a reason.")(
+    click.argument("request_id")(click.option("--months", type=int, required=True)(
+        click.option("--reason", required=True)(_step(RequestStep.EXTEND)))))
+requests_group.command("reject", help="Refuse, with a reason (the person is told and may "
+                       "complain to the supervisory authority).")(
+    click.argument("request_id")(click.option("--reason", required=True)(
+        _step(RequestStep.REJECT))))
+requests_group.command("not-applicable", help="A destination does not apply, with a reason.")(
+    click.argument("request_id")(click.argument("destination")(click.option(
+        "--reason", required=True)(_step(RequestStep.NOT_APPLICABLE)))))
+requests_group.command("retry", help="Try failed destinations again.")(
+    click.argument("request_id")(click.option("--destination", default="")(
+        _step(RequestStep.RETRY))))
+
+
+@requests_group.command("export")
+@click.argument("request_id")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json")
+@_refusals
+def export(request_id: str, out: Path, fmt: str) -> None:
+    """Write the access bundle: JSON (its schema is published) or a Markdown summary."""
+    from api.access import bundle, markdown
+
+    container = _container()
+    try:
+        made = bundle(container, request_id)
+    finally:
+        container.close()
+    text = markdown(made) if fmt == "markdown" else made.model_dump_json(by_alias=True,
+                                                                         indent=2)
+    out.write_text(text)
+    out.chmod(0o600)
+    click.echo(f"wrote {out} ({len(made.systems)} system(s), "
+               f"{sum(len(s.fields) for s in made.systems)} field(s))")
+
+
+@requests_group.command("evidence")
+@click.argument("request_id")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@_refusals
+def evidence(request_id: str, out: Path | None) -> None:
+    """An evidence pack: the request's ledger entries and the chain segment linking them."""
+    from api.proof import evidence as pack
+
+    container = _container()
+    try:
+        text = json.dumps(pack(container, request_id), indent=2)
+    finally:
+        container.close()
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}")
+
+
+@click.group("breach")
+def breach_group() -> None:
+    """Scoping a breach at a destination (Art. 33, 34)."""
+
+
+@breach_group.command("scope")
+@click.option("--destination", required=True)
+@click.option("--from", "start", type=moment, required=True)
+@click.option("--to", "end", type=moment, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
+    """Which people (ids) and fields (names) privasync sent to DESTINATION in the window."""
+    from api.proof import breach_scope
+
+    container = _container()
+    try:
+        try:
+            found = breach_scope(container, destination, start, end)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    finally:
+        container.close()
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2))
+        return
+    click.echo(f"{destination}, {found['from']} to {found['to']}: {found['people']} people; "
+               f"fields: {', '.join(found['fields']) or 'none'}; identifiers: "
+               f"{', '.join(found['identifiers_sent'])}")
+    for s in found["subjects"]:
+        click.echo(f"  {s['subject_id']}  {','.join(s['fields'])}  {s['first'][:19]}")

@@ -1,0 +1,151 @@
+"""Proof for the DPO: a request's story, an evidence pack anyone can check, breach scoping.
+
+A request's ledger entries are kept in clear (they hold no personal data), so they
+stay readable after the person's key is destroyed. The evidence pack lists them
+with the chain segment that links them: every entry from the request's first to
+its last, the others reduced to the hash of their detail, which is all the chain
+needs. Anyone can recompute the segment offline with the rule in ``HOW_TO_CHECK``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from api.bootstrap import Container
+from api.requests_admin import get, summary
+from core.db import jobs, ledger, ledger_pending, reader
+
+STORY_KINDS = ("request.", "subject.erased", "suppression.blocked")
+HOW_TO_CHECK = (
+    "For each entry in order: hash = sha256 over the UTF-8 of prev_hash, seq, at (ISO 8601), "
+    "kind, subject_id (or '-') and detail_sha256 (or '-'), each followed by the byte 0x1F; "
+    "an entry's prev_hash is the hash of the entry before it. detail_sha256 is the SHA-256 "
+    "of the stored detail bytes: for the request's own entries, of the UTF-8 JSON shown.")
+
+
+def _about(detail: bytes | None, request_id: str) -> dict[str, Any] | None:
+    """The entry's detail if it is a clear JSON detail about this request."""
+    if detail is None:
+        return None
+    try:
+        found = json.loads(detail)
+    except (ValueError, UnicodeDecodeError):
+        return None  # sealed under a subject's key: not a request entry
+    return found if isinstance(found, dict) and found.get("request") == request_id else None
+
+
+def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(ledger).where(
+        ledger.c.subject_id == subject_id,
+        ledger.c.kind.like("request.%") | ledger.c.kind.in_(["subject.erased",
+                                                              "suppression.blocked"]))
+        .order_by(ledger.c.seq)).all()
+    out = []
+    for r in rows:
+        detail = _about(r.detail, request_id)
+        if detail is not None:
+            out.append({"seq": r.seq, "at": r.at.isoformat(), "kind": r.kind,
+                        "subject_id": r.subject_id, "detail": detail,
+                        "detail_sha256": hashlib.sha256(r.detail).hexdigest(),
+                        "prev_hash": r.prev_hash, "hash": r.hash})
+    for r in conn.execute(select(ledger_pending).where(ledger_pending.c.subject_id == subject_id)
+                          .order_by(ledger_pending.c.id)):
+        detail = _about(r.detail, request_id)
+        if detail is not None:
+            out.append({"seq": None, "at": r.at.isoformat(), "kind": r.kind,
+                        "subject_id": r.subject_id, "detail": detail,
+                        "pending": "not chained yet: the applier chains it within seconds"})
+    return out
+
+
+def story(container: Container, request_id: str) -> dict[str, Any]:
+    """The whole story of a request with times: received, verified, paused, extended,
+    each destination's receipt, acknowledgements, the person told, completed."""
+    request = get(container, request_id)
+    with reader(container.engine).connect() as conn:
+        entries = _entries(conn, request.subject_id, request_id)
+    now = container.clock()
+    return {**summary(request, now),
+            "history": [{"at": e["at"], "event": e["kind"], **{
+                k: v for k, v in e["detail"].items() if k != "request"}} for e in entries]}
+
+
+def evidence(container: Container, request_id: str) -> dict[str, Any]:
+    """The request's ledger entries with hashes, and the chain segment that links them."""
+    request = get(container, request_id)
+    with reader(container.engine).connect() as conn:
+        entries = _entries(conn, request.subject_id, request_id)
+        chained = [e for e in entries if e["seq"] is not None]
+        segment: list[dict[str, Any]] = []
+        if chained:
+            ours = {e["seq"] for e in chained}
+            for r in conn.execute(select(ledger).where(
+                    ledger.c.seq >= chained[0]["seq"], ledger.c.seq <= chained[-1]["seq"])
+                    .order_by(ledger.c.seq)):
+                if r.seq in ours:
+                    continue
+                segment.append({"seq": r.seq, "at": r.at.isoformat(), "kind": r.kind,
+                                "subject_id": r.subject_id, "prev_hash": r.prev_hash,
+                                "hash": r.hash, "detail_sha256": hashlib.sha256(
+                                    r.detail).hexdigest() if r.detail is not None else None})
+    return {"request": summary(request, container.clock()), "how_to_check": HOW_TO_CHECK,
+            "entries": entries,
+            "segment": sorted(segment + [{k: v for k, v in e.items() if k != "detail"}
+                                         for e in chained], key=lambda e: e["seq"]),
+            "generated_at": container.clock().isoformat()}
+
+
+def check_segment(segment: Iterable[dict[str, Any]]) -> bool:
+    """Recompute a segment as ``HOW_TO_CHECK`` says (what an outside reader would do)."""
+    previous: str | None = None
+    for e in segment:
+        if previous is not None and e["prev_hash"] != previous:
+            return False
+        h = hashlib.sha256()
+        for part in (e["prev_hash"], str(e["seq"]), e["at"], e["kind"], e["subject_id"] or "-",
+                     e["detail_sha256"] or "-"):
+            h.update(part.encode())
+            h.update(b"\x1f")
+        if h.hexdigest() != e["hash"]:
+            return False
+        previous = e["hash"]
+    return True
+
+
+def breach_scope(container: Container, destination: str, start: datetime,
+                 end: datetime) -> dict[str, Any]:
+    """Which people (ids) and which fields (names, never values) privasync sent to
+    ``destination`` between ``start`` and ``end``, from its own delivery records (R22)."""
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise ValueError("the window needs two times with zones, the second after the first")
+    with reader(container.engine).connect() as conn:
+        rows = conn.execute(select(jobs.c.subject_id, jobs.c.kind, jobs.c.sent,
+                                   func.min(jobs.c.done_at), func.max(jobs.c.done_at))
+                            .where(and_(jobs.c.destination == destination,
+                                        jobs.c.status == "done", jobs.c.done_at >= start,
+                                        jobs.c.done_at < end))
+                            .group_by(jobs.c.subject_id, jobs.c.kind, jobs.c.sent)).all()
+    people: dict[str, dict[str, Any]] = {}
+    for subject_id, kind, sent, first, last in rows:
+        entry = people.setdefault(subject_id, {"subject_id": subject_id, "fields": set(),
+                                               "kinds": set(), "first": first, "last": last})
+        entry["fields"] |= {f for f in (sent or "").split(",") if f}
+        entry["kinds"].add(kind)
+        entry["first"], entry["last"] = min(entry["first"], first), max(entry["last"], last)
+    partner = container.mappings.partners.get(destination.removeprefix("partner:"))
+    identifiers = list(partner.identifiers) if partner is not None and \
+        destination.startswith("partner:") else ["the destination's own record ids"]
+    return {"destination": destination, "from": start.isoformat(), "to": end.isoformat(),
+            "identifiers_sent": identifiers, "people": len(people),
+            "fields": sorted({f for p in people.values() for f in p["fields"]}),
+            "subjects": [{"subject_id": p["subject_id"], "fields": sorted(p["fields"]),
+                          "what": sorted(p["kinds"]), "first": p["first"].isoformat(),
+                          "last": p["last"].isoformat()}
+                         for p in sorted(people.values(), key=lambda p: p["subject_id"])]}

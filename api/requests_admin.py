@@ -1,0 +1,162 @@
+"""What customer service and the DPO do with data-subject requests, for the CLI and the API.
+
+Changes go through the inbox like any delivery (the applier is the one writer of
+requests) and are checked at the door first with the applier's own rules, so a
+refusal comes back at once with its reason; the caller then waits a few seconds
+for the applier to have applied it. Reads are direct.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from api.bootstrap import Container
+from core import inbox, plan
+from core import requests as rq
+from core.db import inbox as inbox_table
+from core.db import reader
+from core.dsr import step as apply_step
+from core.errors import BadInput
+from core.model import (
+    EventMeta,
+    FieldValue,
+    RequestAction,
+    RequestKind,
+    RequestReceived,
+    RequestStep,
+    SubjectHint,
+)
+
+WAIT_SECONDS = 10.0
+SOURCE = "admin"
+
+
+class NotFound(BadInput):  # noqa: N818 - the name reads as the HTTP status it maps to
+    """No request by that id."""
+
+
+class Conflict(BadInput):  # noqa: N818
+    """The request's state does not allow the step."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    request_id: str
+    applied: bool
+
+
+def valid_email(value: str) -> str:
+    address = value.strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "." not in domain or len(address) > 254 \
+            or any(c.isspace() for c in address):
+        raise BadInput("email is not an e-mail address")
+    return address
+
+
+def create(container: Container, *, kind: RequestKind, email: str,
+           received: datetime | None = None, identity_verified: bool = True,
+           fields: dict[str, str] | None = None, actor: str,
+           wait: float = WAIT_SECONDS) -> Stored:
+    """Record a request a person made; returns its id (the person's reference)."""
+    now = container.clock()
+    received = received or now
+    if received.tzinfo is None or received > now:
+        raise BadInput("received must be a past time with a zone")
+    if kind == RequestKind.RECTIFICATION and not fields:
+        raise BadInput("a rectification needs at least one corrected field")
+    unknown = sorted(set(fields or {}) - set(container.mappings.fields))
+    if unknown:
+        raise BadInput("a corrected field is not a canonical field of the mappings")
+    address = valid_email(email)
+    if kind == RequestKind.ERASURE:
+        with reader(container.engine).connect() as conn:
+            subject = container.identity.by_email(conn, address)
+            already = rq.open_for(conn, [subject], kind.value) if subject else {}
+        if already:
+            raise Conflict(f"an erasure request is already open for this person: "
+                           f"{next(iter(already.values()))}")
+    request_id = str(uuid.uuid4())
+    ev = RequestReceived(EventMeta(SOURCE, f"request:{request_id}", received,
+                                   kind=f"request.{kind.value}"),
+                         SubjectHint(email=address), kind, request_id,
+                         identity_verified,
+                         tuple((n, FieldValue(v, received)) for n, v in (fields or {}).items()),
+                         actor)
+    stored = container.store_events(SOURCE, [ev], now)
+    return Stored(request_id, _applied(container, stored, wait))
+
+
+def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
+        reason: str = "", months: int = 0, destination: str = "",
+        wait: float = WAIT_SECONDS) -> Stored:
+    """Move a request on (verify identity, extend, reject, not applicable, retry)."""
+    if step in (RequestStep.CONFIRMED, RequestStep.FINISH):
+        raise BadInput("that step is privasync's own")
+    now = container.clock()
+    ev = RequestAction(EventMeta(SOURCE, f"action:{uuid.uuid4()}", now,
+                                 kind=f"request.{step.value}"),
+                       request_id, step, reason.strip(), months, destination, actor)
+    with reader(container.engine).connect() as conn:
+        request = rq.get(conn, request_id)
+    if request is None:
+        raise NotFound("no such request")
+    scratch = plan.Plan(plan.Loaded(requests={request_id: request}), container.keyring,
+                        container.mappings, container.applier.routes, now)
+    try:
+        apply_step(scratch, ev)  # the applier's rules, on a plan that is never written
+    except BadInput as exc:
+        raise Conflict(str(exc)) from None
+    stored = container.store_events(SOURCE, [ev], now)
+    return Stored(request_id, _applied(container, stored, wait))
+
+
+def _applied(container: Container, stored: inbox.Stored, wait: float) -> bool:
+    """Wait (at most ``wait`` seconds) for the applier to apply the stored entry."""
+    if stored.id is None:
+        return True
+    deadline = time.monotonic() + wait
+    engine = reader(container.engine)
+    while True:
+        with engine.connect() as conn:
+            applied = conn.execute(select(inbox_table.c.applied_at).where(
+                inbox_table.c.id == stored.id)).scalar_one_or_none()
+        if applied is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def summary(request: rq.Request, now: datetime) -> dict[str, Any]:
+    """A request as the CLI and the API show it (no personal data: ids and states)."""
+    return {
+        "id": request.id, "kind": request.kind, "status": request.status,
+        "source": request.source, "actor": request.actor,
+        "received_at": request.received_at.isoformat(), "due_at": request.due(now).isoformat(),
+        "overdue": request.overdue(now), "clock_paused": request.paused_since is not None,
+        "paused_seconds": int(request.paused(now).total_seconds()),
+        "extended_months": request.extended_months,
+        "extension_reason": request.extension_reason,
+        "rejection_reason": request.rejection_reason,
+        "completed_at": request.completed_at.isoformat() if request.completed_at else None,
+        "person_told_at": request.confirmed_at.isoformat() if request.confirmed_at else None,
+        "note": request.note, "acks_overdue": request.acks_overdue(now),
+        "destinations": [{"destination": d.name, "status": d.status, "reason": d.reason,
+                          "ack_due": d.ack_due.isoformat() if d.ack_due else None,
+                          "overdue": d.overdue(now), "receipt": dict(d.receipt)}
+                         for d in request.destinations]}
+
+
+def get(container: Container, request_id: str) -> rq.Request:
+    with reader(container.engine).connect() as conn:
+        request = rq.get(conn, request_id)
+    if request is None:
+        raise NotFound("no such request")
+    return request
