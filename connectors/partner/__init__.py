@@ -1,5 +1,6 @@
-"""Partners and processors (Art. 28): HMAC-signed consent updates, acknowledged."""
+"""Partners and processors (Art. 28): signed consent updates and erasure requests, acknowledged."""
 
+from connectors.partner.acks import parse_ack
 from connectors.partner.destination import PartnerConnector
 from connectors.partner.signing import (
     EVENT_ID_HEADER,
@@ -10,4 +11,4 @@ from connectors.partner.signing import (
 )
 
 __all__ = ["EVENT_ID_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "PartnerConnector",
-           "sign", "verify"]
+           "parse_ack", "sign", "verify"]
