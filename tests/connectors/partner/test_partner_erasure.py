@@ -24,8 +24,7 @@ from core.model import (
 )
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
-from tests.connectors.partner.conftest import Sink
-from tests.emulators.conftest import serve
+from tests.emulators.conftest import Sink, serve, started
 
 SECRET = "partner-secret"
 ACKS = "/webhooks/partners/contact_centre/ack"
@@ -135,8 +134,7 @@ def test_a_rejection_keeps_the_data_and_is_not_a_completion(
 def test_a_partner_acks_by_itself_after_its_delay(sink: Sink) -> None:
     path = "/webhooks/partners/auto/ack"
     emulator = PartnerEmulator(secret=SECRET, ack_url=f"{sink.url}{path}", ack_delay=0.05)
-    emulator.start()
-    try:
+    with started(emulator):
         c = connector(emulator)
         c.erase([person("e6")])
         [delivery] = sink.wait_for(path)
@@ -144,8 +142,6 @@ def test_a_partner_acks_by_itself_after_its_delay(sink: Sink) -> None:
         while (emulator.erasure("req-e6") or {}).get("ack_status") is None:
             assert time.monotonic() < deadline, "the partner never recorded its ack"
             time.sleep(0.01)
-    finally:
-        emulator.stop()
     assert c.verify_ack(delivery.headers, delivery.body, datetime.now(UTC))
     [ack] = c.parse_ack(delivery.body, datetime.now(UTC))
     assert (ack.request_id, ack.completed) == ("req-e6", True)
