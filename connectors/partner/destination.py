@@ -53,20 +53,21 @@ from core.model import (
 log = logging.getLogger(__name__)
 
 
-def http_endpoint(url: str) -> tuple[str, int]:
-    """Host and port of an http(s) URL; ConfigError when it is not one."""
+def http_endpoint(url: str, what: str = "partner url") -> tuple[str, int]:
+    """Host and port of an http(s) URL; ConfigError (naming ``what``) when it is not one."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("partner url must be an absolute http(s) URL")
+        raise ConfigError(f"{what} must be an absolute http(s) URL")
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError("partner url has an invalid port") from exc
+        raise ConfigError(f"{what} has an invalid port") from exc
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 class PartnerConnector:
-    """A ``ConsentDestination`` and ``RecordDestination`` POSTing HMAC-signed updates."""
+    """A ``ConsentDestination``, ``RecordDestination`` and ``ErasureDestination`` POSTing
+    HMAC-signed batches; it also checks and reads the partner's acknowledgements."""
 
     def __init__(self, *, name: str, partner: Partner, url: str, secret: str,
                  timeout: float = 10.0) -> None:

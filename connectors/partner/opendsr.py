@@ -53,8 +53,8 @@ class OpenDsrConnector:
     def __init__(self, *, name: str, partner: Partner, url: str, callback_url: str,
                  certificate_pem: str, api_secret: str | None = None,
                  timeout: float = 10.0) -> None:
-        http_endpoint(url)
-        http_endpoint(callback_url)
+        http_endpoint(url, f"partner {name}: url")
+        http_endpoint(callback_url, f"partner {name}: callback url")
         if not partner.controller_id:
             raise ConfigError(f"partner {name}: OpenDSR needs controller_id")
         self._name = name

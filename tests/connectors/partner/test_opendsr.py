@@ -226,3 +226,26 @@ def test_check_reads_discovery_and_notices_a_rotated_certificate(
 def other() -> Iterator[OpenDsrEmulator]:
     """Another processor claiming the same domain, with its own CA and key."""
     yield from serve(OpenDsrEmulator(controller_id="3622"))
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_request_the_processor_refuses_fails_that_person_only(
+        processor: OpenDsrEmulator, sink: Sink, status: int) -> None:
+    processor.inject(Fault(status, path_pattern="^/v2/requests/?$"))
+    refused, fine = person("o14"), person("o15")
+    receipts = connector(processor, sink).erase([refused, fine])
+    assert isinstance(receipts[0].error, PermanentError)
+    assert not isinstance(receipts[0].error, AuthError)
+    assert (receipts[1].status, receipts[1].error) == (ErasureStatus.AWAITING_ACK, None)
+    assert processor.subject_request(refused.request_id) is None
+    assert processor.subject_request(fine.request_id) is not None
+
+
+@pytest.mark.parametrize(("url", "callback"), [
+    ("ftp://processor.example", "https://privasync.example/cb"),
+    ("https://processor.example", "/webhooks/partners/analytics/opendsr")])
+def test_urls_that_are_not_absolute_http_are_config_errors(
+        processor: OpenDsrEmulator, url: str, callback: str) -> None:
+    with pytest.raises(ConfigError, match="url must be an absolute http"):
+        OpenDsrConnector(name="analytics", partner=policy(), url=url, callback_url=callback,
+                         certificate_pem=processor.certificate_pem)
