@@ -23,7 +23,7 @@ from api.settings import Settings
 from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
 from connectors.mailchimp import MailchimpConnector
-from connectors.partner import PartnerConnector
+from connectors.partner import OpenDsrConnector, PartnerConnector
 from connectors.salesforce import SalesforceConnector
 from core import codec, inbox, outbox, schema
 from core.applier import Applier, ApplierPolicy
@@ -34,7 +34,7 @@ from core.dsr import NOTIFIER
 from core.errors import ConfigError
 from core.fulfil import Fulfiller
 from core.identity import IdentityMap
-from core.mappings import Mappings, load_mappings
+from core.mappings import Mappings, Partner, PartnerProtocol, load_mappings
 from core.model import CanonicalEvent
 from core.ports import (
     ConsentDestination,
@@ -205,14 +205,40 @@ def build_connectors(settings: Settings, mappings: Mappings,
             base_url=mc.base_url, api_key=_secret(mc.api_key), list_id=mc.list_id,
             mapping=mappings.system("mailchimp"), timeout=mc.timeout_seconds)
     for name, partner in mappings.partners.items():
+        url = environ.get(partner.url_setting or "", "") or partner.url
+        if partner.protocol is PartnerProtocol.OPENDSR:
+            found[f"partner:{name}"] = _opendsr(settings, environ, name, partner, url)
+            continue
         secret = environ.get(partner.secret_setting, "")
         if not secret:
             raise ConfigError(f"partner {name}: environment variable {partner.secret_setting} "
                               "(its signing secret) is not set")
-        url = environ.get(partner.url_setting or "", "") or partner.url
         found[f"partner:{name}"] = PartnerConnector(name=name, partner=partner, url=url,
                                                     secret=secret)
     return found
+
+
+def _opendsr(settings: Settings, environ: Mapping[str, str], name: str, partner: Partner,
+             url: str) -> OpenDsrConnector:
+    """A processor speaking OpenDSR: its callbacks come to our public URL, signed with the
+    certificate pinned in the environment (the PEM itself, or a path to it)."""
+    if not settings.public_url:
+        raise ConfigError(f"partner {name} speaks OpenDSR: set PRIVASYNC_PUBLIC_URL, the base "
+                          "URL its status callbacks reach privasync at")
+    pinned = environ.get(partner.certificate_setting or "", "")
+    if not pinned:
+        raise ConfigError(f"partner {name}: environment variable {partner.certificate_setting} "
+                          "(its pinned certificate) is not set")
+    if not pinned.lstrip().startswith("-----BEGIN"):
+        try:
+            pinned = Path(pinned).read_text()
+        except OSError as exc:
+            raise ConfigError(f"partner {name}: the certificate file named by "
+                              f"{partner.certificate_setting} cannot be read") from exc
+    return OpenDsrConnector(
+        name=name, partner=partner, url=url, certificate_pem=pinned,
+        callback_url=f"{settings.public_url.rstrip('/')}/webhooks/partners/{name}/opendsr",
+        api_secret=environ.get(partner.secret_setting, "") or None)
 
 
 def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
@@ -268,9 +294,8 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                           mappings=mappings, record_destinations=record_destinations)
     fulfiller = Fulfiller(deliverer, keyring, erasure=erasure, exports=exports,
                           notifier=notifier, export_keep=timedelta(days=settings.export_keep_days),
-                          ack_within={f"partner:{n}": p.ack_within
-                                      for n, p in mappings.partners.items()
-                                      if hasattr(p, "ack_within")})
+                          ack_within={f"partner:{n}": p.ack_window
+                                      for n, p in mappings.partners.items()})
     broker = make_broker(settings.broker_url, namespace=settings.broker_namespace)
     metrics = Metrics()
     metrics.watch_database(engine, clock)

@@ -7,15 +7,24 @@ names the file, the line and what is wrong, so a person can fix it.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import ConfigError
 from core.model import Channel
@@ -123,16 +132,46 @@ class SystemMapping(_Strict):
         return next((v for v, f in self.fields.items() if f.canonical == canonical), None)
 
 
+class PartnerProtocol(StrEnum):
+    """How a partner is told things: our own signed JSON, or the OpenDSR protocol."""
+
+    PRIVASYNC = "privasync"
+    OPENDSR = "opendsr"
+
+
+_DURATION = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``72h``, ``3d`` as a timedelta; ValueError (naming the rule) otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError("expected a whole number of minutes, hours or days, e.g. 30m, 72h, 3d")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
 class Partner(_Strict):
-    """A processor or recipient (Art. 28) that receives signed consent updates."""
+    """A processor or recipient (Art. 28) that receives signed updates and erasure requests.
+
+    ``protocol: privasync`` partners get our HMAC-signed JSON at ``url`` and sign their
+    acknowledgements with the secret named by ``secret_setting``. ``protocol: opendsr``
+    processors take erasure requests at the API base ``url``; their callbacks are checked
+    against the certificate pinned in ``certificate_setting``, and must name our
+    ``controller_id``. Either must acknowledge an erasure within ``ack_within``.
+    """
 
     description: str = ""
     url: str
     url_setting: str | None = None
-    secret_setting: str
+    secret_setting: str = ""
     purposes: tuple[str, ...]
     agreement: str = Field(min_length=1)
     identifiers: tuple[str, ...] = ()
+    protocol: PartnerProtocol = PartnerProtocol.PRIVASYNC
+    ack_within: str = "72h"
+    certificate_setting: str | None = None
+    controller_id: str | None = Field(default=None, min_length=1)
 
     @field_validator("identifiers")
     @classmethod
@@ -141,6 +180,34 @@ class Partner(_Strict):
         if unknown:
             raise ValueError(f"unknown identifier(s) {unknown}; allowed: ['email']")
         return value
+
+    @field_validator("ack_within")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _protocol_settings(self) -> Partner:
+        """Each protocol's own settings present, the other's absent: a half-configured
+        partner would fail only on its first erasure, weeks later."""
+        if self.protocol is PartnerProtocol.PRIVASYNC:
+            if not self.secret_setting:
+                raise ValueError("protocol privasync needs secret_setting (the variable "
+                                 "holding the signing secret)")
+            stray = [k for k in ("certificate_setting", "controller_id") if getattr(self, k)]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} apply only to protocol opendsr")
+        else:
+            missing = [k for k in ("certificate_setting", "controller_id") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"protocol opendsr needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def ack_window(self) -> timedelta:
+        """How long the partner has to acknowledge an erasure request."""
+        return parse_duration(self.ack_within)
 
 
 class _PartnersFile(_Strict):

@@ -1,10 +1,12 @@
-"""Signed consent and record updates to a partner (a processor or recipient, Art. 28).
+"""Signed consent and record updates and erasure requests to a partner (Art. 28, 17(2)).
 
 Each batch is one JSON POST of one ``kind``: ``consent`` carries, per subject,
 only the purposes the partner serves; ``record`` carries only the fields the
-core let through for this partner (already minimised). Both carry only the
-identifiers its agreement declares. A 2xx is the partner's acknowledgement;
-its event id is kept as the receipt.
+core let through for this partner (already minimised); ``erasure`` asks it to
+erase people, each under our request id. All carry only the identifiers its
+agreement declares. For updates a 2xx is the partner's acknowledgement (its
+event id is kept as the receipt); an erasure is done only when the partner
+later posts a signed acknowledgement naming the request id (``connectors.partner.acks``).
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from connectors.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from connectors.partner.acks import parse_ack
+from connectors.signing import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+    verify,
+)
 from connectors.transport import (
     TimeoutSession,
     blip_retry,
@@ -31,25 +40,34 @@ from connectors.transport import (
 )
 from core.errors import ConfigError, TransientError
 from core.mappings import Partner
-from core.model import DestinationRecord, DestinationSubject, Outcome
+from core.model import (
+    DestinationRecord,
+    DestinationSubject,
+    ErasureReceipt,
+    ErasureStatus,
+    Outcome,
+    PersonAt,
+    RequestAcknowledged,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _endpoint(url: str) -> tuple[str, int]:
-    """Host and port of an http(s) URL; ConfigError when it is not one."""
+def http_endpoint(url: str, what: str = "partner url") -> tuple[str, int]:
+    """Host and port of an http(s) URL; ConfigError (naming ``what``) when it is not one."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("partner url must be an absolute http(s) URL")
+        raise ConfigError(f"{what} must be an absolute http(s) URL")
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError("partner url has an invalid port") from exc
+        raise ConfigError(f"{what} has an invalid port") from exc
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 class PartnerConnector:
-    """A ``ConsentDestination`` and ``RecordDestination`` POSTing HMAC-signed updates."""
+    """A ``ConsentDestination``, ``RecordDestination`` and ``ErasureDestination`` POSTing
+    HMAC-signed batches; it also checks and reads the partner's acknowledgements."""
 
     def __init__(self, *, name: str, partner: Partner, url: str, secret: str,
                  timeout: float = 10.0) -> None:
@@ -58,7 +76,7 @@ class PartnerConnector:
         self._name = name
         self._partner = partner
         self._url = url
-        self._endpoint = _endpoint(url)
+        self._endpoint = http_endpoint(url)
         self._secret = secret
         self._timeout = timeout
         self._session = TimeoutSession(timeout)
@@ -73,6 +91,10 @@ class PartnerConnector:
 
     @property
     def record_batch_size(self) -> int:
+        return 100
+
+    @property
+    def erase_batch_size(self) -> int:
         return 100
 
     def _identified(self, subject_id: str, email: str | None) -> dict[str, Any]:
@@ -98,11 +120,19 @@ class PartnerConnector:
         entry["fields"] = dict(record.fields)
         return entry
 
+    def _erasure(self, person: PersonAt) -> dict[str, Any]:
+        """Our request id (the partner echoes it) and every address we know, if declared."""
+        entry: dict[str, Any] = {"request_id": person.request_id, "subject_id": person.subject_id}
+        if "email" in self._partner.identifiers and person.emails:
+            entry["emails"] = list(person.emails)
+        return entry
+
     @staticmethod
     def _document(kind: str, entries: list[dict[str, Any]], event_id: str,
                   sent_at: datetime) -> bytes:
+        key = "requests" if kind == "erasure" else "subjects"
         document = {"event_id": event_id, "sent_at": sent_at.isoformat(), "kind": kind,
-                    "subjects": entries}
+                    key: entries}
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
     def payload(self, subjects: Sequence[DestinationSubject], event_id: str,
@@ -114,6 +144,11 @@ class PartnerConnector:
                        sent_at: datetime) -> bytes:
         """The exact bytes that are signed and sent for one record batch."""
         return self._document("record", [self._record(r) for r in records], event_id, sent_at)
+
+    def erasure_payload(self, people: Sequence[PersonAt], event_id: str,
+                        sent_at: datetime) -> bytes:
+        """The exact bytes that are signed and sent for one erasure batch."""
+        return self._document("erasure", [self._erasure(p) for p in people], event_id, sent_at)
 
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Send one signed batch; every subject succeeds when the partner answers 2xx.
@@ -142,30 +177,61 @@ class PartnerConnector:
         return [Outcome(subject_id=r.subject_id, note="acknowledged by partner",
                         detail={"partner_event_id": event_id}) for r in records]
 
-    def _deliver(self, body: bytes, event_id: str, kind: str, count: int) -> None:
-        """Sign and POST one batch; log the receipt (ids and counts, never content)."""
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        """Ask the partner, in one signed batch, to erase each person; all await its ack.
+
+        A 2xx only says the partner has the request: each receipt is AWAITING_ACK under
+        our request id until the partner's acknowledgement arrives. Raises like
+        ``apply_consent``.
+        """
+        if not people:
+            return []
+        event_id = str(uuid.uuid4())
+        status = self._deliver(self.erasure_payload(people, event_id, datetime.now(UTC)),
+                               event_id, "erasure", len(people))
+        return [ErasureReceipt(subject_id=p.subject_id, status=ErasureStatus.AWAITING_ACK,
+                               vendor_status=status, vendor_request_id=p.request_id,
+                               verified="asked; acknowledgement due") for p in people]
+
+    def verify_ack(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
+        """Check an acknowledgement's signature (the partner's secret, our scheme, 300 s).
+
+        Returns its event id, for the caller's replay check. Raises Unauthenticated.
+        """
+        return verify(self._secret, headers, body, now)
+
+    def parse_ack(self, body: bytes, received_at: datetime) -> list[RequestAcknowledged]:
+        """The verified acknowledgement as a canonical event. Raises BadInput."""
+        return parse_ack(self.name, body, received_at)
+
+    def _deliver(self, body: bytes, event_id: str, kind: str, count: int) -> int:
+        """Sign and POST one batch; log the receipt (ids and counts, never content).
+
+        Returns the partner's HTTP status."""
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
                    EVENT_ID_HEADER: event_id,
                    SIGNATURE_HEADER: sign(self._secret, timestamp, body)}
-        self._post(body, headers, f"{self.name} {kind} update")
+        status = self._post(body, headers, f"{self.name} {kind} update")
         log.info("partner acknowledged batch", extra={
             "destination": self.name, "partner_event_id": event_id, "kind": kind,
-            "subjects": count})
+            "subjects": count, "status": status})
+        return status
 
-    def _post(self, body: bytes, headers: dict[str, str], what: str) -> None:
+    def _post(self, body: bytes, headers: dict[str, str], what: str) -> int:
         try:
-            self._post_once(body, headers, what)
+            return self._post_once(body, headers, what)
         except requests.RequestException as exc:
             raise error_for_network(exc, what) from exc
 
     @blip_retry
-    def _post_once(self, body: bytes, headers: dict[str, str], what: str) -> None:
+    def _post_once(self, body: bytes, headers: dict[str, str], what: str) -> int:
         response = self._session.post(self._url, data=body, headers=headers)
         if response.status_code // 100 != 2:
             raise error_for_status(response.status_code, what,
                                    retry_after=parse_retry_after(
                                        response.headers.get("Retry-After")))
+        return response.status_code
 
     def check(self) -> None:
         """Open and close a TCP connection to the partner's host and port.

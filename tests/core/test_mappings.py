@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,86 @@ def test_the_shipped_mappings_are_valid():
     mappings = load_mappings(Path(__file__).parents[2] / "mappings", data_categories())
     assert mappings.fields["health_note"].special
     assert "age_check" not in mappings.destination_purposes("mailchimp")
+    centre = mappings.partners["contact_centre"]
+    assert (centre.protocol, centre.ack_window) == ("privasync", timedelta(hours=72))
+
+
+PARTNERS = """\
+partners:
+  centre:
+    url: http://partner.example/privasync
+    secret_setting: CENTRE_SECRET
+    purposes: [offers]
+    agreement: DPA-1
+"""
+
+PROCESSOR = """\
+partners:
+  analytics:
+    protocol: opendsr
+    url: https://opendsr.processor.example
+    certificate_setting: ANALYTICS_CERTIFICATE
+    controller_id: "3622"
+    purposes: [offers]
+    agreement: DPA-2
+    ack_within: 3d
+"""
+
+
+def test_a_partner_speaks_privasync_and_has_72_hours_to_acknowledge_by_default(
+        tmp_path: Path):
+    [partner] = load_mappings(write(tmp_path, partners=PARTNERS),
+                              data_categories()).partners.values()
+    assert partner.protocol == "privasync"
+    assert partner.ack_window == timedelta(hours=72)
+
+
+@pytest.mark.parametrize(("written", "window"), [
+    ("30m", timedelta(minutes=30)), ("72h", timedelta(hours=72)), ("3d", timedelta(days=3))])
+def test_ack_within_is_minutes_hours_or_days(tmp_path: Path, written: str, window: timedelta):
+    text = PARTNERS + f"    ack_within: {written}\n"
+    [partner] = load_mappings(write(tmp_path, partners=text), data_categories()).partners.values()
+    assert partner.ack_window == window
+
+
+@pytest.mark.parametrize("written", ["72", "3 days", "0h", "-1d", "1.5h", "10s", "1w", "h"])
+def test_any_other_ack_within_is_refused_at_its_line(tmp_path: Path, written: str):
+    text = PARTNERS + f"    ack_within: '{written}'\n"
+    assert issues(tmp_path, partners=text) == [
+        "partners.yaml:7: partners.centre.ack_within: Value error, expected a whole number of "
+        "minutes, hours or days, e.g. 30m, 72h, 3d"]
+
+
+def test_an_opendsr_processor_loads_with_its_pinned_certificate_and_controller_id(
+        tmp_path: Path):
+    [partner] = load_mappings(write(tmp_path, partners=PROCESSOR),
+                              data_categories()).partners.values()
+    assert (partner.protocol, partner.certificate_setting, partner.controller_id) == (
+        "opendsr", "ANALYTICS_CERTIFICATE", "3622")
+    assert partner.ack_window == timedelta(days=3)
+
+
+def test_an_opendsr_processor_without_its_certificate_or_controller_id_is_refused(
+        tmp_path: Path):
+    text = PROCESSOR.replace("    certificate_setting: ANALYTICS_CERTIFICATE\n", "").replace(
+        '    controller_id: "3622"\n', "")
+    assert issues(tmp_path, partners=text) == [
+        "partners.yaml:3: partners.analytics: Value error, protocol opendsr needs "
+        "certificate_setting and controller_id"]
+
+
+def test_a_privasync_partner_needs_its_secret_and_takes_no_opendsr_settings(tmp_path: Path):
+    unsigned = PARTNERS.replace("    secret_setting: CENTRE_SECRET\n", "")
+    mixed = PARTNERS + "    controller_id: x\n"
+    assert issues(tmp_path, partners=unsigned) == [
+        "partners.yaml:3: partners.centre: Value error, protocol privasync needs "
+        "secret_setting (the variable holding the signing secret)"]
+    assert issues(tmp_path, partners=mixed) == [
+        "partners.yaml:3: partners.centre: Value error, controller_id apply only to "
+        "protocol opendsr"]
+
+
+def test_an_unknown_protocol_is_named(tmp_path: Path):
+    found = issues(tmp_path, partners=PARTNERS + "    protocol: smtp\n")
+    assert len(found) == 1
+    assert found[0].startswith("partners.yaml:7: partners.centre.protocol: Input should be")

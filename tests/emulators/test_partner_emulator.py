@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from connectors.partner import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from emulators.partner import PartnerEmulator
+from emulators.partner import PartnerEmulator, signature
 from tests.emulators.conftest import serve
 
 SECRET = "partner-secret"
@@ -102,7 +102,64 @@ def test_a_record_update_stores_the_latest_value_per_field(partner: PartnerEmula
 def test_an_update_of_an_unknown_kind_or_without_sent_at_is_a_400(
         partner: PartnerEmulator) -> None:
     odd = post(partner, {**fields_update("ev-l", "2026-03-01T10:00:00+00:00", "sub-4"),
-                         "kind": "erasure"})
+                         "kind": "deletion"})
     naive = post(partner, fields_update("ev-m", "2026-03-01T10:00:00", "sub-4", city="X"))
     assert odd.status_code == naive.status_code == 400
     assert partner.state("sub-4") is None
+
+
+def test_the_emulators_own_signature_is_the_documented_hmac() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
+    assert signature("k", "1700000000", b"{}") == f"v1={expected}"
+    assert signature("k", "1700000000", b"{}") == sign("k", "1700000000", b"{}")
+
+
+def erasure(event_id: str, *requests_: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": event_id, "sent_at": "2026-03-10T10:00:00+00:00", "kind": "erasure",
+            "requests": list(requests_)}
+
+
+def test_an_erasure_request_is_kept_and_the_data_stays_until_it_is_completed(
+        partner: PartnerEmulator) -> None:
+    post(partner, update("ev-n", "granted", "2026-03-01T10:00:00+00:00", "sub-5"))
+    response = post(partner, erasure("ev-o", {"request_id": "r-5", "subject_id": "sub-5",
+                                              "emails": ["a@example.com"]}))
+    assert response.json() == {"received": "ev-o", "count": 1}
+    assert partner.received_kinds["ev-o"] == "erasure"
+    held = partner.erasure("r-5")
+    assert held is not None and (held["subject_id"], held["status"]) == ("sub-5", "pending")
+    assert partner.state("sub-5") is not None
+
+
+def test_an_erasure_request_outside_the_schema_is_a_400(partner: PartnerEmulator) -> None:
+    odd = post(partner, erasure("ev-p", {"request_id": "r-6", "subject_id": "sub-6",
+                                         "email": "a@example.com"}))
+    unnamed = post(partner, erasure("ev-q", {"subject_id": "sub-6"}))
+    listless = post(partner, erasure("ev-r", {"request_id": "r-6", "subject_id": "sub-6",
+                                              "emails": "a@example.com"}))
+    assert odd.status_code == unnamed.status_code == listless.status_code == 400
+    assert partner.erasure("r-6") is None
+
+
+def test_acking_without_an_ack_url_or_for_an_unknown_request_is_a_test_mistake(
+        partner: PartnerEmulator) -> None:
+    with pytest.raises(RuntimeError):
+        partner.ack("r-unknown")
+
+
+def test_a_timed_ack_that_cannot_be_delivered_is_recorded_on_the_request() -> None:
+    emulator = PartnerEmulator(ack_url="http://127.0.0.1:9/nowhere", ack_delay=0.01)
+    emulator.start()
+    try:
+        post(emulator, erasure("ev-s", {"request_id": "r-7", "subject_id": "sub-7"}))
+        deadline = time.monotonic() + 5
+        while (emulator.erasure("r-7") or {}).get("ack_status") is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        emulator.stop()
+    assert emulator.erasure("r-7") == {"subject_id": "sub-7", "emails": [],
+                                       "status": "completed", "ack_status": "ConnectionError"}

@@ -1,0 +1,240 @@
+"""Erasure at an OpenDSR processor (Art. 28, 17(2)): a request per person, a signed receipt.
+
+OpenDSR v2 takes one request per data subject at ``{base}/v2/requests``, under a
+``subject_request_id`` the controller chooses: ours, so the processor's callback
+names the request it settles. Its 201 answer is signed with the pinned
+certificate and is the receipt that it has the request; the erasure is done when
+its signed ``completed`` callback arrives. A resend after a lost answer meets a
+400 for the known id, so we read the request's status instead: asking twice is
+harmless. Only the identifiers the agreement declares leave: the addresses, or
+else our subject id as ``controller_customer_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from connectors.partner.destination import http_endpoint
+from connectors.partner.opendsr_callbacks import (
+    STATUSES,
+    is_request_id,
+    parse_callback,
+    rfc3339,
+)
+from connectors.partner.opendsr_signing import load_certificate, verify_signed
+from connectors.transport import (
+    TimeoutSession,
+    blip_retry,
+    error_for_network,
+    error_for_status,
+    parse_retry_after,
+)
+from core.errors import AuthError, ConfigError, PermanentError, Unauthenticated
+from core.mappings import Partner
+from core.model import ErasureReceipt, ErasureStatus, PersonAt, RequestAcknowledged
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2.0"
+VERSION_PATH = "/v2"  # the spec puts the major version first in every path
+
+
+class OpenDsrConnector:
+    """An ``ErasureDestination`` for a processor speaking OpenDSR v2."""
+
+    def __init__(self, *, name: str, partner: Partner, url: str, callback_url: str,
+                 certificate_pem: str, api_secret: str | None = None,
+                 timeout: float = 10.0) -> None:
+        http_endpoint(url, f"partner {name}: url")
+        http_endpoint(callback_url, f"partner {name}: callback url")
+        if not partner.controller_id:
+            raise ConfigError(f"partner {name}: OpenDSR needs controller_id")
+        self._name = name
+        self._partner = partner
+        self._controller_id = partner.controller_id
+        self._base = url.rstrip("/") + VERSION_PATH
+        self._callback_url = callback_url
+        self._certificate = load_certificate(certificate_pem)
+        self._timeout = timeout
+        self._session = TimeoutSession(timeout)
+        if api_secret:
+            key, colon, secret = api_secret.partition(":")
+            if not colon or not key:
+                raise ConfigError(f"partner {name}: API credentials must read key:secret")
+            self._session.auth = (key, secret)
+
+    @property
+    def name(self) -> str:
+        return f"partner:{self._name}"
+
+    @property
+    def erase_batch_size(self) -> int:
+        return 20
+
+    def _identities(self, person: PersonAt) -> list[dict[str, str]]:
+        if "email" in self._partner.identifiers and person.emails:
+            return [{"identity_type": "email", "identity_format": "raw", "identity_value": e}
+                    for e in person.emails]
+        return [{"identity_type": "controller_customer_id", "identity_format": "raw",
+                 "identity_value": person.subject_id}]
+
+    def request_payload(self, person: PersonAt, submitted_at: datetime) -> bytes:
+        """The exact bytes POSTed to ask for one person's erasure."""
+        document = {
+            "subject_request_id": person.request_id, "subject_request_type": "erasure",
+            "regulation": "gdpr", "api_version": API_VERSION,
+            "submitted_time": submitted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "subject_identities": self._identities(person),
+            "status_callback_urls": [self._callback_url]}
+        return json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        """Ask for each person's erasure; each receipt AWAITS the processor's callback.
+
+        A person the processor refuses gets its receipt's ``error`` (PermanentError).
+        Raises TransientError (429, 5xx, network) or AuthError (401/403, or an answer
+        whose signature does not verify) for the whole call; resending is harmless.
+        """
+        submitted_at = datetime.now(UTC)
+        receipts: list[ErasureReceipt] = []
+        for person in people:
+            try:
+                receipts.append(self._erase_one(person, submitted_at))
+            except AuthError:
+                raise
+            except PermanentError as exc:
+                receipts.append(ErasureReceipt(subject_id=person.subject_id, error=exc))
+        log.info("processor asked to erase", extra={
+            "destination": self.name, "people": len(people),
+            "refused": sum(1 for r in receipts if r.error is not None)})
+        return receipts
+
+    def _erase_one(self, person: PersonAt, submitted_at: datetime) -> ErasureReceipt:
+        what = f"{self.name} erasure request"
+        if not is_request_id(person.request_id):
+            raise PermanentError(f"{what}: the request id is not a lowercase UUID v4, as "
+                                 "OpenDSR requires", error_class="invalid_request_id")
+        response = self._call("POST", "/requests", what, {200, 201, 202, 400, 409},
+                              self.request_payload(person, submitted_at))
+        if response.status_code in (400, 409):
+            known = self._call("GET", f"/requests/{person.request_id}", f"{self.name} status",
+                               {200, 404})
+            if known.status_code == 404:
+                raise error_for_status(response.status_code, what)
+            return self._receipt(person, known, "asked before")
+        return self._receipt(person, response, "asked")
+
+    def _receipt(self, person: PersonAt, response: requests.Response,
+                 asked: str) -> ErasureReceipt:
+        """Check the signed answer is about this request and for us; note its due time."""
+        answer = self._signed(response)
+        if answer.get("subject_request_id") != person.request_id:
+            raise PermanentError(f"{self.name}: the answer names another subject_request_id",
+                                 error_class="mismatch")
+        if "controller_id" in answer and str(answer["controller_id"]) != self._controller_id:
+            raise AuthError(f"{self.name}: the answer names another controller_id",
+                            error_class="controller_id")
+        expected = rfc3339(answer.get("expected_completion_time"))
+        due = (f"completion expected by {expected.isoformat()}" if expected
+               else "no expected completion time given")
+        status = answer.get("request_status")
+        state = f" ({status})" if status in STATUSES else ""
+        return ErasureReceipt(subject_id=person.subject_id, status=ErasureStatus.AWAITING_ACK,
+                              vendor_status=response.status_code,
+                              vendor_request_id=person.request_id,
+                              verified=f"{asked}{state}; signed receipt verified; {due}")
+
+    def _signed(self, response: requests.Response) -> dict[str, Any]:
+        try:
+            verify_signed(response.headers, response.content, self._certificate,
+                          datetime.now(UTC))
+        except Unauthenticated as exc:
+            raise AuthError(f"{self.name}: answer refused: {exc}",
+                            error_class="signature") from exc
+        try:
+            answer = json.loads(response.content.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PermanentError(f"{self.name}: the answer is not JSON",
+                                 error_class="bad_answer") from exc
+        if not isinstance(answer, dict):
+            raise PermanentError(f"{self.name}: the answer is not a JSON object",
+                                 error_class="bad_answer")
+        return answer
+
+    def _call(self, method: str, path: str, what: str, accept: Collection[int],
+              body: bytes | None = None) -> requests.Response:
+        try:
+            return self._call_once(method, path, what, accept, body)
+        except requests.RequestException as exc:
+            raise error_for_network(exc, what) from exc
+
+    @blip_retry
+    def _call_once(self, method: str, path: str, what: str, accept: Collection[int],
+                   body: bytes | None) -> requests.Response:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        response = self._session.request(method, self._base + path, data=body, headers=headers)
+        if response.status_code not in accept:
+            raise error_for_status(response.status_code, what, retry_after=parse_retry_after(
+                response.headers.get("Retry-After")))
+        return response
+
+    def parse_callback(self, body: bytes, received_at: datetime) -> list[RequestAcknowledged]:
+        """A status callback, verified by ``verify_callback``, as its acknowledgement.
+
+        [] while the request is pending or in progress. Raises BadInput.
+        """
+        return parse_callback(self.name, self._controller_id, self._callback_url, body,
+                              received_at)
+
+    def check(self) -> None:
+        """Read ``/discovery``: the processor takes erasures and publishes the pinned certificate.
+
+        A rotated certificate would otherwise show only as refused callbacks.
+        Raises TransientError (unreachable) or PermanentError.
+        """
+        response = self._call("GET", "/discovery", f"{self.name} discovery", {200})
+        try:
+            discovery = response.json()
+        except ValueError as exc:
+            raise PermanentError(f"{self.name} discovery: not JSON",
+                                 error_class="bad_answer") from exc
+        if not isinstance(discovery, dict) or "erasure" not in discovery.get(
+                "supported_subject_request_types", ()):
+            raise PermanentError(f"{self.name} discovery: erasure is not supported",
+                                 error_class="unsupported")
+        location = discovery.get("processor_certificate")
+        if isinstance(location, str) and self._published(location) != self._fingerprint(
+                self._certificate):
+            raise PermanentError(f"{self.name} discovery: the published certificate is not "
+                                 "the pinned one", error_class="certificate")
+
+    def _published(self, location: str) -> bytes:
+        """The fingerprint of the certificate at ``location``, fetched without our credentials
+        (it may live on another host)."""
+        what = f"{self.name} certificate"
+        try:
+            response = requests.get(location, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise error_for_network(exc, what) from exc
+        if response.status_code != 200:
+            raise error_for_status(response.status_code, what)
+        try:
+            published = x509.load_pem_x509_certificate(response.content)
+        except ValueError as exc:
+            raise PermanentError(f"{what}: not a PEM certificate",
+                                 error_class="certificate") from exc
+        return self._fingerprint(published)
+
+    @staticmethod
+    def _fingerprint(certificate: x509.Certificate) -> bytes:
+        return certificate.fingerprint(hashes.SHA256())
