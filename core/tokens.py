@@ -34,6 +34,8 @@ PREFIX = "ps_"
 MAX_LENGTH = 128  # a longer bearer is not ours: refused before it is hashed
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at moves at most this often
 _NAME = re.compile(NAME_PATTERN)
+# The ledger's other actors: a token by these names would pass for the CLI or privasync.
+RESERVED = frozenset({"cli", "privasync"})
 _REFUSED = "invalid, expired or revoked token"  # one reason for all three: no oracle
 
 
@@ -47,8 +49,9 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the ledger names this caller (the CLI is ``cli``)."""
-        return f"token:{self.name}"
+        """How the ledger names this caller: the token's name (never ``cli`` or
+        ``privasync``, the other actors, which no token may be called)."""
+        return self.name
 
     def require(self, scope: str) -> None:
         """Raises Forbidden naming the scope when this token lacks it."""
@@ -93,12 +96,15 @@ def create(conn: Connection, keyring: Keyring, name: str, scopes: Iterable[str],
            now: datetime, expires_at: datetime | None = None, *, actor: str) -> str:
     """Store a new token and return its text, which is never shown again.
 
-    Raises BadInput for a bad name, unknown scope or a past expiry, Conflict when
-    the name is taken (revoked names stay taken: the ledger refers to them).
+    Raises BadInput for a bad or reserved name, unknown scope or a past expiry,
+    Conflict when the name is taken (revoked names stay taken: the ledger names them).
     """
     if not _NAME.fullmatch(name):
         raise BadInput("a token name is 1-64 characters of a-z, 0-9, '_', '.', '-', "
                        "starting with a letter or digit")
+    if name in RESERVED:
+        raise BadInput(f"{name!r} is reserved: the ledger uses it for "
+                       + ("the CLI" if name == "cli" else "privasync itself"))
     chosen = check_scopes(scopes)
     if expires_at is not None and expires_at <= now:
         raise BadInput("a token's expiry must be in the future")

@@ -24,7 +24,7 @@ class CreateToken(BaseModel):
 
     name: str = Field(pattern=tokens.NAME_PATTERN, description=(
         "1-64 characters of a-z, 0-9, `_`, `.`, `-`, starting with a letter or digit; "
-        "names stay taken after revocation."))
+        "not `cli` or `privasync`; names stay taken after revocation."))
     scopes: list[Scope] = Field(min_length=1, description="At least one; only scopes the "
                                 "calling token holds.")
     expires_in_days: int | None = Field(default=None, ge=1, le=3650,

@@ -68,7 +68,7 @@ def test_create_list_use_and_revoke_a_token(embedded: Stack, admin: Admin):
     assert statuses == {"ops": "active", "ci-bot": "revoked"}
     assert [(kind, detail["name"], detail["actor"]) for kind, detail in
             ledger_details(embedded) if detail["name"] == "ci-bot"] == [
-        ("token.created", "ci-bot", "token:ops"), ("token.revoked", "ci-bot", "token:ops")]
+        ("token.created", "ci-bot", "ops"), ("token.revoked", "ci-bot", "ops")]
 
 
 def test_revoking_an_unknown_token_is_404_and_a_taken_name_409(admin: Admin):

@@ -49,7 +49,7 @@ def test_a_token_is_shown_once_and_stored_only_as_a_keyed_hash(engine: Engine):
     assert row.digest == KEYRING.digest("token", token) and row.scopes == "tokens:read tokens:write"
     principal = authenticate(engine, token)
     assert principal.name == "ops" and principal.scopes == {"tokens:read", "tokens:write"}
-    assert principal.actor == "token:ops"
+    assert principal.actor == "ops"
 
 
 def test_the_sqlite_file_holds_no_token_text(tmp_path: Path, sqlite_url: str):
@@ -93,6 +93,9 @@ def test_unknown_scopes_and_bad_names_are_refused_with_a_clear_reason(engine: En
     for name in ("Ops", "-ops", "", "o" * 65, "ops team", "ops/1"):
         with pytest.raises(BadInput, match="a token name is"):
             create(engine, name)
+    for reserved in ("cli", "privasync"):  # the ledger's other actors
+        with pytest.raises(BadInput, match="reserved"):
+            create(engine, reserved)
     with pytest.raises(BadInput, match="future"):
         create(engine, expires_at=NOW)
     assert create(engine, "o" * 64) and create(engine, "0.ci_bot-2")
@@ -131,7 +134,7 @@ def test_the_listing_tells_state_and_never_the_hash(engine: Engine):
 
 
 def test_creation_and_revocation_reach_the_ledger_with_the_actor(engine: Engine):
-    create(engine, "ci", ("jobs:read",), expires_at=NOW + timedelta(days=30), actor="token:ops")
+    create(engine, "ci", ("jobs:read",), expires_at=NOW + timedelta(days=30), actor="ops")
     with engine.begin() as conn:
         tokens.revoke(conn, "ci", NOW + timedelta(days=1), actor="cli")
         tokens.revoke(conn, "ci", NOW + timedelta(days=2), actor="cli")
@@ -143,7 +146,7 @@ def test_creation_and_revocation_reach_the_ledger_with_the_actor(engine: Engine)
     details = [json.loads(r.detail) for r in pending]
     expiry = (NOW + timedelta(days=30)).isoformat()
     assert details == [
-        {"name": "ci", "scopes": ["jobs:read"], "expires_at": expiry, "actor": "token:ops"},
+        {"name": "ci", "scopes": ["jobs:read"], "expires_at": expiry, "actor": "ops"},
         {"name": "ci", "scopes": ["jobs:read"], "expires_at": expiry, "actor": "cli"}]
     assert chained == 2 and report.ok
 
