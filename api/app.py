@@ -1,4 +1,4 @@
-"""The HTTP app: webhook receivers, health checks and metrics.
+"""The HTTP app: webhook receivers, health checks, metrics and the admin API.
 
 Errors map to status codes in one table; a response never carries a traceback
 or a value from the request, and a refused delivery stores nothing.
@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from api.admin.routes import admin_routes
+from api.bodies import BodyTooLarge, read_body
 from api.bootstrap import Container
 from api.ingress import check_mailchimp_token, hubspot_webhook, mailchimp_webhook
 from core import inbox, runtime
@@ -35,10 +37,6 @@ from workers.broker import ping
 log = structlog.get_logger("privasync.http")
 
 
-class BodyTooLarge(BadInput):
-    pass
-
-
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthenticated, 401),
     (BodyTooLarge, 413),
@@ -51,19 +49,6 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
 
 def _status_for(exc: Exception) -> int:
     return next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 500)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise BodyTooLarge(f"body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _accepted(stored: inbox.Stored) -> JSONResponse:
@@ -140,6 +125,7 @@ def create_app(container: Container) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *admin_routes(container),
     ])
 
 

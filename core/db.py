@@ -331,6 +331,19 @@ leases = Table(
     Column("expires_at", AwareDateTime, nullable=False),
 )
 
+# Admin API tokens: each stored only as a keyed hash (HMAC under the installation secret,
+# which never sits in the database), so a copy of this table cannot check guesses.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("scopes", String(400), nullable=False),  # space-separated, sorted
+    Column("created_at", AwareDateTime, nullable=False),
+    Column("expires_at", AwareDateTime, nullable=True),
+    Column("revoked_at", AwareDateTime, nullable=True),
+    Column("last_used_at", AwareDateTime, nullable=True),
+)
+
 
 READ_ONLY = "privasync_read_only"
 

@@ -4,7 +4,10 @@
     ├── BadInput                 the caller sent something we refuse (-> 4xx, exit 2)
     │   ├── UnknownSubject       an event names a record no system knows (-> 422)
     │   ├── Suppressed           an event names a person who was erased (nothing applies)
-    │   └── Unauthenticated      a bad or stale signature or token (-> 401)
+    │   ├── Unauthenticated      a bad or stale signature or token (-> 401)
+    │   ├── Forbidden            authenticated, but not allowed to do this (-> 403)
+    │   ├── NotFound             the named thing does not exist (-> 404)
+    │   └── Conflict             it collides with what exists (-> 409)
     ├── ConfigError              settings or mappings are wrong (refuse to start)
     ├── PolicyViolation          an action would break a privacy rule
     └── DeliveryError            a destination call failed
@@ -44,6 +47,22 @@ class Suppressed(BadInput):
 
 class Unauthenticated(BadInput):
     """The sender could not be authenticated: bad, missing or stale signature."""
+
+
+class Forbidden(BadInput):  # noqa: N818
+    """The caller is who they say, but lacks the right: ``scope`` names the one missing."""
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class NotFound(BadInput):  # noqa: N818
+    """The request names something that does not exist (a token, a request id)."""
+
+
+class Conflict(BadInput):  # noqa: N818
+    """The request would collide with what exists (a name already taken)."""
 
 
 class ConfigError(PrivasyncError):

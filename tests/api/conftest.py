@@ -17,3 +17,12 @@ def embedded(tmp_path: Path) -> Iterator[Stack]:
                           mappings_dir=MAPPINGS, poll_seconds=0.3)
     yield running
     running.stop()
+
+
+def issue_token(stack: Stack, name: str, *scopes: str) -> str:
+    """A token straight into the stack's database, as `privasync tokens create` would."""
+    from core import tokens
+
+    c = stack.container
+    with c.engine.begin() as conn:
+        return tokens.create(conn, c.keyring, name, scopes, c.clock(), actor="cli")

@@ -1,0 +1,118 @@
+"""One declared ``Operation`` served: authorise, read and validate the input, run the
+handler in a worker thread, answer JSON.
+
+Checks run in this order, and the first that fails answers: failure limit (429),
+token (401), scope (403), content type (415), size (413, before a byte is read),
+JSON (400), schema (422). A bad request is never a 500, a refusal never quotes a
+value that came in, and every answer says ``Cache-Control: no-store`` (a created
+token is in one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.admin.auth import Guard
+from api.admin.errors import FieldProblem, UnsupportedMediaType, ValidationFailed, refusal
+from api.admin.openapi import Call, Operation
+from api.bodies import read_body
+from api.bootstrap import Container
+from core.errors import BadInput, PrivasyncError
+
+log = structlog.get_logger("privasync.admin")
+
+NO_STORE = {"Cache-Control": "no-store"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def problems(exc: ValidationError, where: str) -> list[FieldProblem]:
+    """The fields at fault, without the values: a message that would quote the value
+    (some do) is replaced by the error's type, and a key that is not a plain name (an
+    unexpected key is named by the sender) by ``?``."""
+    found = []
+    for e in exc.errors(include_url=False, include_context=False):
+        path = ".".join(str(p) if isinstance(p, int) or _NAME.match(p) else "?"
+                        for p in e["loc"]) or where
+        message, value = e["msg"], e.get("input")
+        if isinstance(value, str | int | float) and str(value) and str(value) in message:
+            message = f"invalid ({e['type']})"
+        found.append(FieldProblem(field=path, problem=message))
+    return found
+
+
+async def json_body(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
+    """The body as ``model``. Raises UnsupportedMediaType, BodyTooLarge, BadInput (not
+    JSON) or ValidationFailed (JSON that does not fit)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
+    raw = await read_body(request, limit)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        broken = next((e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"),
+                      None)
+        if broken is not None:
+            raise BadInput("the body is not valid JSON: " + broken["msg"].removeprefix(
+                "Invalid JSON: ")) from exc
+        raise ValidationFailed(problems(exc, "body")) from exc
+
+
+def query(request: Request, model: type[BaseModel]) -> BaseModel:
+    """The query string as ``model`` (one value per name). Raises ValidationFailed."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise ValidationFailed(problems(exc, "query")) from exc
+
+
+def endpoint(op: Operation, container: Container,
+             guard: Guard) -> Callable[[Request], Awaitable[Response]]:
+    limit = container.settings.max_body_bytes
+
+    async def serve(request: Request) -> Response:
+        try:
+            principal = await guard.authorized(request, op.scope)
+            body = await json_body(request, op.body, limit) if op.body is not None else None
+            params = query(request, op.query) if op.query is not None else None
+            call = Call(container, principal, container.clock(), dict(request.path_params),
+                        params, body)
+            result = await run_in_threadpool(_run, op, call)
+            answer = _answer(op, result)
+        except PrivasyncError as exc:
+            container.metrics.rejected.labels("admin", type(exc).__name__).inc()
+            log.info("admin.refused", operation=op.operation_id, error=type(exc).__name__)
+            answer = refusal(exc)
+        except Exception as exc:  # noqa: BLE001 - a 500 without details, logged by type
+            log.error("admin.failed", operation=op.operation_id, error=type(exc).__name__)
+            answer = JSONResponse({"error": "internal", "reason": "internal error"}, 500)
+        else:
+            log.info("admin.call", operation=op.operation_id, token=principal.name,
+                     status=answer.status_code)
+        answer.headers.update(NO_STORE)
+        return answer
+
+    return serve
+
+
+def _run(op: Operation, call: Call) -> BaseModel | None:
+    with call.container.foreground.serving():
+        return op.handler(call)
+
+
+def _answer(op: Operation, result: Any) -> Response:
+    if op.response is None:
+        if result is not None:
+            raise TypeError(f"{op.operation_id} answers 204 but returned a body")
+        return Response(status_code=op.status)
+    if not isinstance(result, op.response):
+        raise TypeError(f"{op.operation_id} must return a {op.response.__name__}")
+    return JSONResponse(result.model_dump(mode="json"), op.status)
