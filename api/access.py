@@ -19,11 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from api.bootstrap import Container
-from api.requests_admin import NotFound, get
+from api.requests_admin import get
 from core import requests as rq
 from core import state
 from core.crypto import Keyring
 from core.db import events, identifiers, jobs, ledger, reader, request_exports
+from core.errors import NotFound
 from core.mappings import Mappings
 
 SCHEMA_ID = "https://privasync.dev/schemas/access-bundle/v1.json"

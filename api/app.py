@@ -21,7 +21,13 @@ from starlette.routing import Route
 from api.admin.routes import admin_routes
 from api.bodies import BodyTooLarge, read_body
 from api.bootstrap import Container
-from api.ingress import check_mailchimp_token, hubspot_webhook, mailchimp_webhook
+from api.ingress import (
+    check_mailchimp_token,
+    hubspot_webhook,
+    mailchimp_webhook,
+    opendsr_callback,
+    partner_message,
+)
 from core import inbox, runtime
 from core.db import reader
 from core.errors import (
@@ -104,6 +110,20 @@ def create_app(container: Container) -> Starlette:
                                          now=container.clock())
         return _accepted(result)
 
+    partner_handlers = {"ack": partner_message, "requests": partner_message,
+                        "opendsr": opendsr_callback}
+
+    async def partner(request: Request) -> Response:
+        handler = partner_handlers.get(request.path_params["kind"])
+        if handler is None:
+            raise ConfigError("partners post to .../ack, .../requests or .../opendsr")
+        body = await read_body(request, limit)
+        result = await run_in_threadpool(
+            handler, container, name=request.path_params["name"],
+            kind=request.path_params["kind"], body=body,
+            headers=dict(request.headers), now=container.clock())
+        return _accepted(result)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
@@ -122,6 +142,8 @@ def create_app(container: Container) -> Starlette:
         Route("/webhooks/hubspot", _guarded("hubspot", container, hubspot), methods=["POST"]),
         Route("/webhooks/mailchimp/{token}", _guarded("mailchimp", container, mailchimp),
               methods=["GET", "HEAD", "POST"]),
+        Route("/webhooks/partners/{name}/{kind:str}", _guarded("partner", container, partner),
+              methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

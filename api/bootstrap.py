@@ -75,19 +75,21 @@ class Container:
     clock: Callable[[], datetime] = utcnow
     hubspot: HubSpotConnector | None = None
     mailchimp: MailchimpConnector | None = None
+    partners: dict[str, PartnerConnector | OpenDsrConnector] = field(default_factory=dict)
     salesforce: SalesforceConnector | None = None
     applier_loop: ApplierLoop | None = None
     foreground: Foreground = field(default_factory=Foreground)
     _running: list[WorkerProcess | Scheduler | ApplierLoop] = field(default_factory=list)
 
-    def store(self, source: str, body: bytes, received_at: datetime,
-              events: int) -> inbox.Stored:
+    def store(self, source: str, body: bytes, received_at: datetime, events: int,
+              key: str | None = None) -> inbox.Stored:
         """Commit a verified, validated delivery to the inbox (the 2xx may follow), and
-        wake the applier if it runs in this process."""
+        wake the applier if it runs in this process. ``key`` is its dedupe key (default:
+        a hash of the bytes); the same key again stores nothing."""
         with self.engine.begin() as conn:
             stored = inbox.store(conn, source=source, sealed=self.keyring.seal(body),
-                                 key=inbox.delivery_key(body), received_at=received_at,
-                                 events=events)
+                                 key=key or inbox.delivery_key(body),
+                                 received_at=received_at, events=events)
         self.metrics.deliveries.labels(source, "duplicate" if stored.duplicate
                                        else "stored").inc()
         if self.applier_loop is not None:
@@ -133,7 +135,7 @@ class Container:
 
         outbox.register(self.engine, self.every_destination())
         pollers: list[tuple[str, float, Callable[[datetime], object]]] = [
-            ("requests-watch", 60.0, requests_watch(self))]
+            ("requests-watch", self.settings.requests_watch_seconds, requests_watch(self))]
         if self.salesforce is not None:
             pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
                             salesforce_poller(self)))
@@ -256,15 +258,19 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     keyring = Keyring(secret_key(settings))
     connectors = build_connectors(settings, mappings, environ)
     destinations: dict[str, ConsentDestination] = {
-        name: c for name, c in connectors.items() if c.name == name and _can_deliver(c, settings)}
+        name: c for name, c in connectors.items()
+        if c.name == name and hasattr(c, "apply_consent") and _can_deliver(c, settings)}
     erasure: dict[str, ErasureDestination] = {
-        name: c for name, c in connectors.items() if name in destinations and hasattr(c, "erase")}
+        name: c for name, c in connectors.items() if hasattr(c, "erase")
+        and (name in destinations or name.startswith("partner:"))}
     exports: dict[str, ExportSource] = {
         name: c for name, c in connectors.items() if name in destinations and hasattr(c, "export")}
     notifier = person_notifier(settings)
     routes = Routes.from_mappings(mappings, [n for n in destinations
                                              if not n.startswith("partner:")],
-                                  erasure=erasure, exports=exports, notifier=notifier is not None)
+                                  erasure=erasure, exports=exports, notifier=notifier is not None,
+                                  partners=[n.removeprefix("partner:") for n in destinations
+                                            if n.startswith("partner:")])
     hubspot: HubSpotConnector | None = connectors.get("hubspot")
     mailchimp: MailchimpConnector | None = connectors.get("mailchimp")
     parsers: dict[str, EventParser] = {}
@@ -275,6 +281,11 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
             resolvers["hubspot"] = hubspot
     if mailchimp is not None:
         parsers["mailchimp"] = mailchimp.parse_webhook
+    partners = {name.removeprefix("partner:"): c for name, c in connectors.items()
+                if name.startswith("partner:")}
+    for name, partner in partners.items():
+        parsers[f"partner:{name}"] = partner.parse_message if isinstance(
+            partner, PartnerConnector) else partner.parse_callback
     a = settings.applier
     applier = Applier(engine, keyring, mappings, routes, clock=clock,
                       holder=process_name("applier"), parsers=parsers, resolvers=resolvers,
@@ -308,7 +319,8 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
                      deliverer=deliverer, fulfiller=fulfiller, broker=broker, metrics=metrics,
                      dispatch=dispatcher, foreground=foreground, clock=clock, hubspot=hubspot,
-                     mailchimp=mailchimp, salesforce=connectors.get("salesforce"))
+                     mailchimp=mailchimp, salesforce=connectors.get("salesforce"),
+                     partners=partners)
 
 
 def _can_deliver(connector: Any, settings: Settings) -> bool:

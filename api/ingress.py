@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from api.bootstrap import Container
+from connectors.partner import OpenDsrConnector, PartnerConnector
 from connectors.salesforce import SalesforceCursor
 from core import codec, directory, inbox, runtime
 from core.errors import ConfigError, Unauthenticated
@@ -47,6 +48,39 @@ def check_mailchimp_token(container: Container, token: str) -> None:
                           "(PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN)")
     if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
         raise Unauthenticated("unknown webhook token")
+
+
+def partner_message(container: Container, *, name: str, kind: str,
+                    headers: Mapping[str, str], body: bytes, now: datetime) -> inbox.Stored:
+    """A partner's signed acknowledgement (``kind`` "ack") or a request it passes on
+    ("requests"). A forged, stale or replayed one (an event id seen before) is refused
+    and changes nothing."""
+    partner = container.partners.get(name)
+    if not isinstance(partner, PartnerConnector):
+        raise ConfigError("no partner of that name takes signed messages")
+    with container.foreground.serving():
+        event_id = partner.verify_ack(headers, body, now)
+        parse = partner.parse_ack if kind == "ack" else partner.parse_ask
+        events = list(parse(body, now))
+        stored = container.store(f"partner:{name}", body, now, len(events),
+                                 key=f"event:{event_id}"[:64])
+    if stored.duplicate:
+        container.metrics.rejected.labels(f"partner:{name}", "Replayed").inc()
+        raise Unauthenticated("this event id was delivered before: a replay changes nothing")
+    return stored
+
+
+def opendsr_callback(container: Container, *, name: str, kind: str,
+                     headers: Mapping[str, str], body: bytes, now: datetime) -> inbox.Stored:
+    """A processor's OpenDSR status callback, verified against its pinned certificate.
+    Callbacks come at least once: the same status again is answered and stored once."""
+    partner = container.partners.get(name)
+    if not isinstance(partner, OpenDsrConnector):
+        raise ConfigError("no OpenDSR processor of that name")
+    with container.foreground.serving():
+        partner.verify_callback(headers, body, now)
+        events = partner.parse_callback(body, now)
+        return container.store(f"partner:{name}", body, now, len(events))
 
 
 CURSOR = "salesforce"

@@ -22,7 +22,7 @@ from core import requests as rq
 from core.db import inbox as inbox_table
 from core.db import reader
 from core.dsr import step as apply_step
-from core.errors import BadInput
+from core.errors import BadInput, Conflict, NotFound
 from core.model import (
     EventMeta,
     FieldValue,
@@ -35,14 +35,6 @@ from core.model import (
 
 WAIT_SECONDS = 10.0
 SOURCE = "admin"
-
-
-class NotFound(BadInput):  # noqa: N818 - the name reads as the HTTP status it maps to
-    """No request by that id."""
-
-
-class Conflict(BadInput):  # noqa: N818
-    """The request's state does not allow the step."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ class Routes:
     @classmethod
     def from_mappings(cls, mappings: Mappings, systems: Iterable[str], *,
                       erasure: Iterable[str] = (), exports: Iterable[str] = (),
-                      notifier: bool = False) -> Routes:
+                      notifier: bool = False,
+                      partners: Iterable[str] | None = None) -> Routes:
+        """``systems``: vendor destinations; ``partners``: the partner names that take
+        consent and record updates (default: every partner in the mappings)."""
         routes: dict[str, frozenset[str]] = {}
         fields: dict[str, frozenset[str]] = {}
         for name in systems:
@@ -29,7 +32,10 @@ class Routes:
             routes[name] = frozenset(system.consent.all_email) | frozenset(
                 s.purpose for s in system.consent.subscriptions.values())
             fields[name] = frozenset(f.canonical for f in system.fields.values())
+        taking = set(mappings.partners if partners is None else partners)
         for name, partner in mappings.partners.items():
+            if name not in taking:
+                continue
             routes[f"partner:{name}"] = frozenset(partner.purposes)
             fields[f"partner:{name}"] = frozenset(
                 c for c, f in mappings.fields.items() if set(f.purposes) & set(partner.purposes))

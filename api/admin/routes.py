@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.admin import tokens
+from api.access import ACCESS_SCHEMA
+from api.admin import requests, tokens
 from api.admin.auth import Guard
 from api.admin.handling import endpoint
 from api.admin.openapi import PREFIX, Registry
@@ -18,7 +19,7 @@ from api.bootstrap import Container
 
 def registry() -> Registry:
     """Every admin operation; a new module of routes adds its ``OPERATIONS`` here."""
-    return Registry().add(*tokens.OPERATIONS)
+    return Registry().add(*tokens.OPERATIONS, *requests.OPERATIONS)
 
 
 def admin_routes(container: Container) -> list[Route]:
@@ -29,6 +30,12 @@ def admin_routes(container: Container) -> list[Route]:
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
 
+    schema = json.dumps(ACCESS_SCHEMA).encode()
+
+    async def access_schema(request: Request) -> Response:
+        return Response(schema, media_type="application/schema+json")
+
     return [Route(PREFIX + "/openapi.json", openapi, methods=["GET"]),
+            Route(PREFIX + "/schemas/access-bundle.json", access_schema, methods=["GET"]),
             *(Route(op.full_path, endpoint(op, container, guard), methods=[op.method])
               for op in declared.operations)]

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.partner.acks import parse_ack
+from connectors.partner.asks import parse_ask
 from connectors.signing import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -38,9 +39,10 @@ from connectors.transport import (
     error_for_status,
     parse_retry_after,
 )
-from core.errors import ConfigError, TransientError
+from core.errors import BadInput, ConfigError, TransientError
 from core.mappings import Partner
 from core.model import (
+    CanonicalEvent,
     DestinationRecord,
     DestinationSubject,
     ErasureReceipt,
@@ -48,6 +50,7 @@ from core.model import (
     Outcome,
     PersonAt,
     RequestAcknowledged,
+    RequestReceived,
 )
 
 log = logging.getLogger(__name__)
@@ -203,6 +206,21 @@ class PartnerConnector:
     def parse_ack(self, body: bytes, received_at: datetime) -> list[RequestAcknowledged]:
         """The verified acknowledgement as a canonical event. Raises BadInput."""
         return parse_ack(self.name, body, received_at)
+
+    def parse_ask(self, body: bytes, received_at: datetime) -> list[RequestReceived]:
+        """A verified request the partner passes on, as a canonical event. Raises BadInput."""
+        return parse_ask(self.name, body, received_at)
+
+    def parse_message(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
+        """Either kind of signed message from the partner (an ack, or a request passed on),
+        told apart by the ``kind`` a request has. Raises BadInput."""
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadInput("message is not JSON") from exc
+        if isinstance(document, dict) and "kind" in document:
+            return list(self.parse_ask(body, received_at))
+        return list(self.parse_ack(body, received_at))
 
     def _deliver(self, body: bytes, event_id: str, kind: str, count: int) -> int:
         """Sign and POST one batch; log the receipt (ids and counts, never content).

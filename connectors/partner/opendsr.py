@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,6 +187,10 @@ class OpenDsrConnector:
             raise error_for_status(response.status_code, what, retry_after=parse_retry_after(
                 response.headers.get("Retry-After")))
         return response
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+        """Authenticate a status callback against the pinned certificate (Unauthenticated)."""
+        verify_signed(headers, body, self._certificate, now)
 
     def parse_callback(self, body: bytes, received_at: datetime) -> list[RequestAcknowledged]:
         """A status callback, verified by ``verify_callback``, as its acknowledgement.

@@ -1,0 +1,233 @@
+"""``/api/v1/requests``: data-subject requests over HTTP, the same operations as the CLI.
+
+Every change names the calling token as its actor in the ledger. A change is
+answered 201/200 once the applier has applied it, or 202 when it is stored and
+will be applied shortly (the applier was busy or not running).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api import access, proof, requests_admin
+from api.admin.openapi import Call, Operation
+from core import requests as rq
+from core.db import reader
+from core.model import RequestKind, RequestStep
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateRequest(_In):
+    """What the person asked, as customer service recorded it."""
+
+    kind: RequestKind
+    email: str = Field(min_length=3, max_length=254, description="The address they gave.")
+    received_at: datetime | None = Field(default=None, description="When it came in "
+                                         "(default: now); the deadline counts from it.")
+    identity_verified: bool = Field(default=True, description="False stops the clock until "
+                                    "the identity is verified (Art. 12(6)).")
+    fields: dict[str, str] = Field(default_factory=dict, description="Rectification: the "
+                                   "corrected values by canonical field name.")
+
+
+class Extend(_In):
+    months: int = Field(ge=1, le=2)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Reason(_In):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Retry(_In):
+    destination: str = Field(default="", max_length=64)
+
+
+class ListQuery(_In):
+    due_within_days: int | None = Field(default=None, ge=0, le=400)
+    overdue: bool = False
+    status: Literal["identity_pending", "in_progress", "completed", "rejected"] | None = None
+    kind: RequestKind | None = None
+
+
+class Accepted(BaseModel):
+    """The request's id, and whether the change is applied yet (false: stored, shortly)."""
+
+    id: str
+    applied: bool
+
+
+class DestinationView(BaseModel):
+    destination: str
+    status: str
+    reason: str | None
+    ack_due: str | None
+    overdue: bool
+    receipt: dict[str, Any]
+
+
+class RequestView(BaseModel):
+    """A request: states, times and receipts; never personal data."""
+
+    id: str
+    kind: str
+    status: str
+    source: str
+    actor: str
+    received_at: str
+    due_at: str
+    overdue: bool
+    clock_paused: bool
+    paused_seconds: int
+    extended_months: int
+    extension_reason: str | None
+    rejection_reason: str | None
+    completed_at: str | None
+    person_told_at: str | None
+    note: str | None
+    acks_overdue: list[str]
+    destinations: list[DestinationView]
+    history: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RequestList(BaseModel):
+    requests: list[RequestView]
+
+
+class Evidence(BaseModel):
+    """The request's ledger entries with their hashes and the chain segment linking them."""
+
+    request: dict[str, Any]
+    how_to_check: str
+    entries: list[dict[str, Any]]
+    segment: list[dict[str, Any]]
+    generated_at: str
+
+
+class BreachQuery(_In):
+    destination: str = Field(min_length=1, max_length=64)
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+
+
+class BreachScope(BaseModel):
+    destination: str
+    people: int
+    fields: list[str]
+    identifiers_sent: list[str]
+    subjects: list[dict[str, Any]]
+
+
+def create_request(call: Call) -> Accepted:
+    body = call.body(CreateRequest)
+    stored = requests_admin.create(call.container, kind=body.kind, email=body.email,
+                                   received=body.received_at,
+                                   identity_verified=body.identity_verified,
+                                   fields=body.fields, actor=call.principal.actor)
+    return Accepted(id=stored.request_id, applied=stored.applied)
+
+
+def list_requests(call: Call) -> RequestList:
+    q = call.query(ListQuery)
+    with reader(call.container.engine).connect() as conn:
+        found = rq.listing(conn, call.now, kind=q.kind.value if q.kind else None,
+                           status=q.status, overdue=q.overdue,
+                           due_within=timedelta(days=q.due_within_days)
+                           if q.due_within_days is not None else None)
+    return RequestList(requests=[RequestView(**requests_admin.summary(r, call.now))
+                                 for r in found])
+
+
+def get_request(call: Call) -> RequestView:
+    return RequestView(**proof.story(call.container, call.path["request_id"]))
+
+
+def _step(call: Call, step: RequestStep, **options: Any) -> Accepted:
+    stored = requests_admin.act(call.container, call.path["request_id"], step,
+                                actor=call.principal.actor, **options)
+    return Accepted(id=stored.request_id, applied=stored.applied)
+
+
+def verify_identity(call: Call) -> Accepted:
+    return _step(call, RequestStep.VERIFY_IDENTITY)
+
+
+def extend_request(call: Call) -> Accepted:
+    body = call.body(Extend)
+    return _step(call, RequestStep.EXTEND, months=body.months, reason=body.reason)
+
+
+def reject_request(call: Call) -> Accepted:
+    return _step(call, RequestStep.REJECT, reason=call.body(Reason).reason)
+
+
+def not_applicable(call: Call) -> Accepted:
+    return _step(call, RequestStep.NOT_APPLICABLE, destination=call.path["destination"],
+                 reason=call.body(Reason).reason)
+
+
+def retry_request(call: Call) -> Accepted:
+    return _step(call, RequestStep.RETRY, destination=call.body(Retry).destination)
+
+
+def request_evidence(call: Call) -> Evidence:
+    return Evidence(**proof.evidence(call.container, call.path["request_id"]))
+
+
+def request_export(call: Call) -> access.AccessBundle:
+    return access.bundle(call.container, call.path["request_id"])
+
+
+def breach_scope(call: Call) -> BreachScope:
+    q = call.query(BreachQuery)
+    try:
+        found = proof.breach_scope(call.container, q.destination, q.start, q.end)
+    except ValueError as exc:
+        from core.errors import BadInput
+
+        raise BadInput(str(exc)) from None
+    return BreachScope(**{k: found[k] for k in BreachScope.model_fields})
+
+
+_ID = "/requests/{request_id}"
+OPERATIONS = (
+    Operation("POST", "/requests", "Record a data-subject request", "requests:write",
+              create_request, response=Accepted, body=CreateRequest, status=201,
+              errors=(409,), tag="requests"),
+    Operation("GET", "/requests", "Requests, the soonest due first", "requests:read",
+              list_requests, response=RequestList, query=ListQuery, tag="requests"),
+    Operation("GET", _ID, "A request's whole story, with times and receipts",
+              "requests:read", get_request, response=RequestView, errors=(404,),
+              tag="requests"),
+    Operation("POST", _ID + "/verify-identity", "The identity is verified: the clock runs",
+              "requests:write", verify_identity, response=Accepted, errors=(404, 409),
+              tag="requests"),
+    Operation("POST", _ID + "/extend", "Extend once by 1 or 2 months, with a reason",
+              "requests:write", extend_request, response=Accepted, body=Extend,
+              errors=(404, 409), tag="requests"),
+    Operation("POST", _ID + "/reject", "Refuse, with a reason the person is told",
+              "requests:write", reject_request, response=Accepted, body=Reason,
+              errors=(404, 409), tag="requests"),
+    Operation("POST", _ID + "/destinations/{destination}/not-applicable",
+              "A destination does not apply, with the admin's reason", "requests:write",
+              not_applicable, response=Accepted, body=Reason, errors=(404, 409),
+              tag="requests"),
+    Operation("POST", _ID + "/retry", "Try failed destinations again", "requests:write",
+              retry_request, response=Accepted, body=Retry, errors=(404, 409),
+              tag="requests"),
+    Operation("GET", _ID + "/evidence", "The evidence pack: entries, hashes, chain segment",
+              "requests:read", request_evidence, response=Evidence, errors=(404,),
+              tag="requests"),
+    Operation("GET", _ID + "/export", "The access bundle (its schema: /schemas/...)",
+              "requests:read", request_export, response=access.AccessBundle, errors=(404,),
+              tag="requests"),
+    Operation("GET", "/breach-scope", "Who and which fields went to a destination when",
+              "audit:read", breach_scope, response=BreachScope, query=BreachQuery,
+              tag="audit"),
+)
