@@ -389,13 +389,15 @@ class Plan:
         address = fields.pop(EMAIL_FIELD, None)
         if address is not None and address.value:
             self.add_email(subject_id, address.value)
-        customer = is_customer(fields)
-        if customer is not None:
-            self.customers[subject_id] = customer
         known = self.loaded.fields[subject_id]
         changed = changed_fields(self.keyring, known, fields)
         if not changed:
             return "unchanged", subject_id
+        # Only a customer-since that is newer than the one known decides: a record polled
+        # before a newer change elsewhere must not undo it.
+        customer = is_customer(changed)
+        if customer is not None:
+            self.customers[subject_id] = customer
         for name in changed:
             self.field_rows[(subject_id, name)] = known[name]
         self._entry("record.changed", subject_id,
