@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from core import codec, inbox, ledger, outbox, plan, runtime, state
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
-from core.db import event_counts, events, insert_for, ledger_pending, reader
+from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
 from core.errors import BadInput, DeliveryError, PrivasyncError, UnknownSubject
 from core.identity import IdentityMap
 from core.mappings import Mappings
@@ -103,6 +103,7 @@ class Applier:
         self.resolvers = dict(resolvers or {})
         self.policy = policy
         self.lease = runtime.Leadership(engine, LEASE, holder, policy.lease)
+        self._scrub_pending = False
 
     def _fence(self, conn: Connection, now: datetime) -> None:
         if not self.lease.fence(conn, now):
@@ -126,6 +127,8 @@ class Applier:
         elif chaining:
             self._write(plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
                                   self.clock()), _Batch(), report)
+        if self._scrub_pending:  # until the old pages of a shredded key are gone
+            self._scrub_pending = not scrub(self.engine)
         return report
 
     def _parse(self, due: Sequence[inbox.Delivery]) -> list[Row]:
@@ -266,6 +269,8 @@ class Applier:
                                                             default=0)
                 inbox.defer(conn, [d.id for d in rows], now + timedelta(seconds=retry), reason)
             _count(conn, counts)
+        if decided.shreds:
+            self._scrub_pending = True
         report.rows += len(batch.applied) + sum(len(r) for r in batch.failed.values())
         report.failed_rows += sum(len(r) for r in batch.failed.values())
         report.deferred += sum(len(r) for r in batch.deferred.values())

@@ -348,6 +348,23 @@ api_tokens = Table(
 READ_ONLY = "privasync_read_only"
 
 
+def scrub(engine: Engine) -> bool:
+    """After a crypto-shredding: on SQLite, copy the write-ahead log into the database and
+    truncate it, so the pages that held a destroyed key survive in neither file; False
+    while a reader still needs the old pages (try again later). PostgreSQL keeps old row
+    versions until VACUUM and in its WAL; a logical dump (pg_dump) never holds them."""
+    if engine.dialect.name != "sqlite":
+        return True
+    raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run in one
+    try:
+        cursor = raw.cursor()
+        busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    finally:
+        raw.close()
+    return busy is not None and busy[0] == 0
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned per backend. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE
     for writers only, so concurrent writers queue instead of failing while readers
@@ -362,6 +379,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten with zeros, not just unlinked: a shredded key or
+            # a cleared inbox body must not linger in free pages of the file.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
