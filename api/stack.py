@@ -20,6 +20,7 @@ from api.settings import (
     MailchimpSettings,
     SalesforceSettings,
     Settings,
+    SmtpSettings,
     WorkerSettings,
 )
 from api.taxonomy import data_categories
@@ -59,14 +60,20 @@ class Emulators:
             emulator.stop()
 
 
-class AppServer:
-    """uvicorn on a loopback port chosen by the kernel, in a thread."""
+def listening_socket() -> socket.socket:
+    """A loopback socket on a port the kernel chose, bound before anything needs its URL."""
+    sock = socket.socket()
+    # Accepted connections inherit it: without it every keep-alive answer waits ~40 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
-    def __init__(self, container: Container) -> None:
-        self.sock = socket.socket()
-        # Accepted connections inherit it: without it every keep-alive answer waits ~40 ms.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.bind(("127.0.0.1", 0))
+
+class AppServer:
+    """uvicorn on a loopback socket, in a thread."""
+
+    def __init__(self, container: Container, sock: socket.socket | None = None) -> None:
+        self.sock = sock or listening_socket()
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(create_app(container), log_level="warning", access_log=False,
                                 lifespan="off")
@@ -94,10 +101,16 @@ class AppServer:
 def stack_settings(emu: Emulators, *, database_url: str, broker_url: str, var_dir: Path,
                    broker_namespace: str = "privasync",
                    mappings_dir: Path, poll_seconds: float = 0.5,
-                   worker_threads: int = 4) -> Settings:
+                   worker_threads: int = 4, public_url: str = "",
+                   smtp_port: int | None = None) -> Settings:
+    smtp = SmtpSettings()
+    if smtp_port is not None:  # a relay on loopback (the tests' and the demo's mailbox)
+        smtp = SmtpSettings(host="127.0.0.1", port=smtp_port, starttls=False,
+                            **{"from": "privacy@example.nl"})
     return Settings(
         database_url=database_url, broker_url=broker_url, var_dir=var_dir,
-        broker_namespace=broker_namespace,
+        broker_namespace=broker_namespace, public_url=public_url, smtp=smtp,
+        requests_watch_seconds=0.5,
         mappings_dir=mappings_dir, secret_key=SecretStr("stack-secret-key-0123456789abcdef"),
         hubspot=HubSpotSettings(base_url=emu.hubspot.url,
                                 access_token=SecretStr(emu.hubspot.access_token),
@@ -146,21 +159,30 @@ class Stack:
 def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
                 broker_namespace: str = "privasync",
                 mappings_dir: Path = Path("mappings"), poll_seconds: float = 0.5,
-                worker_threads: int = 4, emulators: Emulators | None = None) -> Stack:
-    """Emulators, the app on a free port, a worker and the scheduler, wired together."""
+                worker_threads: int = 4, emulators: Emulators | None = None,
+                smtp_port: int | None = None) -> Stack:
+    """Emulators, the app on a free port, a worker and the scheduler, wired together.
+
+    The partner emulator acknowledges erasures at our ack endpoint; with ``smtp_port``
+    people are told by mail through the relay listening there."""
     emu = (emulators or Emulators()).start()
+    sock = listening_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     mappings = load_mappings(mappings_dir, data_categories())
     environ: dict[str, str] = {}
-    for partner in mappings.partners.values():
+    for name, partner in mappings.partners.items():
         environ[partner.secret_setting] = emu.partner.secret
         if partner.url_setting:
             environ[partner.url_setting] = emu.partner.url + emu.partner.path
+        if partner.protocol == "privasync":
+            emu.partner.ack_url = f"{url}/webhooks/partners/{name}/ack"
     settings = stack_settings(emu, database_url=database_url, broker_url=broker_url,
                               broker_namespace=broker_namespace,
                               var_dir=var_dir, mappings_dir=mappings_dir,
-                              poll_seconds=poll_seconds, worker_threads=worker_threads)
+                              poll_seconds=poll_seconds, worker_threads=worker_threads,
+                              public_url=url, smtp_port=smtp_port)
     container = build(settings, environ=environ)
-    server = AppServer(container).start()
+    server = AppServer(container, sock).start()
     emu.hubspot.configure_webhooks(f"{server.url}/webhooks/hubspot",
                                    hubspot_subscriptions(mappings))
     emu.mailchimp.configure_webhook(f"{server.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")

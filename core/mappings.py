@@ -139,15 +139,17 @@ class PartnerProtocol(StrEnum):
     OPENDSR = "opendsr"
 
 
-_DURATION = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
-_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"^([1-9][0-9]{0,5})([smhd])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30m``, ``72h``, ``3d`` as a timedelta; ValueError (naming the rule) otherwise."""
+    """``90s``, ``30m``, ``72h``, ``3d`` as a timedelta; ValueError (naming the rule)
+    otherwise."""
     match = _DURATION.match(text)
     if match is None:
-        raise ValueError("expected a whole number of minutes, hours or days, e.g. 30m, 72h, 3d")
+        raise ValueError("expected a whole number of seconds, minutes, hours or days, "
+                         "e.g. 90s, 30m, 72h, 3d")
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 

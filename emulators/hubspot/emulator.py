@@ -162,6 +162,13 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         with self.lock:
             return self._create(self._writable({**props, "email": email}), "CRM_UI").id
 
+    def form_submission(self, email: str, **props: str) -> str:
+        """A person fills in a HubSpot form: a contact is created even for an address the
+        GDPR delete blocklisted (HubSpot's blocklist does not cover forms or imports)."""
+        with self.lock:
+            return self._create(self._writable({**props, "email": email}), "FORM",
+                                blocklisted=True).id
+
     def ui_set_property(self, contact_id: str, name: str, value: str) -> None:
         """A marketer edits a property in the CRM; an empty value clears it."""
         with self.lock:

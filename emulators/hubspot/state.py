@@ -86,12 +86,15 @@ class _State(_Webhooks):
         return next((c for c in self._contacts.values() if c.archived_ms is None
                      and c.properties.get("email") == email.lower()), None)
 
-    def _create(self, given: Mapping[str, str | None], source: str) -> _Contact:
+    def _create(self, given: Mapping[str, str | None], source: str, *,
+                blocklisted: bool = False) -> _Contact:
+        """A new contact; the GDPR blocklist stops the API and the UI, not a form
+        submission or an import (``blocklisted`` lets one through, as HubSpot does)."""
         props = {k: v for k, v in given.items() if v is not None}
         email = props.get("email", "").strip().lower()
         if not email:
             raise HubSpotError(400, "Property email is required")
-        if email in self._blocklist:
+        if email in self._blocklist and not blocklisted:
             raise HubSpotError(400, "This address was GDPR-deleted and is blocklisted")
         existing = self._find_email(email)
         if existing is not None:

@@ -163,19 +163,21 @@ def test_a_partner_speaks_privasync_and_has_72_hours_to_acknowledge_by_default(
 
 
 @pytest.mark.parametrize(("written", "window"), [
-    ("30m", timedelta(minutes=30)), ("72h", timedelta(hours=72)), ("3d", timedelta(days=3))])
-def test_ack_within_is_minutes_hours_or_days(tmp_path: Path, written: str, window: timedelta):
+    ("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)),
+    ("72h", timedelta(hours=72)), ("3d", timedelta(days=3))])
+def test_ack_within_is_seconds_minutes_hours_or_days(tmp_path: Path, written: str,
+                                                    window: timedelta):
     text = PARTNERS + f"    ack_within: {written}\n"
     [partner] = load_mappings(write(tmp_path, partners=text), data_categories()).partners.values()
     assert partner.ack_window == window
 
 
-@pytest.mark.parametrize("written", ["72", "3 days", "0h", "-1d", "1.5h", "10s", "1w", "h"])
+@pytest.mark.parametrize("written", ["72", "3 days", "0h", "-1d", "1.5h", "10 s", "1w", "h"])
 def test_any_other_ack_within_is_refused_at_its_line(tmp_path: Path, written: str):
     text = PARTNERS + f"    ack_within: '{written}'\n"
     assert issues(tmp_path, partners=text) == [
         "partners.yaml:7: partners.centre.ack_within: Value error, expected a whole number of "
-        "minutes, hours or days, e.g. 30m, 72h, 3d"]
+        "seconds, minutes, hours or days, e.g. 90s, 30m, 72h, 3d"]
 
 
 def test_an_opendsr_processor_loads_with_its_pinned_certificate_and_controller_id(

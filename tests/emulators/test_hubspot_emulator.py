@@ -133,6 +133,8 @@ def test_purge_erases_the_contact_and_blocklists_an_unknown_address(hub: HubSpot
     assert hub.is_blocklisted("ghost@example.org")
     assert call(hub, "POST", "/crm/v3/objects/contacts",
                 {"properties": {"email": "ghost@example.org"}}).status_code == 400
+    # A form submission is not stopped by the blocklist, as in HubSpot.
+    assert hub.contact(hub.form_submission("ghost@example.org")) is not None
 
 
 def test_merge_keeps_the_primary_and_removes_the_merged_contact(hub: HubSpotEmulator,
