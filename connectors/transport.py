@@ -22,7 +22,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from core.errors import AuthError, DeliveryError, PermanentError, TransientError
+from core.errors import AuthError, DeliveryError, PermanentError, Throttled, TransientError
 
 T = TypeVar("T")
 
@@ -50,6 +50,9 @@ def error_for_status(status: int, what: str, *, retry_after: float | None = None
     """Translate an HTTP status into our error tree. ``what`` names the call, not data."""
     if status in (401, 403):
         return AuthError(f"{what}: HTTP {status}", error_class=error_class or f"http_{status}")
+    if status == 429:
+        return Throttled(f"{what}: HTTP 429", retry_after=retry_after,
+                         error_class=error_class or "http_429")
     if status in TRANSIENT_STATUSES:
         return TransientError(f"{what}: HTTP {status}", retry_after=retry_after,
                               error_class=error_class or f"http_{status}")

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import ledger, outbox, records, state
 from core.db import insert_for, reader, system_refs
-from core.errors import DeliveryError, PermanentError, TransientError
+from core.errors import DeliveryError, PermanentError, Throttled, TransientError
 from core.mappings import Mappings
 from core.minimise import SubjectContext, minimise
 from core.model import DestinationRecord, Outcome
@@ -191,6 +191,7 @@ class Deliverer:
         still held."""
         now = self.clock()
         groups: dict[tuple[str, str | None, int], list[int]] = {}
+        refunded: set[tuple[str, str | None, int]] = set()
         retry_after: dict[tuple[str, str | None, int], float | None] = {}
         receipt: dict[str, object] = {"destination": claim.destination, "kind": claim.kind,
                                       "claim": claim.token}
@@ -204,9 +205,12 @@ class Deliverer:
             if whole is None:
                 error = result.error if result is not None else TransientError(
                     "destination returned no outcome", error_class="no_outcome")
-            attempts = max(j.attempts for j in claimed)
+            throttled = isinstance(error, Throttled)
+            attempts = max(j.attempts for j in claimed) - throttled  # a 429 is no attempt
             status, error_class = self._judge(error, attempts)
             key = (status, error_class, attempts if status == outbox.PENDING else 0)
+            if throttled:
+                refunded.add(key)
             groups.setdefault(key, []).extend(j.id for j in claimed)
             if isinstance(error, TransientError):
                 retry_after[key] = max(retry_after.get(key) or 0.0, error.retry_after or 0.0)
@@ -228,8 +232,9 @@ class Deliverer:
         receipt["subjects"] = subjects
         outcomes = [outbox.Outcome(
             status, tuple(ids), error_class,
-            now + timedelta(seconds=self.backoff(attempts, retry_after.get(
-                (status, error_class, attempts)))) if status == outbox.PENDING else None)
+            now + timedelta(seconds=self.backoff(max(attempts, 1), retry_after.get(
+                (status, error_class, attempts)))) if status == outbox.PENDING else None,
+            refund=(status, error_class, attempts) in refunded)
             for (status, error_class, attempts), ids in groups.items()]
         with self.engine.begin() as conn:
             touched = outbox.finish(conn, claim, outcomes, now, sent)

@@ -92,6 +92,13 @@ class TransientError(DeliveryError):
             self.error_class = error_class
 
 
+class Throttled(TransientError):
+    """The vendor's rate limit (a 429), or a call not made because one was met: the job
+    was never tried, so it costs no attempt."""
+
+    error_class = "http_429"
+
+
 class PermanentError(DeliveryError):
     """Retrying will not help: the request itself is refused."""
 

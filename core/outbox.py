@@ -135,6 +135,7 @@ class Outcome:
     error_class: str | None = None
     retry_at: datetime | None = None
     note: str | None = None
+    refund: bool = False  # a retry that was never tried (throttled): its attempt is given back
 
 
 def finish(conn: Connection, claim: Claim, outcomes: Iterable[Outcome], now: datetime,
@@ -171,9 +172,10 @@ def finish(conn: Connection, claim: Claim, outcomes: Iterable[Outcome], now: dat
                     twin.c.status == PENDING).exists()
                 retry = sorted(newest.values())
                 ids = and_(jobs.c.id.in_(retry), ~waiting)
+            attempts = {"attempts": jobs.c.attempts - 1} if o.refund else {}
             touched += conn.execute(update(jobs).where(ids, held).values(
                 status=PENDING, next_attempt_at=o.retry_at, last_error_class=o.error_class,
-                note=o.note, **release)).rowcount
+                note=o.note, **attempts, **release)).rowcount
             touched += conn.execute(update(jobs).where(jobs.c.id.in_(list(o.ids)), held).values(
                 status=SUPERSEDED, done_at=now, last_error_class=o.error_class,
                 note="a newer job took over", payload=None, **release)).rowcount
