@@ -10,6 +10,7 @@ deletes answered.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,10 +24,11 @@ from connectors.hubspot.contacts import (
     contact_ids,
 )
 from connectors.hubspot.sdk import Answer, HubSpotSdk
-from core.errors import AuthError, DeliveryError, PermanentError, TransientError
+from core.errors import AuthError, DeliveryError, PermanentError, Throttled, TransientError
 from core.model import ErasureReceipt, PersonAt
 
 ERASE_BATCH = 50
+VERIFY_CALLS = 2  # the read-back: one batch read by e-mail, one by id
 _GONE = 404
 # Failures that every later delete of the call would meet as well: stop asking.
 _CALL_WIDE = frozenset({"http_429", "network"})
@@ -65,7 +67,8 @@ def _not_attempted(stop: DeliveryError) -> DeliveryError:
     if isinstance(stop, AuthError):
         return AuthError(message, error_class=stop.error_class)
     retry_after = stop.retry_after if isinstance(stop, TransientError) else None
-    return TransientError(message, retry_after=retry_after, error_class=stop.error_class)
+    kind = Throttled if isinstance(stop, Throttled) else TransientError
+    return kind(message, retry_after=retry_after, error_class=stop.error_class)
 
 
 class Eraser:
@@ -75,19 +78,47 @@ class Eraser:
         self._sdk = sdk
         self._basic_api = sdk.client.crm.contacts.basic_api
         self._reader = reader
+        # One batch at a time per process: batches sized against the same rate window
+        # at the same moment would each think it theirs, meet 429s halfway, and repeat.
+        self._one_at_a_time = threading.Lock()
 
     def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
         """One receipt per person, in order. Raises DeliveryError when nothing could be done
         (the first read failed, or the first delete met a rate limit, network or auth error)."""
         work = [self._plan(p) for p in people]
         todo = [w for w in work if w.error is None]
+        with self._one_at_a_time:
+            self._erase(todo)
+        return [w.receipt() for w in work]
+
+    def _erase(self, todo: list[_Erasure]) -> None:
         if todo:
             found = self._read_emails(todo).found
             for w in todo:
                 w.existed = {found[e].id for e in w.emails if e in found}
+            todo = self._within_budget(todo)
             self._delete_all(todo)
             self._verify([w for w in todo if w.error is None])
-        return [w.receipt() for w in work]
+
+    def _within_budget(self, todo: list[_Erasure]) -> list[_Erasure]:
+        """The people whose deletes and read-back fit in what is left of HubSpot's rate
+        window; the others are not asked for now (Throttled: no attempt spent). Meeting
+        the limit after the deletes would throw their read-back away, and the next try
+        would send every delete again."""
+        left = self._sdk.budget.calls_left()
+        if left is None:
+            return todo
+        room, kept = left - VERIFY_CALLS, 0
+        for w in todo:
+            cost = len(w.emails) + sum(1 for i in w.ids if i not in w.existed)
+            if cost > room:
+                break
+            room, kept = room - cost, kept + 1
+        wait = self._sdk.budget.window_seconds
+        for w in todo[kept:]:
+            w.error = Throttled("hubspot gdpr delete not attempted: the rate window is spent",
+                                retry_after=wait, error_class="rate_budget")
+        return todo[:kept]
 
     @staticmethod
     def _plan(person: PersonAt) -> _Erasure:

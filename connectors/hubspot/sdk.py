@@ -9,6 +9,8 @@ the client has its own ApiException class, so every package used here is listed.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,44 @@ class Answer:
         return {k.lower(): v for k, v in self.headers.items()}.get("x-hubspot-correlation-id")
 
 
+class RateBudget:
+    """What HubSpot last said of the app's rolling rate limit (``X-HubSpot-RateLimit-*``
+    on every answer, 429s included). HubSpot counts per app, so the figure covers every
+    privasync process; a caller that knows it needs N calls can size its batch to fit
+    instead of meeting a 429 halfway and repeating the calls that went through."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._remaining: int | None = None
+        self._interval = 10.0
+        self._seen_at = 0.0
+
+    def observe(self, status: int, headers: Mapping[str, str] | None) -> None:
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        remaining = lowered.get("x-hubspot-ratelimit-remaining", "")
+        interval = lowered.get("x-hubspot-ratelimit-interval-milliseconds", "")
+        with self._lock:
+            if interval.isdigit():
+                self._interval = int(interval) / 1000
+            if status == 429:
+                self._remaining, self._seen_at = 0, self._clock()
+            elif remaining.isdigit():
+                self._remaining, self._seen_at = int(remaining), self._clock()
+
+    def calls_left(self) -> int | None:
+        """Calls the app may still make in the current window; None when unknown (nothing
+        seen yet, or the last figure is older than a whole window)."""
+        with self._lock:
+            if self._remaining is None or self._clock() - self._seen_at >= self._interval:
+                return None
+            return self._remaining
+
+    @property
+    def window_seconds(self) -> float:
+        return self._interval
+
+
 class HubSpotSdk:
     """The official client plus the one way privasync calls it."""
 
@@ -47,6 +87,7 @@ class HubSpotSdk:
                       backoff_factor=0.1, raise_on_status=False)
         self.client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=retry)
         self._timeout = timeout
+        self.budget = RateBudget()
 
     def send(self, what: str, method: Callable[..., Any], *args: Any,
              tolerated: Collection[int] = (), **kwargs: Any) -> Answer:
@@ -69,7 +110,9 @@ class HubSpotSdk:
             status = getattr(exc, "status", None)
             if not isinstance(status, int) or status <= 0:  # an SSLError the client wrapped
                 raise error_for_network(exc, what) from exc
+            self.budget.observe(status, getattr(exc, "headers", None))
             if status in tolerated:
                 return Answer(status, dict(getattr(exc, "headers", None) or {}))
             raise http_error(status, getattr(exc, "headers", None), what) from exc
+        self.budget.observe(int(status), headers)
         return Answer(int(status), dict(headers or {}), data)

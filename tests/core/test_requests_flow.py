@@ -18,7 +18,8 @@ from core import inbox, ledger, outbox
 from core import requests as rq
 from core.db import identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
-from core.dsr import NOTIFIER
+from core.dsr import ERASE, NOTIFIER
+from core.errors import Throttled
 from core.fulfil import Fulfiller
 from core.model import (
     Channel,
@@ -262,3 +263,77 @@ def test_the_inbox_is_empty_after_each_step(flow: Flow):
     subscribe(flow)
     with flow.core.engine.connect() as conn:
         assert inbox.backlog(conn).rows == 0
+
+
+class Throttling(Vendor):
+    """Answers 429 to the first ``times`` calls, as a vendor past its rate limit does."""
+
+    def __init__(self, name: str, times: int) -> None:
+        super().__init__(name)
+        self.times = times
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        if self.times:
+            self.times -= 1
+            raise Throttled("hubspot gdpr delete: HTTP 429", retry_after=1.0)
+        return super().erase(people)
+
+
+def test_a_rate_limited_erasure_costs_no_attempt_and_is_never_given_up(
+        engine):  # type: ignore[no-untyped-def]
+    flow = Flow(engine)
+    throttling = Throttling("hubspot", times=7)
+    flow.deliverer = Deliverer(engine, {}, lambda n, r: max(r or 0.0, 1.0),
+                               lambda: flow.clock[0], holder="worker:test",
+                               policy=Policy(max_attempts=3))
+    Fulfiller(flow.deliverer, flow.core.keyring, erasure={"hubspot": throttling},
+              exports={}, notifier=flow.told, ack_within={}, export_keep=timedelta(days=30))
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-throttled"), SubjectHint(email=EMAIL),
+                               RequestKind.ERASURE, rid, actor="cli"))
+    for _ in range(8):
+        flow.deliver("hubspot")
+        with engine.connect() as conn:
+            status, attempts = conn.execute(select(jobs.c.status, jobs.c.attempts).where(
+                jobs.c.destination == "hubspot", jobs.c.kind == ERASE)).one()
+        assert status in ("pending", "done") and attempts <= 1
+        flow.clock[0] += timedelta(seconds=2)
+    assert throttling.times == 0 and status == "done"
+    assert {d.name: d.status for d in flow.request(rid).destinations}["hubspot"] == "done"
+
+
+class QuickPartner(Vendor):
+    """Acknowledges inside the call, before privasync has recorded that it asked."""
+
+    def __init__(self, flow: Flow) -> None:
+        super().__init__("partner:contact_centre", ack=True)
+        self.flow = flow
+
+    def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
+        receipts = super().erase(people)
+        for p in people:
+            self.flow.event(RequestAcknowledged(
+                EventMeta("partner:contact_centre", f"ack-{p.request_id}", NOW),
+                "partner:contact_centre", p.request_id, True, "deleted", "cd" * 32))
+        return receipts
+
+
+def test_an_acknowledgement_that_overtakes_our_own_receipt_still_completes(
+        engine):  # type: ignore[no-untyped-def]
+    flow = Flow(engine)
+    quick = QuickPartner(flow)
+    Fulfiller(flow.deliverer, flow.core.keyring,
+              erasure={"hubspot": flow.vendor, "partner:contact_centre": quick},
+              exports={}, notifier=flow.told,
+              ack_within={"partner:contact_centre": timedelta(hours=72)},
+              export_keep=timedelta(days=30))
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-quick"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.deliver("hubspot", "partner:contact_centre", NOTIFIER)
+    request = flow.request(rid)
+    assert {d.name: d.status for d in request.destinations} == {
+        "hubspot": "done", "partner:contact_centre": "done"}
+    assert request.status == rq.COMPLETED and flow.told.notices
