@@ -123,23 +123,29 @@ class Fulfiller:
         proof = {"at": now.isoformat(), "vendor_status": receipt.vendor_status,
                  "vendor_request_id": receipt.vendor_request_id,
                  "verified": receipt.verified, "records": receipt.records}
+        # A fast partner's acknowledgement may be applied before this outcome is recorded,
+        # and an admin may have marked the destination meanwhile: only a destination still
+        # waiting on this job takes its outcome.
+        waiting = (rq.PENDING,)
         if status == outbox.DONE and receipt.status is ErasureStatus.AWAITING_ACK:
             due = now + self.ack_within.get(destination, DEFAULT_ACK_WITHIN)
             rq.record(conn, request_id, destination, status=rq.AWAITING_ACK, now=now,
-                      receipt=proof | {"ack_due": due.isoformat()}, ack_due=due)
+                      receipt=proof | {"ack_due": due.isoformat()}, ack_due=due,
+                      only_from=waiting)
             kind = "request.asked"
         elif status == outbox.DONE:
-            rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof)
+            rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof,
+                      only_from=waiting)
             kind = "request.erased"
         elif status in (outbox.FAILED, outbox.DEAD):
             error = str(getattr(receipt.error, "error_class", "error"))
             rq.record(conn, request_id, destination, status=rq.FAILED, now=now,
-                      receipt=proof, reason=error)
+                      receipt=proof, reason=error, only_from=waiting)
             kind = "request.failed"
         else:
             error = str(getattr(receipt.error, "error_class", "error"))
             rq.record(conn, request_id, destination, status=rq.PENDING, now=now,
-                      reason=f"retrying after {error}")
+                      reason=f"retrying after {error}", only_from=waiting)
             return
         self._entry(conn, now, kind, request_id, {"destination": destination, **proof})
 

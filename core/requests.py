@@ -166,16 +166,20 @@ def open_for(conn: Connection, subject_ids: Sequence[str], kind: str) -> dict[st
 
 def record(conn: Connection, request_id: str, destination: str, *, status: str, now: datetime,
            receipt: Mapping[str, Any] | None = None, reason: str | None = None,
-           ack_due: datetime | None = None) -> int:
-    """Set where a request stands at one destination; a final state is not moved back
-    except by an acknowledgement or an admin (they call with ``status`` explicitly)."""
+           ack_due: datetime | None = None, only_from: Sequence[str] = ()) -> int:
+    """Set where a request stands at one destination. ``only_from``: only if it stands in
+    one of these states (a worker's outcome never overwrites what an acknowledgement that
+    overtook it, or an admin, decided meanwhile)."""
     values: dict[str, Any] = {"status": status, "updated_at": now, "reason": reason,
                               "ack_due": ack_due}
     if receipt is not None:
         values["receipt"] = json.dumps(receipt, sort_keys=True, default=str)
-    return int(conn.execute(update(request_destinations).where(
-        request_destinations.c.request_id == request_id,
-        request_destinations.c.destination == destination).values(**values)).rowcount)
+    where = [request_destinations.c.request_id == request_id,
+             request_destinations.c.destination == destination]
+    if only_from:
+        where.append(request_destinations.c.status.in_(list(only_from)))
+    return int(conn.execute(update(request_destinations).where(*where).values(**values))
+               .rowcount)
 
 
 def ready_to_finish(conn: Connection, request_ids: Iterable[str]) -> list[Request]:
