@@ -34,6 +34,11 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The vendor clients log request and response bodies (addresses, names) at DEBUG:
+    # never let them, whatever our own level.
+    for noisy in ("hubspot", "urllib3", "simple_salesforce", "requests", "aiosmtpd",
+                  "mail.log", "smtplib"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     structlog.configure(
         processors=[*stamp, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(

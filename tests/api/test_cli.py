@@ -101,3 +101,18 @@ def test_audit_verify_passes_then_fails_after_tampering(env: Path, sqlite_url: s
         conn.execute(text("DELETE FROM ledger WHERE seq = 1"))
     broken = CliRunner().invoke(main, ["audit", "verify"])
     assert broken.exit_code == 1 and "BROKEN at entry 2" in broken.output
+
+
+def test_debug_logging_never_lets_vendor_clients_log_bodies():
+    import logging
+
+    from api.cli import configure_logging
+
+    try:
+        configure_logging("DEBUG")
+        assert logging.getLogger("privasync.worker").isEnabledFor(logging.DEBUG)
+        for name in ("hubspot.crm.contacts.rest", "urllib3.connectionpool",
+                     "simple_salesforce.api"):
+            assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
+    finally:
+        configure_logging("WARNING")
