@@ -1,17 +1,24 @@
 """The scheduler's watch over requests: processors late with their acknowledgement are
 escalated (once each: a log event without personal data, a ledger entry, the metric and
-``requests list --overdue`` show them until they answer); expired exports are deleted."""
+``requests list --overdue`` show them until they answer); a request whose destinations
+all ended without anyone finishing it is handed back to be finished; expired exports are
+deleted."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
 from api.bootstrap import Container
 from core import ledger
 from core import requests as rq
+from core.fulfil import hand_back
+
+# How long every destination must have stood still before a request nobody finished is
+# handed back: the usual finish takes well under a second.
+STALLED_AFTER = timedelta(seconds=10)
 
 log = structlog.get_logger("privasync.requests")
 
@@ -27,9 +34,15 @@ def requests_watch(container: Container) -> Callable[[datetime], int]:
                 ledger.append(conn, at=now, kind="request.ack_overdue",
                               subject_id=request.subject_id, sealed=False,
                               detail={"request": request_id, "destination": destination})
+            stalled = rq.stalled(conn, now, STALLED_AFTER)
+            hand_back(conn, container.keyring, now, stalled)
             rq.prune_exports(conn, now)
         for request_id, destination in late:
             log.warning("request.ack_overdue", request=request_id, destination=destination)
-        return len(late)
+        for request_id in stalled:
+            log.info("request.handed_back", request=request_id)
+        if stalled and container.applier_loop is not None:
+            container.applier_loop.wake()
+        return len(late) + len(stalled)
 
     return watch

@@ -235,11 +235,7 @@ class Fulfiller:
     # -- shared ----------------------------------------------------------------------
     def _hand_back(self, conn: Connection, now: datetime, request_ids: Sequence[str]) -> None:
         """Requests whose every destination ended go back to the applier to be finished."""
-        for request in rq.ready_to_finish(conn, request_ids):
-            _store_step(conn, self.keyring, now, RequestAction(
-                EventMeta("privasync", f"finish:{request.id}:{uuid.uuid4()}", now,
-                          kind="request.step"),
-                request.id, RequestStep.FINISH, actor="privasync"))
+        hand_back(conn, self.keyring, now, [r.id for r in rq.ready_to_finish(conn, request_ids)])
 
     @staticmethod
     def _entry(conn: Connection, now: datetime, kind: str, request_id: str,
@@ -248,6 +244,17 @@ class Fulfiller:
                                   .where(requests.c.id == request_id)).scalar_one_or_none()
         ledger.append(conn, at=now, kind=kind, subject_id=subject_id,
                       detail={"request": request_id, **detail}, sealed=False)
+
+
+def hand_back(conn: Connection, keyring: Keyring, now: datetime,
+              request_ids: Sequence[str]) -> None:
+    """Ask the applier, through the inbox, to finish these requests (tell the person,
+    shred, complete); finishing one already finished changes nothing."""
+    for request_id in request_ids:
+        _store_step(conn, keyring, now, RequestAction(
+            EventMeta("privasync", f"finish:{request_id}:{uuid.uuid4()}", now,
+                      kind="request.step"),
+            request_id, RequestStep.FINISH, actor="privasync"))
 
 
 def _to_tell(conn: Connection, subject_ids: Sequence[str]) -> dict[str, list[rq.Request]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from core.db import request_destinations, requests
@@ -187,6 +187,22 @@ def ready_to_finish(conn: Connection, request_ids: Iterable[str]) -> list[Reques
     found = many(conn, request_ids)
     return [r for r in found.values() if r.status == IN_PROGRESS
             and all(d.status in FINAL for d in r.destinations)]
+
+
+def stalled(conn: Connection, now: datetime, quiet: timedelta) -> list[str]:
+    """In-progress requests whose every destination ended at least ``quiet`` ago while no
+    job of their subject is unfinished: the finish that two last answers applied at the
+    same moment (a worker's receipt, a partner's ack) each left to the other."""
+    from core.db import jobs
+
+    unsettled = select(request_destinations.c.request_id).where(
+        request_destinations.c.request_id == requests.c.id,
+        or_(request_destinations.c.status.not_in(list(FINAL)),
+            request_destinations.c.updated_at > now - quiet)).exists()
+    busy = select(jobs.c.id).where(jobs.c.subject_id == requests.c.subject_id,
+                                   jobs.c.status.in_(["pending", "running"])).exists()
+    return list(conn.execute(select(requests.c.id).where(
+        requests.c.status == IN_PROGRESS, ~unsettled, ~busy)).scalars())
 
 
 def acks_due(conn: Connection, now: datetime) -> list[tuple[str, str]]:

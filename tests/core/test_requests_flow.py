@@ -20,7 +20,7 @@ from core.db import identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
 from core.dsr import ERASE, NOTIFIER
 from core.errors import Throttled
-from core.fulfil import Fulfiller
+from core.fulfil import Fulfiller, hand_back
 from core.model import (
     Channel,
     ConsentChange,
@@ -337,3 +337,32 @@ def test_an_acknowledgement_that_overtakes_our_own_receipt_still_completes(
     assert {d.name: d.status for d in request.destinations} == {
         "hubspot": "done", "partner:contact_centre": "done"}
     assert request.status == rq.COMPLETED and flow.told.notices
+
+
+def test_a_request_nobody_finished_is_found_and_handed_back(
+        engine):  # type: ignore[no-untyped-def]
+    flow = Flow(engine)
+    Fulfiller(flow.deliverer, flow.core.keyring, erasure={"hubspot": flow.vendor}, exports={},
+              notifier=flow.told, ack_within={}, export_keep=timedelta(days=30))
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-stalled"), SubjectHint(email=EMAIL),
+                               RequestKind.ERASURE, rid, actor="cli"))
+    quiet = timedelta(seconds=10)
+    with engine.begin() as conn:
+        assert rq.stalled(conn, NOW + timedelta(minutes=5), quiet) == []  # jobs still due
+        conn.execute(jobs.update().values(status="done"))
+        # What two last answers applied at once leave behind: all ended, nobody finishing.
+        for destination in ("hubspot", "partner:contact_centre"):
+            rq.record(conn, rid, destination, status=rq.DONE, now=NOW, receipt={"at": "x"})
+        assert rq.stalled(conn, NOW + timedelta(seconds=5), quiet) == []  # not quiet yet
+        assert rq.stalled(conn, NOW + timedelta(seconds=11), quiet) == [rid]
+        hand_back(conn, flow.core.keyring, NOW, [rid])
+    flow.core.apply()
+    flow.deliver(NOTIFIER)
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED
+    assert [(kind, request_id) for _, kind, request_id in flow.told.notices] == [
+        ("erasure", rid)]
+    with engine.connect() as conn:
+        assert rq.stalled(conn, NOW + timedelta(minutes=5), quiet) == []
