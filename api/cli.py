@@ -21,11 +21,24 @@ from pydantic import ValidationError
 from core.errors import ConfigError
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test runner or a
+    daemoniser may replace it after logging was configured)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr for our logs and the libraries' alike."""
     stamp: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processor=structlog.processors.JSONRenderer(),
         foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(),
@@ -43,7 +56,7 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[*stamp, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
 
 
 def _settings() -> Any:

@@ -109,7 +109,7 @@ def _settle(engine: Engine, since: datetime, deadline: float, kind: str | None) 
     last_done, changed = -1, time.monotonic()
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            counts = dict(conn.execute(query).all())
+            counts: dict[str, int] = dict(conn.execute(query).tuples().all())
             waiting = inbox.backlog(conn).rows
         if not waiting and not counts.get("pending") and not counts.get("running"):
             return "complete"

@@ -135,6 +135,34 @@ BURST: list[Row] = [
 ]
 
 
+def _per_erasure(vendor: str) -> Callable[[dict[str, Any]], str]:
+    return lambda b: (f"{b['api_calls'][vendor]['per_erasure']:.2f} "
+                      f"({b['api_calls'][vendor]['calls']})")
+
+
+ERASURE: list[Row] = [
+    ("requests recorded (answers)", lambda b: ", ".join(
+        f"{n}x{s}" for s, n in sorted(b["answers"].items()))),
+    ("recording answered p50 / p99", lambda b: _ms(b["answer_latency"])),
+    ("all recorded after", lambda b: f"{b['recorded_seconds']:.1f} s"),
+    ("all completed after", lambda b: f"{b['wall_seconds']:.1f} s"),
+    ("erasures completed per minute", lambda b: f"{b['erasures_per_minute']:.0f}"),
+    ("request -> completed p50 / p99", lambda b: _ms(b["request_to_completed"])),
+    ("requests by status", lambda b: ", ".join(f"{k} {v}" for k, v in
+                                               sorted(b["requests"].items()))),
+    ("confirmations mailed", lambda b: str(b["confirmations_mailed"])),
+    ("still held HS/SF/MC/partner", lambda b: "/".join(
+        str(b["still_held"][k]) for k in ("hubspot", "salesforce", "mailchimp",
+                                          "partner_pending"))),
+    ("calls/erasure HubSpot (total)", _per_erasure("hubspot")),
+    ("calls/erasure Salesforce (total)", _per_erasure("salesforce")),
+    ("calls/erasure Mailchimp (total)", _per_erasure("mailchimp")),
+    ("calls/erasure partner (total)", _per_erasure("partner")),
+    ("HubSpot answers 429", lambda b: str(b["hubspot_429"])),
+    ("peak memory, MB", _memory),
+]
+
+
 def _cell(row: Row, result: dict[str, Any]) -> str:
     try:
         return str(row[1](result))
@@ -169,6 +197,12 @@ def table(results: dict[str, dict[str, Any]], config: dict[str, Any]) -> str:
         lines += _section(f"2. Burst: {config['people']} people unsubscribed in HubSpot, "
                           f"Mailchimp answering in {config['mailchimp_latency'] * 1000:.0f} ms",
                           BURST, burst)
+    erasing = [(LABELS.get(n, n), r["erasure"]) for n, r in results.items() if "erasure" in r]
+    if erasing:
+        lines += _section(f"3. Erasure: {config['erasures']} requests recorded over the admin "
+                          "API, until erased and verified in HubSpot, Salesforce and Mailchimp, "
+                          "acknowledged by the partner and the person mailed",
+                          ERASURE, erasing)
     lines += ["", "Latency: webhook accepted (jobs.origin_received_at) -> destination updated "
               "(jobs.done_at).",
               "calls/unsub: vendor API calls per unsubscribe, seeding and Salesforce polling "

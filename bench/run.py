@@ -1,7 +1,8 @@
-"""``python -m bench.run``: ingest throughput against a floor, and unsubscribe propagation,
-with privasync deployed as in production, per backend, and a naive configuration beside it.
+"""``python -m bench.run``: ingest throughput against a floor, unsubscribe propagation and
+erasures carried everywhere, with privasync deployed as in production, per backend, and a
+naive configuration beside it.
 
-    python -m bench.run --events 10000 --people 1000 --backends sqlite,redis
+    python -m bench.run --events 10000 --people 1000 --erasures 1000 --backends sqlite,redis
 
 Prints a side-by-side table and writes the same figures as JSON to
 var/bench/latest.json. Everything runs on 127.0.0.1 and stops by itself: each
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backends, burst, ingest, report
+from bench import backends, burst, erasure, ingest, report
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -51,15 +52,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--echo", action="store_true",
                    help="after the burst, wait for the poller to read our Salesforce writes "
                         "back (next minute boundary + 2 polls) and count the jobs they cause")
-    p.add_argument("--phases", default="ingest,burst", help="ingest and/or burst")
+    p.add_argument("--erasures", type=int, default=1000,
+                   help="erasure requests recorded over the admin API in the erasure phase")
+    p.add_argument("--erasure-backends", default="sqlite,redis",
+                   help="backends that run the erasure phase (HubSpot's rate limit makes "
+                        "each take about two minutes for 1,000)")
+    p.add_argument("--phases", default="ingest,burst,erasure",
+                   help="any of ingest, burst, erasure")
     p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase, seconds")
     p.add_argument("--postgres-server", default=os.environ.get(
         "PRIVASYNC_BENCH_POSTGRES", DEFAULT_POSTGRES), help="server URL, no database name")
     p.add_argument("--redis-url", default=os.environ.get("PRIVASYNC_BENCH_REDIS", DEFAULT_REDIS))
     p.add_argument("--json", type=Path, default=backends.VAR / "latest.json")
     args = p.parse_args(argv)
-    if args.people < 1 or args.events < 1 or args.clients < 1:
-        p.error("--people, --events and --clients must be at least 1")
+    if min(args.people, args.events, args.clients, args.erasures) < 1:
+        p.error("--people, --events, --clients and --erasures must be at least 1")
     return args
 
 
@@ -75,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     naive = {n.strip() for n in args.naive.split(",") if n.strip()}
     phases = {p.strip() for p in args.phases.split(",")}
+    erasing = {n.strip() for n in args.erasure_backends.split(",") if n.strip()}
     config = {k: getattr(args, k) for k in ("people", "events", "clients", "poll_seconds",
                                             "worker_threads", "mailchimp_latency", "cold",
-                                            "echo")} | {"backends": names,
-                                                        "naive": sorted(naive)}
+                                            "echo", "erasures")} | {
+        "backends": names, "naive": sorted(naive), "erasure_backends": sorted(erasing)}
     command = "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = report.machine()
     _say(f"privasync bench: {command.strip()}")
@@ -110,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                     worker_threads=args.worker_threads, cold=args.cold, echo=args.echo,
                     timeout=args.timeout, mailchimp_latency=args.mailchimp_latency,
                     extra=extra)
+        if "erasure" in phases and name in erasing:
+            _say(f"{stamp()} {label}: erasure, {args.erasures} requests")
+            results[name]["erasure"] = erasure.run(
+                name, services, people=args.erasures, poll_seconds=args.poll_seconds,
+                worker_threads=args.worker_threads, timeout=max(args.timeout, 600.0))
     runtime = time.monotonic() - started
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     _say(report.table(results, config))
@@ -121,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
     ok = all(r.get(v, {}).get("verified", {}).get("all_ok", True)
              for r in results.values() for v in ("burst", "naive"))
+    ok = ok and all(not any(r["erasure"]["still_held"].values())
+                    for r in results.values() if "erasure" in r)
     return 0 if ok else 1
 
 

@@ -69,6 +69,11 @@ class PartnerEmulator(Emulator):
             held = self._subjects.get(subject_id)
             return copy.deepcopy(held) if held is not None else None
 
+    def erasures_open(self) -> int:
+        """Erasure requests received and not yet settled (completed or rejected)."""
+        with self.lock:
+            return sum(1 for e in self._erasures.values() if e["status"] == "pending")
+
     def erasure(self, request_id: str) -> dict[str, Any] | None:
         """An erasure request as received: ``subject_id``, ``emails``, ``status`` (``pending``,
         ``completed``, ``rejected``) and ``ack_status`` (the HTTP status our ack got, or the

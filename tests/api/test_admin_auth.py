@@ -10,6 +10,7 @@ import requests
 from sqlalchemy import select, update
 
 from api.admin.auth import FailureLimiter, bearer
+from api.cli import configure_logging
 from api.stack import Stack
 from core.db import api_tokens
 from core.errors import Unauthenticated
@@ -88,6 +89,7 @@ def test_last_use_is_recorded_but_not_on_every_request(embedded: Stack):
 
 def test_no_token_reaches_an_answer_or_a_log_line(embedded: Stack,
                                                   capfd: pytest.CaptureFixture[str]):
+    configure_logging("INFO")  # whatever an earlier test left
     token = issue_token(embedded, "ops", "tokens:read", "tokens:write")
     wrong = "ps_" + "W" * 43
     answers = [get_tokens(embedded, token), get_tokens(embedded, wrong)]

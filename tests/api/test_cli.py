@@ -108,6 +108,7 @@ def test_debug_logging_never_lets_vendor_clients_log_bodies():
 
     from api.cli import configure_logging
 
+    before = logging.getLevelName(logging.getLogger().level)
     try:
         configure_logging("DEBUG")
         assert logging.getLogger("privasync.worker").isEnabledFor(logging.DEBUG)
@@ -115,4 +116,4 @@ def test_debug_logging_never_lets_vendor_clients_log_bodies():
                      "simple_salesforce.api"):
             assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
     finally:
-        configure_logging("WARNING")
+        configure_logging(before)
