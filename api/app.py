@@ -28,6 +28,7 @@ from api.ingress import (
     opendsr_callback,
     partner_message,
 )
+from api.outage import outage
 from core import inbox, runtime
 from core.db import reader
 from core.errors import (
@@ -78,6 +79,10 @@ def _guarded(source: str, container: Container, handler: Handler) -> Handler:
                      error=type(exc).__name__)
             return JSONResponse({"error": type(exc).__name__, "reason": str(exc)}, status)
         except Exception as exc:  # noqa: BLE001 - a 500 without details, logged by type
+            unavailable = outage(exc)
+            if unavailable is not None:
+                log.warning("webhook.unavailable", source=source, error=type(exc).__name__)
+                return unavailable
             log.error("webhook.failed", source=source, error=type(exc).__name__)
             return JSONResponse({"error": "internal", "reason": "internal error; nothing "
                                  "was stored, the sender may retry"}, 500)

@@ -9,6 +9,7 @@ outside any transaction.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class Deliverer:
         self.clock = clock
         self.holder = holder
         self.policy = policy
+        # Claims a thread of this process is working on now: the only ones the heartbeat
+        # extends (see ``outbox.extend``).
+        self._working: set[str] = set()
+        self._working_lock = threading.Lock()
         # Other kinds of jobs (requests: erasure, export, notify) register here:
         # kind -> (batch size for a destination, or None if it takes none; the handler).
         self.handlers: dict[str, tuple[Callable[[str], int | None],
@@ -105,13 +110,24 @@ class Deliverer:
             if len(claim.jobs) >= limit and not report.more and more is not None:
                 more(destination)
             report.more |= len(claim.jobs) >= limit
-            if kind == outbox.RECORD:
-                self._records(claim, report)
-            elif kind in self.handlers:
-                self.handlers[kind][1](claim, report)
-            else:
-                self._consent(claim, report)
+            with self._working_lock:
+                self._working.add(claim.token)
+            try:
+                if kind == outbox.RECORD:
+                    self._records(claim, report)
+                elif kind in self.handlers:
+                    self.handlers[kind][1](claim, report)
+                else:
+                    self._consent(claim, report)
+            finally:
+                with self._working_lock:
+                    self._working.discard(claim.token)
         return report
+
+    def working(self) -> frozenset[str]:
+        """The claim tokens this process's threads are working on now."""
+        with self._working_lock:
+            return frozenset(self._working)
 
     def _consent(self, claim: outbox.Claim, report: DeliveryReport) -> None:
         destination = self.destinations.get(claim.destination)

@@ -18,7 +18,7 @@ job, token and state, so a late worker cannot finish a job someone re-claimed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -115,13 +115,18 @@ def claim(engine: Engine, destination: str, kind: str, *, limit: int, holder: st
         for r in rows))
 
 
-def extend(engine: Engine, holder: str, now: datetime, *, lease: timedelta,
+def extend(engine: Engine, tokens: Collection[str], now: datetime, *, lease: timedelta,
            max_hold: timedelta) -> int:
-    """The heartbeat: extend every lease ``holder`` holds, except claims held longer than
-    ``max_hold`` (a thread stuck on a socket proves nothing by its process beating)."""
+    """The heartbeat: extend the leases of the claims ``tokens`` names, the ones a thread
+    of this process is still working on, except claims held longer than ``max_hold`` (a
+    thread stuck on a socket proves nothing by its process beating). A claim its thread
+    gave up on (its outcome could not be recorded: the database went away) is not in
+    ``tokens``, so its lease runs out and another worker takes the jobs."""
+    if not tokens:
+        return 0
     with engine.begin() as conn:
         return int(conn.execute(update(jobs).where(
-            jobs.c.claimed_by == holder, jobs.c.status == RUNNING,
+            jobs.c.claim_token.in_(list(tokens)), jobs.c.status == RUNNING,
             jobs.c.claimed_at >= now - max_hold).values(lease_until=now + lease)).rowcount)
 
 

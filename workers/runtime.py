@@ -100,7 +100,7 @@ class Ticker:
 
 class WorkerProcess:
     """A Dramatiq worker plus a heartbeat that /readyz reads and that extends the leases
-    of the jobs this process holds."""
+    of the claims this process's threads are working on."""
 
     def __init__(self, broker: dramatiq.Broker, deliverer: Deliverer, *, threads: int,
                  heartbeat_seconds: float) -> None:
@@ -113,7 +113,8 @@ class WorkerProcess:
         d = self.deliverer
         now = d.clock()
         runtime.beat(d.engine, self.name, now)
-        outbox.extend(d.engine, self.name, now, lease=d.policy.lease, max_hold=d.policy.max_hold)
+        outbox.extend(d.engine, d.working(), now, lease=d.policy.lease,
+                      max_hold=d.policy.max_hold)
 
     def start(self) -> None:
         self.beat()

@@ -25,6 +25,7 @@ from api.admin.errors import FieldProblem, UnsupportedMediaType, ValidationFaile
 from api.admin.openapi import Call, Operation
 from api.bodies import read_body
 from api.bootstrap import Container
+from api.outage import outage
 from core.errors import BadInput, PrivasyncError
 
 log = structlog.get_logger("privasync.admin")
@@ -92,8 +93,14 @@ def endpoint(op: Operation, container: Container,
             log.info("admin.refused", operation=op.operation_id, error=type(exc).__name__)
             answer = refusal(exc)
         except Exception as exc:  # noqa: BLE001 - a 500 without details, logged by type
-            log.error("admin.failed", operation=op.operation_id, error=type(exc).__name__)
-            answer = JSONResponse({"error": "internal", "reason": "internal error"}, 500)
+            unavailable = outage(exc)
+            if unavailable is None:
+                log.error("admin.failed", operation=op.operation_id, error=type(exc).__name__)
+                answer = JSONResponse({"error": "internal", "reason": "internal error"}, 500)
+            else:
+                log.warning("admin.unavailable", operation=op.operation_id,
+                            error=type(exc).__name__)
+                answer = unavailable
         else:
             log.info("admin.call", operation=op.operation_id, token=principal.name,
                      status=answer.status_code)

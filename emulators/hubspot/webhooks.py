@@ -9,7 +9,7 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import requests
@@ -39,9 +39,13 @@ class _WebhookSender:
     """One thread that POSTs queued events in batches of up to 100, retrying failures."""
 
     def __init__(self, target_url: str, secret: str, deliveries: list[tuple[int, int]],
-                 max_attempts: int = 10, retry_delay: float = 0.02) -> None:
+                 max_attempts: int = 10, retry_delay: float = 0.02,
+                 max_retry_delay: float = 0.2) -> None:
         self._url, self._secret, self._deliveries = target_url, secret, deliveries
         self._max_attempts, self._retry_delay = max_attempts, retry_delay
+        self._max_retry_delay = max_retry_delay
+        self.sent: list[bytes] = []  # every batch body, first attempt, in sending order
+        self._held: list[list[dict[str, Any]]] | None = None
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -78,22 +82,55 @@ class _WebhookSender:
                     self._stopping.set()
                     break
                 batch.append(item)
+            with self._idle:
+                held = self._held
+                if held is not None:  # kept back, one batch per event, until released
+                    held.extend([event] for event in batch)
+                    continue
             self._deliver(batch)
             with self._idle:
                 self._pending -= len(batch)
                 self._idle.notify_all()
+
+    def hold(self) -> None:
+        """Keep batches back (each event its own batch) until ``release``."""
+        with self._idle:
+            self._held = []
+
+    def release(self, order: Callable[[list[list[dict[str, Any]]]], Iterable[int]]
+                = lambda held: range(len(held))) -> int:
+        """Send the held batches in the order ``order(held)`` gives (indexes; a repeated
+        index is a redelivery) and stop holding; returns how many were held."""
+        with self._idle:
+            held, self._held = self._held or [], None
+        for index in order(held):
+            self._deliver([dict(event) for event in held[index]])
+        with self._idle:
+            self._pending -= len(held)
+            self._idle.notify_all()
+        return len(held)
+
+    def resend(self, index: int) -> int:
+        """Deliver sent batch ``index`` again, freshly signed (as HubSpot's retries are)."""
+        status = self._post(self.sent[index], record=False)
+        self._deliveries.append((status, len(json.loads(self.sent[index]))))
+        return status
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         """Try up to ``max_attempts`` times, as HubSpot does (with much shorter delays)."""
         for attempt in range(self._max_attempts):
             for event in batch:
                 event["attemptNumber"] = attempt
-            status = self._post(json.dumps(batch, separators=(",", ":")).encode())
+            status = self._post(json.dumps(batch, separators=(",", ":")).encode(),
+                                record=attempt == 0)
             self._deliveries.append((status, len(batch)))
-            if 200 <= status < 300 or self._stopping.wait(min(self._retry_delay * 2**attempt, 0.2)):
+            delay = min(self._retry_delay * 2**attempt, self._max_retry_delay)
+            if 200 <= status < 300 or self._stopping.wait(delay):
                 return
 
-    def _post(self, body: bytes) -> int:
+    def _post(self, body: bytes, record: bool = True) -> int:
+        if record:
+            self.sent.append(body)
         stamp = _now_ms()
         headers = {"Content-Type": "application/json", "X-HubSpot-Signature-Version": "v3",
                    "X-HubSpot-Request-Timestamp": str(stamp),
@@ -116,12 +153,25 @@ class _Webhooks(Emulator):
     _deliveries: list[tuple[int, int]]
 
     def configure_webhooks(self, target_url: str,
-                           subscriptions: Iterable[str] = DEFAULT_WEBHOOK_SUBSCRIPTIONS) -> None:
-        """Subscribe the app to these event types and deliver them to ``target_url``."""
+                           subscriptions: Iterable[str] = DEFAULT_WEBHOOK_SUBSCRIPTIONS, *,
+                           max_attempts: int = 10, retry_delay: float = 0.02,
+                           max_retry_delay: float = 0.2) -> None:
+        """Subscribe the app to these event types and deliver them to ``target_url``.
+
+        HubSpot retries a failed delivery up to 10 times over 24 hours; the emulator's
+        delays are far shorter and tunable, so a test can outlast an outage."""
         self._stop_sender()
         with self.lock:
             self._hooks = {name: 2000 + i for i, name in enumerate(subscriptions)}
-            self._sender = _WebhookSender(target_url, self.client_secret, self._deliveries)
+            self._sender = _WebhookSender(target_url, self.client_secret, self._deliveries,
+                                          max_attempts, retry_delay, max_retry_delay)
+
+    @property
+    def webhook_sender(self) -> _WebhookSender:
+        """The sender, to hold, release or resend batches (duplicates, reordering)."""
+        if self._sender is None:
+            raise RuntimeError("configure_webhooks first")
+        return self._sender
 
     def flush_webhooks(self, timeout: float = 5.0) -> None:
         """Wait until every queued event was delivered (or given up); TimeoutError if not."""

@@ -92,19 +92,35 @@ def test_an_expired_lease_is_claimed_again_and_the_late_worker_cannot_finish(eng
 
 def test_the_heartbeat_extends_the_leases_a_worker_holds(engine):  # type: ignore[no-untyped-def]
     add(engine, ["a"])
-    assert claim(engine, "w1") is not None
-    extended = outbox.extend(engine, "w1", T0 + timedelta(seconds=25), lease=LEASE,
+    held = claim(engine, "w1")
+    assert held is not None
+    extended = outbox.extend(engine, {held.token}, T0 + timedelta(seconds=25), lease=LEASE,
                              max_hold=timedelta(minutes=5))
     assert extended == 1
     assert claim(engine, "w2", T0 + timedelta(seconds=40)) is None
     assert claim(engine, "w2", T0 + timedelta(seconds=56)) is not None
 
 
+def test_a_claim_its_thread_gave_up_on_is_not_extended(engine):  # type: ignore[no-untyped-def]
+    # The worker lives and beats, but the thread that claimed could not record the outcome
+    # (the database went away mid-batch) and moved on: the claim must run out, not be kept
+    # alive by the process's heartbeat until max_hold.
+    add(engine, ["a", "b"])
+    abandoned = claim(engine, "w1", limit=1)
+    working = claim(engine, "w1", T0 + timedelta(seconds=1), limit=1)
+    assert abandoned is not None and working is not None
+    assert outbox.extend(engine, {working.token}, T0 + timedelta(seconds=25), lease=LEASE,
+                         max_hold=timedelta(minutes=5)) == 1
+    retaken = claim(engine, "w2", T0 + LEASE + timedelta(seconds=1))
+    assert retaken is not None and [j.id for j in retaken.jobs] == [abandoned.jobs[0].id]
+
+
 def test_a_claim_held_too_long_is_not_extended(engine):  # type: ignore[no-untyped-def]
     add(engine, ["a"])
-    assert claim(engine, "stuck") is not None
+    held = claim(engine, "stuck")
+    assert held is not None
     later = T0 + timedelta(minutes=6)
-    assert outbox.extend(engine, "stuck", later, lease=LEASE,
+    assert outbox.extend(engine, {held.token}, later, lease=LEASE,
                          max_hold=timedelta(minutes=5)) == 0
 
 
