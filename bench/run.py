@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backends, burst, erasure, ingest, report
+from bench import backends, burst, erasure, faults, ingest, report
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -57,8 +57,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--erasure-backends", default="sqlite,redis",
                    help="backends that run the erasure phase (HubSpot's rate limit makes "
                         "each take about two minutes for 1,000)")
-    p.add_argument("--phases", default="ingest,burst,erasure",
-                   help="any of ingest, burst, erasure")
+    p.add_argument("--phases", default="ingest,burst,erasure,faults",
+                   help="any of ingest, burst, erasure, faults (the fault suite's recovery "
+                        "times)")
     p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase, seconds")
     p.add_argument("--postgres-server", default=os.environ.get(
         "PRIVASYNC_BENCH_POSTGRES", DEFAULT_POSTGRES), help="server URL, no database name")
@@ -123,19 +124,26 @@ def main(argv: list[str] | None = None) -> int:
             results[name]["erasure"] = erasure.run(
                 name, services, people=args.erasures, poll_seconds=args.poll_seconds,
                 worker_threads=args.worker_threads, timeout=max(args.timeout, 600.0))
+    fault_cases: dict[str, Any] | None = None
+    if "faults" in phases:
+        _say(f"{stamp()} fault suite (tests/faults)")
+        fault_cases = faults.run()
     runtime = time.monotonic() - started
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     _say(report.table(results, config))
+    if fault_cases is not None:
+        _say("\n".join(faults.table(fault_cases)))
     _say(f"\nbench runtime {runtime:.0f} s; JSON in {args.json}")
     document = {"command": command.strip(), "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": machine, "config": config, "runtime_seconds": round(runtime, 1),
-                "results": results}
+                "results": results, "faults": fault_cases}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
     ok = all(r.get(v, {}).get("verified", {}).get("all_ok", True)
              for r in results.values() for v in ("burst", "naive"))
     ok = ok and all(not any(r["erasure"]["still_held"].values())
                     for r in results.values() if "erasure" in r)
+    ok = ok and (fault_cases is None or fault_cases["passed"])
     return 0 if ok else 1
 
 

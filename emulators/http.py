@@ -176,6 +176,12 @@ class Emulator:
         with self.lock:
             self._faults.extend(faults)
 
+    @property
+    def faults_pending(self) -> int:
+        """Injected faults not yet served."""
+        with self.lock:
+            return len(self._faults)
+
     def clear_faults(self) -> None:
         with self.lock:
             self._faults.clear()

@@ -110,10 +110,17 @@ class _WebhookSender:
             self._idle.notify_all()
         return len(held)
 
-    def resend(self, index: int) -> int:
-        """Deliver sent batch ``index`` again, freshly signed (as HubSpot's retries are)."""
-        status = self._post(self.sent[index], record=False)
-        self._deliveries.append((status, len(json.loads(self.sent[index]))))
+    def resend(self, index: int, attempt: int | None = None) -> int:
+        """Deliver sent batch ``index`` again, freshly signed; with ``attempt``, as
+        HubSpot's retry number ``attempt`` (same events, other bytes)."""
+        body = self.sent[index]
+        events = json.loads(body)
+        if attempt is not None:
+            for event in events:
+                event["attemptNumber"] = attempt
+            body = json.dumps(events, separators=(",", ":")).encode()
+        status = self._post(body, record=False)
+        self._deliveries.append((status, len(events)))
         return status
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
