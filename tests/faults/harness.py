@@ -478,7 +478,8 @@ def deployment(tmp_path: Path, **kwargs: object) -> Iterator[Deployment]:
 
 
 def assert_end_state(dep: Deployment, people: Population, case: str, since: float,
-                     timeout: float = LEASE_SECONDS + DISPATCH_SECONDS + 40) -> float:
+                     timeout: float = LEASE_SECONDS + DISPATCH_SECONDS + 40, *,
+                     record: bool = True) -> float:
     """Every leaver unsubscribed in every system, nobody else touched, nothing left
     pending or running, no job dead, the ledger intact; records the recovery time from
     ``since`` (time.monotonic() when the fault stopped)."""
@@ -493,6 +494,7 @@ def assert_end_state(dep: Deployment, people: Population, case: str, since: floa
     assert dep.open_jobs() == {}, f"{case}: jobs left {dep.open_jobs()}"
     code, report = dep.verify_ledger()
     assert code == 0, f"{case}: ledger: {report}"
-    record_recovery(case, recovered, f"({len(people.leaving)} unsubscribes, "
-                    f"{len(people.staying)} bystanders)")
+    if record:
+        record_recovery(case, recovered, f"({len(people.leaving)} unsubscribes, "
+                        f"{len(people.staying)} bystanders)")
     return recovered
