@@ -57,6 +57,12 @@ def flows(mappings: Mappings) -> list[Flow]:
     return out
 
 
+def as_rows(mappings: Mappings) -> list[dict[str, object]]:
+    """The data map as plain rows (``mappings show --format json``, ``GET /mappings``)."""
+    return [{"field": f.field, "category": f.category, "special": f.special,
+             "destination": f.destination, "purposes": f.conditions} for f in flows(mappings)]
+
+
 def flows_for_subject(mappings: Mappings, field: str, destination: str,
                       subject: SubjectContext, now: datetime) -> bool:
     """Whether the field would flow for this subject now (retention aside)."""

@@ -160,6 +160,8 @@ jobs = Table(
     Column("created_at", AwareDateTime, nullable=False),
     Column("updated_at", AwareDateTime, nullable=False),
     Column("done_at", AwareDateTime, nullable=True),
+    # When an operator last sent a dead job back (its max age counts from then).
+    Column("retried_at", AwareDateTime, nullable=True),
     # What a done job sent: canonical field names (and "consent" for consent status), never
     # values: privasync's own record of what each destination received (R20, R22).
     Column("sent", String(500), nullable=True),

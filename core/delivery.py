@@ -47,25 +47,44 @@ class DeliveryReport:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """When a destination's failing job is given up (``dead``): after ``max_attempts``
+    attempts, or at a failure once it has waited longer than ``max_age`` since it was
+    queued (or retried by an operator). A throttled call (429) is no attempt and never
+    ends a job by age: nothing was tried."""
+
+    max_attempts: int = 12
+    max_age: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
 class Policy:
-    """How long a claim lasts, how long it may be held at most, and when a job is dead."""
+    """How long a claim lasts, how long it may be held at most, and when a job is dead:
+    ``max_attempts`` and ``max_age`` unless ``budgets`` names the destination."""
 
     lease: timedelta = timedelta(seconds=30)
     max_hold: timedelta = timedelta(minutes=5)
     max_attempts: int = 12
     max_batch: int = 0  # subjects per vendor call at most; 0: each destination's own limit
+    max_age: timedelta = timedelta(days=1)
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
+
+    def budget(self, destination: str) -> Budget:
+        return self.budgets.get(destination) or Budget(self.max_attempts, self.max_age)
 
 
 class Deliverer:
     def __init__(self, engine: Engine, destinations: Mapping[str, ConsentDestination],
                  backoff: Backoff, clock: Callable[[], datetime], *, holder: str,
                  policy: Policy = Policy(), mappings: Mappings | None = None,
-                 record_destinations: Mapping[str, RecordDestination] | None = None) -> None:
+                 record_destinations: Mapping[str, RecordDestination] | None = None,
+                 backoffs: Mapping[str, Backoff] | None = None) -> None:
         self.engine = engine
         self.destinations = destinations
         self.record_destinations = record_destinations or {}
         self.mappings = mappings
         self.backoff = backoff
+        self.backoffs = dict(backoffs or {})  # per destination, where it differs
         self.clock = clock
         self.holder = holder
         self.policy = policy
@@ -163,10 +182,14 @@ class Deliverer:
             keys = state.keys_of(conn, list(grouped))
             snaps = state.snapshots(conn, list(grouped), claim.destination, keys)
             customers = state.customers(conn, list(grouped))
+            seen = records.last_seen(conn, list(grouped))
         for subject_id, claimed in grouped.items():
             snap = snaps[subject_id]
-            fields = records.newest(records.unseal(keys.get(subject_id), j.payload)
-                                    for j in claimed)
+            # A value older than the last one seen for its field (a dead job retried after
+            # newer changes) stays behind: the newer value has its own job.
+            fields = records.current(records.newest(
+                records.unseal(keys.get(subject_id), j.payload) for j in claimed),
+                seen.get(subject_id, {}))
             context = SubjectContext({(c.purpose, c.channel): c for c in snap.consents},
                                      is_customer=subject_id in customers)
             decision = minimise(fields, context, purposes, self.mappings, now)
@@ -206,9 +229,12 @@ class Deliverer:
         runs in the same transaction with each subject's job status, if the claim was
         still held."""
         now = self.clock()
-        groups: dict[tuple[str, str | None, int], list[int]] = {}
-        refunded: set[tuple[str, str | None, int]] = set()
-        retry_after: dict[tuple[str, str | None, int], float | None] = {}
+        budget = self.policy.budget(claim.destination)
+        backoff = self.backoffs.get(claim.destination, self.backoff)
+        # (status, error class, attempts (retries only), why it is dead) -> job ids
+        groups: dict[tuple[str, str | None, int, str | None], list[int]] = {}
+        refunded: set[tuple[str, str | None, int, str | None]] = set()
+        retry_after: dict[tuple[str, str | None, int, str | None], float | None] = {}
         receipt: dict[str, object] = {"destination": claim.destination, "kind": claim.kind,
                                       "claim": claim.token}
         subjects: dict[str, dict[str, object]] = {}
@@ -223,8 +249,10 @@ class Deliverer:
                     "destination returned no outcome", error_class="no_outcome")
             throttled = isinstance(error, Throttled)
             attempts = max(j.attempts for j in claimed) - throttled  # a 429 is no attempt
-            status, error_class = self._judge(error, attempts)
-            key = (status, error_class, attempts if status == outbox.PENDING else 0)
+            since = max((j.since for j in claimed if j.since is not None), default=None)
+            waited = now - since if since is not None and not throttled else None
+            status, error_class, why = judge(error, attempts, waited, budget)
+            key = (status, error_class, attempts if status == outbox.PENDING else 0, why)
             if throttled:
                 refunded.add(key)
             groups.setdefault(key, []).extend(j.id for j in claimed)
@@ -246,12 +274,13 @@ class Deliverer:
             statuses[subject_id] = status
             report.outcomes[status] += 1
         receipt["subjects"] = subjects
-        outcomes = [outbox.Outcome(
-            status, tuple(ids), error_class,
-            now + timedelta(seconds=self.backoff(max(attempts, 1), retry_after.get(
-                (status, error_class, attempts)))) if status == outbox.PENDING else None,
-            refund=(status, error_class, attempts) in refunded)
-            for (status, error_class, attempts), ids in groups.items()]
+        outcomes = []
+        for key, ids in groups.items():
+            status, error_class, attempts, why = key
+            retry_at = now + timedelta(seconds=backoff(max(attempts, 1), retry_after.get(key))) \
+                if status == outbox.PENDING else None
+            outcomes.append(outbox.Outcome(status, tuple(ids), error_class, retry_at, note=why,
+                                           refund=key in refunded))
         with self.engine.begin() as conn:
             touched = outbox.finish(conn, claim, outcomes, now, sent)
             if learned:
@@ -264,15 +293,21 @@ class Deliverer:
             log.warning("claim.lease_lost", extra={"destination": claim.destination,
                                                    "jobs": len(claim.jobs) - touched})
 
-    def _judge(self, error: Exception | None, attempts: int) -> tuple[str, str | None]:
-        if error is None:
-            return outbox.DONE, None
-        error_class = str(getattr(error, "error_class", type(error).__name__))
-        if not isinstance(error, TransientError):
-            return outbox.FAILED, error_class
-        if attempts >= self.policy.max_attempts:
-            return outbox.DEAD, error_class
-        return outbox.PENDING, error_class
+
+def judge(error: Exception | None, attempts: int, waited: timedelta | None,
+          budget: Budget) -> tuple[str, str | None, str | None]:
+    """A subject's jobs after a call: (status, error class, why they are dead). ``waited``:
+    since the job was queued or retried; None when the call was throttled (no attempt)."""
+    if error is None:
+        return outbox.DONE, None, None
+    error_class = str(getattr(error, "error_class", type(error).__name__))
+    if not isinstance(error, TransientError):
+        return outbox.DEAD, error_class, "permanent error"
+    if attempts >= budget.max_attempts:
+        return outbox.DEAD, error_class, "attempts exhausted"
+    if waited is not None and waited >= budget.max_age:
+        return outbox.DEAD, error_class, "past its max age"
+    return outbox.PENDING, error_class, None
 
 
 def as_delivery_error(exc: Exception) -> DeliveryError:

@@ -395,7 +395,9 @@ def _with_merged(conn: Connection, subject_id: str) -> list[str]:
 
 def _cancel(conn: Connection, subject_ids: list[str], kinds: tuple[str, ...] | None,
             now: datetime, why: str) -> None:
-    where = [jobs.c.subject_id.in_(subject_ids), jobs.c.status == outbox.PENDING]
+    # Dead letters go too: nothing may replay them (or keep their values) afterwards.
+    where = [jobs.c.subject_id.in_(subject_ids), jobs.c.status.in_([outbox.PENDING,
+                                                                    outbox.DEAD])]
     if kinds is not None:
         where.append(jobs.c.kind.in_(kinds))
     conn.execute(update(jobs).where(*where).values(

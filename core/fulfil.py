@@ -101,9 +101,11 @@ class Fulfiller:
         if people and destination is not None:
             try:
                 found = destination.erase(list(people.values()))
-            except Exception as exc:  # noqa: BLE001 - recorded against the batch
-                self.deliverer.finish(claim, {}, as_delivery_error(exc), report)
-                return
+            except Exception as exc:  # noqa: BLE001 - recorded against each person's request
+                # Each request learns of it too: a job given up leaves its request failed
+                # (visible, retryable), never waiting on a job that is dead.
+                error = as_delivery_error(exc)
+                found = [ErasureReceipt(sid, error=error) for sid in people]
             receipts = {r.subject_id: r for r in found}
             results |= {r.subject_id: Outcome(r.subject_id, error=r.error, note=r.status.value)
                         for r in found}

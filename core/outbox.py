@@ -7,8 +7,11 @@ one state job waits per (destination, subject, kind); record jobs carry the
 changed values and coalesce when claimed.
 
 Job life: pending -> running (a claim: a lease) -> done | pending (retry) |
-failed (permanent) | dead (attempts exhausted) | superseded (a newer job for
-the same subject took over its retry). A claim names its holder, carries a
+dead (a permanent failure, attempts exhausted, or past its max age: a dead
+letter, kept with its values until an operator retries it, see
+``core.deadletters``) | superseded (a newer job for the same subject took over
+its retry). ``failed`` is what older versions called a permanent failure; the
+migration turned those into ``dead``. A claim names its holder, carries a
 fresh token and a lease that the holder's heartbeat extends; the claim
 statement itself takes jobs whose lease ran out, so a dead worker's batch is
 back within the lease with no reaper to stall, and every outcome write matches
@@ -56,6 +59,7 @@ class ClaimedJob:
     attempts: int
     origin_received_at: datetime
     payload: bytes | None = None
+    since: datetime | None = None  # when it was queued, or last retried by an operator
 
 
 @dataclass(frozen=True)
@@ -107,11 +111,13 @@ def claim(engine: Engine, destination: str, kind: str, *, limit: int, holder: st
             .values(status=RUNNING, claimed_by=holder, claim_token=token, claimed_at=now,
                     lease_until=now + lease, updated_at=now, attempts=jobs.c.attempts + 1)
             .returning(jobs.c.id, jobs.c.subject_id, jobs.c.attempts,
-                       jobs.c.origin_received_at, jobs.c.payload)).all()
+                       jobs.c.origin_received_at, jobs.c.payload, jobs.c.created_at,
+                       jobs.c.retried_at)).all()
     if not rows:
         return None
     return Claim(destination, kind, token, tuple(
-        ClaimedJob(r.id, r.subject_id, r.attempts, r.origin_received_at, r.payload)
+        ClaimedJob(r.id, r.subject_id, r.attempts, r.origin_received_at, r.payload,
+                   r.retried_at or r.created_at)
         for r in rows))
 
 
@@ -185,9 +191,11 @@ def finish(conn: Connection, claim: Claim, outcomes: Iterable[Outcome], now: dat
                 status=SUPERSEDED, done_at=now, last_error_class=o.error_class,
                 note="a newer job took over", payload=None, **release)).rowcount
             continue
+        # A dead job keeps its values (sealed under the subject's key): a retry sends them.
+        kept = {} if o.status == DEAD else {"payload": None}
         touched += conn.execute(update(jobs).where(ids, held).values(
             status=o.status, done_at=now, last_error_class=o.error_class, note=o.note,
-            payload=None, **release)).rowcount
+            **kept, **release)).rowcount
     return int(touched)
 
 

@@ -8,11 +8,15 @@ delivered, the changed values encrypted under the subject's key.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
 from core.crypto import Keyring
+from core.db import field_state
 from core.model import FieldValue
 
 CUSTOMER_FIELD = "customer_since"
@@ -74,3 +78,22 @@ def newest(payloads: Iterable[Mapping[str, FieldValue]]) -> dict[str, FieldValue
             if name not in merged or value.collected_at >= merged[name].collected_at:
                 merged[name] = value
     return merged
+
+
+def last_seen(conn: Connection, subject_ids: Sequence[str]) -> dict[str, dict[str, datetime]]:
+    """Per subject and field, when the newest value privasync saw was collected."""
+    found: dict[str, dict[str, datetime]] = {}
+    if subject_ids:
+        for row in conn.execute(select(field_state.c.subject_id, field_state.c.field,
+                                       field_state.c.occurred_at)
+                                .where(field_state.c.subject_id.in_(list(subject_ids)))):
+            found.setdefault(row.subject_id, {})[row.field] = row.occurred_at
+    return found
+
+
+def current(fields: Mapping[str, FieldValue],
+            seen: Mapping[str, datetime]) -> dict[str, FieldValue]:
+    """The fields whose value is not older than the newest one seen for that field: an
+    older one (a dead job retried after newer changes) must not overwrite the newer."""
+    return {name: value for name, value in fields.items()
+            if name not in seen or value.collected_at >= seen[name]}
