@@ -29,7 +29,7 @@ from api.ingress import (
     partner_message,
 )
 from api.outage import outage
-from core import inbox, runtime
+from core import deadletters, inbox, runtime
 from core.db import reader
 from core.errors import (
     BadInput,
@@ -174,7 +174,20 @@ def readiness(container: Container) -> dict[str, dict[str, Any]]:
                           "purposes": len(container.mappings.purposes),
                           "destinations": sorted(container.destinations)}
     checks["worker"] = _worker_check(container, checks["database"]["ok"])
+    if checks["database"]["ok"]:
+        checks["dead_jobs"] = _dead_check(container)
     return checks
+
+
+def _dead_check(container: Container) -> dict[str, Any]:
+    """Dead letters by destination; failing only with PRIVASYNC_READYZ_FAIL_ON_DEAD_JOBS."""
+    with reader(container.engine).connect() as conn:
+        dead = deadletters.counts(conn)
+    found: dict[str, Any] = {"ok": not (dead and container.settings.readyz_fail_on_dead_jobs),
+                             "dead": dead}
+    if not found["ok"]:
+        found["reason"] = "dead jobs: " + ", ".join(f"{d} {n}" for d, n in sorted(dead.items()))
+    return found
 
 
 def _worker_check(container: Container, database_ok: bool) -> dict[str, Any]:

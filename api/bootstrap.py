@@ -29,7 +29,7 @@ from core import codec, inbox, outbox, schema
 from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
 from core.db import make_engine
-from core.delivery import Deliverer, Policy
+from core.delivery import Backoff, Budget, Deliverer, Policy
 from core.dsr import NOTIFIER
 from core.errors import ConfigError
 from core.fulfil import Fulfiller
@@ -296,13 +296,16 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     record_destinations: dict[str, RecordDestination] = {
         name: c for name, c in connectors.items()
         if name in destinations and hasattr(c, "push_fields")}
+    budgets, backoffs = retry_budgets(settings, {*destinations, *erasure, *exports, NOTIFIER})
     policy = Policy(lease=timedelta(seconds=w.lease_seconds),
                     max_hold=timedelta(seconds=w.max_hold_seconds), max_attempts=w.max_attempts,
-                    max_batch=w.max_batch)
+                    max_age=timedelta(seconds=w.max_age_seconds), max_batch=w.max_batch,
+                    budgets=budgets)
     deliverer = Deliverer(engine, destinations, backoff(w.min_backoff_seconds,
                                                         w.max_backoff_seconds),
                           clock, holder=process_name("worker"), policy=policy,
-                          mappings=mappings, record_destinations=record_destinations)
+                          mappings=mappings, record_destinations=record_destinations,
+                          backoffs=backoffs)
     fulfiller = Fulfiller(deliverer, keyring, erasure=erasure, exports=exports,
                           notifier=notifier, export_keep=timedelta(days=settings.export_keep_days),
                           ack_within={f"partner:{n}": p.ack_window
@@ -321,6 +324,29 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                      dispatch=dispatcher, foreground=foreground, clock=clock, hubspot=hubspot,
                      mailchimp=mailchimp, salesforce=connectors.get("salesforce"),
                      partners=partners)
+
+
+def retry_budgets(settings: Settings, names: Iterable[str]
+                  ) -> tuple[dict[str, Budget], dict[str, Backoff]]:
+    """Each destination's own retry budget and backoff from ``PRIVASYNC_RETRY__<NAME>__*``
+    (``partner:contact_centre`` is ``PARTNER_CONTACT_CENTRE``), the rest from
+    ``PRIVASYNC_WORKER__*``. Raises ConfigError naming a destination nobody configured."""
+    w = settings.worker
+    known = {name.replace(":", "_").lower(): name for name in names}
+    budgets: dict[str, Budget] = {}
+    backoffs: dict[str, Backoff] = {}
+    for key, own in sorted(settings.retry.items()):
+        name = known.get(key.lower())
+        if name is None:
+            raise ConfigError(f"PRIVASYNC_RETRY__{key.upper()}__*: no destination is called "
+                              f"{key!r}; configured: {', '.join(sorted(known)) or 'none'}")
+        budgets[name] = Budget(
+            own.max_attempts or w.max_attempts,
+            timedelta(seconds=own.max_age_seconds or w.max_age_seconds))
+        if own.min_backoff_seconds or own.max_backoff_seconds:
+            backoffs[name] = backoff(own.min_backoff_seconds or w.min_backoff_seconds,
+                                     own.max_backoff_seconds or w.max_backoff_seconds)
+    return budgets, backoffs
 
 
 def _can_deliver(connector: Any, settings: Settings) -> bool:

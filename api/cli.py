@@ -271,14 +271,12 @@ def _load(directory: Path | None) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def mappings_show(directory: Path | None, fmt: str) -> None:
     """The data map: every field x destination, and on what condition it may flow."""
-    from core.datamap import destinations, flows
+    from core.datamap import as_rows, destinations, flows
 
     loaded = _load(directory)
     rows = flows(loaded)
     if fmt == "json":
-        click.echo(json.dumps([{"field": f.field, "category": f.category, "special": f.special,
-                                "destination": f.destination, "purposes": f.conditions}
-                               for f in rows], indent=2))
+        click.echo(json.dumps(as_rows(loaded), indent=2))
         return
     names = destinations(loaded)
     by_field: dict[str, dict[str, str]] = {}
@@ -521,8 +519,10 @@ def demo(contacts: int) -> None:
 
 
 def _register() -> None:
+    from api.cli_jobs import jobs_group
     from api.cli_requests import breach_group, requests_group
 
+    main.add_command(jobs_group)
     main.add_command(requests_group)
     main.add_command(breach_group)
 

@@ -71,6 +71,7 @@ class NotifyWebhookSettings(BaseModel):
 class WorkerSettings(BaseModel):
     threads: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=12, ge=1)
+    max_age_seconds: float = Field(default=86400.0, gt=0)
     min_backoff_seconds: float = Field(default=2.0, gt=0)
     max_backoff_seconds: float = Field(default=3600.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
@@ -78,6 +79,19 @@ class WorkerSettings(BaseModel):
     max_hold_seconds: float = Field(default=300.0, gt=0)
     dispatch_seconds: float = Field(default=1.0, gt=0)
     max_batch: int = Field(default=0, ge=0)
+
+
+class RetrySettings(BaseModel):
+    """One destination's retry budget and backoff (``PRIVASYNC_RETRY__HUBSPOT__MAX_ATTEMPTS``;
+    a partner ``partner:NAME`` is ``PARTNER_NAME``); what is unset comes from
+    ``PRIVASYNC_WORKER__*``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int | None = Field(default=None, ge=1)
+    max_age_seconds: float | None = Field(default=None, gt=0)
+    min_backoff_seconds: float | None = Field(default=None, gt=0)
+    max_backoff_seconds: float | None = Field(default=None, gt=0)
 
 
 class ApplierSettings(BaseModel):
@@ -105,11 +119,13 @@ class Settings(BaseSettings):
     requests_watch_seconds: float = Field(default=60.0, gt=0)
     organisation: str = Field(default="privasync", min_length=1, max_length=200)
     notify_language: Literal["en", "nl"] = "en"
+    readyz_fail_on_dead_jobs: bool = False
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
     mailchimp: MailchimpSettings = MailchimpSettings()
     worker: WorkerSettings = WorkerSettings()
     applier: ApplierSettings = ApplierSettings()
+    retry: dict[str, RetrySettings] = Field(default_factory=dict)
     smtp: SmtpSettings = SmtpSettings()
     notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from pydantic import SecretStr
@@ -102,12 +104,13 @@ def stack_settings(emu: Emulators, *, database_url: str, broker_url: str, var_di
                    broker_namespace: str = "privasync",
                    mappings_dir: Path, poll_seconds: float = 0.5,
                    worker_threads: int = 4, public_url: str = "",
-                   smtp_port: int | None = None) -> Settings:
+                   smtp_port: int | None = None,
+                   extra: Mapping[str, Any] | None = None) -> Settings:
     smtp = SmtpSettings()
     if smtp_port is not None:  # a relay on loopback (the tests' and the demo's mailbox)
         smtp = SmtpSettings(host="127.0.0.1", port=smtp_port, starttls=False,
                             **{"from": "privacy@example.nl"})
-    return Settings(
+    base: dict[str, Any] = dict(
         database_url=database_url, broker_url=broker_url, var_dir=var_dir,
         broker_namespace=broker_namespace, public_url=public_url, smtp=smtp,
         requests_watch_seconds=0.5,
@@ -126,6 +129,7 @@ def stack_settings(emu: Emulators, *, database_url: str, broker_url: str, var_di
                               max_backoff_seconds=5.0, heartbeat_seconds=1.0,
                               dispatch_seconds=0.5, lease_seconds=5.0),
         applier=ApplierSettings(poll_seconds=0.05, lease_seconds=5.0))
+    return Settings(**(base | dict(extra or {})))
 
 
 @dataclass
@@ -160,11 +164,12 @@ def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
                 broker_namespace: str = "privasync",
                 mappings_dir: Path = Path("mappings"), poll_seconds: float = 0.5,
                 worker_threads: int = 4, emulators: Emulators | None = None,
-                smtp_port: int | None = None) -> Stack:
+                smtp_port: int | None = None, overrides: Mapping[str, Any] | None = None) -> Stack:
     """Emulators, the app on a free port, a worker and the scheduler, wired together.
 
     The partner emulator acknowledges erasures at our ack endpoint; with ``smtp_port``
-    people are told by mail through the relay listening there."""
+    people are told by mail through the relay listening there; ``overrides`` adds to or
+    replaces the stack's own settings (by field name)."""
     emu = (emulators or Emulators()).start()
     sock = listening_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -180,7 +185,7 @@ def start_stack(*, database_url: str, var_dir: Path, broker_url: str = "",
                               broker_namespace=broker_namespace,
                               var_dir=var_dir, mappings_dir=mappings_dir,
                               poll_seconds=poll_seconds, worker_threads=worker_threads,
-                              public_url=url, smtp_port=smtp_port)
+                              public_url=url, smtp_port=smtp_port, extra=overrides)
     container = build(settings, environ=environ)
     server = AppServer(container, sock).start()
     emu.hubspot.configure_webhooks(f"{server.url}/webhooks/hubspot",

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from core import inbox, outbox, requests
-from core.db import event_counts, reader
+from core.db import dispatch, event_counts, reader
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
 
@@ -32,11 +32,20 @@ class _FromDatabase(Collector):
         with self.engine.connect() as conn:
             counts = outbox.counts(conn, finished=False)
             ages = outbox.oldest_pending(conn)
+            known = set(conn.execute(select(dispatch.c.destination)).scalars())
             backlog = inbox.backlog(conn)
             events = conn.execute(select(event_counts)).all()
             now = self.clock()
             overview = requests.overview(conn, now)
         yield from self._jobs(counts, ages, now)
+        dead = GaugeMetricFamily("privasync_jobs_dead", "Jobs given up on (dead letters: "
+                                 "`privasync jobs list --dead`), by destination",
+                                 labels=["destination"])
+        by_destination = dict.fromkeys(known, 0) | {
+            d: n for (d, status), n in counts.items() if status == outbox.DEAD}
+        for destination, n in sorted(by_destination.items()):
+            dead.add_metric([destination], n)
+        yield dead
         received = CounterMetricFamily("privasync_events_received",
                                        "Events applied, by source and outcome",
                                        labels=["source", "outcome"])
@@ -79,7 +88,7 @@ class _FromDatabase(Collector):
     def _jobs(counts: dict[tuple[str, str], int], ages: dict[str, datetime],
               now: datetime) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("privasync_jobs",
-                                 "Unfinished outbox jobs (pending, running, failed, dead) by "
+                                 "Unfinished outbox jobs (pending, running, dead) by "
                                  "destination and status", labels=["destination", "status"])
         pending = GaugeMetricFamily("privasync_jobs_pending",
                                     "Jobs waiting or running, by destination",

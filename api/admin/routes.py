@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.access import ACCESS_SCHEMA
-from api.admin import requests, tokens
+from api.admin import audit, jobs, mappings, requests, subjects, tokens
 from api.admin.auth import Guard
 from api.admin.handling import endpoint
 from api.admin.openapi import PREFIX, Registry
@@ -19,7 +19,8 @@ from api.bootstrap import Container
 
 def registry() -> Registry:
     """Every admin operation; a new module of routes adds its ``OPERATIONS`` here."""
-    return Registry().add(*tokens.OPERATIONS, *requests.OPERATIONS)
+    return Registry().add(*tokens.OPERATIONS, *requests.OPERATIONS, *jobs.OPERATIONS,
+                          *subjects.OPERATIONS, *mappings.OPERATIONS, *audit.OPERATIONS)
 
 
 def admin_routes(container: Container) -> list[Route]:

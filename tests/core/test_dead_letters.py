@@ -159,11 +159,23 @@ def test_a_failure_past_the_max_age_is_dead_but_a_throttled_call_never_is(engine
     assert (job.status, job.attempts, job.note) == ("dead", 1, "past its max age")
 
 
+def test_a_429_costs_no_attempt_even_with_a_budget_of_one(engine):  # type: ignore[no-untyped-def]
+    world = World(engine, Policy(max_attempts=1))
+    world.withdraw("ada@example.org", "w1")
+    for _ in range(3):
+        world.sf.errors.append(Throttled("HTTP 429", retry_after=5.0))
+        world.deliver("salesforce", later=10)
+        job = world.job("salesforce")
+        assert (job.status, job.attempts) == ("pending", 0)
+    world.deliver("salesforce")
+    assert world.job("salesforce").status == "done" and len(world.sf.consents) == 1
+
+
 def test_a_retry_sends_the_dead_job_back_and_it_delivers_once_the_vendor_recovers(
         engine):  # type: ignore[no-untyped-def]
-    world = World(engine, Policy(max_attempts=1, max_age=timedelta(hours=1)))
+    world = World(engine, Policy(max_attempts=2, max_age=timedelta(hours=1)))
     world.withdraw("ada@example.org", "w1")
-    world.sf.errors = [TransientError("HTTP 500", error_class="http_500")]
+    world.sf.errors = [PermanentError("HTTP 400", error_class="http_400")]
     world.deliver("salesforce")
     dead = world.job("salesforce")
     assert dead.status == "dead" and world.sf.consents == []
@@ -173,6 +185,9 @@ def test_a_retry_sends_the_dead_job_back_and_it_delivers_once_the_vendor_recover
     job = world.job("salesforce")
     assert (job.status, job.attempts, job.retried_at) == ("pending", 0, world.clock[0])
     assert job.next_attempt_at == world.clock[0] and job.note == "retried by ops-bot"
+    world.sf.errors = [TransientError("HTTP 500", error_class="http_500")]
+    world.deliver("salesforce")  # three hours after it was queued, but just retried
+    assert (world.job("salesforce").status, world.job("salesforce").attempts) == ("pending", 1)
     world.deliver("salesforce")
     assert world.job("salesforce").status == "done" and len(world.sf.consents) == 1
     with engine.connect() as conn:  # chained by the applier's tick, or still waiting
@@ -267,3 +282,24 @@ def test_a_dead_job_of_an_erased_subject_is_never_sent_back(engine):  # type: ig
         conn.execute(update(subjects).values(erased_at=world.clock[0]))
     done = deadletters.retry(engine, [dead.id], world.clock[0], actor="cli")
     assert done.superseded == {dead.id: "subject erased"} and done.retried == []
+
+
+def test_erasing_a_person_supersedes_their_dead_jobs_and_drops_their_values(engine):  # type: ignore[no-untyped-def]
+    world = World(engine, Policy(max_attempts=1))
+    world.event(RecordChanged(EventMeta("salesforce", "e1", T0), SubjectHint(
+        email="gone@example.org"), (("date_of_birth", FieldValue("1990-04-01", T0)),)))
+    world.hs.errors = [PermanentError("HTTP 400", error_class="http_400")]
+    world.deliver("hubspot")
+    dead = world.job("hubspot", outbox.RECORD)
+    assert dead.status == "dead"
+    world.event(RequestReceived(EventMeta("admin", "r1", world.clock[0], kind="test"),
+                                SubjectHint(email="gone@example.org"), RequestKind.ERASURE,
+                                str(uuid.uuid4()), actor="cli"))
+    world.deliver("hubspot")
+    world.core.apply()
+    with engine.connect() as conn:
+        row = conn.execute(select(jobs.c.status, jobs.c.note, jobs.c.payload)
+                           .where(jobs.c.id == dead.id)).one()
+        erased = conn.execute(select(subjects.c.erased_at)).scalar_one()
+    assert erased is not None
+    assert (row.status, row.note, row.payload) == ("superseded", "subject erased", None)
