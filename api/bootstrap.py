@@ -22,8 +22,10 @@ from api.notices import person_notifier
 from api.settings import Settings
 from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
+from connectors.hubspot import limits as hubspot_limits
 from connectors.mailchimp import MailchimpConnector
 from connectors.partner import OpenDsrConnector, PartnerConnector
+from connectors.ratelimits import Limits
 from connectors.salesforce import SalesforceConnector
 from core import codec, inbox, outbox, schema
 from core.applier import Applier, ApplierPolicy
@@ -31,7 +33,7 @@ from core.crypto import Keyring
 from core.db import make_engine
 from core.delivery import Backoff, Budget, Deliverer, Policy
 from core.dsr import NOTIFIER
-from core.errors import ConfigError
+from core.errors import ConfigError, Throttled
 from core.fulfil import Fulfiller
 from core.identity import IdentityMap
 from core.mappings import Mappings, Partner, PartnerProtocol, load_mappings
@@ -46,7 +48,7 @@ from core.ports import (
 )
 from core.routes import Routes
 from workers import actors
-from workers.broker import make_broker
+from workers.broker import REDIS_SCHEMES, make_broker
 from workers.metrics import Metrics
 from workers.retries import backoff
 from workers.runtime import ApplierLoop, Foreground, Scheduler, WorkerProcess, process_name
@@ -72,6 +74,7 @@ class Container:
     broker: dramatiq.Broker
     metrics: Metrics
     dispatch: Callable[[Iterable[str]], None]
+    limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = utcnow
     hubspot: HubSpotConnector | None = None
     mailchimp: MailchimpConnector | None = None
@@ -164,6 +167,7 @@ class Container:
     def close(self) -> None:
         self.stop_background()
         self.broker.close()
+        self.limits.close()
         self.engine.dispose()
 
 
@@ -183,16 +187,35 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def build_connectors(settings: Settings, mappings: Mappings,
-                     environ: Mapping[str, str]) -> dict[str, Any]:
-    """Each vendor connector whose settings are present; partners from mappings."""
+def rate_limits(settings: Settings) -> Limits:
+    """Where the vendors' rate limits live: PRIVASYNC_RATE_LIMIT_URL, else a Redis broker's
+    URL (every process shares them), else this process's memory (one process)."""
+    url = settings.rate_limit_url
+    if not url and settings.broker_url.startswith(REDIS_SCHEMES):
+        url = settings.broker_url
+    if url and not url.startswith(REDIS_SCHEMES):
+        raise ConfigError("PRIVASYNC_RATE_LIMIT_URL must be a redis:// URL")
+    if settings.broker_url and not url:
+        log.warning("ratelimits.per_process", reason="the broker is not Redis and "
+                    "PRIVASYNC_RATE_LIMIT_URL is empty: each worker process counts alone")
+    return Limits(url, namespace=settings.broker_namespace)
+
+
+def build_connectors(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
+                     limits: Limits | None = None) -> dict[str, Any]:
+    """Each vendor connector whose settings are present, each behind its rate limits in
+    ``limits`` (default: this process's memory); partners from mappings."""
+    limits = limits or Limits()
     found: dict[str, Any] = {}
     hs = settings.hubspot
     if hs.access_token is not None or hs.client_secret is not None:
         found["hubspot"] = HubSpotConnector(
             base_url=hs.base_url, access_token=_secret(hs.access_token),
             client_secret=_secret(hs.client_secret) or None,
-            mapping=mappings.system("hubspot"), timeout=hs.timeout_seconds)
+            mapping=mappings.system("hubspot"), timeout=hs.timeout_seconds,
+            window=limits.window("hubspot", limit=hs.requests_per_10s,
+                                 seconds=hubspot_limits.WINDOW_SECONDS,
+                                 hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds)))
     sf = settings.salesforce
     if sf.instance_url:
         found["salesforce"] = SalesforceConnector(
@@ -200,12 +223,16 @@ def build_connectors(settings: Settings, mappings: Mappings,
             session_id=_secret(sf.session_id) or None, username=sf.username,
             password=_secret(sf.password) or None,
             security_token=_secret(sf.security_token) or None, domain=sf.domain,
-            version=sf.api_version, timeout=sf.timeout_seconds)
+            version=sf.api_version, timeout=sf.timeout_seconds,
+            allowance=limits.allowance("salesforce", reserve=sf.api_reserve,
+                                       refresh_seconds=sf.limits_refresh_seconds))
     mc = settings.mailchimp
     if mc.api_key is not None and mc.list_id:
         found["mailchimp"] = MailchimpConnector(
             base_url=mc.base_url, api_key=_secret(mc.api_key), list_id=mc.list_id,
-            mapping=mappings.system("mailchimp"), timeout=mc.timeout_seconds)
+            mapping=mappings.system("mailchimp"), timeout=mc.timeout_seconds,
+            connections=limits.connections("mailchimp", limit=mc.max_connections,
+                                           ttl_seconds=3 * mc.timeout_seconds + 5))
     for name, partner in mappings.partners.items():
         url = environ.get(partner.url_setting or "", "") or partner.url
         if partner.protocol is PartnerProtocol.OPENDSR:
@@ -256,7 +283,8 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     if migrate:
         schema.upgrade(engine)
     keyring = Keyring(secret_key(settings))
-    connectors = build_connectors(settings, mappings, environ)
+    limits = rate_limits(settings)
+    connectors = build_connectors(settings, mappings, environ, limits)
     destinations: dict[str, ConsentDestination] = {
         name: c for name, c in connectors.items()
         if c.name == name and hasattr(c, "apply_consent") and _can_deliver(c, settings)}
@@ -317,11 +345,13 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         seconds=max(5.0, 3 * w.dispatch_seconds)))
     foreground = Foreground()
     actors.register(broker, deliverer, metrics, dispatcher,
-                    time_limit_ms=int(w.max_hold_seconds * 1000), give_way=foreground.give_way)
+                    time_limit_ms=int(w.max_hold_seconds * 1000), give_way=foreground.give_way,
+                    gate=rate_gate(connectors))
     return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
                      deliverer=deliverer, fulfiller=fulfiller, broker=broker, metrics=metrics,
-                     dispatch=dispatcher, foreground=foreground, clock=clock, hubspot=hubspot,
+                     dispatch=dispatcher, limits=limits, foreground=foreground, clock=clock,
+                     hubspot=hubspot,
                      mailchimp=mailchimp, salesforce=connectors.get("salesforce"),
                      partners=partners)
 
@@ -347,6 +377,26 @@ def retry_budgets(settings: Settings, names: Iterable[str]
             backoffs[name] = backoff(own.min_backoff_seconds or w.min_backoff_seconds,
                                      own.max_backoff_seconds or w.max_backoff_seconds)
     return budgets, backoffs
+
+
+def rate_gate(connectors: Mapping[str, Any]) -> Callable[[str], float]:
+    """Seconds a destination's rate limit wants before its next call (0: go): HubSpot's
+    window, Salesforce's daily reserve. Mailchimp's connections free within a call."""
+    waits: dict[str, Callable[[], float]] = {}
+    if isinstance(hubspot := connectors.get("hubspot"), HubSpotConnector):
+        waits["hubspot"] = hubspot.window.wait
+    salesforce = connectors.get("salesforce")
+    if isinstance(salesforce, SalesforceConnector) and salesforce.allowance is not None:
+        waits["salesforce"] = salesforce.allowance.wait
+
+    def gate(destination: str) -> float:
+        wait = waits.get(destination)
+        try:
+            return wait() if wait is not None else 0.0
+        except Throttled as exc:  # the limiter itself is unreachable: try again shortly
+            return exc.retry_after or 1.0
+
+    return gate
 
 
 def _can_deliver(connector: Any, settings: Settings) -> bool:

@@ -18,6 +18,9 @@ class HubSpotSettings(BaseModel):
     access_token: SecretStr | None = None
     client_secret: SecretStr | None = None
     timeout_seconds: float = 10.0
+    # The app's rolling 10-second limit: 100 for private apps on Free/Starter, 190 on
+    # Professional, 110 for public apps; HubSpot's own headers lower it if they say less.
+    requests_per_10s: int = Field(default=100, ge=1)
 
 
 class SalesforceSettings(BaseModel):
@@ -30,6 +33,10 @@ class SalesforceSettings(BaseModel):
     api_version: str = "59.0"
     timeout_seconds: float = 10.0
     poll_interval_seconds: float = 30.0
+    # Share of the org's daily API allocation left to everyone else: below it privasync
+    # defers its calls until /limits (read every limits_refresh_seconds) says more.
+    api_reserve: float = Field(default=0.1, ge=0, lt=1)
+    limits_refresh_seconds: float = Field(default=300.0, gt=0)
 
 
 class MailchimpSettings(BaseModel):
@@ -39,6 +46,7 @@ class MailchimpSettings(BaseModel):
     webhook_token: SecretStr | None = None
     timeout_seconds: float = 10.0
     directory_refresh_seconds: float = Field(default=21600.0, ge=0)
+    max_connections: int = Field(default=10, ge=1)  # simultaneous connections per API key
 
 
 class SmtpSettings(BaseModel):
@@ -107,6 +115,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/privasync.db"
     broker_url: str = ""
+    # Where every process shares the vendors' rate limits (Redis); empty: the broker's
+    # URL when it is Redis, else this process's memory.
+    rate_limit_url: str = ""
     broker_namespace: str = Field(default="privasync", pattern=r"^[A-Za-z0-9_.-]+$")
     mappings_dir: Path = Path("mappings")
     public_url: str = ""

@@ -31,6 +31,8 @@ log = logging.getLogger("privasync.delivery")
 Backoff = Callable[[int, float | None], float]
 # (the outcome's transaction, its time, each subject's job status) -> None
 After = Callable[[Connection, datetime, Mapping[str, str]], None]
+# Jobs recorded alike: (status, error class, attempts (retries only), why it is dead)
+Group = tuple[str, str | None, int, str | None]
 
 
 @dataclass
@@ -44,6 +46,8 @@ class DeliveryReport:
     claimed: int = 0
     more: bool = False
     lost: int = 0
+    # Seconds until the soonest job a rate limit deferred may go (None: none was).
+    throttled_for: float | None = None
 
 
 @dataclass(frozen=True)
@@ -274,13 +278,7 @@ class Deliverer:
             statuses[subject_id] = status
             report.outcomes[status] += 1
         receipt["subjects"] = subjects
-        outcomes = []
-        for key, ids in groups.items():
-            status, error_class, attempts, why = key
-            retry_at = now + timedelta(seconds=backoff(max(attempts, 1), retry_after.get(key))) \
-                if status == outbox.PENDING else None
-            outcomes.append(outbox.Outcome(status, tuple(ids), error_class, retry_at, note=why,
-                                           refund=key in refunded))
+        outcomes = self._outcomes(groups, retry_after, refunded, now, report, backoff)
         with self.engine.begin() as conn:
             touched = outbox.finish(conn, claim, outcomes, now, sent)
             if learned:
@@ -292,6 +290,27 @@ class Deliverer:
         if touched < len(claim.jobs):
             log.warning("claim.lease_lost", extra={"destination": claim.destination,
                                                    "jobs": len(claim.jobs) - touched})
+
+    def _outcomes(self, groups: Mapping[Group, list[int]],
+                  retry_after: Mapping[Group, float | None], refunded: set[Group],
+                  now: datetime, report: DeliveryReport, backoff: Backoff
+                  ) -> list[outbox.Outcome]:
+        """One outcome per group, with its next attempt's time; the soonest a rate limit
+        allows is noted on the report. A throttled job was never tried: it goes as soon
+        as the limit said, without backoff."""
+        outcomes: list[outbox.Outcome] = []
+        for key, ids in groups.items():
+            status, error_class, attempts, why = key
+            retry_at = None
+            if status == outbox.PENDING:
+                wait = retry_after.get(key)
+                delay = wait if key in refunded and wait else backoff(max(attempts, 1), wait)
+                retry_at = now + timedelta(seconds=delay)
+                if key in refunded:
+                    report.throttled_for = min(report.throttled_for or delay, delay)
+            outcomes.append(outbox.Outcome(status, tuple(ids), error_class, retry_at, note=why,
+                                           refund=key in refunded))
+        return outcomes
 
 
 def judge(error: Exception | None, attempts: int, waited: timedelta | None,

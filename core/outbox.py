@@ -225,9 +225,10 @@ def register(engine: Engine, destinations: Iterable[str]) -> None:
 
 
 def guard(engine: Engine, destinations: Iterable[str], now: datetime,
-          stale_after: timedelta) -> list[str]:
+          stale_after: timedelta, *, due: datetime | None = None) -> list[str]:
     """The destinations a dispatch message may be sent for now: those with none in flight
-    (or only one older than ``stale_after``, presumed lost). Marks them in flight."""
+    (or only one older than ``stale_after``, presumed lost). Marks them in flight; a
+    message delayed until ``due`` counts from then."""
     wanted = sorted(set(destinations))
     if not wanted:
         return []
@@ -235,7 +236,7 @@ def guard(engine: Engine, destinations: Iterable[str], now: datetime,
         return list(conn.execute(update(dispatch).where(
             dispatch.c.destination.in_(wanted),
             dispatch.c.enqueued_at.is_(None) | (dispatch.c.enqueued_at < now - stale_after))
-            .values(enqueued_at=now).returning(dispatch.c.destination)).scalars())
+            .values(enqueued_at=due or now).returning(dispatch.c.destination)).scalars())
 
 
 def unguard(engine: Engine, destination: str) -> None:

@@ -6,6 +6,10 @@ lease, calls the vendor once and records the outcomes; if it took a full
 batch, the next message is sent before the vendor call, so that another worker
 takes the next batch meanwhile. Retries live in the database
 (``jobs.next_attempt_at``), so a failed attempt never rides on a broker retry.
+
+A vendor's rate limit is asked first (``gate``): while it says "not now", nothing is
+claimed and the next message is sent delayed until it frees; jobs a limit deferred
+mid-run get one too, so the work resumes when the limit allows, not at a later tick.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Dispatcher:
         self.engine, self.clock, self.metrics = engine, clock, metrics
         self.stale_after = stale_after
         self.send: Callable[[str], Any] | None = None
+        self.send_later: Callable[[str, int], Any] | None = None
 
     def __call__(self, destinations: Iterable[str]) -> None:
         """A refusal is counted, not fatal: the jobs are in the database and the
@@ -51,16 +56,41 @@ class Dispatcher:
                             error=type(exc).__name__)
 
 
+    def later(self, destination: str, seconds: float) -> None:
+        """Send ``destination``'s message ``seconds`` from now (a rate limit's wait), unless
+        one is in flight already; the guard counts from when it is due."""
+        assert self.send_later is not None, "register() the actor first"
+        now = self.clock()
+        due = now + timedelta(seconds=seconds)
+        for d in outbox.guard(self.engine, [destination], now, self.stale_after, due=due):
+            try:
+                self.send_later(d, int(seconds * 1000) + LATER_MARGIN_MS)
+            except Exception as exc:  # noqa: BLE001 - the outbox is the safety net
+                self.metrics.enqueue_failures.inc()
+                log.warning("broker.enqueue_failed", destination=d, error=type(exc).__name__)
+
+
+# A delayed message arrives this much after the limit frees, so the jobs are due by then.
+LATER_MARGIN_MS = 20
+
+
 def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
              dispatcher: Dispatcher, *, time_limit_ms: int,
-             give_way: Callable[[], object] | None = None) -> None:
+             give_way: Callable[[], object] | None = None,
+             gate: Callable[[str], float] | None = None) -> None:
     """Declare the ``dispatch`` actor on ``broker`` and let ``dispatcher`` send it.
-    ``give_way`` runs first (the embedded default: requests of the same process first)."""
+    ``give_way`` runs first (the embedded default: requests of the same process first);
+    ``gate(destination)`` says how many seconds its vendor's rate limit wants (0: none)."""
 
     def dispatch(destination: str) -> None:
         if give_way is not None:
             give_way()
         outbox.unguard(deliverer.engine, destination)
+        wait = gate(destination) if gate is not None else 0.0
+        if wait > 0:
+            metrics.throttled.labels(destination).inc()
+            dispatcher.later(destination, wait)
+            return
         report = deliverer.run(destination, more=lambda d: dispatcher([d]))
         for outcome, n in report.outcomes.items():
             metrics.jobs.labels(destination, outcome).inc(n)
@@ -73,6 +103,9 @@ def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
                      lost=report.lost, **dict(report.outcomes))
         if report.lost:
             dispatcher([destination])
+        if report.throttled_for is not None:
+            metrics.throttled.labels(destination).inc()
+            dispatcher.later(destination, report.throttled_for)
 
     # No broker retries: a failed delivery is rescheduled in the database, and a message
     # lost or failed outright is re-sent by the scheduler's next dispatch tick.
@@ -80,3 +113,4 @@ def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
         dispatch, broker=broker, actor_name="privasync_dispatch", queue_name=QUEUE, priority=0,
         options={"max_retries": 0, "time_limit": time_limit_ms})
     dispatcher.send = actor.send
+    dispatcher.send_later = lambda d, ms: actor.send_with_options(args=(d,), delay=ms)

@@ -13,12 +13,13 @@ from dramatiq.brokers.stub import StubBroker
 from core.errors import ConfigError
 
 QUEUE = "privasync"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def make_broker(url: str, *, namespace: str = "privasync") -> dramatiq.Broker:
     if not url:
         return StubBroker(fail_fast_default=False)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         from dramatiq.brokers.redis import RedisBroker
 
         # Requeue a dead worker's messages after 15 s rather than at the 0.1% lottery;

@@ -127,6 +127,10 @@ class Metrics:
         self.fields_dropped = Counter("privasync_fields_dropped",
                                       "Fields minimisation kept from a destination, by reason",
                                       ["destination", "reason"], registry=self.registry)
+        self.throttled = Counter("privasync_rate_limited",
+                                 "Dispatches a vendor's rate limit put off (sent again, "
+                                 "delayed, when it frees), by destination",
+                                 ["destination"], registry=self.registry)
         self.enqueue_failures = Counter("privasync_enqueue_failures",
                                         "Dispatch messages the broker refused (resent later)",
                                         registry=self.registry)

@@ -14,10 +14,12 @@ from connectors.hubspot.erasure import ERASE_BATCH, Eraser
 from connectors.hubspot.errors import http_error
 from connectors.hubspot.events import SYSTEM, EventTranslator
 from connectors.hubspot.export import EXPORT_BATCH, Exporter
+from connectors.hubspot.limits import WindowedSession, default_window
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
 from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify_v3
-from connectors.transport import TimeoutSession, error_for_network
+from connectors.ratelimits import Window
+from connectors.transport import error_for_network
 from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import (
@@ -38,18 +40,23 @@ class HubSpotConnector:
     """Verifies and translates HubSpot webhooks; makes HubSpot hold subjects' consent.
 
     Implements core.ports.ConsentDestination, RecordDestination, ErasureDestination and
-    ExportSource. Builds clients only; nothing connects until a method is called.
+    ExportSource. Builds clients only; nothing connects until a method is called. Every
+    call takes a slot of ``window`` (HubSpot's rate window, shared by every process that
+    shares it; by default this process's own).
     """
 
     def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
-                 mapping: SystemMapping, timeout: float = 10.0) -> None:
+                 mapping: SystemMapping, timeout: float = 10.0,
+                 window: Window | None = None) -> None:
         self._base_url = base_url.rstrip("/")
         self._client_secret = client_secret
         self._mapping = mapping
-        self._session = TimeoutSession(timeout)
+        self.window = window or default_window(timeout)
+        self._session = WindowedSession(timeout, self.window)
         self._session.headers["Authorization"] = f"Bearer {access_token}"
         self._translator = EventTranslator(mapping)
-        sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout)
+        sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout,
+                         window=self.window)
         self._reader = ContactReader(sdk)
         self._eraser = Eraser(sdk, self._reader)
         self._exporter = Exporter(sdk, self._reader)

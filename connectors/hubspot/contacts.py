@@ -65,11 +65,13 @@ class ContactReader:
         self._sdk = sdk
         self._batch_api = sdk.client.crm.contacts.batch_api
 
-    def read(self, keys: Sequence[str], *, by_email: bool, properties: Sequence[str]) -> Read:
+    def read(self, keys: Sequence[str], *, by_email: bool, properties: Sequence[str],
+             patience: float = 0.0) -> Read:
         """Contacts for ``keys``, one call per 100; a missing key is simply absent.
 
         By e-mail, the identity properties are read as well, to map answers back to keys.
-        Raises DeliveryError when a call failed.
+        Raises DeliveryError when a call failed (Throttled when the rate window stayed
+        full for ``patience`` seconds).
         """
         names = list(dict.fromkeys([*properties, IDENTITY_PROPERTY, _ALIASES_PROPERTY]
                                    if by_email else properties))
@@ -81,17 +83,21 @@ class ContactReader:
                 inputs=[{"id": k} for k in chunk], properties=names,
                 id_property=IDENTITY_PROPERTY if by_email else None)
             what = f"hubspot contacts batch read by {'email' if by_email else 'id'}"
-            answer = self._sdk.send(what, self._batch_api.read_with_http_info, request)
+            answer = self._sdk.send(what, self._batch_api.read_with_http_info, request,
+                                    patience=patience)
             self._collect(read, answer.data, chunk, by_email)
         return read
 
     def emails(self, refs: Sequence[SystemRef]) -> dict[SystemRef, str]:
-        """Addresses of the contacts found; unknown contacts and other systems are absent."""
+        """Addresses of the contacts found; unknown contacts and other systems are absent.
+        The applier asks, not a worker: it waits up to a window for a slot rather than set
+        the events aside (a deferred look-up costs their inbox row an attempt)."""
         by_id: dict[str, list[SystemRef]] = {}
         for ref in refs:
             if ref.system == SYSTEM and ref.ref.startswith(_PREFIX):
                 by_id.setdefault(ref.ref.removeprefix(_PREFIX), []).append(ref)
-        found = self.read(list(by_id), by_email=False, properties=[IDENTITY_PROPERTY]).found
+        found = self.read(list(by_id), by_email=False, properties=[IDENTITY_PROPERTY],
+                          patience=self._sdk.window.seconds).found
         return {ref: email for contact_id, contact in found.items()
                 if (email := contact.properties.get(IDENTITY_PROPERTY))
                 for ref in by_id[contact_id]}

@@ -5,12 +5,12 @@ refs the addresses already reach); one GDPR delete per address, since HubSpot ha
 batch form and blocklists an address it does not hold, so every address is sent; one
 per ref that no known address reaches (a 404 there means already gone); then one batch
 read by e-mail and one by id. A contact still readable is not erased, whatever the
-deletes answered.
+deletes answered. The deletes and the read-back take their slots of the shared rate
+window together, before the first delete, so a batch never meets the limit halfway.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +31,7 @@ ERASE_BATCH = 50
 VERIFY_CALLS = 2  # the read-back: one batch read by e-mail, one by id
 _GONE = 404
 # Failures that every later delete of the call would meet as well: stop asking.
-_CALL_WIDE = frozenset({"http_429", "network"})
+_CALL_WIDE = frozenset({"http_429", "network", "rate_limited", "rate_limiter_unavailable"})
 
 
 @dataclass
@@ -78,47 +78,46 @@ class Eraser:
         self._sdk = sdk
         self._basic_api = sdk.client.crm.contacts.basic_api
         self._reader = reader
-        # One batch at a time per process: batches sized against the same rate window
-        # at the same moment would each think it theirs, meet 429s halfway, and repeat.
-        self._one_at_a_time = threading.Lock()
+        self._window = sdk.window
 
     def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
         """One receipt per person, in order. Raises DeliveryError when nothing could be done
         (the first read failed, or the first delete met a rate limit, network or auth error)."""
         work = [self._plan(p) for p in people]
         todo = [w for w in work if w.error is None]
-        with self._one_at_a_time:
-            self._erase(todo)
-        return [w.receipt() for w in work]
-
-    def _erase(self, todo: list[_Erasure]) -> None:
         if todo:
             found = self._read_emails(todo).found
             for w in todo:
                 w.existed = {found[e].id for e in w.emails if e in found}
-            todo = self._within_budget(todo)
-            self._delete_all(todo)
-            self._verify([w for w in todo if w.error is None])
+            todo, slots = self._within_budget(todo)
+            with self._window.reserved(slots):
+                self._delete_all(todo)
+                self._verify([w for w in todo if w.error is None])
+        return [w.receipt() for w in work]
 
-    def _within_budget(self, todo: list[_Erasure]) -> list[_Erasure]:
-        """The people whose deletes and read-back fit in what is left of HubSpot's rate
-        window; the others are not asked for now (Throttled: no attempt spent). Meeting
-        the limit after the deletes would throw their read-back away, and the next try
-        would send every delete again."""
-        left = self._sdk.budget.calls_left()
-        if left is None:
-            return todo
-        room, kept = left - VERIFY_CALLS, 0
-        for w in todo:
-            cost = len(w.emails) + sum(1 for i in w.ids if i not in w.existed)
+    def _within_budget(self, todo: list[_Erasure]) -> tuple[list[_Erasure], list[str]]:
+        """The people whose deletes and read-back fit in what is free of HubSpot's rate
+        window now, with those slots; the others are not asked for now (Throttled: no
+        attempt spent). Meeting the limit after the deletes would throw their read-back
+        away, and the next try would send every delete again."""
+        costs = [len(w.emails) + sum(1 for i in w.ids if i not in w.existed) for w in todo]
+        try:
+            slots = self._window.take(sum(costs) + VERIFY_CALLS,
+                                      at_least=costs[0] + VERIFY_CALLS)
+            wait = self._window.seconds
+        except Throttled as full:
+            slots, wait = [], full.retry_after or self._window.seconds
+        room, kept = len(slots) - VERIFY_CALLS, 0
+        for cost in costs:
             if cost > room:
                 break
             room, kept = room - cost, kept + 1
-        wait = self._sdk.budget.window_seconds
+        used = len(slots) - room if kept else 0
+        self._window.give_back(slots[used:])
         for w in todo[kept:]:
             w.error = Throttled("hubspot gdpr delete not attempted: the rate window is spent",
                                 retry_after=wait, error_class="rate_budget")
-        return todo[:kept]
+        return todo[:kept], slots[:used]
 
     @staticmethod
     def _plan(person: PersonAt) -> _Erasure:

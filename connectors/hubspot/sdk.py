@@ -3,14 +3,13 @@
 One client per connector. Its urllib3 retries are kept to connection attempts (nothing
 was sent yet); a bare 502/503 is absorbed by the shared blip retry; anything longer is
 the worker's business. Every call goes through ``HubSpotSdk.send``, so none can go out
-without a timeout or come back as an untranslated exception. Each generated package of
+without a timeout or a slot of the shared rate window, or come back as an untranslated
+exception. Each generated package of
 the client has its own ApiException class, so every package used here is listed.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,8 @@ from hubspot.crm.properties.exceptions import ApiException as PropertiesApiExcep
 from urllib3.util.retry import Retry
 
 from connectors.hubspot.errors import http_error
+from connectors.hubspot.limits import observed
+from connectors.ratelimits import Window
 from connectors.transport import blip_retry, error_for_network
 
 _API_ERRORS = (ContactsApiException, PropertiesApiException)
@@ -41,78 +42,44 @@ class Answer:
         return {k.lower(): v for k, v in self.headers.items()}.get("x-hubspot-correlation-id")
 
 
-class RateBudget:
-    """What HubSpot last said of the app's rolling rate limit (``X-HubSpot-RateLimit-*``
-    on every answer, 429s included). HubSpot counts per app, so the figure covers every
-    privasync process; a caller that knows it needs N calls can size its batch to fit
-    instead of meeting a 429 halfway and repeating the calls that went through."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._remaining: int | None = None
-        self._interval = 10.0
-        self._seen_at = 0.0
-
-    def observe(self, status: int, headers: Mapping[str, str] | None) -> None:
-        lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        remaining = lowered.get("x-hubspot-ratelimit-remaining", "")
-        interval = lowered.get("x-hubspot-ratelimit-interval-milliseconds", "")
-        with self._lock:
-            if interval.isdigit():
-                self._interval = int(interval) / 1000
-            if status == 429:
-                self._remaining, self._seen_at = 0, self._clock()
-            elif remaining.isdigit():
-                self._remaining, self._seen_at = int(remaining), self._clock()
-
-    def calls_left(self) -> int | None:
-        """Calls the app may still make in the current window; None when unknown (nothing
-        seen yet, or the last figure is older than a whole window)."""
-        with self._lock:
-            if self._remaining is None or self._clock() - self._seen_at >= self._interval:
-                return None
-            return self._remaining
-
-    @property
-    def window_seconds(self) -> float:
-        return self._interval
-
-
 class HubSpotSdk:
     """The official client plus the one way privasync calls it."""
 
-    def __init__(self, *, base_url: str, access_token: str, timeout: float) -> None:
+    def __init__(self, *, base_url: str, access_token: str, timeout: float,
+                 window: Window) -> None:
         retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0,
                       backoff_factor=0.1, raise_on_status=False)
         self.client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=retry)
         self._timeout = timeout
-        self.budget = RateBudget()
+        self.window = window
 
     def send(self, what: str, method: Callable[..., Any], *args: Any,
-             tolerated: Collection[int] = (), **kwargs: Any) -> Answer:
-        """Call a client ``*_with_http_info`` method with the timeout set.
+             tolerated: Collection[int] = (), patience: float = 0.0, **kwargs: Any) -> Answer:
+        """Call a client ``*_with_http_info`` method with the timeout set, in a slot of the
+        rate window (waiting ``patience`` seconds at most for one).
 
         A status in ``tolerated`` comes back as an Answer (a 404 that means "already
-        gone"); any other failure raises DeliveryError, named by ``what``, never by data.
+        gone"); any other failure raises DeliveryError, named by ``what``, never by data;
+        a full window raises Throttled before anything is sent.
         """
         try:
-            return self._once(what, method, args, kwargs, tolerated)
+            return self._once(what, method, args, kwargs, tolerated, patience)
         except urllib3.exceptions.HTTPError as exc:
             raise error_for_network(exc, what) from exc
 
     @blip_retry
     def _once(self, what: str, method: Callable[..., Any], args: tuple[Any, ...],
-              kwargs: dict[str, Any], tolerated: Collection[int]) -> Answer:
-        try:
-            data, status, headers = method(*args, _request_timeout=self._timeout, **kwargs)
-        except _API_ERRORS as exc:
-            status = getattr(exc, "status", None)
-            if not isinstance(status, int) or status <= 0:  # an SSLError the client wrapped
-                raise error_for_network(exc, what) from exc
-            self.budget.observe(status, getattr(exc, "headers", None))
-            if status in tolerated:
-                return Answer(status, dict(getattr(exc, "headers", None) or {}))
-            raise http_error(status, getattr(exc, "headers", None), what) from exc
-        self.budget.observe(int(status), headers)
+              kwargs: dict[str, Any], tolerated: Collection[int], patience: float) -> Answer:
+        with self.window.slot(patience=patience) as call:
+            try:
+                data, status, headers = method(*args, _request_timeout=self._timeout, **kwargs)
+            except _API_ERRORS as exc:
+                status = getattr(exc, "status", None)
+                if not isinstance(status, int) or status <= 0:  # an SSLError the client wrapped
+                    raise error_for_network(exc, what) from exc
+                call.observe(observed(status, getattr(exc, "headers", None)))
+                if status in tolerated:
+                    return Answer(status, dict(getattr(exc, "headers", None) or {}))
+                raise http_error(status, getattr(exc, "headers", None), what) from exc
+            call.observe(observed(int(status), headers))
         return Answer(int(status), dict(headers or {}), data)

@@ -6,12 +6,14 @@ The official SDK is unmaintained and mishandles ``application/problem+json``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from typing import Any
 
 import requests
 
+from connectors.ratelimits import Connections
 from connectors.transport import (
     TRANSIENT_STATUSES,
     TimeoutSession,
@@ -62,14 +64,22 @@ def problem_error(response: requests.Response, what: str) -> DeliveryError:
 
 
 class MailchimpApi:
-    """One list's slice of the API, over a pooled session with Basic auth."""
+    """One list's slice of the API, over a pooled session with Basic auth. Each request
+    holds one of the key's simultaneous connections (``connections``, shared by every
+    process that shares it) while it runs."""
 
-    def __init__(self, *, base_url: str, api_key: str, timeout: float) -> None:
+    def __init__(self, *, base_url: str, api_key: str, timeout: float,
+                 connections: Connections | None = None) -> None:
         if not api_key:
             raise ConfigError("mailchimp api key is empty")
         self.base_url = (base_url or base_url_for(api_key)).rstrip("/")
         self._session = TimeoutSession(timeout)
         self._session.auth = ("privasync", api_key)
+        self._connections = connections
+        self._free: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+    def _connection(self) -> contextlib.AbstractContextManager[None]:
+        return self._connections.call() if self._connections is not None else self._free
 
     def call(self, method: str, path: str, what: str, *, body: Any = None,
              missing_ok: bool = False) -> Any:
@@ -97,7 +107,8 @@ class MailchimpApi:
 
     @blip_retry
     def _status_once(self, method: str, path: str, what: str) -> int:
-        response = self._session.request(method, f"{self.base_url}{path}")
+        with self._connection():
+            response = self._session.request(method, f"{self.base_url}{path}")
         if response.status_code != 404 and response.status_code // 100 != 2:
             raise problem_error(response, what)
         return response.status_code
@@ -105,7 +116,8 @@ class MailchimpApi:
     @blip_retry
     def _call_once(self, method: str, path: str, what: str, body: Any,
                    missing_ok: bool) -> Any:
-        response = self._session.request(method, f"{self.base_url}{path}", json=body)
+        with self._connection():
+            response = self._session.request(method, f"{self.base_url}{path}", json=body)
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code // 100 != 2:

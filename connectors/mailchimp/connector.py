@@ -12,6 +12,7 @@ from connectors.mailchimp.erasure import ERASE_BATCH, MailchimpErasure
 from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
 from connectors.mailchimp.webhooks import parse_webhook
+from connectors.ratelimits import Connections
 from core.errors import ConfigError
 from core.mappings import SystemMapping
 from core.model import (
@@ -34,16 +35,19 @@ class MailchimpConnector:
     Implements core.ports.ConsentDestination, RecordDestination, ErasureDestination and
     ExportSource.
 
-    ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix.
+    ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix. Every
+    request holds one of ``connections`` (the key's simultaneous connections) while it runs.
     """
 
     def __init__(self, *, base_url: str, api_key: str, list_id: str,
-                 mapping: SystemMapping, timeout: float = 10.0) -> None:
+                 mapping: SystemMapping, timeout: float = 10.0,
+                 connections: Connections | None = None) -> None:
         if not list_id:
             raise ConfigError("mailchimp list id is empty")
         self._list_id = list_id
         self._purposes = tuple(mapping.consent.all_email)
-        self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout)
+        self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout,
+                                 connections=connections)
         self._destination = MailchimpDestination(self._api, list_id, self._purposes)
         self._records = MailchimpRecords(self._api, list_id, mapping)
         self._erasure = MailchimpErasure(self._api, list_id)

@@ -20,6 +20,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
+from connectors.ratelimits import Allowance
 from connectors.transport import TimeoutSession, blip_retry, error_for_network, error_for_status
 from core.errors import AuthError, DeliveryError, PermanentError, TransientError
 from core.model import require_aware
@@ -142,15 +143,35 @@ def translate(exc: SalesforceError, what: str) -> DeliveryError:
 
 
 class SalesforceClient:
-    """Runs calls against a lazily built client: blip-retried, errors translated."""
+    """Runs calls against a lazily built client: blip-retried, errors translated, and each
+    admitted by the org's daily API allocation (when an ``allowance`` is given)."""
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, allowance: Allowance | None = None) -> None:
         self._credentials = credentials
         self._sf: Salesforce | None = None
+        self._allowance = allowance
 
     def call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
-        """Run ``fn(sf)``; raise TransientError/PermanentError/AuthError on failure."""
+        """Run ``fn(sf)``; raise TransientError/PermanentError/AuthError on failure, and
+        Throttled, before anything is sent, when the allocation is down to its reserve."""
+        if self._allowance is not None:
+            self._allowance.admit(self.daily_allocation)
+        return self._call(what, fn)
 
+    def daily_allocation(self) -> tuple[int, int]:
+        """(DailyApiRequests Max, Remaining) from ``/limits``, outside the allowance; kept
+        as the allowance's latest reading."""
+        limits = self._call("limits", lambda sf: sf.limits())
+        daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
+        if not isinstance(daily, dict) or not {"Max", "Remaining"} <= set(daily):
+            raise PermanentError("limits: no DailyApiRequests in the answer",
+                                 error_class="unexpected_answer")
+        found = int(daily["Max"]), int(daily["Remaining"])
+        if self._allowance is not None:
+            self._allowance.record(*found)
+        return found
+
+    def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         @blip_retry
         def attempt() -> T:
             try:

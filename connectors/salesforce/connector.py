@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from connectors.ratelimits import Allowance
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.destination import Destination
 from connectors.salesforce.erasure import Eraser
@@ -38,13 +39,15 @@ class SalesforceConnector:
     writes opt-outs and mapped fields; erases and exports people. Implements
     ConsentDestination, RecordDestination, ErasureDestination and ExportSource.
 
-    Nothing connects until the first call; the login mode logs in then.
+    Nothing connects until the first call; the login mode logs in then. With an
+    ``allowance``, every call but the ``/limits`` reading is admitted by it.
     """
 
     def __init__(self, *, instance_url: str, mapping: SystemMapping,
                  session_id: str | None = None, username: str | None = None,
                  password: str | None = None, security_token: str | None = None,
-                 domain: str = "login", version: str = "59.0", timeout: float = 10.0) -> None:
+                 domain: str = "login", version: str = "59.0", timeout: float = 10.0,
+                 allowance: Allowance | None = None) -> None:
         if session_id is None and None in (username, password, security_token):
             raise ConfigError("salesforce needs a session_id, or a username, password "
                               "and security_token")
@@ -52,7 +55,8 @@ class SalesforceConnector:
                                   username=username, password=password,
                                   security_token=security_token, domain=domain,
                                   version=version, timeout=timeout)
-        self._client = SalesforceClient(credentials)
+        self._client = SalesforceClient(credentials, allowance)
+        self.allowance = allowance
         self._poller = Poller(self._client, mapping)
         self._destination = Destination(self._client, mapping.consent.all_email)
         self._records = RecordWriter(self._client, mapping)
@@ -109,8 +113,8 @@ class SalesforceConnector:
 
     def check(self) -> None:
         """Raise AuthError on rejected credentials, TransientError if unreachable or spent."""
-        limits = self._client.call("limits", lambda sf: sf.limits())
-        if int(limits.get("DailyApiRequests", {}).get("Remaining", 1)) <= 0:
+        _, remaining = self._client.daily_allocation()
+        if remaining <= 0:
             raise TransientError("limits: daily API requests used up",
                                  retry_after=EXHAUSTED_RETRY_AFTER,
                                  error_class="request_limit_exceeded")

@@ -43,6 +43,10 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         self.rate_limit, self.window_seconds = rate_limit, window_seconds
         self.portal_id, self.app_id = portal_id, app_id
         self._window: deque[float] = deque()
+        # When each call was let through (monotonic), and how many got a 429: what a
+        # test or the benchmark reads to judge a client's use of the window.
+        self.admitted_at: list[float] = []
+        self.rate_limited = 0
         self._contacts = {}
         self._ids = itertools.count(1001)
         self._definitions = {101: _Definition(101, "Product news"), 102: _Definition(102, "Offers")}
@@ -108,7 +112,9 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
                 self._window.popleft()
             if len(self._window) < self.rate_limit:
                 self._window.append(now)
+                self.admitted_at.append(now)
                 return None
+            self.rate_limited += 1
         body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
                 "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
                 "policyName": "TEN_SECONDLY_ROLLING", "requestId": str(uuid.uuid4())}
@@ -145,6 +151,8 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         self.clear_faults()
         with self.lock:
             self._window.clear()
+            self.admitted_at.clear()
+            self.rate_limited = 0
             self.calls.clear()
             self.log.clear()
             self._contacts.clear()

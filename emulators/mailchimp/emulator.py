@@ -35,6 +35,11 @@ class MailchimpEmulator(_Members):
         self._forgotten = set()
         self._tag_ids = {}
         self._in_flight = 0
+        # Requests being answered at once, refused ones included, and the most seen: the
+        # connections a client used, whatever the cap let through.
+        self._open = 0
+        self.peak_connections = 0
+        self.refused_connections = 0
         self._webhooks = []
         self._sender = _WebhookSender()
         lst, member = r"/lists/(?P<list>[0-9a-z]+)", r"/members/(?P<hash>[0-9a-f]{32})"
@@ -79,9 +84,20 @@ class MailchimpEmulator(_Members):
         return self.error(401, "Your API key may be invalid, or you've attempted to access "
                                "the wrong datacenter.")
 
+    def dispatch(self, request: Request) -> Response:
+        with self.lock:
+            self._open += 1
+            self.peak_connections = max(self.peak_connections, self._open)
+        try:
+            return super().dispatch(request)
+        finally:
+            with self.lock:
+                self._open -= 1
+
     def admit(self, request: Request) -> Response | None:
         with self.lock:
             if self._in_flight >= self.max_connections:
+                self.refused_connections += 1
                 return self.error(429, f"You have exceeded the limit of {self.max_connections} "
                                        "simultaneous connections.")
             self._in_flight += 1
@@ -107,6 +123,7 @@ class MailchimpEmulator(_Members):
             self.calls.clear()
             self.log.clear()
             self.latency_seconds = 0.0
+            self.peak_connections = self.refused_connections = 0
         self.clear_faults()
         self._sender.clear()
 
