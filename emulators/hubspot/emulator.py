@@ -41,6 +41,7 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         super().__init__()
         self.access_token, self.client_secret = access_token, client_secret
         self.rate_limit, self.window_seconds = rate_limit, window_seconds
+        self.latency_seconds = 0.0  # each admitted call is answered this much later
         self.portal_id, self.app_id = portal_id, app_id
         self._window: deque[float] = deque()
         # When each call was let through (monotonic), and how many got a 429: what a
@@ -87,6 +88,8 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
     def _guarded(self, handler: Handler) -> Handler:
         """Serialise handlers on the state lock and answer refusals in HubSpot's shape."""
         def run(request: Request, match: re.Match[str]) -> Response:
+            if self.latency_seconds:
+                time.sleep(self.latency_seconds)
             try:
                 with self.lock:
                     return handler(request, match)
@@ -153,6 +156,7 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
             self._window.clear()
             self.admitted_at.clear()
             self.rate_limited = 0
+            self.latency_seconds = 0.0
             self.calls.clear()
             self.log.clear()
             self._contacts.clear()

@@ -197,6 +197,7 @@ def test_the_rolling_window_answers_429_with_the_documented_body_and_headers(
     assert limited.headers["X-HubSpot-RateLimit-Remaining"] == "0"
     assert limited.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
     assert hub.total_calls() == 3
+    assert (len(hub.admitted_at), hub.rate_limited) == (3, 1)  # what a bench reads
 
 
 def test_injected_faults_answer_before_anything_else(hub: HubSpotEmulator) -> None:

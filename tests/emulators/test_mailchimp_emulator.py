@@ -381,6 +381,7 @@ def test_more_simultaneous_requests_than_the_cap_get_429(mc: MailchimpEmulator) 
     assert statuses.count(200) == 10
     assert statuses.count(429) == 5
     assert mc.in_flight == 0
+    assert mc.peak_connections > 10 and mc.refused_connections == 5  # what a test reads
     mc.latency_seconds = 0.0
     assert requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=5).status_code == 200
 
