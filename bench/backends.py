@@ -7,6 +7,7 @@ and a dedicated Redis db (flushed), both on the machine's loopback services.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from core.model import EventMeta, SubjectHint, SubjectSeen, SystemRef
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
 MAPPINGS = ROOT / "mappings"
-PG_DATABASE = "privasync_bench"
+# Another database lets two benchmarks share a machine's PostgreSQL (give each its own
+# Redis database too, with --redis-url).
+PG_DATABASE = os.environ.get("PRIVASYNC_BENCH_DATABASE", "privasync_bench")
 LABELS = {"sqlite": "SQLite, one process", "sqlite2": "SQLite, two processes",
           "redis": "PostgreSQL + Redis, 4 procs"}
 

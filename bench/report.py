@@ -163,6 +163,25 @@ ERASURE: list[Row] = [
 ]
 
 
+def _share(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda b: "-" if b.get(key) is None else f"{b[key] * 100:.1f} %"
+
+
+BACKLOG: list[Row] = [
+    ("HubSpot jobs by status", lambda b: ", ".join(f"{k} {v}" for k, v in
+                                                   sorted(b["jobs"].items()))),
+    ("all done after", lambda b: f"{b['wall_seconds']:.1f} s"),
+    ("first HubSpot call after", lambda b: f"{b['first_call_after_seconds']:.1f} s"),
+    ("HubSpot calls (span first->last)", lambda b: f"{b['calls']} ({b['span_seconds']:.1f} s)"),
+    ("calls the window allowed in the span", lambda b: str(b["allowed"])),
+    ("budget used over the run", _share("used_over_run")),
+    ("slot reuse, W / mean(t[i] - t[i-100])", _share("slot_reuse")),
+    ("shortest t[i] - t[i-100]", lambda b: f"{b['min_gap_seconds']:.3f} s"),
+    ("HubSpot answers 429 (all privasync's)", lambda b: str(b["hubspot_429"])),
+    ("peak memory, MB", _memory),
+]
+
+
 def _cell(row: Row, result: dict[str, Any]) -> str:
     try:
         return str(row[1](result))
@@ -203,6 +222,12 @@ def table(results: dict[str, dict[str, Any]], config: dict[str, Any]) -> str:
                           "API, until erased and verified in HubSpot, Salesforce and Mailchimp, "
                           "acknowledged by the partner and the person mailed",
                           ERASURE, erasing)
+    backlog = [(LABELS.get(n, n), r["backlog"]) for n, r in results.items() if "backlog" in r]
+    if backlog:
+        lines += _section(f"4. Backlog: {config['backlog']} withdrawals waiting for HubSpot "
+                          "(100 calls per rolling 10 s, answering in "
+                          f"{config['hubspot_latency'] * 1000:.0f} ms), two worker processes "
+                          "sharing the window through Redis", BACKLOG, backlog)
     lines += ["", "Latency: webhook accepted (jobs.origin_received_at) -> destination updated "
               "(jobs.done_at).",
               "calls/unsub: vendor API calls per unsubscribe, seeding and Salesforce polling "

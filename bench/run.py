@@ -1,6 +1,7 @@
 """``python -m bench.run``: ingest throughput against a floor, unsubscribe propagation and
 erasures carried everywhere, with privasync deployed as in production, per backend, and a
-naive configuration beside it.
+naive configuration beside it; then a backlog towards HubSpot and how much of its rate
+budget it used (PostgreSQL + Redis only: the budget is shared by worker processes).
 
     python -m bench.run --events 10000 --people 1000 --erasures 1000 --backends sqlite,redis
 
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import backends, burst, erasure, faults, ingest, report
+from bench import backends, backlog, burst, erasure, faults, ingest, report
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -57,17 +58,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--erasure-backends", default="sqlite,redis",
                    help="backends that run the erasure phase (HubSpot's rate limit makes "
                         "each take about two minutes for 1,000)")
-    p.add_argument("--phases", default="ingest,burst,erasure,faults",
-                   help="any of ingest, burst, erasure, faults (the fault suite's recovery "
-                        "times)")
+    p.add_argument("--backlog", type=int, default=10000,
+                   help="withdrawals waiting for HubSpot in the backlog phase (PostgreSQL + "
+                        "Redis, two worker processes, HubSpot's 100 calls per 10 s)")
+    p.add_argument("--hubspot-latency", type=float, default=0.1,
+                   help="seconds HubSpot takes to answer each call in the backlog phase")
+    p.add_argument("--phases", default="ingest,burst,erasure,backlog,faults",
+                   help="any of ingest, burst, erasure, backlog (HubSpot's rate budget), "
+                        "faults (the fault suite's recovery times)")
     p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase, seconds")
     p.add_argument("--postgres-server", default=os.environ.get(
         "PRIVASYNC_BENCH_POSTGRES", DEFAULT_POSTGRES), help="server URL, no database name")
     p.add_argument("--redis-url", default=os.environ.get("PRIVASYNC_BENCH_REDIS", DEFAULT_REDIS))
     p.add_argument("--json", type=Path, default=backends.VAR / "latest.json")
     args = p.parse_args(argv)
-    if min(args.people, args.events, args.clients, args.erasures) < 1:
-        p.error("--people, --events, --clients and --erasures must be at least 1")
+    if min(args.people, args.events, args.clients, args.erasures, args.backlog) < 1:
+        p.error("--people, --events, --clients, --erasures and --backlog must be at least 1")
     return args
 
 
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     erasing = {n.strip() for n in args.erasure_backends.split(",") if n.strip()}
     config = {k: getattr(args, k) for k in ("people", "events", "clients", "poll_seconds",
                                             "worker_threads", "mailchimp_latency", "cold",
-                                            "echo", "erasures")} | {
+                                            "echo", "erasures", "backlog",
+                                            "hubspot_latency")} | {
         "backends": names, "naive": sorted(naive), "erasure_backends": sorted(erasing)}
     command = "python -m bench.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = report.machine()
@@ -124,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             results[name]["erasure"] = erasure.run(
                 name, services, people=args.erasures, poll_seconds=args.poll_seconds,
                 worker_threads=args.worker_threads, timeout=max(args.timeout, 600.0))
+    if "backlog" in phases:
+        _say(f"{stamp()} {backends.LABELS['redis']}: backlog, {args.backlog} changes to HubSpot")
+        results.setdefault("redis", {})["backlog"] = backlog.run(
+            services, changes=args.backlog, poll_seconds=args.poll_seconds,
+            worker_threads=args.worker_threads, latency=args.hubspot_latency,
+            timeout=max(args.timeout, 600.0))
     fault_cases: dict[str, Any] | None = None
     if "faults" in phases:
         _say(f"{stamp()} fault suite (tests/faults)")
@@ -143,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
              for r in results.values() for v in ("burst", "naive"))
     ok = ok and all(not any(r["erasure"]["still_held"].values())
                     for r in results.values() if "erasure" in r)
+    ok = ok and all(r["backlog"]["hubspot_429"] == 0 and _finished(r["backlog"])
+                    for r in results.values() if "backlog" in r)
     ok = ok and (fault_cases is None or fault_cases["passed"])
     return 0 if ok else 1
+
+
+def _finished(result: dict[str, Any]) -> bool:
+    return set(result["jobs"]) <= {"done"} and sum(result["jobs"].values()) >= result["changes"]
 
 
 if __name__ == "__main__":
