@@ -30,6 +30,7 @@ test: $(STAMP) services lint typecheck
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.micro
+	$(BIN)/python -m bench.window
 	$(BIN)/python -m bench.run
 
 clean:
