@@ -48,7 +48,7 @@ from core.ports import (
 )
 from core.routes import Routes
 from workers import actors
-from workers.broker import REDIS_SCHEMES, make_broker
+from workers.broker import REDIS_SCHEMES, Delivery, make_broker, prepare, queue_name
 from workers.metrics import Metrics
 from workers.retries import backoff
 from workers.runtime import ApplierLoop, Foreground, Scheduler, WorkerProcess, process_name
@@ -116,8 +116,11 @@ class Container:
     def start_worker(self, threads: int | None = None) -> WorkerProcess:
         w = self.settings.worker
         outbox.register(self.engine, self.every_destination())
+        prepare(self.broker, queue_name(self.settings.broker_url,
+                                        self.settings.broker_namespace))
         process = WorkerProcess(self.broker, self.deliverer, threads=threads or w.threads,
-                                heartbeat_seconds=w.heartbeat_seconds)
+                                heartbeat_seconds=w.heartbeat_seconds, prefetch=w.prefetch,
+                                shutdown_seconds=w.shutdown_seconds)
         process.start()
         self._running.append(process)
         return process
@@ -338,14 +341,16 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                           notifier=notifier, export_keep=timedelta(days=settings.export_keep_days),
                           ack_within={f"partner:{n}": p.ack_window
                                       for n, p in mappings.partners.items()})
-    broker = make_broker(settings.broker_url, namespace=settings.broker_namespace)
+    broker = make_broker(settings.broker_url, namespace=settings.broker_namespace,
+                         delivery=delivery(settings))
     metrics = Metrics()
     metrics.watch_database(engine, clock)
     dispatcher = actors.Dispatcher(engine, clock, metrics, stale_after=timedelta(
         seconds=max(5.0, 3 * w.dispatch_seconds)))
     foreground = Foreground()
     actors.register(broker, deliverer, metrics, dispatcher,
-                    time_limit_ms=int(w.max_hold_seconds * 1000), give_way=foreground.give_way,
+                    queue=queue_name(settings.broker_url, settings.broker_namespace),
+                    time_limit_ms=delivery(settings).time_limit_ms, give_way=foreground.give_way,
                     gate=rate_gate(connectors))
     return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
@@ -397,6 +402,15 @@ def rate_gate(connectors: Mapping[str, Any]) -> Callable[[str], float]:
             return exc.retry_after or 1.0
 
     return gate
+
+
+def delivery(settings: Settings) -> Delivery:
+    """The broker settings that decide delivery. An actor runs at most as long as a claim
+    may be held: past that its batch belongs to whoever claims it next."""
+    return Delivery(time_limit_ms=round(settings.worker.max_hold_seconds * 1000),
+                    heartbeat_timeout_ms=round(settings.broker_heartbeat_timeout_seconds * 1000),
+                    maintenance_chance=settings.broker_maintenance_chance,
+                    dead_message_ttl_ms=round(settings.broker_dead_message_ttl_seconds * 1000))
 
 
 def _can_deliver(connector: Any, settings: Settings) -> bool:

@@ -52,6 +52,8 @@ def configure_logging(level: str = "INFO") -> None:
     for noisy in ("hubspot", "urllib3", "simple_salesforce", "requests", "aiosmtpd",
                   "mail.log", "smtplib"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    # pika tells of every connection opened and closed at INFO (each readiness probe).
+    logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*stamp, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -166,7 +168,11 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=container.metrics.registry)
-    container.start_worker(threads)
+    try:
+        container.start_worker(threads)
+    except ConfigError as exc:
+        container.close()
+        raise click.ClickException(str(exc)) from None
     try:
         _wait_for_signal()
     finally:

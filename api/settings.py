@@ -87,6 +87,10 @@ class WorkerSettings(BaseModel):
     max_hold_seconds: float = Field(default=300.0, gt=0)
     dispatch_seconds: float = Field(default=1.0, gt=0)
     max_batch: int = Field(default=0, ge=0)
+    prefetch: int = Field(default=0, ge=0, le=65535)
+    # How long a stopping worker waits for the batches in hand (a pod's
+    # terminationGracePeriodSeconds must be longer: deploy/k8s/worker.yaml).
+    shutdown_seconds: float = Field(default=10.0, gt=0)
 
 
 class RetrySettings(BaseModel):
@@ -119,6 +123,9 @@ class Settings(BaseSettings):
     # URL when it is Redis, else this process's memory.
     rate_limit_url: str = ""
     broker_namespace: str = Field(default="privasync", pattern=r"^[A-Za-z0-9_.-]+$")
+    broker_heartbeat_timeout_seconds: float = Field(default=15.0, gt=0)
+    broker_maintenance_chance: float = Field(default=0.01, gt=0, le=1)
+    broker_dead_message_ttl_seconds: float = Field(default=86400.0, gt=0)
     mappings_dir: Path = Path("mappings")
     public_url: str = ""
     secret_key: SecretStr | None = None

@@ -8,23 +8,66 @@ import os
 import pytest
 
 REDIS_URL = os.environ.get("PRIVASYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("PRIVASYNC_TEST_RABBITMQ_URL",
+                              "amqp://guest:guest@127.0.0.1:5672/%2F")
 # One database per test session, so concurrent runs on one machine never collide.
 POSTGRES_SERVER = os.environ.get("PRIVASYNC_TEST_POSTGRES_SERVER",
                                  "postgresql+psycopg://postgres@127.0.0.1:5432")
 POSTGRES_URL = f"{POSTGRES_SERVER}/privasync_test_{os.getpid()}"
 
 
-# Broker keys of this test session only: concurrent runs on one Redis stay apart.
+# Broker keys (Redis) and queues (RabbitMQ) of this test session only: concurrent runs on
+# one Redis or one RabbitMQ vhost stay apart.
 BROKER_NAMESPACE = f"privasync-test-{os.getpid()}"
+RABBITMQ_QUEUES = (BROKER_NAMESPACE, f"{BROKER_NAMESPACE}.DQ", f"{BROKER_NAMESPACE}.XQ")
 
 
-def clear_broker(url: str) -> None:
-    """Drop this session's broker keys (as a Redis restart without persistence would)."""
+def _rabbitmq(url: str, action: str) -> int:
+    """``count``, ``purge`` or ``delete`` this session's queues; returns the messages they
+    held."""
+    import pika
+    import pika.exceptions
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    held = 0
+    try:
+        for queue in RABBITMQ_QUEUES:
+            channel = connection.channel()
+            try:
+                held += channel.queue_declare(queue, passive=True).method.message_count
+                if action == "purge":
+                    channel.queue_purge(queue)
+                elif action == "delete":
+                    channel.queue_delete(queue)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:  # 404: not declared (yet)
+                pass
+    finally:
+        connection.close()
+    return held
+
+
+def clear_broker(url: str) -> int:
+    """Drop this session's broker messages (as a Redis restart without persistence, or a
+    purged RabbitMQ queue, would); returns how many were queued."""
+    if url.startswith("amqp"):
+        return _rabbitmq(url, "purge")
     import redis
 
     client = redis.Redis.from_url(url)
+    held = queued(url)
     for key in client.scan_iter(f"{BROKER_NAMESPACE}:*"):
         client.delete(key)
+    return held
+
+
+def queued(url: str) -> int:
+    """Dispatch messages waiting in this session's queues."""
+    if url.startswith("amqp"):
+        return _rabbitmq(url, "count")
+    import redis
+
+    return int(redis.Redis.from_url(url).hlen(f"{BROKER_NAMESPACE}:privasync.msgs"))
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +81,21 @@ def redis_url():  # type: ignore[no-untyped-def]
         pytest.fail(f"Redis is required at {REDIS_URL}: {exc} (run `make services`)")
     yield REDIS_URL
     clear_broker(REDIS_URL)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url():  # type: ignore[no-untyped-def]
+    """The machine's RabbitMQ; this session's queues are deleted at the end."""
+    import pika
+    import pika.exceptions
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL)).close()
+    except pika.exceptions.AMQPError as exc:
+        pytest.fail(f"RabbitMQ is required at 127.0.0.1:5672: {type(exc).__name__} "
+                    "(run `make services`)")
+    yield RABBITMQ_URL
+    _rabbitmq(RABBITMQ_URL, "delete")
 
 
 def _admin(statement: str) -> None:

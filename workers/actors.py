@@ -24,7 +24,6 @@ from sqlalchemy.engine import Engine
 
 from core import outbox
 from core.delivery import Deliverer
-from workers.broker import QUEUE
 from workers.metrics import Metrics
 
 log = structlog.get_logger("privasync.worker")
@@ -75,7 +74,7 @@ LATER_MARGIN_MS = 20
 
 
 def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
-             dispatcher: Dispatcher, *, time_limit_ms: int,
+             dispatcher: Dispatcher, *, queue: str, time_limit_ms: int,
              give_way: Callable[[], object] | None = None,
              gate: Callable[[str], float] | None = None) -> None:
     """Declare the ``dispatch`` actor on ``broker`` and let ``dispatcher`` send it.
@@ -108,9 +107,10 @@ def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
             dispatcher.later(destination, report.throttled_for)
 
     # No broker retries: a failed delivery is rescheduled in the database, and a message
-    # lost or failed outright is re-sent by the scheduler's next dispatch tick.
+    # lost or failed outright is re-sent by the scheduler's next dispatch tick. No age
+    # limit: an old message is still a true hint, and a redundant one claims nothing.
     actor: dramatiq.Actor[[str], None] = dramatiq.Actor(
-        dispatch, broker=broker, actor_name="privasync_dispatch", queue_name=QUEUE, priority=0,
+        dispatch, broker=broker, actor_name="privasync_dispatch", queue_name=queue, priority=0,
         options={"max_retries": 0, "time_limit": time_limit_ms})
     dispatcher.send = actor.send
     dispatcher.send_later = lambda d, ms: actor.send_with_options(args=(d,), delay=ms)

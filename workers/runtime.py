@@ -100,13 +100,22 @@ class Ticker:
 
 class WorkerProcess:
     """A Dramatiq worker plus a heartbeat that /readyz reads and that extends the leases
-    of the claims this process's threads are working on."""
+    of the claims this process's threads are working on.
+
+    ``prefetch`` (0: one per thread) caps the messages this process holds unacknowledged,
+    running ones included: a message waiting behind a busy thread here is one an idle
+    worker elsewhere could have taken, so by default none wait. ``shutdown_seconds`` is how
+    long a stop waits for running batches (twice: Dramatiq joins workers, then consumers);
+    a batch still running then is claimed again by another worker when its lease ends."""
 
     def __init__(self, broker: dramatiq.Broker, deliverer: Deliverer, *, threads: int,
-                 heartbeat_seconds: float) -> None:
+                 heartbeat_seconds: float, prefetch: int = 0,
+                 shutdown_seconds: float = 10.0) -> None:
         self.name = deliverer.holder
         self.deliverer = deliverer
+        self.shutdown_seconds = shutdown_seconds
         self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+        self.worker.queue_prefetch = self.worker.delay_prefetch = prefetch or threads
         self.heartbeat = Ticker("heartbeat", heartbeat_seconds, self.beat)
 
     def beat(self) -> None:
@@ -121,9 +130,9 @@ class WorkerProcess:
         self.worker.start()
         self.heartbeat.start()
 
-    def stop(self, timeout_ms: int = 10_000) -> None:
+    def stop(self) -> None:
         self.heartbeat.stop()
-        self.worker.stop(timeout=timeout_ms)
+        self.worker.stop(timeout=round(self.shutdown_seconds * 1000))
         runtime.forget_beat(self.deliverer.engine, self.name)
 
 

@@ -95,3 +95,38 @@ def test_readyz_and_metrics_answer_while_a_writer_holds_sqlites_write_lock(embed
         writer.close()
     assert ready.json()["checks"]["database"]["ok"] is True
     assert metrics.status_code == 200 and "privasync_inbox_pending_rows" in metrics.text
+
+
+def _rabbitmq_readiness(url: str, sqlite_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from api.bootstrap import build
+    from api.settings import Settings
+    from api.stack import AppServer
+    from tests.conftest import BROKER_NAMESPACE
+
+    settings = Settings(database_url=sqlite_url, broker_url=url, var_dir=tmp_path,
+                        broker_namespace=BROKER_NAMESPACE, secret_key=SecretStr("x" * 32),
+                        mappings_dir=Path(__file__).parents[2] / "mappings")
+    container = build(settings, environ={"PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "s" * 16})
+    server = AppServer(container).start()
+    try:
+        return requests.get(f"{server.url}/readyz", timeout=10).json()
+    finally:
+        server.stop()
+        container.close()
+
+
+def test_readyz_checks_the_rabbitmq_connection(rabbitmq_url: str, sqlite_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    body = _rabbitmq_readiness(rabbitmq_url, sqlite_url, tmp_path)
+    assert body["checks"]["broker"] == {"ok": True, "kind": "remote"}
+
+
+def test_readyz_names_the_broker_when_rabbitmq_is_unreachable(rabbitmq_url: str,  # type: ignore[no-untyped-def]
+                                                              sqlite_url: str, tmp_path):
+    unreachable = rabbitmq_url.replace(":5672", ":1")
+    body = _rabbitmq_readiness(unreachable, sqlite_url, tmp_path)
+    assert body["failing"] == ["broker", "worker"]
+    assert body["checks"]["broker"] == {"ok": False, "reason": "AMQPConnectionError"}

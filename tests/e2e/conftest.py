@@ -1,5 +1,9 @@
-"""The whole product on loopback: emulators, the app, the real Redis broker and
-PostgreSQL, a worker and the scheduler."""
+"""The whole product on loopback: emulators, the app, a real broker (the machine's Redis,
+or its RabbitMQ) and PostgreSQL, a worker and the scheduler.
+
+Every test taking ``broker`` runs on Redis; one marked ``@pytest.mark.brokers("redis",
+"rabbitmq")`` runs on both (the key cases: the whole doubled would add a minute and a half).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,27 @@ from core.db import events, jobs
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
+BOTH_BROKERS = pytest.mark.brokers("redis", "rabbitmq")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "broker" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("brokers")
+        metafunc.parametrize("broker", marker.args if marker else ("redis",), indirect=True)
 
 
 @pytest.fixture
-def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    clear_broker(redis_url)
+def broker(request: pytest.FixtureRequest) -> str:
+    """The broker URL of this test (this session's namespace, emptied first)."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    clear_broker(url)
+    return url
+
+
+@pytest.fixture
+def stack(broker: str, tmp_path: Path) -> Iterator[Stack]:
     database = make_database("postgresql", tmp_path)
-    running = start_stack(database_url=database, var_dir=tmp_path, broker_url=redis_url,
+    running = start_stack(database_url=database, var_dir=tmp_path, broker_url=broker,
                           broker_namespace=BROKER_NAMESPACE,
                           mappings_dir=MAPPINGS, poll_seconds=0.3)
     yield running

@@ -42,8 +42,16 @@ from core.model import (
 )
 from emulators.partner import PartnerEmulator
 from tests.api.conftest import issue_token
-from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
-from tests.e2e.conftest import MAPPINGS, applied, job_count, settle, subject_of, wait_for
+from tests.conftest import BROKER_NAMESPACE, make_database
+from tests.e2e.conftest import (
+    BOTH_BROKERS,
+    MAPPINGS,
+    applied,
+    job_count,
+    settle,
+    subject_of,
+    wait_for,
+)
 from tests.smtp import Relay, run_relay
 
 EMAIL = "annelies.zwartkop@example.nl"
@@ -56,10 +64,9 @@ def relay() -> Iterator[Relay]:
 
 
 @pytest.fixture
-def stack(redis_url: str, tmp_path: Path, relay: Relay) -> Iterator[Stack]:
-    clear_broker(redis_url)
+def stack(broker: str, tmp_path: Path, relay: Relay) -> Iterator[Stack]:
     database = make_database("postgresql", tmp_path)
-    running = start_stack(database_url=database, var_dir=tmp_path, broker_url=redis_url,
+    running = start_stack(database_url=database, var_dir=tmp_path, broker_url=broker,
                           broker_namespace=BROKER_NAMESPACE, mappings_dir=MAPPINGS,
                           poll_seconds=0.3, smtp_port=relay.port)
     yield running
@@ -192,6 +199,7 @@ def comes_back_everywhere(stack: Stack) -> None:
     assert vendor_writes(stack) == writes_before
 
 
+@BOTH_BROKERS
 def test_an_erasure_started_in_hubspot_reaches_every_system_and_is_proven(
         stack: Stack, relay: Relay, tmp_path: Path) -> None:
     contact, subject = known_everywhere(stack)
@@ -252,6 +260,7 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
+@BOTH_BROKERS
 def test_an_erasure_typed_in_by_customer_service_is_carried_out_and_proven(
         cli_env: Stack, relay: Relay) -> None:
     stack = cli_env
@@ -319,15 +328,14 @@ def test_an_erasure_recorded_over_the_admin_api_is_carried_out_and_shown(
 
 
 @pytest.fixture
-def silent_partner_stack(redis_url: str, tmp_path: Path, relay: Relay) -> Iterator[Stack]:
+def silent_partner_stack(broker: str, tmp_path: Path, relay: Relay) -> Iterator[Stack]:
     """The partner takes erasure requests and never acknowledges; it has 2 s to."""
-    clear_broker(redis_url)
     mappings = tmp_path / "mappings"
     shutil.copytree(MAPPINGS, mappings)
     partners = mappings / "partners.yaml"
     partners.write_text(partners.read_text().replace("ack_within: 72h", "ack_within: 2s"))
     running = start_stack(database_url=make_database("postgresql", tmp_path),
-                          var_dir=tmp_path, broker_url=redis_url,
+                          var_dir=tmp_path, broker_url=broker,
                           broker_namespace=BROKER_NAMESPACE, mappings_dir=mappings,
                           poll_seconds=0.3, smtp_port=relay.port,
                           emulators=Emulators(partner=PartnerEmulator(auto_ack=False)))

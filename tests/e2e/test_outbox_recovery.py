@@ -1,4 +1,5 @@
-"""The database is the truth: messages the broker lost are sent again."""
+"""The database is the truth: messages the broker lost (Redis restarted without
+persistence, a RabbitMQ queue purged) are sent again by the dispatch tick."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import logging
 
 from api.cli import configure_logging
 from api.stack import Stack
-from tests.conftest import clear_broker
+from tests.conftest import clear_broker, queued
 from tests.e2e.conftest import (
+    BOTH_BROKERS,
     mc_status,
     partner_withdrawn,
     seed,
@@ -20,14 +22,19 @@ from tests.e2e.conftest import (
 EMAIL = "lost.message@example.org"
 
 
-def test_jobs_whose_messages_redis_lost_are_re_enqueued_and_delivered(stack: Stack,
-                                                                      redis_url: str):
+@BOTH_BROKERS
+def test_jobs_whose_messages_the_broker_lost_are_sent_again_and_delivered(stack: Stack,
+                                                                         broker: str):
     container = stack.container
-    container.stop_background()  # no worker: messages pile up in Redis
+    container.stop_background()  # no worker: messages pile up in the broker
+    container.start_scheduler(with_applier=True)
     contact = seed(stack, EMAIL)
     stack.emulators.hubspot.ui_unsubscribe_all(contact)
     stack.emulators.hubspot.flush_webhooks()
-    clear_broker(redis_url)  # Redis restarted without persistence
+    wait_for("dispatch messages queued", lambda: queued(broker) > 0)
+    container.stop_background()
+    # Redis restarted without persistence, or the RabbitMQ queue purged: all gone.
+    assert clear_broker(broker) > 0 and queued(broker) == 0
     container.start_worker()
     container.start_scheduler()
     wait_for("Salesforce opt-out", lambda: sf_opted_out(stack, EMAIL), timeout=30)

@@ -1,5 +1,6 @@
 """The scaled-out shape: `privasync serve`, `worker` and `scheduler` as separate
-processes sharing Redis and PostgreSQL, against the vendor emulators."""
+processes sharing a broker (Redis, then RabbitMQ) and PostgreSQL, against the vendor
+emulators."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from sqlalchemy import select
 
 from api.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from core.db import jobs, make_engine
-from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
-from tests.e2e.conftest import wait_for
+from tests.conftest import BROKER_NAMESPACE, make_database
+from tests.e2e.conftest import BOTH_BROKERS, wait_for
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 EMAIL = "three.processes@example.org"
@@ -66,10 +67,10 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen(cli, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
+@BOTH_BROKERS
 def test_serve_worker_and_scheduler_as_separate_processes(emulators: Emulators,
-                                                         redis_url: str, tmp_path: Path):
-    clear_broker(redis_url)
-    env = environment(emulators, make_database("postgresql", tmp_path), redis_url, tmp_path)
+                                                         broker: str, tmp_path: Path):
+    env = environment(emulators, make_database("postgresql", tmp_path), broker, tmp_path)
     env["PRIVASYNC_BROKER_NAMESPACE"] = BROKER_NAMESPACE
     port = free_port()
     procs = [start(["serve", "--port", str(port)], env, tmp_path / "serve.log"),
@@ -105,11 +106,11 @@ def _ready(url: str) -> bool:
         return False
 
 
+@BOTH_BROKERS
 def test_a_sigkilled_workers_batch_is_delivered_by_another_within_the_lease(
-        emulators: Emulators, redis_url: str, tmp_path: Path):
-    clear_broker(redis_url)
+        emulators: Emulators, broker: str, tmp_path: Path):
     database = make_database("postgresql", tmp_path)
-    env = environment(emulators, database, redis_url, tmp_path)
+    env = environment(emulators, database, broker, tmp_path)
     env |= {"PRIVASYNC_BROKER_NAMESPACE": BROKER_NAMESPACE,
             "PRIVASYNC_WORKER__LEASE_SECONDS": "3", "PRIVASYNC_WORKER__DISPATCH_SECONDS": "0.5"}
     port = free_port()

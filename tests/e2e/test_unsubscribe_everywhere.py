@@ -16,6 +16,7 @@ from core import ledger
 from core.db import consents, jobs
 from emulators.http import Fault
 from tests.e2e.conftest import (
+    BOTH_BROKERS,
     event_count,
     job_count,
     mc_status,
@@ -30,6 +31,7 @@ from tests.e2e.conftest import (
 EMAIL = "anna.devries@example.nl"
 
 
+@BOTH_BROKERS
 def test_an_unsubscribe_in_hubspot_reaches_salesforce_mailchimp_and_the_partner(stack: Stack):
     contact = seed(stack, EMAIL)
     seed(stack, "bystander@example.nl")
@@ -43,6 +45,7 @@ def test_an_unsubscribe_in_hubspot_reaches_salesforce_mailchimp_and_the_partner(
         assert ledger.verify(conn).ok
 
 
+@BOTH_BROKERS
 def test_an_unsubscribe_in_mailchimp_reaches_hubspot_and_salesforce(stack: Stack):
     seed(stack, EMAIL)
     stack.emulators.mailchimp.user_unsubscribe(EMAIL)
@@ -53,6 +56,7 @@ def test_an_unsubscribe_in_mailchimp_reaches_hubspot_and_salesforce(stack: Stack
     wait_for("partner told", lambda: partner_withdrawn(stack, EMAIL))
 
 
+@BOTH_BROKERS
 def test_an_opt_out_found_by_the_salesforce_poller_reaches_the_others(stack: Stack):
     seed(stack, EMAIL)
     sf = stack.emulators.salesforce
