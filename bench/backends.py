@@ -3,6 +3,8 @@
 ``sqlite``: a new SQLite file under var/bench/ and the embedded in-process broker.
 ``redis``: the dedicated PostgreSQL database ``privasync_bench`` (schema reset)
 and a dedicated Redis db (flushed), both on the machine's loopback services.
+``rabbitmq``: the same database, and the bench's own queues on the machine's
+RabbitMQ (deleted first).
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ MAPPINGS = ROOT / "mappings"
 # Another database lets two benchmarks share a machine's PostgreSQL (give each its own
 # Redis database too, with --redis-url).
 PG_DATABASE = os.environ.get("PRIVASYNC_BENCH_DATABASE", "privasync_bench")
+NAMESPACE = "privasync-bench"  # PRIVASYNC_BROKER_NAMESPACE of every bench deployment
 LABELS = {"sqlite": "SQLite, one process", "sqlite2": "SQLite, two processes",
-          "redis": "PostgreSQL + Redis, 4 procs"}
+          "redis": "PostgreSQL + Redis, 4 procs", "rabbitmq": "PostgreSQL + RabbitMQ, 4 procs"}
+DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 @dataclass(frozen=True)
 class Services:
     postgres_server: str  # postgresql+psycopg://user@127.0.0.1:5432 (no database)
     redis_url: str        # redis://127.0.0.1:6379/14
+    rabbitmq_url: str = DEFAULT_RABBITMQ
 
     def check_loopback(self) -> None:
-        for url in (self.postgres_server, self.redis_url):
+        for url in (self.postgres_server, self.redis_url, self.rabbitmq_url):
             host = urlsplit(url).hostname
             if host not in ("127.0.0.1", "localhost", "::1"):
                 raise SystemExit(f"bench only talks to loopback services, not {host!r}")
@@ -70,10 +75,22 @@ def _reset_redis(url: str) -> None:
 
     client = redis.Redis.from_url(url)
     try:
-        for key in client.scan_iter("privasync-bench:*"):
+        for key in client.scan_iter(f"{NAMESPACE}:*"):
             client.delete(key)
     finally:
         client.close()
+
+
+def _reset_rabbitmq(url: str) -> None:
+    """Delete the bench's own queues (its namespace), nothing else of that RabbitMQ."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        for suffix in ("", ".DQ", ".XQ"):
+            connection.channel().queue_delete(f"{NAMESPACE}{suffix}")
+    finally:
+        connection.close()
 
 
 def prepare(backend: str, services: Services) -> tuple[str, str, Path]:
@@ -87,7 +104,11 @@ def prepare(backend: str, services: Services) -> tuple[str, str, Path]:
         database = _reset_postgres(services.postgres_server)
         _reset_redis(services.redis_url)
         return database, services.redis_url, var_dir
-    raise SystemExit(f"unknown backend {backend!r}: use sqlite and/or redis")
+    if backend == "rabbitmq":
+        database = _reset_postgres(services.postgres_server)
+        _reset_rabbitmq(services.rabbitmq_url)
+        return database, services.rabbitmq_url, var_dir
+    raise SystemExit(f"unknown backend {backend!r}: use sqlite, sqlite2, redis, rabbitmq")
 
 
 def email(n: int) -> str:

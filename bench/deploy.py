@@ -5,7 +5,8 @@ applier and worker in it (the single-machine default). ``sqlite2``: the same
 split in two, ``privasync serve --api-only`` and ``privasync scheduler`` (applier,
 dispatch and the embedded worker). ``redis``: ``privasync
 serve``, ``privasync scheduler`` (dispatch ticks, the Salesforce poller and the
-applier) and two ``privasync worker`` processes on PostgreSQL and Redis. The
+applier) and two ``privasync worker`` processes on PostgreSQL and Redis;
+``rabbitmq``: the same on PostgreSQL and RabbitMQ. The
 vendor emulators stay in the bench's own process; every socket is on loopback.
 """
 
@@ -42,7 +43,7 @@ def environment(emu: Emulators, database: str, broker: str, var_dir: Path, *,
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVASYNC_")}
     env |= {
         "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": broker,
-        "PRIVASYNC_BROKER_NAMESPACE": "privasync-bench",
+        "PRIVASYNC_BROKER_NAMESPACE": backends.NAMESPACE,
         "PRIVASYNC_MAPPINGS_DIR": str(backends.MAPPINGS), "PRIVASYNC_VAR_DIR": str(var_dir),
         "PRIVASYNC_SECRET_KEY": SECRET_KEY, "PRIVASYNC_LOG_LEVEL": "WARNING",
         "PRIVASYNC_HUBSPOT__BASE_URL": emu.hubspot.url,

@@ -34,7 +34,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backends", default="sqlite,sqlite2,redis",
                    help="comma-separated: sqlite (one `privasync serve`: SQLite, embedded "
                         "broker), sqlite2 (serve --api-only + scheduler on SQLite), redis "
-                        "(api, scheduler, 2 workers: PostgreSQL and Redis)")
+                        "(api, scheduler, 2 workers: PostgreSQL and Redis), rabbitmq (the same "
+                        "on PostgreSQL and RabbitMQ)")
     p.add_argument("--people", type=int, default=1000, help="people unsubscribed in the burst")
     p.add_argument("--events", type=int, default=10000,
                    help="webhook events posted in the ingest measurement (batches of 100)")
@@ -70,6 +71,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--postgres-server", default=os.environ.get(
         "PRIVASYNC_BENCH_POSTGRES", DEFAULT_POSTGRES), help="server URL, no database name")
     p.add_argument("--redis-url", default=os.environ.get("PRIVASYNC_BENCH_REDIS", DEFAULT_REDIS))
+    p.add_argument("--rabbitmq-url", default=os.environ.get("PRIVASYNC_BENCH_RABBITMQ",
+                                                            backends.DEFAULT_RABBITMQ))
     p.add_argument("--json", type=Path, default=backends.VAR / "latest.json")
     args = p.parse_args(argv)
     if min(args.people, args.events, args.clients, args.erasures, args.backlog) < 1:
@@ -83,7 +86,7 @@ def _say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    services = backends.Services(args.postgres_server, args.redis_url)
+    services = backends.Services(args.postgres_server, args.redis_url, args.rabbitmq_url)
     services.check_loopback()
     backends.quiet_logging()
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
