@@ -52,8 +52,12 @@ def configure_logging(level: str = "INFO") -> None:
     for noisy in ("hubspot", "urllib3", "simple_salesforce", "requests", "aiosmtpd",
                   "mail.log", "smtplib"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
-    # pika tells of every connection opened and closed at INFO (each readiness probe).
-    logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    # pika tells of every RabbitMQ connection opened and closed (each readiness probe), and
+    # logs an ERROR with a traceback whenever RabbitMQ drops an idle sender's connection
+    # (missed heartbeats), which the next send reopens. What matters is reported by
+    # Dramatiq (a consumer's lost connection) and by us (privasync_enqueue_failures_total).
+    logging.getLogger("pika").setLevel(logging.DEBUG if root.level <= logging.DEBUG
+                                       else logging.CRITICAL)
     structlog.configure(
         processors=[*stamp, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(
