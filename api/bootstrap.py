@@ -198,7 +198,7 @@ def rate_limits(settings: Settings) -> Limits:
         url = settings.broker_url
     if url and not url.startswith(REDIS_SCHEMES):
         raise ConfigError("PRIVASYNC_RATE_LIMIT_URL must be a redis:// URL")
-    if settings.broker_url and not url:
+    if settings.broker_url.startswith(("amqp://", "amqps://")) and not url:
         log.warning("ratelimits.per_process", reason="the broker is not Redis and "
                     "PRIVASYNC_RATE_LIMIT_URL is empty: each worker process counts alone")
     return Limits(url, namespace=settings.broker_namespace)
