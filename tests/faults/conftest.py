@@ -18,3 +18,8 @@ def dep(tmp_path: Path) -> Iterator[Deployment]:
 @pytest.fixture
 def dep_two_schedulers(tmp_path: Path) -> Iterator[Deployment]:
     yield from deployment(tmp_path, schedulers=2)
+
+
+@pytest.fixture
+def dep_rabbitmq(tmp_path: Path) -> Iterator[Deployment]:
+    yield from deployment(tmp_path, broker="rabbitmq")

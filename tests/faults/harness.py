@@ -103,6 +103,63 @@ class RedisServer:
         client.close()
 
 
+class RabbitServer:
+    """A RabbitMQ node of the test's own on free ports (AMQP and Erlang distribution), with
+    its own Mnesia directory: ``restart_empty`` starts it again on a fresh one, as a node
+    whose disk was lost would come back."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.workdir = workdir / f"rabbitmq-{self.port}"
+        self.generation = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def start(self) -> RabbitServer:
+        base = self.workdir / f"g{self.generation}"
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "enabled_plugins").write_text("[].\n")
+        env = {**os.environ, "HOME": str(base),
+               "RABBITMQ_NODENAME": f"privasync-faults-{self.port}@localhost",
+               "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+               "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(self.dist_port),
+               "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+               "RABBITMQ_LOG_BASE": str(base / "log"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+               "RABBITMQ_CONFIG_FILE": str(base / "none")}
+        log = (self.workdir / "rabbitmq.out").open("ab")
+        self.proc = subprocess.Popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=env,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_until("RabbitMQ accepts AMQP connections", self._answers, timeout=60)
+        return self
+
+    def _answers(self) -> bool:
+        import pika
+
+        try:
+            pika.BlockingConnection(pika.URLParameters(self.url)).close()
+            return True
+        except pika.exceptions.AMQPError:
+            time.sleep(0.2)
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL the whole node (the shell wrapper and the Erlang VM under it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def restart_empty(self) -> None:
+        self.kill()
+        self.generation += 1
+        self.start()
+
+
 class TcpProxy:
     """A loopback TCP relay the test can cut: ``cut()`` resets every open connection and
     refuses new ones until ``restore()``; ``reset_new`` resets new connections at once
@@ -204,11 +261,12 @@ class Population:
 class Deployment:
     """The processes of a scaled-out privasync, started, killed and checked by a test."""
 
-    def __init__(self, tmp_path: Path, *, schedulers: int = 1,
+    def __init__(self, tmp_path: Path, *, schedulers: int = 1, broker: str = "redis",
                  settings: dict[str, str] | None = None) -> None:
         self.tmp = tmp_path
         self.emu = Emulators().start()
-        self.redis = RedisServer(tmp_path).start()
+        self.broker: RedisServer | RabbitServer = (
+            RedisServer(tmp_path) if broker == "redis" else RabbitServer(tmp_path)).start()
         self.database = make_database("postgresql", tmp_path)
         self.db_proxy = TcpProxy(5432)
         proxied = self.database.replace("127.0.0.1:5432", f"127.0.0.1:{self.db_proxy.port}")
@@ -221,6 +279,11 @@ class Deployment:
         self.env = self._environment(proxied) | (settings or {})
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.schedulers = [f"scheduler{i}" for i in range(1, schedulers + 1)]
+
+    @property
+    def redis(self) -> RedisServer:
+        assert isinstance(self.broker, RedisServer), "this deployment runs on RabbitMQ"
+        return self.broker
 
     # processes -----------------------------------------------------------------------
 
@@ -275,7 +338,7 @@ class Deployment:
                 proc.kill()
         self.engine.dispose()
         self.emu.stop()
-        self.redis.kill()
+        self.broker.kill()
         for proxy in [self.db_proxy, *self.vendor.values()]:
             proxy.stop()
         return "".join(f"--- {path.name}\n{path.read_text(errors='replace')}"
@@ -295,7 +358,7 @@ class Deployment:
             return url.replace(f":{_port(url)}", f":{self.vendor[name].port}", 1)
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("PRIVASYNC_")},
-            "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": self.redis.url,
+            "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": self.broker.url,
             "PRIVASYNC_BROKER_NAMESPACE": "privasync-faults",
             "PRIVASYNC_MAPPINGS_DIR": str(MAPPINGS), "PRIVASYNC_VAR_DIR": str(self.tmp),
             "PRIVASYNC_SECRET_KEY": "fault-suite-secret-0123456789abcdef",
