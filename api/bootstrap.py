@@ -27,7 +27,7 @@ from connectors.mailchimp import MailchimpConnector
 from connectors.partner import OpenDsrConnector, PartnerConnector
 from connectors.ratelimits import Limits
 from connectors.salesforce import SalesforceConnector
-from core import codec, inbox, outbox, schema
+from core import codec, inbox, ledger, outbox, schema
 from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
 from core.db import make_engine
@@ -128,7 +128,8 @@ class Container:
     def start_applier(self) -> ApplierLoop:
         loop = ApplierLoop(self.applier, self.dispatch,
                            poll_seconds=self.settings.applier.poll_seconds,
-                           foreground=self.foreground).start()
+                           foreground=self.foreground,
+                           heartbeat_seconds=self.settings.worker.heartbeat_seconds).start()
         self.applier_loop = loop
         self._running.append(loop)
         return loop
@@ -141,7 +142,9 @@ class Container:
 
         outbox.register(self.engine, self.every_destination())
         pollers: list[tuple[str, float, Callable[[datetime], object]]] = [
-            ("requests-watch", self.settings.requests_watch_seconds, requests_watch(self))]
+            ("requests-watch", self.settings.requests_watch_seconds, requests_watch(self)),
+            ("ledger-verify", self.settings.scheduler.ledger_verify_seconds,
+             lambda now: ledger.verify_new(self.engine, now))]
         if self.salesforce is not None:
             pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
                             salesforce_poller(self)))
@@ -153,6 +156,8 @@ class Container:
         scheduler = Scheduler(self.engine, self.dispatch, self.clock,
                               dispatch_seconds=self.settings.worker.dispatch_seconds,
                               inbox_keep=timedelta(days=self.settings.inbox_keep_days),
+                              lease_seconds=self.settings.scheduler.lease_seconds,
+                              heartbeat_seconds=self.settings.worker.heartbeat_seconds,
                               pollers=pollers)
         scheduler.start()
         self._running.append(scheduler)
@@ -274,8 +279,11 @@ def _opendsr(settings: Settings, environ: Mapping[str, str], name: str, partner:
 
 
 def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
-          migrate: bool = True, clock: Callable[[], datetime] = utcnow) -> Container:
-    """Wire everything from settings. Raises ConfigError with a reason a person can act on."""
+          migrate: bool | None = None, clock: Callable[[], datetime] = utcnow) -> Container:
+    """Wire everything from settings. Raises ConfigError with a reason a person can act on.
+
+    ``migrate`` (default: PRIVASYNC_MIGRATE_ON_START) brings the schema up to date first;
+    without it a schema behind the code is refused, naming ``privasync db upgrade``."""
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
     mappings = load_mappings(Path(settings.mappings_dir), data_categories())
@@ -283,8 +291,12 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                             exist_ok=True)
     engine = make_engine(settings.database_url)
-    if migrate:
+    if settings.migrate_on_start if migrate is None else migrate:
         schema.upgrade(engine)
+    elif not schema.is_current(engine):
+        engine.dispose()
+        raise ConfigError("the database schema is not up to date: run `privasync db upgrade` "
+                          "(PRIVASYNC_MIGRATE_ON_START is false)")
     keyring = Keyring(secret_key(settings))
     limits = rate_limits(settings)
     connectors = build_connectors(settings, mappings, environ, limits)

@@ -529,9 +529,11 @@ def demo(contacts: int) -> None:
 
 
 def _register() -> None:
+    from api.cli_health import health
     from api.cli_jobs import jobs_group
     from api.cli_requests import breach_group, requests_group
 
+    main.add_command(health)
     main.add_command(jobs_group)
     main.add_command(requests_group)
     main.add_command(breach_group)

@@ -113,6 +113,11 @@ class ApplierSettings(BaseModel):
     max_attempts: int = Field(default=5, ge=1)
 
 
+class SchedulerSettings(BaseModel):
+    lease_seconds: float = Field(default=15.0, gt=0)
+    ledger_verify_seconds: float = Field(default=300.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PRIVASYNC_", env_nested_delimiter="__",
                                       extra="ignore")
@@ -138,6 +143,7 @@ class Settings(BaseSettings):
     organisation: str = Field(default="privasync", min_length=1, max_length=200)
     notify_language: Literal["en", "nl"] = "en"
     readyz_fail_on_dead_jobs: bool = False
+    migrate_on_start: bool = True
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
@@ -145,5 +151,6 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     applier: ApplierSettings = ApplierSettings()
     retry: dict[str, RetrySettings] = Field(default_factory=dict)
+    scheduler: SchedulerSettings = SchedulerSettings()
     smtp: SmtpSettings = SmtpSettings()
     notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()

@@ -43,6 +43,9 @@ class DeliveryReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    # batches handed to the destination by result: ok, throttled (a 429, or held back by
+    # the vendor's rate window), error
+    batches: Counter[str] = field(default_factory=Counter)
     claimed: int = 0
     more: bool = False
     lost: int = 0
@@ -278,6 +281,7 @@ class Deliverer:
             statuses[subject_id] = status
             report.outcomes[status] += 1
         receipt["subjects"] = subjects
+        report.batches[_batch_result(whole, results)] += 1
         outcomes = self._outcomes(groups, retry_after, refunded, now, report, backoff)
         with self.engine.begin() as conn:
             touched = outbox.finish(conn, claim, outcomes, now, sent)
@@ -327,6 +331,13 @@ def judge(error: Exception | None, attempts: int, waited: timedelta | None,
     if waited is not None and waited >= budget.max_age:
         return outbox.DEAD, error_class, "past its max age"
     return outbox.PENDING, error_class, None
+
+
+def _batch_result(whole: DeliveryError | None, results: Mapping[str, Outcome]) -> str:
+    errors = [whole] if whole is not None else [r.error for r in results.values() if r.error]
+    if any(isinstance(e, Throttled) for e in errors):
+        return "throttled"
+    return "error" if errors else "ok"
 
 
 def as_delivery_error(exc: Exception) -> DeliveryError:

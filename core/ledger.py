@@ -20,10 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from core.crypto import Keyring
-from core.db import insert_for, ledger, ledger_head, ledger_pending, write_many
+from core.db import (
+    cursors,
+    insert_for,
+    ledger,
+    ledger_head,
+    ledger_pending,
+    reader,
+    write_many,
+)
 from core.errors import PrivasyncError
 from core.keys import subject_key
 
@@ -135,27 +143,83 @@ class ChainReport:
         return f"ledger BROKEN at entry {self.first_bad_seq} (of {self.entries})"
 
 
-def verify(conn: Connection, batch: int = 5000) -> ChainReport:
-    """Recompute the chain up to the head as it is now; report the first entry that
-    does not match. Entries appended while it runs are left for the next check."""
-    head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
-                        .where(ledger_head.c.id == 1)).first()
-    end = head.seq if head is not None else 0
-    prev_hash, count, last_seq = GENESIS, 0, 0
-    while last_seq < end:
-        rows = conn.execute(select(ledger).where(ledger.c.seq > last_seq, ledger.c.seq <= end)
+def _walk(conn: Connection, seq: int, prev_hash: str, end: int,
+          batch: int) -> tuple[int, int, str, int | None]:
+    """Recompute entries ``seq+1 .. end`` from ``prev_hash``: (entries checked, last good
+    seq, its hash, the first bad seq or None)."""
+    count = 0
+    while seq < end:
+        rows = conn.execute(select(ledger).where(ledger.c.seq > seq, ledger.c.seq <= end)
                             .order_by(ledger.c.seq).limit(batch)).all()
         if not rows:
             break
         for row in rows:
             expected = _entry_hash(prev_hash, row.seq, row.at, row.kind, row.subject_id,
                                    row.detail)
-            if row.prev_hash != prev_hash or row.hash != expected or row.seq != last_seq + 1:
-                return ChainReport(count, False, row.seq)
-            prev_hash, last_seq, count = row.hash, row.seq, count + 1
-    if last_seq != end or (head is not None and head.hash != prev_hash):
+            if row.prev_hash != prev_hash or row.hash != expected or row.seq != seq + 1:
+                return count, seq, prev_hash, seq + 1
+            prev_hash, seq, count = row.hash, row.seq, count + 1
+    return count, seq, prev_hash, None if seq == end else seq + 1
+
+
+def verify(conn: Connection, batch: int = 5000) -> ChainReport:
+    """Recompute the chain up to the head as it is now; report the first entry that
+    does not match. Entries appended while it runs are left for the next check."""
+    head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
+                        .where(ledger_head.c.id == 1)).first()
+    end = head.seq if head is not None else 0
+    count, last_seq, prev_hash, bad = _walk(conn, 0, GENESIS, end, batch)
+    if bad is not None:
+        return ChainReport(count, False, bad)
+    if head is not None and head.hash != prev_hash:
         return ChainReport(count, False, last_seq + 1)
     extra = conn.execute(select(ledger.c.seq).where(ledger.c.seq > end).limit(1)).first()
     if head is None and extra is not None:
         return ChainReport(count, False, 1)
     return ChainReport(count, True)
+
+
+VERIFIED = "ledger.verified"  # the cursor of the periodic check
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The periodic check's last word: the chain was intact up to ``seq`` (whose hash is
+    ``hash``) at ``at``, or broken at ``bad_seq``."""
+
+    ok: bool
+    seq: int
+    hash: str
+    at: datetime
+    bad_seq: int | None = None
+
+
+def last_verification(conn: Connection) -> Verification | None:
+    row = conn.execute(select(cursors.c.value, cursors.c.updated_at)
+                       .where(cursors.c.name == VERIFIED)).first()
+    if row is None:
+        return None
+    value = json.loads(row.value)
+    return Verification(bool(value["ok"]), int(value["seq"]), str(value["hash"]),
+                        row.updated_at, value.get("bad_seq"))
+
+
+def verify_new(engine: Engine, now: datetime, batch: int = 5000) -> Verification:
+    """Check the entries chained since the last good check (cheap: each entry is
+    recomputed once while it stays intact) and record the result for the metrics.
+    A break stays reported until the chain from the last good entry holds again;
+    ``privasync audit verify`` recomputes everything."""
+    with reader(engine).connect() as conn:
+        last = last_verification(conn)
+        head = conn.execute(select(ledger_head.c.seq).where(ledger_head.c.id == 1)).scalar()
+        seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS)
+        _, good_seq, good_hash, bad = _walk(conn, seq, prev, int(head or 0), batch)
+    result = Verification(bad is None, good_seq, good_hash, now, bad)
+    value = json.dumps({"ok": result.ok, "seq": good_seq, "hash": good_hash,
+                        "bad_seq": bad})
+    with engine.begin() as conn:
+        if not conn.execute(update(cursors).where(cursors.c.name == VERIFIED)
+                            .values(value=value, updated_at=now)).rowcount:
+            conn.execute(insert_for(conn, cursors).values(
+                name=VERIFIED, value=value, updated_at=now).on_conflict_do_nothing())
+    return result

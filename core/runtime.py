@@ -35,6 +35,19 @@ def latest_beat(engine: Engine, prefix: str) -> datetime | None:
     return value
 
 
+COMPONENTS = ("worker", "scheduler", "applier")
+
+
+def freshest_beats(conn: Connection) -> dict[str, datetime]:
+    """Each component's freshest heartbeat (names are ``component:host:pid``)."""
+    found: dict[str, datetime] = {}
+    for name, at in conn.execute(select(heartbeats.c.name, heartbeats.c.at)):
+        component = str(name).split(":", 1)[0]
+        if component in COMPONENTS and (component not in found or at > found[component]):
+            found[component] = at
+    return found
+
+
 def read_cursor(engine: Engine, name: str) -> str | None:
     with reader(engine).connect() as conn:
         value: str | None = conn.execute(select(cursors.c.value)
@@ -101,6 +114,14 @@ class Leadership:
             return True
         self._trusted_until = None
         return False
+
+    def release(self) -> None:
+        """Give the lease up (a graceful stop): a standby takes over at its next look
+        instead of waiting for the lease to run out."""
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(delete(leases).where(leases.c.name == self.name,
+                                              leases.c.holder == self.holder))
+            self._trusted_until = None
 
     def fence(self, conn: Connection, now: datetime) -> bool:
         """In the caller's write transaction: still the holder? (and extend)."""

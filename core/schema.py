@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -31,6 +33,16 @@ def upgrade(engine: Engine) -> None:
         config = alembic_config(engine)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration (a process that does not migrate
+    at start checks this, so it never runs against a schema it does not know).
+    Raises SQLAlchemy's OperationalError when the database is unreachable."""
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current == heads
 
 
 def revision(engine: Engine, message: str) -> None:

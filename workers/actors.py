@@ -95,6 +95,8 @@ def register(broker: dramatiq.Broker, deliverer: Deliverer, metrics: Metrics,
             metrics.jobs.labels(destination, outcome).inc(n)
         for reason, n in report.dropped.items():
             metrics.fields_dropped.labels(destination, reason).inc(n)
+        for result, n in report.batches.items():
+            metrics.vendor_batches.labels(destination, result).inc(n)
         for seconds in report.latencies:
             metrics.latency.labels(destination).observe(seconds)
         if report.claimed:

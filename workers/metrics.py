@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from core import inbox, outbox, requests
+from core import inbox, ledger, outbox, requests, runtime
 from core.db import dispatch, event_counts, reader
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
@@ -37,6 +37,8 @@ class _FromDatabase(Collector):
             events = conn.execute(select(event_counts)).all()
             now = self.clock()
             overview = requests.overview(conn, now)
+            beats = runtime.freshest_beats(conn)
+            verified = ledger.last_verification(conn)
         yield from self._jobs(counts, ages, now)
         dead = GaugeMetricFamily("privasync_jobs_dead", "Jobs given up on (dead letters: "
                                  "`privasync jobs list --dead`), by destination",
@@ -46,6 +48,7 @@ class _FromDatabase(Collector):
         for destination, n in sorted(by_destination.items()):
             dead.add_metric([destination], n)
         yield dead
+        yield from self._health(beats, verified, now)
         received = CounterMetricFamily("privasync_events_received",
                                        "Events applied, by source and outcome",
                                        labels=["source", "outcome"])
@@ -65,6 +68,27 @@ class _FromDatabase(Collector):
                                 "Stored deliveries given up on (see privasync status)",
                                 value=backlog.failed)
         yield from self._requests(overview)
+
+    @staticmethod
+    def _health(beats: dict[str, datetime], verified: ledger.Verification | None,
+                now: datetime) -> Iterator[Metric]:
+        ages = GaugeMetricFamily("privasync_heartbeat_age_seconds", "Seconds since the "
+                                 "freshest heartbeat of each component (worker, scheduler, "
+                                 "applier); absent when none has reported",
+                                 labels=["component"])
+        for component, at in sorted(beats.items()):
+            ages.add_metric([component], max(0.0, (now - at).total_seconds()))
+        yield ages
+        if verified is None:
+            return  # not checked yet: no claim either way
+        yield GaugeMetricFamily("privasync_ledger_verified", "1 if the ledger's hash chain "
+                                "held at the scheduler's last check, 0 if it was broken",
+                                value=1.0 if verified.ok else 0.0)
+        yield GaugeMetricFamily("privasync_ledger_verified_timestamp_seconds",
+                                "Unix time of the scheduler's last check of the ledger chain",
+                                value=verified.at.timestamp())
+        yield GaugeMetricFamily("privasync_ledger_verified_entries", "Entries of the chain "
+                                "verified intact so far", value=verified.seq)
 
     @staticmethod
     def _requests(overview: requests.Overview) -> Iterator[Metric]:
@@ -131,6 +155,12 @@ class Metrics:
                                  "Dispatches a vendor's rate limit put off (sent again, "
                                  "delayed, when it frees), by destination",
                                  ["destination"], registry=self.registry)
+        self.vendor_batches = Counter("privasync_vendor_batches",
+                                      "Batches handed to a destination (one vendor call each "
+                                      "for consent and record jobs), by result: ok, throttled "
+                                      "(HTTP 429 or held back by the vendor's rate window), "
+                                      "error", ["destination", "result"],
+                                      registry=self.registry)
         self.enqueue_failures = Counter("privasync_enqueue_failures",
                                         "Dispatch messages the broker refused (resent later)",
                                         registry=self.registry)

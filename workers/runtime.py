@@ -1,9 +1,10 @@
 """Long-running loops: the Dramatiq worker with its heartbeat, the applier, the scheduler.
 
 Each leader holds a database lease (``applier``, ``scheduler``), so running two
-of a kind is safe: one acts, the other waits to take over. The worker's
-heartbeat both tells /readyz it lives and extends the leases of the jobs it
-holds.
+of a kind is safe: one acts, the other waits to take over. Every loop, leading
+or standing by, writes a heartbeat (``kind:host:pid``) that /readyz, the
+metrics and ``privasync health`` read; the worker's also extends the leases of
+the jobs it holds.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class WorkerProcess:
         self.heartbeat.start()
 
     def stop(self) -> None:
+        """Finish the batches in hand (at most ``shutdown_seconds``), then stop beating."""
         self.heartbeat.stop()
         self.worker.stop(timeout=round(self.shutdown_seconds * 1000))
         runtime.forget_beat(self.deliverer.engine, self.name)
@@ -139,16 +141,42 @@ class WorkerProcess:
 BUSY_BITE = 200  # events per applier tick while this process answers requests
 
 
+class Heartbeat:
+    """A loop's own heartbeat, led or not: ``privasync health`` and the metrics read it."""
+
+    def __init__(self, engine: Engine, name: str, clock: Callable[[], datetime],
+                 seconds: float) -> None:
+        self.engine, self.name, self.clock = engine, name, clock
+        self.ticker = Ticker(f"heartbeat-{name.split(':', 1)[0]}", seconds, self.beat)
+
+    def beat(self) -> None:
+        runtime.beat(self.engine, self.name, self.clock())
+
+    def start(self) -> None:
+        self.beat()
+        self.ticker.start()
+
+    def stop(self) -> None:
+        self.ticker.stop()
+        try:
+            runtime.forget_beat(self.engine, self.name)
+        except Exception as exc:  # noqa: BLE001 - the database may be what is going away
+            log.warning("heartbeat.forget_failed", error=type(exc).__name__)
+
+
 class ApplierLoop:
     """The applier on its own thread: a tick whenever ``wake()`` says a delivery was
     stored, or every ``poll_seconds``; straight on while rows keep coming."""
 
     def __init__(self, applier: Applier, on_jobs: Callable[[Iterable[str]], object], *,
-                 poll_seconds: float, foreground: Foreground | None = None) -> None:
+                 poll_seconds: float, foreground: Foreground | None = None,
+                 heartbeat_seconds: float = 5.0) -> None:
         self.applier = applier
         self.on_jobs = on_jobs
         self.foreground = foreground
         self.ticker = Ticker("applier", poll_seconds, self.tick)
+        self.heartbeat = Heartbeat(applier.engine, applier.holder, applier.clock,
+                                   heartbeat_seconds)
 
     def tick(self) -> bool:
         busy = self.foreground is not None and self.foreground.give_way()
@@ -165,11 +193,14 @@ class ApplierLoop:
         self.ticker.wake()
 
     def start(self) -> ApplierLoop:
+        self.heartbeat.start()
         self.ticker.start()
         return self
 
     def stop(self) -> None:
         self.ticker.stop()
+        _release(self.applier.lease)
+        self.heartbeat.stop()
 
 
 class Scheduler:
@@ -179,12 +210,15 @@ class Scheduler:
 
     def __init__(self, engine: Engine, dispatch: Callable[[Iterable[str]], object],
                  clock: Callable[[], datetime], *, dispatch_seconds: float,
-                 inbox_keep: timedelta,
+                 inbox_keep: timedelta, lease_seconds: float = 15.0,
+                 heartbeat_seconds: float = 5.0,
                  pollers: Sequence[tuple[str, float, Callable[[datetime], object]]] = ()) -> None:
         self.name = process_name("scheduler")
         self.engine, self.dispatch, self.clock = engine, dispatch, clock
-        self.lease = runtime.Leadership(engine, self.LEASE, self.name,
-                                        timedelta(seconds=max(15.0, dispatch_seconds * 5)))
+        # A lease shorter than a few dispatch ticks would change hands between them.
+        self.lease = runtime.Leadership(engine, self.LEASE, self.name, timedelta(
+            seconds=max(lease_seconds, dispatch_seconds * 3)))
+        self.heartbeat = Heartbeat(engine, self.name, clock, heartbeat_seconds)
         self.dispatch_seconds = dispatch_seconds
         self.inbox_keep = inbox_keep
         self.tickers = [Ticker("dispatch", dispatch_seconds, self.dispatch_due),
@@ -217,9 +251,19 @@ class Scheduler:
         return tick
 
     def start(self) -> None:
+        self.heartbeat.start()
         for ticker in self.tickers:
             ticker.start()
 
     def stop(self) -> None:
         for ticker in self.tickers:
             ticker.stop()
+        _release(self.lease)
+        self.heartbeat.stop()
+
+
+def _release(lease: runtime.Leadership) -> None:
+    try:
+        lease.release()
+    except Exception as exc:  # noqa: BLE001 - it runs out by itself; stopping goes on
+        log.warning("lease.release_failed", lease=lease.name, error=type(exc).__name__)
