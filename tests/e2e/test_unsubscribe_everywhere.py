@@ -206,6 +206,14 @@ def test_a_destination_answering_429_then_500_still_ends_in_the_right_state(stac
     assert partner == [503, 503, 503, 503, 200]
     # Worker retries with backoff (429's Retry-After honoured), blips retried in-call.
     assert attempts["mailchimp"] >= 3 and attempts["partner:contact_centre"] >= 2
+    # The 429 is counted as a throttled batch (the vendor-429 alert's metric), apart from
+    # the 500s.
+    scraped = requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert 'privasync_vendor_batches_total{destination="mailchimp",result="throttled"} 1.0' \
+        in scraped
+    assert 'privasync_vendor_batches_total{destination="mailchimp",result="error"} 3.0' \
+        in scraped
+    assert 'privasync_vendor_batches_total{destination="mailchimp",result="ok"}' in scraped
 
 
 def _job_states(stack: Stack) -> dict[str, str]:
