@@ -119,8 +119,10 @@ class SchedulerSettings(BaseModel):
 
 
 class Settings(BaseSettings):
+    # An empty variable counts as unset (the default applies), so a deployment can list
+    # every setting (deploy/k8s/configmap.yaml) and leave the ones it does not use empty.
     model_config = SettingsConfigDict(env_prefix="PRIVASYNC_", env_nested_delimiter="__",
-                                      extra="ignore")
+                                      extra="ignore", env_ignore_empty=True)
 
     database_url: str = "sqlite:///./var/privasync.db"
     broker_url: str = ""
