@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck services bench clean
+.PHONY: demo test lint typecheck services tools bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 services:
 	@bash deploy/ensure-services.sh
 
+# Validators of deploy/ that PyPI does not carry (promtool; systemd-analyze).
+tools:
+	@bash deploy/ensure-tools.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -25,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) services lint typecheck
+test: $(STAMP) services tools lint typecheck
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) services
