@@ -152,10 +152,15 @@ class _GracefulServer:
 
 
 def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM. The main thread wakes every second: Python runs a
+    signal's handler only in the main thread, and a signal the kernel hands to another
+    thread (it does when the main one cannot take it, e.g. just after SIGCONT) would
+    otherwise never interrupt a wait without a timeout."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(1.0):
+        pass
 
 
 @main.command()

@@ -157,7 +157,7 @@ def _walk(conn: Connection, seq: int, prev_hash: str, end: int,
             expected = _entry_hash(prev_hash, row.seq, row.at, row.kind, row.subject_id,
                                    row.detail)
             if row.prev_hash != prev_hash or row.hash != expected or row.seq != seq + 1:
-                return count, seq, prev_hash, seq + 1
+                return count, seq, prev_hash, int(row.seq)
             prev_hash, seq, count = row.hash, row.seq, count + 1
     return count, seq, prev_hash, None if seq == end else seq + 1
 

@@ -23,7 +23,7 @@ def _env(database: str, tmp_path: Path, **extra: str) -> dict[str, str]:
             "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_MAPPINGS_DIR": str(MAPPINGS),
             "PRIVASYNC_VAR_DIR": str(tmp_path), "PRIVASYNC_SECRET_KEY": "h" * 32,
             "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "s" * 16,
-            "PRIVASYNC_WORKER__HEARTBEAT_SECONDS": "0.5", **extra}
+            "PRIVASYNC_WORKER__HEARTBEAT_SECONDS": "1", **extra}
 
 
 def health(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,14 +51,14 @@ def test_each_loop_of_a_running_scheduler_is_healthy_and_a_frozen_one_is_named(t
             assert done.stdout.startswith(f"{component}: heartbeat from host ")
         proc.send_signal(signal.SIGSTOP)  # alive but stuck: what a liveness probe is for
         try:
-            time.sleep(2.5)
-            stale = health(env, "--component", "scheduler", "--stale-after", "2")
+            time.sleep(3.5)
+            stale = health(env, "--component", "scheduler", "--stale-after", "3")
         finally:
             proc.send_signal(signal.SIGCONT)
         assert stale.returncode == 1
         assert stale.stderr.strip().splitlines()[-1].startswith(
             "Error: scheduler: last heartbeat from host ")
-        assert "(stale after 2s)" in stale.stderr and "Traceback" not in stale.stderr
+        assert "(stale after 3s)" in stale.stderr and "Traceback" not in stale.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, (tmp_path / "proc.log").read_text()[-2000:]
@@ -79,9 +79,10 @@ def test_a_heartbeat_on_another_host_counts_only_when_asked_for(tmp_path):  # ty
     runtime.beat(engine, "worker:other-pod:7", datetime.now(UTC))
     engine.dispose()
     env = _env(url, tmp_path)
-    assert health(env, "--component", "worker").returncode == 1
-    assert health(env, "--component", "worker", "--host", "other-pod").returncode == 0
-    assert health(env, "--component", "worker", "--host", "*").returncode == 0
+    fresh = ("--stale-after", "600")  # a busy machine may take seconds per call
+    assert health(env, "--component", "worker", *fresh).returncode == 1
+    assert health(env, "--component", "worker", "--host", "other-pod", *fresh).returncode == 0
+    assert health(env, "--component", "worker", "--host", "*", *fresh).returncode == 0
 
 
 @pytest.mark.parametrize("database", [
