@@ -100,6 +100,7 @@ class SalesforceEmulator(Emulator):
             ("DELETE", rf"/sobjects/{obj}/(?P<id>\w{{15,18}})", self._delete),
         ]:
             self.route(method, API + pattern, self._guarded(handler))
+        self.route("GET", "/services/data/?", self._versions)
 
     # -- base hooks -------------------------------------------------------------
     def error(self, status: int, message: str) -> Response:
@@ -107,12 +108,21 @@ class SalesforceEmulator(Emulator):
                  404: "NOT_FOUND"}
         return self._fail(status, codes.get(status, "UNKNOWN_EXCEPTION"), message)
 
+    def _versions(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /services/data/``: the API versions this org serves (public, uncounted)."""
+        version = API.rsplit("v", 1)[1]
+        return Response(200, [{"label": "Winter '24", "url": API, "version": version}])
+
     def authorize(self, request: Request) -> Response | None:
+        if request.path.rstrip("/") == "/services/data":
+            return None  # the version list needs no session
         if request.headers.get("authorization") != f"Bearer {self.session_id}":
             return self._fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return None
 
     def admit(self, request: Request) -> Response | None:
+        if request.path.rstrip("/") == "/services/data":
+            return None
         with self.lock:
             if self.api_used >= self.api_limit:
                 return self._fail(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
@@ -124,6 +134,8 @@ class SalesforceEmulator(Emulator):
         return None
 
     def release(self, request: Request) -> None:
+        if request.path.rstrip("/") == "/services/data":
+            return  # never counted in
         with self.lock:
             self._in_flight -= 1
 

@@ -18,6 +18,7 @@ from connectors.hubspot.limits import WindowedSession, default_window
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
 from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify_v3
+from connectors.hubspot.token import check_scopes
 from connectors.ratelimits import Window
 from connectors.transport import error_for_network
 from core.errors import PermanentError
@@ -54,6 +55,7 @@ class HubSpotConnector:
         self.window = window or default_window(timeout)
         self._session = WindowedSession(timeout, self.window)
         self._session.headers["Authorization"] = f"Bearer {access_token}"
+        self._token = access_token
         self._translator = EventTranslator(mapping)
         sdk = HubSpotSdk(base_url=self._base_url, access_token=access_token, timeout=timeout,
                          window=self.window)
@@ -133,7 +135,8 @@ class HubSpotConnector:
         return self._exporter.export(people)
 
     def check(self) -> None:
-        """Raise DeliveryError if HubSpot is unreachable, rejects us, or lacks a mapped id."""
+        """Raise DeliveryError if HubSpot is unreachable, rejects us, lacks a mapped id, or
+        the token lacks a scope privasync needs (when HubSpot tells its scopes)."""
         what = "hubspot definitions"
         try:
             response = self._session.get(self._base_url + DEFINITIONS_PATH)
@@ -150,3 +153,4 @@ class HubSpotConnector:
         if missing:
             raise PermanentError(f"{what}: mapped subscription(s) {', '.join(missing)} do not "
                                  "exist in the portal", error_class="hubspot_mapping")
+        check_scopes(self._session, self._base_url, self._token)

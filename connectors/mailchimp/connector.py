@@ -13,7 +13,7 @@ from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
 from connectors.mailchimp.webhooks import parse_webhook
 from connectors.ratelimits import Connections
-from core.errors import ConfigError
+from core.errors import ConfigError, PermanentError
 from core.mappings import SystemMapping
 from core.model import (
     CanonicalEvent,
@@ -120,5 +120,10 @@ class MailchimpConnector:
                 return
 
     def check(self) -> None:
-        """``GET /ping``: raises AuthError for a bad key, TransientError when unreachable."""
+        """``GET /ping`` and the audience: raises AuthError for a bad key, TransientError when
+        unreachable, PermanentError when the list id names no audience."""
         self._api.call("GET", "/ping", "mailchimp ping")
+        if self._api.call("GET", f"/lists/{self._list_id}?fields=id", "mailchimp audience",
+                          missing_ok=True) is None:
+            raise PermanentError("mailchimp audience: no audience has this list id",
+                                 error_class="mailchimp_list")

@@ -186,6 +186,23 @@ class SalesforceClient:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise error_for_network(exc, what) from exc
 
+    def check_version(self) -> None:
+        """``GET /services/data/``: raise PermanentError if the org does not serve our API
+        version (naming the newest it does)."""
+        version = self._credentials.version
+        answer = self.call("api versions", lambda sf: sf.session.get(
+            f"https://{sf.sf_instance}/services/data/"))
+        try:
+            offered = [str(v["version"]) for v in answer.json()]
+        except (ValueError, TypeError, KeyError):
+            raise PermanentError("api versions: unexpected answer",
+                                 error_class="salesforce_bad_response") from None
+        if version not in offered:
+            newest = max(offered, key=lambda v: tuple(int(p) for p in v.split(".")),
+                         default="none")
+            raise PermanentError(f"api version {version} is not served by this org (newest: "
+                                 f"{newest})", error_class="salesforce_version")
+
     def query_all(self, what: str, soql: str) -> list[dict[str, Any]]:
         answer = self.call(what, lambda sf: sf.query_all(soql))
         return list(answer["records"])

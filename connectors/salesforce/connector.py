@@ -112,7 +112,9 @@ class SalesforceConnector:
         return self._exporter.export(people)
 
     def check(self) -> None:
-        """Raise AuthError on rejected credentials, TransientError if unreachable or spent."""
+        """Raise AuthError on rejected credentials, TransientError if unreachable or spent,
+        PermanentError if the org does not serve the configured API version."""
+        self._client.check_version()
         _, remaining = self._client.daily_allocation()
         if remaining <= 0:
             raise TransientError("limits: daily API requests used up",

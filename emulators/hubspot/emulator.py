@@ -26,6 +26,13 @@ from emulators.hubspot.properties import _PropertyRoutes
 _CONTACTS = "/crm/v3/objects/contacts"
 _PREFS = "/communication-preferences"
 _PROPERTIES = "/crm/v3/properties"
+_TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"  # noqa: S105 - a path
+# What a private app made for privasync is granted: contacts read and write (search, batch
+# read and update, GDPR delete) and communication preferences (v3 and v4 batch statuses).
+GRANTED_SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write",
+                  "communication_preferences.read_write",
+                  "communication_preferences.statuses.batch.read",
+                  "communication_preferences.statuses.batch.write")
 
 
 class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
@@ -43,6 +50,7 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         self.rate_limit, self.window_seconds = rate_limit, window_seconds
         self.latency_seconds = 0.0  # each admitted call is answered this much later
         self.portal_id, self.app_id = portal_id, app_id
+        self.scopes: tuple[str, ...] = GRANTED_SCOPES  # the private app's, as token-info says
         self._window: deque[float] = deque()
         # When each call was let through (monotonic), and how many got a 429: what a
         # test or the benchmark reads to judge a client's use of the window.
@@ -81,6 +89,7 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
             ("POST", f"{p}/v4/statuses/batch/write", self._h_v4_write),
             ("POST", f"{p}/v4/statuses/batch/read", self._h_v4_read),
             ("POST", f"{p}/v4/statuses/(?P<email>[^/]+)/unsubscribe-all", self._h_v4_unsub_all),
+            ("POST", _TOKEN_INFO, self._h_token_info),
         ]
         for method, pattern, handler in table:
             self.route(method, pattern, self._guarded(handler))
@@ -99,7 +108,20 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
                 return _error(400, "Invalid input JSON on line 1", "VALIDATION_ERROR")
         return run
 
+    def _h_token_info(self, request: Request, _: re.Match[str]) -> Response:
+        """A private app's token, given in the body (no Authorization header): who made it,
+        for which portal and app, and its scopes; an unknown token is a 400."""
+        body = request.json()
+        given = body.get("tokenKey") if isinstance(body, dict) else None
+        if not isinstance(given, str) or not hmac.compare_digest(given, self.access_token):
+            return _error(400, "The access token is invalid or was not found.",
+                          "VALIDATION_ERROR")
+        return Response(200, {"userId": 1, "hubId": self.portal_id, "appId": self.app_id,
+                              "scopes": list(self.scopes)})
+
     def authorize(self, request: Request) -> Response | None:
+        if request.path == _TOKEN_INFO:
+            return None  # the token is what is asked about, in the body
         header = request.headers.get("authorization", "")
         if not header:
             return _error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION")

@@ -123,6 +123,8 @@ def test_a_connector_without_credentials_refuses_to_start():
 @responses.activate
 def test_an_https_instance_is_called_over_https_and_connection_errors_are_transient():
     base = "https://acme.my.salesforce.com/services/data/v59.0/"
+    responses.add(responses.GET, "https://acme.my.salesforce.com/services/data/",
+                  json=[{"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"}])
     responses.add(responses.GET, base + "limits/",
                   json={"DailyApiRequests": {"Max": 100, "Remaining": 0}})
     responses.add(responses.GET, base + "limits/", json=LIMIT_BODY, status=403)
@@ -139,4 +141,5 @@ def test_an_https_instance_is_called_over_https_and_connection_errors_are_transi
     assert used_up.value.error_class == refused.value.error_class == "request_limit_exceeded"
     assert refused.value.retry_after == pytest.approx(timedelta(minutes=15).total_seconds())
     assert unreachable.value.error_class == "network"
-    assert len(responses.calls) == 2 + 3  # a connection blip is retried three times in all
+    # each check reads the version list first; a connection blip is retried three times in all
+    assert len(responses.calls) == 3 + 2 + 3
