@@ -6,7 +6,7 @@ import time; it all happens here, when a command asks for it.
 
 from __future__ import annotations
 
-import os
+import functools
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +18,8 @@ import dramatiq
 import structlog
 from sqlalchemy.engine import Engine
 
+from api.config import LayeredEnviron
+from api.database import open_engine
 from api.notices import person_notifier
 from api.settings import Settings
 from api.taxonomy import data_categories
@@ -30,7 +32,6 @@ from connectors.salesforce import SalesforceConnector
 from core import codec, inbox, ledger, outbox, schema
 from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
-from core.db import make_engine
 from core.delivery import Backoff, Budget, Deliverer, Policy
 from core.dsr import NOTIFIER
 from core.errors import ConfigError, Throttled
@@ -212,12 +213,20 @@ def rate_limits(settings: Settings) -> Limits:
 def build_connectors(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
                      limits: Limits | None = None) -> dict[str, Any]:
     """Each vendor connector whose settings are present, each behind its rate limits in
-    ``limits`` (default: this process's memory); partners from mappings."""
+    ``limits`` (default: this process's memory); partners from mappings.
+    Raises ConfigError (a partner's secret missing, say)."""
+    return {name: make() for name, make in connector_builders(settings, mappings, environ,
+                                                              limits).items()}
+
+
+def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
+                       limits: Limits | None = None) -> dict[str, Callable[[], Any]]:
+    """How to build each connector, one at a time (``privasync check`` tries each alone)."""
     limits = limits or Limits()
-    found: dict[str, Any] = {}
+    found: dict[str, Callable[[], Any]] = {}
     hs = settings.hubspot
     if hs.access_token is not None or hs.client_secret is not None:
-        found["hubspot"] = HubSpotConnector(
+        found["hubspot"] = lambda: HubSpotConnector(
             base_url=hs.base_url, access_token=_secret(hs.access_token),
             client_secret=_secret(hs.client_secret) or None,
             mapping=mappings.system("hubspot"), timeout=hs.timeout_seconds,
@@ -226,7 +235,7 @@ def build_connectors(settings: Settings, mappings: Mappings, environ: Mapping[st
                                  hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds)))
     sf = settings.salesforce
     if sf.instance_url:
-        found["salesforce"] = SalesforceConnector(
+        found["salesforce"] = lambda: SalesforceConnector(
             instance_url=sf.instance_url, mapping=mappings.system("salesforce"),
             session_id=_secret(sf.session_id) or None, username=sf.username,
             password=_secret(sf.password) or None,
@@ -236,23 +245,28 @@ def build_connectors(settings: Settings, mappings: Mappings, environ: Mapping[st
                                        refresh_seconds=sf.limits_refresh_seconds))
     mc = settings.mailchimp
     if mc.api_key is not None and mc.list_id:
-        found["mailchimp"] = MailchimpConnector(
+        found["mailchimp"] = lambda: MailchimpConnector(
             base_url=mc.base_url, api_key=_secret(mc.api_key), list_id=mc.list_id,
             mapping=mappings.system("mailchimp"), timeout=mc.timeout_seconds,
             connections=limits.connections("mailchimp", limit=mc.max_connections,
                                            ttl_seconds=3 * mc.timeout_seconds + 5))
     for name, partner in mappings.partners.items():
-        url = environ.get(partner.url_setting or "", "") or partner.url
-        if partner.protocol is PartnerProtocol.OPENDSR:
-            found[f"partner:{name}"] = _opendsr(settings, environ, name, partner, url)
-            continue
-        secret = environ.get(partner.secret_setting, "")
-        if not secret:
-            raise ConfigError(f"partner {name}: environment variable {partner.secret_setting} "
-                              "(its signing secret) is not set")
-        found[f"partner:{name}"] = PartnerConnector(name=name, partner=partner, url=url,
-                                                    secret=secret)
+        found[f"partner:{name}"] = functools.partial(_partner, settings, environ, name,
+                                                     partner)
     return found
+
+
+def _partner(settings: Settings, environ: Mapping[str, str], name: str,
+             partner: Partner) -> PartnerConnector | OpenDsrConnector:
+    url = environ.get(partner.url_setting or "", "") or partner.url
+    if partner.protocol is PartnerProtocol.OPENDSR:
+        return _opendsr(settings, environ, name, partner, url)
+    secret = environ.get(partner.secret_setting, "")
+    if not secret:
+        raise ConfigError(f"partner {name}: {partner.secret_setting} (its signing secret) is "
+                          "not set: set it in the environment or the secrets directory, or "
+                          "remove the partner from partners.yaml")
+    return PartnerConnector(name=name, partner=partner, url=url, secret=secret)
 
 
 def _opendsr(settings: Settings, environ: Mapping[str, str], name: str, partner: Partner,
@@ -285,12 +299,10 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     ``migrate`` (default: PRIVASYNC_MIGRATE_ON_START) brings the schema up to date first;
     without it a schema behind the code is refused, naming ``privasync db upgrade``."""
     settings = settings or Settings()
-    environ = os.environ if environ is None else environ
+    # Partner variables from the environment, .env or the secrets directory, like settings.
+    environ = LayeredEnviron() if environ is None else environ
     mappings = load_mappings(Path(settings.mappings_dir), data_categories())
-    if settings.database_url.startswith("sqlite:///"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
-                                                                            exist_ok=True)
-    engine = make_engine(settings.database_url)
+    engine = open_engine(settings.database_url, create=True)
     if settings.migrate_on_start if migrate is None else migrate:
         schema.upgrade(engine)
     elif not schema.is_current(engine):

@@ -16,9 +16,8 @@ from typing import Any
 
 import click
 import structlog
-from pydantic import ValidationError
 
-from core.errors import ConfigError
+from api.cli_errors import TRACEBACK, GuardedGroup, OperatorError
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -66,37 +65,53 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def _settings() -> Any:
+    """The settings loaded at start (the root command keeps them in the context)."""
     from api.settings import Settings
 
-    try:
-        return Settings()
-    except ValidationError as exc:
-        fields = ", ".join("PRIVASYNC_" + "__".join(str(p).upper() for p in e["loc"])
-                           for e in exc.errors())
-        raise click.ClickException(f"invalid settings: {fields}") from None
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_root().obj if ctx is not None else None
+    return found if isinstance(found, Settings) else Settings()
 
 
 def _build(**kwargs: Any) -> Any:
     from api.bootstrap import build
 
-    try:
-        return build(_settings(), **kwargs)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return build(_settings(), **kwargs)
 
 
 class _Fail(click.ClickException):
     exit_code = 1
 
 
-@click.group()
+def _start(ctx: click.Context, log_level: str | None) -> None:
+    """Settings first: a bad value or an unknown ``PRIVASYNC_`` name stops every command."""
+    from api.config import unknown_variables
+    from api.settings import Settings
+
+    settings = Settings()
+    unknown = unknown_variables(Path(settings.mappings_dir))
+    if unknown:
+        raise OperatorError("unknown setting " + "; ".join(unknown)
+                            + ": privasync config show lists every setting")
+    ctx.obj = settings
+    quiet = ctx.invoked_subcommand == "demo"
+    configure_logging(log_level or ("WARNING" if quiet else settings.log_level))
+
+
+@click.group(cls=GuardedGroup)
+@click.version_option(package_name="privasync", message="privasync %(version)s")
 @click.option("--log-level", default=None,
               help="DEBUG, INFO, WARNING (default: PRIVASYNC_LOG_LEVEL; the demo: WARNING).")
+@click.option("--traceback", "traceback", is_flag=True,
+              help="Let an unexpected error show its traceback (for a bug report).")
 @click.pass_context
-def main(ctx: click.Context, log_level: str | None) -> None:
-    """privasync: consent and erasure sync between CRMs, mailing tools and partners."""
-    quiet = ctx.invoked_subcommand == "demo"
-    configure_logging(log_level or ("WARNING" if quiet else _settings().log_level))
+def main(ctx: click.Context, log_level: str | None, traceback: bool) -> None:
+    """privasync: consent and erasure sync between CRMs, mailing tools and partners.
+
+    Exit codes: 0 success, 1 a check failed, 2 bad usage, settings or database (one line
+    says what to fix)."""
+    ctx.meta[TRACEBACK] = traceback
+    _start(ctx, log_level)
 
 
 @main.command()
@@ -113,28 +128,54 @@ def serve(host: str, port: int, api_only: bool) -> None:
     from api.app import create_app
 
     container = _build()
-    if container.embedded and not api_only:
+    in_process = container.embedded and not api_only
+    if in_process:
         container.start_worker()
         container.start_scheduler()  # and the applier
     # No access log: Mailchimp's webhook path carries its secret token.
     server = _GracefulServer(uvicorn.Config(create_app(container), host=host, port=port,
-                                            access_log=False, log_level="warning"))
+                                            access_log=False, log_level="warning"),
+                             started=lambda: _log_start(
+                                 container, "api, applier, scheduler and worker" if in_process
+                                 else "api", address=f"http://{host}:{port}"))
     try:
         server.run()
     finally:
         container.close()
 
 
+def _log_start(container: Any, runs: str, address: str | None = None) -> None:
+    """One line once running (serve: once the socket listens): where, on what, talking to
+    whom; no secrets."""
+    from urllib.parse import urlsplit
+
+    scheme = urlsplit(container.settings.broker_url).scheme
+    broker = {"": "embedded", "redis": "redis", "rediss": "redis", "amqp": "rabbitmq",
+              "amqps": "rabbitmq"}.get(scheme, scheme)
+    systems = {*container.destinations, *(f"partner:{n}" for n in container.partners)}
+    if container.hubspot is not None:
+        systems.add("hubspot")
+    where = {"address": address} if address else {}
+    structlog.get_logger("privasync").info(
+        "privasync listening" if address else "privasync running", **where, runs=runs,
+        database=container.engine.dialect.name, broker=broker, systems=sorted(systems))
+
+
 class _GracefulServer:
     """uvicorn that stops on SIGTERM/SIGINT and returns (uvicorn itself re-raises the
     signal after shutdown, which would skip closing the worker and database)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, started: Any = None) -> None:
         import contextlib
 
         import uvicorn
 
         class Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started and started is not None:
+                    started()
+
             @contextlib.contextmanager
             def capture_signals(self) -> Any:
                 previous = {s: signal.signal(s, lambda *_: setattr(self, "should_exit", True))
@@ -151,14 +192,16 @@ class _GracefulServer:
         self._server.run()
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM. The main thread wakes every second: Python runs a
-    signal's handler only in the main thread, and a signal the kernel hands to another
-    thread (it does when the main one cannot take it, e.g. just after SIGCONT) would
-    otherwise never interrupt a wait without a timeout."""
+def _wait_for_signal(container: Any, runs: str) -> None:
+    """Say it runs (once SIGTERM stops it cleanly), then block until SIGINT or SIGTERM.
+    The main thread wakes every second: Python runs a signal's handler only in the main
+    thread, and a signal the kernel hands to another thread (it does when the main one
+    cannot take it, e.g. just after SIGCONT) would otherwise never interrupt a wait
+    without a timeout."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    _log_start(container, runs)
     while not stop.wait(1.0):
         pass
 
@@ -168,11 +211,10 @@ def _wait_for_signal() -> None:
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
 def worker(threads: int | None, metrics_port: int | None) -> None:
     """Dramatiq workers delivering jobs (needs PRIVASYNC_BROKER_URL)."""
+    if not _settings().broker_url:
+        raise OperatorError("privasync worker needs PRIVASYNC_BROKER_URL (redis:// or amqp://); "
+                            "on one machine privasync serve runs the worker")
     container = _build()
-    if container.embedded:
-        container.close()
-        raise click.UsageError("`privasync worker` needs PRIVASYNC_BROKER_URL (redis:// or "
-                               "amqp://); on one machine `privasync serve` runs the worker")
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -183,7 +225,7 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
         container.close()
         raise click.ClickException(str(exc)) from None
     try:
-        _wait_for_signal()
+        _wait_for_signal(container, "worker")
     finally:
         container.close()
 
@@ -199,7 +241,8 @@ def scheduler(no_applier: bool) -> None:
         container.start_worker()
     container.start_scheduler(with_applier=not no_applier)
     try:
-        _wait_for_signal()
+        _wait_for_signal(container, ("scheduler" if no_applier else "scheduler and applier")
+                         + (" and worker" if container.embedded else ""))
     finally:
         container.close()
 
@@ -210,7 +253,7 @@ def applier() -> None:
     container = _build()
     container.start_applier()
     try:
-        _wait_for_signal()
+        _wait_for_signal(container, "applier")
     finally:
         container.close()
 
@@ -223,12 +266,17 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
+    from api.config import mask_url
+    from api.database import open_engine
     from core import schema
-    from core.db import make_engine
 
-    engine = make_engine(_settings().database_url)
-    schema.upgrade(engine)
-    click.echo("database schema is up to date")
+    url = _settings().database_url
+    engine = open_engine(url, create=True)
+    try:
+        schema.upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database schema is up to date at {mask_url(url)}")
 
 
 @main.group()
@@ -239,10 +287,11 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Recompute the ledger's hash chain; exit 1 if any entry was altered."""
+    from api.database import open_current
     from core import ledger
-    from core.db import make_engine, reader
+    from core.db import reader
 
-    engine = reader(make_engine(_settings().database_url))
+    engine = reader(open_current(_settings().database_url))
     with engine.connect() as conn:
         report = ledger.verify(conn)
         waiting = ledger.pending_count(conn)
@@ -261,9 +310,15 @@ def mappings() -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
               help="Mappings directory (default: PRIVASYNC_MAPPINGS_DIR).")
 def mappings_validate(directory: Path | None) -> None:
-    """Check every mapping file; each error names the file and line. Exit 1 on errors."""
-    path = directory or _settings().mappings_dir
-    loaded = _load(directory)
+    """Check every mapping file; each error names the file and line. Exit 1 on errors;
+    warnings (an empty file, a system or partner not configured here) leave it 0."""
+    from api.config import LayeredEnviron
+    from api.mapping_warnings import warnings
+
+    path = Path(directory or _settings().mappings_dir)
+    loaded = _load(path)
+    for warning in warnings(path, loaded, _settings(), LayeredEnviron()):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{path}: {len(loaded.purposes)} purposes, {len(loaded.systems)} systems, "
                f"{len(loaded.partners)} partners: valid")
 
@@ -273,6 +328,10 @@ def _load(directory: Path | None) -> Any:
     from core.mappings import MappingError, load_mappings
 
     path = Path(directory or _settings().mappings_dir)
+    if not path.is_dir():
+        raise OperatorError(f"mappings directory {path} does not exist: set "
+                            "PRIVASYNC_MAPPINGS_DIR (or --dir) to the directory holding "
+                            "purposes.yaml")
     try:
         return load_mappings(path, data_categories())
     except MappingError as exc:
@@ -342,10 +401,10 @@ def mappings_explain(field: str, destination: str, subject_id: str | None,
         click.echo(f"  for {purpose}: flows when {condition}")
     if subject_id is None:
         return
+    from api.database import open_current
     from core import state
-    from core.db import make_engine
 
-    with make_engine(_settings().database_url).connect() as conn:
+    with open_current(_settings().database_url).connect() as conn:
         context = state.context(conn, subject_id)
     reasons = explain(fm.canonical, None, context, loaded.destination_purposes(destination),
                       loaded, datetime.now(UTC))
@@ -360,17 +419,19 @@ def mappings_explain(field: str, destination: str, subject_id: str | None,
 @click.argument("old", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("new", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--no-subjects", is_flag=True, help="Skip counting stored people.")
-def mappings_diff(old: Path, new: Path, no_subjects: bool) -> None:
-    """What NEW would start or stop sending compared with OLD, with people affected."""
+@click.pass_context
+def mappings_diff(ctx: click.Context, old: Path, new: Path, no_subjects: bool) -> None:
+    """What NEW would start or stop sending compared with OLD, with people affected.
+    Exit 0 when nothing would change, 1 when something would (CI can gate on it)."""
     from datetime import UTC, datetime
 
+    from api.database import open_current
     from core import datamap, state
-    from core.db import make_engine
 
     before, after = _load(old), _load(new)
     contexts: list[Any] = []
     if not no_subjects:
-        with make_engine(_settings().database_url).connect() as conn:
+        with open_current(_settings().database_url).connect() as conn:
             contexts = [state.context(conn, s) for s in list(state.live_subjects(conn))]
     changes = datamap.diff(before, after, contexts, datetime.now(UTC))
     if not changes:
@@ -380,6 +441,7 @@ def mappings_diff(old: Path, new: Path, no_subjects: bool) -> None:
         people = "" if no_subjects else (f"  [{c.starts} people start, {c.stops} stop, "
                                          f"of {len(contexts)}]")
         click.echo(f"{c.field} -> {c.destination}: {c.before}  =>  {c.after}{people}")
+    ctx.exit(1)
 
 
 @main.group()
@@ -394,17 +456,14 @@ class _BadInput(click.ClickException):
 def _token_store() -> Any:
     """The database (migrated: a token may be the first thing made) and the keyring."""
     from api.bootstrap import secret_key
+    from api.database import open_engine
     from core import schema
     from core.crypto import Keyring
-    from core.db import make_engine
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = open_engine(settings.database_url, create=True)
     schema.upgrade(engine)
-    try:
-        return engine, Keyring(secret_key(settings))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return engine, Keyring(secret_key(settings))
 
 
 @tokens.command("create")
@@ -493,10 +552,11 @@ def status(fmt: str) -> None:
     destination and status."""
     from sqlalchemy import select
 
+    from api.database import open_current
     from core import inbox, outbox
-    from core.db import event_counts, make_engine, reader
+    from core.db import event_counts, reader
 
-    engine = reader(make_engine(_settings().database_url))
+    engine = reader(open_current(_settings().database_url))
     with engine.connect() as conn:
         backlog = inbox.backlog(conn)
         counts = outbox.counts(conn)
@@ -535,6 +595,7 @@ def demo(contacts: int) -> None:
 
 def _register() -> None:
     from api.cli_health import health
+    from api.cli_config import check, config_group
     from api.cli_jobs import jobs_group
     from api.cli_requests import breach_group, requests_group
 
@@ -542,6 +603,8 @@ def _register() -> None:
     main.add_command(jobs_group)
     main.add_command(requests_group)
     main.add_command(breach_group)
+    main.add_command(config_group)
+    main.add_command(check)
 
 
 _register()

@@ -26,10 +26,10 @@ class _Refused(click.ClickException):
 def _engine() -> Any:
     """The database, migrated (a retry may be the first thing an upgraded install does)."""
     from api.cli import _settings
+    from api.database import open_engine
     from core import schema
-    from core.db import make_engine
 
-    engine = make_engine(_settings().database_url)
+    engine = open_engine(_settings().database_url, create=True)
     schema.upgrade(engine)
     return engine
 

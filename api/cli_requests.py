@@ -1,5 +1,6 @@
 """``privasync requests ...`` and ``privasync breach scope``: what customer service and the
-DPO type. Every refusal is one line and exit code 2; ``--format json`` for machines."""
+DPO type. Every refusal is one line and exit code 2 (the root command's handler, for
+BadInput and its NotFound/Conflict); ``--format json`` for machines."""
 
 from __future__ import annotations
 
@@ -8,15 +9,13 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from core.errors import BadInput
 from core.model import RequestKind, RequestStep
 
 ACTOR = "cli"
-F = TypeVar("F", bound=Callable[..., Any])
 _DURATION = re.compile(r"^(\d+)\s*([dhm])$")
 
 
@@ -41,20 +40,6 @@ def _container() -> Any:
     from api.cli import _build
 
     return _build()
-
-
-def _refusals(fn: F) -> F:
-    """Our BadInput (and its NotFound/Conflict) as a one-line message, exit code 2."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BadInput as exc:
-            raise click.UsageError(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _say_stored(request_id: str, applied: bool, fmt: str) -> None:
@@ -82,7 +67,6 @@ def requests_group() -> None:
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
               help="A corrected value (rectification), by canonical field name.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@_refusals
 def create(kind: str, email: str, received: datetime | None, unverified: bool,
            fields: tuple[str, ...], fmt: str) -> None:
     """Record a request; prints its id (the person's reference)."""
@@ -136,7 +120,6 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
 @requests_group.command("show")
 @click.argument("request_id")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@_refusals
 def show(request_id: str, fmt: str) -> None:
     """The whole story of a request, with times."""
     from api.proof import story
@@ -160,7 +143,6 @@ def show(request_id: str, fmt: str) -> None:
 
 
 def _step(step: RequestStep, **fixed: Any) -> Callable[..., None]:
-    @_refusals
     def run(request_id: str, **options: Any) -> None:
         from api import requests_admin
 
@@ -195,7 +177,6 @@ requests_group.command("retry", help="Try failed destinations again.")(
 @click.argument("request_id")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json")
-@_refusals
 def export(request_id: str, out: Path, fmt: str) -> None:
     """Write the access bundle: JSON (its schema is published) or a Markdown summary."""
     from api.access import bundle, markdown
@@ -216,7 +197,6 @@ def export(request_id: str, out: Path, fmt: str) -> None:
 @requests_group.command("evidence")
 @click.argument("request_id")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@_refusals
 def evidence(request_id: str, out: Path | None) -> None:
     """An evidence pack: the request's ledger entries and the chain segment linking them."""
     from api.proof import evidence as pack
@@ -249,10 +229,7 @@ def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
 
     container = _container()
     try:
-        try:
-            found = breach_scope(container, destination, start, end)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+        found = breach_scope(container, destination, start, end)
     finally:
         container.close()
     if fmt == "json":

@@ -77,11 +77,22 @@ def run_demo(contacts: int = 5) -> int:
     _say("privasync demo: unsubscribe once in HubSpot, seen everywhere.")
     _say("Starting emulators for HubSpot, Salesforce, Mailchimp and a partner contact centre,")
     _say("and privasync on the embedded default (SQLite, in-process broker and worker)...")
-    stack = start_stack(database_url=f"sqlite:///{var}/privasync.db", var_dir=var)
+    url = demo_database_url(var)
+    stack = start_stack(database_url=url, var_dir=var)
     try:
-        return _run(stack, max(1, contacts))
+        code = _run(stack, max(1, contacts))
     finally:
         stack.stop()
+    _say("\nThe demo's database is kept apart from the default one (var/privasync.db). "
+         "Look around it with:")
+    _say(f"  export PRIVASYNC_DATABASE_URL={url}")
+    _say("  privasync status; privasync audit verify")
+    return code
+
+
+def demo_database_url(var: Path) -> str:
+    """An absolute URL, so the line the demo prints works from any directory."""
+    return f"sqlite:///{(var / 'privasync.db').resolve()}"
 
 
 def _run(stack: Stack, contacts: int) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from api.bootstrap import Container
 from api.requests_admin import get, summary
 from core.db import jobs, ledger, ledger_pending, reader
+from core.errors import BadInput
 
 STORY_KINDS = ("request.", "subject.erased", "suppression.blocked")
 HOW_TO_CHECK = (
@@ -124,7 +125,7 @@ def breach_scope(container: Container, destination: str, start: datetime,
     """Which people (ids) and which fields (names, never values) privasync sent to
     ``destination`` between ``start`` and ``end``, from its own delivery records (R22)."""
     if start.tzinfo is None or end.tzinfo is None or end <= start:
-        raise ValueError("the window needs two times with zones, the second after the first")
+        raise BadInput("the window needs two times with zones, the second after the first")
     with reader(container.engine).connect() as conn:
         rows = conn.execute(select(jobs.c.subject_id, jobs.c.kind, jobs.c.sent,
                                    func.min(jobs.c.done_at), func.max(jobs.c.done_at))

@@ -109,10 +109,25 @@ def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
     return Stored(request_id, _applied(container, stored, wait))
 
 
+def _applier_running(container: Container) -> bool:
+    """Whether some process holds an unexpired applier lease (or this one runs it)."""
+    from core.applier import LEASE
+    from core.db import leases
+
+    if container.applier_loop is not None:
+        return True
+    with reader(container.engine).connect() as conn:
+        expires = conn.execute(select(leases.c.expires_at).where(
+            leases.c.name == LEASE)).scalar_one_or_none()
+    return expires is not None and expires > container.clock()
+
+
 def _applied(container: Container, stored: inbox.Stored, wait: float) -> bool:
     """Wait (at most ``wait`` seconds) for the applier to apply the stored entry."""
     if stored.id is None:
         return True
+    if not _applier_running(container):
+        return False  # nobody would apply it while we wait: say so at once
     deadline = time.monotonic() + wait
     engine = reader(container.engine)
     while True:

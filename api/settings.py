@@ -1,4 +1,7 @@
-"""Every setting, read from the environment with the prefix ``PRIVASYNC_``.
+"""Every setting, read with the prefix ``PRIVASYNC_`` from, strongest first: the
+environment, a ``.env`` file in the working directory, and files in the secrets
+directory (``PRIVASYNC_SECRETS_DIR``, default ``/run/secrets``: Docker and
+Kubernetes secrets), each file named like the variable and holding its value.
 
 Nested settings use ``__``: ``PRIVASYNC_HUBSPOT__ACCESS_TOKEN``. Secrets are
 ``SecretStr`` so they never print. README.md has the table; keep it true.
@@ -6,11 +9,26 @@ Nested settings use ``__``: ``PRIVASYNC_HUBSPOT__ACCESS_TOKEN``. Secrets are
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources import NestedSecretsSettingsSource
+
+ENV_PREFIX = "PRIVASYNC_"
+ENV_FILE = ".env"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
 
 class HubSpotSettings(BaseModel):
@@ -121,8 +139,9 @@ class SchedulerSettings(BaseModel):
 class Settings(BaseSettings):
     # An empty variable counts as unset (the default applies), so a deployment can list
     # every setting (deploy/k8s/configmap.yaml) and leave the ones it does not use empty.
-    model_config = SettingsConfigDict(env_prefix="PRIVASYNC_", env_nested_delimiter="__",
-                                      extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__",
+                                      extra="ignore", env_file=ENV_FILE,
+                                      env_ignore_empty=True)
 
     database_url: str = "sqlite:///./var/privasync.db"
     broker_url: str = ""
@@ -146,6 +165,7 @@ class Settings(BaseSettings):
     notify_language: Literal["en", "nl"] = "en"
     readyz_fail_on_dead_jobs: bool = False
     migrate_on_start: bool = True
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
 
     hubspot: HubSpotSettings = HubSpotSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
@@ -156,3 +176,46 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     smtp: SmtpSettings = SmtpSettings()
     notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, ``.env``, and the secrets directory (nested names
+        like the variables: ``PRIVASYNC_HUBSPOT__ACCESS_TOKEN``; a missing one is ignored)."""
+        return (init_settings, env_settings, dotenv_settings,
+                NestedSecretsSettingsSource(file_secret_settings,
+                                            secrets_dir=secrets_dir(),
+                                            secrets_dir_missing="ok"))
+
+
+def dotenv() -> dict[str, str]:
+    """The ``.env`` file of the working directory (empty if there is none)."""
+    path = Path(ENV_FILE)
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def secrets_dir() -> Path:
+    """``PRIVASYNC_SECRETS_DIR`` from the environment or ``.env``, else ``/run/secrets``."""
+    name = ENV_PREFIX + "SECRETS_DIR"
+    found = _get_ci(os.environ, name) or _get_ci(dotenv(), name)
+    return Path(found) if found else DEFAULT_SECRETS_DIR
+
+
+def _get_ci(values: Mapping[str, str], name: str) -> str | None:
+    if name in values:
+        return values[name]
+    folded = name.casefold()
+    return next((v for k, v in values.items() if k.casefold() == folded), None)
+
+
+def file_sources() -> list[tuple[str, PydanticBaseSettingsSource]]:
+    """Each source but the defaults, strongest first, named as ``config show`` says them."""
+    return [("env", EnvSettingsSource(Settings)), (".env", DotEnvSettingsSource(Settings)),
+            ("secrets file", NestedSecretsSettingsSource(
+                SecretsSettingsSource(Settings, secrets_dir=secrets_dir()),
+                secrets_dir_missing="ok"))]

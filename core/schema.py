@@ -51,3 +51,21 @@ def revision(engine: Engine, message: str) -> None:
         config = alembic_config(engine)
         config.attributes["connection"] = conn
         command.revision(config, message=message, autogenerate=True, rev_id=None)
+
+
+def pending(engine: Engine) -> str | None:
+    """Why the database cannot be read as it is, or None when it is at the current schema:
+    ``"empty"`` (no schema yet), ``"behind"`` (migrations pending) or ``"ahead"`` (made
+    by a newer privasync). Raises sqlalchemy's OperationalError when it cannot connect."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    if current is None:
+        return "empty"
+    if current == script.get_current_head():
+        return None
+    known = {r.revision for r in script.walk_revisions()}
+    return "behind" if current in known else "ahead"

@@ -55,12 +55,12 @@ def test_the_service_refuses_to_start_on_invalid_mappings(env: Path,
                                                           monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PRIVASYNC_MAPPINGS_DIR", str(env / "nowhere"))
     result = CliRunner().invoke(main, ["scheduler"])
-    assert result.exit_code == 1 and "mappings directory does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist: set PRIVASYNC_MAPPINGS_DIR" in result.output
 
 
 def test_a_partner_secret_missing_from_the_environment_is_named(env: Path):
     result = CliRunner().invoke(main, ["scheduler"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET" in result.output
 
 
@@ -75,7 +75,7 @@ def test_invalid_settings_name_the_variable_not_the_value(env: Path,
                                                           monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PRIVASYNC_WORKER__THREADS", "lots")
     result = CliRunner().invoke(main, ["status"])
-    assert result.exit_code == 1 and "PRIVASYNC_WORKER__THREADS" in result.output
+    assert result.exit_code == 2 and "PRIVASYNC_WORKER__THREADS" in result.output
     assert "lots" not in result.output
 
 
@@ -117,3 +117,45 @@ def test_debug_logging_never_lets_vendor_clients_log_bodies():
             assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
     finally:
         configure_logging(before)
+
+
+def test_mappings_validate_warns_of_empty_files_and_systems_not_configured(
+        env: Path, monkeypatch: pytest.MonkeyPatch):
+    mine = env / "mappings"
+    shutil.copytree(MAPPINGS, mine)
+    (mine / "zendesk.yaml").write_text("# nothing here yet\n")
+    monkeypatch.setenv("PRIVASYNC_HUBSPOT__ACCESS_TOKEN", "pat-configured")
+    monkeypatch.setenv("PRIVASYNC_MAILCHIMP__API_KEY", "key-us6")
+    monkeypatch.setenv("PRIVASYNC_MAILCHIMP__LIST_ID", "list")
+    result = CliRunner().invoke(main, ["mappings", "validate", "--dir", str(mine)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output  # warnings only
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: zendesk.yaml is empty: it maps no system",
+        "warning: salesforce is mapped but not configured (set "
+        "PRIVASYNC_SALESFORCE__INSTANCE_URL); until then nothing syncs with it",
+        "warning: partner contact_centre: PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET is not set, "
+        "so serve will not start; set it, or remove the partner from partners.yaml"]
+    assert result.output.rstrip().endswith("valid")
+
+
+def test_mappings_validate_warns_of_a_system_privasync_has_no_connector_for(
+        env: Path, monkeypatch: pytest.MonkeyPatch):
+    mine = env / "mappings"
+    shutil.copytree(MAPPINGS, mine)
+    (mine / "zendesk.yaml").write_text("system: zendesk\npurposes: [service]\n")
+    monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", "set")
+    result = CliRunner().invoke(main, ["mappings", "validate", "--dir", str(mine)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "warning: zendesk: privasync has no connector for this system" in result.output
+
+
+def test_a_missing_mappings_directory_is_one_line_and_exit_2(env: Path):
+    result = CliRunner().invoke(main, ["mappings", "validate", "--dir", str(env / "nowhere")],
+                                catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: mappings directory {env / 'nowhere'} does not exist: set "
+        "PRIVASYNC_MAPPINGS_DIR (or --dir) to the directory holding purposes.yaml"]

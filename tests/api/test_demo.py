@@ -1,11 +1,19 @@
-"""`make demo` runs the main job on the embedded default and exits 0."""
+"""`make demo` runs the main job on the embedded default and exits 0; the database URL it
+prints is one the CLI can read."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from api.cli import main
 from api.demo import run_demo
 
 
-def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys):  # type: ignore[no-untyped-def]
+def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys,  # type: ignore[no-untyped-def]
+                                                              monkeypatch: pytest.MonkeyPatch):
     assert run_demo(2) == 0
     out = capsys.readouterr().out
     for system in ("Salesforce", "Mailchimp", "Partner"):
@@ -13,3 +21,14 @@ def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys):  # type: i
                    for line in out.splitlines()), system
     assert "caused 0 new job(s)" in out and "chain verified" in out
     assert "customer1@example.com" not in out  # the demo masks addresses
+
+    url = re.search(r"export PRIVASYNC_DATABASE_URL=(\S+)", out)
+    assert url is not None, out
+    monkeypatch.setenv("PRIVASYNC_DATABASE_URL", url[1])
+    runner = CliRunner()
+    status = runner.invoke(main, ["status"], catch_exceptions=False)
+    assert status.exit_code == 0, status.output
+    assert re.search(r"^mailchimp\s+done\s+1$", status.output,
+                     re.M), status.output
+    verified = runner.invoke(main, ["audit", "verify"], catch_exceptions=False)
+    assert verified.exit_code == 0 and "chain verified" in verified.output, verified.output

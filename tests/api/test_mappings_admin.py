@@ -98,7 +98,7 @@ def test_diff_names_what_would_start_flowing_and_counts_the_people(env: Path,
     mailchimp.write_text(mailchimp.read_text().replace(
         "purposes: [product_news, offers]\nconsent", "purposes: [product_news]\nconsent"))
     result = run("mappings", "diff", str(MAPPINGS), str(new))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # something would change: CI can gate on it
     assert ("product_interests -> mailchimp: offers: consent  =>  -  "
             "[0 people start, 3 stop, of 3]") in result.output
 

@@ -1,0 +1,58 @@
+"""``privasync config show`` and ``privasync check``: what privasync will run with, and
+whether each system accepts it. Neither prints a secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from api.settings import Settings
+
+
+def _settings() -> Settings:
+    from api.cli import _settings as loaded
+
+    found: Settings = loaded()
+    return found
+
+
+@click.group("config")
+def config_group() -> None:
+    """The effective settings."""
+
+
+@config_group.command("show")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def show(fmt: str) -> None:
+    """Every effective setting, secrets masked, and where it came from: default, env, .env
+    or secrets file; then each variable partners.yaml names."""
+    from api.config import show as rows
+
+    settings = _settings()
+    found = rows(settings, Path(settings.mappings_dir))
+    if fmt == "json":
+        click.echo(json.dumps([{"variable": r.variable, "value": r.value, "origin": r.origin,
+                                "secret": r.secret} for r in found], indent=2))
+        return
+    width = max(len(r.variable) for r in found)
+    for r in found:
+        click.echo(f"{r.variable:<{width}}  {r.value or '(empty)'}  [{r.origin}]")
+
+
+@click.command("check")
+def check() -> None:
+    """Try every configured system with the credentials given: one line each, OK or what
+    is wrong and how to fix it. Exit 1 if any fails."""
+    from api.checks import check_systems
+    from api.cli import _load
+    from api.config import LayeredEnviron
+
+    settings = _settings()
+    results = check_systems(settings, _load(Path(settings.mappings_dir)), LayeredEnviron())
+    for result in results:
+        click.echo(result.line())
+    failed = [r.system for r in results if r.ok is False]
+    if failed:
+        raise click.exceptions.Exit(1)
