@@ -468,3 +468,13 @@ def test_answers_carry_hubspots_correlation_id(hub: HubSpotEmulator, client: Hub
 
     assert status == 204 and headers["X-HubSpot-Correlation-Id"]
     assert refused.headers["X-HubSpot-Correlation-Id"] == refused.json()["correlationId"]
+
+
+def test_token_info_tells_a_private_apps_scopes_from_the_token_in_the_body(hub: HubSpotEmulator):
+    path = "/oauth/v2/private-apps/get/access-token-info"
+    known = requests.post(hub.url + path, json={"tokenKey": TOKEN}, timeout=5)
+    assert known.status_code == 200
+    assert known.json()["hubId"] == hub.portal_id and known.json()["appId"] == hub.app_id
+    assert "crm.objects.contacts.write" in known.json()["scopes"]
+    unknown = requests.post(hub.url + path, json={"tokenKey": "pat-nobody"}, timeout=5)
+    assert unknown.status_code == 400 and unknown.json()["category"] == "VALIDATION_ERROR"

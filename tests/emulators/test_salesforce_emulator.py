@@ -510,3 +510,10 @@ def test_composite_delete_reports_a_refused_record_and_deletes_the_rest(emulator
         (False, ["DELETE_FAILED"]), (True, []), (False, ["ENTITY_IS_DELETED"])]
     assert emulator.record(kept)["IsDeleted"] is False
     assert emulator.record(gone)["IsDeleted"] is True
+
+
+def test_the_version_list_needs_no_session_and_costs_no_api_call(emulator):
+    answer = requests.get(f"{emulator.url}/services/data/", timeout=5)
+    assert answer.status_code == 200
+    assert [v["version"] for v in answer.json()] == ["59.0"]
+    assert emulator.api_used == 0
