@@ -56,7 +56,7 @@ def environment(emu: Emulators, database: str, broker: str, tmp_path: Path) -> d
         "PRIVASYNC_MAILCHIMP__LIST_ID": emu.mailchimp.list_id,
         "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
         "PRIVASYNC_WORKER__HEARTBEAT_SECONDS": "1",
-        "PRIVASYNC_WORKER__RECONCILE_SECONDS": "1",
+        "PRIVASYNC_WORKER__DISPATCH_SECONDS": "1",
         "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": emu.partner.secret,
         "PRIVASYNC_PARTNER_CONTACT_CENTRE_URL": emu.partner.url + emu.partner.path,
     }
