@@ -128,3 +128,10 @@ def test_version(env: Path):
 
     result = CliRunner().invoke(main, ["--version"], catch_exceptions=False)
     assert result.exit_code == 0 and result.output == f"privasync {version('privasync')}\n"
+
+
+def test_keyed_settings_are_known_and_shown_per_key(env: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRIVASYNC_RETRY__HUBSPOT__MAX_ATTEMPTS", "3")
+    rows = show()
+    assert rows["PRIVASYNC_RETRY__HUBSPOT__MAX_ATTEMPTS"]["value"] == "3"
+    assert rows["PRIVASYNC_RETRY__HUBSPOT__MAX_ATTEMPTS"]["origin"] == "env"
