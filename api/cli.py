@@ -221,9 +221,9 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
         start_http_server(metrics_port, registry=container.metrics.registry)
     try:
         container.start_worker(threads)
-    except ConfigError as exc:
-        container.close()
-        raise click.ClickException(str(exc)) from None
+    except BaseException:
+        container.close()  # the root group's handler says what went wrong, in one line
+        raise
     try:
         _wait_for_signal(container, "worker")
     finally:
@@ -594,8 +594,8 @@ def demo(contacts: int) -> None:
 
 
 def _register() -> None:
-    from api.cli_health import health
     from api.cli_config import check, config_group
+    from api.cli_health import health
     from api.cli_jobs import jobs_group
     from api.cli_requests import breach_group, requests_group
 

@@ -89,6 +89,7 @@ def commands() -> dict[str, Command]:
         "requests evidence": Command(("requests", "evidence", ID), 2, 2),
         "breach scope": Command(("breach", "scope", "--destination", "partner:contact_centre",
                                  "--from", "2026-01-01", "--to", "2026-02-01"), 0, 0),
+        "health": Command(("health", "--component", "worker"), 2, 1, maps=False),  # no beat
         "config show": Command(("config", "show"), 0, 0, db=False, maps=False),
         "check": Command(("check",), 1, 1, db=False),  # the partner does not listen
         "demo": Command(("demo", "--help"), 0, 0, db=False, maps=False),  # test_demo runs it

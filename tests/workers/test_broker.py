@@ -139,7 +139,7 @@ def test_a_worker_refuses_to_start_on_a_dead_letter_queue_declared_otherwise(
                                "worker"], env=env, capture_output=True, text=True, timeout=60)
     finally:
         delete_queues(rabbitmq_url)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr  # a configuration error: exit 2, one line
     said = done.stderr.strip().splitlines()[-1]  # after pika's warnings of the refusal
     assert said.startswith(f"Error: RabbitMQ refused the queue {BROKER_NAMESPACE}.XQ")
     assert "PRIVASYNC_BROKER_DEAD_MESSAGE_TTL_SECONDS" in said
@@ -166,6 +166,6 @@ def test_the_cli_says_so_in_one_line(tmp_path: Path, sqlite_url: str,
     monkeypatch.setenv("PRIVASYNC_BROKER_URL", "kafka://127.0.0.1:9092")
     monkeypatch.setenv(*next(iter(PARTNER.items())))
     result = CliRunner().invoke(main, ["worker"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: PRIVASYNC_BROKER_URL must be empty (embedded), redis://... or amqp://..."]
