@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
+from core import strict_json
 from core.errors import Unauthenticated
 from core.model import require_aware
 
@@ -48,21 +48,25 @@ def _check_fresh(timestamp: str, now: datetime, tolerance_seconds: int) -> None:
         raise Unauthenticated(f"{TIMESTAMP_HEADER} is outside the {tolerance_seconds} s window")
 
 
-def _body_event_id(body: bytes) -> object:
+def _body_event_id(body: bytes, fields: Collection[str]) -> object:
+    """The signed body's ``event_id``: Unauthenticated when the body is no JSON (the event
+    id cannot be checked); BadInput when it is JSON beyond core.strict_json's bounds."""
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = strict_json.loads(body, "signed body", fields)
+    except strict_json.NotJson as exc:
         raise Unauthenticated("signed body is not JSON") from exc
     return document.get("event_id") if isinstance(document, dict) else None
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime,
-           tolerance_seconds: int = 300) -> str:
+           tolerance_seconds: int = 300, fields: Collection[str] = ("event_id",)) -> str:
     """Check a delivery's signature and freshness; return its event id.
 
     Raises Unauthenticated when a header is missing, the timestamp is more than
     ``tolerance_seconds`` away from ``now``, no signature matches, or the event
-    id header differs from the signed body's ``event_id``.
+    id header differs from the signed body's ``event_id`` (or the body is no JSON);
+    BadInput when the signed body is JSON beyond core.strict_json's bounds (naming the
+    place by the keys in ``fields``).
     """
     timestamp = _header(headers, TIMESTAMP_HEADER)
     signatures = _header(headers, SIGNATURE_HEADER)
@@ -73,6 +77,6 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime,
     if not any(hmac.compare_digest(expected.encode(), c.encode("utf-8", "replace"))
                for c in candidates):
         raise Unauthenticated(f"{SIGNATURE_HEADER} does not match")
-    if not event_id or _body_event_id(body) != event_id:
+    if not event_id or _body_event_id(body, fields) != event_id:
         raise Unauthenticated(f"{EVENT_ID_HEADER} does not match the signed body")
     return event_id

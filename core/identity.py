@@ -20,6 +20,8 @@ from core.errors import UnknownSubject
 from core.keys import remember, subject_key
 from core.model import SubjectHint, SystemRef
 
+REF_CHUNK = 500  # refs per IN list: well inside every backend's parameter limit
+
 
 class IdentityMap:
     def __init__(self, keyring: Keyring) -> None:
@@ -52,9 +54,31 @@ class IdentityMap:
             identifiers.c.digest == self.keyring.email_digest(email))).scalar_one_or_none()
         return self.follow(conn, found) if found is not None else None
 
+    def by_refs(self, conn: Connection, refs: Iterable[SystemRef]) -> dict[SystemRef, str]:
+        """The live subject of each known ref (merges followed): one query per system and
+        ``REF_CHUNK`` refs, however many refs a merge names."""
+        grouped: dict[str, list[str]] = {}
+        for ref in dict.fromkeys(refs):
+            grouped.setdefault(ref.system, []).append(ref.ref)
+        found: dict[SystemRef, str] = {}
+        for system, names in grouped.items():
+            for start in range(0, len(names), REF_CHUNK):
+                for row in conn.execute(
+                        select(system_refs.c.ref, system_refs.c.subject_id,
+                               subjects.c.merged_into)
+                        .join(subjects, subjects.c.id == system_refs.c.subject_id)
+                        .where(system_refs.c.system == system,
+                               system_refs.c.ref.in_(names[start:start + REF_CHUNK]))):
+                    found[SystemRef(system, row.ref)] = (
+                        str(row.subject_id) if row.merged_into is None
+                        else self.follow(conn, row.merged_into))
+        return found
+
     def unknown_refs(self, conn: Connection, refs: Iterable[SystemRef]) -> list[SystemRef]:
         """The refs the map cannot resolve yet (a connector may look up their e-mails)."""
-        return [r for r in dict.fromkeys(refs) if self.by_ref(conn, r) is None]
+        wanted = list(dict.fromkeys(refs))
+        known = self.by_refs(conn, wanted)
+        return [r for r in wanted if r not in known]
 
     def resolve(self, conn: Connection, hint: SubjectHint, now: datetime, *,
                 create: bool = True) -> tuple[str, bool]:
@@ -69,7 +93,8 @@ class IdentityMap:
         created = False
         if subject_id is None:
             if not hint.email or not create:
-                raise UnknownSubject(f"no subject known for {hint.ref or 'this e-mail hash'}")
+                what = f"this {hint.ref.system} reference" if hint.ref else "this e-mail hash"
+                raise UnknownSubject(f"no subject known for {what}")
             subject_id, created = self.create(conn, now), True
         if hint.email:
             self.add_email(conn, subject_id, hint.email)

@@ -114,7 +114,7 @@ def create(conn: Connection, keyring: Keyring, name: str, scopes: Iterable[str],
         created_at=now, expires_at=expires_at).on_conflict_do_nothing(index_elements=["name"])
         .returning(api_tokens.c.name)).first()
     if added is None:
-        raise Conflict(f"a token named {name!r} already exists")
+        raise Conflict("a token of that name already exists (revoked names stay taken)")
     ledger.append(conn, at=now, kind="token.created", detail={
         "name": name, "scopes": list(chosen), "expires_at": _iso(expires_at), "actor": actor})
     return token

@@ -17,7 +17,7 @@ from connectors.hubspot.export import EXPORT_BATCH, Exporter
 from connectors.hubspot.limits import WindowedSession, default_window
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
 from connectors.hubspot.sdk import HubSpotSdk
-from connectors.hubspot.signature import verify_v3
+from connectors.hubspot.signature import verify
 from connectors.hubspot.token import check_scopes
 from connectors.ratelimits import Window
 from connectors.transport import error_for_network
@@ -48,9 +48,11 @@ class HubSpotConnector:
 
     def __init__(self, *, base_url: str, access_token: str, client_secret: str | None,
                  mapping: SystemMapping, timeout: float = 10.0,
-                 window: Window | None = None) -> None:
+                 window: Window | None = None,
+                 allow_legacy_signatures: bool = False) -> None:
         self._base_url = base_url.rstrip("/")
         self._client_secret = client_secret
+        self._allow_legacy = allow_legacy_signatures
         self._mapping = mapping
         self.window = window or default_window(timeout)
         self._session = WindowedSession(timeout, self.window)
@@ -94,9 +96,10 @@ class HubSpotConnector:
 
     def verify_signature(self, *, method: str, url: str, body: bytes,
                          headers: Mapping[str, str], now: datetime) -> None:
-        """Raise Unauthenticated unless HubSpot signed this request (v3, within 5 minutes)."""
-        verify_v3(secret=self._client_secret, method=method, url=url, body=body,
-                  headers=headers, now=now)
+        """Raise Unauthenticated unless HubSpot signed this request (v3, within 5 minutes;
+        v1/v2 too where legacy signatures are allowed)."""
+        verify(secret=self._client_secret, method=method, url=url, body=body,
+               headers=headers, now=now, allow_legacy=self._allow_legacy)
 
     def parse_events(self, body: bytes) -> list[CanonicalEvent]:
         """Canonical events of a webhook batch, ordered by occurrence; BadInput if malformed."""

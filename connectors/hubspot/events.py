@@ -7,11 +7,11 @@ for refusing a batch name the event index and the field, never a property value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core import strict_json
 from core.errors import BadInput
 from core.mappings import SystemMapping
 from core.model import (
@@ -38,7 +38,14 @@ GLOBAL_OPTOUT = "hs_email_optout"
 _SUBSCRIPTION_OPTOUT = "hs_email_optout_"
 _IGNORED = frozenset({"contact.restore", "contact.associationChange"})
 _REQUIRED_INTS = ("eventId", "objectId", "occurredAt")
-_OPTIONAL_INTS = ("portalId", "subscriptionId", "primaryObjectId", "newObjectId")
+_OPTIONAL_INTS = ("portalId", "subscriptionId", "primaryObjectId", "newObjectId", "appId",
+                  "attemptNumber")
+# HubSpot's ids are 64-bit; a bound keeps every dedupe key and reference within its column
+# (five ids joined stay under events.source_event_id's 255 characters).
+_MAX_ID = 2**63 - 1
+_FIELDS = frozenset({*_REQUIRED_INTS, *_OPTIONAL_INTS, "subscriptionType", "propertyName",
+                     "propertyValue", "changeSource", "sourceId", "changeFlag",
+                     "mergedObjectIds", "numberOfPropertiesMoved", "messageId", "messageType"})
 
 
 def contact_ref(object_id: int) -> SystemRef:
@@ -46,12 +53,15 @@ def contact_ref(object_id: int) -> SystemRef:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A JSON integer HubSpot could send: not a boolean, within 0 .. 2**63 - 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_ID
 
 
 _KNOWN = frozenset({"contact.propertyChange", "contact.creation", "contact.deletion",
                     "contact.privacyDeletion", "contact.merge"}) | _IGNORED
 _LATEST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+# HubSpot documents no maximum for a merge's ids (a merge joins two records; a chain of
+# earlier merges adds theirs): far more than 100 is no real merge, and each id costs a look-up.
 MAX_MERGED = 100
 
 
@@ -65,7 +75,7 @@ def _check(index: int, raw: object) -> dict[str, Any]:
             raise BadInput(f"event {index}: missing {name}")
     for name in _REQUIRED_INTS + _OPTIONAL_INTS:
         if name in raw and raw[name] is not None and not _is_int(raw[name]):
-            raise BadInput(f"event {index}: {name} must be an integer")
+            raise BadInput(f"event {index}: {name} must be an integer from 0 to 2^63-1")
     for name in ("subscriptionType", "propertyName", "propertyValue", "changeSource"):
         if name in raw and raw[name] is not None and not isinstance(raw[name], str):
             raise BadInput(f"event {index}: {name} must be a string")
@@ -74,10 +84,11 @@ def _check(index: int, raw: object) -> dict[str, Any]:
     if not 0 <= raw["occurredAt"] <= _LATEST_MS:
         raise BadInput(f"event {index}: occurredAt is out of range")
     merged = raw.get("mergedObjectIds", [])
-    if not isinstance(merged, list) or not all(_is_int(i) for i in merged):
-        raise BadInput(f"event {index}: mergedObjectIds must be a list of integers")
-    if len(merged) > MAX_MERGED:
+    if isinstance(merged, list) and len(merged) > MAX_MERGED:
         raise BadInput(f"event {index}: mergedObjectIds holds more than {MAX_MERGED} ids")
+    if not isinstance(merged, list) or not all(_is_int(i) for i in merged):
+        raise BadInput(f"event {index}: mergedObjectIds must be a list of integers from 0 to "
+                       "2^63-1")
     return raw
 
 
@@ -110,10 +121,7 @@ class EventTranslator:
         return sorted(found, key=lambda e: e.meta.occurred_at)
 
     def _valid(self, body: bytes) -> list[dict[str, Any]]:
-        try:
-            batch = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise BadInput("HubSpot webhook body is not valid JSON") from None
+        batch = strict_json.loads(body, "HubSpot webhook body", _FIELDS)
         if not isinstance(batch, list):
             raise BadInput("a HubSpot webhook body must be a JSON array of events")
         if len(batch) > MAX_EVENTS:

@@ -1,10 +1,14 @@
-"""HubSpot webhook signature v3 (VENDOR_APIS.md A1), checked with the stdlib only.
+"""HubSpot webhook signatures (VENDOR_APIS.md A1), checked with the stdlib only.
 
 v3 is keyed (HMAC-SHA256) and timestamped, unlike v1/v2, so it is the only one
-trusted here. ``X-HubSpot-Signature-Version`` describes the legacy
+trusted by default. ``X-HubSpot-Signature-Version`` describes the legacy
 ``X-HubSpot-Signature`` header that HubSpot still sends alongside (``v1`` on CRM
-webhooks), so it is not what decides: a request without a valid v3 signature
-is refused, whatever else it carries.
+webhooks), so it is not what decides: a request carrying a v3 signature is
+judged by it alone. Only where the operator allows legacy signatures
+(an app that still sends v1/v2 only) is a request without v3 checked against
+its v1 (SHA-256 of secret + body) or v2 (secret + method + URI + body) hash:
+neither has a timestamp, so a captured delivery stays valid for ever, and only
+the inbox's dedupe of identical bytes stands between it and a replay.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from core.model import require_aware
 MAX_SKEW = timedelta(minutes=5)
 SIGNATURE_HEADER = "x-hubspot-signature-v3"
 TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
+LEGACY_HEADER = "x-hubspot-signature"
+VERSION_HEADER = "x-hubspot-signature-version"
+LEGACY_VERSIONS = ("v1", "v2")
 
 # HubSpot hashes the URI with these escapes decoded; every other escape stays as sent.
 _DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
@@ -74,3 +81,30 @@ def verify_v3(*, secret: str | None, method: str, url: str, body: bytes,
     expected = expected_signature(secret, method, url, body, stamp.strip())
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise Unauthenticated("HubSpot signature v3 does not match")
+
+
+def expected_legacy(secret: str, version: str, method: str, url: str, body: bytes) -> str:
+    """hex(SHA-256(secret + body)) for v1; hex(SHA-256(secret + method + URI + body)) for v2."""
+    source = secret.encode() + body if version == "v1" else (
+        secret.encode() + method.upper().encode() + url.encode() + body)
+    return hashlib.sha256(source).hexdigest()
+
+
+def verify(*, secret: str | None, method: str, url: str, body: bytes,
+           headers: Mapping[str, str], now: datetime, allow_legacy: bool = False) -> None:
+    """``verify_v3``; with ``allow_legacy``, a request carrying no v3 signature may pass by
+    its v1/v2 one instead. Raises Unauthenticated."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if not allow_legacy or SIGNATURE_HEADER in lowered:
+        verify_v3(secret=secret, method=method, url=url, body=body, headers=headers, now=now)
+        return
+    if not secret:
+        raise Unauthenticated("no HubSpot client secret is configured")
+    version = lowered.get(VERSION_HEADER, "").strip().lower()
+    signature = lowered.get(LEGACY_HEADER, "").strip().lower()
+    if version not in LEGACY_VERSIONS or not signature:
+        raise Unauthenticated("missing X-HubSpot-Signature-v3 header, and no v1 or v2 "
+                              "signature either")
+    expected = expected_legacy(secret, version, method, url, body)
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise Unauthenticated(f"HubSpot signature {version} does not match")

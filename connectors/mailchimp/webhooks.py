@@ -32,39 +32,80 @@ from core.model import (
     SystemRef,
     require_aware,
 )
+from core.strict_json import text_problem
 
 SOURCE = "mailchimp"
 FormTree = dict[str, "str | FormTree"]
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+# A delivery is a few dozen fields of a few KB (merge fields included); anything much larger
+# is no Mailchimp delivery, and is refused before it is parsed.
+MAX_BODY_BYTES = 65_536
+MAX_FIELDS = 200
+MAX_KEY_DEPTH = 4  # data[merges][GROUPINGS][0]
+# Parts of field names that Mailchimp uses and reasons may name: its own keys, and merge tags
+# (upper case, at most 10 characters) or indexes. Any other part is shown as "?", since a
+# sender chooses the names as well as the values.
+_NAMED = frozenset({"type", "fired_at", "data", "id", "list_id", "email", "email_type",
+                    "ip_opt", "ip_signup", "action", "reason", "campaign_id", "new_id",
+                    "new_email", "old_email", "merges", "web_id", "interests"})
+_TAG = re.compile(r"^[A-Z0-9_]{1,10}$")
+
+
+def field_label(path: list[str]) -> str:
+    """``data[merges][FNAME]``, with parts Mailchimp would not send shown as ``?``."""
+    shown = [p if p in _NAMED or _TAG.match(p) else "?" for p in path]
+    return shown[0] + "".join(f"[{p}]" for p in shown[1:])
+
+
+def _path(key: str) -> list[str]:
+    """``data[merges][FNAME]`` -> ``["data", "merges", "FNAME"]``; BadInput if malformed."""
+    match = _KEY.match(key)
+    if match is None:
+        raise BadInput("webhook body has a malformed form key")
+    return [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
 
 
 def fold(pairs: list[tuple[str, str]]) -> FormTree:
     """Fold ``data[a][b]=v`` pairs into nested dicts; refuse clashing keys."""
     tree: FormTree = {}
     for key, value in pairs:
-        match = _KEY.match(key)
-        if match is None:
-            raise BadInput("webhook body has a malformed form key")
-        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+        path = _path(key)
+        if len(path) > MAX_KEY_DEPTH:
+            raise BadInput(f"webhook field names nest at most {MAX_KEY_DEPTH} levels")
         node = tree
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise BadInput(f"webhook field {part} is both a value and a group")
+                raise BadInput(f"webhook field {field_label(path[:depth + 1])} is both a "
+                               "value and a group")
             node = child
         if isinstance(node.get(path[-1]), dict):
-            raise BadInput(f"webhook field {path[-1]} is both a value and a group")
+            raise BadInput(f"webhook field {field_label(path)} is both a value and a group")
         node[path[-1]] = value
     return tree
 
 
 def parse_form(body: bytes) -> FormTree:
+    """The form as a tree, within bounds: BadInput for a body over ``MAX_BODY_BYTES`` or
+    ``MAX_FIELDS`` (checked before parsing), a malformed form, or a name or value that is
+    not UTF-8 or holds a NUL (named by its field, never shown)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BadInput(f"webhook body is larger than {MAX_BODY_BYTES} bytes")
+    if body.count(b"&") + 1 > MAX_FIELDS:
+        raise BadInput(f"webhook body has more than {MAX_FIELDS} fields")
     try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True,
-                          errors="strict")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadInput("webhook body is not UTF-8 form data") from exc
+        # Invalid bytes, raw or %-escaped, become lone surrogates: reported with their field.
+        pairs = parse_qsl(body.decode("utf-8", "surrogateescape"), keep_blank_values=True,
+                          strict_parsing=True, errors="surrogateescape")
+    except ValueError as exc:
+        raise BadInput("webhook body is not form data") from exc
+    for key, value in pairs:
+        problem = text_problem(key)
+        if problem:
+            raise BadInput(f"webhook body: a field name {problem}")
+        problem = text_problem(value)
+        if problem:
+            raise BadInput(f"webhook field {field_label(_path(key))} {problem}")
     return fold(pairs)
 
 

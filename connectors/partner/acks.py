@@ -11,10 +11,10 @@ never the value; the hash of the raw signed body is the receipt kept as proof.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
+from core import strict_json
 from core.errors import BadInput
 from core.model import EventMeta, RequestAcknowledged, require_aware
 
@@ -25,10 +25,7 @@ ID_LIMIT = 200
 
 
 def _document(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput("acknowledgement is not JSON") from exc
+    document = strict_json.loads(body, "acknowledgement", FIELDS)
     if not isinstance(document, dict):
         raise BadInput("acknowledgement must be a JSON object")
     if set(document) - set(FIELDS):

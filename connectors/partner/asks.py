@@ -10,11 +10,11 @@ staff verify). Errors name the field and the rule, never the value.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+from core import strict_json
 from core.errors import BadInput
 from core.model import EventMeta, RequestKind, RequestReceived, SubjectHint, require_aware
 
@@ -32,10 +32,7 @@ def _field(document: dict[str, Any], name: str, limit: int = 254) -> str:
 def parse_ask(destination: str, body: bytes, received_at: datetime) -> list[RequestReceived]:
     """The verified request as its canonical event. Raises BadInput."""
     require_aware(received_at, "received_at")
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput("request is not JSON") from exc
+    document = strict_json.loads(body, "request", FIELDS)
     if not isinstance(document, dict) or set(document) - set(FIELDS):
         raise BadInput(f"request must be a JSON object with only: {', '.join(FIELDS)}")
     kind = _field(document, "kind")

@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from connectors.partner.acks import FIELDS as ACK_FIELDS
 from connectors.partner.acks import parse_ack
+from connectors.partner.asks import FIELDS as ASK_FIELDS
 from connectors.partner.asks import parse_ask
 from connectors.signing import (
     EVENT_ID_HEADER,
@@ -39,7 +41,8 @@ from connectors.transport import (
     error_for_status,
     parse_retry_after,
 )
-from core.errors import BadInput, ConfigError, TransientError
+from core import strict_json
+from core.errors import ConfigError, TransientError
 from core.mappings import Partner
 from core.model import (
     CanonicalEvent,
@@ -54,6 +57,9 @@ from core.model import (
 )
 
 log = logging.getLogger(__name__)
+
+# Fields of either signed message a partner sends: reasons may name them.
+MESSAGE_FIELDS = frozenset(ACK_FIELDS) | frozenset(ASK_FIELDS)
 
 
 def http_endpoint(url: str, what: str = "partner url") -> tuple[str, int]:
@@ -201,7 +207,7 @@ class PartnerConnector:
 
         Returns its event id, for the caller's replay check. Raises Unauthenticated.
         """
-        return verify(self._secret, headers, body, now)
+        return verify(self._secret, headers, body, now, fields=MESSAGE_FIELDS)
 
     def parse_ack(self, body: bytes, received_at: datetime) -> list[RequestAcknowledged]:
         """The verified acknowledgement as a canonical event. Raises BadInput."""
@@ -214,10 +220,7 @@ class PartnerConnector:
     def parse_message(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
         """Either kind of signed message from the partner (an ack, or a request passed on),
         told apart by the ``kind`` a request has. Raises BadInput."""
-        try:
-            document = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadInput("message is not JSON") from exc
+        document = strict_json.loads(body, "message")
         if isinstance(document, dict) and "kind" in document:
             return list(self.parse_ask(body, received_at))
         return list(self.parse_ack(body, received_at))

@@ -12,16 +12,18 @@ and the rule, never the value.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from core import strict_json
 from core.errors import BadInput
 from core.model import EventMeta, RequestAcknowledged, require_aware
 
 STATUSES = ("pending", "in_progress", "completed", "cancelled")
 OPEN_STATUSES = ("pending", "in_progress")
+_NAMED = ("controller_id", "status_callback_url", "subject_request_id", "request_status",
+          "expected_completion_time", "results_count", "results_url", "api_version")
 
 
 def is_request_id(value: object) -> TypeGuard[str]:
@@ -47,10 +49,7 @@ def rfc3339(value: object) -> datetime | None:
 
 
 def _document(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput("callback is not JSON") from exc
+    document = strict_json.loads(body, "callback", _NAMED)
     if not isinstance(document, dict):
         raise BadInput("callback must be a JSON object")
     return document

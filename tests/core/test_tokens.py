@@ -107,7 +107,7 @@ def test_a_name_stays_taken_after_its_token_is_revoked(engine: Engine):
     create(engine)
     with engine.begin() as conn:
         tokens.revoke(conn, "ops", NOW, actor="cli")
-    with pytest.raises(Conflict, match="'ops' already exists"):
+    with pytest.raises(Conflict, match="a token of that name already exists"):
         create(engine)
 
 

@@ -139,7 +139,7 @@ def test_events_come_back_in_the_order_they_happened() -> None:
 
 
 @pytest.mark.parametrize(("body", "reason"), [
-    (b"{not json", "not valid JSON"),
+    (b"{not json", "not JSON"),
     (b'{"eventId": 1}', "JSON array"),
     (b"[1]", "event 0: not a JSON object"),
 ])

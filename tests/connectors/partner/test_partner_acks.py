@@ -90,6 +90,9 @@ def test_a_completion_needs_no_detail_but_a_rejection_must_say_why() -> None:
     (ack(subject_email=PERSONAL), "fields outside its schema"),
     (json.dumps([PERSONAL]).encode(), "must be a JSON object"),
     (PERSONAL.encode(), "not JSON"),
+    (b"[" * 5000 + b"]" * 5000, "nests deeper than 16 levels"),
+    (ack(detail="Zeph\ud800"), "the value at detail is not valid UTF-8"),
+    (ack(event_id="ack\u0000-1"), "the value at event_id holds a NUL character"),
 ])
 def test_a_malformed_ack_is_refused_naming_the_field_never_the_value(
         body: bytes, names: str) -> None:
