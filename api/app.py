@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -19,7 +21,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from api.admin.routes import admin_routes
-from api.bodies import BodyTooLarge, read_body
+from api.bodies import (
+    BodyReadTimeout,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    read_body,
+    require_media,
+)
 from api.bootstrap import Container
 from api.ingress import (
     check_mailchimp_token,
@@ -29,6 +37,7 @@ from api.ingress import (
     partner_message,
 )
 from api.outage import outage
+from connectors.mailchimp.webhooks import MAX_BODY_BYTES as MAILCHIMP_MAX_BODY_BYTES
 from core import deadletters, inbox, runtime
 from core.db import reader
 from core.errors import (
@@ -46,7 +55,9 @@ log = structlog.get_logger("privasync.http")
 
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthenticated, 401),
+    (BodyReadTimeout, 408),
     (BodyTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (UnknownSubject, 422),
     (BadInput, 400),
     (ConfigError, 404),
@@ -92,10 +103,12 @@ def _guarded(source: str, container: Container, handler: Handler) -> Handler:
 
 def create_app(container: Container) -> Starlette:
     limit = container.settings.max_body_bytes
+    timeout = container.settings.body_read_timeout_seconds
     public = container.settings.public_url.rstrip("/")
 
     async def hubspot(request: Request) -> Response:
-        body = await read_body(request, limit)
+        require_media(request, "application/json")
+        body = await read_body(request, limit, timeout)
         url = str(request.url)
         if public:
             url = public + request.url.path + (f"?{request.url.query}" if request.url.query
@@ -107,10 +120,11 @@ def create_app(container: Container) -> Starlette:
 
     async def mailchimp(request: Request) -> Response:
         token = request.path_params["token"]
+        check_mailchimp_token(container, token)  # before anything of the body is read
         if request.method in ("GET", "HEAD"):
-            check_mailchimp_token(container, token)
             return PlainTextResponse("ok")
-        body = await read_body(request, limit)
+        require_media(request, "application/x-www-form-urlencoded")
+        body = await read_body(request, min(limit, MAILCHIMP_MAX_BODY_BYTES), timeout)
         result = await run_in_threadpool(mailchimp_webhook, container, token=token, body=body,
                                          now=container.clock())
         return _accepted(result)
@@ -122,7 +136,8 @@ def create_app(container: Container) -> Starlette:
         handler = partner_handlers.get(request.path_params["kind"])
         if handler is None:
             raise ConfigError("partners post to .../ack, .../requests or .../opendsr")
-        body = await read_body(request, limit)
+        require_media(request, "application/json")
+        body = await read_body(request, limit, timeout)
         result = await run_in_threadpool(
             handler, container, name=request.path_params["name"],
             kind=request.path_params["kind"], body=body,
@@ -132,8 +147,14 @@ def create_app(container: Container) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
+    probes: list[anyio.CapacityLimiter] = []
+
     async def readyz(request: Request) -> Response:
-        checks = await run_in_threadpool(readiness, container)
+        # Threads of its own: requests waiting on the database (intake behind SQLite's write
+        # lock) may hold every thread of the shared pool, and readiness must not wait for them.
+        if not probes:
+            probes.append(anyio.CapacityLimiter(2))
+        checks = await anyio.to_thread.run_sync(readiness, container, limiter=probes[0])
         ok = all(c["ok"] for c in checks.values())
         failing = [name for name, c in checks.items() if not c["ok"]]
         return JSONResponse({"status": "ready" if ok else "not ready", "failing": failing,
@@ -160,7 +181,7 @@ def readiness(container: Container) -> dict[str, dict[str, Any]]:
     """Each part a deployment depends on, with a reason when it fails."""
     checks: dict[str, dict[str, Any]] = {}
     try:
-        with reader(container.engine).connect() as conn:
+        with reader(container.probe_engine).connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = {"ok": True}
     except Exception as exc:  # noqa: BLE001 - reported, not raised
@@ -193,7 +214,7 @@ def _dead_check(container: Container) -> dict[str, Any]:
 def _worker_check(container: Container, database_ok: bool) -> dict[str, Any]:
     if not database_ok:
         return {"ok": False, "reason": "database unavailable"}
-    last = runtime.latest_beat(container.engine, "worker:")
+    last = runtime.latest_beat(container.probe_engine, "worker:")
     limit = container.settings.worker.heartbeat_seconds * 3
     if last is None:
         return {"ok": False, "reason": "no worker has reported"}

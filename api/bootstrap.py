@@ -32,6 +32,7 @@ from connectors.salesforce import SalesforceConnector
 from core import codec, inbox, ledger, outbox, schema
 from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
+from core.db import make_engine
 from core.delivery import Backoff, Budget, Deliverer, Policy
 from core.dsr import NOTIFIER
 from core.errors import ConfigError, Throttled
@@ -75,6 +76,7 @@ class Container:
     broker: dramatiq.Broker
     metrics: Metrics
     dispatch: Callable[[Iterable[str]], None]
+    probe_engine: Engine
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = utcnow
     hubspot: HubSpotConnector | None = None
@@ -86,16 +88,16 @@ class Container:
     _running: list[WorkerProcess | Scheduler | ApplierLoop] = field(default_factory=list)
 
     def store(self, source: str, body: bytes, received_at: datetime, events: int,
-              key: str | None = None) -> inbox.Stored:
+              key: str | None = None, *, again: str = "duplicate") -> inbox.Stored:
         """Commit a verified, validated delivery to the inbox (the 2xx may follow), and
         wake the applier if it runs in this process. ``key`` is its dedupe key (default:
-        a hash of the bytes); the same key again stores nothing."""
+        a hash of the bytes); the same key again stores nothing, and is counted as
+        ``again`` (``duplicate``, or ``replayed`` where a sender never repeats itself)."""
         with self.engine.begin() as conn:
             stored = inbox.store(conn, source=source, sealed=self.keyring.seal(body),
                                  key=key or inbox.delivery_key(body),
                                  received_at=received_at, events=events)
-        self.metrics.deliveries.labels(source, "duplicate" if stored.duplicate
-                                       else "stored").inc()
+        self.metrics.deliveries.labels(source, again if stored.duplicate else "stored").inc()
         if self.applier_loop is not None:
             self.applier_loop.wake()
         return stored
@@ -178,6 +180,7 @@ class Container:
         self.broker.close()
         self.limits.close()
         self.engine.dispose()
+        self.probe_engine.dispose()
 
 
 def secret_key(settings: Settings) -> bytes:
@@ -232,7 +235,8 @@ def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[
             mapping=mappings.system("hubspot"), timeout=hs.timeout_seconds,
             window=limits.window("hubspot", limit=hs.requests_per_10s,
                                  seconds=hubspot_limits.WINDOW_SECONDS,
-                                 hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds)))
+                                 hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds,
+            allow_legacy_signatures=hs.allow_legacy_signatures)
     sf = settings.salesforce
     if sf.instance_url:
         found["salesforce"] = lambda: SalesforceConnector(
@@ -379,8 +383,9 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
                      deliverer=deliverer, fulfiller=fulfiller, broker=broker, metrics=metrics,
-                     dispatch=dispatcher, limits=limits, foreground=foreground, clock=clock,
-                     hubspot=hubspot,
+                     dispatch=dispatcher, limits=limits,
+                     probe_engine=make_engine(settings.database_url, pool_size=2),
+                     foreground=foreground, clock=clock, hubspot=hubspot,
                      mailchimp=mailchimp, salesforce=connectors.get("salesforce"),
                      partners=partners)
 

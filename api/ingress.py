@@ -22,13 +22,17 @@ from core.ports import Directory
 
 def hubspot_webhook(container: Container, *, method: str, url: str, body: bytes,
                     headers: Mapping[str, str], now: datetime) -> inbox.Stored:
-    """Verify HubSpot's v3 signature, validate the batch, store it."""
+    """Verify HubSpot's v3 signature, validate the batch, store it.
+
+    HubSpot's own retries carry a new ``attemptNumber``, so bytes stored before that
+    come again are a replay (within the five-minute signature window; after it the
+    timestamp is refused): answered 2xx without effect, counted as ``replayed``."""
     hubspot = container.hubspot
     if hubspot is None:
         raise ConfigError("HubSpot is not configured (PRIVASYNC_HUBSPOT__CLIENT_SECRET)")
     with container.foreground.serving():
         hubspot.verify_signature(method=method, url=url, body=body, headers=headers, now=now)
-        return container.store("hubspot", body, now, hubspot.validate(body))
+        return container.store("hubspot", body, now, hubspot.validate(body), again="replayed")
 
 
 def mailchimp_webhook(container: Container, *, token: str, body: bytes,
@@ -62,8 +66,11 @@ def partner_message(container: Container, *, name: str, kind: str,
         event_id = partner.verify_ack(headers, body, now)
         parse = partner.parse_ack if kind == "ack" else partner.parse_ask
         events = list(parse(body, now))
+        # A hash of the id, not its first characters: ids of up to 200 characters that
+        # share a prefix are different events.
         stored = container.store(f"partner:{name}", body, now, len(events),
-                                 key=f"event:{event_id}"[:64])
+                                 key=inbox.delivery_key(f"event:{event_id}".encode()),
+                                 again="replayed")
     if stored.duplicate:
         container.metrics.rejected.labels(f"partner:{name}", "Replayed").inc()
         raise Unauthenticated("this event id was delivered before: a replay changes nothing")

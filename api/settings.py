@@ -39,6 +39,8 @@ class HubSpotSettings(BaseModel):
     # The app's rolling 10-second limit: 100 for private apps on Free/Starter, 190 on
     # Professional, 110 for public apps; HubSpot's own headers lower it if they say less.
     requests_per_10s: int = Field(default=100, ge=1)
+    # v1/v2 are unkeyed SHA-256 with no timestamp: a captured delivery stays valid forever.
+    allow_legacy_signatures: bool = False
 
 
 class SalesforceSettings(BaseModel):
@@ -158,6 +160,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     inbox_keep_days: float = Field(default=3.0, gt=0)
     export_keep_days: float = Field(default=30.0, gt=0)
     requests_watch_seconds: float = Field(default=60.0, gt=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from api.bodies import BodyTooLarge
+from api.bodies import BodyReadTimeout, BodyTooLarge, UnsupportedMediaType
 from core.errors import (
     BadInput,
     Conflict,
@@ -37,10 +37,6 @@ class Problem(BaseModel):
     scope: str | None = Field(default=None, description="The scope needed (403 only).")
 
 
-class UnsupportedMediaType(BadInput):
-    """A body that is not ``application/json`` (-> 415)."""
-
-
 class ValidationFailed(BadInput):
     """JSON that does not fit the operation's schema (-> 422), with the fields at fault."""
 
@@ -64,6 +60,7 @@ STATUS: tuple[tuple[type[PrivasyncError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (BodyReadTimeout, 408),
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),
     (ValidationFailed, 422),

@@ -21,17 +21,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.admin.auth import Guard
-from api.admin.errors import FieldProblem, UnsupportedMediaType, ValidationFailed, refusal
+from api.admin.errors import FieldProblem, ValidationFailed, refusal
 from api.admin.openapi import Call, Operation
-from api.bodies import read_body
+from api.bodies import read_body, require_media
 from api.bootstrap import Container
 from api.outage import outage
-from core.errors import BadInput, PrivasyncError
+from core.errors import BadInput, NotFound, PrivasyncError
+from core.strict_json import text_problem
 
 log = structlog.get_logger("privasync.admin")
 
 NO_STORE = {"Cache-Control": "no-store"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_PATH_PARAM = 200
 
 
 def problems(exc: ValidationError, where: str) -> list[FieldProblem]:
@@ -49,13 +51,12 @@ def problems(exc: ValidationError, where: str) -> list[FieldProblem]:
     return found
 
 
-async def json_body(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
-    """The body as ``model``. Raises UnsupportedMediaType, BodyTooLarge, BadInput (not
-    JSON) or ValidationFailed (JSON that does not fit)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json":
-        raise UnsupportedMediaType("send the body as Content-Type: application/json")
-    raw = await read_body(request, limit)
+async def json_body(request: Request, model: type[BaseModel], limit: int,
+                    timeout: float | None = None) -> BaseModel:
+    """The body as ``model``. Raises UnsupportedMediaType, BodyTooLarge, BodyReadTimeout,
+    BadInput (not JSON) or ValidationFailed (JSON that does not fit)."""
+    require_media(request, "application/json")
+    raw = await read_body(request, limit, timeout)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -65,6 +66,15 @@ async def json_body(request: Request, model: type[BaseModel], limit: int) -> Bas
             raise BadInput("the body is not valid JSON: " + broken["msg"].removeprefix(
                 "Invalid JSON: ")) from exc
         raise ValidationFailed(problems(exc, "body")) from exc
+
+
+def _check_path(params: dict[str, str]) -> None:
+    """Names in the path are ids and names of ours: one no row can have (too long, or with
+    a character a database refuses in text: PostgreSQL refuses NUL) finds nothing."""
+    for name, value in params.items():
+        if len(value) > MAX_PATH_PARAM or text_problem(value) \
+                or any(ord(c) < 32 for c in value):
+            raise NotFound(f"no such {name}")
 
 
 def query(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -78,11 +88,14 @@ def query(request: Request, model: type[BaseModel]) -> BaseModel:
 def endpoint(op: Operation, container: Container,
              guard: Guard) -> Callable[[Request], Awaitable[Response]]:
     limit = container.settings.max_body_bytes
+    timeout = container.settings.body_read_timeout_seconds
 
     async def serve(request: Request) -> Response:
         try:
             principal = await guard.authorized(request, op.scope)
-            body = await json_body(request, op.body, limit) if op.body is not None else None
+            _check_path(request.path_params)
+            body = (await json_body(request, op.body, limit, timeout) if op.body is not None
+                    else None)
             params = query(request, op.query) if op.query is not None else None
             call = Call(container, principal, container.clock(), dict(request.path_params),
                         params, body)

@@ -33,6 +33,8 @@ _REFUSALS: dict[int, tuple[str, str, dict[str, Any]]] = {
         "WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}}),
     403: ("Forbidden", "The token lacks the scope this operation requires.", {}),
     404: ("NotFound", "Nothing of that name.", {}),
+    408: ("RequestTimeout", "The body did not arrive within "
+          "`PRIVASYNC_BODY_READ_TIMEOUT_SECONDS`.", {}),
     409: ("Conflict", "It collides with what exists.", {}),
     413: ("PayloadTooLarge", "The body is larger than `PRIVASYNC_MAX_BODY_BYTES`.", {}),
     415: ("UnsupportedMediaType", "The body must be `application/json`.", {}),
@@ -173,7 +175,7 @@ def _operation(op: Operation, refs: Mapping[tuple[Any, JsonSchemaMode], dict[str
                schemas: Mapping[str, Any]) -> dict[str, Any]:
     statuses = {401, 403, 429, *op.errors}
     if op.body is not None:
-        statuses |= {400, 413, 415, 422}
+        statuses |= {400, 408, 413, 415, 422}
     if op.query is not None:
         statuses.add(422)
     responses: dict[str, Any] = {str(op.status): {"description": op.summary} | ({

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from api.stack import Stack, start_stack
+from tests.api.door import Door, open_door
+from tests.conftest import make_database
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 
@@ -26,3 +28,15 @@ def issue_token(stack: Stack, name: str, *scopes: str) -> str:
     c = stack.container
     with c.engine.begin() as conn:
         return tokens.create(conn, c.keyring, name, scopes, c.clock(), actor="cli")
+
+
+@pytest.fixture
+def door(tmp_path: Path) -> Iterator[Door]:
+    """The app alone on SQLite, every webhook source configured (tests/api/door.py)."""
+    yield from open_door(make_database("sqlite", tmp_path), tmp_path)
+
+
+@pytest.fixture
+def any_door(db_url: str, tmp_path: Path) -> Iterator[Door]:
+    """The same, once on SQLite and once on PostgreSQL."""
+    yield from open_door(db_url, tmp_path)

@@ -101,7 +101,8 @@ def test_a_huge_body_is_refused_before_it_is_read(embedded: Stack):
 
 
 def test_an_unsigned_request_is_401(embedded: Stack):
-    response = requests.post(f"{embedded.url}/webhooks/hubspot", data=b"[]", timeout=10)
+    response = requests.post(f"{embedded.url}/webhooks/hubspot", data=b"[]", timeout=10,
+                             headers={"Content-Type": "application/json"})
     assert response.status_code == 401 and response.json()["error"] == "Unauthenticated"
 
 
