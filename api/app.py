@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -25,6 +26,7 @@ from api.bodies import (
     BodyReadTimeout,
     BodyTooLarge,
     UnsupportedMediaType,
+    close_after,
     read_body,
     require_media,
 )
@@ -88,7 +90,8 @@ def _guarded(source: str, container: Container, handler: Handler) -> Handler:
             container.metrics.rejected.labels(source, type(exc).__name__).inc()
             log.info("webhook.rejected", source=source, status=status,
                      error=type(exc).__name__)
-            return JSONResponse({"error": type(exc).__name__, "reason": str(exc)}, status)
+            return JSONResponse({"error": type(exc).__name__, "reason": str(exc)}, status,
+                                headers=close_after(exc))
         except Exception as exc:  # noqa: BLE001 - a 500 without details, logged by type
             unavailable = outage(exc)
             if unavailable is not None:
@@ -164,7 +167,7 @@ def create_app(container: Container) -> Starlette:
         payload = await run_in_threadpool(generate_latest, container.metrics.registry)
         return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[
+    return Starlette(exception_handlers={HTTPException: _http_refusal}, routes=[
         Route("/webhooks/hubspot", _guarded("hubspot", container, hubspot), methods=["POST"]),
         Route("/webhooks/mailchimp/{token}", _guarded("mailchimp", container, mailchimp),
               methods=["GET", "HEAD", "POST"]),
@@ -175,6 +178,16 @@ def create_app(container: Container) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         *admin_routes(container),
     ])
+
+
+async def _http_refusal(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, method not allowed) in our JSON shape."""
+    assert isinstance(exc, HTTPException)
+    kinds = {404: ("NotFound", "no such path"),
+             405: ("MethodNotAllowed", "this path does not take that method")}
+    error, reason = kinds.get(exc.status_code, ("HTTPError", "the request was refused"))
+    return JSONResponse({"error": error, "reason": reason}, exc.status_code,
+                        headers=exc.headers)
 
 
 def readiness(container: Container) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,12 @@ class UnsupportedMediaType(BadInput):
     """A body not of the media type the endpoint reads (-> 415)."""
 
 
+def close_after(exc: Exception) -> dict[str, str]:
+    """``Connection: close`` for a refusal that leaves the body unread (too slow, too
+    large): the server then drops the connection instead of waiting for the rest."""
+    return {"Connection": "close"} if isinstance(exc, BodyReadTimeout | BodyTooLarge) else {}
+
+
 def require_media(request: Request, *accepted: str) -> None:
     """Raise UnsupportedMediaType unless Content-Type (parameters aside) is one of
     ``accepted``."""

@@ -281,7 +281,8 @@ class Applier:
                now: datetime, decided: plan.Plan) -> tuple[str, str | None]:
         """Merges are rare: applied one by one, after the batch's set writes."""
         identity = IdentityMap(self.keyring)
-        losers = [s for s in dict.fromkeys(identity.by_ref(conn, r) for r in ev.merged) if s]
+        owners = identity.by_refs(conn, ev.merged)  # one query, not one per merged id
+        losers = [s for s in dict.fromkeys(owners.get(r) for r in ev.merged) if s]
         try:
             winner, _ = identity.resolve(conn, ev.primary, now, create=False)
         except UnknownSubject:

@@ -367,12 +367,17 @@ def scrub(engine: Engine) -> bool:
     return busy is not None and busy[0] == 0
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
     """An engine tuned per backend. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE
     for writers only, so concurrent writers queue instead of failing while readers
-    (``reader(engine)``) never wait for the write lock; PostgreSQL gets pre-ping."""
+    (``reader(engine)``) never wait for the write lock; PostgreSQL gets pre-ping.
+    ``pool_size`` gives a pool of exactly that many connections (a probe's own, which
+    requests holding every connection of the main pool cannot starve)."""
+    pool: dict[str, Any] = ({} if pool_size is None
+                            else {"pool_size": pool_size, "max_overflow": 0})
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               **pool)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -392,7 +397,8 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **(pool or {"pool_size": 10,
+                                                              "max_overflow": 20}))
 
 
 def reader(engine: Engine) -> Engine:

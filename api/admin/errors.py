@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from api.bodies import BodyReadTimeout, BodyTooLarge, UnsupportedMediaType
+from api.bodies import BodyReadTimeout, BodyTooLarge, UnsupportedMediaType, close_after
 from core.errors import (
     BadInput,
     Conflict,
@@ -79,7 +79,7 @@ def refusal(exc: PrivasyncError) -> JSONResponse:
     """The response for one of our errors, with the headers its status calls for."""
     status = status_for(exc)
     body = Problem(error=type(exc).__name__, reason=str(exc))
-    headers: dict[str, str] = {}
+    headers = close_after(exc)
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="privasync"'
     if isinstance(exc, ValidationFailed):

@@ -36,14 +36,22 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PATH_PARAM = 200
 
 
-def problems(exc: ValidationError, where: str) -> list[FieldProblem]:
+def _names(model: type[BaseModel]) -> frozenset[str]:
+    """The field names (and aliases) a model declares: the only keys a reason may name."""
+    return frozenset(n for name, f in model.model_fields.items()
+                     for n in (name, f.alias) if n)
+
+
+def problems(exc: ValidationError, where: str,
+             model: type[BaseModel] | None = None) -> list[FieldProblem]:
     """The fields at fault, without the values: a message that would quote the value
-    (some do) is replaced by the error's type, and a key that is not a plain name (an
-    unexpected key is named by the sender) by ``?``."""
+    (some do) is replaced by the error's type, and a key the model does not declare (an
+    unexpected key, a key of a free-form map: the sender chose it) by ``?``."""
+    known = _names(model) if model is not None else frozenset()
     found = []
     for e in exc.errors(include_url=False, include_context=False):
-        path = ".".join(str(p) if isinstance(p, int) or _NAME.match(p) else "?"
-                        for p in e["loc"]) or where
+        path = ".".join(str(p) if isinstance(p, int) or (p in known and _NAME.match(p))
+                        else "?" for p in e["loc"]) or where
         message, value = e["msg"], e.get("input")
         if isinstance(value, str | int | float) and str(value) and str(value) in message:
             message = f"invalid ({e['type']})"
@@ -65,7 +73,7 @@ async def json_body(request: Request, model: type[BaseModel], limit: int,
         if broken is not None:
             raise BadInput("the body is not valid JSON: " + broken["msg"].removeprefix(
                 "Invalid JSON: ")) from exc
-        raise ValidationFailed(problems(exc, "body")) from exc
+        raise ValidationFailed(problems(exc, "body", model)) from exc
 
 
 def _check_path(params: dict[str, str]) -> None:
@@ -82,7 +90,7 @@ def query(request: Request, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
-        raise ValidationFailed(problems(exc, "query")) from exc
+        raise ValidationFailed(problems(exc, "query", model)) from exc
 
 
 def endpoint(op: Operation, container: Container,
