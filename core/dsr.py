@@ -76,6 +76,9 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
                              actor=ev.meta.source)
     else:  # customer service may record a request that came by letter days ago
         received_at = min(received_at, ev.meta.occurred_at)
+    taken = plan.loaded.requests.get(ev.request_id)
+    if taken is not None:  # a request id names one request: a sender's reuse opens nothing
+        return "duplicate_request", taken.subject_id
     kind = ev.kind
     try:
         subject_id, _ = plan.resolve(ev.subject, create=bool(ev.subject.email))

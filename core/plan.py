@@ -177,7 +177,9 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
             .where(suppression.c.digest.in_(chunk)))}
     load_subjects(conn, got, set(live.values()),
                   fields=any(isinstance(e, RecordChanged | RequestReceived) for e in batch))
-    named = [e.request_id for e in batch if isinstance(e, RequestAction | RequestAcknowledged)]
+    # A received request's id too: an id already taken (a partner reusing one) opens nothing.
+    named = [e.request_id for e in batch
+             if isinstance(e, RequestAction | RequestAcknowledged | RequestReceived)]
     got.requests = rq.many(conn, named)
     got.open_erasure = rq.open_for(conn, sorted(set(live.values())), "erasure")
     return got

@@ -165,3 +165,13 @@ def engine(db_url):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
     return make_database("sqlite", tmp_path)
+
+
+def pytest_terminal_summary(terminalreporter):  # type: ignore[no-untyped-def]
+    """The number of generated inputs each fuzz target was sent (tests/api/fuzzing.py)."""
+    from tests.api.fuzzing import SENT
+
+    if SENT:
+        terminalreporter.write_line(
+            f"fuzzing: {sum(SENT.values())} generated inputs sent ("
+            + ", ".join(f"{target} {n}" for target, n in sorted(SENT.items())) + ")")

@@ -230,3 +230,24 @@ def test_an_admin_path_parameter_with_a_nul_is_a_4xx(any_door: Door):
                                  headers={"Authorization": f"Bearer {token}"})
     assert 400 <= answer.status_code < 500, answer.text
     assert set(answer.json()) >= {"error", "reason"}
+
+
+def test_a_partner_reusing_a_request_id_opens_nothing_and_blocks_nothing(door: Door):
+    """Found by the fuzzing: a second request under an id already taken failed the
+    applier's insert (IntegrityError) until its inbox row was set aside."""
+    from sqlalchemy import select
+
+    from core.db import events, inbox
+
+    first, second = ask(), ask(kind="access", email="someone.else@example.org")
+    second["request_id"] = first["request_id"]
+    assert door.partner(ASKS, first).status_code == 200
+    assert door.partner(ASKS, second).status_code == 200
+    for _ in range(3):
+        door.container.applier.tick()
+    with door.container.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.last_error).where(
+            inbox.c.applied_at.is_(None) | inbox.c.last_error.is_not(None))).all() == []
+        outcomes = conn.execute(select(events.c.source_event_id, events.c.outcome)
+                                .order_by(events.c.id)).all()
+    assert [o for _, o in outcomes] == ["request_opened", "duplicate_request"]
