@@ -144,3 +144,18 @@ def test_the_library_v2_vector_still_holds() -> None:
     assert Signature.get_signature(SECRET, "", "v2", http_uri="https://www.example.com/webhook_uri",
                                    http_method="GET") == (
         "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e")
+
+
+def test_legacy_signatures_match_hubspots_published_vectors() -> None:
+    """VENDOR_APIS.md A1: HubSpot's own v1 and v2 test vectors."""
+    from connectors.hubspot.signature import expected_legacy
+
+    secret = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
+    v1_body = (b'[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":'
+               b'1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,'
+               b'"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]')
+    assert expected_legacy(secret, "v1", "POST", "", v1_body) == (
+        "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de")
+    assert expected_legacy(secret, "v2", "GET", "https://www.example.com/webhook_uri",
+                           b"") == ("eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e"
+                                    "88823087200e")
