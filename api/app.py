@@ -215,7 +215,7 @@ def readiness(container: Container) -> dict[str, dict[str, Any]]:
 
 def _dead_check(container: Container) -> dict[str, Any]:
     """Dead letters by destination; failing only with PRIVASYNC_READYZ_FAIL_ON_DEAD_JOBS."""
-    with reader(container.engine).connect() as conn:
+    with reader(container.probe_engine).connect() as conn:
         dead = deadletters.counts(conn)
     found: dict[str, Any] = {"ok": not (dead and container.settings.readyz_fail_on_dead_jobs),
                              "dead": dead}
