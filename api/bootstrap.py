@@ -235,7 +235,7 @@ def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[
             mapping=mappings.system("hubspot"), timeout=hs.timeout_seconds,
             window=limits.window("hubspot", limit=hs.requests_per_10s,
                                  seconds=hubspot_limits.WINDOW_SECONDS,
-                                 hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds,
+                                 hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds)),
             allow_legacy_signatures=hs.allow_legacy_signatures)
     sf = settings.salesforce
     if sf.instance_url:
