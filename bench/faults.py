@@ -25,7 +25,7 @@ def run(timeout: float = 1800.0) -> dict[str, Any]:
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/faults"],
-            cwd=ROOT, env=os.environ | {"PRIVASYNC_FAULTS_REPORT": str(report)},
+            cwd=ROOT, env=os.environ | {"PRIVASYNC_TEST_FAULTS_REPORT": str(report)},
             capture_output=True, text=True, timeout=timeout)
         cases = [json.loads(line) for line in report.read_text().splitlines()] \
             if report.exists() else []

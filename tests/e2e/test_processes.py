@@ -78,7 +78,7 @@ def test_serve_worker_and_scheduler_as_separate_processes(emulators: Emulators,
              start(["scheduler"], env, tmp_path / "scheduler.log")]
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("all parts ready", lambda: _ready(url), timeout=30)
+        wait_for("all parts ready", lambda: _ready(url), timeout=90)
         emulators.mailchimp.configure_webhook(f"{url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")
         contact = emulators.hubspot.create_contact(EMAIL)
         emulators.hubspot.ui_set_subscription(contact, 102, True)
@@ -121,7 +121,7 @@ def test_a_sigkilled_workers_batch_is_delivered_by_another_within_the_lease(
     url = f"http://127.0.0.1:{port}"
     engine = make_engine(database)
     try:
-        wait_for("all parts ready", lambda: _ready(url), timeout=30)
+        wait_for("all parts ready", lambda: _ready(url), timeout=90)
         emulators.hubspot.configure_webhooks(f"{url}/webhooks/hubspot",
                                              hubspot_subscriptions(_mappings()))
         contact = emulators.hubspot.create_contact(EMAIL)

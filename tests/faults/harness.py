@@ -40,6 +40,7 @@ ROOT = Path(__file__).parents[2]
 LEASE_SECONDS = 3.0      # a worker's claim: a SIGKILLed worker's batch is free after this
 DISPATCH_SECONDS = 0.5   # the scheduler's tick that resends what a lost message started
 APPLIER_LEASE_SECONDS = 3.0
+SCHEDULER_LEASE_SECONDS = 4.0
 MAX_BACKOFF_SECONDS = 2.0
 
 
@@ -385,6 +386,7 @@ class Deployment:
             "PRIVASYNC_WORKER__MAX_BACKOFF_SECONDS": str(MAX_BACKOFF_SECONDS),
             "PRIVASYNC_WORKER__MAX_ATTEMPTS": "40",
             "PRIVASYNC_APPLIER__LEASE_SECONDS": str(APPLIER_LEASE_SECONDS),
+            "PRIVASYNC_SCHEDULER__LEASE_SECONDS": str(SCHEDULER_LEASE_SECONDS),
         }
 
     # the workload --------------------------------------------------------------------
@@ -522,10 +524,10 @@ def _mappings():  # type: ignore[no-untyped-def]
 
 
 def record_recovery(case: str, seconds: float, detail: str = "") -> None:
-    """Print a case's recovery time; with PRIVASYNC_FAULTS_REPORT set (make bench), also
+    """Print a case's recovery time; with PRIVASYNC_TEST_FAULTS_REPORT set (make bench), also
     append it there as a JSON line."""
     print(f"\n[fault] {case}: recovered in {seconds:.2f} s {detail}".rstrip())  # noqa: T201
-    target = os.environ.get("PRIVASYNC_FAULTS_REPORT")
+    target = os.environ.get("PRIVASYNC_TEST_FAULTS_REPORT")
     if target:
         with open(target, "a", encoding="utf-8") as out:
             out.write(json.dumps({"case": case, "recovery_seconds": round(seconds, 3),
