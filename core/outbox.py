@@ -130,10 +130,16 @@ def extend(engine: Engine, tokens: Collection[str], now: datetime, *, lease: tim
     ``tokens``, so its lease runs out and another worker takes the jobs."""
     if not tokens:
         return 0
+    held = select(jobs.c.id).where(jobs.c.claim_token.in_(list(tokens)),
+                                   jobs.c.status == RUNNING, jobs.c.claimed_at >= now - max_hold)
     with engine.begin() as conn:
-        return int(conn.execute(update(jobs).where(
-            jobs.c.claim_token.in_(list(tokens)), jobs.c.status == RUNNING,
-            jobs.c.claimed_at >= now - max_hold).values(lease_until=now + lease)).rowcount)
+        if conn.dialect.name == "postgresql":
+            # Rows a thread is finishing right now are locked by its outcome transaction:
+            # skip them (they are about to be released) rather than wait, which could
+            # deadlock against that transaction's row-by-row updates.
+            held = held.with_for_update(skip_locked=True)
+        return int(conn.execute(update(jobs).where(jobs.c.id.in_(held.scalar_subquery()))
+                                .values(lease_until=now + lease)).rowcount)
 
 
 @dataclass(frozen=True)

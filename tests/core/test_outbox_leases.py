@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from core import outbox
-from core.db import jobs
+from core.db import jobs, make_engine
+from tests.conftest import make_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -113,6 +114,34 @@ def test_a_claim_its_thread_gave_up_on_is_not_extended(engine):  # type: ignore[
                          max_hold=timedelta(minutes=5)) == 1
     retaken = claim(engine, "w2", T0 + LEASE + timedelta(seconds=1))
     assert retaken is not None and [j.id for j in retaken.jobs] == [abandoned.jobs[0].id]
+
+
+def test_the_heartbeat_never_waits_for_a_claim_being_finished(tmp_path):  # type: ignore[no-untyped-def]
+    # PostgreSQL: row locks (SQLite has one writer at a time, so no two writers to cross).
+    # The outcome transaction updates its jobs row by row; a heartbeat that waited for
+    # those rows could deadlock with it (seen in the backlog bench). It skips them
+    # instead: they are being released.
+    engine = make_engine(make_database("postgresql", tmp_path))
+    add(engine, ["a", "b"])
+    held = claim(engine, "w1")
+    assert held is not None and len(held.jobs) == 2
+    finishing = engine.connect()
+    tx = finishing.begin()
+    finishing.execute(jobs.update().where(jobs.c.id == held.jobs[0].id).values(sent="x"))
+    extended: list[int] = []
+    beat = threading.Thread(target=lambda: extended.append(outbox.extend(
+        engine, {held.token}, T0 + timedelta(seconds=5), lease=LEASE,
+        max_hold=timedelta(minutes=5))))
+    beat.start()
+    beat.join(timeout=10)
+    try:
+        assert not beat.is_alive(), "the heartbeat waited for a row being finished"
+        assert extended == [1]
+    finally:
+        tx.rollback()
+        finishing.close()
+        beat.join()
+        engine.dispose()
 
 
 def test_a_claim_held_too_long_is_not_extended(engine):  # type: ignore[no-untyped-def]
