@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from connectors.mailchimp.client import MailchimpApi
-from connectors.mailchimp.destination import MailchimpDestination
+from connectors.mailchimp.destination import MailchimpDestination, MemberKeys
 from connectors.mailchimp.erasure import ERASE_BATCH, MailchimpErasure
 from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
@@ -37,10 +37,11 @@ class MailchimpConnector:
 
     ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix. Every
     request holds one of ``connections`` (the key's simultaneous connections) while it runs.
+    ``keys`` (the installation's keyring) keys what is stored about members and deliveries.
     """
 
     def __init__(self, *, base_url: str, api_key: str, list_id: str,
-                 mapping: SystemMapping, timeout: float = 10.0,
+                 mapping: SystemMapping, keys: MemberKeys, timeout: float = 10.0,
                  connections: Connections | None = None) -> None:
         if not list_id:
             raise ConfigError("mailchimp list id is empty")
@@ -48,8 +49,9 @@ class MailchimpConnector:
         self._purposes = tuple(mapping.consent.all_email)
         self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout,
                                  connections=connections)
-        self._destination = MailchimpDestination(self._api, list_id, self._purposes)
-        self._records = MailchimpRecords(self._api, list_id, mapping)
+        self._keys = keys
+        self._destination = MailchimpDestination(self._api, list_id, self._purposes, keys)
+        self._records = MailchimpRecords(self._api, list_id, mapping, keys)
         self._erasure = MailchimpErasure(self._api, list_id)
         self._export = MailchimpExport(self._api, list_id)
         self._merge_fields = {tag: f.canonical for tag, f in mapping.fields.items()}
@@ -81,7 +83,7 @@ class MailchimpConnector:
     def parse_webhook(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
         """Translate one form-encoded delivery; raises BadInput naming the bad field."""
         return parse_webhook(body, received_at, list_id=self._list_id, purposes=self._purposes,
-                             fields=self._merge_fields)
+                             event_id=self._keys.delivery_key, fields=self._merge_fields)
 
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Unsubscribe members whose list purposes are withdrawn; see destination.py."""

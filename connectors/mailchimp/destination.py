@@ -4,7 +4,9 @@ Mailchimp's only bulk write, ``POST /lists/{id}``, creates any member it does
 not have. Adding a person just to record an opt-out would hand Mailchimp
 personal data it never held, so only members known to exist are sent:
 
-- a subject whose refs already name its member (``member:<md5>``) is known;
+- a subject whose refs already name its member is known (``member:k<v>.<digest>``:
+  a keyed hash of the address, never Mailchimp's own MD5 of it, which a list of
+  addresses would reverse; the MD5 is computed from the address only in flight);
 - so is one whose address was on the list at privasync's last bulk read of it
   (``listed``: the audience read a page of 1,000 at a time, on a schedule);
 - any other subject is looked up with one ``GET .../members/{hash}``; a 404
@@ -20,12 +22,12 @@ new subscription must come through Mailchimp's own double-opt-in form.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.mailchimp.client import MailchimpApi, subscriber_hash
+from core.crypto import normalise_email
 from core.errors import PermanentError
 from core.model import ConsentStatus, DestinationSubject, Outcome
 
@@ -34,11 +36,33 @@ log = logging.getLogger(__name__)
 NOTE_GRANTS = "grants enter Mailchimp through its signup form"
 NOTE_NOTHING = "no withdrawal to apply"
 NOTE_ABSENT = "not a member of the list; nothing to withdraw"
-_REF = re.compile(r"^(?:mailchimp:)?member:([0-9a-f]{32})$")
 
 
-def known_hashes(refs: Sequence[str]) -> set[str]:
-    return {m.group(1) for m in (_REF.match(r) for r in refs) if m}
+class MemberKeys(Protocol):
+    """Keyed references (core.crypto.Keyring): what privasync may store about a member."""
+
+    def keyed_ref(self, kind: str, value: str) -> str: ...
+
+    def keyed_refs(self, kind: str, value: str) -> list[str]: ...
+
+    def delivery_key(self, body: bytes) -> str: ...
+
+
+def member_ref(keys: MemberKeys, email: str) -> str:
+    """The reference privasync stores for the member at ``email``: keyed, current version."""
+    return f"member:{keys.keyed_ref('email', normalise_email(email))}"
+
+
+def is_known_member(keys: MemberKeys, email: str, refs: Sequence[str]) -> bool:
+    """Whether ``refs`` name the member at ``email`` (at any live key version)."""
+    held = set(refs)
+    return any(f"member:{r}" in held or f"mailchimp:member:{r}" in held
+               for r in keys.keyed_refs("email", normalise_email(email)))
+
+
+def no_address(subject_id: str) -> PermanentError:
+    return PermanentError(f"subject {subject_id} has no e-mail address: a Mailchimp member is "
+                          "found by its address", error_class="no_identifier")
 
 
 @dataclass(frozen=True)
@@ -52,10 +76,12 @@ class _Pending:
 class MailchimpDestination:
     """Applies subjects' current e-mail consent to one list's member status."""
 
-    def __init__(self, api: MailchimpApi, list_id: str, purposes: tuple[str, ...]) -> None:
+    def __init__(self, api: MailchimpApi, list_id: str, purposes: tuple[str, ...],
+                 keys: MemberKeys) -> None:
         self._api = api
         self._list = list_id
         self._purposes = purposes
+        self._keys = keys
 
     def _withdrawn(self, subject: DestinationSubject) -> bool:
         return any(subject.status(p) == ConsentStatus.WITHDRAWN for p in self._purposes)
@@ -69,7 +95,8 @@ class MailchimpDestination:
                 outcomes[index] = Outcome(subject.subject_id,
                                           note=NOTE_GRANTS if granted else NOTE_NOTHING)
             elif not subject.email:
-                outcomes[index] = self._without_email(subject)
+                outcomes[index] = Outcome(subject.subject_id,
+                                          error=no_address(subject.subject_id))
             else:
                 found = self._existing(index, subject, subject.email)
                 if isinstance(found, Outcome):
@@ -82,28 +109,11 @@ class MailchimpDestination:
     def _member_path(self, member_hash: str) -> str:
         return f"/lists/{self._list}/members/{member_hash}"
 
-    def _without_email(self, subject: DestinationSubject) -> Outcome:
-        """No address at hand: a known member can still be unsubscribed by its hash."""
-        hashes = sorted(known_hashes(subject.refs))
-        if not hashes:
-            return Outcome(subject.subject_id, error=PermanentError(
-                f"subject {subject.subject_id} has no e-mail address or Mailchimp member",
-                error_class="no_identifier"))
-        found: list[str] = []
-        for member_hash in hashes:
-            answer = self._api.call("PATCH", self._member_path(member_hash),
-                                    "mailchimp unsubscribe member", missing_ok=True,
-                                    body={"status": "unsubscribed"})
-            if answer is not None:
-                found.append(f"member:{member_hash}")
-        return Outcome(subject.subject_id, learned_refs=tuple(found),
-                       note="unsubscribed" if found else NOTE_ABSENT)
-
     def _existing(self, index: int, subject: DestinationSubject,
                   email: str) -> _Pending | Outcome:
         """The member to unsubscribe, or the outcome when there is nothing to send."""
         member_hash = subscriber_hash(email)
-        if subject.listed or member_hash in known_hashes(subject.refs):
+        if subject.listed or is_known_member(self._keys, email, subject.refs):
             return _Pending(index, subject.subject_id, email, member_hash)
         member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
                                 "mailchimp look up member", missing_ok=True)
@@ -111,7 +121,7 @@ class MailchimpDestination:
             return Outcome(subject.subject_id, note=NOTE_ABSENT)
         status = member.get("status") if isinstance(member, dict) else None
         if status in ("unsubscribed", "cleaned"):
-            return Outcome(subject.subject_id, learned_refs=(f"member:{member_hash}",),
+            return Outcome(subject.subject_id, learned_refs=(member_ref(self._keys, email),),
                            note=f"already {status}")
         return _Pending(index, subject.subject_id, email, member_hash)
 
@@ -132,11 +142,12 @@ class MailchimpDestination:
         for p in pending:
             code = refused.get(p.email.lower())
             if code is None:
-                outcomes[p.index] = Outcome(p.subject_id, learned_refs=(f"member:{p.hash}",),
+                outcomes[p.index] = Outcome(p.subject_id,
+                                            learned_refs=(member_ref(self._keys, p.email),),
                                             note="unsubscribed")
             else:
                 outcomes[p.index] = Outcome(p.subject_id, error=PermanentError(
-                    f"mailchimp refused member {p.hash} for subject {p.subject_id}",
+                    f"mailchimp refused the member of subject {p.subject_id}",
                     error_class=code))
         return outcomes
 

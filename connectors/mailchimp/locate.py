@@ -1,32 +1,29 @@
 """Where a person's Mailchimp members are, for erasing and exporting them.
 
-A person may be on the list under each address privasync knows for them, and
-as a member privasync learned earlier (a ``member:<hash>`` ref), which is all it
-has for someone whose address it does not hold. Each is looked at.
+A person may be on the list under each address privasync knows for them; each
+is looked at. Mailchimp's member id (the MD5 of the address) is computed here, in
+flight, from the decrypted address: privasync never stores it.
 """
 
 from __future__ import annotations
 
 from connectors.mailchimp.client import MailchimpApi, subscriber_hash
-from connectors.mailchimp.destination import known_hashes
 from core.errors import PermanentError
 from core.model import PersonAt
 
 
 def member_hashes(person: PersonAt) -> list[str]:
-    """The subscriber hashes of the person's addresses, then of its member refs, each once.
+    """The subscriber hashes of the person's addresses, each once.
 
     Addresses differing only in case are one member (Mailchimp hashes them lower-cased).
     """
-    hashes = [subscriber_hash(email) for email in person.emails if email]
-    hashes += sorted(known_hashes(person.refs))
-    return list(dict.fromkeys(hashes))
+    return list(dict.fromkeys(subscriber_hash(email) for email in person.emails if email))
 
 
 def no_identifier(subject_id: str) -> PermanentError:
     """Nothing to look a person up by: neither saying they are gone nor what is held is true."""
-    return PermanentError(f"subject {subject_id} has no e-mail address or Mailchimp member",
-                          error_class="no_identifier")
+    return PermanentError(f"subject {subject_id} has no e-mail address: a Mailchimp member "
+                          "is found by its address", error_class="no_identifier")
 
 
 def require_list(api: MailchimpApi, list_id: str, what: str) -> None:

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors.mailchimp.client import MailchimpApi, subscriber_hash
-from connectors.mailchimp.destination import known_hashes, refusals
+from connectors.mailchimp.destination import (
+    MemberKeys,
+    is_known_member,
+    member_ref,
+    no_address,
+    refusals,
+)
 from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import DestinationRecord, Outcome
@@ -39,10 +45,12 @@ class _Pending:
 class MailchimpRecords:
     """Writes canonical fields to one list's merge fields (``FNAME`` and the like)."""
 
-    def __init__(self, api: MailchimpApi, list_id: str, mapping: SystemMapping) -> None:
+    def __init__(self, api: MailchimpApi, list_id: str, mapping: SystemMapping,
+                 keys: MemberKeys) -> None:
         self._api = api
         self._list = list_id
         self._mapping = mapping
+        self._keys = keys
 
     def merges(self, record: DestinationRecord) -> dict[str, str]:
         """Merge tags for the fields this list holds; None clears (Mailchimp wants "")."""
@@ -62,7 +70,7 @@ class MailchimpRecords:
             if not merges:
                 outcomes[index] = Outcome(record.subject_id, note=NOTE_NOTHING)
             elif not record.email:
-                outcomes[index] = self._by_hash(record, merges)
+                outcomes[index] = Outcome(record.subject_id, error=no_address(record.subject_id))
             else:
                 found = self._existing(index, record, record.email, merges)
                 if isinstance(found, Outcome):
@@ -76,25 +84,12 @@ class MailchimpRecords:
     def _member_path(self, member_hash: str) -> str:
         return f"/lists/{self._list}/members/{member_hash}"
 
-    def _by_hash(self, record: DestinationRecord, merges: dict[str, str]) -> Outcome:
-        """No address at hand: a known member can still be updated by its hash."""
-        hashes = sorted(known_hashes(record.refs))
-        if not hashes:
-            return Outcome(record.subject_id, error=PermanentError(
-                f"subject {record.subject_id} has no e-mail address or Mailchimp member",
-                error_class="no_identifier"))
-        found = [f"member:{h}" for h in hashes
-                 if self._api.call("PATCH", self._member_path(h), "mailchimp update merge fields",
-                                   missing_ok=True, body={"merge_fields": merges}) is not None]
-        return Outcome(record.subject_id, learned_refs=tuple(found),
-                       note=f"wrote {len(merges)} field(s)" if found else NOTE_ABSENT)
-
     def _existing(self, index: int, record: DestinationRecord, email: str,
                   merges: dict[str, str]) -> _Pending | Outcome:
         """The member to update, or the outcome when the list does not hold the person."""
         member_hash = subscriber_hash(email)
         pending = _Pending(index, record.subject_id, email, member_hash, merges)
-        if record.listed or member_hash in known_hashes(record.refs):
+        if record.listed or is_known_member(self._keys, email, record.refs):
             return pending
         member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
                                 "mailchimp look up member", missing_ok=True)
@@ -122,10 +117,11 @@ class MailchimpRecords:
         for p in pending:
             code = refused.get(p.email.lower())
             if code is None:
-                outcomes[p.index] = Outcome(p.subject_id, learned_refs=(f"member:{p.hash}",),
+                outcomes[p.index] = Outcome(p.subject_id,
+                                            learned_refs=(member_ref(self._keys, p.email),),
                                             note=f"wrote {len(p.merges)} field(s)")
             else:
                 outcomes[p.index] = Outcome(p.subject_id, error=PermanentError(
-                    f"mailchimp refused member {p.hash} for subject {p.subject_id}",
+                    f"mailchimp refused the member of subject {p.subject_id}",
                     error_class=code))
         return outcomes

@@ -8,13 +8,11 @@ never its value.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import parse_qsl
 
-from connectors.mailchimp.client import subscriber_hash
 from core.errors import BadInput
 from core.model import (
     CanonicalEvent,
@@ -29,7 +27,6 @@ from core.model import (
     RecordChanged,
     SubjectHint,
     SubjectSeen,
-    SystemRef,
     require_aware,
 )
 from core.strict_json import text_problem
@@ -113,7 +110,7 @@ class _Delivery:
     """One parsed delivery: typed access to its fields, and event building blocks."""
 
     def __init__(self, form: FormTree, body: bytes, received_at: datetime,
-                 list_id: str, purposes: tuple[str, ...],
+                 list_id: str, purposes: tuple[str, ...], event_id: Callable[[bytes], str],
                  fields: Mapping[str, str] | None = None) -> None:
         self.type = self._text(form, "type", "type", required=True)
         data = form.get("data", {})
@@ -126,7 +123,7 @@ class _Delivery:
         self.list_id = list_id
         self.purposes = purposes
         self.fields = dict(fields or {})
-        self.meta = EventMeta(source=SOURCE, source_event_id=hashlib.sha256(body).hexdigest(),
+        self.meta = EventMeta(source=SOURCE, source_event_id=event_id(body),
                               occurred_at=min(self.fired_at, require_aware(received_at,
                                                                            "received_at")),
                               kind=f"{SOURCE}.{self.type}")
@@ -164,11 +161,13 @@ class _Delivery:
             raise BadInput("webhook field fired_at is not YYYY-MM-DD HH:MM:SS") from exc
 
     def hint(self, email: str) -> SubjectHint:
-        return SubjectHint(ref=member_ref(email), email=email)
+        """Members are found by their address (privasync keeps no member id: Mailchimp's
+        is the MD5 of the address, which a list of addresses reverses)."""
+        return SubjectHint(email=email)
 
     def proof(self, email: str) -> str:
-        member = self.field("id") or subscriber_hash(email)
-        return f"mailchimp:list:{self.list_id}:member:{member}:{self.fired_at.isoformat()}"
+        member = f":member:{self.field('id')}" if self.field("id") else ""
+        return f"mailchimp:list:{self.list_id}{member}:{self.fired_at.isoformat()}"
 
     def consent(self, status: ConsentStatus, method: str) -> list[CanonicalEvent]:
         email = self.email()
@@ -181,10 +180,6 @@ class _Delivery:
 
     def seen(self) -> list[CanonicalEvent]:
         return [SubjectSeen(meta=self.meta, subject=self.hint(self.email()))]
-
-
-def member_ref(email: str) -> SystemRef:
-    return SystemRef(SOURCE, f"member:{subscriber_hash(email)}")
 
 
 def _unsubscribe(d: _Delivery) -> list[CanonicalEvent]:
@@ -205,8 +200,7 @@ def _cleaned(d: _Delivery) -> list[CanonicalEvent]:
 
 def _upemail(d: _Delivery) -> list[CanonicalEvent]:
     old, new = d.email("old_email"), d.email("new_email")
-    return [IdentifierChanged(meta=d.meta, subject=d.hint(old), new_email=new,
-                              new_ref=member_ref(new))]
+    return [IdentifierChanged(meta=d.meta, subject=d.hint(old), new_email=new)]
 
 
 def _profile(d: _Delivery) -> list[CanonicalEvent]:
@@ -241,18 +235,19 @@ _TRANSLATE: dict[str, Callable[[_Delivery], list[CanonicalEvent]]] = {
 
 
 def parse_webhook(body: bytes, received_at: datetime, *, list_id: str,
-                  purposes: tuple[str, ...],
+                  purposes: tuple[str, ...], event_id: Callable[[bytes], str],
                   fields: Mapping[str, str] | None = None) -> list[CanonicalEvent]:
     """Translate one delivery. Raises BadInput naming the field that is wrong.
 
     ``occurred_at`` is ``fired_at`` (UTC), but never later than ``received_at``:
     a sender clock running ahead must not let an event outrank later ones.
     ``fields`` maps merge tags to canonical field names (the mapping's ``fields``).
+    ``event_id`` names a delivery by its bytes: a keyed hash (the body holds an address).
     """
     form = parse_form(body)
     kind = _Delivery._text(form, "type", "type", required=True)
     translate = _TRANSLATE.get(kind)
     if translate is None:
         raise BadInput("webhook field type is not a known Mailchimp event type")
-    return translate(_Delivery(form, body, received_at, list_id, purposes, fields))
+    return translate(_Delivery(form, body, received_at, list_id, purposes, event_id, fields))
 

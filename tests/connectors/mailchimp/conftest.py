@@ -13,12 +13,15 @@ import pytest
 import yaml
 
 from connectors.mailchimp import MailchimpConnector
+from core.crypto import Keyring
 from core.mappings import SystemConsent, SystemMapping
 from emulators.http import Emulator, Request, Response
 from emulators.mailchimp import MailchimpEmulator
 from tests.emulators.conftest import serve
 
 KEY = "emulatorkey-us6"
+# The installation's keyring: what the connector stores about members is keyed under it.
+KEYS = Keyring(b"test-secret-key-0123456789abcdef", [b"test-key-encryption-key-01234567"])
 LIST = "a6b5da1054"
 # The list covers two purposes and maps no merge field...
 CONSENT_ONLY = SystemMapping(system="mailchimp",
@@ -42,7 +45,7 @@ def mc(running: MailchimpEmulator) -> MailchimpEmulator:
 def connect(mc: MailchimpEmulator, mapping: SystemMapping) -> MailchimpConnector:
     """A connector to the emulator's list, reading it through `mapping`."""
     return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
-                              mapping=mapping, timeout=5)
+                              mapping=mapping, keys=KEYS, timeout=5)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from connectors.mailchimp import MailchimpConnector, base_url_for, subscriber_ha
 from connectors.mailchimp.client import MailchimpApi
 from core.errors import AuthError, ConfigError, PermanentError, TransientError
 from core.mappings import SystemMapping
+from tests.connectors.mailchimp.conftest import KEYS
 
 BASE = "https://us6.api.mailchimp.com/3.0"
 
@@ -25,7 +26,7 @@ def test_the_subscriber_hash_is_the_md5_of_the_lowercased_address() -> None:
 
 def test_an_empty_base_url_is_derived_from_the_keys_data_centre() -> None:
     connector = MailchimpConnector(base_url="", api_key="abc123-us6", list_id="l1",
-                                   mapping=SystemMapping(system="mailchimp"))
+                                   mapping=SystemMapping(system="mailchimp"), keys=KEYS)
     assert connector.base_url == BASE
     assert connector.name == "mailchimp" and connector.batch_size == 500
 

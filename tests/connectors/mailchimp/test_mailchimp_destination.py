@@ -8,6 +8,8 @@ import pytest
 import requests
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
+from connectors.mailchimp.destination import member_ref
+from core.crypto import Keyring
 from core.errors import AuthError, PermanentError, TransientError
 from core.model import (
     Channel,
@@ -21,6 +23,7 @@ from emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import (
     CONSENT_ONLY,
     KEY,
+    KEYS,
     LIST,
     connect,
     webhook_endpoint,
@@ -40,7 +43,7 @@ def subject(sid: str, email: str | None, status: ConsentStatus = ConsentStatus.W
     consents = (ConsentState("product_news", Channel.EMAIL, ConsentStatus.GRANTED, WHEN, "crm"),
                 ConsentState("offers", Channel.EMAIL, status, WHEN, "crm"))
     if known and email:
-        refs = (*refs, f"mailchimp:member:{subscriber_hash(email)}")
+        refs = (*refs, member_ref(KEYS, email))
     return DestinationSubject(subject_id=sid, email=email, refs=refs, consents=consents)
 
 
@@ -55,7 +58,7 @@ def test_known_members_are_unsubscribed_in_one_http_call(mc: MailchimpEmulator,
     assert all(o.error is None for o in outcomes)
     assert [o.subject_id for o in outcomes] == [f"s{i}" for i in range(20)]
     assert {mc.member(e)["status"] for e in emails} == {"unsubscribed"}  # type: ignore[index]
-    assert outcomes[0].learned_refs == (f"member:{subscriber_hash(emails[0])}",)
+    assert outcomes[0].learned_refs == (member_ref(KEYS, emails[0]),)
 
 
 def test_an_address_mailchimp_never_had_is_not_added(mc: MailchimpEmulator,
@@ -66,7 +69,7 @@ def test_an_address_mailchimp_never_had_is_not_added(mc: MailchimpEmulator,
     assert mc.member("stranger@example.com") is None
     assert mc.member("here@example.com")["status"] == "unsubscribed"  # type: ignore[index]
     assert outcomes[0].error is None and "not a member" in outcomes[0].note
-    assert outcomes[1].learned_refs == (f"member:{subscriber_hash('here@example.com')}",)
+    assert outcomes[1].learned_refs == (member_ref(KEYS, "here@example.com"),)
     assert mc.total_calls(f"/3.0/lists/{LIST}/members") == 2
     assert mc.total_calls(f"/3.0/lists/{LIST}") == 3
 
@@ -116,11 +119,17 @@ def test_a_subject_without_an_address_or_member_has_no_identifier(
     assert mc.total_calls() == 0
 
 
-def test_a_known_member_without_an_address_is_unsubscribed_by_its_hash(
+def test_the_reference_kept_for_a_member_is_keyed_never_mailchimps_md5(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
     member_hash = mc.add_member("anon@example.com")
-    [outcome] = connector.apply_consent([subject("s1", None, refs=(f"member:{member_hash}",))])
-    assert outcome.error is None and outcome.learned_refs == (f"member:{member_hash}",)
+    [outcome] = connector.apply_consent([subject("s1", "Anon@example.com")])
+    [ref] = outcome.learned_refs
+    assert member_hash not in ref and ref == member_ref(KEYS, "anon@example.com")
+    other = Keyring(b"another-installation-secret-0000", [b"test-key-encryption-key-01234567"])
+    assert member_ref(other, "anon@example.com") != ref  # unreadable without the secret
+    # A member reference alone (no address) no longer reaches Mailchimp: nothing to hash.
+    [alone] = connector.apply_consent([subject("s2", None, refs=(ref,))])
+    assert isinstance(alone.error, PermanentError) and alone.error.error_class == "no_identifier"
     assert mc.member("anon@example.com")["status"] == "unsubscribed"  # type: ignore[index]
 
 
@@ -162,7 +171,7 @@ def test_a_single_bad_gateway_is_absorbed_inside_the_call(
 
 def test_a_wrong_api_key_is_an_auth_error(mc: MailchimpEmulator) -> None:
     bad = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key="wrong-us6", list_id=LIST,
-                             mapping=MAPPING, timeout=5)
+                             mapping=MAPPING, keys=KEYS, timeout=5)
     with pytest.raises(AuthError) as refused:
         bad.check()
     assert refused.value.error_class == "api_key_invalid"

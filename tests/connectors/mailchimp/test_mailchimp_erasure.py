@@ -8,12 +8,13 @@ import pytest
 import requests
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
+from connectors.mailchimp.destination import member_ref
 from connectors.mailchimp.erasure import STILL_READABLE
 from core.errors import AuthError, PermanentError, TransientError
 from core.model import ErasureReceipt, ErasureStatus, PersonAt
 from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
-from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, LIST, connect
+from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, connect
 
 
 @pytest.fixture
@@ -89,12 +90,14 @@ def test_an_archived_member_is_deleted_not_left_archived(
     assert mc.member("arch@example.com") is None
 
 
-def test_a_member_known_only_by_its_ref_is_erased_by_its_hash(
+def test_every_address_of_a_person_is_erased_by_its_hash_computed_in_flight(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
-    member_hash = mc.add_member("anon@example.com")
-    [receipt] = connector.erase([person("s1", refs=(f"mailchimp:member:{member_hash}",))])
-    assert done(receipt) and receipt.records == 1
-    assert mc.member("anon@example.com") is None
+    mc.add_member("anon@example.com")
+    mc.add_member("old@example.com")
+    [receipt] = connector.erase([person("s1", "Anon@example.com", "old@example.com",
+                                        refs=(member_ref(KEYS, "anon@example.com"),))])
+    assert done(receipt) and receipt.records == 2
+    assert mc.member("anon@example.com") is None and mc.member("old@example.com") is None
 
 
 def test_someone_without_an_address_or_member_cannot_be_said_to_be_gone(
@@ -186,7 +189,7 @@ def test_a_wrong_list_id_is_refused_rather_than_read_as_nobody_there(
         mc: MailchimpEmulator) -> None:
     mc.add_member("w@example.com")
     wrong = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id="ffffffffff",
-                               mapping=CONSENT_ONLY, timeout=5)
+                               mapping=CONSENT_ONLY, keys=KEYS, timeout=5)
     with pytest.raises(PermanentError) as refused:
         wrong.erase([person("s1", "w@example.com")])
     assert refused.value.error_class == "list_not_found"
@@ -195,7 +198,7 @@ def test_a_wrong_list_id_is_refused_rather_than_read_as_nobody_there(
 
 def test_a_wrong_api_key_is_an_auth_error(mc: MailchimpEmulator) -> None:
     bad = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key="wrong-us6", list_id=LIST,
-                             mapping=CONSENT_ONLY, timeout=5)
+                             mapping=CONSENT_ONLY, keys=KEYS, timeout=5)
     with pytest.raises(AuthError):
         bad.erase([person("s1", "a@example.com")])
 

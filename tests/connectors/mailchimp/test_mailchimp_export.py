@@ -11,7 +11,7 @@ from core.errors import PermanentError, TransientError
 from core.model import ExportedField, ExportResult, PersonAt
 from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
-from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, LIST, connect
+from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, connect
 
 RECORD = f"member:{LIST}"
 
@@ -82,9 +82,8 @@ def test_an_archived_member_still_holds_data_and_is_exported(
 def test_each_member_of_one_person_is_its_own_record(mc: MailchimpEmulator,
                                                      connector: MailchimpConnector) -> None:
     mc.add_member("home@example.com", merge_fields={"FNAME": "Home"})
-    work_hash = mc.add_member("work@example.com", merge_fields={"FNAME": "Work"})
-    [result] = connector.export([person("s1", "home@example.com",
-                                        refs=(f"member:{work_hash}",))])
+    mc.add_member("work@example.com", merge_fields={"FNAME": "Work"})
+    [result] = connector.export([person("s1", "home@example.com", "work@example.com")])
     by_record = {(f.record, f.field): f.value for f in result.fields}
     assert by_record[(RECORD, "merge_fields.FNAME")] == "Home"
     assert by_record[(f"{RECORD}#2", "merge_fields.FNAME")] == "Work"
@@ -120,7 +119,7 @@ def test_a_failed_read_fails_the_whole_call(mc: MailchimpEmulator, connector: Ma
 def test_a_wrong_list_id_is_refused_rather_than_read_as_not_a_member(
         mc: MailchimpEmulator) -> None:
     wrong = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id="ffffffffff",
-                               mapping=CONSENT_ONLY, timeout=5)
+                               mapping=CONSENT_ONLY, keys=KEYS, timeout=5)
     with pytest.raises(PermanentError) as refused:
         wrong.export([person("s1", "a@example.com")])
     assert refused.value.error_class == "list_not_found"

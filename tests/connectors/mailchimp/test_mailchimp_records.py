@@ -8,12 +8,14 @@ import pytest
 import requests
 
 from connectors.mailchimp import MailchimpConnector, subscriber_hash
+from connectors.mailchimp.destination import member_ref
 from core.errors import PermanentError, TransientError
 from core.model import DestinationRecord, RecordChanged
 from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import (
     KEY,
+    KEYS,
     LIST,
     WITH_FIELDS,
     connect,
@@ -32,7 +34,7 @@ def connector(mc: MailchimpEmulator) -> MailchimpConnector:
 def record(sid: str, address: str | None, /, *, known: bool = False,
            **fields: str | None) -> DestinationRecord:
     """A record as the core hands it over: canonical field names, already minimised."""
-    refs = (f"member:{subscriber_hash(address)}",) if known and address else ()
+    refs = (member_ref(KEYS, address),) if known and address else ()
     return DestinationRecord(subject_id=sid, email=address, refs=refs, fields=fields)
 
 
@@ -56,7 +58,7 @@ def test_known_members_get_their_merge_fields_in_one_call(
         for i, e in enumerate(emails)])
     assert all(o.error is None for o in outcomes)
     assert [o.subject_id for o in outcomes] == [f"s{i}" for i in range(20)]
-    assert outcomes[0].learned_refs == (f"member:{subscriber_hash(emails[0])}",)
+    assert outcomes[0].learned_refs == (member_ref(KEYS, emails[0]),)
     assert merges(mc, emails[7]) == {"FNAME": "M7", "INTERESTS": "tea"}
     assert mc.total_calls("/3.0") == batch_calls(mc) == 1
     assert connector.record_batch_size == 500
@@ -131,15 +133,16 @@ def test_a_member_that_vanished_after_the_check_is_refused_not_recreated(
     assert mc.member("gone@example.com") is None
 
 
-def test_a_record_without_an_address_is_updated_through_its_member_hash(
+def test_a_record_without_an_address_cannot_reach_its_member(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
-    member_hash = mc.add_member("h@example.com")
-    by_hash, nothing = connector.push_fields([
-        DestinationRecord("s1", None, (f"member:{member_hash}",), {"first_name": "H"}),
+    mc.add_member("h@example.com", merge_fields={"FNAME": "old"})
+    by_ref, nothing = connector.push_fields([
+        DestinationRecord("s1", None, (member_ref(KEYS, "h@example.com"),), {"first_name": "H"}),
         DestinationRecord("s2", None, (), {"first_name": "N"})])
-    assert by_hash.error is None and merges(mc, "h@example.com")["FNAME"] == "H"
-    assert isinstance(nothing.error, PermanentError)
-    assert nothing.error.error_class == "no_identifier"
+    for outcome in (by_ref, nothing):
+        assert isinstance(outcome.error, PermanentError)
+        assert outcome.error.error_class == "no_identifier"
+    assert merges(mc, "h@example.com")["FNAME"] == "old" and mc.total_calls() == 0
 
 
 @pytest.mark.parametrize(("fault", "retry_after"), [

@@ -18,9 +18,8 @@ from core.model import (
     IdentifierChanged,
     RecordChanged,
     SubjectSeen,
-    SystemRef,
 )
-from tests.connectors.mailchimp.conftest import CONSENT_ONLY, LIST, WITH_FIELDS
+from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEYS, LIST, WITH_FIELDS
 
 EMAIL = "x.person@example.com"
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -31,7 +30,7 @@ FIRED = datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)
 @pytest.fixture
 def connector() -> MailchimpConnector:
     return MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6", list_id=LIST,
-                              mapping=MAPPING)
+                              mapping=MAPPING, keys=KEYS)
 
 
 def form(event_type: str, **data: str) -> bytes:
@@ -56,10 +55,14 @@ def test_an_unsubscribe_withdraws_every_purpose_the_list_covers(
         ("product_news", Channel.EMAIL, ConsentStatus.WITHDRAWN),
         ("offers", Channel.EMAIL, ConsentStatus.WITHDRAWN)}
     assert event.subject.email == EMAIL
-    assert event.subject.ref == SystemRef("mailchimp", f"member:{subscriber_hash(EMAIL)}")
+    # Found by the address alone: no member id (the MD5 of the address) is handed on, and
+    # the delivery's id is a keyed hash of its bytes (they hold the address).
+    assert event.subject.ref is None
     assert event.meta.source == "mailchimp"
     assert event.meta.kind == "mailchimp.unsubscribe"
-    assert event.meta.source_event_id == hashlib.sha256(body).hexdigest()
+    assert event.meta.source_event_id == KEYS.delivery_key(body)
+    assert hashlib.sha256(body).hexdigest() != event.meta.source_event_id
+    assert subscriber_hash(EMAIL) not in repr(event.meta)
     assert event.meta.occurred_at == datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)
 
 
@@ -93,7 +96,7 @@ def test_a_hard_bounce_and_a_profile_change_only_show_the_subject(
 
 def test_a_profile_change_of_mapped_merge_fields_is_a_record_change() -> None:
     connector = MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6",
-                                   list_id=LIST, mapping=WITH_FIELDS)
+                                   list_id=LIST, mapping=WITH_FIELDS, keys=KEYS)
     [event] = connector.parse_webhook(form("profile", id="1", list_id=LIST, email=EMAIL,
                                            merges__EMAIL=EMAIL, merges__FNAME="Xe",
                                            merges__LNAME="Person", merges__INTERESTS="tea",
@@ -101,14 +104,14 @@ def test_a_profile_change_of_mapped_merge_fields_is_a_record_change() -> None:
     assert isinstance(event, RecordChanged)
     assert event.meta.kind == "mailchimp.profile"
     assert event.subject.email == EMAIL
-    assert event.subject.ref == SystemRef("mailchimp", f"member:{subscriber_hash(EMAIL)}")
+    assert event.subject.ref is None
     assert dict(event.fields) == {"first_name": FieldValue("Xe", collected_at=FIRED),
                                   "product_interests": FieldValue("tea", collected_at=FIRED)}
 
 
 def test_a_profile_change_with_no_mapped_merge_value_only_shows_the_subject() -> None:
     connector = MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6",
-                                   list_id=LIST, mapping=WITH_FIELDS)
+                                   list_id=LIST, mapping=WITH_FIELDS, keys=KEYS)
     [event] = connector.parse_webhook(form("profile", id="1", list_id=LIST, email=EMAIL,
                                            merges__FNAME="", merges__LNAME="Person"), RECEIVED)
     assert isinstance(event, SubjectSeen)
@@ -116,14 +119,14 @@ def test_a_profile_change_with_no_mapped_merge_value_only_shows_the_subject() ->
 
 def test_a_merge_field_sent_as_a_group_is_refused_without_the_address() -> None:
     connector = MailchimpConnector(base_url="http://127.0.0.1:9/3.0", api_key="k-us6",
-                                   list_id=LIST, mapping=WITH_FIELDS)
+                                   list_id=LIST, mapping=WITH_FIELDS, keys=KEYS)
     with pytest.raises(BadInput, match=r"data\[merges\]\[FNAME\]") as refused:
         connector.parse_webhook(form("profile", list_id=LIST, email=EMAIL,
                                      merges__FNAME__x="Xe"), RECEIVED)
     assert EMAIL not in str(refused.value)
 
 
-def test_an_address_change_names_the_old_member_and_the_new_one(
+def test_an_address_change_names_the_old_address_and_the_new_one(
         connector: MailchimpConnector) -> None:
     [event] = connector.parse_webhook(form("upemail", list_id=LIST, new_id="n1",
                                            new_email="new@example.com", old_email=EMAIL),
@@ -131,8 +134,7 @@ def test_an_address_change_names_the_old_member_and_the_new_one(
     assert isinstance(event, IdentifierChanged)
     assert event.subject.email == EMAIL
     assert event.new_email == "new@example.com"
-    assert event.new_ref == SystemRef("mailchimp",
-                                      f"member:{subscriber_hash('new@example.com')}")
+    assert event.new_ref is None
 
 
 def test_a_campaign_event_changes_nothing(connector: MailchimpConnector) -> None:
