@@ -123,7 +123,8 @@ def bundle(container: Container, request_id: str) -> AccessBundle:
     if request.kind not in ("access", "portability"):
         raise NotFound("not an access or portability request")
     with reader(container.engine).connect() as conn:
-        key = state.keys_of(conn, [request.subject_id]).get(request.subject_id)
+        key = state.keys_of(conn, container.keyring, [request.subject_id]).get(
+            request.subject_id)
         if key is None:
             raise NotFound("nothing readable is held about this person any more")
         return AccessBundle(
@@ -134,7 +135,7 @@ def bundle(container: Container, request_id: str) -> AccessBundle:
                           emails=_emails(conn, request.subject_id, key)),
             systems=_systems(conn, request, key, container.mappings),
             partners=_partners(conn, request.subject_id, container.mappings),
-            consent=_consent(conn, request.subject_id),
+            consent=_consent(conn, request.subject_id, container),
             consent_history=_history(conn, request.subject_id, key),
             contact_moments=_moments(conn, request.subject_id))
 
@@ -188,14 +189,14 @@ def _partners(conn: Connection, subject_id: str, mappings: Mappings) -> list[Par
     return out
 
 
-def _consent(conn: Connection, subject_id: str) -> list[ConsentNow]:
+def _consent(conn: Connection, subject_id: str, container: Container) -> list[ConsentNow]:
     return [ConsentNow(purpose=c.purpose, channel=c.channel.value, status=c.status.value,
                        decided_at=c.occurred_at, source=c.source,
                        evidence=None if c.evidence is None else {
                            "source": c.evidence.source, "method": c.evidence.method,
                            "wording_version": c.evidence.wording_version,
                            "proof_reference": c.evidence.proof_reference})
-            for c in sorted(state.load(conn, subject_id).values(),
+            for c in sorted(state.load(conn, subject_id, container.keyring).values(),
                             key=lambda c: (c.purpose, c.channel.value))]
 
 

@@ -7,7 +7,6 @@ import time; it all happens here, when a command asks for it.
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ import dramatiq
 import structlog
 from sqlalchemy.engine import Engine
 
+from api import keyfiles
 from api.config import LayeredEnviron
 from api.database import open_engine
 from api.notices import person_notifier
@@ -29,7 +29,7 @@ from connectors.mailchimp import MailchimpConnector
 from connectors.partner import OpenDsrConnector, PartnerConnector
 from connectors.ratelimits import Limits
 from connectors.salesforce import SalesforceConnector
-from core import codec, inbox, ledger, outbox, schema
+from core import codec, inbox, keys, ledger, outbox, schema
 from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
 from core.db import make_engine
@@ -91,11 +91,11 @@ class Container:
               key: str | None = None, *, again: str = "duplicate") -> inbox.Stored:
         """Commit a verified, validated delivery to the inbox (the 2xx may follow), and
         wake the applier if it runs in this process. ``key`` is its dedupe key (default:
-        a hash of the bytes); the same key again stores nothing, and is counted as
+        a keyed hash of the bytes); the same key again stores nothing, and is counted as
         ``again`` (``duplicate``, or ``replayed`` where a sender never repeats itself)."""
         with self.engine.begin() as conn:
             stored = inbox.store(conn, source=source, sealed=self.keyring.seal(body),
-                                 key=key or inbox.delivery_key(body),
+                                 key=key or self.keyring.delivery_key(body),
                                  received_at=received_at, events=events)
         self.metrics.deliveries.labels(source, again if stored.duplicate else "stored").inc()
         if self.applier_loop is not None:
@@ -185,14 +185,25 @@ class Container:
 
 def secret_key(settings: Settings) -> bytes:
     """PRIVASYNC_SECRET_KEY, or on a single machine a key generated once under var/."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value().encode()
-    path = settings.var_dir / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    return keyfiles.secret_key(settings)
+
+
+def open_database(settings: Settings, *,
+                  migrate: bool | None = None) -> tuple[Engine, Keyring]:
+    """The engine and the keyring, the schema migrated (``migrate``; by default
+    PRIVASYNC_MIGRATE_ON_START; wrapping any unwrapped key with the KEK) or found current,
+    and the key state checked: this process must hold the KEK the database names. Raises
+    ConfigError saying what to do."""
+    keyring = keyfiles.keyring(settings)
+    engine = open_engine(settings.database_url, create=True)
+    if settings.migrate_on_start if migrate is None else migrate:
+        schema.upgrade(engine, keyring)
+    elif not schema.is_current(engine):
+        engine.dispose()
+        raise ConfigError("the database schema is not up to date: run `privasync db upgrade` "
+                          "(PRIVASYNC_MIGRATE_ON_START is false)")
+    keys.ensure(engine, keyring)
+    return engine, keyring
 
 
 def _secret(value: Any) -> str:
@@ -214,16 +225,18 @@ def rate_limits(settings: Settings) -> Limits:
 
 
 def build_connectors(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
-                     limits: Limits | None = None) -> dict[str, Any]:
+                     limits: Limits | None = None, *, keyring: Keyring) -> dict[str, Any]:
     """Each vendor connector whose settings are present, each behind its rate limits in
-    ``limits`` (default: this process's memory); partners from mappings.
+    ``limits`` (default: this process's memory); partners from mappings. ``keyring`` keys
+    what a connector stores about people (Mailchimp's member references).
     Raises ConfigError (a partner's secret missing, say)."""
-    return {name: make() for name, make in connector_builders(settings, mappings, environ,
-                                                              limits).items()}
+    return {name: make() for name, make in connector_builders(
+        settings, mappings, environ, limits, keyring=keyring).items()}
 
 
 def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
-                       limits: Limits | None = None) -> dict[str, Callable[[], Any]]:
+                       limits: Limits | None = None, *,
+                       keyring: Keyring) -> dict[str, Callable[[], Any]]:
     """How to build each connector, one at a time (``privasync check`` tries each alone)."""
     limits = limits or Limits()
     found: dict[str, Callable[[], Any]] = {}
@@ -251,7 +264,7 @@ def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[
     if mc.api_key is not None and mc.list_id:
         found["mailchimp"] = lambda: MailchimpConnector(
             base_url=mc.base_url, api_key=_secret(mc.api_key), list_id=mc.list_id,
-            mapping=mappings.system("mailchimp"), timeout=mc.timeout_seconds,
+            mapping=mappings.system("mailchimp"), keys=keyring, timeout=mc.timeout_seconds,
             connections=limits.connections("mailchimp", limit=mc.max_connections,
                                            ttl_seconds=3 * mc.timeout_seconds + 5))
     for name, partner in mappings.partners.items():
@@ -306,16 +319,9 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     # Partner variables from the environment, .env or the secrets directory, like settings.
     environ = LayeredEnviron() if environ is None else environ
     mappings = load_mappings(Path(settings.mappings_dir), data_categories())
-    engine = open_engine(settings.database_url, create=True)
-    if settings.migrate_on_start if migrate is None else migrate:
-        schema.upgrade(engine)
-    elif not schema.is_current(engine):
-        engine.dispose()
-        raise ConfigError("the database schema is not up to date: run `privasync db upgrade` "
-                          "(PRIVASYNC_MIGRATE_ON_START is false)")
-    keyring = Keyring(secret_key(settings))
+    engine, keyring = open_database(settings, migrate=migrate)
     limits = rate_limits(settings)
-    connectors = build_connectors(settings, mappings, environ, limits)
+    connectors = build_connectors(settings, mappings, environ, limits, keyring=keyring)
     destinations: dict[str, ConsentDestination] = {
         name: c for name, c in connectors.items()
         if c.name == name and hasattr(c, "apply_consent") and _can_deliver(c, settings)}
@@ -362,7 +368,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                     budgets=budgets)
     deliverer = Deliverer(engine, destinations, backoff(w.min_backoff_seconds,
                                                         w.max_backoff_seconds),
-                          clock, holder=process_name("worker"), policy=policy,
+                          clock, holder=process_name("worker"), keyring=keyring, policy=policy,
                           mappings=mappings, record_destinations=record_destinations,
                           backoffs=backoffs)
     fulfiller = Fulfiller(deliverer, keyring, erasure=erasure, exports=exports,

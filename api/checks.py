@@ -80,8 +80,9 @@ def check_systems(settings: Settings, mappings: Mappings,
                   environ: Mapping[str, str]) -> list[Checked]:
     """One result per system privasync knows and per partner, configured or not."""
     from api.bootstrap import connector_builders
+    from api.keyfiles import keyring
 
-    builders = connector_builders(settings, mappings, environ)
+    builders = connector_builders(settings, mappings, environ, keyring=keyring(settings))
     enabled = configured(settings)
     results: list[Checked] = []
     for system in ENABLED_BY:

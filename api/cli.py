@@ -265,18 +265,14 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations."""
+    """Apply pending migrations (wrapping keys stored unwrapped with the KEK)."""
+    from api.bootstrap import open_database
     from api.config import mask_url
-    from api.database import open_engine
-    from core import schema
 
-    url = _settings().database_url
-    engine = open_engine(url, create=True)
-    try:
-        schema.upgrade(engine)
-    finally:
-        engine.dispose()
-    click.echo(f"database schema is up to date at {mask_url(url)}")
+    settings = _settings()
+    engine, _ = open_database(settings, migrate=True)
+    engine.dispose()
+    click.echo(f"database schema is up to date at {mask_url(settings.database_url)}")
 
 
 @main.group()
@@ -455,15 +451,9 @@ class _BadInput(click.ClickException):
 
 def _token_store() -> Any:
     """The database (migrated: a token may be the first thing made) and the keyring."""
-    from api.bootstrap import secret_key
-    from api.database import open_engine
-    from core import schema
-    from core.crypto import Keyring
+    from api.bootstrap import open_database
 
-    settings = _settings()
-    engine = open_engine(settings.database_url, create=True)
-    schema.upgrade(engine)
-    return engine, Keyring(secret_key(settings))
+    return open_database(_settings(), migrate=True)
 
 
 @tokens.command("create")
@@ -597,6 +587,7 @@ def _register() -> None:
     from api.cli_config import check, config_group
     from api.cli_health import health
     from api.cli_jobs import jobs_group
+    from api.cli_keys import keys_group
     from api.cli_requests import breach_group, requests_group
 
     main.add_command(health)
@@ -605,6 +596,7 @@ def _register() -> None:
     main.add_command(breach_group)
     main.add_command(config_group)
     main.add_command(check)
+    main.add_command(keys_group)
 
 
 _register()

@@ -69,7 +69,7 @@ def partner_message(container: Container, *, name: str, kind: str,
         # A hash of the id, not its first characters: ids of up to 200 characters that
         # share a prefix are different events.
         stored = container.store(f"partner:{name}", body, now, len(events),
-                                 key=inbox.delivery_key(f"event:{event_id}".encode()),
+                                 key=container.keyring.delivery_key(f"event:{event_id}".encode()),
                                  again="replayed")
     if stored.duplicate:
         container.metrics.rejected.labels(f"partner:{name}", "Replayed").inc()
@@ -109,7 +109,7 @@ def salesforce_poller(container: Container) -> Callable[[datetime], int]:
             for start in range(0, len(events), POLL_CHUNK):
                 body = codec.encode(events[start:start + POLL_CHUNK])
                 inbox.store(conn, source="salesforce", sealed=container.keyring.seal(body),
-                            key=inbox.delivery_key(body), received_at=now,
+                            key=container.keyring.delivery_key(body), received_at=now,
                             events=len(events[start:start + POLL_CHUNK]))
             runtime.write_cursor(conn, CURSOR, result.cursor.to_json(), now)
         if events and container.applier_loop is not None:

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     mappings_dir: Path = Path("mappings")
     public_url: str = ""
     secret_key: SecretStr | None = None
+    kek: SecretStr | None = None
+    kek_previous: SecretStr | None = None
     var_dir: Path = Path("var")
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, gt=0)

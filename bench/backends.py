@@ -136,7 +136,7 @@ def seed_identity(database: str, secret: str, people: Sequence[tuple[str, str]],
             body = codec.encode(events)
             with engine.begin() as conn:
                 inbox.store(conn, source="bench", sealed=keyring.seal(body),
-                            key=inbox.delivery_key(body), received_at=now, events=len(events))
+                            key=keyring.delivery_key(body), received_at=now, events=len(events))
     finally:
         engine.dispose()
 

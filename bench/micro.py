@@ -71,7 +71,7 @@ def applying(kind: str, people: int, batch: int) -> dict[str, Any]:
     engine = make_engine(_database(kind))
     upgrade(engine)
     mappings = load_mappings(MAPPINGS, data_categories())
-    keyring = Keyring(b"micro-bench-secret-0123456789")
+    keyring = Keyring(b"micro-bench-secret-0123456789", [b"micro-bench-kek-0123456789abcdef"])
     applier = Applier(engine, keyring, mappings,
                       Routes.from_mappings(mappings, ["hubspot", "salesforce", "mailchimp"]),
                       clock=lambda: datetime.now(UTC), holder="applier:bench")
@@ -81,7 +81,7 @@ def applying(kind: str, people: int, batch: int) -> dict[str, Any]:
         body = codec.encode(events)
         with engine.begin() as conn:
             inbox.store(conn, source="bench", sealed=keyring.seal(body),
-                        key=inbox.delivery_key(body), received_at=datetime.now(UTC),
+                        key=keyring.delivery_key(body), received_at=datetime.now(UTC),
                         events=len(events))
 
     def apply_all() -> int:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core import codec, inbox, ledger, outbox, plan, runtime, state
+from core import codec, inbox, keys, ledger, outbox, plan, runtime, state
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
@@ -154,7 +154,7 @@ class Applier:
         """Apply ``rows`` together; on a failure, each half on its own, down to one row."""
         try:
             self._apply_set(rows, report)
-        except (LeaseLost, ledger.ChainMoved):
+        except (LeaseLost, ledger.ChainMoved, keys.KeysMoved):
             raise
         except DBAPIError as exc:
             if not isinstance(exc, IntegrityError) or exc.connection_invalidated:
@@ -249,6 +249,8 @@ class Applier:
         counts = Counter(decided.outcomes)
         with self.engine.begin() as conn:
             self._fence(conn, now)
+            if keys.fence(conn, self.keyring):
+                raise keys.KeysMoved("digest keys rotated since this batch was decided")
             decided.write(conn)
             merged = []
             for ev, received_at in decided.merges:
@@ -290,21 +292,22 @@ class Applier:
                 return "unknown_subject", None
             winner = losers.pop(0)
             identity.add_ref(conn, winner, ev.primary.ref, now)
-        current = state.load(conn, winner)
+        current = state.load(conn, winner, self.keyring)
         changed: set[str] = set()
         for loser in [s for s in losers if s != winner]:
-            for key, theirs in state.load(conn, loser).items():
+            for key, theirs in state.load(conn, loser, self.keyring).items():
                 ours = current.get(key)
                 purpose = self.mappings.purposes.get(theirs.purpose)
                 verdict, stored = resolve(ours, theirs,
                                           purpose.consent_required if purpose else True)
                 if stored is not None:
-                    state.save(conn, winner, stored, ours is not None, now)
+                    state.save(conn, self.keyring, winner, stored, ours is not None, now)
                     current[key] = stored
                 if verdict is Verdict.APPLY:
                     changed.add(theirs.purpose)
             identity.merge(conn, loser, winner)
             ledger.append(conn, at=now, kind="subject.merged", subject_id=winner,
+                          keyring=self.keyring,
                           detail={"merged": loser, "system": ev.meta.source})
         targets = self.routes.targets(changed, None)
         outbox.add(conn, now, [(outbox.CONSENT, d, winner, received_at, None) for d in targets])

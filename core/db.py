@@ -7,8 +7,10 @@ encrypted with the subject's own key; erasure destroys the key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -31,7 +33,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(naming_convention={
@@ -80,11 +82,19 @@ subjects = Table(
     Column("is_customer", Boolean, nullable=False, server_default=false()),
 )
 
+# Each subject's key, wrapped (AES-GCM) under a key-encryption key that never sits in the
+# database; ``kek_id`` names which one (a fingerprint of it, not the key).
 subject_keys = Table(
     "subject_keys", metadata,
     Column("subject_id", String(36), ForeignKey("subjects.id"), primary_key=True),
     Column("key", LargeBinary, nullable=False),
+    Column("kek_id", String(16), nullable=False),
 )
+
+
+def _key_version() -> Column[Any]:
+    """The digest key version a stored digest was made under (core.crypto chains them)."""
+    return Column("key_version", Integer, nullable=False, server_default="1")
 
 identifiers = Table(
     "identifiers", metadata,
@@ -93,6 +103,7 @@ identifiers = Table(
     Column("kind", String(16), nullable=False),
     Column("digest", String(64), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
+    _key_version(),
     UniqueConstraint("kind", "digest", name="uq_identifiers_kind_digest"),
 )
 
@@ -124,6 +135,7 @@ field_state = Table(
     Column("field", String(64), primary_key=True),
     Column("digest", String(64), nullable=False),
     Column("occurred_at", AwareDateTime, nullable=False),
+    _key_version(),
 )
 
 events = Table(
@@ -226,6 +238,7 @@ suppression = Table(
     Column("kind", String(16), nullable=False),
     Column("request_id", String(36), nullable=False, index=True),
     Column("created_at", AwareDateTime, nullable=False),
+    _key_version(),
 )
 
 # What a system said it holds about a person, for an access request: encrypted under the
@@ -311,6 +324,7 @@ directory = Table(
     Column("system", String(32), primary_key=True),
     Column("digest", String(64), primary_key=True),
     Column("seen_at", AwareDateTime, nullable=False),
+    _key_version(),
 )
 
 cursors = Table(
@@ -347,6 +361,29 @@ api_tokens = Table(
 )
 
 
+# Which keys are current: the KEK new keys are wrapped under (by id), and the digest
+# versions stored digests may carry (floor..current). Writers of keys and digests read
+# this row in their transaction, so a rotation can never miss what they write.
+key_state = Table(
+    "key_state", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("kek_id", String(16), nullable=False),
+    Column("digest_version", Integer, nullable=False),
+    Column("digest_floor", Integer, nullable=False),
+    Column("updated_at", AwareDateTime, nullable=False),
+)
+
+# The digest keys, each wrapped under a KEK like a subject key; version 1 of an
+# installation older than this table is its PRIVASYNC_SECRET_KEY, captured at first start.
+digest_keys = Table(
+    "digest_keys", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("kek_id", String(16), nullable=False),
+    Column("created_at", AwareDateTime, nullable=False),
+)
+
+
 READ_ONLY = "privasync_read_only"
 
 
@@ -367,6 +404,19 @@ def scrub(engine: Engine) -> bool:
     return busy is not None and busy[0] == 0
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file (and its directory) readable by the owner alone before
+    SQLite opens it: SQLite gives its -wal and -shm files the database file's mode."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    file = Path(path)
+    if not file.parent.exists():
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not file.exists():
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
     """An engine tuned per backend. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE
     for writers only, so concurrent writers queue instead of failing while readers
@@ -376,6 +426,7 @@ def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
     pool: dict[str, Any] = ({} if pool_size is None
                             else {"pool_size": pool_size, "max_overflow": 0})
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                **pool)
 

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 
-from core import ledger, outbox, records, state
+from core import keys, ledger, outbox, records, state
+from core.crypto import Keyring
 from core.db import insert_for, reader, system_refs
 from core.errors import DeliveryError, PermanentError, Throttled, TransientError
 from core.mappings import Mappings
@@ -83,10 +84,11 @@ class Policy:
 class Deliverer:
     def __init__(self, engine: Engine, destinations: Mapping[str, ConsentDestination],
                  backoff: Backoff, clock: Callable[[], datetime], *, holder: str,
-                 policy: Policy = Policy(), mappings: Mappings | None = None,
+                 keyring: Keyring, policy: Policy = Policy(), mappings: Mappings | None = None,
                  record_destinations: Mapping[str, RecordDestination] | None = None,
                  backoffs: Mapping[str, Backoff] | None = None) -> None:
         self.engine = engine
+        self.keyring = keyring
         self.destinations = destinations
         self.record_destinations = record_destinations or {}
         self.mappings = mappings
@@ -123,6 +125,7 @@ class Deliverer:
         back full, ``more(destination)`` is called before the vendor call, so that another
         worker takes the next batch meanwhile."""
         report = DeliveryReport(destination)
+        keys.refresh(self.engine, self.keyring)  # a rotation's new digest version, if any
         with reader(self.engine).connect() as conn:
             due = outbox.due_kinds(conn, destination, self.clock())
         for kind, limit in self.kinds(destination):
@@ -163,7 +166,8 @@ class Deliverer:
                 error_class="not_configured"), report)
             return
         with reader(self.engine).connect() as conn:
-            snaps = state.snapshots(conn, list(claim.by_subject()), claim.destination)
+            snaps = state.snapshots(conn, self.keyring, list(claim.by_subject()),
+                                    claim.destination)
         try:
             results = destination.apply_consent(list(snaps.values()))
         except Exception as exc:  # noqa: BLE001 - recorded against the batch, never lost
@@ -186,8 +190,9 @@ class Deliverer:
         receipts: dict[str, dict[str, str]] = {}
         grouped = claim.by_subject()
         with reader(self.engine).connect() as conn:
-            keys = state.keys_of(conn, list(grouped))
-            snaps = state.snapshots(conn, list(grouped), claim.destination, keys)
+            opened = state.keys_of(conn, self.keyring, list(grouped))
+            snaps = state.snapshots(conn, self.keyring, list(grouped), claim.destination,
+                                    opened)
             customers = state.customers(conn, list(grouped))
             seen = records.last_seen(conn, list(grouped))
         for subject_id, claimed in grouped.items():
@@ -195,7 +200,7 @@ class Deliverer:
             # A value older than the last one seen for its field (a dead job retried after
             # newer changes) stays behind: the newer value has its own job.
             fields = records.current(records.newest(
-                records.unseal(keys.get(subject_id), j.payload) for j in claimed),
+                records.unseal(opened.get(subject_id), j.payload) for j in claimed),
                 seen.get(subject_id, {}))
             context = SubjectContext({(c.purpose, c.channel): c for c in snap.consents},
                                      is_customer=subject_id in customers)

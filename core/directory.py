@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection, Engine
 
+from core import keys
 from core.crypto import Keyring
 from core.db import directory, identifiers, insert_for
 
@@ -29,33 +30,55 @@ def refresh(engine: Engine, keyring: Keyring, system: str, addresses: Iterable[s
     number of addresses listed."""
     seen, page = 0, []
     for address in addresses:
-        page.append({"system": system, "digest": keyring.email_digest(address), "seen_at": now})
+        page.append(address)
         if len(page) >= PAGE:
-            seen += _upsert(engine, page)
+            seen += _upsert(engine, keyring, system, page, now)
             page = []
-    seen += _upsert(engine, page)
+    seen += _upsert(engine, keyring, system, page, now)
     with engine.begin() as conn:
         conn.execute(delete(directory).where(directory.c.system == system,
                                              directory.c.seen_at < now))
     return seen
 
 
-def _upsert(engine: Engine, rows: list[dict[str, object]]) -> int:
-    if rows:
+def _upsert(engine: Engine, keyring: Keyring, system: str, addresses: list[str],
+            now: datetime) -> int:
+    """A page of addresses as digests at the current version (read, with the key state, in
+    the writing transaction: a rotation never misses them)."""
+    if addresses:
         with engine.begin() as conn:
+            keys.fence(conn, keyring)
+            version = keyring.digest_version
+            rows = {keyring.email_digest(a): {"system": system, "seen_at": now,
+                                              "key_version": version} for a in addresses}
             stmt = insert_for(conn, directory)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["system", "digest"],
-                                                    set_={"seen_at": stmt.excluded.seen_at}),
-                         rows)
-    return len(rows)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["system", "digest"],
+                set_={"seen_at": stmt.excluded.seen_at, "key_version": stmt.excluded.key_version}),
+                [{"digest": d, **r} for d, r in rows.items()])
+    return len(addresses)
 
 
-def listed(conn: Connection, system: str, subject_ids: Iterable[str]) -> set[str]:
-    """Which of these subjects have an address on ``system``'s list."""
+def listed(conn: Connection, keyring: Keyring, system: str,
+           subject_ids: Iterable[str]) -> set[str]:
+    """Which of these subjects have an address on ``system``'s list. During a digest
+    rotation an address and its directory entry may carry different versions: each
+    address's digest is carried forward to every later version and looked for at each
+    (directory entries are moved first, so they are never behind the addresses)."""
     ids = list(dict.fromkeys(subject_ids))
     if not ids:
         return set()
-    return set(conn.execute(select(identifiers.c.subject_id).distinct()
-                            .join(directory, directory.c.digest == identifiers.c.digest)
-                            .where(directory.c.system == system, identifiers.c.kind == "email",
-                                   identifiers.c.subject_id.in_(ids))).scalars())
+    owners: dict[str, str] = {}
+    for row in conn.execute(select(identifiers.c.subject_id, identifiers.c.digest,
+                                   identifiers.c.key_version).where(
+            identifiers.c.kind == "email", identifiers.c.subject_id.in_(ids))):
+        owners[row.digest] = row.subject_id
+        for version in range(row.key_version + 1, keyring.digest_version + 1):
+            owners[keyring.rekey(row.digest, row.key_version, version)] = row.subject_id
+    found: set[str] = set()
+    wanted = list(owners)
+    for start in range(0, len(wanted), 500):
+        found |= {owners[d] for d in conn.execute(select(directory.c.digest).where(
+            directory.c.system == system, directory.c.digest.in_(wanted[start:start + 500])))
+            .scalars()}
+    return found

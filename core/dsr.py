@@ -362,9 +362,10 @@ def write(plan: Plan, conn: Connection) -> None:
                   reason=values.get("reason"))  # type: ignore[arg-type]
     for subject_id, request_id in plan.suppress:
         conn.execute(insert_for(conn, suppression).from_select(
-            ["digest", "kind", "request_id", "created_at"],
+            ["digest", "kind", "request_id", "created_at", "key_version"],
             select(identifiers.c.digest, identifiers.c.kind, literal(request_id),
-                   literal(now, AwareDateTime())).where(identifiers.c.subject_id == subject_id))
+                   literal(now, AwareDateTime()), identifiers.c.key_version)
+            .where(identifiers.c.subject_id == subject_id))
             .on_conflict_do_nothing())
     if plan.unsuppress:
         conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))

@@ -70,7 +70,7 @@ class Fulfiller:
         with reader(self.engine).connect() as conn:
             open_requests = rq.open_for(conn, subject_ids, kind)
             ids = list(open_requests)
-            keys = state.keys_of(conn, ids)
+            keys = state.keys_of(conn, self.keyring, ids)
             emails: dict[str, list[str]] = {sid: [] for sid in ids}
             for row in conn.execute(select(identifiers.c.subject_id, identifiers.c.ciphertext)
                                     .where(identifiers.c.subject_id.in_(ids),
@@ -206,7 +206,7 @@ class Fulfiller:
         now = self.deliverer.clock()
         with reader(self.engine).connect() as conn:
             pending = _to_tell(conn, subject_ids)
-            snaps = state.snapshots(conn, subject_ids, NOTIFIER)
+            snaps = state.snapshots(conn, self.keyring, subject_ids, NOTIFIER)
         results: dict[str, Outcome] = {}
         told: list[tuple[str, dict[str, str]]] = []
         for sid in subject_ids:
@@ -277,4 +277,4 @@ def _to_tell(conn: Connection, subject_ids: Sequence[str]) -> dict[str, list[rq.
 def _store_step(conn: Connection, keyring: Keyring, now: datetime, ev: RequestAction) -> None:
     body = codec.encode([ev])
     inbox.store(conn, source="privasync", sealed=keyring.seal(body),
-                key=inbox.delivery_key(body), received_at=now, events=1)
+                key=keyring.delivery_key(body), received_at=now, events=1)

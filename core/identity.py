@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from core.crypto import Keyring, normalise_email
 from core.db import identifiers, subject_keys, subjects, system_refs
 from core.errors import UnknownSubject
-from core.keys import remember, subject_key
+from core.keys import remember, subject_key, wrapped
 from core.model import SubjectHint, SystemRef
 
 REF_CHUNK = 500  # refs per IN list: well inside every backend's parameter limit
@@ -49,9 +49,7 @@ class IdentityMap:
         return self.follow(conn, found.merged_into)
 
     def by_email(self, conn: Connection, email: str) -> str | None:
-        found = conn.execute(select(identifiers.c.subject_id).where(
-            identifiers.c.kind == "email",
-            identifiers.c.digest == self.keyring.email_digest(email))).scalar_one_or_none()
+        found = self._owner(conn, email)
         return self.follow(conn, found) if found is not None else None
 
     def by_refs(self, conn: Connection, refs: Iterable[SystemRef]) -> dict[SystemRef, str]:
@@ -73,6 +71,14 @@ class IdentityMap:
                         str(row.subject_id) if row.merged_into is None
                         else self.follow(conn, row.merged_into))
         return found
+
+    def _owner(self, conn: Connection, email: str) -> str | None:
+        """Whose address this is, by its digest at any live version (during a rotation a
+        row may carry either)."""
+        return conn.execute(select(identifiers.c.subject_id).where(
+            identifiers.c.kind == "email",
+            identifiers.c.digest.in_(self.keyring.email_digests(email)))
+            .limit(1)).scalar_one_or_none()
 
     def unknown_refs(self, conn: Connection, refs: Iterable[SystemRef]) -> list[SystemRef]:
         """The refs the map cannot resolve yet (a connector may look up their e-mails)."""
@@ -106,22 +112,21 @@ class IdentityMap:
         subject_id = str(uuid.uuid4())
         key = self.keyring.new_subject_key()
         conn.execute(insert(subjects).values(id=subject_id, created_at=now))
-        conn.execute(insert(subject_keys).values(subject_id=subject_id, key=key))
+        conn.execute(insert(subject_keys).values(**wrapped(self.keyring, subject_id, key)))
         remember(conn, subject_id, key)
         return subject_id
 
     def add_email(self, conn: Connection, subject_id: str, email: str) -> bool:
         """Attach an e-mail unless it is already someone's; True if it is now this subject's."""
-        digest = self.keyring.email_digest(email)
-        owner = conn.execute(select(identifiers.c.subject_id).where(
-            identifiers.c.kind == "email", identifiers.c.digest == digest)).scalar_one_or_none()
+        owner = self._owner(conn, email)
         if owner is not None:
             return self.follow(conn, owner) == subject_id
         key = self._key(conn, subject_id)
         if key is None:
             return False
         conn.execute(insert(identifiers).values(
-            subject_id=subject_id, kind="email", digest=digest,
+            subject_id=subject_id, kind="email", digest=self.keyring.email_digest(email),
+            key_version=self.keyring.digest_version,
             ciphertext=self.keyring.encrypt(key, normalise_email(email).encode())))
         return True
 
@@ -171,11 +176,11 @@ class IdentityMap:
         if ours and theirs:
             conn.execute(delete(identifiers).where(
                 identifiers.c.kind == "email",
-                identifiers.c.digest == self.keyring.email_digest(ours)))
+                identifiers.c.digest.in_(self.keyring.email_digests(ours))))
             self.add_email(conn, winner, ours)
         conn.execute(update(subjects).where(subjects.c.id == loser).values(merged_into=winner))
 
     def _key(self, conn: Connection, subject_id: str) -> bytes | None:
-        return subject_key(conn, subject_id)
+        return subject_key(conn, self.keyring, subject_id)
 
 

@@ -11,7 +11,6 @@ bytes delivered again store nothing and are still answered 2xx.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,10 +43,6 @@ class Delivery:
     events: int
     body: bytes | None
     attempts: int
-
-
-def delivery_key(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 def store(conn: Connection, *, source: str, sealed: bytes, key: str, received_at: datetime,

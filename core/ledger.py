@@ -77,14 +77,20 @@ def entry(at: datetime, kind: str, subject_id: str | None, key: bytes | None,
 
 
 def append(conn: Connection, *, at: datetime, kind: str, subject_id: str | None = None,
-           detail: Mapping[str, object] | None = None, sealed: bool = True) -> None:
+           detail: Mapping[str, object] | None = None, sealed: bool = True,
+           keyring: Keyring | None = None) -> None:
     """Queue one entry in the caller's transaction; the applier chains it shortly.
 
     ``detail`` must hold no more personal data than needed; with a subject it is
     encrypted under that subject's key, unless ``sealed`` is False (proof that must stay
-    readable after the key is destroyed, such as a request's receipts). Takes no lock.
+    readable after the key is destroyed, such as a request's receipts); sealing needs the
+    ``keyring`` (to unwrap the subject's key). Takes no lock.
     """
-    key = subject_key(conn, subject_id) if subject_id is not None and sealed else None
+    key = None
+    if subject_id is not None and sealed:
+        if keyring is None:
+            raise ValueError("a sealed ledger entry about a subject needs the keyring")
+        key = subject_key(conn, keyring, subject_id)
     conn.execute(ledger_pending.insert().values(at=at, kind=kind, subject_id=subject_id,
                                                 detail=seal(key, detail)))
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from core import dsr, ledger, outbox
+from core import dsr, keys, ledger, outbox
 from core import requests as rq
 from core.consent import Verdict, resolve
 from core.crypto import Keyring, normalise_email
@@ -161,7 +161,7 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
                        subjects.c.merged_into, subjects.c.erased_at)
                 .join(subjects, subjects.c.id == system_refs.c.subject_id)
                 .where(system_refs.c.system == system, system_refs.c.ref.in_(chunk))).all()
-    digests = sorted({keyring.email_digest(a) for e in batch for a in emails_of(e)})
+    digests = sorted({d for e in batch for a in emails_of(e) for d in keyring.email_digests(a)})
     id_rows = load_emails(conn, digests)
     live = _follow(conn, {r.subject_id: r.merged_into for r in (*ref_rows, *id_rows)})
     for r in ref_rows:
@@ -175,7 +175,7 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
             select(suppression.c.digest, suppression.c.request_id, requests.c.subject_id)
             .join(requests, requests.c.id == suppression.c.request_id)
             .where(suppression.c.digest.in_(chunk)))}
-    load_subjects(conn, got, set(live.values()),
+    load_subjects(conn, keyring, got, set(live.values()),
                   fields=any(isinstance(e, RecordChanged | RequestReceived) for e in batch))
     # A received request's id too: an id already taken (a partner reusing one) opens nothing.
     named = [e.request_id for e in batch
@@ -196,7 +196,8 @@ def load_emails(conn: Connection, digests: Sequence[str]) -> list[Any]:
     return rows
 
 
-def load_subjects(conn: Connection, got: Loaded, ids: set[str], *, fields: bool) -> None:
+def load_subjects(conn: Connection, keyring: Keyring, got: Loaded, ids: set[str], *,
+                  fields: bool) -> None:
     """Keys, consent and (for record changes) field hashes of subjects not loaded yet."""
     todo = sorted(ids - set(got.keys))
     for sid in todo:
@@ -204,8 +205,8 @@ def load_subjects(conn: Connection, got: Loaded, ids: set[str], *, fields: bool)
         got.consents[sid] = {}
         got.fields[sid] = {}
     for chunk in _chunks(todo):
-        for r in conn.execute(select(subject_keys).where(subject_keys.c.subject_id.in_(chunk))):
-            got.keys[r.subject_id] = r.key
+        got.keys.update(keys.unwrap_rows(keyring, conn.execute(
+            select(subject_keys).where(subject_keys.c.subject_id.in_(chunk))).all()))
         for r in conn.execute(select(consents.c.subject_id, consents.c.purpose,
                                      consents.c.channel, consents.c.status,
                                      consents.c.occurred_at, consents.c.source)
@@ -215,7 +216,8 @@ def load_subjects(conn: Connection, got: Loaded, ids: set[str], *, fields: bool)
                 r.purpose, channel, ConsentStatus(r.status), r.occurred_at, r.source)
         if fields:
             for r in conn.execute(select(field_state).where(field_state.c.subject_id.in_(chunk))):
-                got.fields[r.subject_id][r.field] = FieldState(r.digest, r.occurred_at)
+                got.fields[r.subject_id][r.field] = FieldState(r.digest, r.occurred_at,
+                                                               r.key_version)
 
 
 @dataclass
@@ -417,16 +419,18 @@ class Plan:
         """The subject for a hint (by reference, then by e-mail), creating it if allowed;
         raises UnknownSubject when only an unknown reference is given."""
         got = self.loaded
-        digest = self.keyring.email_digest(hint.email) if hint.email else None
-        if digest is not None and digest in got.suppressed:
-            request_id, erased = got.suppressed[digest]
-            raise Suppressed("the person was erased", request_id=request_id, subject_id=erased)
+        digests = self.keyring.email_digests(hint.email) if hint.email else []
+        for digest in digests:
+            if digest in got.suppressed:
+                request_id, erased = got.suppressed[digest]
+                raise Suppressed("the person was erased", request_id=request_id,
+                                 subject_id=erased)
         subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
         if subject_id is not None and subject_id in got.erased:
             raise Suppressed("the person was erased", subject_id=subject_id)
         known_ref = subject_id is not None
-        if subject_id is None and digest is not None:
-            subject_id = got.emails.get(digest)
+        if subject_id is None:
+            subject_id = self._owner(digests)
         created = False
         if subject_id is None:
             if not hint.email or not create:
@@ -448,19 +452,26 @@ class Plan:
         self.loaded.fields[subject_id] = {}
         return subject_id
 
+    def _owner(self, digests: Sequence[str]) -> str | None:
+        for digest in digests:
+            if digest in self.loaded.emails:
+                return self.loaded.emails[digest]
+        return None
+
     def add_email(self, subject_id: str, email: str) -> bool:
         """Attach an address unless it is someone's already; True if it is now this one's."""
-        digest = self.keyring.email_digest(email)
-        owner = self.loaded.emails.get(digest)
+        digests = self.keyring.email_digests(email)
+        owner = self._owner(digests)
         if owner is not None:
             return owner == subject_id
         key = self.loaded.keys.get(subject_id)
         if key is None:
             return False
         self.new_identifiers.append({
-            "subject_id": subject_id, "kind": "email", "digest": digest,
-            "ciphertext": Keyring.encrypt(key, normalise_email(email).encode())})
-        self.loaded.emails[digest] = subject_id
+            "subject_id": subject_id, "kind": "email", "digest": digests[0],
+            "ciphertext": Keyring.encrypt(key, normalise_email(email).encode()),
+            "key_version": self.keyring.digest_version})
+        self.loaded.emails[digests[0]] = subject_id
         return True
 
     def _add_ref(self, subject_id: str, ref: SystemRef) -> None:
@@ -507,7 +518,9 @@ class Plan:
         dsr.finish_ready(self)
         if self.new_subjects:
             write_many(conn, subjects, self.new_subjects)
-            write_many(conn, subject_keys, self.new_keys)
+            write_many(conn, subject_keys, [
+                keys.wrapped(self.keyring, str(k["subject_id"]), k["key"])  # type: ignore[arg-type]
+                for k in self.new_keys])
         if self.new_identifiers:
             write_many(conn, identifiers, self.new_identifiers)
         self._write_refs(conn)
@@ -519,9 +532,10 @@ class Plan:
                    conflict=("subject_id", "purpose", "channel"),
                    update=("status", "occurred_at", "source", "evidence", "updated_at"))
         write_many(conn, field_state, [
-            {"subject_id": s, "field": f, "digest": v.digest, "occurred_at": v.occurred_at}
+            {"subject_id": s, "field": f, "digest": v.digest, "occurred_at": v.occurred_at,
+             "key_version": v.version}
             for (s, f), v in self.field_rows.items()],
-            conflict=("subject_id", "field"), update=("digest", "occurred_at"))
+            conflict=("subject_id", "field"), update=("digest", "occurred_at", "key_version"))
         dsr.write(self, conn)
         outbox.add(conn, now, [(kind, d, s, origin, None)
                                for (kind, d, s), origin in self.jobs.items()]

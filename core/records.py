@@ -29,6 +29,7 @@ class FieldState:
 
     digest: str
     occurred_at: datetime
+    version: int = 1  # the digest key version the hash was made under
 
 
 def changed_fields(keyring: Keyring, known: dict[str, FieldState],
@@ -37,13 +38,15 @@ def changed_fields(keyring: Keyring, known: dict[str, FieldState],
     updated in place with the new hashes."""
     changed: dict[str, FieldValue] = {}
     for name, value in fields.items():
-        digest = keyring.digest(f"field:{name}", value.value or "")
+        kind, plain = f"field:{name}", value.value or ""
         row = known.get(name)
         if row is None and value.value is None:
             continue  # never seen and empty: nothing to tell anyone
-        if row is not None and (row.digest == digest or value.collected_at < row.occurred_at):
+        if row is not None and (value.collected_at < row.occurred_at
+                                or row.digest == keyring.digest_at(kind, plain, row.version)):
             continue
-        known[name] = FieldState(digest, value.collected_at)
+        known[name] = FieldState(keyring.digest(kind, plain), value.collected_at,
+                                 keyring.digest_version)
         changed[name] = value
     return changed
 

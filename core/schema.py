@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from core.crypto import Keyring
+
 _HERE = Path(__file__).parent / "migrations"
 
 
@@ -24,14 +26,17 @@ def alembic_config(engine: Engine) -> Config:
 MIGRATION_LOCK = 0x70726976  # "priv": processes starting together migrate one at a time
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, keyring: Keyring | None = None) -> None:
     """Apply every pending migration; safe to call at each start, from several processes
-    at once (PostgreSQL: an advisory lock; SQLite: the write lock)."""
+    at once (PostgreSQL: an advisory lock; SQLite: the write lock). A migration that wraps
+    stored keys needs the ``keyring`` (its KEK): without one it raises ConfigError if
+    there is anything to wrap."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config = alembic_config(engine)
         config.attributes["connection"] = conn
+        config.attributes["keyring"] = keyring
         command.upgrade(config, "head")
 
 

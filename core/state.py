@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from core import directory
+from core import directory, keys
 from core.crypto import Keyring
-from core.db import consents, identifiers, subject_keys, subjects, system_refs
+from core.db import consents, identifiers, subjects, system_refs
 from core.keys import subject_key
 from core.minimise import SubjectContext
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject, Evidence
@@ -31,16 +31,18 @@ def _state(row: Any, key: bytes | None) -> ConsentState:
                         occurred_at=row.occurred_at, source=row.source, evidence=evidence)
 
 
-def load(conn: Connection, subject_id: str) -> dict[Key, ConsentState]:
-    """Every (purpose, channel) decision of a subject, evidence decrypted if the key lives."""
-    key = subject_key(conn, subject_id)
+def load(conn: Connection, subject_id: str,
+         keyring: Keyring | None) -> dict[Key, ConsentState]:
+    """Every (purpose, channel) decision of a subject, evidence decrypted if the key lives
+    (without a keyring: without evidence)."""
+    key = subject_key(conn, keyring, subject_id) if keyring is not None else None
     rows = conn.execute(select(consents).where(consents.c.subject_id == subject_id))
     return {(r.purpose, Channel(r.channel)): _state(r, key) for r in rows}
 
 
-def save(conn: Connection, subject_id: str, state: ConsentState, exists: bool,
-         now: datetime) -> None:
-    key = subject_key(conn, subject_id)
+def save(conn: Connection, keyring: Keyring, subject_id: str, state: ConsentState,
+         exists: bool, now: datetime) -> None:
+    key = subject_key(conn, keyring, subject_id)
     blob = None
     if state.evidence is not None and key is not None:
         blob = Keyring.encrypt(key, json.dumps(asdict(state.evidence)).encode())
@@ -59,7 +61,7 @@ def context(conn: Connection, subject_id: str) -> SubjectContext:
     """What the minimisation rules need: current consent and whether it is a customer."""
     customer = conn.execute(select(subjects.c.is_customer)
                             .where(subjects.c.id == subject_id)).scalar_one_or_none()
-    return SubjectContext(consents=load(conn, subject_id), is_customer=bool(customer))
+    return SubjectContext(consents=load(conn, subject_id, None), is_customer=bool(customer))
 
 
 def live_subjects(conn: Connection) -> Iterator[str]:
@@ -74,27 +76,26 @@ def customers(conn: Connection, subject_ids: Sequence[str]) -> set[str]:
         subjects.c.id.in_(list(subject_ids)), subjects.c.is_customer.is_(True))).scalars())
 
 
-def keys_of(conn: Connection, subject_ids: Sequence[str]) -> dict[str, bytes]:
-    """The live keys of these subjects (a shredded one is absent)."""
-    return {r.subject_id: r.key for r in conn.execute(
-        select(subject_keys.c.subject_id, subject_keys.c.key)
-        .where(subject_keys.c.subject_id.in_(list(dict.fromkeys(subject_ids)))))}
+def keys_of(conn: Connection, keyring: Keyring,
+            subject_ids: Sequence[str]) -> dict[str, bytes]:
+    """The live keys of these subjects, unwrapped (a shredded one is absent)."""
+    return keys.keys_of(conn, keyring, subject_ids)
 
 
-def snapshots(conn: Connection, subject_ids: Sequence[str], system: str,
-              keys: dict[str, bytes] | None = None) -> dict[str, DestinationSubject]:
+def snapshots(conn: Connection, keyring: Keyring, subject_ids: Sequence[str], system: str,
+              subject_keys: dict[str, bytes] | None = None) -> dict[str, DestinationSubject]:
     """What a destination is told about a batch of subjects, in five queries: their refs
     there, their e-mail (decrypted), their current consent, whether its list holds them."""
     ids = list(dict.fromkeys(subject_ids))
-    keys = keys_of(conn, ids) if keys is None else keys
+    opened = keys_of(conn, keyring, ids) if subject_keys is None else subject_keys
     states: dict[str, list[ConsentState]] = {sid: [] for sid in ids}
     for row in conn.execute(select(consents).where(consents.c.subject_id.in_(ids))):
-        states[row.subject_id].append(_state(row, keys.get(row.subject_id)))
+        states[row.subject_id].append(_state(row, opened.get(row.subject_id)))
     emails: dict[str, str] = {}
     for row in conn.execute(select(identifiers.c.subject_id, identifiers.c.ciphertext).where(
             identifiers.c.subject_id.in_(ids), identifiers.c.kind == "email")
             .order_by(identifiers.c.id)):
-        key = keys.get(row.subject_id)
+        key = opened.get(row.subject_id)
         plain = Keyring.decrypt(key, row.ciphertext) if key is not None else None
         if plain is not None:
             emails[row.subject_id] = plain.decode()  # the newest address wins
@@ -103,7 +104,7 @@ def snapshots(conn: Connection, subject_ids: Sequence[str], system: str,
             system_refs.c.subject_id.in_(ids), system_refs.c.system == system)
             .order_by(system_refs.c.ref)):
         refs[row.subject_id].append(row.ref)
-    on_list = directory.listed(conn, system, ids)
+    on_list = directory.listed(conn, keyring, system, ids)
     return {sid: DestinationSubject(
         subject_id=sid, email=emails.get(sid), refs=tuple(refs[sid]),
         consents=tuple(sorted(states[sid], key=lambda s: (s.purpose, s.channel.value))),

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from core import state
+from core.crypto import Keyring
 from core.db import identifiers, jobs, requests, subjects, system_refs
 
 # Proof references that are only event or request ids; any other (one may embed a
@@ -37,12 +38,13 @@ class Subject:
     jobs: dict[str, dict[str, int]]
 
 
-def describe(conn: Connection, subject_id: str) -> Subject | None:
-    """The subject's states and counts, or None if there is no such subject."""
+def describe(conn: Connection, keyring: Keyring, subject_id: str) -> Subject | None:
+    """The subject's states and counts, or None if there is no such subject (evidence is
+    read with the subject's key, unwrapped by ``keyring``)."""
     row = conn.execute(select(subjects).where(subjects.c.id == subject_id)).first()
     if row is None:
         return None
-    consents = [_consent(c) for _, c in sorted(state.load(conn, subject_id).items(),
+    consents = [_consent(c) for _, c in sorted(state.load(conn, subject_id, keyring).items(),
                                                key=lambda kv: (kv[0][0], kv[0][1].value))]
     kinds = {r[0]: int(r[1]) for r in conn.execute(
         select(identifiers.c.kind, func.count()).where(identifiers.c.subject_id == subject_id)

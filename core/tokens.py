@@ -1,7 +1,7 @@
 """Admin API tokens: bearer secrets with scopes, kept only as keyed hashes (Art. 32).
 
 A token is shown once, when it is created. The database holds its HMAC under
-the installation secret (``Keyring.digest("token", ...)``), so a copy of the
+the installation secret (``Keyring.token_digest``), so a copy of the
 database alone can neither use a token nor check guesses against the hashes.
 Creating and revoking are recorded in the ledger with the actor; tokens carry
 no personal data, so those entries are not encrypted.
@@ -110,7 +110,7 @@ def create(conn: Connection, keyring: Keyring, name: str, scopes: Iterable[str],
         raise BadInput("a token's expiry must be in the future")
     token = PREFIX + secrets.token_urlsafe(32)
     added = conn.execute(insert_for(conn, api_tokens).values(
-        name=name, digest=keyring.digest("token", token), scopes=" ".join(chosen),
+        name=name, digest=keyring.token_digest(token), scopes=" ".join(chosen),
         created_at=now, expires_at=expires_at).on_conflict_do_nothing(index_elements=["name"])
         .returning(api_tokens.c.name)).first()
     if added is None:
@@ -129,7 +129,7 @@ def authenticate(conn: Connection, keyring: Keyring, token: str, now: datetime) 
     """
     if not token.startswith(PREFIX) or len(token) > MAX_LENGTH:
         raise Unauthenticated(_REFUSED)
-    digest = keyring.digest("token", token)
+    digest = keyring.token_digest(token)
     row = conn.execute(select(api_tokens).where(api_tokens.c.digest == digest)).first()
     if row is None or not hmac.compare_digest(row.digest, digest) \
             or row.revoked_at is not None \

@@ -61,7 +61,7 @@ def get_subject(call: Call) -> SubjectView:
     found = None
     if len(subject_id) <= 36:
         with reader(call.container.engine).connect() as conn:
-            found = subjects.describe(conn, subject_id)
+            found = subjects.describe(conn, call.container.keyring, subject_id)
     if found is None:
         raise NotFound("no subject with that id")
     return SubjectView.model_validate(found.__dict__)

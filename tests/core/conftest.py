@@ -21,6 +21,8 @@ from core.model import CanonicalEvent
 from core.routes import Routes
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
+SECRET = b"test-secret-key-0123456789abcdef"
+KEK = b"test-key-encryption-key-0123456789"
 SYSTEMS = ("hubspot", "salesforce", "mailchimp")
 
 
@@ -46,7 +48,7 @@ class Core:
         body = codec.encode(events)
         with self.engine.begin() as conn:
             return inbox.store(conn, source=source, sealed=self.keyring.seal(body),
-                               key=inbox.delivery_key(body), received_at=received_at,
+                               key=self.keyring.delivery_key(body), received_at=received_at,
                                events=len(events))
 
     def apply(self) -> TickReport:
@@ -80,7 +82,7 @@ def job_count(engine: Engine) -> int:
 def make_core(engine: Engine, *, holder: str = "applier:test", clock: object = None,
               erasure: tuple[str, ...] = (), exports: tuple[str, ...] = (),
               notifier: bool = False) -> Core:
-    keyring = Keyring(b"test-secret-key-0123456789abcdef")
+    keyring = Keyring(SECRET, [KEK])
     mappings = load_mappings(MAPPINGS, data_categories())
     routes = Routes.from_mappings(mappings, SYSTEMS, erasure=erasure, exports=exports,
                                   notifier=notifier)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from core import ledger
 from core.crypto import Keyring
 from core.db import consents, events, jobs, requests
+from core.keys import subject_key
 from core.model import (
     Channel,
     ConsentChange,
@@ -97,7 +98,8 @@ def test_a_grant_without_evidence_is_flagged_and_not_propagated(engine, core):  
         rows = conn.execute(text("SELECT kind, subject_id, detail FROM ledger ORDER BY seq")).all()
         assert set(conn.execute(select(consents.c.status)).scalars()) == {"withdrawn"}
         flagged = [r for r in rows if r.kind == "consent.grant_flagged"]
-        key = conn.execute(text("SELECT key FROM subject_keys")).scalar_one()
+        sid = conn.execute(text("SELECT subject_id FROM subject_keys")).scalar_one()
+        key = subject_key(conn, core.keyring, sid)
     assert [r.kind for r in rows] == ["consent.withdrawn", "consent.grant_flagged"]
     detail = json.loads(Keyring.decrypt(key, flagged[0].detail) or b"{}")
     assert detail["changes"] == [{"purpose": "product_news", "channel": "email"},

@@ -85,7 +85,7 @@ class World:
         self.deliverer = Deliverer(engine, {"salesforce": self.sf, "hubspot": self.hs},
                                    lambda n, r: max(r or 0.0, 1.0), lambda: self.clock[0],
                                    holder="worker:test", policy=policy,
-                                   mappings=self.core.mappings,
+                                   keyring=self.core.keyring, mappings=self.core.mappings,
                                    record_destinations={"hubspot": self.hs})
         Fulfiller(self.deliverer, self.core.keyring, erasure={"hubspot": self.hs}, exports={},
                   notifier=None, ack_within={}, export_keep=timedelta(days=30))

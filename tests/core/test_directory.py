@@ -30,12 +30,12 @@ def test_who_is_on_a_list_is_learned_in_bulk_and_forgotten_when_gone(engine, cor
                                ["ANN@example.org", "zoe@example.org"], NOW)
     assert listed == 2
     with engine.connect() as conn:
-        assert directory.listed(conn, "mailchimp", [ann, bob]) == {ann}
-        assert directory.listed(conn, "salesforce", [ann, bob]) == set()
+        assert directory.listed(conn, core.keyring, "mailchimp", [ann, bob]) == {ann}
+        assert directory.listed(conn, core.keyring, "salesforce", [ann, bob]) == set()
         stored = conn.execute(select(directory_table.c.digest)).scalars().all()
     assert all("@" not in d for d in stored) and len(stored) == 2
     directory.refresh(engine, core.keyring, "mailchimp", ["bob@example.org"],
                       NOW + timedelta(hours=6))
     with engine.connect() as conn:
-        assert directory.listed(conn, "mailchimp", [ann, bob]) == {bob}
+        assert directory.listed(conn, core.keyring, "mailchimp", [ann, bob]) == {bob}
         assert len(conn.execute(select(directory_table)).all()) == 1

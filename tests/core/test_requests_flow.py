@@ -90,7 +90,8 @@ class Flow:
                                     erasure=("hubspot", "partner:contact_centre"),
                                     exports=("hubspot",), notifier=True)
         self.deliverer = Deliverer(engine, {}, lambda n, r: 1.0, lambda: self.clock[0],
-                                   holder="worker:test", policy=Policy())
+                                   holder="worker:test", policy=Policy(),
+                                   keyring=self.core.keyring)
         Fulfiller(self.deliverer, self.core.keyring,
                   erasure={"hubspot": self.vendor, "partner:contact_centre": self.partner},
                   exports={"hubspot": self.vendor}, notifier=self.told,
@@ -285,7 +286,7 @@ def test_a_rate_limited_erasure_costs_no_attempt_and_is_never_given_up(
     throttling = Throttling("hubspot", times=7)
     flow.deliverer = Deliverer(engine, {}, lambda n, r: max(r or 0.0, 1.0),
                                lambda: flow.clock[0], holder="worker:test",
-                               policy=Policy(max_attempts=3))
+                               policy=Policy(max_attempts=3), keyring=flow.core.keyring)
     Fulfiller(flow.deliverer, flow.core.keyring, erasure={"hubspot": throttling},
               exports={}, notifier=flow.told, ack_within={}, export_keep=timedelta(days=30))
     subscribe(flow)

@@ -29,6 +29,7 @@ from core import requests as rq
 from core.crypto import Keyring
 from core.db import event_counts, metadata, subject_keys
 from core.db import ledger as ledger_table
+from core.keys import keys_of
 from core.model import (
     Channel,
     ConsentChange,
@@ -152,7 +153,8 @@ def opened_with_every_key(stack: Stack) -> bytes:
     keyring = stack.container.keyring
     out: list[bytes] = []
     with stack.container.engine.connect() as conn:
-        keys = list(conn.execute(select(subject_keys.c.key)).scalars())
+        keys = list(keys_of(conn, keyring, conn.execute(
+            select(subject_keys.c.subject_id)).scalars()).values())
         for table in metadata.sorted_tables:
             for row in conn.execute(select(table)):
                 for value in row:
