@@ -154,7 +154,9 @@ class Applier:
         """Apply ``rows`` together; on a failure, each half on its own, down to one row."""
         try:
             self._apply_set(rows, report)
-        except (LeaseLost, ledger.ChainMoved, keys.KeysMoved):
+        except keys.KeysMoved:
+            self._apply_set(rows, report)  # decided again, with the digest keys now current
+        except (LeaseLost, ledger.ChainMoved):
             raise
         except DBAPIError as exc:
             if not isinstance(exc, IntegrityError) or exc.connection_invalidated:
@@ -249,7 +251,7 @@ class Applier:
         counts = Counter(decided.outcomes)
         with self.engine.begin() as conn:
             self._fence(conn, now)
-            if keys.fence(conn, self.keyring):
+            if keys.fence(conn, self.keyring) and batch.applied:
                 raise keys.KeysMoved("digest keys rotated since this batch was decided")
             decided.write(conn)
             merged = []
