@@ -22,7 +22,14 @@ from tenacity import (
     wait_exponential,
 )
 
-from core.errors import AuthError, DeliveryError, PermanentError, Throttled, TransientError
+from core.errors import (
+    AuthError,
+    ConfigError,
+    DeliveryError,
+    PermanentError,
+    Throttled,
+    TransientError,
+)
 
 T = TypeVar("T")
 
@@ -83,13 +90,19 @@ def blip_retry(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 class TimeoutSession(requests.Session):
-    """A requests session that always sets a timeout (workers must never hang)."""
+    """A requests session that always sets a timeout (workers must never hang) and always
+    verifies TLS certificates (the system trust store, or REQUESTS_CA_BUNDLE)."""
 
     def __init__(self, timeout: float) -> None:
+        if not timeout > 0:
+            raise ConfigError("an HTTP timeout must be more than 0 seconds")
         super().__init__()
         self.timeout = timeout
+        self.verify = True
 
     def request(self, method: str | bytes, url: str | bytes,
                 *args: object, **kwargs: object) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
+        if kwargs.get("timeout") is None or kwargs.get("verify") is False or not self.verify:
+            raise ConfigError("refusing an HTTP call without a timeout or TLS verification")
         return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ class OpenDsrConnector:
         self._certificate = load_certificate(certificate_pem)
         self._timeout = timeout
         self._session = TimeoutSession(timeout)
+        self._anonymous = TimeoutSession(timeout)  # no credentials: another host may serve it
         if api_secret:
             key, colon, secret = api_secret.partition(":")
             if not colon or not key:
@@ -227,7 +228,7 @@ class OpenDsrConnector:
         (it may live on another host)."""
         what = f"{self.name} certificate"
         try:
-            response = requests.get(location, timeout=self._timeout)
+            response = self._anonymous.get(location)
         except requests.RequestException as exc:
             raise error_for_network(exc, what) from exc
         if response.status_code != 200:
