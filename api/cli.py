@@ -34,12 +34,17 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for our logs and the libraries' alike."""
+    """JSON lines on stderr for our logs and the libraries' alike, every line (exception
+    texts included) passed through the redaction processor last (api/redaction.py)."""
+    from api.redaction import redact
+
     stamp: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
     handler = _StderrHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processor=structlog.processors.JSONRenderer(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, redact,
+                    structlog.processors.JSONRenderer()],
         foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(),
                            *stamp]))
     root = logging.getLogger()
@@ -58,7 +63,8 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("pika").setLevel(logging.DEBUG if root.level <= logging.DEBUG
                                        else logging.CRITICAL)
     structlog.configure(
-        processors=[*stamp, structlog.processors.JSONRenderer()],
+        processors=[*stamp, structlog.processors.format_exc_info, redact,
+                    structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
         logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
@@ -133,8 +139,10 @@ def serve(host: str, port: int, api_only: bool) -> None:
         container.start_worker()
         container.start_scheduler()  # and the applier
     # No access log: Mailchimp's webhook path carries its secret token.
+    # log_config=None: uvicorn's own lines go through our handler (and its redaction).
     server = _GracefulServer(uvicorn.Config(create_app(container), host=host, port=port,
-                                            access_log=False, log_level="warning"),
+                                            access_log=False, log_level="warning",
+                                            log_config=None),
                              started=lambda: _log_start(
                                  container, "api, applier, scheduler and worker" if in_process
                                  else "api", address=f"http://{host}:{port}"))

@@ -78,7 +78,7 @@ class AppServer:
         self.sock = sock or listening_socket()
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(create_app(container), log_level="warning", access_log=False,
-                                lifespan="off")
+                                lifespan="off", log_config=None)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="privasync-http", daemon=True)
