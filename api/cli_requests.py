@@ -188,8 +188,9 @@ def export(request_id: str, out: Path, fmt: str) -> None:
         container.close()
     text = markdown(made) if fmt == "markdown" else made.model_dump_json(by_alias=True,
                                                                          indent=2)
-    out.write_text(text)
-    out.chmod(0o600)
+    from api.keyfiles import write_private
+
+    write_private(out, text, private_parent=False)  # 0600 from its first byte
     click.echo(f"wrote {out} ({len(made.systems)} system(s), "
                f"{sum(len(s.fields) for s in made.systems)} field(s))")
 

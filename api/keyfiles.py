@@ -29,10 +29,12 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str, *, private_parent: bool = True) -> None:
     """Replace ``path`` with ``text``, readable by the owner alone from its first byte
-    (a temporary file made 0600, then renamed over)."""
-    private_dir(path.parent)
+    (a temporary file made 0600, then renamed over); its directory too, unless told not
+    to (a file the operator asked for, in a directory of theirs)."""
+    if private_parent:
+        private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.bootstrap import Container
-from core import inbox, plan
+from core import inbox, keys, plan
 from core import requests as rq
 from core.db import inbox as inbox_table
 from core.db import reader
@@ -68,6 +68,7 @@ def create(container: Container, *, kind: RequestKind, email: str,
         raise BadInput("a corrected field is not a canonical field of the mappings")
     address = valid_email(email)
     if kind == RequestKind.ERASURE:
+        keys.refresh(container.engine, container.keyring)  # a rotation's digest version
         with reader(container.engine).connect() as conn:
             subject = container.identity.by_email(conn, address)
             already = rq.open_for(conn, [subject], kind.value) if subject else {}
