@@ -29,10 +29,12 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str, *, private_parent: bool = True) -> None:
+def write_private(path: Path, text: str, *, private_parent: bool = True,
+                  exclusive: bool = False) -> bool:
     """Replace ``path`` with ``text``, readable by the owner alone from its first byte
     (a temporary file made 0600, then renamed over); its directory too, unless told not
-    to (a file the operator asked for, in a directory of theirs)."""
+    to (a file the operator asked for, in a directory of theirs). ``exclusive``: only if
+    there is no such file yet (False if another process made it first)."""
     if private_parent:
         private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
@@ -42,15 +44,21 @@ def write_private(path: Path, text: str, *, private_parent: bool = True) -> None
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        if not exclusive:
+            os.replace(temporary, path)
+            return True
+        try:
+            os.link(temporary, path)  # fails if it exists: processes starting together agree
+        except FileExistsError:
+            return False
+        return True
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
 
 
 def _read_or_make(path: Path) -> str:
     if not path.exists():
-        write_private(path, secrets.token_urlsafe(48) + "\n")
+        write_private(path, secrets.token_urlsafe(48) + "\n", exclusive=True)
     return path.read_text()
 
 

@@ -112,3 +112,12 @@ def test_a_kek_the_database_does_not_know_is_refused_with_what_to_do(
     assert "remove it" in rotated.output  # PRIVASYNC_KEK_PREVIOUS is not needed any more
     monkeypatch.delenv("PRIVASYNC_KEK_PREVIOUS")
     assert status()["keys_by_kek"] == {status()["kek"]: 2}
+
+
+def test_processes_starting_together_agree_on_one_generated_key(tmp_path: Path):
+    """The first to create var/kek.key wins; the others read its key, never their own."""
+    path = tmp_path / "var" / keyfiles.KEK_FILE
+    assert keyfiles.write_private(path, "first\n", exclusive=True)
+    assert not keyfiles.write_private(path, "second\n", exclusive=True)
+    assert path.read_text() == "first\n" and mode(path) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [keyfiles.KEK_FILE]
