@@ -120,7 +120,10 @@ def adopt(conn: Connection, keyring: Keyring, found: KeyState) -> None:
                           "to that key (see SECURITY.md, rotating the KEK)")
     keyring.wrap_under = found.kek_id
     view = keyring.digest_view
-    if (view.current, view.floor) != (found.digest_version, found.digest_floor) \
+    # Read at least once: digest key 1 is the one captured in the database, which stays
+    # when PRIVASYNC_SECRET_KEY is replaced.
+    if keyring.checked_at is None \
+            or (view.current, view.floor) != (found.digest_version, found.digest_floor) \
             or set(view.keys) != set(range(1, found.digest_version + 1)):
         keys = {r.version: keyring.unwrap(r.key, r.kek_id, f"digest:{r.version}")
                 for r in conn.execute(select(digest_keys).where(

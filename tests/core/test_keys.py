@@ -295,3 +295,14 @@ def test_sqlite_files_are_readable_by_their_owner_alone(tmp_path: Path):
     assert set(modes.values()) == {"0o600"}, modes
     assert oct(database.parent.stat().st_mode & 0o777) == "0o700"
     engine.dispose()
+
+
+def test_a_new_installation_secret_keeps_every_digest(engine: Engine):
+    """Digest key 1 is the secret captured at first start: replacing PRIVASYNC_SECRET_KEY
+    (admin tokens, sealed bodies) leaves every look-up and the suppression list alone."""
+    core = make_core(engine)
+    consent(core, "c1", ADA, ConsentStatus.WITHDRAWN)
+    replaced = Keyring(b"a-new-installation-secret-000000", [KEK])
+    keys.ensure(engine, replaced)
+    with engine.connect() as conn:
+        assert IdentityMap(replaced).by_email(conn, ADA) is not None

@@ -376,6 +376,7 @@ def test_a_partner_that_never_acknowledges_leaves_the_request_open_and_overdue(
     settings = stack.container.settings
     monkeypatch.setenv("PRIVASYNC_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("PRIVASYNC_SECRET_KEY", secret(stack))
+    monkeypatch.setenv("PRIVASYNC_VAR_DIR", str(settings.var_dir))  # its KEK file
     monkeypatch.setenv("PRIVASYNC_MAPPINGS_DIR", str(settings.mappings_dir))
     monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", stack.emulators.partner.secret)
     listed = run("requests", "list", "--overdue", "--format", "json")
