@@ -92,8 +92,8 @@ def test_app_secrets_are_files_read_through_the_secrets_dir(config):  # type: ig
         service = config["services"][name]
         assert service["environment"]["PRIVASYNC_SECRETS_DIR"] == "/run/secrets"
         targets = {s["target"] for s in service["secrets"]}
-        for needed in ("PRIVASYNC_DATABASE_URL", "PRIVASYNC_SECRET_KEY"):
+        for needed in ("PRIVASYNC_DATABASE_URL", "PRIVASYNC_SECRET_KEY", "PRIVASYNC_KEK"):
             assert f"/run/secrets/{needed}" in targets
         assert not any(k in service["environment"] for k in
-                       ("PRIVASYNC_DATABASE_URL", "PRIVASYNC_SECRET_KEY"))  # env would win
+                       ("PRIVASYNC_DATABASE_URL", "PRIVASYNC_SECRET_KEY", "PRIVASYNC_KEK"))
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
