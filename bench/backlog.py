@@ -57,7 +57,8 @@ def _store(database: str, changes: int) -> None:
                           for n in range(start, min(changes, start + ROW_EVENTS))]
                 body = codec.encode(events)
                 inbox.store(conn, source="web_form", sealed=keyring.seal(body),
-                            key=inbox.delivery_key(body), received_at=now, events=len(events))
+                            key=keyring.delivery_key(body), received_at=now,
+                            events=len(events))
     finally:
         engine.dispose()
 

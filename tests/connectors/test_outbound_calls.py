@@ -60,7 +60,7 @@ def test_each_vendor_session_has_a_timeout_and_verifies_tls() -> None:
     config = settings()
     mappings = load_mappings(config.mappings_dir, data_categories())
     env = {"PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "partner-secret"}
-    built = build_connectors(config, mappings, env, Keyring(b"s" * 32, [b"k" * 32]))
+    built = build_connectors(config, mappings, env, keyring=Keyring(b"s" * 32, [b"k" * 32]))
     assert {"hubspot", "salesforce", "mailchimp"} <= set(built)
 
     hubspot = built["hubspot"]

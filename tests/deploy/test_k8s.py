@@ -150,7 +150,7 @@ def partner_settings() -> set[str]:
                                                       "certificate_setting") if p.get(k)}
 
 
-SECRET = re.compile(r"(SECRET(?!S_DIR)|TOKEN|PASSWORD|API_KEY|SESSION_ID|DATABASE_URL)")
+SECRET = re.compile(r"(SECRET(?!S_DIR)|TOKEN|PASSWORD|API_KEY|SESSION_ID|DATABASE_URL|KEK)")
 
 
 def test_every_readme_setting_is_in_the_configmap_or_the_secret_and_nothing_else_is():

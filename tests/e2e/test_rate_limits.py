@@ -69,8 +69,9 @@ def withdraw(database: str, secret: str, emails: list[str]) -> None:
     engine = make_engine(database)
     try:
         with engine.begin() as conn:
-            inbox.store(conn, source="web_form", sealed=Keyring(secret.encode()).seal(body),
-                        key=inbox.delivery_key(body), received_at=now, events=len(events))
+            keyring = Keyring(secret.encode())
+            inbox.store(conn, source="web_form", sealed=keyring.seal(body),
+                        key=keyring.delivery_key(body), received_at=now, events=len(events))
     finally:
         engine.dispose()
 
