@@ -90,6 +90,8 @@ def commands() -> dict[str, Command]:
         "breach scope": Command(("breach", "scope", "--destination", "partner:contact_centre",
                                  "--from", "2026-01-01", "--to", "2026-02-01"), 0, 0),
         "health": Command(("health", "--component", "worker"), 2, 1, maps=False),  # no beat
+        "keys status": Command(("keys", "status"), 0, 0, maps=False),
+        "keys rotate": Command(("keys", "rotate", "--digest", "--wait", "0"), 0, 0, maps=False),
         "config show": Command(("config", "show"), 0, 0, db=False, maps=False),
         "check": Command(("check",), 1, 1, db=False),  # the partner does not listen
         "demo": Command(("demo", "--help"), 0, 0, db=False, maps=False),  # test_demo runs it
