@@ -22,7 +22,7 @@ _DECIMAL = re.compile(r"\d+\.\d+")
 
 # Keys whose value is personal data or a secret, whatever it looks like.
 PERSONAL_KEYS = frozenset({
-    "email", "emails", "email_address", "address", "addresses", "to", "recipient",
+    "email", "emails", "email_address", "to", "recipient",
     "old_email", "new_email", "phone", "mobile", "mobilephone", "first_name", "firstname",
     "last_name", "lastname", "full_name", "birthday", "date_of_birth", "value", "values",
     "field_value", "body", "payload", "form", "merges", "password", "secret", "token",
