@@ -86,6 +86,7 @@ def run_demo(contacts: int = 5) -> int:
     _say("\nThe demo's database is kept apart from the default one (var/privasync.db). "
          "Look around it with:")
     _say(f"  export PRIVASYNC_DATABASE_URL={url}")
+    _say(f"  export PRIVASYNC_VAR_DIR={var.resolve()}  # its keys (the KEK) live there")
     _say("  privasync status; privasync audit verify")
     return code
 

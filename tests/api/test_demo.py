@@ -25,6 +25,9 @@ def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys,  # type: ig
     url = re.search(r"export PRIVASYNC_DATABASE_URL=(\S+)", out)
     assert url is not None, out
     monkeypatch.setenv("PRIVASYNC_DATABASE_URL", url[1])
+    var = re.search(r"export PRIVASYNC_VAR_DIR=(\S+)", out)
+    assert var is not None, out
+    monkeypatch.setenv("PRIVASYNC_VAR_DIR", var[1])
     runner = CliRunner()
     status = runner.invoke(main, ["status"], catch_exceptions=False)
     assert status.exit_code == 0, status.output
@@ -32,3 +35,8 @@ def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys,  # type: ig
                      re.M), status.output
     verified = runner.invoke(main, ["audit", "verify"], catch_exceptions=False)
     assert verified.exit_code == 0 and "chain verified" in verified.output, verified.output
+    # A command that opens subject keys needs the demo's KEK, found through its var dir
+    # (and, building every connector, the shipped partner's secret, as README says).
+    monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", "demo-partner-secret")
+    listed = runner.invoke(main, ["requests", "list"], catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
