@@ -17,7 +17,8 @@ def _holder(dep: Deployment, destination: str) -> str | None:
         ).scalar_one_or_none()
 
 
-def test_a_worker_killed_mid_batch(dep: Deployment) -> None:
+def kill_a_worker_mid_batch(dep: Deployment, case: str) -> None:
+    """SIGKILL the worker holding the Mailchimp batch while Mailchimp sits on the call."""
     people = dep.seed(8, 8, 4)
     dep.emu.mailchimp.latency_seconds = 5.0  # Mailchimp holds the batch: the worker is mid-call
     dep.unsubscribe(people)
@@ -28,7 +29,11 @@ def test_a_worker_killed_mid_batch(dep: Deployment) -> None:
                   if name.startswith("worker") and holder.endswith(f":{proc.pid}"))
     dep.kill(victim)
     dep.emu.mailchimp.latency_seconds = 0.0
-    assert_end_state(dep, people, "worker SIGKILLed mid-batch", time.monotonic())
+    assert_end_state(dep, people, case, time.monotonic())
+
+
+def test_a_worker_killed_mid_batch(dep: Deployment) -> None:
+    kill_a_worker_mid_batch(dep, "worker SIGKILLed mid-batch")
 
 
 def _writing_transactions(dep: Deployment) -> int:

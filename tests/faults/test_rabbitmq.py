@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from core.db import jobs
 from tests.faults.harness import Deployment, assert_end_state, wait_until
-from tests.faults.test_processes_killed import _holder
+from tests.faults.test_processes_killed import kill_a_worker_mid_batch
 
 
 def _pending(dep: Deployment) -> int:
@@ -18,18 +18,7 @@ def _pending(dep: Deployment) -> int:
 
 
 def test_rabbitmq_a_worker_killed_mid_batch(dep_rabbitmq: Deployment) -> None:
-    dep = dep_rabbitmq
-    people = dep.seed(8, 8, 4)
-    dep.emu.mailchimp.latency_seconds = 5.0
-    dep.unsubscribe(people)
-    wait_until("a worker holds the Mailchimp batch", lambda: _holder(dep, "mailchimp") is not None,
-               timeout=30)
-    holder = _holder(dep, "mailchimp") or ""
-    victim = next(name for name, proc in dep.procs.items()
-                  if name.startswith("worker") and holder.endswith(f":{proc.pid}"))
-    dep.kill(victim)
-    dep.emu.mailchimp.latency_seconds = 0.0
-    assert_end_state(dep, people, "RabbitMQ: worker SIGKILLed mid-batch", time.monotonic())
+    kill_a_worker_mid_batch(dep_rabbitmq, "RabbitMQ: worker SIGKILLed mid-batch")
 
 
 def test_rabbitmq_node_lost_and_back_empty_while_jobs_are_queued(dep_rabbitmq: Deployment) -> None:
