@@ -18,6 +18,7 @@ from api.stack import Stack, start_stack
 from core import inbox
 from core.db import events, jobs
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
+from tests.timing import scaled, wait_until
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 BOTH_BROKERS = pytest.mark.brokers("redis", "rabbitmq")
@@ -49,19 +50,14 @@ def stack(broker: str, tmp_path: Path) -> Iterator[Stack]:
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> float:
     """Seconds until ``check`` holds; fails the test naming ``what`` otherwise."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for: {what}")
+    return wait_until(what, check, timeout)
 
 
 def settle(stack: Stack, seconds: float = 1.0) -> None:
     """Wait until nothing is waiting to be applied and no job is pending or running for
     ``seconds`` (the system is quiet)."""
     quiet_since = time.monotonic()
-    deadline = quiet_since + 30
+    deadline = quiet_since + scaled(30)
     while time.monotonic() < deadline:
         with stack.container.engine.connect() as conn:
             waiting = inbox.backlog(conn).rows

@@ -32,7 +32,9 @@ from sqlalchemy import func
 from api.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from core import inbox
 from core.db import jobs, make_engine
+from tests import timing
 from tests.conftest import make_database
+from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 ROOT = Path(__file__).parents[2]
@@ -51,17 +53,10 @@ def free_port() -> int:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:
-    """Seconds until ``check`` holds; AssertionError naming ``what`` otherwise."""
-    started = time.monotonic()
-    while True:
-        try:
-            if check():
-                return time.monotonic() - started
-        except (sa.exc.OperationalError, requests.RequestException, redis.RedisError):
-            pass
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
-        time.sleep(0.05)
+    """Seconds until ``check`` holds (a service being cut or started answers "not yet");
+    AssertionError naming ``what`` after ``timeout`` (scaled)."""
+    return timing.wait_until(what, check, timeout, interval=0.05, tolerate=(
+        sa.exc.OperationalError, requests.RequestException, redis.RedisError))
 
 
 class RedisServer:
@@ -92,7 +87,7 @@ class RedisServer:
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=scaled(10))
 
     def restart_empty(self) -> None:
         self.kill()
@@ -153,7 +148,7 @@ class RabbitServer:
         """SIGKILL the whole node (the shell wrapper and the Erlang VM under it)."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=scaled(10))
 
     def restart_empty(self) -> None:
         self.kill()
@@ -203,7 +198,7 @@ class TcpProxy:
                 _reset(client)
                 continue
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = socket.create_connection(self.target, timeout=scaled(5))
             except OSError:
                 _reset(client)
                 continue
@@ -316,7 +311,7 @@ class Deployment:
     def kill(self, name: str) -> None:
         proc = self.procs[name]
         proc.kill()
-        proc.wait(timeout=10)
+        proc.wait(timeout=scaled(10))
 
     def pause(self, *names: str) -> None:
         for name in names:
@@ -334,7 +329,7 @@ class Deployment:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=scaled(30))
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.engine.dispose()
@@ -347,7 +342,7 @@ class Deployment:
 
     def _ready(self) -> bool:
         try:
-            return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return requests.get(f"{self.url}/readyz", timeout=scaled(2)).status_code == 200
         except requests.ConnectionError:
             return False
 
@@ -410,7 +405,7 @@ class Deployment:
             emu.mailchimp.add_member(email, status="subscribed")
             people.contacts[email] = contact
         if settle:
-            emu.hubspot.flush_webhooks(timeout=60)
+            emu.hubspot.flush_webhooks(timeout=scaled(60))
             wait_until("privasync knows everyone and is quiet",
                        lambda: self.known(people.everyone) and self.quiet(), timeout=60)
         return people
@@ -504,7 +499,7 @@ class Deployment:
         done = subprocess.run(
             [sys.executable, "-c", "from api.cli import main; main()", "audit", "verify"],
             env=self.env | {"PRIVASYNC_DATABASE_URL": self.database}, cwd=ROOT,
-            capture_output=True, text=True, timeout=60)
+            capture_output=True, text=True, timeout=scaled(60))
         return done.returncode, done.stdout + done.stderr
 
 
