@@ -31,6 +31,7 @@ from emulators.salesforce import API
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import MAPPINGS, wait_for
 from tests.e2e.test_processes import environment, start
+from tests.timing import scaled
 
 PEOPLE = 30
 WINDOW = 20  # calls per 10 s the HubSpot emulator allows: 30 calls need two windows
@@ -120,7 +121,7 @@ def test_two_worker_processes_keep_to_the_vendors_limits_and_finish_everything(
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait(timeout=30) for proc in procs]
+        codes = [proc.wait(timeout=scaled(30)) for proc in procs]
         engine.dispose()
     logs = "".join(p.read_text() for p in tmp_path.glob("*.log"))
     assert codes == [0, 0, 0], logs[-3000:]
@@ -166,7 +167,9 @@ def test_salesforce_jobs_wait_below_the_reserve_and_go_when_the_allocation_recov
              [email])
     engine = stack.container.engine
     wait_for("HubSpot done meanwhile", lambda: open_jobs(engine, "hubspot") == 0)
-    time.sleep(1.0)  # two readings more: still within the reserve
+    seen = sf.total_calls(f"{API}/limits")
+    wait_for("two readings more, still within the reserve",
+             lambda: sf.total_calls(f"{API}/limits") >= seen + 2)
     assert statuses(engine, "salesforce") == {"pending": 1}
     with engine.connect() as conn:
         attempts = conn.execute(select(jobs.c.attempts).where(
@@ -175,7 +178,8 @@ def test_salesforce_jobs_wait_below_the_reserve_and_go_when_the_allocation_recov
     assert sf.total_calls(f"{API}/composite") == writes
 
     sf.api_used = 0  # the rolling 24 h freed the allocation
-    wait_for("Salesforce opted out once the allocation recovered", lambda: all(
-        (sf.record(i) or {}).get("HasOptedOutOfEmail") is True for i in sf.find_by_email(email)),
-        timeout=15)
-    assert statuses(engine, "salesforce") == {"done": 1}
+    # The outcome is recorded a moment after Salesforce answered: wait for the record.
+    wait_for("the Salesforce job recorded done once the allocation recovered",
+             lambda: statuses(engine, "salesforce") == {"done": 1}, timeout=15)
+    assert all((sf.record(i) or {}).get("HasOptedOutOfEmail") is True
+               for i in sf.find_by_email(email))
