@@ -97,6 +97,11 @@ class _WebhookSender:
         with self._idle:
             self._held = []
 
+    def all_held(self) -> bool:
+        """True while holding once every event put so far has been taken into a held batch."""
+        with self._idle:
+            return self._held is not None and len(self._held) == self._pending
+
     def release(self, order: Callable[[list[list[dict[str, Any]]]], Iterable[int]]
                 = lambda held: range(len(held))) -> int:
         """Send the held batches in the order ``order(held)`` gives (indexes; a repeated

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import make_database
 from tests.e2e.conftest import wait_for
+from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 
@@ -28,7 +29,7 @@ def _env(database: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def health(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from api.cli import main; main()", "health",
-                           *args], env=env, capture_output=True, text=True, timeout=60)
+                           *args], env=env, capture_output=True, text=True, timeout=scaled(60))
 
 
 def _start(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -45,9 +46,10 @@ def test_each_loop_of_a_running_scheduler_is_healthy_and_a_frozen_one_is_named(t
     try:
         wait_for("the scheduler's heartbeat", lambda: health(
             env, "--component", "scheduler").returncode == 0, timeout=30)
-        for component in ("worker", "applier"):
+        for component in ("worker", "applier"):  # each loop beats on its own first tick
+            wait_for(f"the {component}'s heartbeat", lambda c=component: health(
+                env, "--component", c).returncode == 0, timeout=30)
             done = health(env, "--component", component)
-            assert done.returncode == 0, done.stderr
             assert done.stdout.startswith(f"{component}: heartbeat from host ")
         proc.send_signal(signal.SIGSTOP)  # alive but stuck: what a liveness probe is for
         try:
@@ -61,7 +63,7 @@ def test_each_loop_of_a_running_scheduler_is_healthy_and_a_frozen_one_is_named(t
         assert "(stale after 3s)" in stale.stderr and "Traceback" not in stale.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, (tmp_path / "proc.log").read_text()[-2000:]
+        assert proc.wait(timeout=scaled(30)) == 0, (tmp_path / "proc.log").read_text()[-2000:]
     # A process that stopped cleanly takes its heartbeat with it.
     gone = health(env, "--component", "worker")
     assert gone.returncode == 1

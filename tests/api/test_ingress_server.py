@@ -40,6 +40,7 @@ from tests.api.door import (
     processor,
 )
 from tests.conftest import make_database
+from tests.timing import scaled, wait_until
 
 
 class Served:
@@ -68,7 +69,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def trickle(port: int, head: bytes, seconds: float) -> tuple[bytes, bool]:
     """Send ``head``, then a byte of body every 0.2 s for up to ``seconds``; what came back
     (empty if the server never answered), and whether the server closed the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)) as sock:
         sock.sendall(head)
         sock.settimeout(0.2)
         answer = b""
@@ -121,11 +122,9 @@ def test_readiness_answers_while_intake_waits_for_the_write_lock(served: Served)
         try:
             bodies = [json.dumps([hubspot_event(eventId=i)]).encode() for i in range(48)]
             posted = [pool.submit(served.hubspot, body, 60) for body in bodies]
-            deadline = time.monotonic() + 20
-            while served.container.foreground._busy < 40 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert served.container.foreground._busy >= 40, "intake never piled up"
-            ready = requests.get(served.url + "/readyz", timeout=20)
+            wait_until("intake piled up behind the held write lock",
+                       lambda: served.container.foreground._busy >= 40)
+            ready = requests.get(served.url + "/readyz", timeout=scaled(20))
             assert ready.json()["checks"]["database"] == {"ok": True}, ready.text
             assert not any(p.done() for p in posted)  # intake was still waiting
         finally:
@@ -147,20 +146,20 @@ def marked_refusals(s: Served) -> list[requests.Response]:
         headers = signed_headers(secret, event_id if event_id is not None
                                  else str(document["event_id"]), body,
                                  time.time() if at is None else at)
-        return requests.post(s.url + path, data=body, headers=headers, timeout=10)
+        return requests.post(s.url + path, data=body, headers=headers, timeout=scaled(10))
 
     def form(**fields: str) -> requests.Response:
         base = {"type": "unsubscribe", "fired_at": "2026-01-01 10:00:00",
                 "data[list_id]": LIST_ID, "data[email]": f"{MARKER}@example.org"}
         return requests.post(f"{s.url}/webhooks/mailchimp/{MAILCHIMP_TOKEN}",
-                             data=urlencode(base | fields), timeout=10,
+                             data=urlencode(base | fields), timeout=scaled(10),
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
 
     def signed_opendsr(document: dict[str, object]) -> requests.Response:
         from emulators.opendsr.authority import sign
 
         body = json.dumps(document).encode()
-        return requests.post(s.url + OPENDSR, data=body, timeout=10, headers={
+        return requests.post(s.url + OPENDSR, data=body, timeout=scaled(10), headers={
             "Content-Type": "application/json", "X-OpenDSR-Processor-Domain": MARKER,
             "X-OpenDSR-Signature": sign(processor()[0], body)})
 
@@ -192,11 +191,12 @@ def marked_refusals(s: Served) -> list[requests.Response]:
                 signed_opendsr(callback(subject_request_id=MARKER)),
                 signed_opendsr(callback(status_callback_url=MARKER)),
                 signed_opendsr(callback(expected_completion_time=MARKER))]
-    answers += [requests.get(f"{s.url}/webhooks/mailchimp/{MARKER}", timeout=10),
-                requests.get(f"{s.url}/webhooks/partners/{MARKER}/ack", timeout=10),
-                requests.post(f"{s.url}/webhooks/partners/{MARKER}/ack", json={}, timeout=10),
+    answers += [requests.get(f"{s.url}/webhooks/mailchimp/{MARKER}", timeout=scaled(10)),
+                requests.get(f"{s.url}/webhooks/partners/{MARKER}/ack", timeout=scaled(10)),
+                requests.post(f"{s.url}/webhooks/partners/{MARKER}/ack", json={},
+                              timeout=scaled(10)),
                 requests.post(f"{s.url}/webhooks/partners/contact_centre/{MARKER}", json={},
-                              timeout=10)]
+                              timeout=scaled(10))]
     return answers
 
 
@@ -210,11 +210,12 @@ def admin_refusals(s: Served) -> list[requests.Response]:
     auth = {"Authorization": f"Bearer {token}"}
 
     def post(path: str, document: object) -> requests.Response:
-        return requests.post(s.url + "/api/v1" + path, json=document, headers=auth, timeout=10)
+        return requests.post(s.url + "/api/v1" + path, json=document, headers=auth,
+                             timeout=scaled(10))
 
     return [
         requests.get(s.url + "/api/v1/tokens", headers={"Authorization": f"Bearer {MARKER}"},
-                     timeout=10),
+                     timeout=scaled(10)),
         post("/tokens", {"name": MARKER.lower(), "scopes": ["jobs:read"]}),
         post("/tokens", {"name": MARKER, "scopes": [MARKER]}),
         post("/tokens", {"name": "x", "scopes": ["jobs:read"], MARKER: 1}),
@@ -225,11 +226,11 @@ def admin_refusals(s: Served) -> list[requests.Response]:
         post("/requests", {"kind": "erasure", "email": "a@b.c", "received_at": MARKER}),
         post(f"/requests/{MARKER}/extend", {"months": MARKER, "reason": MARKER}),
         post(f"/requests/{MARKER}/reject", {"reason": MARKER}),
-        requests.get(f"{s.url}/api/v1/requests/{MARKER}", headers=auth, timeout=10),
-        requests.get(f"{s.url}/api/v1/requests?status={MARKER}", headers=auth, timeout=10),
+        requests.get(f"{s.url}/api/v1/requests/{MARKER}", headers=auth, timeout=scaled(10)),
+        requests.get(f"{s.url}/api/v1/requests?status={MARKER}", headers=auth, timeout=scaled(10)),
         requests.get(f"{s.url}/api/v1/breach-scope?destination={MARKER}&from={MARKER}&to=x",
-                     headers=auth, timeout=10),
-        requests.delete(f"{s.url}/api/v1/tokens/{MARKER}", headers=auth, timeout=10),
+                     headers=auth, timeout=scaled(10)),
+        requests.delete(f"{s.url}/api/v1/tokens/{MARKER}", headers=auth, timeout=scaled(10)),
     ]
 
 
@@ -256,14 +257,14 @@ def test_the_mailchimp_token_reaches_no_log_line_and_no_answer(
         url = f"{served.url}/webhooks/mailchimp/{MAILCHIMP_TOKEN}"
         form = {"type": "unsubscribe", "fired_at": "2026-01-01 10:00:00",
                 "data[list_id]": LIST_ID, "data[email]": "someone@example.org"}
-        answers = [requests.get(url, timeout=10),
-                   requests.post(url, data=urlencode(form), timeout=10, headers={
+        answers = [requests.get(url, timeout=scaled(10)),
+                   requests.post(url, data=urlencode(form), timeout=scaled(10), headers={
                        "Content-Type": "application/x-www-form-urlencoded"}),
-                   requests.post(url, data="type=teleport", timeout=10, headers={
+                   requests.post(url, data="type=teleport", timeout=scaled(10), headers={
                        "Content-Type": "application/x-www-form-urlencoded"}),
-                   requests.post(url, data="{}", timeout=10,
+                   requests.post(url, data="{}", timeout=scaled(10),
                                  headers={"Content-Type": "application/json"}),
-                   requests.get(url[:-1], timeout=10)]
+                   requests.get(url[:-1], timeout=scaled(10))]
     finally:
         configure_logging("INFO")
     assert [a.status_code for a in answers] == [200, 200, 400, 415, 401]
@@ -295,7 +296,7 @@ def test_v1_and_v2_signatures_pass_only_where_the_setting_allows_them(
                         + body).hexdigest()
 
     def send(s: Served, version: str, signature: str, **extra: str) -> requests.Response:
-        return requests.post(s.url + HUBSPOT, data=body, timeout=10, headers={
+        return requests.post(s.url + HUBSPOT, data=body, timeout=scaled(10), headers={
             "Content-Type": "application/json", "X-HubSpot-Signature-Version": version,
             "X-HubSpot-Signature": signature, **extra})
 

@@ -7,6 +7,7 @@ import time
 import sqlalchemy as sa
 
 from tests.faults.harness import Deployment, assert_end_state, wait_until
+from tests.timing import scaled
 
 
 def _counts(dep: Deployment) -> dict[str, int]:
@@ -20,7 +21,7 @@ def test_the_same_deliveries_many_times(dep: Deployment) -> None:
     sender = dep.emu.hubspot.webhook_sender
     first = len(sender.sent)
     dep.unsubscribe(people)
-    dep.emu.hubspot.flush_webhooks(timeout=30)
+    dep.emu.hubspot.flush_webhooks(timeout=scaled(30))
     assert_end_state(dep, people, "unsubscribes before the duplicates", time.monotonic(),
                      record=False)
     before = _counts(dep)
@@ -45,7 +46,8 @@ def test_batches_out_of_order(dep: Deployment) -> None:
         hubspot.ui_set_subscription(contact, 102, False)
         hubspot.ui_set_subscription(contact, 102, True)
         hubspot.ui_unsubscribe_all(contact)
-    time.sleep(0.5)  # the sender has taken every event into its held batches
+    wait_until("the sender took every event into its held batches",
+               hubspot.webhook_sender.all_held, timeout=10)
     started = time.monotonic()
     held = hubspot.webhook_sender.release(
         lambda batches: [i for i in reversed(range(len(batches))) for _ in (0, 1)])
