@@ -15,12 +15,13 @@ from api.stack import Stack
 from core.db import api_tokens
 from core.errors import Unauthenticated
 from tests.api.conftest import issue_token
+from tests.timing import scaled
 
 
 def get_tokens(stack: Stack, token: str | None = None, **headers: str) -> requests.Response:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return requests.get(f"{stack.url}/api/v1/tokens", headers=headers, timeout=10)
+    return requests.get(f"{stack.url}/api/v1/tokens", headers=headers, timeout=scaled(10))
 
 
 def assert_unauthenticated(response: requests.Response, reason: str) -> None:
@@ -68,7 +69,7 @@ def test_repeated_failures_are_429_with_retry_after_and_nothing_checked(embedded
     assert refused.status_code == 429, refused.text
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.json()["error"] == "RateLimited"
-    openapi = requests.get(f"{embedded.url}/api/v1/openapi.json", timeout=10)
+    openapi = requests.get(f"{embedded.url}/api/v1/openapi.json", timeout=scaled(10))
     assert openapi.status_code == 200  # public: no token, no limit
 
 
@@ -95,7 +96,7 @@ def test_no_token_reaches_an_answer_or_a_log_line(embedded: Stack,
     answers = [get_tokens(embedded, token), get_tokens(embedded, wrong)]
     answers.append(requests.post(f"{embedded.url}/api/v1/tokens", json={
         "name": "ci", "scopes": ["tokens:read"]}, headers={"Authorization": f"Bearer {token}"},
-        timeout=10))
+        timeout=scaled(10)))
     created = answers[-1].json()["token"]
     answers.append(get_tokens(embedded, created))
     assert [a.status_code for a in answers] == [200, 401, 201, 200]

@@ -19,6 +19,7 @@ from core.db import jobs as jobs_table
 from core.db import ledger
 from tests.api.conftest import issue_token
 from tests.e2e.conftest import seed, settle, subject_of
+from tests.timing import scaled
 
 EMAIL = "jane.doe@example.org"
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -32,11 +33,12 @@ class Api:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str, **params: str) -> requests.Response:
-        return requests.get(self.url + path, params=params, headers=self.headers, timeout=10)
+        return requests.get(self.url + path, params=params, headers=self.headers,
+                            timeout=scaled(10))
 
     def post(self, path: str, body: object = None) -> requests.Response:
         return requests.post(self.url + path, json=body if body is not None else {},
-                             headers=self.headers, timeout=10)
+                             headers=self.headers, timeout=scaled(10))
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def _call(stack: Stack, method: str, path: str, token: str | None) -> requests.R
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     concrete = path.replace("{job_id}", "1").replace("{subject_id}", "nobody")
     return requests.request(method, f"{stack.url}/api/v1{concrete}", headers=headers,
-                            json={} if method == "POST" else None, timeout=10)
+                            json={} if method == "POST" else None, timeout=scaled(10))
 
 
 def test_every_new_route_is_401_without_a_token_and_403_without_its_scope(embedded: Stack):

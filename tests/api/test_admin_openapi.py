@@ -17,6 +17,7 @@ from api.admin.openapi import Call, Operation, Registry
 from api.admin.routes import admin_routes, registry
 from api.stack import Stack
 from core.tokens import SCOPES
+from tests.timing import scaled
 
 COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # what OpenAPI allows as a component name
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -105,7 +106,7 @@ def test_every_declared_operation_is_routed(embedded: Stack):
 
 
 def test_the_served_document_is_public_and_the_registrys(embedded: Stack):
-    response = requests.get(f"{embedded.url}/api/v1/openapi.json", timeout=10)
+    response = requests.get(f"{embedded.url}/api/v1/openapi.json", timeout=scaled(10))
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == registry().document()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from api.stack import Stack
 from core.db import ledger, ledger_pending
 from tests.api.conftest import issue_token
+from tests.timing import scaled
 
 
 class Admin:
@@ -21,16 +22,16 @@ class Admin:
 
     def get(self, path: str, token: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else self.headers
-        return requests.get(self.url + path, headers=headers, timeout=10)
+        return requests.get(self.url + path, headers=headers, timeout=scaled(10))
 
     def post(self, path: str, body: object = None, *, raw: bytes | None = None,
              content_type: str = "application/json") -> requests.Response:
         data = raw if raw is not None else json.dumps(body).encode()
-        return requests.post(self.url + path, data=data, timeout=10,
+        return requests.post(self.url + path, data=data, timeout=scaled(10),
                              headers=self.headers | {"Content-Type": content_type})
 
     def delete(self, path: str) -> requests.Response:
-        return requests.delete(self.url + path, headers=self.headers, timeout=10)
+        return requests.delete(self.url + path, headers=self.headers, timeout=scaled(10))
 
 
 @pytest.fixture

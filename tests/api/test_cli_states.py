@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from api.cli import main
 from tests.conftest import make_database
+from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 PASSWORD = "hunter2-not-for-logs"
@@ -181,14 +182,14 @@ def run_until_started(args: tuple[str, ...]) -> tuple[int, str]:
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert process.stderr is not None
     lines: list[str] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled(30)
     for line in process.stderr:
         lines.append(line)
         if '"privasync listening"' in line or '"privasync running"' in line \
                 or time.monotonic() > deadline:
             break
     process.send_signal(signal.SIGTERM)
-    _, rest = process.communicate(timeout=30)
+    _, rest = process.communicate(timeout=scaled(30))
     return process.returncode, "".join(lines) + rest
 
 

@@ -16,6 +16,7 @@ from core import outbox
 from core.db import jobs
 from core.delivery import Budget
 from core.errors import ConfigError
+from tests.timing import scaled
 
 NAMES = {"hubspot", "salesforce", "partner:contact_centre", "notifier"}
 
@@ -52,11 +53,11 @@ def test_readiness_reports_dead_jobs_but_fails_on_them_only_when_told(embedded: 
     with embedded.container.engine.begin() as conn:  # a job given up on, as a worker leaves it
         outbox.add(conn, now, [(outbox.CONSENT, "salesforce", "subject-1", now, None)])
         conn.execute(update(jobs).values(status=outbox.DEAD, done_at=now))
-    answer = requests.get(f"{embedded.url}/readyz", timeout=10)
+    answer = requests.get(f"{embedded.url}/readyz", timeout=scaled(10))
     assert answer.status_code == 200, answer.text
     assert answer.json()["checks"]["dead_jobs"] == {"ok": True, "dead": {"salesforce": 1}}
     embedded.container.settings.readyz_fail_on_dead_jobs = True
-    answer = requests.get(f"{embedded.url}/readyz", timeout=10)
+    answer = requests.get(f"{embedded.url}/readyz", timeout=scaled(10))
     assert answer.status_code == 503
     assert answer.json()["failing"] == ["dead_jobs"]
     assert answer.json()["checks"]["dead_jobs"]["reason"] == "dead jobs: salesforce 1"

@@ -8,17 +8,18 @@ import requests
 
 from api.stack import Stack
 from tests.e2e.conftest import mc_status, seed, settle, wait_for
+from tests.timing import scaled
 
 
 def test_healthz_says_alive(embedded: Stack):
-    response = requests.get(f"{embedded.url}/healthz", timeout=10)
+    response = requests.get(f"{embedded.url}/healthz", timeout=scaled(10))
     assert response.status_code == 200 and response.json() == {"status": "alive"}
 
 
 def test_readyz_is_200_when_every_part_is_up(embedded: Stack):
     wait_for("a worker heartbeat", lambda: requests.get(
-        f"{embedded.url}/readyz", timeout=10).status_code == 200)
-    body = requests.get(f"{embedded.url}/readyz", timeout=10).json()
+        f"{embedded.url}/readyz", timeout=scaled(10)).status_code == 200)
+    body = requests.get(f"{embedded.url}/readyz", timeout=scaled(10)).json()
     assert body["failing"] == [] and body["checks"]["broker"]["kind"] == "embedded"
     assert body["checks"]["mappings"]["destinations"] == [
         "hubspot", "mailchimp", "partner:contact_centre", "salesforce"]
@@ -26,7 +27,7 @@ def test_readyz_is_200_when_every_part_is_up(embedded: Stack):
 
 def test_readyz_is_503_naming_the_worker_when_it_stops(embedded: Stack):
     embedded.container.stop_background()
-    response = requests.get(f"{embedded.url}/readyz", timeout=10)
+    response = requests.get(f"{embedded.url}/readyz", timeout=scaled(10))
     assert response.status_code == 503
     assert response.json()["failing"] == ["worker"]
     assert response.json()["checks"]["worker"]["reason"] == "no worker has reported"
@@ -38,7 +39,7 @@ def test_metrics_show_events_jobs_latency_and_backlog(embedded: Stack):
     wait_for("Mailchimp unsubscribed",
              lambda: mc_status(embedded, "metrics.person@example.org") == "unsubscribed")
     settle(embedded)
-    text = requests.get(f"{embedded.url}/metrics", timeout=10).text
+    text = requests.get(f"{embedded.url}/metrics", timeout=scaled(10)).text
     applied = re.search(r'privasync_events_received_total\{outcome="applied",source="hubspot"\}'
                         r" (\d+)", text)
     assert applied is not None and int(applied.group(1)) >= 1
@@ -71,7 +72,7 @@ def test_readyz_names_the_broker_when_redis_is_unreachable(sqlite_url: str, tmp_
     container = build(settings, environ={"PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "s" * 16})
     server = AppServer(container).start()
     try:
-        body = requests.get(f"{server.url}/readyz", timeout=10)
+        body = requests.get(f"{server.url}/readyz", timeout=scaled(10))
         assert body.status_code == 503
         assert body.json()["failing"] == ["broker", "worker"]
         assert body.json()["checks"]["broker"]["reason"] == "ConnectionError"
@@ -82,14 +83,14 @@ def test_readyz_names_the_broker_when_redis_is_unreachable(sqlite_url: str, tmp_
 
 def test_readyz_and_metrics_answer_while_a_writer_holds_sqlites_write_lock(embedded: Stack):
     wait_for("a worker heartbeat", lambda: requests.get(
-        f"{embedded.url}/readyz", timeout=10).status_code == 200)
+        f"{embedded.url}/readyz", timeout=scaled(10)).status_code == 200)
     writer = embedded.container.engine.connect()
     writer.begin()  # BEGIN IMMEDIATE: what a long write transaction holds
     try:
         # Readers never queue for the write lock: with it held for the whole call, both
         # answer (a reader taking the lock would wait out SQLite's 30 s busy timeout).
-        ready = requests.get(f"{embedded.url}/readyz", timeout=10)
-        metrics = requests.get(f"{embedded.url}/metrics", timeout=10)
+        ready = requests.get(f"{embedded.url}/readyz", timeout=scaled(10))
+        metrics = requests.get(f"{embedded.url}/metrics", timeout=scaled(10))
     finally:
         writer.rollback()
         writer.close()
@@ -113,7 +114,7 @@ def _rabbitmq_readiness(url: str, sqlite_url: str, tmp_path):  # type: ignore[no
     container = build(settings, environ={"PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "s" * 16})
     server = AppServer(container).start()
     try:
-        return requests.get(f"{server.url}/readyz", timeout=10).json()
+        return requests.get(f"{server.url}/readyz", timeout=scaled(10)).json()
     finally:
         server.stop()
         container.close()

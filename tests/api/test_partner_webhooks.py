@@ -17,6 +17,7 @@ from core import requests as rq
 from core.db import inbox
 from emulators.partner.signature import signed_headers
 from tests.e2e.conftest import applied, settle, subject_of
+from tests.timing import scaled
 
 EMAIL = "pieter.claes@example.be"
 ACKS = "/webhooks/partners/contact_centre/ack"
@@ -29,7 +30,7 @@ def post(stack: Stack, path: str, document: dict[str, Any], *, secret: str | Non
     headers = signed_headers(secret or stack.emulators.partner.secret,
                              event_id or str(document.get("event_id", "")), body,
                              time.time() if at is None else at)
-    return requests.post(stack.url + path, data=body, headers=headers, timeout=10)
+    return requests.post(stack.url + path, data=body, headers=headers, timeout=scaled(10))
 
 
 def stored(stack: Stack) -> int:

@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 from api.stack import WEBHOOK_TOKEN, Stack
 from core import inbox as inbox_rows
 from core.db import consents, events, inbox, jobs, subjects
+from tests.timing import scaled
 
 EMAIL = "piet.pieters@example.be"
 
 
 def stored(stack: Stack) -> tuple[int, ...]:
     """Rows of every table a delivery could touch, once the applier has caught up."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     with stack.container.engine.connect() as conn:
         while inbox_rows.backlog(conn).rows and time.monotonic() < deadline:
             conn.rollback()
@@ -35,7 +36,7 @@ def post_hubspot(stack: Stack, body: bytes) -> requests.Response:
     sig = Signature.get_signature(client_secret=stack.emulators.hubspot.client_secret,
                                   request_body=body.decode("utf-8", "replace"),
                                   signature_version="v3", http_uri=url, timestamp=ts)
-    return requests.post(url, data=body, timeout=10, headers={
+    return requests.post(url, data=body, timeout=scaled(10), headers={
         "X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts,
         "Content-Type": "application/json"})
 
@@ -79,7 +80,7 @@ def test_a_contact_no_system_knows_is_accepted_and_shown_as_not_applied(embedded
         outcome = conn.execute(select(events.c.outcome).where(
             events.c.source_event_id.like("%:999999:%"))).scalar_one()
     assert outcome == "unknown_subject"
-    metrics = requests.get(f"{embedded.url}/metrics", timeout=10).text
+    metrics = requests.get(f"{embedded.url}/metrics", timeout=scaled(10)).text
     assert ('privasync_events_received_total{outcome="unknown_subject",source="hubspot"} 1.0'
             in metrics)
 
@@ -101,21 +102,22 @@ def test_a_huge_body_is_refused_before_it_is_read(embedded: Stack):
 
 
 def test_an_unsigned_request_is_401(embedded: Stack):
-    response = requests.post(f"{embedded.url}/webhooks/hubspot", data=b"[]", timeout=10,
+    response = requests.post(f"{embedded.url}/webhooks/hubspot", data=b"[]", timeout=scaled(10),
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 401 and response.json()["error"] == "Unauthenticated"
 
 
 def test_mailchimp_with_a_wrong_token_is_401_and_its_check_get_too(embedded: Stack):
     url = f"{embedded.url}/webhooks/mailchimp/wrong-token"
-    assert requests.get(url, timeout=10).status_code == 401
-    posted = requests.post(url, data="type=unsubscribe&data[email]=x@y.z", timeout=10,
+    assert requests.get(url, timeout=scaled(10)).status_code == 401
+    posted = requests.post(url, data="type=unsubscribe&data[email]=x@y.z", timeout=scaled(10),
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert posted.status_code == 401 and stored(embedded) == (0, 0, 0, 0, 0)
 
 
 def test_mailchimps_creation_check_gets_200(embedded: Stack):
-    response = requests.get(f"{embedded.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}", timeout=10)
+    response = requests.get(f"{embedded.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}",
+                            timeout=scaled(10))
     assert response.status_code == 200
 
 
@@ -130,7 +132,7 @@ def test_bad_mailchimp_deliveries_get_400_with_a_reason_and_store_nothing(
         embedded: Stack, form: dict[str, str], reason: str):
     form = {"data[list_id]": embedded.emulators.mailchimp.list_id} | form
     response = requests.post(f"{embedded.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}",
-                             data=urlencode(form), timeout=10,
+                             data=urlencode(form), timeout=scaled(10),
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 400, response.text
     assert reason in response.json()["reason"] and EMAIL not in response.text
@@ -138,5 +140,5 @@ def test_bad_mailchimp_deliveries_get_400_with_a_reason_and_store_nothing(
 
 
 def test_an_unknown_path_or_method_is_a_4xx(embedded: Stack):
-    assert requests.get(f"{embedded.url}/webhooks/hubspot", timeout=10).status_code == 405
-    assert requests.get(f"{embedded.url}/nope", timeout=10).status_code == 404
+    assert requests.get(f"{embedded.url}/webhooks/hubspot", timeout=scaled(10)).status_code == 405
+    assert requests.get(f"{embedded.url}/nope", timeout=scaled(10)).status_code == 404

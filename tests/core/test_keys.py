@@ -50,6 +50,7 @@ from tests.core.test_requests_flow import EMAIL, Flow
 from tests.core.test_requests_flow import (
     test_an_erasure_is_carried_out_acknowledged_told_and_shredded as erase_someone,
 )
+from tests.timing import scaled
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ADA, BOB = "Ada.Lovelace@example.org", "bob.builder@example.net"
@@ -87,7 +88,7 @@ def stolen_copy(engine: Engine, tmp_path: Path) -> bytes:
         return b"\n".join([copy.read_bytes(), *blobs])
     parts = urlsplit(url.render_as_string(hide_password=False).replace("+psycopg", ""))
     dump = subprocess.run(["pg_dump", "--no-owner", parts._replace(scheme="postgresql").geturl()],
-                          check=True, timeout=60, capture_output=True).stdout
+                          check=True, timeout=scaled(60), capture_output=True).stdout
     decoded = [bytes.fromhex(h.decode()) for h in re.findall(rb"\\\\x([0-9a-f]+)", dump)]
     return b"\n".join([dump, *decoded])
 

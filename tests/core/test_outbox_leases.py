@@ -10,6 +10,7 @@ from sqlalchemy import select
 from core import outbox
 from core.db import jobs, make_engine
 from tests.conftest import make_database
+from tests.timing import scaled
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -70,7 +71,7 @@ def test_two_workers_on_one_backlog_never_claim_the_same_job(engine):  # type: i
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=scaled(120))
     everything = [i for ids in taken.values() for i in ids]
     assert len(everything) == len(set(everything)) == 400
     assert not any(refused)
@@ -133,7 +134,7 @@ def test_the_heartbeat_never_waits_for_a_claim_being_finished(tmp_path):  # type
         engine, {held.token}, T0 + timedelta(seconds=5), lease=LEASE,
         max_hold=timedelta(minutes=5))))
     beat.start()
-    beat.join(timeout=10)
+    beat.join(timeout=scaled(10))
     try:
         assert not beat.is_alive(), "the heartbeat waited for a row being finished"
         assert extended == [1]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.conftest import DEPLOY
+from tests.timing import scaled
 
 COMPOSE = DEPLOY / "compose.yaml"
 APP = ("migrate", "api", "worker", "scheduler")
@@ -27,7 +28,7 @@ def _binary() -> str:
 
 def _compose(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([_binary(), "-f", str(path), "config", *args], capture_output=True,
-                          text=True, timeout=60, cwd=path.parent)
+                          text=True, timeout=scaled(60), cwd=path.parent)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,14 @@ import subprocess
 from pathlib import Path
 
 from tests.deploy.conftest import DEPLOY, ROOT, tool
+from tests.timing import scaled
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 
 
 def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("hadolint"), "--no-color", str(path)], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=scaled(60))
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile():

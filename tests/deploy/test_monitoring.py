@@ -18,6 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.conftest import DEPLOY, ROOT, tool
+from tests.timing import scaled
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
 ALERT_TESTS = DEPLOY / "prometheus" / "alerts_test.yaml"
@@ -27,7 +28,7 @@ RULES = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("promtool"), *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=scaled(120))
 
 
 def test_promtool_checks_the_rules():
@@ -136,8 +137,8 @@ def scraped(tmp_path: Path) -> Iterator[str]:
             stack, "dashboard.person@example.org") == "unsubscribed")
         settle(stack)
         wait_for("the ledger checked", lambda: "privasync_ledger_verified " in requests.get(
-            f"{stack.url}/metrics", timeout=10).text)
-        yield requests.get(f"{stack.url}/metrics", timeout=10).text
+            f"{stack.url}/metrics", timeout=scaled(10)).text)
+        yield requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
     finally:
         stack.stop()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from api.settings import WorkerSettings
 from tests.deploy.conftest import DEPLOY, tool
+from tests.timing import scaled
 
 UNITS = DEPLOY / "systemd"
 SERVICES = ("privasync-api.service", "privasync-scheduler.service", "privasync-worker@.service")
@@ -32,7 +33,7 @@ def _verify(tmp_path: Path, names: list[str], texts: dict[str, str] | None = Non
                 (tmp_path / unit.name.replace("@", "@01")).write_text(text)
     return subprocess.run([tool("systemd-analyze"), "verify", "--man=no",
                            *[str(tmp_path / n) for n in names]],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=scaled(120))
 
 
 ALL = ["privasync-migrate.service", "privasync-api.service", "privasync-scheduler.service",

@@ -22,6 +22,7 @@ from emulators.http import Fault
 from tests.api.conftest import issue_token
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import seed, settle, sf_opted_out, wait_for
+from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 WRITE = "composite/sobjects"  # Salesforce's batch write, where consent lands
@@ -70,11 +71,11 @@ def cli(stack: Stack, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int,
 
 
 def ready(stack: Stack) -> requests.Response:
-    return requests.get(f"{stack.url}/readyz", timeout=10)
+    return requests.get(f"{stack.url}/readyz", timeout=scaled(10))
 
 
 def dead_metric(stack: Stack) -> float:
-    text = requests.get(f"{stack.url}/metrics", timeout=10).text
+    text = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
     line = next(ln for ln in text.splitlines()
                 if ln.startswith('privasync_jobs_dead{destination="salesforce"}'))
     return float(line.rsplit(" ", 1)[1])
@@ -125,10 +126,10 @@ def test_dead_jobs_are_listed_counted_and_delivered_once_retried(
     token = issue_token(stack, "night-ops", "jobs:read", "jobs:write")
     headers = {"Authorization": f"Bearer {token}"}
     page = requests.get(f"{stack.url}/api/v1/jobs", params={"dead": "true"}, headers=headers,
-                        timeout=10).json()
+                        timeout=scaled(10)).json()
     assert [j["id"] for j in page["jobs"]] == [second] and page["next_cursor"] is None
     sent = requests.post(f"{stack.url}/api/v1/jobs/retry-dead", headers=headers,
-                         json={"destination": "salesforce"}, timeout=10)
+                         json={"destination": "salesforce"}, timeout=scaled(10))
     assert sent.status_code == 200 and sent.json() == {"retried": [second], "superseded": {}}
     wait_for("the other person opted out after the retry",
              lambda: sf_opted_out(stack, "broken@example.org"))

@@ -54,6 +54,7 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from tests.smtp import Relay, run_relay
+from tests.timing import scaled
 
 EMAIL = "annelies.zwartkop@example.nl"
 FIRST, LAST, PHONE = "Annelies", "Zwartkop", "+31 6 4821 7730"
@@ -133,7 +134,7 @@ def raw_database(stack: Stack, tmp_path: Path) -> bytes:
     url = urlsplit(stack.container.settings.database_url.replace("+psycopg", ""))
     out = tmp_path / "dump.sql"
     subprocess.run(["pg_dump", "--no-owner", "-f", str(out),
-                    url._replace(scheme="postgresql").geturl()], check=True, timeout=60)
+                    url._replace(scheme="postgresql").geturl()], check=True, timeout=scaled(60))
     return out.read_bytes()
 
 
@@ -301,16 +302,16 @@ def test_an_erasure_recorded_over_the_admin_api_is_carried_out_and_shown(
     body = {"kind": "erasure", "email": EMAIL}
     reader_token = issue_token(stack, "dpo-dashboard", "requests:read")
     writer_token = issue_token(stack, "service-desk", "requests:write", "requests:read")
-    assert requests.post(url, json=body, timeout=10).status_code == 401
-    assert requests.post(url, json=body, timeout=10, headers={
+    assert requests.post(url, json=body, timeout=scaled(10)).status_code == 401
+    assert requests.post(url, json=body, timeout=scaled(10), headers={
         "Authorization": "Bearer ps_not-a-token"}).status_code == 401
-    refused = requests.post(url, json=body, timeout=10, headers={
+    refused = requests.post(url, json=body, timeout=scaled(10), headers={
         "Authorization": f"Bearer {reader_token}"})
     assert refused.status_code == 403
     applied(stack)
     assert erasure_of(stack, subject) is None  # refused calls stored nothing
 
-    made = requests.post(url, json=body, timeout=10, headers={
+    made = requests.post(url, json=body, timeout=scaled(10), headers={
         "Authorization": f"Bearer {writer_token}"})
     assert made.status_code in (201, 202), made.text
     request = completed(stack, subject)
@@ -318,7 +319,7 @@ def test_an_erasure_recorded_over_the_admin_api_is_carried_out_and_shown(
     gone_everywhere(stack, request)
     assert told(relay) == [EMAIL]
 
-    shown = requests.get(f"{url}/{request.id}", timeout=10, headers={
+    shown = requests.get(f"{url}/{request.id}", timeout=scaled(10), headers={
         "Authorization": f"Bearer {reader_token}"})
     assert shown.status_code == 200
     view = shown.json()
@@ -370,7 +371,7 @@ def test_a_partner_that_never_acknowledges_leaves_the_request_open_and_overdue(
                         "partner:contact_centre": "awaiting_ack", "salesforce": "done"}
     assert told(relay) == []  # nobody is told it is done while a processor holds data
 
-    metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
+    metrics = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
     assert _sample(metrics, 'privasync_partner_acks_overdue{destination="partner:contact_centre"}'
                    ) == 1.0
     settings = stack.container.settings
@@ -424,7 +425,7 @@ def test_an_access_request_gathers_every_system_into_a_bundle_valid_against_its_
     assert out.stat().st_mode & 0o077 == 0
     bundle = json.loads(out.read_text())
     token = issue_token(stack, "dpo", "requests:read")
-    schema = requests.get(f"{stack.url}/api/v1/schemas/access-bundle.json", timeout=10,
+    schema = requests.get(f"{stack.url}/api/v1/schemas/access-bundle.json", timeout=scaled(10),
                           headers={"Authorization": f"Bearer {token}"})
     assert schema.status_code == 200
     jsonschema.validate(bundle, schema.json())

@@ -17,12 +17,13 @@ from core.model import (
     SubjectHint,
 )
 from tests.e2e.conftest import applied, seed, settle, subject_of, wait_for
+from tests.timing import scaled
 
 EMAIL = "noor.jansen@example.nl"
 
 
 def dropped(stack: Stack, destination: str, reason: str) -> float:
-    text = requests.get(f"{stack.url}/metrics", timeout=10).text
+    text = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
     series = (f'privasync_fields_dropped_total{{destination="{destination}",'
               f'reason="{reason}"}} ')
     line = next((ln for ln in text.splitlines() if ln.startswith(series)), None)

@@ -30,6 +30,7 @@ from tests.e2e.test_erasure_everywhere import (
     known_everywhere,
     run,
 )
+from tests.timing import scaled
 
 # The fixtures of the erasure suite: its stack with the SMTP relay, and the CLI on it.
 relay, stack, cli_env = everywhere.relay, everywhere.stack, everywhere.cli_env
@@ -89,7 +90,7 @@ def test_a_run_at_debug_logs_no_personal_value_anywhere(
     emu.mailchimp.user_subscribe(EMAIL)  # back again: suppressed, and logged as such
     emu.mailchimp.flush_webhooks()
     wait_for("the return suppressed", lambda: counted(stack, "mailchimp", "suppressed") >= 1)
-    metrics = requests.get(f"{stack.url}/metrics", timeout=10).text
+    metrics = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
 
     out, err = capfd.readouterr()
     logged = "\n".join([out, err, *said])

@@ -21,6 +21,7 @@ from api.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from core.db import jobs, make_engine
 from tests.conftest import BROKER_NAMESPACE, make_database
 from tests.e2e.conftest import BOTH_BROKERS, wait_for
+from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 EMAIL = "three.processes@example.org"
@@ -86,13 +87,13 @@ def test_serve_worker_and_scheduler_as_separate_processes(emulators: Emulators,
         emulators.mailchimp.user_unsubscribe(EMAIL)
         wait_for("HubSpot offers unsubscribed by the worker process", lambda: (
             emulators.hubspot.subscription_status(EMAIL, 102) == "NOT_SUBSCRIBED"))
-        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        metrics = requests.get(f"{url}/metrics", timeout=scaled(10)).text
         assert 'privasync_events_received_total{outcome="applied",source="mailchimp"} 1.0' \
             in metrics
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait(timeout=30) for proc in procs]
+        codes = [proc.wait(timeout=scaled(30)) for proc in procs]
     logs = "".join((tmp_path / f"{n}.log").read_text() for n in ("serve", "worker", "scheduler"))
     assert codes == [0, 0, 0], logs[-2000:]
     assert "example.org" not in logs and "Traceback" not in logs
@@ -100,7 +101,7 @@ def test_serve_worker_and_scheduler_as_separate_processes(emulators: Emulators,
 
 def _ready(url: str) -> bool:
     try:
-        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+        return requests.get(f"{url}/readyz", timeout=scaled(2)).status_code == 200
     except requests.ConnectionError:
         time.sleep(0.1)
         return False
@@ -150,7 +151,7 @@ def test_a_sigkilled_workers_batch_is_delivered_by_another_within_the_lease(
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in [*procs.values(), *workers.values()]:
-            proc.wait(timeout=30)
+            proc.wait(timeout=scaled(30))
 
 
 def _mappings():  # type: ignore[no-untyped-def]

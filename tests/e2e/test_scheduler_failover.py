@@ -17,6 +17,7 @@ from core.runtime import lease_holder
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_processes import _mappings, _ready, emulators, environment, free_port, start
+from tests.timing import scaled
 
 __all__ = ["emulators"]  # the fixture, shared with test_processes
 
@@ -72,7 +73,7 @@ def test_a_sigkilled_leading_scheduler_is_replaced_within_the_lease(
         running = [p for p in [*procs.values(), *schedulers.values()] if p.poll() is None]
         for proc in running:
             proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait(timeout=30) for proc in running]
+        codes = [proc.wait(timeout=scaled(30)) for proc in running]
     logs = "".join(f.read_text() for f in tmp_path.glob("*.log"))
     assert codes == [0] * len(codes), logs[-2000:]
     assert "example.org" not in logs and "Traceback" not in logs

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     subject_of,
     wait_for,
 )
+from tests.timing import scaled
 
 EMAIL = "anna.devries@example.nl"
 
@@ -77,7 +78,7 @@ def _signed_post(stack: Stack, body: bytes, *, secret: str | None = None,
         client_secret=secret or stack.emulators.hubspot.client_secret,
         request_body=body.decode(), signature_version="v3", http_uri=url,
         http_method="POST", timestamp=ts)
-    return requests.post(url, data=body, timeout=10, headers={
+    return requests.post(url, data=body, timeout=scaled(10), headers={
         "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
         "X-HubSpot-Signature-Version": "v3", "X-HubSpot-Request-Timestamp": ts})
 
@@ -134,7 +135,7 @@ def _mailchimp_post(stack: Stack, kind: str, fired_at: datetime) -> requests.Res
     if kind == "unsubscribe":
         form |= {"data[action]": "unsub", "data[reason]": "manual"}
     return requests.post(f"{stack.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}",
-                         data=urlencode(form), timeout=10,
+                         data=urlencode(form), timeout=scaled(10),
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
 
 
@@ -208,7 +209,7 @@ def test_a_destination_answering_429_then_500_still_ends_in_the_right_state(stac
     assert attempts["mailchimp"] >= 3 and attempts["partner:contact_centre"] >= 2
     # The 429 is counted as a throttled batch (the vendor-429 alert's metric), apart from
     # the 500s.
-    scraped = requests.get(f"{stack.url}/metrics", timeout=10).text
+    scraped = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
     assert 'privasync_vendor_batches_total{destination="mailchimp",result="throttled"} 1.0' \
         in scraped
     assert 'privasync_vendor_batches_total{destination="mailchimp",result="error"} 3.0' \

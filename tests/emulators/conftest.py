@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from emulators.http import Emulator, Request, Response
+from tests.timing import scaled
 
 E = TypeVar("E", bound=Emulator)
 
@@ -64,7 +65,7 @@ class Sink(Emulator):
             return [d for d in self._got if d.path == path]
 
     def wait_for(self, path: str, count: int = 1, timeout: float = 5.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while len(self.received(path)) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         got = self.received(path)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from core.db import jobs
 from tests.faults.harness import Deployment, assert_end_state, wait_until
+from tests.timing import scaled
 
 CUT_SECONDS = 3.0
 
@@ -29,7 +30,7 @@ def test_cut_during_intake(dep: Deployment) -> None:
     time.sleep(CUT_SECONDS)
     dep.db_proxy.restore()
     restored = time.monotonic()
-    dep.emu.hubspot.flush_webhooks(timeout=60)
+    dep.emu.hubspot.flush_webhooks(timeout=scaled(60))
     statuses = {status for status, _ in dep.emu.hubspot.webhook_deliveries[before:]}
     assert statuses <= {0, 200, 503}, statuses  # refused while down, never a 500
     assert_end_state(dep, people, "database cut during intake", restored)
@@ -39,8 +40,8 @@ def test_cut_while_applying(dep: Deployment) -> None:
     people = dep.seed(20, 10, 5)
     dep.pause("applier")
     dep.unsubscribe(people)
-    dep.emu.hubspot.flush_webhooks(timeout=60)
-    dep.emu.mailchimp.flush_webhooks(timeout=60)
+    dep.emu.hubspot.flush_webhooks(timeout=scaled(60))
+    dep.emu.mailchimp.flush_webhooks(timeout=scaled(60))
     dep.resume("applier")
     dep.db_proxy.cut()
     time.sleep(CUT_SECONDS)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from core.db import jobs
 from tests.faults.harness import Deployment, assert_end_state, wait_until
+from tests.timing import scaled
 
 
 def _holder(dep: Deployment, destination: str) -> str | None:
@@ -49,8 +50,8 @@ def test_the_applier_killed_while_it_writes(dep: Deployment) -> None:
     dep.pause("applier", "worker1", "worker2")
     people = dep.seed(30, 10, 10, settle=False)
     dep.unsubscribe(people)
-    dep.emu.hubspot.flush_webhooks(timeout=60)
-    dep.emu.mailchimp.flush_webhooks(timeout=60)
+    dep.emu.hubspot.flush_webhooks(timeout=scaled(60))
+    dep.emu.mailchimp.flush_webhooks(timeout=scaled(60))
     dep.resume("applier")
     wait_until("the applier inside its write transaction",
                lambda: _writing_transactions(dep) > 0, timeout=30)

@@ -24,6 +24,7 @@ from api.cli import main
 from api.settings import Settings, WorkerSettings
 from core.errors import ConfigError
 from tests.conftest import BROKER_NAMESPACE
+from tests.timing import scaled
 from workers.broker import make_broker
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -136,7 +137,8 @@ def test_a_worker_refuses_to_start_on_a_dead_letter_queue_declared_otherwise(
                "BROKER_NAMESPACE": BROKER_NAMESPACE}.items()}}
     try:  # a worker that starts anyway waits for a signal: the timeout fails the test
         done = subprocess.run([sys.executable, "-c", "from api.cli import main; main()",
-                               "worker"], env=env, capture_output=True, text=True, timeout=60)
+                               "worker"], env=env, capture_output=True, text=True,
+                              timeout=scaled(60))
     finally:
         delete_queues(rabbitmq_url)
     assert done.returncode == 2, done.stderr  # a configuration error: exit 2, one line

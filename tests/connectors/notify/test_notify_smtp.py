@@ -13,6 +13,7 @@ import pytest
 from connectors.notify import Notice, SmtpNotifier
 from core.errors import AuthError, ConfigError, DeliveryError, PermanentError, TransientError
 from tests.connectors.notify.conftest import PASSWORD, USERNAME, Pki, Relay
+from tests.timing import scaled
 
 TO = "jan.jansen@example.nl"
 SENDER = "privacy@acme.example"
@@ -27,7 +28,7 @@ def notice(language: str = "en", kind: str = "erasure", reason: str = "",
 
 def plain(relay: Relay, **kwargs: object) -> SmtpNotifier:
     return SmtpNotifier(host="127.0.0.1", port=relay.port, sender=SENDER, starttls=False,
-                        timeout=5, **kwargs)  # type: ignore[arg-type]
+                        timeout=scaled(5), **kwargs)  # type: ignore[arg-type]
 
 
 def parsed(relay: Relay) -> tuple[bytes, EmailMessage]:
@@ -106,7 +107,7 @@ def test_an_international_address_travels_with_smtputf8(plain_relay: Relay) -> N
 def test_over_starttls_the_relay_is_verified_and_the_login_accepted(
         tls_relay: Relay, pki: Pki) -> None:
     notifier = SmtpNotifier(host="127.0.0.1", port=tls_relay.port, sender=SENDER,
-                            username=USERNAME, password=PASSWORD, timeout=5,
+                            username=USERNAME, password=PASSWORD, timeout=scaled(5),
                             ca_file=str(pki.ca_file))
     receipt = notifier.send(notice())
 
@@ -117,7 +118,7 @@ def test_over_starttls_the_relay_is_verified_and_the_login_accepted(
 
 def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(tls_relay: Relay) -> None:
     notifier = SmtpNotifier(host="127.0.0.1", port=tls_relay.port, sender=SENDER,
-                            username=USERNAME, password=PASSWORD, timeout=5)
+                            username=USERNAME, password=PASSWORD, timeout=scaled(5))
     with pytest.raises(PermanentError) as caught:
         notifier.send(notice())
     assert caught.value.error_class == "smtp_tls"
@@ -126,7 +127,7 @@ def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(tls_relay: Relay)
 
 def test_a_wrong_password_is_an_auth_error(tls_relay: Relay, pki: Pki) -> None:
     notifier = SmtpNotifier(host="127.0.0.1", port=tls_relay.port, sender=SENDER,
-                            username=USERNAME, password="wrong", timeout=5,
+                            username=USERNAME, password="wrong", timeout=scaled(5),
                             ca_file=str(pki.ca_file))
     with pytest.raises(AuthError) as caught:
         notifier.send(notice())
@@ -137,7 +138,7 @@ def test_a_wrong_password_is_an_auth_error(tls_relay: Relay, pki: Pki) -> None:
 def test_a_relay_that_cannot_take_an_international_address_refuses_it_for_good(
         tls_relay: Relay, pki: Pki) -> None:
     notifier = SmtpNotifier(host="127.0.0.1", port=tls_relay.port, sender=SENDER,
-                            username=USERNAME, password=PASSWORD, timeout=5,
+                            username=USERNAME, password=PASSWORD, timeout=scaled(5),
                             ca_file=str(pki.ca_file))
     with pytest.raises(PermanentError) as caught:
         notifier.send(notice(to="jörg@example.de"))
@@ -169,7 +170,7 @@ def test_a_relay_that_is_not_listening_is_transient() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    notifier = SmtpNotifier(host="127.0.0.1", port=closed_port, sender=SENDER, timeout=2)
+    notifier = SmtpNotifier(host="127.0.0.1", port=closed_port, sender=SENDER, timeout=scaled(2))
     with pytest.raises(TransientError) as caught:
         notifier.send(notice())
     assert caught.value.error_class == "network"

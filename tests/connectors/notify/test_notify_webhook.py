@@ -18,6 +18,7 @@ from connectors.notify import Notice, WebhookNotifier
 from core.errors import AuthError, ConfigError, DeliveryError, PermanentError, TransientError
 from emulators.http import Emulator, Fault, Request, Response
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 SECRET = "notice-secret"
 TO = "jan.jansen@example.nl"
@@ -69,7 +70,7 @@ def mail_system(running: MailSystem) -> MailSystem:
 
 
 def notifier(mail_system: MailSystem, secret: str = SECRET) -> WebhookNotifier:
-    return WebhookNotifier(url=f"{mail_system.url}/notices", secret=secret, timeout=5)
+    return WebhookNotifier(url=f"{mail_system.url}/notices", secret=secret, timeout=scaled(5))
 
 
 def notice(kind: str = "erasure", reason: str = "", request_id: str = "dsr-0042") -> Notice:
