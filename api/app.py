@@ -46,6 +46,7 @@ from core.errors import (
     BadInput,
     ConfigError,
     DeliveryError,
+    Forbidden,
     PrivasyncError,
     Unauthenticated,
     UnknownSubject,
@@ -57,6 +58,7 @@ log = structlog.get_logger("privasync.http")
 
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthenticated, 401),
+    (Forbidden, 403),  # only OpenDSR callbacks raise it here (OpenDSR v2.0 §8.8)
     (BodyReadTimeout, 408),
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),

@@ -26,6 +26,10 @@ FIXES = {
     "salesforce_version": "set PRIVASYNC_SALESFORCE__API_VERSION to one the org serves",
     "mailchimp_list": "set PRIVASYNC_MAILCHIMP__LIST_ID to the audience's id (Audience > "
                       "Settings > Audience name and defaults)",
+    "opendsr_discovery": "ask the processor to support what is named (or change the "
+                         "partner's identifiers in partners.yaml)",
+    "opendsr_certificate": "pin the processor's current CA-issued certificate in the variable "
+                           "its certificate_setting in partners.yaml names",
 }
 CREDENTIALS = {
     "hubspot": "PRIVASYNC_HUBSPOT__ACCESS_TOKEN",

@@ -16,7 +16,7 @@ from api.bootstrap import Container
 from connectors.partner import OpenDsrConnector, PartnerConnector
 from connectors.salesforce import SalesforceCursor
 from core import codec, directory, inbox, runtime
-from core.errors import ConfigError, Unauthenticated
+from core.errors import ConfigError, Forbidden, Unauthenticated
 from core.ports import Directory
 
 
@@ -80,12 +80,16 @@ def partner_message(container: Container, *, name: str, kind: str,
 def opendsr_callback(container: Container, *, name: str, kind: str,
                      headers: Mapping[str, str], body: bytes, now: datetime) -> inbox.Stored:
     """A processor's OpenDSR status callback, verified against its pinned certificate.
-    Callbacks come at least once: the same status again is answered and stored once."""
+    Callbacks come at least once: the same status again is answered and stored once.
+    A signature that fails is Forbidden (403): OpenDSR v2.0 §8.8 step 5."""
     partner = container.partners.get(name)
     if not isinstance(partner, OpenDsrConnector):
         raise ConfigError("no OpenDSR processor of that name")
     with container.foreground.serving():
-        partner.verify_callback(headers, body, now)
+        try:
+            partner.verify_callback(headers, body, now)
+        except Unauthenticated as exc:
+            raise Forbidden(str(exc)) from exc
         events = partner.parse_callback(body, now)
         return container.store(f"partner:{name}", body, now, len(events))
 

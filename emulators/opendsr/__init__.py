@@ -1,11 +1,12 @@
 """An OpenDSR v2 processor on a loopback port, signing with a certificate from its own test CA.
 
-Standard library, requests and cryptography only: it shares no code with
-``connectors.partner``, so our OpenDSR requests and our callback checks are
-tested against an independent reading of the specification.
+Standard library, requests, cryptography and the contract models of
+``emulators.contracts.opendsr``: it shares no code with ``connectors.partner``, so our
+OpenDSR requests and our callback checks are tested against an independent reading of the
+specification.
 """
 
 from emulators.opendsr.authority import TestAuthority, pem, sign
-from emulators.opendsr.emulator import API_VERSION, OpenDsrEmulator
+from emulators.opendsr.emulator import API_VERSION, Answer, OpenDsrEmulator
 
-__all__ = ["API_VERSION", "OpenDsrEmulator", "TestAuthority", "pem", "sign"]
+__all__ = ["API_VERSION", "Answer", "OpenDsrEmulator", "TestAuthority", "pem", "sign"]

@@ -1,9 +1,10 @@
 """A certificate authority made for one test run, and the processor certificate it issues.
 
-OpenDSR forbids self-signed certificates for callbacks, so the emulator signs with
+OpenDSR forbids self-signed certificates for callbacks (§4.1), so the emulator signs with
 a leaf certificate that this CA issues for the processor's domain; tests pin the
 leaf (as privasync pins a real processor's), and can ask for one outside its
-validity period to see it refused.
+validity period to see it refused. §4.2 allows any FIPS 186-4 signature: the leaf's key
+is RSA or ECDSA on P-256 or P-384, always over the body's SHA-256 (§7.3, §9.2 name it).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 _KEY_BITS = 2048
+KEY_TYPES = ("rsa", "p256", "p384")
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 def _usage(*, signing: bool) -> x509.KeyUsage:
@@ -26,7 +29,13 @@ def _usage(*, signing: bool) -> x509.KeyUsage:
                          decipher_only=False)
 
 
-def _key() -> rsa.RSAPrivateKey:
+def _key(kind: str = "rsa") -> SigningKey:
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind != "rsa":
+        raise ValueError(f"key type must be one of {KEY_TYPES}")
     return rsa.generate_private_key(public_exponent=65537, key_size=_KEY_BITS)
 
 
@@ -47,10 +56,11 @@ class TestAuthority:
             .add_extension(_usage(signing=False), critical=True)
             .sign(self._key, hashes.SHA256()))
 
-    def issue(self, domain: str, valid_from: datetime,
-              valid_until: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-        """A key and a certificate naming ``domain`` (common name and DNS SAN)."""
-        key = _key()
+    def issue(self, domain: str, valid_from: datetime, valid_until: datetime,
+              key_type: str = "rsa") -> tuple[SigningKey, x509.Certificate]:
+        """A key (``key_type``: rsa, p256, p384) and a certificate naming ``domain``
+        (common name and DNS SAN)."""
+        key = _key(key_type)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)]))
@@ -68,6 +78,8 @@ def pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def sign(key: rsa.RSAPrivateKey, body: bytes) -> str:
-    """Base64 of the RSA PKCS#1 v1.5 signature over the body's SHA-256 (OpenDSR's scheme)."""
+def sign(key: SigningKey, body: bytes) -> str:
+    """Base64 of the signature over the body's SHA-256: RSA PKCS#1 v1.5, or ECDSA (DER)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return base64.b64encode(key.sign(body, ec.ECDSA(hashes.SHA256()))).decode("ascii")
     return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")

@@ -14,7 +14,7 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from emulators.http import Fault
 from emulators.opendsr import OpenDsrEmulator
@@ -152,3 +152,64 @@ def test_credentials_guard_the_request_endpoints_but_not_discovery(sink: Sink) -
                                    auth=("key", "s3cret"), timeout=5)
         assert authorised.status_code == 201
         assert requests.get(f"{processor.url}/v2/discovery", timeout=5).status_code == 200
+
+
+def test_a_pending_request_is_cancelled_with_a_signed_202_and_a_cancelled_callback(
+        processor: OpenDsrEmulator, sink: Sink) -> None:
+    """§9: DELETE while pending is 202 signed; §8.5: the change is called back."""
+    body = document(sink)
+    rid = body["subject_request_id"]
+    submit(processor, body)
+    cancelled = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=5)
+    assert cancelled.status_code == 202
+    assert signed_by(processor, cancelled.headers, cancelled.content)
+    assert cancelled.json()["subject_request_id"] == rid
+    again = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=5)
+    assert again.status_code == 202
+    deadline = time.monotonic() + 5
+    while not [d for d in sink.received(CALLBACKS)
+               if json.loads(d.body)["subject_request_id"] == rid]:
+        assert time.monotonic() < deadline, "no cancelled callback"
+        time.sleep(0.01)
+    [delivery] = [d for d in sink.received(CALLBACKS)
+                  if json.loads(d.body)["subject_request_id"] == rid]
+    assert json.loads(delivery.body)["request_status"] == "cancelled"
+
+
+def test_only_a_pending_request_can_be_cancelled_and_an_unknown_one_is_404(
+        processor: OpenDsrEmulator, sink: Sink) -> None:
+    body = document(sink, status_callback_urls=[])
+    rid = body["subject_request_id"]
+    submit(processor, body)
+    processor.set_status(rid, "in_progress")
+    refused = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=5)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, 400)
+    assert requests.delete(f"{processor.url}/v2/requests/{uuid.uuid4()}",
+                           timeout=5).status_code == 404
+
+
+def test_the_opengdpr_routes_answer_under_the_opengdpr_headers(sink: Sink) -> None:
+    """§10.1: OpenGDPR 1.0's /v1/opengdpr_requests and X-OpenGDPR-* stay honoured."""
+    with started(OpenDsrEmulator(legacy_only=True)) as legacy:
+        body = document(sink, api_version="1.0")
+        body.pop("regulation")
+        answer = requests.post(f"{legacy.url}/v1/opengdpr_requests", json=body, timeout=5)
+        assert answer.status_code == 201
+        key = x509.load_pem_x509_certificate(legacy.certificate_pem.encode()).public_key()
+        assert isinstance(key, rsa.RSAPublicKey)
+        assert answer.headers["X-OpenGDPR-Processor-Domain"] == legacy.domain
+        key.verify(base64.b64decode(answer.headers["X-OpenGDPR-Signature"]), answer.content,
+                   padding.PKCS1v15(), hashes.SHA256())
+        assert requests.post(f"{legacy.url}/v2/requests", json=document(sink),
+                             timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(("key_type", "curve"), [("p256", ec.SECP256R1), ("p384", ec.SECP384R1)])
+def test_an_ecdsa_processor_signs_the_bodys_sha256(
+        sink: Sink, key_type: str, curve: type[ec.EllipticCurve]) -> None:
+    with started(OpenDsrEmulator(key_type=key_type)) as processor:
+        answer = submit(processor, document(sink, status_callback_urls=[]))
+        key = x509.load_pem_x509_certificate(processor.certificate_pem.encode()).public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)
+        key.verify(base64.b64decode(answer.headers["X-OpenDSR-Signature"]), answer.content,
+                   ec.ECDSA(hashes.SHA256()))

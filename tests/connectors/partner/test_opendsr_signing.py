@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from connectors.partner import OPENDSR_DOMAIN_HEADER, OPENDSR_SIGNATURE_HEADER, verify_callback
 from core.errors import BadInput, ConfigError, Unauthenticated
 from emulators.http import Response
-from emulators.opendsr import OpenDsrEmulator, pem, sign
+from emulators.opendsr import OpenDsrEmulator, TestAuthority, pem, sign
 
 NOW = datetime.now(UTC)
 DOCUMENT = {"controller_id": "3622", "subject_request_id": "a7551968-d5d6-44b2-9831-815ac9017798",
@@ -120,3 +122,67 @@ def test_a_naive_now_is_refused(processor: OpenDsrEmulator) -> None:
     with pytest.raises(BadInput):
         verify_callback(signed.headers, signed.body, processor.certificate_pem,
                         datetime(2026, 3, 1))  # noqa: DTZ001
+
+
+@pytest.mark.parametrize("key_type", ["p256", "p384"])
+def test_an_ecdsa_signed_callback_verifies_as_fips_186_4_allows(key_type: str) -> None:
+    """§4.2: any FIPS 186-4 signature, so ECDSA over the body's SHA-256 too."""
+    processor = OpenDsrEmulator(key_type=key_type)
+    signed = callback(processor)
+    verify_callback(signed.headers, signed.body, processor.certificate_pem)
+    forged = callback(OpenDsrEmulator(key_type=key_type))
+    with pytest.raises(Unauthenticated, match="does not verify"):
+        verify_callback(forged.headers, forged.body, processor.certificate_pem)
+
+
+def test_an_ecdsa_signature_as_the_bare_r_and_s_pair_verifies_too() -> None:
+    key, certificate = TestAuthority().issue("opendsr.processor.test", NOW - timedelta(days=1),
+                                             NOW + timedelta(days=1), "p256")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    body = json.dumps(DOCUMENT).encode()
+    r, s = decode_dss_signature(key.sign(body, ec.ECDSA(hashes.SHA256())))
+    pair = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+    verify_callback({OPENDSR_DOMAIN_HEADER: "opendsr.processor.test",
+                     OPENDSR_SIGNATURE_HEADER: pair}, body, pem(certificate))
+
+
+def test_an_rsa_pss_signature_verifies_too() -> None:
+    key, certificate = TestAuthority().issue("opendsr.processor.test", NOW - timedelta(days=1),
+                                             NOW + timedelta(days=1))
+    assert isinstance(key, rsa.RSAPrivateKey)
+    body = json.dumps(DOCUMENT).encode()
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+    signature = base64.b64encode(key.sign(body, pss, hashes.SHA256())).decode()
+    verify_callback({OPENDSR_DOMAIN_HEADER: "opendsr.processor.test",
+                     OPENDSR_SIGNATURE_HEADER: signature}, body, pem(certificate))
+
+
+def test_a_curve_outside_the_nist_ones_authenticates_nothing() -> None:
+    authority = TestAuthority()
+    key = ec.generate_private_key(ec.SECP256K1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opendsr.processor.test")])
+    certificate = (x509.CertificateBuilder().subject_name(name)
+                   .issuer_name(authority.certificate.subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(NOW - timedelta(days=1))
+                   .not_valid_after(NOW + timedelta(days=1))
+                   .sign(authority._key, hashes.SHA256()))
+    body = json.dumps(DOCUMENT).encode()
+    headers = {OPENDSR_DOMAIN_HEADER: "opendsr.processor.test",
+               OPENDSR_SIGNATURE_HEADER: sign(key, body)}
+    with pytest.raises(Unauthenticated, match="secp256k1"):
+        verify_callback(headers, body, pem(certificate))
+
+
+def test_a_callback_with_the_opengdpr_headers_verifies_as_section_10_1_requires(
+        processor: OpenDsrEmulator) -> None:
+    """§10.1: the prior names stay valid: X-OpenGDPR-Processor-Domain, X-OpenGDPR-Signature."""
+    signed = callback(processor)
+    legacy = {"X-OpenGDPR-Processor-Domain": signed.headers[OPENDSR_DOMAIN_HEADER],
+              "X-OpenGDPR-Signature": signed.headers[OPENDSR_SIGNATURE_HEADER]}
+    verify_callback(legacy, signed.body, processor.certificate_pem)
+    with pytest.raises(Unauthenticated, match="X-OpenGDPR-Processor-Domain"):
+        verify_callback({**legacy, "X-OpenGDPR-Processor-Domain": "evil.example"}, signed.body,
+                        processor.certificate_pem)
+    with pytest.raises(Unauthenticated, match="X-OpenGDPR-Signature does not verify"):
+        verify_callback(legacy, signed.body + b" ", processor.certificate_pem)
