@@ -47,6 +47,10 @@ class RecordWriter:
         self._session = session
         self._mapping = mapping
 
+    def written_properties(self) -> list[str]:
+        """The contact properties this mapping has privasync write (all but the identity)."""
+        return sorted(n for n in self._mapping.fields if n != IDENTITY_PROPERTY)
+
     def properties(self, record: DestinationRecord) -> dict[str, str]:
         """Vendor properties for the fields HubSpot holds; None clears (HubSpot wants "")."""
         props: dict[str, str] = {}
@@ -103,6 +107,7 @@ class RecordWriter:
             return
         body = self._send(READ_PATH, {"idProperty": IDENTITY_PROPERTY,
                                       "properties": [IDENTITY_PROPERTY],
+                                      "propertiesWithHistory": [],  # required by the spec
                                       "inputs": [{"id": e} for e in emails]},
                           "hubspot contacts batch read by email")
         found: dict[str, str] = {}
