@@ -147,7 +147,8 @@ class _Answers:
                     self.unchanged[sid] = self.unchanged.get(sid, 0) + 1
         for error in body.get("errors") or []:
             error = error if isinstance(error, dict) else {}
-            context = error.get("context") if isinstance(error.get("context"), dict) else {}
+            raw_context = error.get("context")
+            context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
             emails = [str(e).lower() for e in context.get("subscriberIdString") or []]
             subs = [str(s) for s in context.get("subscriptionId") or []] or ["?"]
             owners = [sid for e in emails for sid in by_email.get(e, [])] or \

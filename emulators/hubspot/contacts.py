@@ -38,11 +38,11 @@ class _ContactRoutes(_State):
     def _api_writable(self, raw: object) -> dict[str, str | None]:
         """``_writable``, refusing what HubSpot refuses from the API: unknown properties and
         read-only values."""
-        props = self._writable(raw)
-        refused = invalid_properties(self._definitions, props)
+        refused = invalid_properties(self._definitions, map(str, raw)) \
+            if isinstance(raw, dict) else None
         if refused is not None:
             raise refused
-        return props
+        return self._writable(raw)
 
     def _h_create(self, request: Request, _: re.Match[str]) -> Response:
         contact = self._create(self._api_writable(self._body(request).get("properties")), "API")

@@ -149,6 +149,10 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         return _missing_scopes(lacking, len(alternatives or ())) if lacking else None
 
     def admit(self, request: Request) -> Response | None:
+        """HubSpot's rolling 10-second window. No OpenAPI file describes rate limits: the
+        limit, the 429 body (``errorType: RATE_LIMIT``, ``policyName:
+        TEN_SECONDLY_ROLLING``) and the absence of Retry-After are from HubSpot's "API usage
+        guidelines" (developers.hubspot.com/docs/api/usage-details) and observed answers."""
         now = time.monotonic()
         with self.lock:
             while self._window and self._window[0] <= now - self.window_seconds:
@@ -164,6 +168,10 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         return Response(429, body)
 
     def dispatch(self, request: Request) -> Response:
+        """Every answer carries ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
+        ``-Interval-Milliseconds`` and ``X-HubSpot-Correlation-Id``: header names from the
+        "API usage guidelines" (documentation, not the spec; the daily and secondly headers
+        are left out: private apps' answers are assumed not to need them here)."""
         response = super().dispatch(request)
         with self.lock:
             remaining = max(0, self.rate_limit - len(self._window))
