@@ -34,6 +34,8 @@ from core.model import (
     SystemRef,
 )
 
+# Raw HTTP although hubspot-api-client 12 has it (definition_api.get_page): the check runs
+# on the windowed session with the consent writer's error table.
 DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 
 

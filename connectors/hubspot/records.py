@@ -1,7 +1,11 @@
 """Minimised record fields into HubSpot contacts: one ``batch/update`` per call.
 
 Raw HTTP through the connector's session, like the consent writer, so both
-share the error table and the blip retry. A record names its contact by its
+share the error table and the blip retry. hubspot-api-client 12 has both calls
+(``batch_api.read`` and ``batch_api.update``); they stay raw here because this
+look-up matches the primary ``email`` only, where ContactReader (the client's
+batch read) also matches ``hs_additional_emails``. The bodies follow the Contacts
+v3 spec all the same (``propertiesWithHistory`` included). A record names its contact by its
 ``contact:<id>`` ref; records without one are looked up by e-mail in one
 ``batch/read`` (``idProperty=email``). A contact HubSpot does not hold is never
 created, and the ``email`` property is never written: it is the identity.

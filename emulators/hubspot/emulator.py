@@ -259,7 +259,8 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
             self._merge(primary_id, merged_id, "CRM_UI")
 
     def subscription_status(self, email: str, subscription_id: int) -> str | None:
-        """SUBSCRIBED, NOT_SUBSCRIBED or None (not specified)."""
+        """SUBSCRIBED, NOT_SUBSCRIBED or None (not specified), in v3's spelling; HubSpot's
+        v4 answers say UNSUBSCRIBED for NOT_SUBSCRIBED."""
         with self.lock:
             state = self._status_of(email.lower(), subscription_id)
         return None if state == NOT_SPECIFIED else state

@@ -13,7 +13,6 @@ from typing import Any
 
 from emulators.http import Request
 from emulators.hubspot.common import (
-    BATCH_LIMIT,
     NOT_SPECIFIED,
     NOT_SUBSCRIBED,
     SUBSCRIBED,
@@ -251,12 +250,3 @@ class _State(_Webhooks):
         if not isinstance(body, dict):
             raise HubSpotError(400, "Request body must be a JSON object")
         return body
-
-    @staticmethod
-    def _inputs(body: Mapping[str, Any]) -> list[Any]:
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list):
-            raise HubSpotError(400, "inputs must be an array")
-        if len(inputs) > BATCH_LIMIT:
-            raise HubSpotError(400, f"Too many inputs: {len(inputs)} (limit {BATCH_LIMIT})")
-        return inputs

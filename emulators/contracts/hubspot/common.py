@@ -100,3 +100,20 @@ class BatchAnswerWithErrors(BatchAnswer):
 
     errors: list[StandardError] | None = None
     numErrors: int | None = None
+
+
+class RateLimited(Strict):
+    """A 429's body as HubSpot's "API usage guidelines" show it (documentation, not the
+    spec: it lacks the ``category`` the spec's Error requires). No Retry-After comes with
+    it; ``X-HubSpot-RateLimit-Interval-Milliseconds`` names the window."""
+
+    status: Literal["error"]
+    message: str
+    errorType: Literal["RATE_LIMIT"]
+    correlationId: str
+    policyName: str
+    requestId: str | None = None
+
+
+RATE_LIMIT_HEADERS = ("X-HubSpot-RateLimit-Max", "X-HubSpot-RateLimit-Remaining",
+                      "X-HubSpot-RateLimit-Interval-Milliseconds")

@@ -15,7 +15,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException
 
-from emulators.contracts.hubspot.common import Error
+from emulators.contracts.hubspot.common import RATE_LIMIT_HEADERS, Error, RateLimited
 from emulators.contracts.hubspot.contacts import (
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
@@ -185,3 +185,12 @@ def test_a_body_not_sent_as_json_is_refused(hub: HubSpotEmulator) -> None:
     answer = raw(hub, "POST", f"{CONTACTS}/gdpr-delete", data=b"objectId=1",
                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     refused(answer, 415, "VALIDATION_ERROR")
+
+
+def test_a_rate_limited_call_is_a_429_in_the_documented_shape(
+        hub: HubSpotEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "rate_limit", 0)
+    answer = raw(hub, "POST", f"{CONTACTS}/gdpr-delete", {"objectId": "1"})
+    assert answer.status_code == 429 and "Retry-After" not in answer.headers
+    assert conforms(RateLimited, answer.content).policyName == "TEN_SECONDLY_ROLLING"
+    assert all(name in answer.headers for name in RATE_LIMIT_HEADERS)
