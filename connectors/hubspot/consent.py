@@ -125,7 +125,6 @@ class ConsentWriter:
         return post_batch(self._session, self._url, {"inputs": rows}, _WHAT)
 
 
-
 @dataclass
 class _Answers:
     """What HubSpot answered for the rows sent, by subject: refusals and unchanged rows."""

@@ -19,7 +19,7 @@ from connectors.hubspot.events import SYSTEM
 from connectors.hubspot.sdk import HubSpotSdk
 from core.model import SystemRef
 
-READ_LIMIT = 100
+READ_LIMIT = 100  # documentation (CRM objects guide: batches of 100); no maxItems in the spec
 IDENTITY_PROPERTY = "email"
 _ALIASES_PROPERTY = "hs_additional_emails"
 _PREFIX = "contact:"

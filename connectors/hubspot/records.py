@@ -24,7 +24,7 @@ from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import DestinationRecord, Outcome
 
-RECORD_LIMIT = 100
+RECORD_LIMIT = 100  # documentation (CRM objects guide: batches of 100); no maxItems in the spec
 READ_PATH = "/crm/v3/objects/contacts/batch/read"
 UPDATE_PATH = "/crm/v3/objects/contacts/batch/update"
 IDENTITY_PROPERTY = "email"
