@@ -23,6 +23,8 @@ FIXES = {
     "hubspot_scopes": "add them to the private app (Settings > Integrations > Private Apps "
                       "> Scopes) and set the new token in PRIVASYNC_HUBSPOT__ACCESS_TOKEN",
     "hubspot_mapping": "fix consent.subscriptions in hubspot.yaml to the portal's ids",
+    "hubspot_properties": "fix fields in hubspot.yaml to the portal's contact property names "
+                          "(Settings > Properties), or create them; never map a read-only one",
     "salesforce_version": "set PRIVASYNC_SALESFORCE__API_VERSION to one the org serves",
     "mailchimp_list": "set PRIVASYNC_MAILCHIMP__LIST_ID to the audience's id (Audience > "
                       "Settings > Audience name and defaults)",

@@ -21,7 +21,7 @@ def _post_once(session: TimeoutSession, url: str, payload: dict[str, Any],
                what: str) -> dict[str, Any]:
     response = session.post(url, json=payload)
     if response.status_code not in (200, 207):
-        raise http_error(response.status_code, response.headers, what)
+        raise http_error(response.status_code, response.headers, what, response.content)
     try:
         body = response.json()
     except ValueError:

@@ -18,7 +18,7 @@ from connectors.hubspot.limits import WindowedSession, default_window
 from connectors.hubspot.records import RECORD_LIMIT, RecordWriter
 from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify
-from connectors.hubspot.token import check_scopes
+from connectors.hubspot.token import CONSENT, ERASURE, READS, RECORDS, Need, check_scopes
 from connectors.ratelimits import Window
 from connectors.transport import error_for_network
 from core.errors import PermanentError
@@ -34,6 +34,8 @@ from core.model import (
     SystemRef,
 )
 
+# Raw HTTP although hubspot-api-client 12 has it (definition_api.get_page): the check runs
+# on the windowed session with the consent writer's error table.
 DEFINITIONS_PATH = "/communication-preferences/v3/definitions"
 
 
@@ -138,15 +140,48 @@ class HubSpotConnector:
         return self._exporter.export(people)
 
     def check(self) -> None:
-        """Raise DeliveryError if HubSpot is unreachable, rejects us, lacks a mapped id, or
-        the token lacks a scope privasync needs (when HubSpot tells its scopes)."""
+        """Raise DeliveryError if HubSpot is unreachable or rejects us, if the token lacks a
+        scope a configured feature needs (when HubSpot tells its scopes), or if the mapping
+        names a contact property the portal does not define or will not let us write, or a
+        subscription id it does not have."""
+        check_scopes(self._session, self._base_url, self._token, self._needs())
+        self._check_properties()
+        if self._consent_mapped:
+            self._check_subscriptions()
+
+    @property
+    def _consent_mapped(self) -> bool:
+        return bool(self._mapping.consent.subscriptions or self._mapping.consent.all_email)
+
+    def _needs(self) -> list[Need]:
+        """The calls each configured feature makes: reads and erasure always (a HubSpot
+        destination looks up, erases and exports), record fields and consent if mapped."""
+        needs = [*READS, *ERASURE]
+        if self._records.written_properties():
+            needs += RECORDS
+        if self._consent_mapped:
+            needs += CONSENT
+        return needs
+
+    def _check_properties(self) -> None:
+        """Every mapped contact property exists; every one privasync writes is writable."""
+        defined = self._exporter.property_definitions()
+        unknown = sorted(n for n in self._mapping.fields if n not in defined)
+        read_only = sorted(n for n in self._records.written_properties() if defined.get(n))
+        problems = ([f"{', '.join(unknown)} not defined in the portal"] if unknown else []) + \
+            ([f"{', '.join(read_only)} read-only"] if read_only else [])
+        if problems:
+            raise PermanentError("hubspot contact properties: mapped propert(ies) "
+                                 f"{'; '.join(problems)}", error_class="hubspot_properties")
+
+    def _check_subscriptions(self) -> None:
         what = "hubspot definitions"
         try:
             response = self._session.get(self._base_url + DEFINITIONS_PATH)
         except requests.RequestException as exc:
             raise error_for_network(exc, what) from exc
         if response.status_code != 200:
-            raise http_error(response.status_code, response.headers, what)
+            raise http_error(response.status_code, response.headers, what, response.content)
         try:
             known = {str(d.get("id")) for d in response.json().get("subscriptionDefinitions", [])}
         except (ValueError, AttributeError):
@@ -156,4 +191,3 @@ class HubSpotConnector:
         if missing:
             raise PermanentError(f"{what}: mapped subscription(s) {', '.join(missing)} do not "
                                  "exist in the portal", error_class="hubspot_mapping")
-        check_scopes(self._session, self._base_url, self._token)

@@ -19,7 +19,7 @@ from connectors.hubspot.events import SYSTEM
 from connectors.hubspot.sdk import HubSpotSdk
 from core.model import SystemRef
 
-READ_LIMIT = 100
+READ_LIMIT = 100  # documentation (CRM objects guide: batches of 100); no maxItems in the spec
 IDENTITY_PROPERTY = "email"
 _ALIASES_PROPERTY = "hs_additional_emails"
 _PREFIX = "contact:"
@@ -79,8 +79,9 @@ class ContactReader:
         read = Read()
         for start in range(0, len(wanted), READ_LIMIT):
             chunk = wanted[start:start + READ_LIMIT]
+            # propertiesWithHistory is required (Contacts v3 spec), even when empty.
             request = BatchReadInputSimplePublicObjectId(
-                inputs=[{"id": k} for k in chunk], properties=names,
+                inputs=[{"id": k} for k in chunk], properties=names, properties_with_history=[],
                 id_property=IDENTITY_PROPERTY if by_email else None)
             what = f"hubspot contacts batch read by {'email' if by_email else 'id'}"
             answer = self._sdk.send(what, self._batch_api.read_with_http_info, request,

@@ -29,6 +29,8 @@ from core.model import ErasureReceipt, PersonAt
 
 ERASE_BATCH = 50
 VERIFY_CALLS = 2  # the read-back: one batch read by e-mail, one by id
+# The Contacts v3 spec lists only 204 and ``default`` for gdpr-delete; that an unknown id
+# is answered 404 is HubSpot's observed behaviour (assumption), read as "already gone".
 _GONE = 404
 # Failures that every later delete of the call would meet as well: stop asking.
 _CALL_WIDE = frozenset({"http_429", "network", "rate_limited", "rate_limiter_unavailable"})

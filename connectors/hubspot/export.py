@@ -44,9 +44,15 @@ class Exporter:
 
     def property_names(self) -> list[str]:
         """Every contact property the portal defines, custom ones included."""
+        return list(self.property_definitions())
+
+    def property_definitions(self) -> dict[str, bool]:
+        """Every contact property the portal defines -> whether its value is read-only
+        (``modificationMetadata.readOnlyValue``, Properties v3). Raises DeliveryError."""
         answer = self._sdk.send("hubspot contact properties", self._core_api.get_all_with_http_info,
                                 OBJECT_TYPE)
-        return [str(p.name) for p in getattr(answer.data, "results", None) or [] if p.name]
+        return {str(p.name): bool(getattr(p.modification_metadata, "read_only_value", False))
+                for p in getattr(answer.data, "results", None) or [] if p.name}
 
     @staticmethod
     def _result(person: PersonAt, by_email: Read, by_id: Read) -> ExportResult:

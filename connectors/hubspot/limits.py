@@ -5,6 +5,11 @@ HubSpot counts per app, every process of privasync included, and says on every a
 a slot of the shared window first and hands back what the answer said, so that one
 process's observation slows all of them; a 429 blocks all of them for its Retry-After
 (HubSpot sends none: its window is the hint).
+
+Where this comes from: HubSpot's "API usage guidelines" (developers.hubspot.com/docs/api/
+usage-details), documentation, not the OpenAPI files, which say nothing of rate limits:
+the header names, 100 requests per 10 s for Free/Starter private apps (190 Professional,
+110 public apps).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Minimised record fields into HubSpot contacts: one ``batch/update`` per call.
 
 Raw HTTP through the connector's session, like the consent writer, so both
-share the error table and the blip retry. A record names its contact by its
+share the error table and the blip retry. hubspot-api-client 12 has both calls
+(``batch_api.read`` and ``batch_api.update``); they stay raw here because this
+look-up matches the primary ``email`` only, where ContactReader (the client's
+batch read) also matches ``hs_additional_emails``. The bodies follow the Contacts
+v3 spec all the same (``propertiesWithHistory`` included). A record names its contact by its
 ``contact:<id>`` ref; records without one are looked up by e-mail in one
 ``batch/read`` (``idProperty=email``). A contact HubSpot does not hold is never
 created, and the ``email`` property is never written: it is the identity.
@@ -20,7 +24,7 @@ from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import DestinationRecord, Outcome
 
-RECORD_LIMIT = 100
+RECORD_LIMIT = 100  # documentation (CRM objects guide: batches of 100); no maxItems in the spec
 READ_PATH = "/crm/v3/objects/contacts/batch/read"
 UPDATE_PATH = "/crm/v3/objects/contacts/batch/update"
 IDENTITY_PROPERTY = "email"
@@ -46,6 +50,10 @@ class RecordWriter:
         self._base_url = base_url.rstrip("/")
         self._session = session
         self._mapping = mapping
+
+    def written_properties(self) -> list[str]:
+        """The contact properties this mapping has privasync write (all but the identity)."""
+        return sorted(n for n in self._mapping.fields if n != IDENTITY_PROPERTY)
 
     def properties(self, record: DestinationRecord) -> dict[str, str]:
         """Vendor properties for the fields HubSpot holds; None clears (HubSpot wants "")."""
@@ -103,6 +111,7 @@ class RecordWriter:
             return
         body = self._send(READ_PATH, {"idProperty": IDENTITY_PROPERTY,
                                       "properties": [IDENTITY_PROPERTY],
+                                      "propertiesWithHistory": [],  # required by the spec
                                       "inputs": [{"id": e} for e in emails]},
                           "hubspot contacts batch read by email")
         found: dict[str, str] = {}

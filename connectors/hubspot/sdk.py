@@ -80,6 +80,7 @@ class HubSpotSdk:
                 call.observe(observed(status, getattr(exc, "headers", None)))
                 if status in tolerated:
                     return Answer(status, dict(getattr(exc, "headers", None) or {}))
-                raise http_error(status, getattr(exc, "headers", None), what) from exc
+                raise http_error(status, getattr(exc, "headers", None), what,
+                                 getattr(exc, "body", None)) from exc
             call.observe(observed(int(status), headers))
         return Answer(int(status), dict(headers or {}), data)

@@ -7,6 +7,10 @@ hubspot-api-client and plain requests run unchanged but for the base URL. Change
 fire webhooks signed with signature v3 from one sender thread, batched and retried
 as HubSpot does. The ``ui_*`` helpers stand in for a marketer clicking in the CRM
 (changeSource ``CRM_UI``).
+
+It is strict: every request body is read through emulators.contracts.hubspot (HubSpot's
+OpenAPI documents) and refused as HubSpot refuses it, every call needs the scopes the spec
+names for it, and v4 speaks ``UNSUBSCRIBED`` where v3 speaks ``NOT_SUBSCRIBED``.
 """
 
 from emulators.hubspot.common import BATCH_LIMIT as BATCH_LIMIT
@@ -14,6 +18,7 @@ from emulators.hubspot.common import LEGAL_BASES as LEGAL_BASES
 from emulators.hubspot.common import NOT_SPECIFIED as NOT_SPECIFIED
 from emulators.hubspot.common import NOT_SUBSCRIBED as NOT_SUBSCRIBED
 from emulators.hubspot.common import SUBSCRIBED as SUBSCRIBED
+from emulators.hubspot.common import UNSUBSCRIBED as UNSUBSCRIBED
 from emulators.hubspot.common import HubSpotError, StatusChange
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.hubspot.webhooks import DEFAULT_WEBHOOK_SUBSCRIPTIONS, sign_v3

@@ -9,6 +9,8 @@ import time
 import uuid
 from collections import deque
 
+from emulators.contracts.hubspot.scopes import missing, required_scopes
+from emulators.contracts.hubspot.webhooks import AccessTokenInfoRequest
 from emulators.http import Handler, Request, Response
 from emulators.hubspot.common import (
     NOT_SPECIFIED,
@@ -22,17 +24,32 @@ from emulators.hubspot.common import (
 from emulators.hubspot.contacts import _ContactRoutes
 from emulators.hubspot.preferences import _PreferenceRoutes
 from emulators.hubspot.properties import _PropertyRoutes
+from emulators.hubspot.validation import parse
 
 _CONTACTS = "/crm/v3/objects/contacts"
 _PREFS = "/communication-preferences"
 _PROPERTIES = "/crm/v3/properties"
 _TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"  # noqa: S105 - a path
-# What a private app made for privasync is granted: contacts read and write (search, batch
-# read and update, GDPR delete) and communication preferences (v3 and v4 batch statuses).
+# What a private app made for privasync is granted: contacts read and write (batch read and
+# update, GDPR delete; properties) and communication preferences (v3 definitions, v4 batch
+# statuses). A test takes scopes away through ``scopes``; every call is checked against
+# contracts.hubspot.scopes (the spec's security requirements).
 GRANTED_SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write",
                   "communication_preferences.read_write",
                   "communication_preferences.statuses.batch.read",
                   "communication_preferences.statuses.batch.write")
+
+
+def _missing_scopes(scopes: list[str], alternatives: int) -> Response:
+    """403 MISSING_SCOPES: the spec's ``Error``; wording, ``requiredGranularScopes`` and the
+    link as HubSpot answers (quoted in HubSpot Community threads; assumption)."""
+    some = "One or more of" if alternatives > 1 else "All of"
+    return _error(403, "This app hasn't been granted all required scopes to make this call. "
+                       "Read more about required scopes here: https://developers.hubspot.com/"
+                       "scopes.", "MISSING_SCOPES",
+                  errors=[{"message": f"{some} the following scopes are required.",
+                           "context": {"requiredGranularScopes": scopes}}],
+                  links={"scopes": "https://developers.hubspot.com/scopes"})
 
 
 class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
@@ -111,9 +128,8 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
     def _h_token_info(self, request: Request, _: re.Match[str]) -> Response:
         """A private app's token, given in the body (no Authorization header): who made it,
         for which portal and app, and its scopes; an unknown token is a 400."""
-        body = request.json()
-        given = body.get("tokenKey") if isinstance(body, dict) else None
-        if not isinstance(given, str) or not hmac.compare_digest(given, self.access_token):
+        given = parse(AccessTokenInfoRequest, request).tokenKey
+        if not hmac.compare_digest(given, self.access_token):
             return _error(400, "The access token is invalid or was not found.",
                           "VALIDATION_ERROR")
         return Response(200, {"userId": 1, "hubId": self.portal_id, "appId": self.app_id,
@@ -128,9 +144,15 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         if not hmac.compare_digest(header, f"Bearer {self.access_token}"):
             return _error(401, "Authentication credentials are invalid or expired.",
                           "INVALID_AUTHENTICATION")
-        return None
+        alternatives = required_scopes(request.method, request.path)
+        lacking = missing(alternatives, frozenset(self.scopes)) if alternatives else []
+        return _missing_scopes(lacking, len(alternatives or ())) if lacking else None
 
     def admit(self, request: Request) -> Response | None:
+        """HubSpot's rolling 10-second window. No OpenAPI file describes rate limits: the
+        limit, the 429 body (``errorType: RATE_LIMIT``, ``policyName:
+        TEN_SECONDLY_ROLLING``) and the absence of Retry-After are from HubSpot's "API usage
+        guidelines" (developers.hubspot.com/docs/api/usage-details) and observed answers."""
         now = time.monotonic()
         with self.lock:
             while self._window and self._window[0] <= now - self.window_seconds:
@@ -146,6 +168,10 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         return Response(429, body)
 
     def dispatch(self, request: Request) -> Response:
+        """Every answer carries ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
+        ``-Interval-Milliseconds`` and ``X-HubSpot-Correlation-Id``: header names from the
+        "API usage guidelines" (documentation, not the spec; the daily and secondly headers
+        are left out: private apps' answers are assumed not to need them here)."""
         response = super().dispatch(request)
         with self.lock:
             remaining = max(0, self.rate_limit - len(self._window))
@@ -176,6 +202,7 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         self.clear_faults()
         with self.lock:
             self._window.clear()
+            self.scopes = GRANTED_SCOPES
             self.admitted_at.clear()
             self.rate_limited = 0
             self.latency_seconds = 0.0
@@ -232,7 +259,8 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
             self._merge(primary_id, merged_id, "CRM_UI")
 
     def subscription_status(self, email: str, subscription_id: int) -> str | None:
-        """SUBSCRIBED, NOT_SUBSCRIBED or None (not specified)."""
+        """SUBSCRIBED, NOT_SUBSCRIBED or None (not specified), in v3's spelling; HubSpot's
+        v4 answers say UNSUBSCRIBED for NOT_SUBSCRIBED."""
         with self.lock:
             state = self._status_of(email.lower(), subscription_id)
         return None if state == NOT_SPECIFIED else state

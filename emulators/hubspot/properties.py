@@ -8,11 +8,13 @@ subscription definition) and the portal's custom ones that mappings/hubspot.yaml
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from emulators.http import Request, Response
-from emulators.hubspot.common import HubSpotError, _iso
+from emulators.hubspot.common import HubSpotError, _Definition, _iso
 from emulators.hubspot.state import _State
 
 # name, label, type, fieldType, groupName, HubSpot-defined?
@@ -39,6 +41,10 @@ _CATALOGUE: tuple[tuple[str, str, str, str, str, bool], ...] = (
     ("health_note", "Health note", "string", "textarea", "contactinformation", False),
 )
 _CONTACT_TYPES = frozenset({"contacts", "contact", "0-1"})
+# Values HubSpot sets itself: the opt-out flags (the communication preferences API sets
+# them), the record id and its timestamps. Which of HubSpot's properties are read-only is
+# the portal's answer (modificationMetadata.readOnlyValue), not the spec's: assumption.
+_READ_ONLY_VALUES = re.compile(r"hs_email_optout(_\d+)?|hs_object_id|createdate|lastmodifieddate")
 _EPOCH = _iso(0)
 
 
@@ -52,7 +58,44 @@ def _definition(name: str, label: str, kind: str, field_type: str, group: str,
             "archived": False, "createdAt": _EPOCH, "updatedAt": _EPOCH,
             "modificationMetadata": {"archivable": not hubspot_defined,
                                      "readOnlyDefinition": hubspot_defined,
-                                     "readOnlyValue": name.startswith("hs_email_optout")}}
+                                     "readOnlyValue": bool(_READ_ONLY_VALUES.fullmatch(name))}}
+
+
+def property_definitions(definitions: Mapping[int, _Definition]) -> list[dict[str, Any]]:
+    """Every contact property the portal defines, in HubSpot's ``Property`` shape: the
+    catalogue and one read-only opt-out flag per subscription definition."""
+    rows = list(_CATALOGUE) + [
+        (f"hs_email_optout_{d.id}", f"Opted out of email: {d.name}", "enumeration",
+         "booleancheckbox", "emailinformation", True) for d in definitions.values()]
+    return [_definition(*row, order=i) for i, row in enumerate(rows)]
+
+
+def invalid_properties(definitions: Mapping[int, _Definition],
+                       names: Iterable[str]) -> HubSpotError | None:
+    """HubSpot's refusal of a write naming a property the portal does not define or whose
+    value is read-only, or None. The spec says only "Read-only and non-existent
+    properties will result in an error" (Contacts v3, batch/update); the error names
+    ``PROPERTY_DOESNT_EXIST`` and ``READ_ONLY_VALUE`` and the "Property values were not
+    valid" wording are HubSpot's answers as commonly reported (assumption)."""
+    known = {d["name"]: d for d in property_definitions(definitions)}
+    results: list[dict[str, Any]] = []
+    for name in dict.fromkeys(names):
+        definition = known.get(name)
+        if definition is None:
+            results.append({"name": name, "error": "PROPERTY_DOESNT_EXIST",
+                            "message": f'Property "{name}" does not exist'})
+        elif definition["modificationMetadata"]["readOnlyValue"]:
+            results.append({"name": name, "error": "READ_ONLY_VALUE",
+                            "message": f'Property "{name}" is a read-only property'})
+    if not results:
+        return None
+    shown = [{"isValid": False, "message": r["message"], "error": r["error"], "name": r["name"],
+              "localizedErrorMessage": r["message"]} for r in results]
+    return HubSpotError(
+        400, f"Property values were not valid: {json.dumps(shown)}",
+        errors=[{"message": r["message"], "code": r["error"],
+                 "context": {"propertyName": [r["name"]]}} for r in results],
+        context={"propertyName": [r["name"] for r in results]})
 
 
 class _PropertyRoutes(_State):
@@ -64,10 +107,7 @@ class _PropertyRoutes(_State):
             return [d["name"] for d in self._property_definitions()]
 
     def _property_definitions(self) -> list[dict[str, Any]]:
-        rows = list(_CATALOGUE) + [
-            (f"hs_email_optout_{d.id}", f"Opted out of email: {d.name}", "enumeration",
-             "booleancheckbox", "emailinformation", True) for d in self._definitions.values()]
-        return [_definition(*row, order=i) for i, row in enumerate(rows)]
+        return property_definitions(self._definitions)
 
     def _h_properties(self, _: Request, match: re.Match[str]) -> Response:
         if match["object"] not in _CONTACT_TYPES:

@@ -13,7 +13,6 @@ from typing import Any
 
 from emulators.http import Request
 from emulators.hubspot.common import (
-    BATCH_LIMIT,
     NOT_SPECIFIED,
     NOT_SUBSCRIBED,
     SUBSCRIBED,
@@ -24,6 +23,7 @@ from emulators.hubspot.common import (
     _iso,
     _now_ms,
 )
+from emulators.hubspot.validation import json_body
 from emulators.hubspot.webhooks import _Webhooks
 
 _DEFAULT_PROPERTIES = ("email", "firstname", "lastname")
@@ -180,8 +180,11 @@ class _State(_Webhooks):
         if old == state:
             return "NO_STATUS_CHANGE"
         self._history.setdefault(email, []).append(change)
-        return {SUBSCRIBED: "RESUBSCRIBE_OCCURRED",
-                NOT_SUBSCRIBED: "UNSUBSCRIBE_OCCURRED"}.get(state, "REQUESTED_CHANGE_OCCURRED")
+        # v4's enum (PublicStatus.setStatusSuccessReason) has no "unsubscribe occurred": an
+        # opt-out is a requested change; unsubscribe-all answers UNSUBSCRIBE_FROM_ALL_OCCURRED.
+        if state == SUBSCRIBED and old == NOT_SUBSCRIBED:
+            return "RESUBSCRIBE_OCCURRED"
+        return "REQUESTED_CHANGE_OCCURRED"
 
     def _unsubscribe_all(self, email: str, source: str, legal_basis: str | None = None,
                          explanation: str | None = None) -> None:
@@ -209,7 +212,8 @@ class _State(_Webhooks):
             self._set_props(contact, self._optout_props(contact), source)
 
     def _status_row(self, email: str, sub_id: int) -> dict[str, Any]:
-        """One v4 status entry for an address and subscription."""
+        """One status entry for an address and subscription, in the emulator's (v3)
+        spelling; the v4 routes translate it and drop the unset fields."""
         entry = self._statuses.get((email, sub_id))
         change = entry[1] if entry else None
         return {"subscriberIdString": email, "subscriptionId": sub_id, "channel": "EMAIL",
@@ -221,12 +225,14 @@ class _State(_Webhooks):
                 "timestamp": change.at.isoformat() if change else _iso(_now_ms())}
 
     def _v3_row(self, email: str, sub_id: int) -> dict[str, Any]:
+        """A v3 ``PublicSubscriptionStatus`` (v3 spelling); unset optional fields left out."""
         row = self._status_row(email, sub_id)
-        return {"id": str(sub_id), "name": row["subscriptionName"], "description": "",
-                "status": row["status"], "legalBasis": row["legalBasis"],
-                "legalBasisExplanation": row["legalBasisExplanation"],
-                "sourceOfStatus": "PORTAL_WIDE_STATUS" if email in self._opted_out
-                else "SUBSCRIPTION_STATUS", "preferenceGroupName": None, "brandId": None}
+        v3 = {"id": str(sub_id), "name": row["subscriptionName"], "description": "",
+              "status": row["status"], "legalBasis": row["legalBasis"],
+              "legalBasisExplanation": row["legalBasisExplanation"],
+              "sourceOfStatus": "PORTAL_WIDE_STATUS" if email in self._opted_out
+              else "SUBSCRIPTION_STATUS"}
+        return {k: v for k, v in v3.items() if v is not None}
 
     def _subscription(self, raw: object) -> int:
         try:
@@ -240,16 +246,7 @@ class _State(_Webhooks):
     # -- request bodies -------------------------------------------------------------------
     @staticmethod
     def _body(request: Request) -> dict[str, Any]:
-        body = request.json()
+        body = json_body(request)
         if not isinstance(body, dict):
             raise HubSpotError(400, "Request body must be a JSON object")
         return body
-
-    @staticmethod
-    def _inputs(body: Mapping[str, Any]) -> list[Any]:
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list):
-            raise HubSpotError(400, "inputs must be an array")
-        if len(inputs) > BATCH_LIMIT:
-            raise HubSpotError(400, f"Too many inputs: {len(inputs)} (limit {BATCH_LIMIT})")
-        return inputs

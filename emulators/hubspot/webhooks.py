@@ -14,6 +14,13 @@ from typing import Any
 
 import requests
 
+from emulators.contracts.hubspot.webhooks import (
+    LEGACY_SIGNATURE_HEADER,
+    SIGNATURE_V3_HEADER,
+    TIMESTAMP_HEADER,
+    VERSION_HEADER,
+    WebhookEvent,
+)
 from emulators.http import Emulator
 from emulators.hubspot.common import BATCH_LIMIT, _now_ms
 
@@ -144,9 +151,12 @@ class _WebhookSender:
         if record:
             self.sent.append(body)
         stamp = _now_ms()
-        headers = {"Content-Type": "application/json", "X-HubSpot-Signature-Version": "v3",
-                   "X-HubSpot-Request-Timestamp": str(stamp),
-                   "X-HubSpot-Signature-v3": sign_v3(self._secret, "POST", self._url, body, stamp)}
+        # HubSpot's "Validating requests": CRM object webhooks carry the v1 signature (its
+        # version in X-HubSpot-Signature-Version) beside the v3 one and its timestamp.
+        legacy = hashlib.sha256(self._secret.encode() + body).hexdigest()
+        headers = {"Content-Type": "application/json", VERSION_HEADER: "v1",
+                   LEGACY_SIGNATURE_HEADER: legacy, TIMESTAMP_HEADER: str(stamp),
+                   SIGNATURE_V3_HEADER: sign_v3(self._secret, "POST", self._url, body, stamp)}
         try:
             return self._session.post(self._url, data=body, headers=headers, timeout=5).status_code
         except requests.RequestException:
@@ -211,4 +221,5 @@ class _Webhooks(Emulator):
             "attemptNumber": 0, "objectId": int(contact_id), "changeSource": source, **extra}
         if prop:
             event |= {"propertyName": prop, "propertyValue": value or ""}
+        WebhookEvent.model_validate(event)  # the emulator sends only what HubSpot documents
         self._sender.put(event)

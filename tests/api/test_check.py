@@ -84,7 +84,11 @@ def test_a_hubspot_token_without_a_needed_scope_is_named(env: Emulators):
     env.hubspot.scopes = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write")
     result, lines = check()
     assert result.exit_code == 1
-    assert "lacks scope(s) communication_preferences.statuses.batch.write" in lines["hubspot"]
+    # Each scope a configured feature needs is named (the spec's security per call).
+    assert "lacks scope(s) " in lines["hubspot"]
+    assert "communication_preferences.statuses.batch.write (for consent writes)" in lines[
+        "hubspot"]
+    assert "communication_preferences.read (for subscription check)" in lines["hubspot"]
     assert "Private Apps" in lines["hubspot"]
 
 

@@ -103,7 +103,8 @@ def test_official_client_creates_reads_and_batch_reads_contacts(hub: HubSpotEmul
     by_email = client.crm.contacts.basic_api.get_by_id(
         "ada@example.org", id_property="email", properties=["email", "firstname"])
     batch = client.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(
-        inputs=[{"id": created.id}, {"id": "999999"}], properties=["email"]))
+        inputs=[{"id": created.id}, {"id": "999999"}], properties=["email"],
+        properties_with_history=[]))
 
     assert created.id == "1001"
     assert by_email.properties["firstname"] == "Ada"
@@ -220,20 +221,20 @@ def test_v3_cannot_resubscribe_someone_who_opted_out(hub: HubSpotEmulator) -> No
     assert status.json()["subscriptionStatuses"][0]["status"] == "NOT_SUBSCRIBED"
 
 
-def test_v4_batch_write_applies_valid_rows_and_reports_the_rest_with_207(
+def test_v4_batch_write_applies_valid_rows_and_reports_the_rest_in_its_200(
         hub: HubSpotEmulator) -> None:
     contact_id = hub.create_contact("a@example.org")
     rows = [{"subscriberIdString": "a@example.org", "channel": "EMAIL",
              "statusState": "SUBSCRIBED", "subscriptionId": 101,
              "legalBasis": "CONSENT_WITH_NOTICE", "legalBasisExplanation": "form v2"},
             {"subscriberIdString": "a@example.org", "channel": "EMAIL",
-             "statusState": "NOT_SUBSCRIBED", "subscriptionId": 999}]
+             "statusState": "UNSUBSCRIBED", "subscriptionId": 999}]
     answer = call(hub, "POST", f"{V4}/batch/write", {"inputs": rows})
 
-    assert answer.status_code == 207
+    assert answer.status_code == 200  # the v4 spec lists no 207 for batch/write
     assert answer.json()["numErrors"] == 1
     assert answer.json()["errors"][0]["context"]["subscriptionId"] == ["999"]
-    assert answer.json()["results"][0]["setStatusSuccessReason"] == "RESUBSCRIBE_OCCURRED"
+    assert answer.json()["results"][0]["setStatusSuccessReason"] == "REQUESTED_CHANGE_OCCURRED"
     assert hub.subscription_status("a@example.org", 101) == "SUBSCRIBED"
     assert hub.contact(contact_id)["hs_email_optout_101"] == "false"  # type: ignore[index]
     assert [c.status for c in hub.status_changes("a@example.org")] == ["SUBSCRIBED"]
@@ -241,7 +242,7 @@ def test_v4_batch_write_applies_valid_rows_and_reports_the_rest_with_207(
 
 def test_v4_batch_write_refuses_more_than_100_inputs(hub: HubSpotEmulator) -> None:
     rows = [{"subscriberIdString": f"p{i}@example.org", "channel": "EMAIL",
-             "statusState": "NOT_SUBSCRIBED", "subscriptionId": 101} for i in range(101)]
+             "statusState": "UNSUBSCRIBED", "subscriptionId": 101} for i in range(101)]
     answer = call(hub, "POST", f"{V4}/batch/write", {"inputs": rows})
     assert answer.status_code == 400
     assert hub.subscription_status("p0@example.org", 101) is None
@@ -256,7 +257,9 @@ def test_v4_unsubscribe_all_opts_the_contact_out_of_everything(hub: HubSpotEmula
     assert hub.contact(contact_id)["hs_email_optout"] == "true"  # type: ignore[index]
     statuses = read.json()["results"][0]["statuses"]
     assert {s["subscriptionId"]: s["status"] for s in statuses} == {
-        101: "NOT_SUBSCRIBED", 102: "NOT_SUBSCRIBED"}
+        101: "UNSUBSCRIBED", 102: "UNSUBSCRIBED"}  # v4's spelling
+    assert {s["setStatusSuccessReason"] for s in answer.json()["results"]} == {
+        "UNSUBSCRIBE_FROM_ALL_OCCURRED"}
 
 
 # -- webhooks -------------------------------------------------------------------------------------
@@ -267,7 +270,10 @@ def test_webhooks_arrive_signed_v3_and_verify_with_the_library(hub: HubSpotEmula
     hub.flush_webhooks()
 
     path, headers, body = receiver.requests[0]
-    assert headers["X-HubSpot-Signature-Version"] == "v3"
+    # CRM object webhooks carry the legacy v1 signature beside v3 ("Validating requests").
+    assert headers["X-HubSpot-Signature-Version"] == "v1"
+    assert Signature.is_valid(signature=headers["X-HubSpot-Signature"], client_secret=SECRET,
+                              request_body=body.decode(), signature_version="v1")
     assert Signature.is_valid(signature=headers["X-HubSpot-Signature-v3"], client_secret=SECRET,
                               request_body=body.decode(), http_uri=receiver.url,
                               http_method="POST", signature_version="v3",
@@ -343,7 +349,7 @@ def test_api_status_writes_fire_property_changes_from_the_api(hub: HubSpotEmulat
     hub.configure_webhooks(receiver.url)
     call(hub, "POST", f"{V4}/batch/write", {"inputs": [
         {"subscriberIdString": "a@example.org", "channel": "EMAIL",
-         "statusState": "NOT_SUBSCRIBED", "subscriptionId": 102}]})
+         "statusState": "UNSUBSCRIBED", "subscriptionId": 102}]})
     hub.flush_webhooks()
     [change] = receiver.events()
     assert (change["objectId"], change["propertyName"], change["propertyValue"],
@@ -381,7 +387,7 @@ def test_batch_update_of_an_unknown_id_is_a_207_naming_it(hub: HubSpotEmulator) 
 def test_batch_read_by_email_finds_contacts_case_insensitively(hub: HubSpotEmulator) -> None:
     known = hub.create_contact("a@example.org")
     answer = call(hub, "POST", "/crm/v3/objects/contacts/batch/read", {
-        "idProperty": "email", "properties": ["email"],
+        "idProperty": "email", "properties": ["email"], "propertiesWithHistory": [],
         "inputs": [{"id": "A@Example.org"}, {"id": "b@example.org"}]})
     assert answer.status_code == 207
     [found] = answer.json()["results"]
@@ -431,7 +437,7 @@ def test_reads_return_any_requested_property_and_only_those(hub: HubSpotEmulator
                                     date_of_birth="1815-12-10", health_note="none")
     batch = client.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(
         inputs=[{"id": "ada@example.org"}], id_property="email",
-        properties=["date_of_birth", "health_note", "phone"]))
+        properties=["date_of_birth", "health_note", "phone"], properties_with_history=[]))
     one = client.crm.contacts.basic_api.get_by_id(contact_id, properties=["city"])
 
     [found] = batch.results
@@ -453,7 +459,8 @@ def test_a_contact_purged_by_id_is_gone_from_every_read(hub: HubSpotEmulator,
         assert call(hub, "GET", path).status_code == 404
     for id_property, key in ((None, contact_id), ("email", "ada@example.org")):
         answer = call(hub, "POST", "/crm/v3/objects/contacts/batch/read",
-                      {"idProperty": id_property, "inputs": [{"id": key}]})
+                      {"idProperty": id_property, "properties": [], "propertiesWithHistory": [],
+                       "inputs": [{"id": key}]})
         assert (answer.status_code, answer.json()["results"]) == (207, [])
     with pytest.raises(ApiException) as again:
         client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=contact_id))

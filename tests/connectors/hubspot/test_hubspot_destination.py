@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, PermanentError, TransientError
@@ -181,3 +182,33 @@ def test_check_reports_a_rejected_token_and_unknown_subscriptions(hub: HubSpotEm
 
 def test_name_is_hubspot(hub: HubSpotEmulator) -> None:
     assert connector(hub).name == "hubspot"
+
+
+def test_a_withdrawal_reaches_hubspot_spelt_as_v4_spells_it(hub: HubSpotEmulator) -> None:
+    """v4's statusState is NOT_SPECIFIED | SUBSCRIBED | UNSUBSCRIBED; v3's NOT_SUBSCRIBED is
+    refused there, whole call, as HubSpot refuses a value outside the enum."""
+    [outcome] = connector(hub).apply_consent([subject("s1", "ada@example.org",
+                                                      offers=WITHDRAWN)])
+    read = requests.post(f"{hub.url}/communication-preferences/v4/statuses/batch/read",
+                         params={"channel": "EMAIL"}, json={"inputs": ["ada@example.org"]},
+                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert outcome.error is None and outcome.detail == {"102": "UNSUBSCRIBED"}
+    statuses = {s["subscriptionId"]: s["status"] for s in read.json()["results"][0]["statuses"]}
+    assert statuses[102] == "UNSUBSCRIBED"
+
+
+def test_a_status_hubspot_already_holds_is_noted_as_such(hub: HubSpotEmulator) -> None:
+    hs = connector(hub)
+    hs.apply_consent([subject("s1", "ada@example.org", offers=WITHDRAWN)])
+    [again] = hs.apply_consent([subject("s1", "ada@example.org", offers=WITHDRAWN)])
+    assert again.error is None
+    assert again.note == "wrote 1 subscription status(es), 1 already so"
+
+
+def test_a_refused_row_says_why_in_hubspots_words(hub: HubSpotEmulator) -> None:
+    mapping = SystemMapping(system="hubspot", consent=SystemConsent(subscriptions={
+        "999": Subscription(purpose="offers")}))
+    [refused] = connector(hub, mapping).apply_consent([
+        subject("s2", "bob@example.org", offers=WITHDRAWN)])
+    assert isinstance(refused.error, PermanentError)
+    assert "OBJECT_NOT_FOUND" in str(refused.error)
