@@ -26,6 +26,9 @@ FIXES = {
     "salesforce_version": "set PRIVASYNC_SALESFORCE__API_VERSION to one the org serves",
     "mailchimp_list": "set PRIVASYNC_MAILCHIMP__LIST_ID to the audience's id (Audience > "
                       "Settings > Audience name and defaults)",
+    "mailchimp_webhook": "add or edit the audience's webhook (Audience > Settings > Webhooks) "
+                         "to PRIVASYNC_PUBLIC_URL/webhooks/mailchimp/ followed by "
+                         "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN, with those events and sources",
 }
 CREDENTIALS = {
     "hubspot": "PRIVASYNC_HUBSPOT__ACCESS_TOKEN",
