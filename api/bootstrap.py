@@ -266,7 +266,10 @@ def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[
             base_url=mc.base_url, api_key=_secret(mc.api_key), list_id=mc.list_id,
             mapping=mappings.system("mailchimp"), keys=keyring, timeout=mc.timeout_seconds,
             connections=limits.connections("mailchimp", limit=mc.max_connections,
-                                           ttl_seconds=3 * mc.timeout_seconds + 5))
+                                           ttl_seconds=3 * mc.timeout_seconds + 5),
+            # With webhooks configured, `privasync check` looks for the list's webhook to it.
+            intake_path=f"/webhooks/mailchimp/{_secret(mc.webhook_token)}"
+            if mc.webhook_token is not None else "")
     for name, partner in mappings.partners.items():
         found[f"partner:{name}"] = functools.partial(_partner, settings, environ, name,
                                                      partner)

@@ -32,6 +32,9 @@ FIXES = {
                          "partner's identifiers in partners.yaml)",
     "opendsr_certificate": "pin the processor's current CA-issued certificate in the variable "
                            "its certificate_setting in partners.yaml names",
+    "mailchimp_webhook": "add or edit the audience's webhook (Audience > Settings > Webhooks) "
+                         "to PRIVASYNC_PUBLIC_URL/webhooks/mailchimp/ followed by "
+                         "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN, with those events and sources",
 }
 CREDENTIALS = {
     "hubspot": "PRIVASYNC_HUBSPOT__ACCESS_TOKEN",

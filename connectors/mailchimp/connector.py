@@ -3,15 +3,22 @@ erasure destination and export source."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 from connectors.mailchimp.client import MailchimpApi
 from connectors.mailchimp.destination import MailchimpDestination, MemberKeys
 from connectors.mailchimp.erasure import ERASE_BATCH, MailchimpErasure
 from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
-from connectors.mailchimp.webhooks import parse_webhook
+from connectors.mailchimp.webhooks import (
+    CONSENT_EVENTS,
+    FIELD_EVENTS,
+    IDENTITY_EVENTS,
+    parse_webhook,
+)
 from connectors.ratelimits import Connections
 from core.errors import ConfigError, PermanentError
 from core.mappings import SystemMapping
@@ -26,6 +33,10 @@ from core.model import (
 )
 
 MEMBERS_PAGE = 1000  # the API's largest page
+# Whose actions privasync must hear of: the person's (footer link, profile centre, SMS STOP)
+# and the list's admins' (an unsubscribe or a cleaning in Mailchimp's UI). ``api`` is our own
+# writes' echo, not needed.
+NEEDED_SOURCES = ("user", "admin")
 
 
 class MailchimpConnector:
@@ -38,14 +49,17 @@ class MailchimpConnector:
     ``base_url`` may be empty: it is then derived from the key's ``-dc`` suffix. Every
     request holds one of ``connections`` (the key's simultaneous connections) while it runs.
     ``keys`` (the installation's keyring) keys what is stored about members and deliveries.
+    ``intake_path`` is the path of privasync's Mailchimp intake (``/webhooks/mailchimp/<token>``)
+    when webhooks are configured: ``check`` then looks for the list's webhook to it.
     """
 
     def __init__(self, *, base_url: str, api_key: str, list_id: str,
                  mapping: SystemMapping, keys: MemberKeys, timeout: float = 10.0,
-                 connections: Connections | None = None) -> None:
+                 connections: Connections | None = None, intake_path: str = "") -> None:
         if not list_id:
             raise ConfigError("mailchimp list id is empty")
         self._list_id = list_id
+        self._intake_path = intake_path.rstrip("/")
         self._purposes = tuple(mapping.consent.all_email)
         self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout,
                                  connections=connections)
@@ -122,10 +136,50 @@ class MailchimpConnector:
                 return
 
     def check(self) -> None:
-        """``GET /ping`` and the audience: raises AuthError for a bad key, TransientError when
-        unreachable, PermanentError when the list id names no audience."""
+        """``GET /ping``, the audience and, with webhooks configured, the audience's webhook
+        to privasync: raises AuthError for a bad key, TransientError when unreachable,
+        PermanentError when the list id names no audience (``mailchimp_list``) or no webhook
+        to the intake delivers what a configured feature needs (``mailchimp_webhook``, naming
+        the events and sources missing; never the URL, which holds the token)."""
         self._api.call("GET", "/ping", "mailchimp ping")
         if self._api.call("GET", f"/lists/{self._list_id}?fields=id", "mailchimp audience",
                           missing_ok=True) is None:
             raise PermanentError("mailchimp audience: no audience has this list id",
                                  error_class="mailchimp_list")
+        if self._intake_path:
+            self._check_webhook()
+
+    def needed_events(self) -> list[str]:
+        """The webhook events the configured features need: address changes always,
+        consent events when the list serves purposes, profile updates when merge fields are
+        mapped."""
+        needed = [*IDENTITY_EVENTS, *(CONSENT_EVENTS if self._purposes else ()),
+                  *(FIELD_EVENTS if self._merge_fields else ())]
+        return sorted(needed)
+
+    def _check_webhook(self) -> None:
+        answer = self._api.call("GET", f"/lists/{self._list_id}/webhooks",
+                                "mailchimp webhooks")
+        hooks = answer.get("webhooks") if isinstance(answer, dict) else None
+        ours = [h for h in hooks or [] if isinstance(h, dict)
+                and urlsplit(str(h.get("url") or "")).path.rstrip("/").endswith(
+                    self._intake_path)]
+        if not ours:
+            raise PermanentError("mailchimp audience: no webhook to privasync's intake "
+                                 "(/webhooks/mailchimp/<token>) is registered",
+                                 error_class="mailchimp_webhook")
+        missing = min((self._missing(h) for h in ours), key=len)
+        if missing:
+            raise PermanentError("mailchimp webhook to privasync's intake lacks "
+                                 + ", ".join(missing), error_class="mailchimp_webhook")
+
+    def _missing(self, hook: Mapping[str, Any]) -> list[str]:
+        """What ``hook`` does not deliver: ``event <name>`` and ``source <name>`` entries."""
+        events, sources = hook.get("events"), hook.get("sources")
+        on = {f"event {k}" for k, v in (events.items() if isinstance(events, dict) else ())
+              if v is True}
+        on |= {f"source {k}" for k, v in (sources.items() if isinstance(sources, dict) else ())
+               if v is True}
+        wanted = [f"event {e}" for e in self.needed_events()]
+        wanted += [f"source {s}" for s in NEEDED_SOURCES]
+        return [w for w in wanted if w not in on]

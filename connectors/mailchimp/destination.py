@@ -22,6 +22,7 @@ new subscription must come through Mailchimp's own double-opt-in form.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -140,24 +141,53 @@ class MailchimpDestination:
             log.warning("mailchimp batch unexpectedly created members", extra={"count": created})
         outcomes: dict[int, Outcome] = {}
         for p in pending:
-            code = refused.get(p.email.lower())
-            if code is None:
+            refusal = refused.get(p.email.lower())
+            if refusal is None:
                 outcomes[p.index] = Outcome(p.subject_id,
                                             learned_refs=(member_ref(self._keys, p.email),),
                                             note="unsubscribed")
             else:
-                outcomes[p.index] = Outcome(p.subject_id, error=PermanentError(
-                    f"mailchimp refused the member of subject {p.subject_id}",
-                    error_class=code))
+                outcomes[p.index] = Outcome(p.subject_id, error=refusal.error(p.subject_id))
         return outcomes
 
 
-def refusals(answer: Any) -> dict[str, str]:
-    """Lower-cased address -> error class, from a batch response's ``errors``."""
+# A batch answer's per-member ``error_code`` is one of two (specification: Marketing API
+# "Batch update List members_errors", enum ERROR_CONTACT_EXISTS, ERROR_GENERIC). Each maps to
+# a fixed error class; a code outside the enum is named as such, never passed on as a class.
+BATCH_ERROR_CLASSES = {"ERROR_CONTACT_EXISTS": "contact_exists",
+                       "ERROR_GENERIC": "error_generic"}
+UNLISTED_BATCH_ERROR = "unlisted_batch_error"
+_FIELD = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One member the batch refused: the error class and the field at fault, if named."""
+
+    error_class: str
+    field: str | None
+
+    def error(self, subject_id: str) -> PermanentError:
+        """ERROR_CONTACT_EXISTS: the member exists and was left as it was (the batch did
+        not update it); ERROR_GENERIC: Mailchimp refused the write (a compliance state, a
+        forgotten address, a field). Either way sending it again changes nothing: permanent.
+        The message names the subject and the field, never the address or Mailchimp's text
+        (which quotes it)."""
+        field = f" (field {self.field})" if self.field else ""
+        return PermanentError(f"mailchimp refused the member of subject {subject_id}{field}",
+                              error_class=self.error_class)
+
+
+def refusals(answer: Any) -> dict[str, Refusal]:
+    """Lower-cased address -> its refusal, from a batch response's ``errors``."""
     errors = answer.get("errors") if isinstance(answer, dict) else None
-    refused: dict[str, str] = {}
+    refused: dict[str, Refusal] = {}
     for entry in errors if isinstance(errors, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("email_address"), str):
-            code = str(entry.get("error_code") or "batch_error").lower()
-            refused[entry["email_address"].lower()] = code
+            code = entry.get("error_code")
+            field = entry.get("field")
+            refused[entry["email_address"].lower()] = Refusal(
+                BATCH_ERROR_CLASSES.get(code, UNLISTED_BATCH_ERROR) if isinstance(code, str)
+                else UNLISTED_BATCH_ERROR,
+                field if isinstance(field, str) and _FIELD.match(field) else None)
     return refused

@@ -3,6 +3,12 @@
 A person may be on the list under each address privasync knows for them; each
 is looked at. Mailchimp's member id (the MD5 of the address) is computed here, in
 flight, from the decrypted address: privasync never stores it.
+
+Member paths also take the address itself or the member's ``contact_id`` (Marketing API
+definition: subscriber_hash "also accepts a list member's email address or contact_id").
+privasync keeps sending the MD5: an address in the path would put it into every URL
+(proxy and access logs, the request lines of errors), and privasync keeps no contact_id
+(it stores no vendor member id at all).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from connectors.mailchimp.destination import (
     no_address,
     refusals,
 )
-from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import DestinationRecord, Outcome
 
@@ -115,13 +114,11 @@ class MailchimpRecords:
         refused = refusals(answer)
         outcomes: dict[int, Outcome] = {}
         for p in pending:
-            code = refused.get(p.email.lower())
-            if code is None:
+            refusal = refused.get(p.email.lower())
+            if refusal is None:
                 outcomes[p.index] = Outcome(p.subject_id,
                                             learned_refs=(member_ref(self._keys, p.email),),
                                             note=f"wrote {len(p.merges)} field(s)")
             else:
-                outcomes[p.index] = Outcome(p.subject_id, error=PermanentError(
-                    f"mailchimp refused the member of subject {p.subject_id}",
-                    error_class=code))
+                outcomes[p.index] = Outcome(p.subject_id, error=refusal.error(p.subject_id))
         return outcomes

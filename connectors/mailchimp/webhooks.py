@@ -44,7 +44,8 @@ MAX_KEY_DEPTH = 4  # data[merges][GROUPINGS][0]
 # sender chooses the names as well as the values.
 _NAMED = frozenset({"type", "fired_at", "data", "id", "list_id", "email", "email_type",
                     "ip_opt", "ip_signup", "action", "reason", "campaign_id", "new_id",
-                    "new_email", "old_email", "merges", "web_id", "interests"})
+                    "new_email", "old_email", "merges", "web_id", "interests",
+                    "sms_phone_number", "subject", "status"})
 _TAG = re.compile(r"^[A-Z0-9_]{1,10}$")
 
 
@@ -169,11 +170,12 @@ class _Delivery:
         member = f":member:{self.field('id')}" if self.field("id") else ""
         return f"mailchimp:list:{self.list_id}{member}:{self.fired_at.isoformat()}"
 
-    def consent(self, status: ConsentStatus, method: str) -> list[CanonicalEvent]:
+    def consent(self, status: ConsentStatus, method: str,
+                channel: Channel = Channel.EMAIL) -> list[CanonicalEvent]:
         email = self.email()
         if not self.purposes:
             return [SubjectSeen(meta=self.meta, subject=self.hint(email))]
-        changes = tuple(ConsentChange(p, Channel.EMAIL, status) for p in self.purposes)
+        changes = tuple(ConsentChange(p, channel, status) for p in self.purposes)
         evidence = Evidence(source=SOURCE, method=method, proof_reference=self.proof(email))
         return [ConsentChanged(meta=self.meta, subject=self.hint(email), changes=changes,
                                evidence=evidence)]
@@ -224,6 +226,29 @@ def _campaign(d: _Delivery) -> list[CanonicalEvent]:
     return []
 
 
+# The SMS events (the Marketing API's webhook events since its 2026-04-30 definition, [BETA]).
+# Mailchimp publishes their names, not their fields: that the contact's address comes as
+# ``data[email]``, as in every member event, is an assumption. privasync finds people by
+# address only, so an SMS event without one (an SMS-only contact) is refused, naming the
+# field, rather than recorded against nobody. The phone number is never read.
+def _sms_unsubscribe(d: _Delivery) -> list[CanonicalEvent]:
+    """The list's purposes withdrawn on the SMS channel (R2: consent is per channel)."""
+    return d.consent(ConsentStatus.WITHDRAWN, "mailchimp_sms_unsub", Channel.SMS)
+
+
+def _sms_subscribe(d: _Delivery) -> list[CanonicalEvent]:
+    """A grant on SMS, as a ``subscribe`` is one on e-mail: both come from Mailchimp's own
+    opt-in, whose evidence is the delivery."""
+    return d.consent(ConsentStatus.GRANTED, "mailchimp_sms_signup", Channel.SMS)
+
+
+def _acknowledged(d: _Delivery) -> list[CanonicalEvent]:
+    """``upsms`` (a new SMS number) and ``sms_campaign`` (an SMS campaign sent): accepted and
+    acknowledged, nothing kept. privasync holds no phone number, so a new one is not learned;
+    a campaign send says nothing about anyone's consent."""
+    return []
+
+
 _TRANSLATE: dict[str, Callable[[_Delivery], list[CanonicalEvent]]] = {
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,
@@ -231,7 +256,17 @@ _TRANSLATE: dict[str, Callable[[_Delivery], list[CanonicalEvent]]] = {
     "profile": _profile,
     "upemail": _upemail,
     "campaign": _campaign,
+    "sms_subscribe": _sms_subscribe,
+    "sms_unsubscribe": _sms_unsubscribe,
+    "upsms": _acknowledged,
+    "sms_campaign": _acknowledged,
 }
+# What each part of the connector needs delivered (``check`` names any not enabled):
+# withdrawals and grants for the list's purposes, on e-mail and SMS; address changes always;
+# profile updates when merge fields are mapped.
+CONSENT_EVENTS = ("subscribe", "unsubscribe", "cleaned", "sms_subscribe", "sms_unsubscribe")
+IDENTITY_EVENTS = ("upemail",)
+FIELD_EVENTS = ("profile",)
 
 
 def parse_webhook(body: bytes, received_at: datetime, *, list_id: str,

@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from emulators.http import Response
+from pydantic import BaseModel, ValidationError
+
+from emulators.contracts.mailchimp.common import (
+    BATCH_LIMIT,
+    INVALID_DETAIL,
+    JSON_PARSE_ERROR,
+    PAGE_LIMIT,
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_TYPE,
+    READ_STATUSES,
+    TITLES,
+    WRITE_STATUSES,
+    field_errors,
+)
+from emulators.contracts.mailchimp.lists import EVENT_TYPES, SOURCE_TYPES
+from emulators.http import Request, Response
 
 PREFIX = "/3.0"
-MAX_BATCH = 500
-MAX_PAGE = 1000
-EVENTS = frozenset({"subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign"})
-SOURCES = frozenset({"user", "admin", "api"})
-WRITABLE = frozenset({"subscribed", "unsubscribed", "pending", "transactional"})
-STATUSES = WRITABLE | {"cleaned", "archived"}
-_ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
-_TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 404: "Resource Not Found",
-           405: "Method Not Allowed", 429: "Too Many Requests"}
+MAX_BATCH = BATCH_LIMIT
+MAX_PAGE = PAGE_LIMIT
+EVENTS = frozenset(EVENT_TYPES)
+SOURCES = frozenset(SOURCE_TYPES)
+WRITABLE = WRITE_STATUSES
+STATUSES = READ_STATUSES
+_TITLES = TITLES
+M = TypeVar("M", bound=BaseModel)
 _COMPLIANCE = ("The contact is in a compliance state due to unsubscribe, bounce, or "
                "compliance review and cannot be subscribed.")
 _FORGOTTEN = ("The contact was permanently deleted and cannot be re-imported. "
@@ -42,8 +57,30 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.errors = status, title, detail, errors
 
     def response(self, instance: str = "") -> Response:
-        body: dict[str, Any] = {"type": _ERRORS_DOC, "title": self.title, "status": self.status,
+        body: dict[str, Any] = {"type": PROBLEM_TYPE, "title": self.title, "status": self.status,
                                 "detail": self.detail, "instance": instance or str(uuid.uuid4())}
         if self.errors is not None:
             body["errors"] = self.errors
-        return Response(self.status, body, content_type="application/problem+json")
+        return Response(self.status, body, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def validated(request: Request, model: type[M]) -> M:
+    """The request's JSON body checked against its contract, or the problem Mailchimp
+    answers: 400 "JSON Parse Error" for a body that is not a JSON object, 400 "Invalid
+    Resource" naming each field (wrong type or enum, unknown property, missing field, too
+    many items). A body sent as anything but JSON is refused the same way (assumption: the
+    specification consumes application/json only and says nothing of other types)."""
+    content_type = request.headers.get("content-type", "")
+    if request.body and content_type.split(";")[0].strip().lower() != "application/json":
+        raise Problem(400, JSON_PARSE_ERROR, "The request body must be sent as "
+                      "application/json.")
+    try:
+        body = request.json()
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, JSON_PARSE_ERROR, "The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise Problem(400, JSON_PARSE_ERROR, "The request body must be a JSON object.")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise Problem(400, TITLES[400], INVALID_DETAIL, field_errors(exc)) from exc

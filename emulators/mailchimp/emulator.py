@@ -11,13 +11,23 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from emulators.contracts.mailchimp.lists import AddWebhook
 from emulators.http import Request, Response
-from emulators.mailchimp.common import _TITLES, EVENTS, PREFIX, SOURCES, Problem, subscriber_hash
+from emulators.mailchimp.common import (
+    _TITLES,
+    EVENTS,
+    PREFIX,
+    SOURCES,
+    Problem,
+    subscriber_hash,
+    validated,
+)
 from emulators.mailchimp.members import FORM_IP, _Members
 from emulators.mailchimp.query import select
 from emulators.mailchimp.webhooks import _WebhookSender
 
 Route = Callable[[Request, "re.Match[str]"], Response]
+_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 
 
 class MailchimpEmulator(_Members):
@@ -42,10 +52,12 @@ class MailchimpEmulator(_Members):
         self.refused_connections = 0
         self._webhooks = []
         self._sender = _WebhookSender()
-        lst, member = r"/lists/(?P<list>[0-9a-z]+)", r"/members/(?P<hash>[0-9a-f]{32})"
+        # A member is named by its MD5 subscriber hash, its address or its contact_id.
+        lst, member = r"/lists/(?P<list>[0-9a-z]+)", r"/members/(?P<member>[^/]+)"
         self._add("GET", "/ping", self._ping)
         self._add("GET", lst, self._get_list)
         self._add("POST", lst, self._batch)
+        self._add("GET", f"{lst}/webhooks", self._list_webhooks)
         self._add("POST", f"{lst}/webhooks", self._create_webhook)
         self._add("GET", f"{lst}/members", self._list_members)
         self._add("GET", f"{lst}{member}", self._get_member)
@@ -53,6 +65,7 @@ class MailchimpEmulator(_Members):
         self._add("PUT", f"{lst}{member}", self._put_member)
         self._add("DELETE", f"{lst}{member}", self._archive_member)
         self._add("POST", f"{lst}{member}/actions/delete-permanent", self._delete_permanent)
+        self._refuse_other_methods()
 
     # -- plumbing ---------------------------------------------------------------
     def _add(self, method: str, pattern: str, handler: Route) -> None:
@@ -66,6 +79,21 @@ class MailchimpEmulator(_Members):
             except Problem as problem:
                 return problem.response(request.path)
         self.route(method, re.escape(PREFIX) + pattern, serve)
+
+    def _refuse_other_methods(self) -> None:
+        """A known path asked with a method it does not take: 405 Method Not Allowed, as a
+        problem document (documentation: the errors glossary's 405)."""
+        allowed: dict[str, set[str]] = {}
+        for method, compiled, _ in self._routes:
+            allowed.setdefault(compiled.pattern, set()).add(method)
+
+        def refuse(request: Request, match: re.Match[str]) -> Response:
+            return self.error(405, "The requested method and resource are not compatible. "
+                                   "See the Allow header for this resource's available "
+                                   "methods.")
+        for pattern, methods in allowed.items():
+            for method in sorted(_METHODS - methods):
+                self.route(method, pattern.removeprefix("^").removesuffix("$"), refuse)
 
     def error(self, status: int, message: str) -> Response:
         return Problem(status, _TITLES.get(status, "Error"), message).response()
@@ -140,19 +168,30 @@ class MailchimpEmulator(_Members):
             "cleaned_count": counts.count("cleaned")}}, request))
 
     def _create_webhook(self, request: Request, match: re.Match[str]) -> Response:
-        body = self._json(request)
-        flags: dict[str, dict[str, Any]] = {
-            k: v if isinstance(v := body.get(k), dict) else {} for k in ("events", "sources")}
-        events = [e for e in EVENTS if flags["events"].get(e, True)]
-        sources = [s for s in SOURCES if flags["sources"].get(s, True)]
+        """Events and sources left out are enabled (assumption: the specification gives no
+        default; Mailchimp's form starts with all of them ticked)."""
+        add = validated(request, AddWebhook)
+        if not add.url:
+            raise Problem(400, "Invalid Resource", "A webhook needs a URL.",
+                          [{"field": "url", "message": "This value should not be blank."}])
+        events_set = add.events.model_dump(exclude_none=True) if add.events else {}
+        sources_set = add.sources.model_dump(exclude_none=True) if add.sources else {}
+        events = [e for e in EVENTS if events_set.get(e, True)]
+        sources = [s for s in SOURCES if sources_set.get(s, True)]
         try:
-            hook_id = self.configure_webhook(str(body.get("url", "")), sources, events)
+            hook_id = self.configure_webhook(add.url, sources, events)
         except (RuntimeError, ValueError) as exc:
             raise Problem(400, "Invalid Resource", "The webhook could not be validated.",
                           [{"field": "url", "message": str(exc)}]) from exc
-        return Response(200, {"id": hook_id, "url": body.get("url"), "list_id": self.list_id,
-                              "events": {e: e in events for e in sorted(EVENTS)},
-                              "sources": {s: s in sources for s in sorted(SOURCES)}})
+        with self.lock:
+            hook = next(h for h in self._webhooks if h.id == hook_id)
+        return Response(200, self._webhook_view(hook))
+
+    def _list_webhooks(self, request: Request, match: re.Match[str]) -> Response:
+        with self.lock:
+            hooks = [self._webhook_view(h) for h in self._webhooks]
+        return Response(200, {"webhooks": hooks, "list_id": self.list_id,
+                              "total_items": len(hooks)})
 
     # -- what people and admins do in Mailchimp's own UI --------------------------------
     def add_member(self, email: str, status: str = "subscribed",
@@ -208,6 +247,27 @@ class MailchimpEmulator(_Members):
             member = self._person(email)
             member["merge_fields"].update(merges)
             self._fire("profile", "user", self._member_data(member))
+
+    def user_sms_subscribe(self, email: str, phone: str) -> None:
+        """The contact opts in to SMS on a Mailchimp form: ``sms_subscribe``."""
+        with self.lock:
+            member = self._person(email)
+            member["sms_phone_number"], member["sms_subscription_status"] = phone, "subscribed"
+            self._fire_sms("sms_subscribe", member, "user")
+
+    def user_sms_unsubscribe(self, email: str) -> None:
+        """The contact replies STOP to an SMS: ``sms_unsubscribe``."""
+        with self.lock:
+            member = self._person(email)
+            member["sms_subscription_status"] = "unsubscribed"
+            self._fire_sms("sms_unsubscribe", member, "user")
+
+    def user_change_sms_phone(self, email: str, phone: str) -> None:
+        """The contact changes their SMS number: ``upsms``."""
+        with self.lock:
+            member = self._person(email)
+            member["sms_phone_number"] = phone
+            self._fire_sms("upsms", member, "user")
 
     def member(self, email: str) -> dict[str, Any] | None:
         with self.lock:

@@ -6,18 +6,24 @@ The state methods expect ``self.lock`` held; the endpoints and the UI helpers ta
 from __future__ import annotations
 
 import copy
-import json
 import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
+from emulators.contracts.mailchimp.members import (
+    BatchMember,
+    BatchRequest,
+    MemberPatch,
+    MemberPut,
+    member_key_kind,
+)
 from emulators.http import Request, Response
 from emulators.mailchimp.common import (
     _COMPLIANCE,
     _FORGOTTEN,
     _TITLES,
-    MAX_BATCH,
     MAX_PAGE,
     PREFIX,
     STATUSES,
@@ -25,6 +31,7 @@ from emulators.mailchimp.common import (
     Problem,
     _now,
     subscriber_hash,
+    validated,
 )
 from emulators.mailchimp.query import page_arg, select
 from emulators.mailchimp.webhooks import _Webhooks
@@ -39,16 +46,6 @@ class _Members(_Webhooks):
     _archived_from: dict[str, str]
     _forgotten: set[str]
     _tag_ids: dict[str, int]
-
-    @staticmethod
-    def _json(request: Request) -> dict[str, Any]:
-        try:
-            body = request.json()
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Problem(400, "JSON Parse Error", "The request body is not valid JSON.") from exc
-        if not isinstance(body, dict):
-            raise Problem(400, "JSON Parse Error", "The request body must be a JSON object.")
-        return body
 
     # -- member state ----------------------------------------------------------------
     def _new_member(self, email: str, status: str, merge_fields: dict[str, Any], *,
@@ -146,15 +143,30 @@ class _Members(_Webhooks):
         if subscriber_hash(email) in self._forgotten:
             raise Problem(400, "Forgotten Email Not Subscribed", _FORGOTTEN)
         if status not in WRITABLE:
-            raise Problem(400, "Invalid Resource", "The status is not a writable member status.",
-                          [{"field": "status", "message": "Invalid status."}])
+            # The schema leaves status optional; a new member without one is refused
+            # (documentation: "status_if_new" is required when the address is new).
+            raise Problem(400, "Invalid Resource", "A new member needs a status.",
+                          [{"field": "status", "message": "This value should not be blank."}])
         member = self._new_member(email, str(status),
                                   merge_fields if isinstance(merge_fields, dict) else {})
         self._fire_status(member, "api")
         return copy.deepcopy(member)
 
+    def _find(self, key: str) -> dict[str, Any] | None:
+        """The member a path names: its MD5 subscriber hash, its address or its contact_id
+        (the specification's three forms); the raw path is %-decoded first."""
+        key = unquote(key)
+        kind = member_key_kind(key)
+        if kind == "hash":
+            found = self._members.get(key)
+            if found is not None:
+                return found
+        elif kind == "email":
+            return self._members.get(subscriber_hash(key))
+        return next((m for m in self._members.values() if m["contact_id"] == key), None)
+
     def _existing(self, match: re.Match[str]) -> dict[str, Any]:
-        member = self._members.get(match["hash"])
+        member = self._find(match["member"])
         if member is None:
             raise Problem(404, _TITLES[404], "The requested resource could not be found.")
         return member
@@ -181,22 +193,30 @@ class _Members(_Webhooks):
         return Response(200, select(body, request))
 
     def _patch_member(self, request: Request, match: re.Match[str]) -> Response:
-        body = self._json(request)
+        body = validated(request, MemberPatch).model_dump(exclude_none=True)
         with self.lock:
             return Response(200, self._update(self._existing(match), body))
 
     def _put_member(self, request: Request, match: re.Match[str]) -> Response:
-        body = self._json(request)
-        email = body.get("email_address")
-        if not isinstance(email, str) or subscriber_hash(email) != match["hash"]:
-            raise Problem(400, "Invalid Resource", "The email address does not match the hash.",
-                          [{"field": "email_address", "message": "Does not match the hash."}])
+        """Add or update. An existing member is found by any of the three forms; a new one
+        only under its own address or that address's hash (a contact_id names nobody new)."""
+        put = validated(request, MemberPut)
+        body = put.model_dump(exclude_none=True)
+        key = unquote(match["member"])
         with self.lock:
-            member = self._members.get(match["hash"])
+            member = self._find(key)
             if member is not None:
+                if subscriber_hash(put.email_address) != member["id"] and \
+                        member_key_kind(key) != "contact_id":
+                    raise Problem(400, "Invalid Resource", _MISMATCH,
+                                  [{"field": "email_address", "message": _MISMATCH}])
+                body.pop("status_if_new", None)
                 return Response(200, self._update(member, body))
-            return Response(200, self._create(email, body.get("status_if_new",
-                                                              body.get("status")),
+            if key.lower() not in (put.email_address.lower(),
+                                   subscriber_hash(put.email_address)):
+                raise Problem(400, "Invalid Resource", _MISMATCH,
+                              [{"field": "email_address", "message": _MISMATCH}])
+            return Response(200, self._create(put.email_address, put.status_if_new or put.status,
                                               body.get("merge_fields")))
 
     def _archive_member(self, request: Request, match: re.Match[str]) -> Response:
@@ -216,42 +236,51 @@ class _Members(_Webhooks):
         return Response(204)
 
     def _batch(self, request: Request, match: re.Match[str]) -> Response:
-        body = self._json(request)
-        members = body.get("members")
-        if not isinstance(members, list) or len(members) > MAX_BATCH:
-            raise Problem(400, "Invalid Resource", f"Send a list of at most {MAX_BATCH} members.",
-                          [{"field": "members", "message": f"At most {MAX_BATCH} members."}])
+        """Each member is written or refused on its own; a refusal carries one of the two
+        codes the specification lists, ERROR_CONTACT_EXISTS (already a member, and
+        ``update_existing`` not set) or ERROR_GENERIC (anything else), with the field when
+        one is at fault."""
+        batch = validated(request, BatchRequest)
         created: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
         with self.lock:
-            for entry in members:
-                entry = entry if isinstance(entry, dict) else {}
+            for entry in batch.members:
                 try:
-                    self._batch_one(entry, bool(body.get("update_existing")), created, updated)
+                    self._batch_one(entry, bool(batch.update_existing), created, updated)
                 except Problem as problem:
-                    errors.append({"email_address": str(entry.get("email_address", "")),
-                                   "error": problem.detail,
-                                   "error_code": _batch_code(problem.title)})
+                    errors.append(_batch_error(entry, problem))
         return Response(200, {"new_members": created, "updated_members": updated,
                               "errors": errors, "total_created": len(created),
                               "total_updated": len(updated), "error_count": len(errors)})
 
-    def _batch_one(self, entry: dict[str, Any], update_existing: bool,
+    def _batch_one(self, entry: BatchMember, update_existing: bool,
                    created: list[dict[str, Any]], updated: list[dict[str, Any]]) -> None:
-        email = entry.get("email_address")
-        member = self._members.get(subscriber_hash(email)) if isinstance(email, str) else None
+        if not entry.email_address:
+            raise Problem(400, "Invalid Resource", "An email address is required.",
+                          [{"field": "email_address",
+                            "message": "This value should not be blank."}])
+        member = self._members.get(subscriber_hash(entry.email_address))
+        body = entry.model_dump(exclude_none=True)
         if member is None:
-            created.append(self._create(email, entry.get("status_if_new", entry.get("status")),
-                                        entry.get("merge_fields")))
+            created.append(self._create(entry.email_address, entry.status,
+                                        body.get("merge_fields")))
         elif not update_existing:
             raise Problem(400, "Member Exists", "The contact is already a list member.")
         else:
-            updated.append(self._update(member, {k: v for k, v in entry.items()
-                                                 if k != "email_address"}))
+            body.pop("email_address")
+            updated.append(self._update(member, body))
 
 
-def _batch_code(title: str) -> str:
-    return {"Member In Compliance State": "MEMBER_IN_COMPLIANCE_STATE",
-            "Member Exists": "ERROR_CONTACT_EXISTS"}.get(title, "ERROR_GENERIC")
+_MISMATCH = "The email address does not match the member the path names."
 
+
+def _batch_error(entry: BatchMember, problem: Problem) -> dict[str, str]:
+    """A per-member refusal as the batch answer lists it."""
+    error = {"email_address": entry.email_address or "", "error": problem.detail,
+             "error_code": "ERROR_CONTACT_EXISTS" if problem.title == "Member Exists"
+             else "ERROR_GENERIC"}
+    if problem.errors:
+        error["field"] = problem.errors[0]["field"]
+        error["field_message"] = problem.errors[0]["message"]
+    return error

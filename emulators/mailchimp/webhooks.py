@@ -133,6 +133,12 @@ class _Webhooks(Emulator):
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         return self._sender.snapshot()
 
+    def _webhook_view(self, hook: _Webhook) -> dict[str, Any]:
+        """A webhook as the API answers it: every event and source flag, on or off."""
+        return {"id": hook.id, "url": hook.url, "list_id": self.list_id,
+                "events": {e: e in hook.events for e in sorted(EVENTS)},
+                "sources": {s: s in hook.sources for s in sorted(SOURCES)}}
+
     def _fire(self, event_type: str, source: str, data: list[tuple[str, str]]) -> None:
         """Queue ``type``, ``fired_at`` and the ``data[...]`` pairs to each matching webhook."""
         fired_at = _now().strftime("%Y-%m-%d %H:%M:%S")
@@ -149,6 +155,14 @@ class _Webhooks(Emulator):
                 ("data[email]", m["email_address"]), ("data[email_type]", "html"),
                 *((f"data[merges][{k}]", str(v)) for k, v in merges.items()),
                 ("data[ip_opt]", "127.0.0.1")]
+
+    def _fire_sms(self, event_type: str, m: dict[str, Any], source: str) -> None:
+        """An SMS event of the contact ``m``. Its fields are an assumption (Mailchimp
+        publishes the event names only; see emulators.contracts.mailchimp.deliveries)."""
+        self._fire(event_type, source, [
+            ("data[id]", m["unique_email_id"]), ("data[list_id]", self.list_id),
+            ("data[email]", m["email_address"]),
+            ("data[sms_phone_number]", str(m.get("sms_phone_number", "")))])
 
     def _fire_status(self, m: dict[str, Any], source: str, action: str = "unsub") -> None:
         if m["status"] == "subscribed":

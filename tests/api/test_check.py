@@ -117,6 +117,15 @@ def test_mailchimp_key_and_list_are_checked(env: Emulators, monkeypatch: pytest.
     assert result.exit_code == 1 and "PRIVASYNC_MAILCHIMP__API_KEY" in lines["mailchimp"]
 
 
+def test_mailchimp_webhooks_configured_need_the_audiences_webhook_to_the_intake(
+        env: Emulators, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN", "check-token-0123")
+    result, lines = check()
+    assert result.exit_code == 1 and "no webhook to privasync's intake" in lines["mailchimp"]
+    assert "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN" in lines["mailchimp"]
+    assert "check-token-0123" not in result.output
+
+
 def test_a_partner_that_does_not_listen_or_has_no_secret_fails_alone(
         env: Emulators, monkeypatch: pytest.MonkeyPatch):
     with socket.socket() as sock:

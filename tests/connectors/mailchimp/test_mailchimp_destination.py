@@ -221,3 +221,30 @@ def test_the_list_is_read_a_thousand_members_a_call(mc: MailchimpEmulator,
     addresses = list(connector.addresses())
     assert sorted(addresses) == sorted(f"r{i}@example.com" for i in range(2500))
     assert mc.total_calls() - before == 3
+
+
+def test_batch_error_codes_become_fixed_error_classes_never_the_vendors_text(
+        mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
+    """The batch answer's error_code is ERROR_CONTACT_EXISTS or ERROR_GENERIC (the
+    specification's enum); anything else is named as unlisted, not passed on."""
+    people = ["exists@example.com", "generic@example.com", "odd@example.com",
+              "fine@example.com"]
+    for email in people:
+        mc.add_member(email)
+    mc.inject(Fault(200, {
+        "new_members": [], "updated_members": [], "total_created": 0, "total_updated": 1,
+        "error_count": 3, "errors": [
+            {"email_address": "exists@example.com", "error_code": "ERROR_CONTACT_EXISTS",
+             "error": "exists@example.com is already a list member"},
+            {"email_address": "GENERIC@example.com", "error_code": "ERROR_GENERIC",
+             "error": "generic@example.com is in a compliance state", "field": "status",
+             "field_message": "generic@example.com cannot be changed"},
+            {"email_address": "odd@example.com", "error_code": "MEMBER_IN_COMPLIANCE_STATE",
+             "field": "odd@example.com"}]}, path_pattern=rf"/lists/{LIST}$"))
+    outcomes = connector.apply_consent([subject(f"s{i}", e, known=True)
+                                        for i, e in enumerate(people)])
+    errors = [o.error for o in outcomes]
+    assert [e.error_class if isinstance(e, PermanentError) else e for e in errors] == [
+        "contact_exists", "error_generic", "unlisted_batch_error", None]
+    assert "(field status)" in str(errors[1])
+    assert all("@" not in str(e) for e in errors)

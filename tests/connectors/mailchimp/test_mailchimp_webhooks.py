@@ -179,3 +179,52 @@ def test_a_bad_delivery_is_refused_naming_the_field_and_never_the_address(
 def test_a_naive_received_at_is_refused(connector: MailchimpConnector) -> None:
     with pytest.raises(BadInput):
         connector.parse_webhook(unsubscribe_body(), datetime(2026, 3, 1, 12, 0))  # noqa: DTZ001
+
+
+# -- the SMS events (Mailchimp's webhook events since its 2026-04-30 definition) -----------
+PHONE = "+15555550123"
+
+
+def sms_body(event_type: str, **extra: str) -> bytes:
+    return form(event_type, id="8a25ff1d98", list_id=LIST, email=EMAIL,
+                sms_phone_number=PHONE, **extra)
+
+
+def test_an_sms_unsubscribe_withdraws_the_list_purposes_on_the_sms_channel_only(
+        connector: MailchimpConnector) -> None:
+    [event] = connector.parse_webhook(sms_body("sms_unsubscribe"), RECEIVED)
+    assert isinstance(event, ConsentChanged)
+    assert {(c.purpose, c.channel, c.status) for c in event.changes} == {
+        ("product_news", Channel.SMS, ConsentStatus.WITHDRAWN),
+        ("offers", Channel.SMS, ConsentStatus.WITHDRAWN)}
+    assert event.subject.email == EMAIL
+    assert event.meta.kind == "mailchimp.sms_unsubscribe"
+    assert event.evidence is not None and event.evidence.method == "mailchimp_sms_unsub"
+    assert PHONE not in repr(event)
+
+
+def test_an_sms_subscribe_grants_on_sms_as_a_subscribe_grants_on_email(
+        connector: MailchimpConnector) -> None:
+    [event] = connector.parse_webhook(sms_body("sms_subscribe"), RECEIVED)
+    assert isinstance(event, ConsentChanged)
+    assert {(c.channel, c.status) for c in event.changes} == {
+        (Channel.SMS, ConsentStatus.GRANTED)}
+    assert event.evidence is not None
+    assert event.evidence.method == "mailchimp_sms_signup"
+    assert event.evidence.proof_reference == (
+        f"mailchimp:list:{LIST}:member:8a25ff1d98:2026-03-01T10:20:30+00:00")
+    assert PHONE not in repr(event)
+
+
+@pytest.mark.parametrize("event_type", ["upsms", "sms_campaign"])
+def test_a_new_sms_number_or_an_sms_campaign_is_acknowledged_and_nothing_is_kept(
+        connector: MailchimpConnector, event_type: str) -> None:
+    assert connector.parse_webhook(sms_body(event_type), RECEIVED) == []
+
+
+def test_an_sms_unsubscribe_without_an_address_is_refused_naming_the_field(
+        connector: MailchimpConnector) -> None:
+    body = form("sms_unsubscribe", id="8a25ff1d98", list_id=LIST, sms_phone_number=PHONE)
+    with pytest.raises(BadInput, match=r"data\[email\] is missing") as refused:
+        connector.parse_webhook(body, RECEIVED)
+    assert PHONE not in str(refused.value)
