@@ -13,6 +13,23 @@ Salesforce's list-shaped error bodies. An org can be made without the consent
 object (``consent_objects=False``): SOQL on it is refused with INVALID_TYPE and
 its REST resources with NOT_FOUND, as in an org without Data Protection and
 Privacy.
+
+Requests are held to ``emulators.contracts.salesforce``: a body that is not JSON (415
+UNSUPPORTED_MEDIA_TYPE by content type, 400 JSON_PARSER_ERROR by content), a collection of
+more than 200 records (400 EXCEEDED_ID_LIMIT) or a malformed one is refused as a whole.
+
+Deleting, as the REST API does it: a delete (single or sObject Collections) moves the
+record to the Recycle Bin, where ``queryAll`` and getDeleted still see it (IsDeleted
+true) and ``undelete`` restores it for 15 days; then it is purged. ``emptyRecycleBin()``
+(SOAP, the API's way to purge sooner) and ``empty_recycle_bin`` purge at once, and a
+purged record stays visible to ``queryAll`` and getDeleted for 24 hours (the SOAP guide:
+"Typically this time is 24 hours"), then is gone. A collections DELETE processes its
+ids last to first: the guide promises the order of the results only, so a client that
+needs one record gone before another must use separate calls. A failed item of a
+collections answer carries no ``id`` (the guide's example), so clients match by position.
+
+The user's rights can be narrowed (``withheld``, see ``emulators.salesforce.access``):
+describe then tells what is missing, and the calls that need it are refused.
 """
 
 from __future__ import annotations
@@ -23,7 +40,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
+from emulators.contracts.salesforce import (
+    API_VERSION,
+    COLLECTION_LIMIT,
+    EMPTY_RECYCLE_BIN_LIMIT,
+    PURGED_STILL_QUERYABLE_HOURS,
+    RECYCLE_BIN_DAYS,
+    CollectionDelete,
+    CollectionUpdate,
+)
 from emulators.http import Emulator, Request, Response
+from emulators.salesforce import soap
+from emulators.salesforce.access import USER_PERMISSIONS, Access
 from emulators.salesforce_schema import (
     BOOLEANS,
     CONSENT,
@@ -41,8 +71,17 @@ from emulators.salesforce_schema import (
 )
 from emulators.salesforce_soql import Parser, Refused, fold
 
-API = "/services/data/v59.0"
-COLLECTION_LIMIT = 200
+API = f"/services/data/v{API_VERSION}"
+SOAP = f"/services/Soap/u/{API_VERSION}"
+VERSIONS = "/services/data"
+# Lookups that hold their parent: an API delete of a record a live record still points at
+# through one of these fails with DELETE_FAILED. Assumption: the Object Reference does not
+# say what deleting a referenced Individual does; this is the strictest reading (a
+# "restrict delete" lookup), so a client that relies on deletion order inside one call
+# is caught.
+HOLDING = ("IndividualId", "PartyId")
+BIN = timedelta(days=RECYCLE_BIN_DAYS)
+PURGED_VISIBLE = timedelta(hours=PURGED_STILL_QUERYABLE_HOURS)
 REQUIRED = {"Contact": "LastName", "Lead": "LastName", CONSENT: "Name"}
 
 Row = dict[str, Any]
@@ -52,7 +91,8 @@ Row = dict[str, Any]
 class _Record:
     type: str
     values: Row
-    deleted_at: datetime | None = None
+    deleted_at: datetime | None = None  # in the Recycle Bin since
+    purged_at: datetime | None = None  # emptied from the bin (queryAll sees it a while)
     reject_with: str | None = None
     reject_delete_with: str | None = None
 
@@ -69,8 +109,9 @@ class SalesforceEmulator(Emulator):
 
     def __init__(self, session_id: str = "00Demulator!session", api_limit: int = 15000,
                  concurrent_limit: int = 25, *, page_size: int = 2000,
-                 consent_objects: bool = True) -> None:
+                 consent_objects: bool = True, withheld: tuple[str, ...] = ()) -> None:
         super().__init__()
+        self.access = Access(withheld)
         self.types = frozenset(FIELDS) - (set() if consent_objects else {CONSENT})
         self.session_id = session_id
         self.api_limit = api_limit
@@ -83,7 +124,7 @@ class SalesforceEmulator(Emulator):
         self._seq = 0
         self._last_tick: datetime | None = None
         self._offset = timedelta(0)
-        self._earliest_deleted = to_minute(datetime.now(UTC) - timedelta(days=15))
+        self._emptied_before: datetime | None = None
         obj = r"(?P<type>\w+)"
         for method, pattern, handler in [
             ("GET", "/limits/?", self._limits),
@@ -101,6 +142,7 @@ class SalesforceEmulator(Emulator):
         ]:
             self.route(method, API + pattern, self._guarded(handler))
         self.route("GET", "/services/data/?", self._versions)
+        self.route("POST", SOAP, self._soap)
 
     # -- base hooks -------------------------------------------------------------
     def error(self, status: int, message: str) -> Response:
@@ -114,14 +156,14 @@ class SalesforceEmulator(Emulator):
         return Response(200, [{"label": "Winter '24", "url": API, "version": version}])
 
     def authorize(self, request: Request) -> Response | None:
-        if request.path.rstrip("/") == "/services/data":
-            return None  # the version list needs no session
+        if request.path.rstrip("/") in (VERSIONS, SOAP):
+            return None  # the version list needs no session; SOAP carries it in its body
         if request.headers.get("authorization") != f"Bearer {self.session_id}":
             return self._fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return None
 
     def admit(self, request: Request) -> Response | None:
-        if request.path.rstrip("/") == "/services/data":
+        if request.path.rstrip("/") == VERSIONS:
             return None
         with self.lock:
             if self.api_used >= self.api_limit:
@@ -134,7 +176,7 @@ class SalesforceEmulator(Emulator):
         return None
 
     def release(self, request: Request) -> None:
-        if request.path.rstrip("/") == "/services/data":
+        if request.path.rstrip("/") == VERSIONS:
             return  # never counted in
         with self.lock:
             self._in_flight -= 1
@@ -179,11 +221,38 @@ class SalesforceEmulator(Emulator):
         self._ui_write(self._individual_of(record_id), {"ShouldForget": True})
 
     def ui_delete(self, record_id: str) -> None:
+        """Delete a record as a user would: to the Recycle Bin."""
         with self.lock:
-            rec = self._live(record_id)
-            now = self._tick()
-            rec.deleted_at = now
-            rec.values.update(IsDeleted=True, SystemModstamp=now)
+            self._to_bin(self._live(record_id))
+
+    def undelete(self, record_id: str) -> None:
+        """Restore a record from the Recycle Bin (SOAP ``undelete()``, or the bin's Restore
+        button); raises Refused if it is not there (live, purged or unknown)."""
+        with self.lock:
+            self._sweep()
+            rec = self._records.get(record_id)
+            if rec is None or rec.deleted_at is None or rec.purged_at is not None:
+                raise Refused(400, "UNDELETE_FAILED", "record is not in the Recycle Bin")
+            rec.deleted_at = None
+            rec.values.update(IsDeleted=False, SystemModstamp=self._tick())
+
+    def empty_recycle_bin(self, ids: list[str]) -> list[str | None]:
+        """Purge these records from the Recycle Bin now (what ``emptyRecycleBin()`` does);
+        per id, the statusCode it was refused with, or None."""
+        with self.lock:
+            return [code for _, code, _ in self._empty(ids)]
+
+    def in_recycle_bin(self, record_id: str) -> bool:
+        """Whether the record is deleted and still restorable."""
+        with self.lock:
+            self._sweep()
+            rec = self._records.get(record_id)
+            return rec is not None and rec.deleted_at is not None and rec.purged_at is None
+
+    def withhold(self, *rights: str) -> None:
+        """Take rights from the integration user (see ``emulators.salesforce.access``)."""
+        with self.lock:
+            self.access.withheld.update(rights)
 
     def add_consent(self, individual_id: str, contact_point_type: str = "Email",
                     status: str = "OptIn", source: str = "web form") -> str:
@@ -213,12 +282,14 @@ class SalesforceEmulator(Emulator):
             self._live(record_id).reject_delete_with = status_code
 
     def set_earliest_deleted_available(self, when: datetime) -> None:
-        """Simulate an emptied recycle bin: deletes before ``when`` are gone."""
+        """Simulate an emptied recycle bin: getDeleted knows no delete before ``when``."""
         with self.lock:
-            self._earliest_deleted = when.astimezone(UTC)
+            self._emptied_before = when.astimezone(UTC)
 
     def record(self, record_id: str) -> dict[str, Any] | None:
+        """A record's values, deleted or not; None once purged for good (or unknown)."""
         with self.lock:
+            self._sweep()
             rec = self._records.get(record_id)
             return dict(rec.values) if rec is not None else None
 
@@ -236,6 +307,53 @@ class SalesforceEmulator(Emulator):
         """Move the org's clock forward, so tests cross minute boundaries without sleeping."""
         with self.lock:
             self._offset += delta
+
+    # -- the Recycle Bin -----------------------------------------------------------
+    def _earliest_deleted(self) -> datetime:
+        """getDeleted's earliestDateAvailable: 15 days back, or the last emptying."""
+        horizon = to_minute(self.now() - BIN)
+        return horizon if self._emptied_before is None else max(horizon, self._emptied_before)
+
+    def _sweep(self) -> None:
+        """Purge what the bin held for 15 days; forget purged records after 24 hours."""
+        now = self.now()
+        for rec in list(self._records.values()):
+            if rec.deleted_at is not None and rec.purged_at is None and rec.deleted_at < now - BIN:
+                rec.purged_at = rec.deleted_at + BIN
+            if rec.purged_at is not None and rec.purged_at < now - PURGED_VISIBLE:
+                del self._records[rec.id]
+
+    def _to_bin(self, rec: _Record) -> None:
+        now = self._tick()
+        rec.deleted_at = now
+        rec.values.update(IsDeleted=True, SystemModstamp=now)
+
+    def _api_delete(self, rec: _Record) -> Problem | None:
+        """Delete a live record for the API user, or say why Salesforce would not."""
+        if not self.access.can(rec.type, "delete"):
+            return "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id", []
+        if rec.reject_delete_with is not None:
+            return rec.reject_delete_with, "cannot delete", []
+        holders = [r for r in self._records.values() if r.deleted_at is None
+                   and any(r.values.get(f) == rec.id for f in HOLDING)]
+        if holders:
+            return ("DELETE_FAILED", f"Your attempt to delete this {rec.type} could not be "
+                    f"completed because {len(holders)} live record(s) refer to it", [])
+        self._to_bin(rec)
+        return None
+
+    def _empty(self, ids: list[str]) -> list[soap.Result]:
+        self._sweep()
+        results: list[soap.Result] = []
+        for record_id in ids:
+            rec = self._records.get(record_id)
+            if rec is None or rec.deleted_at is None or rec.purged_at is not None:
+                # Assumption: the guide names no code for an id not in the bin.
+                results.append((record_id, "INVALID_ID_FIELD", "not in the Recycle Bin"))
+                continue
+            rec.purged_at = self.now()
+            results.append((record_id, None, ""))
+        return results
 
     # -- state ------------------------------------------------------------------
     def _tick(self) -> datetime:
@@ -282,11 +400,16 @@ class SalesforceEmulator(Emulator):
             self._store(self._live(record_id), values)
 
     def _live(self, record_id: str, sobject: str | None = None) -> _Record:
+        self._sweep()
         rec = self._records.get(record_id)
         if rec is None and len(record_id) == 15:
             rec = next((r for i, r in self._records.items() if i[:15] == record_id), None)
-        if rec is None or rec.deleted_at is not None or (sobject and rec.type != sobject):
+        if rec is None or rec.purged_at is not None or (sobject and rec.type != sobject):
             raise Refused(404, "NOT_FOUND", "The requested resource does not exist")
+        if rec.deleted_at is not None:
+            # A record in the Recycle Bin: 404 ENTITY_IS_DELETED (assumption for the status;
+            # the code is the one collections answers carry).
+            raise Refused(404, "ENTITY_IS_DELETED", "entity is deleted")
         return rec
 
     def _lookup(self, rec: _Record, column: str) -> Any:
@@ -299,10 +422,17 @@ class SalesforceEmulator(Emulator):
         rec = self._records.get(record_id)
         return rec is not None and rec.type == "Individual"
 
-    def _write_error(self, rec: _Record, values: Row) -> Problem | None:
+    def _write_error(self, rec: _Record, values: Row, *, api: bool = False) -> Problem | None:
+        """Why Salesforce would refuse writing ``values`` to ``rec``; ``api``: as the
+        integration user, whose object and field rights apply."""
+        if api and not self.access.can(rec.type, "edit"):
+            return "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id", []
         for name, value in values.items():
             problem = (None if name == "attributes"
                        else field_problem(rec.type, name, value, self._is_individual))
+            if problem is None and api and not self.access.field(rec.type, name, "edit"):
+                problem = ("INVALID_FIELD_FOR_INSERT_UPDATE",
+                           f"Unable to create/update fields: {name}", [name])
             if problem is not None:
                 return problem
         if rec.reject_with is not None:
@@ -315,6 +445,7 @@ class SalesforceEmulator(Emulator):
         def run(request: Request, match: re.Match[str]) -> Response:
             try:
                 with self.lock:
+                    self._sweep()
                     return handler(request, match)
             except Refused as refused:
                 return self._fail(refused.status, refused.code, refused.message)
@@ -323,15 +454,31 @@ class SalesforceEmulator(Emulator):
     def _fail(self, status: int, code: str, message: str) -> Response:
         return Response(status, [{"message": message, "errorCode": code}])
 
+    @staticmethod
+    def _body(request: Request) -> Any:
+        """The request's JSON body; 415 for another media type, 400 for bad JSON (the REST
+        guide: 415 "The entity in the request is in a format that's not supported"; the
+        code UNSUPPORTED_MEDIA_TYPE is an assumption)."""
+        if not request.body:
+            return None
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE",
+                          f"Content type '{media or 'none'}' not supported")
+        try:
+            return request.json()
+        except ValueError:
+            raise Refused(400, "JSON_PARSER_ERROR", "The request body is not JSON") from None
+
     def _sobject(self, name: str) -> str:
-        """A type of this org named in a REST path; Salesforce answers 404 for any other."""
-        if name not in self.types:
+        """A type of this org the user may read, named in a REST path; 404 for any other."""
+        if name not in self.types or not self.access.can(name, "read"):
             raise Refused(404, "NOT_FOUND", f"The requested resource does not exist: {name}")
         return name
 
     def _queried_type(self, name: str) -> str:
         """A type of this org named in SOQL; Salesforce answers 400 INVALID_TYPE for any other."""
-        if name not in self.types:
+        if name not in self.types or not self.access.can(name, "read"):
             raise Refused(400, "INVALID_TYPE", f"sObject type '{name}' is not supported.")
         return name
 
@@ -362,27 +509,44 @@ class SalesforceEmulator(Emulator):
     def _deleted(self, request: Request, match: re.Match[str]) -> Response:
         sobject = self._sobject(match["type"])
         start, end = self._window(request)
+        earliest = self._earliest_deleted()
         gone = [{"id": r.id, "deletedDate": render(r.deleted_at)} for r in self._records.values()
                 if r.type == sobject and r.deleted_at is not None
-                and r.deleted_at >= self._earliest_deleted and start < r.deleted_at <= end]
+                and r.deleted_at >= earliest and start < r.deleted_at <= end]
         return Response(200, {"deletedRecords": gone,
-                              "earliestDateAvailable": render(self._earliest_deleted),
+                              "earliestDateAvailable": render(earliest),
                               "latestDateCovered": render(end)})
 
     def _query(self, request: Request, match: re.Match[str]) -> Response:
         query = Parser(request.arg("q") or "", self._lookup,
                        lambda column: column.rsplit(".", 1)[-1] in DATETIMES).parse()
+        if query.type == "UserPermissionAccess":
+            return self._paged([self._permissions_row(query.fields)])
         self._queried_type(query.type)
-        check_columns(query.type, query.touched)
+        check_columns(query.type, query.touched,
+                      lambda sobject, name: self.access.field(sobject, name, "read"))
         include_deleted = match["kind"] == "queryAll"
         hits = [r for r in self._records.values() if r.type == query.type
-                and (include_deleted or r.deleted_at is None)
+                and (r.deleted_at is None or include_deleted)
                 and (query.where is None or query.where(r))]
         if query.order is not None:
             column, descending = query.order
             hits.sort(key=lambda r: (self._lookup(r, column) is None, self._lookup(r, column)),
                       reverse=descending)
-        rows = [self._row(r, query.fields) for r in hits[:query.limit]]
+        return self._paged([self._row(r, query.fields) for r in hits[:query.limit]])
+
+    def _permissions_row(self, columns: list[str]) -> Row:
+        """The one UserPermissionAccess row: the current user's user permissions."""
+        row: Row = {"attributes": {"type": "UserPermissionAccess",
+                                   "url": f"{API}/sobjects/UserPermissionAccess/x"}}
+        for column in columns:
+            if column not in USER_PERMISSIONS:
+                raise Refused(400, "INVALID_FIELD",
+                              f"No such column '{column}' on entity 'UserPermissionAccess'")
+            row[column] = self.access.permission(column)
+        return row
+
+    def _paged(self, rows: list[Row]) -> Response:
         self._seq += 1
         locator = f"01g{self._seq:015d}"
         self._cursors[locator] = rows
@@ -421,15 +585,25 @@ class SalesforceEmulator(Emulator):
         return row
 
     def _describe(self, request: Request, match: re.Match[str]) -> Response:
-        return Response(200, describe(self._sobject(match["type"])))
+        sobject = self._sobject(match["type"])
+        access = self.access
+        return Response(200, describe(
+            sobject, lambda name: access.field(sobject, name, "read"),
+            lambda name: access.field(sobject, name, "edit"),
+            {"createable": access.can(sobject, "create"),
+             "updateable": access.can(sobject, "edit"),
+             "deletable": access.can(sobject, "delete")}))
 
     def _get(self, request: Request, match: re.Match[str]) -> Response:
         rec = self._live(match["id"], self._sobject(match["type"]))
-        return Response(200, self._row(rec, list(FIELDS[rec.type])))
+        readable = [f for f in FIELDS[rec.type] if self.access.field(rec.type, f, "read")]
+        return Response(200, self._row(rec, readable))
 
     def _create(self, request: Request, match: re.Match[str]) -> Response:
         sobject = self._sobject(match["type"])
-        values = request.json() or {}
+        values = self._body(request) or {}
+        if not self.access.can(sobject, "create"):
+            raise Refused(400, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights")
         probe = _Record(sobject, dict.fromkeys(FIELDS[sobject]))
         problem = self._write_error(probe, values)
         if problem is not None:
@@ -443,42 +617,46 @@ class SalesforceEmulator(Emulator):
 
     def _patch(self, request: Request, match: re.Match[str]) -> Response:
         rec = self._live(match["id"], self._sobject(match["type"]))
-        values = request.json() or {}
-        problem = self._write_error(rec, values)
+        values = self._body(request) or {}
+        problem = self._write_error(rec, values, api=True)
         if problem is not None:
             raise Refused(400, problem[0], problem[1])
         self._store(rec, values)
         return Response(204)
 
     def _delete(self, request: Request, match: re.Match[str]) -> Response:
-        self.ui_delete(self._live(match["id"], self._sobject(match["type"])).id)
+        problem = self._api_delete(self._live(match["id"], self._sobject(match["type"])))
+        if problem is not None:
+            # Assumption: a refused single delete answers 400 with the item's code.
+            raise Refused(400, problem[0], problem[1])
         return Response(204)
 
     def _collection_update(self, request: Request, match: re.Match[str]) -> Response:
-        body = request.json() or {}
-        records = body.get("records") or []
-        if len(records) > COLLECTION_LIMIT:
-            raise Refused(400, "EXCEEDED_ID_LIMIT",
-                           "record limit reached. cannot submit more than 200 records")
+        body = self._body(request)
+        if isinstance(body, dict) and len(body.get("records") or []) > COLLECTION_LIMIT:
+            raise _too_many()
+        try:
+            update = CollectionUpdate.model_validate(body)
+        except ValidationError as exc:
+            raise Refused(400, "JSON_PARSER_ERROR", _first(exc)) from None
         plans: list[tuple[_Record | None, Row, Problem | None]] = []
-        for values in records:
-            rec = self._records.get(str(values.get("id")))
-            sobject = (values.get("attributes") or {}).get("type")
-            fields = {k: v for k, v in values.items() if k not in {"attributes", "id"}}
-            if rec is None or rec.type != sobject:
+        for record in update.records:
+            rec = self._records.get(record.id)
+            fields = {k: v for k, v in (record.model_extra or {}).items()}
+            if (rec is None or rec.purged_at is not None or rec.type != record.attributes.type
+                    or not self.access.can(rec.type, "read")):
                 plans.append((None, fields, ("INVALID_ID_FIELD", "invalid record id", ["Id"])))
             elif rec.deleted_at is not None:
                 plans.append((rec, fields, ("ENTITY_IS_DELETED", "entity is deleted", [])))
             else:
-                plans.append((rec, fields, self._write_error(rec, fields)))
-        rollback = bool(body.get("allOrNone")) and any(p[2] for p in plans)
+                plans.append((rec, fields, self._write_error(rec, fields, api=True)))
+        rollback = update.allOrNone and any(p[2] for p in plans)
         results: list[Row] = []
         for rec, fields, problem in plans:
             if problem is None and rollback:
                 problem = ("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back", [])
             if problem is not None:
-                results.append({"success": False, "errors": [
-                    {"statusCode": problem[0], "message": problem[1], "fields": problem[2]}]})
+                results.append(_failure(problem))
                 continue
             assert rec is not None
             self._store(rec, fields)
@@ -488,19 +666,74 @@ class SalesforceEmulator(Emulator):
     def _collection_delete(self, request: Request, match: re.Match[str]) -> Response:
         ids = [i for i in (request.arg("ids") or "").split(",") if i]
         if len(ids) > COLLECTION_LIMIT:
-            raise Refused(400, "EXCEEDED_ID_LIMIT",
-                           "record limit reached. cannot submit more than 200 records")
-        results: list[Row] = []
-        for record_id in ids:
-            rec = self._records.get(record_id)
-            code = ("INVALID_ID_FIELD" if rec is None or rec.type not in self.types
-                    else "ENTITY_IS_DELETED" if rec.deleted_at is not None
-                    else rec.reject_delete_with)
-            if code is not None:
-                results.append({"id": record_id, "success": False, "errors": [
-                    {"statusCode": code, "message": "cannot delete", "fields": []}]})
-                continue
-            self.ui_delete(record_id)
-            results.append({"id": record_id, "success": True, "errors": []})
+            raise _too_many()
+        try:
+            asked = CollectionDelete.model_validate(
+                {"ids": ids, "allOrNone": request.arg("allOrNone", "false")})
+        except ValidationError as exc:
+            raise Refused(400, "INVALID_QUERY_PARAMETER_VALUE", _first(exc)) from None
+        results: list[Row] = [{} for _ in asked.ids]
+        binned: list[_Record] = []
+        # Last to first: the guide promises the results' order, not the processing order.
+        for index in reversed(range(len(asked.ids))):
+            rec = self._records.get(asked.ids[index])
+            problem: Problem | None
+            if rec is None or rec.purged_at is not None or not self.access.can(rec.type, "read"):
+                problem = ("INVALID_ID_FIELD", "invalid record id", [])
+            elif rec.deleted_at is not None:
+                problem = ("ENTITY_IS_DELETED", "entity is deleted", [])
+            else:
+                problem = self._api_delete(rec)
+            if problem is None:
+                assert rec is not None
+                binned.append(rec)
+                results[index] = {"id": rec.id, "success": True, "errors": []}
+            else:
+                results[index] = _failure(problem)
+        if asked.allOrNone and len(binned) < len(asked.ids):
+            for rec in binned:
+                rec.deleted_at = None
+                rec.values["IsDeleted"] = False
+            results = [r if not r["success"] else _failure(
+                ("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back", [])) for r in results]
         return Response(200, results)
 
+    def _soap(self, request: Request, match: re.Match[str]) -> Response:
+        """``emptyRecycleBin()`` over SOAP; any other call is a fault."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "text/xml":
+            return _soap_fault(415, "INVALID_OPERATION", f"content type '{media}' not supported")
+        session, ids = soap.read(request.body.decode("utf-8", "replace"))
+        if session != self.session_id:
+            return _soap_fault(500, "INVALID_SESSION_ID", "Invalid Session ID found in "
+                               "SessionHeader: Illegal Session")
+        if ids is None:
+            return _soap_fault(500, "INVALID_OPERATION", "this emulator answers emptyRecycleBin")
+        if len(ids) > EMPTY_RECYCLE_BIN_LIMIT:
+            return _soap_fault(500, "LIMIT_EXCEEDED", "emptyRecycleBin takes at most 200 ids")
+        with self.lock:
+            self.api_used += 1
+            results = self._empty(ids)
+        return Response(200, soap.answer(results), content_type="text/xml; charset=utf-8")
+
+
+def _failure(problem: Problem) -> Row:
+    """A failed collections item: ``success`` false, the errors, and no ``id``."""
+    return {"success": False, "errors": [
+        {"statusCode": problem[0], "message": problem[1], "fields": problem[2]}]}
+
+
+def _too_many() -> Refused:
+    # Assumption: the guides say "up to 200" but print no code; this is Salesforce's
+    # code for an id limit (API StatusCode EXCEEDED_ID_LIMIT).
+    return Refused(400, "EXCEEDED_ID_LIMIT",
+                   "record limit reached. cannot submit more than 200 records")
+
+
+def _first(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+
+
+def _soap_fault(status: int, code: str, message: str) -> Response:
+    return Response(status, soap.fault(code, message), content_type="text/xml; charset=utf-8")
