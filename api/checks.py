@@ -24,6 +24,9 @@ FIXES = {
                       "> Scopes) and set the new token in PRIVASYNC_HUBSPOT__ACCESS_TOKEN",
     "hubspot_mapping": "fix consent.subscriptions in hubspot.yaml to the portal's ids",
     "salesforce_version": "set PRIVASYNC_SALESFORCE__API_VERSION to one the org serves",
+    "salesforce_permissions": "grant them to the integration user's profile or a permission "
+                              "set (Object Settings: object and field access; System "
+                              "Permissions: Bulk API Hard Delete)",
     "mailchimp_list": "set PRIVASYNC_MAILCHIMP__LIST_ID to the audience's id (Audience > "
                       "Settings > Audience name and defaults)",
 }

@@ -178,4 +178,6 @@ def test_salesforce_jobs_wait_below_the_reserve_and_go_when_the_allocation_recov
     wait_for("Salesforce opted out once the allocation recovered", lambda: all(
         (sf.record(i) or {}).get("HasOptedOutOfEmail") is True for i in sf.find_by_email(email)),
         timeout=15)
-    assert statuses(engine, "salesforce") == {"done": 1}
+    # The job is marked done just after its PATCH is answered: wait for that, not race it.
+    wait_for("the Salesforce job marked done",
+             lambda: statuses(engine, "salesforce") == {"done": 1})
