@@ -4,6 +4,7 @@ emulator, and proves it by reading back."""
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 import responses
@@ -254,3 +255,21 @@ def test_a_record_already_gone_when_deleted_counts_as_erased():
 
     assert (receipt.error, receipt.records) == (None, 0)
     assert receipt.verified == NOTHING
+
+
+def test_erased_records_wait_in_the_recycle_bin_as_erasure_does_not_purge_them(emulator,
+                                                                                connector):
+    """What erasure leaves today (the hard delete is another issue's): every deleted record,
+    fields intact, restorable and visible to queryAll for 15 days."""
+    contact = emulator.create_contact("ada@example.com", with_individual=True)
+    consent = emulator.add_consent(individual_of(emulator, contact))
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+    binned = [i for i in (contact, individual_of(emulator, contact), consent)
+              if emulator.in_recycle_bin(i)]
+
+    assert receipt.error is None and receipt.verified == EVERYTHING
+    assert len(binned) == 3
+    assert emulator.record(contact)["Email"] == "ada@example.com"
+    emulator.advance(timedelta(days=16))
+    assert emulator.record(contact) is None and not emulator.in_recycle_bin(consent)
