@@ -430,8 +430,7 @@ class SalesforceEmulator(Org, Emulator):
             return _soap_fault(500, "INVALID_OPERATION", "this emulator answers emptyRecycleBin")
         if len(ids) > EMPTY_RECYCLE_BIN_LIMIT:
             return _soap_fault(500, "LIMIT_EXCEEDED", "emptyRecycleBin takes at most 200 ids")
-        with self.lock:
-            self.api_used += 1
+        with self.lock:  # counted against the allocation by ``admit``, as every call
             results = self._empty(ids)
         return Response(200, soap.answer(results), content_type="text/xml; charset=utf-8")
 

@@ -139,8 +139,10 @@ def test_after_15_days_the_bin_is_purged_and_get_deleted_forgets(emulator):
 def test_empty_recycle_bin_purges_now_yet_query_all_sees_the_record_for_a_day(emulator):
     gone, live = emulator.create_contact("a@example.com"), emulator.create_contact("b@x.org")
     delete(emulator, gone)
+    used = emulator.api_used
 
     answer = empty_recycle_bin(emulator, [gone, live])
+    assert emulator.api_used == used + 1  # one API call, like any other
     within_the_day = query_all(emulator, "SELECT Id FROM Contact WHERE IsDeleted = true")
     emulator.advance(timedelta(hours=25))
     next_day = query_all(emulator, "SELECT Id FROM Contact WHERE IsDeleted = true")
