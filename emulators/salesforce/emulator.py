@@ -115,6 +115,24 @@ class SalesforceEmulator(Org, Emulator):
         self.route("POST", SOAP, self._soap)
 
     # -- base hooks -------------------------------------------------------------
+    def dispatch(self, request: Request) -> Response:
+        response = self._dispatch_counted(request)
+        with self.lock:
+            response.headers.setdefault("Sforce-Limit-Info",
+                                        f"api-usage={self.api_used}/{self.api_limit}")
+        return response
+
+    def _dispatch_counted(self, request: Request) -> Response:
+        """The base dispatch, but a known resource asked with another method is 405
+        METHOD_NOT_ALLOWED (REST guide, "Status Codes and Error Responses"; the code
+        name is an assumption)."""
+        known = [m for m, pattern, _ in self._routes if pattern.match(request.path)]
+        if known and request.method not in known:
+            return self._fail(405, "METHOD_NOT_ALLOWED",
+                              f"HTTP Method '{request.method}' not allowed. Allowed are "
+                              f"{','.join(sorted(set(known)))}")
+        return super().dispatch(request)
+
     def error(self, status: int, message: str) -> Response:
         codes = {400: "MALFORMED_QUERY", 401: "INVALID_SESSION_ID", 403: "INSUFFICIENT_ACCESS",
                  404: "NOT_FOUND"}
@@ -150,13 +168,6 @@ class SalesforceEmulator(Org, Emulator):
             return  # never counted in
         with self.lock:
             self._in_flight -= 1
-
-    def dispatch(self, request: Request) -> Response:
-        response = super().dispatch(request)
-        with self.lock:
-            response.headers.setdefault("Sforce-Limit-Info",
-                                        f"api-usage={self.api_used}/{self.api_limit}")
-        return response
 
     # -- HTTP handlers ----------------------------------------------------------
     def _guarded(self, handler: Callable[[Request, re.Match[str]], Response]

@@ -147,3 +147,10 @@ def test_an_unknown_object_is_404_not_found(emulator):
 
     assert caught.value.status == 404
     assert refusal(caught.value.content).errorCode == "NOT_FOUND"
+
+
+def test_a_known_resource_asked_with_another_method_is_405(emulator):
+    answer = requests.put(f"{emulator.url}{API}/composite/sobjects", json={}, timeout=5,
+                          headers={"Authorization": f"Bearer {emulator.session_id}"})
+
+    assert (answer.status_code, refusal(answer).errorCode) == (405, "METHOD_NOT_ALLOWED")
