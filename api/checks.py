@@ -26,6 +26,9 @@ FIXES = {
     "hubspot_properties": "fix fields in hubspot.yaml to the portal's contact property names "
                           "(Settings > Properties), or create them; never map a read-only one",
     "salesforce_version": "set PRIVASYNC_SALESFORCE__API_VERSION to one the org serves",
+    "salesforce_permissions": "grant them to the integration user's profile or a permission "
+                              "set (Object Settings: object and field access; System "
+                              "Permissions: Bulk API Hard Delete)",
     "mailchimp_list": "set PRIVASYNC_MAILCHIMP__LIST_ID to the audience's id (Audience > "
                       "Settings > Audience name and defaults)",
     "opendsr_discovery": "ask the processor to support what is named (or change the "

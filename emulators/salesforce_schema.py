@@ -81,27 +81,36 @@ def field_type(name: str) -> str:
     return "string"
 
 
-def describe(sobject: str) -> dict[str, Any]:
-    """The describe answer of ``sobject``: its name, key prefix and fields in order."""
+def describe(sobject: str, readable: Callable[[str], bool] = lambda _: True,
+             editable: Callable[[str], bool] = lambda _: True,
+             rights: dict[str, bool] | None = None) -> dict[str, Any]:
+    """The describe answer of ``sobject`` for a user: its name, key prefix, the user's
+    object rights (``rights``: createable, updateable, deletable; all true by default)
+    and the fields the user may read, in order, ``updateable`` where they may edit them
+    (SOAP API Developer Guide, DescribeSObjectResult and Field)."""
     fields = [{"name": name, "type": field_type(name), "label": name,
                "nillable": name not in READ_ONLY | BOOLEANS,
-               "updateable": name not in READ_ONLY,
+               "createable": name not in READ_ONLY and editable(name),
+               "updateable": name not in READ_ONLY and editable(name),
                "referenceTo": [REFERENCES[name] or sobject] if name in REFERENCES else [],
                "custom": name.endswith("__c")}
-              for name in FIELDS[sobject]]
+              for name in FIELDS[sobject] if readable(name)]
+    granted = {"createable": True, "updateable": True, "deletable": True, **(rights or {})}
     return {"name": sobject, "label": sobject, "keyPrefix": PREFIX[sobject],
-            "queryable": True, "deletable": True, "fields": fields}
+            "queryable": True, "undeletable": granted["deletable"], **granted,
+            "fields": fields}
 
 
-def check_columns(sobject: str, columns: Iterable[str]) -> None:
-    """Refuse (400 INVALID_FIELD) a queried column ``sobject`` lacks; ``Individual.X``
-    follows the person types' lookup to their Individual."""
+def check_columns(sobject: str, columns: Iterable[str],
+                  readable: Callable[[str, str], bool] = lambda _t, _f: True) -> None:
+    """Refuse (400 INVALID_FIELD) a queried column ``sobject`` lacks or the user may not
+    read; ``Individual.X`` follows the person types' lookup to their Individual."""
     for column in columns:
         owner, name = sobject, column
         if "." in column and sobject != "Individual":
             relation, name = column.split(".", 1)
             owner = "Individual" if relation == "Individual" else ""
-        if name not in FIELDS.get(owner, ()):
+        if name not in FIELDS.get(owner, ()) or not readable(owner, name):
             raise Refused(400, "INVALID_FIELD",
                           f"No such column '{column}' on entity '{sobject}'")
 

@@ -218,10 +218,11 @@ class SalesforceClient:
             "composite/sobjects", method="PATCH", json=body)), len(records))
 
     def delete_collection(self, ids: Sequence[str]) -> list[str | None]:
-        """One sObject Collections DELETE of at most 200 ids, of any types, deleted in
-        the order given (allOrNone false: each on its own).
+        """One sObject Collections DELETE of at most 200 ids (allOrNone false: each on its
+        own). Salesforce answers in the order of the ids but may delete in any order, so
+        records that depend on each other go in separate calls.
 
-        Per id, the statusCode Salesforce refused it with, or None. Raises
+        Per id, by position, the statusCode Salesforce refused it with, or None. Raises
         TransientError/PermanentError/AuthError when the whole call failed.
         """
         params = {"ids": ",".join(ids), "allOrNone": "false"}
@@ -230,7 +231,8 @@ class SalesforceClient:
 
 
 def _status_codes(results: object, sent: int) -> list[str | None]:
-    """Per item of a collections answer, its first error's statusCode, or None on success."""
+    """Per item of a collections answer, by position (a failed item carries no id), its
+    first error's statusCode, or None on success."""
     if not isinstance(results, list) or len(results) != sent:
         raise PermanentError("composite/sobjects: answer does not match the records sent",
                              error_class="unexpected_answer")

@@ -12,6 +12,7 @@ from connectors.salesforce.destination import Destination
 from connectors.salesforce.erasure import Eraser
 from connectors.salesforce.export import Exporter
 from connectors.salesforce.people import COLLECTION_LIMIT
+from connectors.salesforce.permissions import check_permissions
 from connectors.salesforce.poller import Poller, PollResult, SalesforceCursor
 from connectors.salesforce.records import RecordWriter
 from core.errors import ConfigError, TransientError
@@ -47,7 +48,7 @@ class SalesforceConnector:
                  session_id: str | None = None, username: str | None = None,
                  password: str | None = None, security_token: str | None = None,
                  domain: str = "login", version: str = "59.0", timeout: float = 10.0,
-                 allowance: Allowance | None = None) -> None:
+                 allowance: Allowance | None = None, hard_delete: bool = False) -> None:
         if session_id is None and None in (username, password, security_token):
             raise ConfigError("salesforce needs a session_id, or a username, password "
                               "and security_token")
@@ -56,6 +57,10 @@ class SalesforceConnector:
                                   security_token=security_token, domain=domain,
                                   version=version, timeout=timeout)
         self._client = SalesforceClient(credentials, allowance)
+        self._mapping = mapping
+        # Whether erasure is to purge the Recycle Bin (Bulk API hardDelete): only what
+        # ``check`` asks of the user; erasure itself does not hard-delete yet.
+        self._hard_delete = hard_delete
         self.allowance = allowance
         self._poller = Poller(self._client, mapping)
         self._destination = Destination(self._client, mapping.consent.all_email)
@@ -113,10 +118,13 @@ class SalesforceConnector:
 
     def check(self) -> None:
         """Raise AuthError on rejected credentials, TransientError if unreachable or spent,
-        PermanentError if the org does not serve the configured API version."""
+        PermanentError if the org does not serve the configured API version or the user
+        lacks a right a configured feature needs (error_class ``salesforce_permissions``,
+        the message naming each right and its feature)."""
         self._client.check_version()
         _, remaining = self._client.daily_allocation()
         if remaining <= 0:
             raise TransientError("limits: daily API requests used up",
                                  retry_after=EXHAUSTED_RETRY_AFTER,
                                  error_class="request_limit_exceeded")
+        check_permissions(self._client, self._mapping, hard_delete=self._hard_delete)

@@ -6,10 +6,17 @@ named by their refs, and the Individuals those point at. An Individual that a
 Contact or Lead of anyone else still points at is kept, and so are its
 ContactPointTypeConsent rows: they record that other person's consent (an
 opt-out among them must keep being honoured). Deletes follow Salesforce's
-dependencies: consent rows, then Contacts and Leads, then Individuals, in sObject
-Collections of up to 200 ids, which may mix types and are deleted in order.
-Deleted records sit in the Recycle Bin for 15 days (``queryAll`` still returns
-them, ``query`` does not), and Salesforce purges them after that.
+dependencies: consent rows, then Contacts and Leads, then Individuals, each tier in
+its own sObject Collections calls of up to 200 ids. A collections DELETE promises
+the order of its results, not the order it deletes in ("Delete Records Using sObject
+Collections", REST API Developer Guide), so a parent never shares a call with its
+children.
+
+Deleted records sit in the Recycle Bin for 15 days: ``queryAll`` and getDeleted
+still return them (IsDeleted = true, every field intact) and ``undelete`` restores
+them, until Salesforce purges them ("emptyRecycleBin()", SOAP API Developer Guide).
+This module does not purge them; the read-back uses ``query``, which does not see
+the bin.
 
 API calls per batch:
 
@@ -18,12 +25,13 @@ API calls per batch:
 * when those point at Individuals, **one query per type** for every Contact and
   Lead pointing at them, and **one** for the consent rows of the Individuals
   to delete (an org without the object answers INVALID_TYPE: it holds none);
-* **one collections DELETE per 200 records**;
+* **one collections DELETE per tier and 200 records**: consent rows, then Contacts
+  and Leads, then Individuals;
 * when anything was deleted, the **verification**: the lookup queries again,
   and one query each for the deleted Individuals and consent rows by id.
 
-A person with a Contact, a Lead, one Individual and a consent row costs 10
-calls; a batch of 50 such people costs the same 10. A person Salesforce does
+A person with a Contact, a Lead, one Individual and a consent row costs 12
+calls; a batch of 50 such people costs the same 12. A person Salesforce does
 not hold costs the 2 lookups, which are the verification.
 """
 
@@ -39,7 +47,9 @@ from core.errors import DeliveryError, PermanentError, TransientError
 from core.model import ErasureReceipt, PersonAt
 
 CONSENT = "ContactPointTypeConsent"
-DELETE_ORDER = (CONSENT, *PEOPLE, "Individual")
+# Children before parents, one tier per call: a consent row's PartyId and a Contact's or
+# Lead's IndividualId point at the Individual.
+DELETE_TIERS: tuple[tuple[str, ...], ...] = ((CONSENT,), PEOPLE, ("Individual",))
 # How an org without Data Protection and Privacy answers for its consent object.
 ABSENT_OBJECT = frozenset({"invalid_type", "not_found"})
 ALREADY_GONE = "ENTITY_IS_DELETED"
@@ -128,14 +138,15 @@ class Eraser:
             raise
 
     def _delete(self, jobs: list[_Erasure]) -> None:
-        """Delete every doomed record, in DELETE_ORDER, 200 per call; settle each person."""
-        rank = {sobject: n for n, sobject in enumerate(DELETE_ORDER)}
+        """Delete every doomed record, tier after tier (DELETE_TIERS), 200 per call; settle
+        each person. Results are matched to ids by position, as failures carry no id."""
         records = {i: t for job in jobs for i, t in job.doomed.items()}
-        ids = sorted(records, key=lambda i: rank[records[i]])
         codes: dict[str, str | None] = {}
-        for start in range(0, len(ids), COLLECTION_LIMIT):
-            chunk = ids[start:start + COLLECTION_LIMIT]
-            codes.update(zip(chunk, self._client.delete_collection(chunk), strict=True))
+        for tier in DELETE_TIERS:
+            ids = [i for i, sobject in records.items() if sobject in tier]
+            for start in range(0, len(ids), COLLECTION_LIMIT):
+                chunk = ids[start:start + COLLECTION_LIMIT]
+                codes.update(zip(chunk, self._client.delete_collection(chunk), strict=True))
         for job in jobs:
             for record_id, sobject in job.doomed.items():
                 code = codes[record_id]

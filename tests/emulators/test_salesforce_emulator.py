@@ -404,7 +404,7 @@ def test_an_injected_fault_answers_the_next_matching_call_only(emulator):
     assert recovered["DailyApiRequests"]["Max"] == 15000
 
 
-def test_consent_rows_are_queried_by_party_and_deleted_with_their_individual(emulator):
+def test_consent_rows_are_queried_by_party_and_deleted_before_their_individual(emulator):
     contact = emulator.create_contact("a@example.com", with_individual=True)
     individual = emulator.record(contact)["IndividualId"]
     consent = emulator.add_consent(individual, "Email", "OptOut")
@@ -415,14 +415,15 @@ def test_consent_rows_are_queried_by_party_and_deleted_with_their_individual(emu
             f"FROM ContactPointTypeConsent WHERE PartyId IN ('{individual}')")
 
     rows = sf.query_all(soql)["records"]
-    results = sf.restful("composite/sobjects", method="DELETE",
-                         params={"ids": f"{consent},{individual}", "allOrNone": "false"})
+    results = [sf.restful("composite/sobjects", method="DELETE",
+                          params={"ids": ids, "allOrNone": "false"})[0]
+               for ids in (consent, contact, individual)]  # children first, one call each
     after = sf.query_all("SELECT Id FROM ContactPointTypeConsent")["records"]
 
     assert [(r["Id"], r["PartyId"], r["ContactPointType"], r["PrivacyConsentStatus"])
             for r in rows] == [(consent, individual, "Email", "OptOut")]
     assert consent.startswith("0ZY") and parse(rows[0]["CaptureDate"]).tzinfo is not None
-    assert [r["success"] for r in results] == [True, True]
+    assert [r["success"] for r in results] == [True, True, True]
     assert emulator.record(individual)["IsDeleted"] is True
     assert [r["Id"] for r in after] == [other]
 

@@ -38,7 +38,7 @@ def test_an_http_instance_url_reaches_the_emulator(emulator):
 
 
 def test_the_daily_api_limit_becomes_a_transient_error_with_a_retry_hint():
-    emu = SalesforceEmulator(api_limit=2)
+    emu = SalesforceEmulator(api_limit=6)  # check: limits and four describes
     emu.start()
     try:
         connector = connect(emu.url)

@@ -1,0 +1,83 @@
+"""``check`` names every right the integration user lacks for a configured feature."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from api.checks import _try
+from connectors.salesforce import SalesforceConnector
+from core.errors import PermanentError
+from core.mappings import SystemConsent
+from emulators.salesforce import SalesforceEmulator
+from tests.connectors.salesforce.conftest import MAPPING
+from tests.emulators.conftest import started
+
+
+def connect(emu: SalesforceEmulator, **options: object) -> SalesforceConnector:
+    mapping = options.pop("mapping", MAPPING)
+    return SalesforceConnector(instance_url=emu.url, session_id=emu.session_id,
+                               mapping=mapping, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def narrowed(request: pytest.FixtureRequest) -> Iterator[SalesforceEmulator]:
+    with started(SalesforceEmulator(withheld=request.param)) as emu:
+        yield emu
+
+
+def test_a_user_with_every_right_passes_in_five_counted_calls(emulator):
+    connect(emulator).check()
+
+    assert emulator.api_used == 5  # limits and four describes; the version list is free
+
+
+@pytest.mark.parametrize("narrowed", [(
+    "Contact:delete", "Lead.HasOptedOutOfEmail:edit", "Individual:read",
+    "Contact.Phone:edit", "Lead.Health_Note__c:read", "ContactPointTypeConsent:delete",
+)], indirect=True)
+def test_each_missing_right_is_named_with_the_feature_that_needs_it(narrowed):
+    with pytest.raises(PermanentError) as caught:
+        connect(narrowed).check()
+
+    said = str(caught.value)
+    assert caught.value.error_class == "salesforce_permissions"
+    for named in ("Contact delete (erase)", "Lead.HasOptedOutOfEmail edit (consent)",
+                  "Individual read (poll, erase, export)", "Individual delete (erase)",
+                  "Individual.HasOptedOutSolicit edit (consent)",
+                  "Contact.Phone edit (push fields)", "Lead.Health_Note__c edit (push fields)",
+                  "ContactPointTypeConsent delete (erase)"):
+        assert named in said
+    assert "Lead delete" not in said and "Contact.HasOptedOutOfEmail" not in said
+
+
+@pytest.mark.parametrize("narrowed", [("Contact.HasOptedOutOfEmail:edit",)], indirect=True)
+def test_without_consent_writes_configured_the_opt_out_field_is_not_needed(narrowed):
+    mapping = MAPPING.model_copy(update={"consent": SystemConsent(), "fields": {}})
+
+    connect(narrowed, mapping=mapping).check()
+
+
+def test_an_org_without_the_consent_object_is_not_a_missing_right():
+    with started(SalesforceEmulator(consent_objects=False)) as emu:
+        connect(emu).check()
+
+
+@pytest.mark.parametrize("narrowed", [("PermissionsBulkApiHardDelete",)], indirect=True)
+def test_the_hard_delete_permission_is_asked_only_when_hard_deletion_is_configured(narrowed):
+    connect(narrowed).check()
+    with pytest.raises(PermanentError) as caught:
+        connect(narrowed, hard_delete=True).check()
+
+    assert "Bulk API Hard Delete (PermissionsBulkApiHardDelete) (hard delete)" in str(
+        caught.value)
+
+
+@pytest.mark.parametrize("narrowed", [("Lead:delete",)], indirect=True)
+def test_privasync_check_says_what_is_missing_and_where_to_grant_it(narrowed):
+    checked = _try("salesforce", lambda: connect(narrowed), "ok")
+
+    assert checked.ok is False
+    assert "lacks: Lead delete (erase)" in checked.detail
+    assert "permission set" in checked.detail and narrowed.session_id not in checked.detail
