@@ -597,6 +597,7 @@ def _register() -> None:
     from api.cli_jobs import jobs_group
     from api.cli_keys import keys_group
     from api.cli_requests import breach_group, requests_group
+    from api.smoke import smoke
 
     main.add_command(health)
     main.add_command(jobs_group)
@@ -605,6 +606,7 @@ def _register() -> None:
     main.add_command(config_group)
     main.add_command(check)
     main.add_command(keys_group)
+    main.add_command(smoke)
 
 
 _register()
