@@ -54,7 +54,8 @@ def hubspot_v4_statuses(stack: Stack, email: str) -> dict[int, str]:
     NOT_SUBSCRIBED in a v4 write, so an opt-out sent so never arrives)."""
     hubspot = stack.emulators.hubspot
     answer = requests.post(f"{hubspot.url}/communication-preferences/v4/statuses/batch/read",
-                           params={"channel": "EMAIL"}, json={"inputs": [email]}, timeout=10,
+                           params={"channel": "EMAIL"}, json={"inputs": [email]},
+                           timeout=scaled(10),
                            headers={"Authorization": f"Bearer {hubspot.access_token}"})
     return {s["subscriptionId"]: s["status"] for s in answer.json()["results"][0]["statuses"]}
 
@@ -91,7 +92,7 @@ def test_an_objection_a_partner_passes_on_reaches_hubspot_as_v4_spells_it(stack:
                 "email": EMAIL, "identity_verified": True}
     body = json.dumps(document).encode()
     asked = requests.post(f"{stack.url}/webhooks/partners/contact_centre/requests", data=body,
-                          timeout=10, headers=signed_headers(
+                          timeout=scaled(10), headers=signed_headers(
                               stack.emulators.partner.secret, "cc-901", body, time.time()))
     assert asked.status_code == 200, asked.text
     wait_for("HubSpot subscriptions UNSUBSCRIBED (v4)", lambda: hubspot_unsubscribed(

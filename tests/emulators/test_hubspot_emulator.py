@@ -27,6 +27,7 @@ from hubspot.utils.signature import Signature
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 TOKEN, SECRET = "pat-test", "app-secret"
 V4 = "/communication-preferences/v4/statuses"
@@ -50,7 +51,7 @@ def client(hub: HubSpotEmulator) -> HubSpot:
 
 def call(hub: HubSpotEmulator, method: str, path: str, body: Any = None,
          token: str = TOKEN) -> requests.Response:
-    return requests.request(method, hub.url + path, json=body, timeout=5,
+    return requests.request(method, hub.url + path, json=body, timeout=scaled(5),
                             headers={"Authorization": f"Bearer {token}"})
 
 
@@ -78,7 +79,7 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             record.requests.append((self.path, dict(self.headers), body))
             record.arrived.set()
-            record.release.wait(timeout=5)
+            record.release.wait(timeout=scaled(5))
             self.send_response(record.statuses.popleft() if record.statuses else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -175,7 +176,7 @@ def test_opt_out_properties_are_read_only(hub: HubSpotEmulator) -> None:
 # -- auth, rate limit, faults -------------------------------------------------------------------
 def test_a_missing_or_wrong_token_gets_hubspots_401_body(hub: HubSpotEmulator) -> None:
     wrong = call(hub, "GET", "/communication-preferences/v3/definitions", token="nope")
-    missing = requests.get(hub.url + "/communication-preferences/v3/definitions", timeout=5)
+    missing = requests.get(hub.url + "/communication-preferences/v3/definitions", timeout=scaled(5))
     assert wrong.status_code == missing.status_code == 401
     assert wrong.json()["category"] == "INVALID_AUTHENTICATION"
     assert {"status", "message", "correlationId"} <= wrong.json().keys()
@@ -334,7 +335,7 @@ def test_queued_events_are_delivered_in_batches_of_at_most_100(hub: HubSpotEmula
     hub.configure_webhooks(receiver.url, subscriptions=("contact.creation",))
     receiver.release.clear()  # the first delivery hangs until 150 more events are queued
     hub.create_contact("first@example.org")
-    assert receiver.arrived.wait(timeout=5)
+    assert receiver.arrived.wait(timeout=scaled(5))
     for i in range(150):
         hub.create_contact(f"p{i}@example.org")
     receiver.release.set()
@@ -479,9 +480,9 @@ def test_answers_carry_hubspots_correlation_id(hub: HubSpotEmulator, client: Hub
 
 def test_token_info_tells_a_private_apps_scopes_from_the_token_in_the_body(hub: HubSpotEmulator):
     path = "/oauth/v2/private-apps/get/access-token-info"
-    known = requests.post(hub.url + path, json={"tokenKey": TOKEN}, timeout=5)
+    known = requests.post(hub.url + path, json={"tokenKey": TOKEN}, timeout=scaled(5))
     assert known.status_code == 200
     assert known.json()["hubId"] == hub.portal_id and known.json()["appId"] == hub.app_id
     assert "crm.objects.contacts.write" in known.json()["scopes"]
-    unknown = requests.post(hub.url + path, json={"tokenKey": "pat-nobody"}, timeout=5)
+    unknown = requests.post(hub.url + path, json={"tokenKey": "pat-nobody"}, timeout=scaled(5))
     assert unknown.status_code == 400 and unknown.json()["category"] == "VALIDATION_ERROR"

@@ -14,6 +14,7 @@ import requests
 
 from emulators.mailchimp import MailchimpEmulator, subscriber_hash
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 KEY = "emulatorkey-us6"
 LIST = "a6b5da1054"
@@ -95,27 +96,28 @@ def member_url(mc: MailchimpEmulator, email: str) -> str:
 
 
 def test_a_request_without_the_api_key_gets_a_problem_json_401(mc: MailchimpEmulator) -> None:
-    response = requests.get(f"{mc.url}/3.0/ping", auth=("anystring", "wrong-us6"), timeout=5)
+    response = requests.get(f"{mc.url}/3.0/ping", auth=("anystring", "wrong-us6"),
+                            timeout=scaled(5))
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json()
     assert problem["title"] == "API Key Invalid"
     assert set(problem) == {"type", "title", "status", "detail", "instance"}
-    assert requests.get(f"{mc.url}/3.0/ping", timeout=5).status_code == 401
+    assert requests.get(f"{mc.url}/3.0/ping", timeout=scaled(5)).status_code == 401
 
 
 def test_basic_and_bearer_auth_both_reach_ping(mc: MailchimpEmulator) -> None:
-    basic = requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=5)
+    basic = requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=scaled(5))
     bearer = requests.get(f"{mc.url}/3.0/ping", headers={"Authorization": f"Bearer {KEY}"},
-                          timeout=5)
+                          timeout=scaled(5))
     assert basic.status_code == bearer.status_code == 200
     assert basic.json() == {"health_status": "Everything's Chimpy!"}
 
 
 def test_an_unknown_member_or_list_is_resource_not_found(mc: MailchimpEmulator,
                                                          api: requests.Session) -> None:
-    missing = api.get(member_url(mc, "nobody@example.com"), timeout=5)
-    other_list = api.get(f"{mc.url}/3.0/lists/ffffffffff", timeout=5)
+    missing = api.get(member_url(mc, "nobody@example.com"), timeout=scaled(5))
+    other_list = api.get(f"{mc.url}/3.0/lists/ffffffffff", timeout=scaled(5))
     assert missing.status_code == other_list.status_code == 404
     assert missing.json()["title"] == "Resource Not Found"
     assert missing.headers["Content-Type"] == "application/problem+json"
@@ -123,7 +125,7 @@ def test_an_unknown_member_or_list_is_resource_not_found(mc: MailchimpEmulator,
 
 def test_put_adds_a_member_under_the_hash_of_the_lowercased_address(
         mc: MailchimpEmulator, api: requests.Session) -> None:
-    response = api.put(member_url(mc, "Ann@Example.com"), timeout=5, json={
+    response = api.put(member_url(mc, "Ann@Example.com"), timeout=scaled(5), json={
         "email_address": "Ann@Example.com", "status_if_new": "subscribed",
         "merge_fields": {"FNAME": "Ann"}})
     assert response.status_code == 200
@@ -136,12 +138,12 @@ def test_put_adds_a_member_under_the_hash_of_the_lowercased_address(
 
 def test_a_malformed_body_gets_a_validation_problem(mc: MailchimpEmulator,
                                                     api: requests.Session) -> None:
-    response = api.put(member_url(mc, "a@example.com"), timeout=5,
+    response = api.put(member_url(mc, "a@example.com"), timeout=scaled(5),
                        json={"email_address": "b@example.com", "status_if_new": "subscribed"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "email_address"
     mc.add_member("a@example.com")
-    broken = api.patch(member_url(mc, "a@example.com"), data=b"{", timeout=5)
+    broken = api.patch(member_url(mc, "a@example.com"), data=b"{", timeout=scaled(5))
     assert broken.status_code == 400
     assert broken.json()["title"] == "JSON Parse Error"
 
@@ -151,22 +153,23 @@ def test_resubscribing_an_opted_out_member_is_a_compliance_error(
         mc: MailchimpEmulator, api: requests.Session, opted_out: str) -> None:
     mc.add_member("c@example.com", status=opted_out)
     response = api.patch(member_url(mc, "c@example.com"), json={"status": "subscribed"},
-                         timeout=5)
+                         timeout=scaled(5))
     assert response.status_code == 400
     assert response.json()["title"] == "Member In Compliance State"
     assert mc.member("c@example.com")["status"] == opted_out  # type: ignore[index]
-    pending = api.patch(member_url(mc, "c@example.com"), json={"status": "pending"}, timeout=5)
+    pending = api.patch(member_url(mc, "c@example.com"), json={"status": "pending"},
+                        timeout=scaled(5))
     assert pending.status_code == 200
 
 
 def test_an_archived_opt_out_still_cannot_be_resubscribed(mc: MailchimpEmulator,
                                                           api: requests.Session) -> None:
     mc.add_member("arch@example.com")
-    api.delete(member_url(mc, "arch@example.com"), timeout=5)
+    api.delete(member_url(mc, "arch@example.com"), timeout=scaled(5))
     mc.user_unsubscribe("arch@example.com")
-    api.delete(member_url(mc, "arch@example.com"), timeout=5)
+    api.delete(member_url(mc, "arch@example.com"), timeout=scaled(5))
     response = api.patch(member_url(mc, "arch@example.com"), json={"status": "subscribed"},
-                         timeout=5)
+                         timeout=scaled(5))
     assert response.json()["title"] == "Member In Compliance State"
     assert mc.member("arch@example.com")["status"] == "archived"  # type: ignore[index]
 
@@ -174,16 +177,17 @@ def test_an_archived_opt_out_still_cannot_be_resubscribed(mc: MailchimpEmulator,
 def test_delete_archives_and_delete_permanent_forgets_the_address(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("d@example.com")
-    assert api.delete(member_url(mc, "d@example.com"), timeout=5).status_code == 204
+    assert api.delete(member_url(mc, "d@example.com"), timeout=scaled(5)).status_code == 204
     assert mc.member("d@example.com")["status"] == "archived"  # type: ignore[index]
-    forget = api.post(f"{member_url(mc, 'd@example.com')}/actions/delete-permanent", timeout=5)
+    forget = api.post(f"{member_url(mc, 'd@example.com')}/actions/delete-permanent",
+                      timeout=scaled(5))
     assert forget.status_code == 204
     assert mc.member("d@example.com") is None
-    again = api.put(member_url(mc, "d@example.com"), timeout=5, json={
+    again = api.put(member_url(mc, "d@example.com"), timeout=scaled(5), json={
         "email_address": "d@example.com", "status_if_new": "unsubscribed"})
     assert again.status_code == 400
     assert again.json()["title"] == "Forgotten Email Not Subscribed"
-    batch = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+    batch = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=scaled(5), json={
         "members": [{"email_address": "d@example.com", "status": "unsubscribed"}]}).json()
     assert batch["error_count"] == 1 and batch["total_created"] == 0
     assert mc.member("d@example.com") is None
@@ -195,11 +199,11 @@ def test_delete_permanent_removes_a_member_in_any_status_and_then_answers_404(
         mc: MailchimpEmulator, api: requests.Session, status: str) -> None:
     mc.add_member("any@example.com", status="subscribed" if status == "archived" else status)
     if status == "archived":
-        api.delete(member_url(mc, "any@example.com"), timeout=5)
+        api.delete(member_url(mc, "any@example.com"), timeout=scaled(5))
     forget = f"{member_url(mc, 'any@example.com')}/actions/delete-permanent"
-    assert api.post(forget, timeout=5).status_code == 204
-    assert api.get(member_url(mc, "any@example.com"), timeout=5).status_code == 404
-    again = api.post(forget, timeout=5)
+    assert api.post(forget, timeout=scaled(5)).status_code == 204
+    assert api.get(member_url(mc, "any@example.com"), timeout=scaled(5)).status_code == 404
+    again = api.post(forget, timeout=scaled(5))
     assert again.status_code == 404 and again.json()["title"] == "Resource Not Found"
     with pytest.raises(ValueError):
         mc.add_member("any@example.com")
@@ -209,7 +213,7 @@ def test_a_member_reads_back_with_its_fields_permissions_tags_and_zoned_timestam
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("t@example.com", merge_fields={"FNAME": "Tia"}, tags=("vip", "fair 2026"),
                   language="fr")
-    member = api.get(member_url(mc, "t@example.com"), timeout=5).json()
+    member = api.get(member_url(mc, "t@example.com"), timeout=scaled(5)).json()
     assert member["merge_fields"] == {"FNAME": "Tia"}
     assert member["marketing_permissions"][0]["enabled"] is True
     assert [t["name"] for t in member["tags"]] == ["vip", "fair 2026"]
@@ -219,7 +223,7 @@ def test_a_member_reads_back_with_its_fields_permissions_tags_and_zoned_timestam
     assert member["ip_signup"] == member["timestamp_signup"] == ""  # imported, not a form
     assert member["source"] == "Import" and member["_links"][0]["rel"] == "self"
     mc.user_subscribe("form@example.com")
-    signed_up = api.get(member_url(mc, "form@example.com"), timeout=5).json()
+    signed_up = api.get(member_url(mc, "form@example.com"), timeout=scaled(5)).json()
     assert signed_up["ip_signup"] and signed_up["timestamp_signup"].endswith("+00:00")
     assert signed_up["ip_opt"] and signed_up["source"] == "Hosted Signup Form"
 
@@ -229,25 +233,25 @@ def test_a_member_read_keeps_only_the_fields_asked_for_minus_the_excluded_ones(
     mc.add_member("p@example.com", merge_fields={"FNAME": "Pia", "LNAME": "Lo"}, tags=("a",))
     url = member_url(mc, "p@example.com")
     picked = api.get(url, params={"fields": "status,merge_fields.FNAME,tags.name"},
-                     timeout=5).json()
+                     timeout=scaled(5)).json()
     assert picked == {"status": "subscribed", "merge_fields": {"FNAME": "Pia"},
                       "tags": [{"name": "a"}]}
     trimmed = api.get(url, params={"exclude_fields": "_links,id,location.latitude"},
-                      timeout=5).json()
+                      timeout=scaled(5)).json()
     assert {"_links", "id"}.isdisjoint(trimmed) and "latitude" not in trimmed["location"]
     assert trimmed["merge_fields"] == {"FNAME": "Pia", "LNAME": "Lo"}
     both = api.get(url, params={"fields": "merge_fields,status",
-                                "exclude_fields": "merge_fields.LNAME"}, timeout=5).json()
+                                "exclude_fields": "merge_fields.LNAME"}, timeout=scaled(5)).json()
     assert both == {"status": "subscribed", "merge_fields": {"FNAME": "Pia"}}
     assert api.get(f"{mc.url}/3.0/lists/{LIST}", params={"fields": "id"},
-                   timeout=5).json() == {"id": LIST}
+                   timeout=scaled(5)).json() == {"id": LIST}
 
 
 def test_batch_creates_updates_and_reports_compliance_errors_per_member(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("old@example.com")
     mc.add_member("gone@example.com", status="unsubscribed")
-    response = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+    response = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=scaled(5), json={
         "update_existing": True, "members": [
             {"email_address": "new@example.com", "status": "subscribed"},
             {"email_address": "old@example.com", "status": "unsubscribed"},
@@ -264,7 +268,7 @@ def test_batch_creates_updates_and_reports_compliance_errors_per_member(
 def test_batch_without_update_existing_refuses_existing_members(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("e@example.com")
-    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=scaled(5), json={
         "members": [{"email_address": "e@example.com", "status": "unsubscribed"}]}).json()
     assert body["errors"][0]["error_code"] == "ERROR_CONTACT_EXISTS"
     assert mc.member("e@example.com")["status"] == "subscribed"  # type: ignore[index]
@@ -273,7 +277,7 @@ def test_batch_without_update_existing_refuses_existing_members(
 def test_batch_merge_field_updates_are_stored_and_a_status_less_entry_adds_nobody(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     mc.add_member("f@example.com", status="unsubscribed", merge_fields={"FNAME": "F", "X": "1"})
-    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=scaled(5), json={
         "update_existing": True, "members": [
             {"email_address": "f@example.com", "merge_fields": {"FNAME": "Fay", "X": ""}},
             {"email_address": "nobody@example.com", "merge_fields": {"FNAME": "N"}}]}).json()
@@ -289,14 +293,14 @@ def test_batch_merge_field_updates_are_stored_and_a_status_less_entry_adds_nobod
 def test_a_batch_of_more_than_500_members_is_refused(mc: MailchimpEmulator,
                                                      api: requests.Session) -> None:
     members = [{"email_address": f"p{i}@example.com", "status": "subscribed"} for i in range(501)]
-    response = api.post(f"{mc.url}/3.0/lists/{LIST}", json={"members": members}, timeout=5)
+    response = api.post(f"{mc.url}/3.0/lists/{LIST}", json={"members": members}, timeout=scaled(5))
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "members"
     assert mc.member("p0@example.com") is None
 
 
 def members_page(api: requests.Session, mc: MailchimpEmulator, **params: Any) -> dict[str, Any]:
-    response = api.get(f"{mc.url}/3.0/lists/{LIST}/members", params=params, timeout=10)
+    response = api.get(f"{mc.url}/3.0/lists/{LIST}/members", params=params, timeout=scaled(10))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -323,7 +327,7 @@ def test_the_members_read_leaves_archived_out_unless_asked_and_filters_by_status
     mc.add_member("u@example.com", status="unsubscribed")
     mc.add_member("c@example.com", status="cleaned")
     mc.add_member("gone@example.com")
-    assert api.delete(member_url(mc, "gone@example.com"), timeout=5).status_code == 204
+    assert api.delete(member_url(mc, "gone@example.com"), timeout=scaled(5)).status_code == 204
     default = members_page(api, mc)
     assert len(default["members"]) == 10 and default["total_items"] == 13
     everyone = members_page(api, mc, count=1000)["members"]
@@ -358,23 +362,23 @@ def test_the_members_read_needs_the_api_key_and_valid_paging(mc: MailchimpEmulat
                                                              api: requests.Session) -> None:
     mc.add_member("a@example.com")
     url = f"{mc.url}/3.0/lists/{LIST}/members"
-    anonymous = requests.get(url, timeout=5)
+    anonymous = requests.get(url, timeout=scaled(5))
     assert anonymous.status_code == 401
     assert anonymous.headers["Content-Type"] == "application/problem+json"
-    assert requests.get(url, auth=("x", "wrong-us6"), timeout=5).status_code == 401
+    assert requests.get(url, auth=("x", "wrong-us6"), timeout=scaled(5)).status_code == 401
     for params in ({"count": "1001"}, {"count": "0"}, {"offset": "-1"}, {"count": "ten"},
                    {"status": "deleted"}):
-        refused = api.get(url, params=params, timeout=5)
+        refused = api.get(url, params=params, timeout=scaled(5))
         assert refused.status_code == 400, params
         assert refused.json()["errors"][0]["field"] == next(iter(params))
-    assert api.get(f"{mc.url}/3.0/lists/ffffffffff/members", timeout=5).status_code == 404
+    assert api.get(f"{mc.url}/3.0/lists/ffffffffff/members", timeout=scaled(5)).status_code == 404
 
 
 def test_more_simultaneous_requests_than_the_cap_get_429(mc: MailchimpEmulator) -> None:
     mc.latency_seconds = 1.0
 
     def ping(_: int) -> int:
-        return requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=10).status_code
+        return requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=scaled(10)).status_code
 
     with ThreadPoolExecutor(max_workers=15) as pool:
         statuses = list(pool.map(ping, range(15)))
@@ -383,7 +387,7 @@ def test_more_simultaneous_requests_than_the_cap_get_429(mc: MailchimpEmulator) 
     assert mc.in_flight == 0
     assert mc.peak_connections > 10 and mc.refused_connections == 5  # what a test reads
     mc.latency_seconds = 0.0
-    assert requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=5).status_code == 200
+    assert requests.get(f"{mc.url}/3.0/ping", auth=("x", KEY), timeout=scaled(5)).status_code == 200
 
 
 def test_creating_a_webhook_sends_mailchimps_validation_get(mc: MailchimpEmulator,
@@ -396,7 +400,7 @@ def test_a_webhook_url_that_does_not_answer_200_is_refused(mc: MailchimpEmulator
                                                            api: requests.Session) -> None:
     with pytest.raises(RuntimeError):
         mc.configure_webhook(f"{mc.url}/no-such-hook")
-    response = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5,
+    response = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=scaled(5),
                         json={"url": f"{mc.url}/no-such-hook"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "url"
@@ -445,7 +449,7 @@ def test_api_writes_are_not_sent_when_the_webhook_excludes_the_api_source(
         mc: MailchimpEmulator, api: requests.Session, receiver: Receiver) -> None:
     mc.add_member("a@example.com")
     mc.configure_webhook(receiver.url, sources=("user", "admin"))
-    api.patch(member_url(mc, "a@example.com"), json={"status": "unsubscribed"}, timeout=5)
+    api.patch(member_url(mc, "a@example.com"), json={"status": "unsubscribed"}, timeout=scaled(5))
     mc.user_subscribe("b@example.com")
     assert mc.flush_webhooks()
     assert [e["type"] for e in receiver.posts()] == ["subscribe"]
@@ -455,11 +459,11 @@ def test_api_writes_are_not_sent_when_the_webhook_excludes_the_api_source(
 def test_api_writes_are_sent_when_the_api_source_is_enabled(
         mc: MailchimpEmulator, api: requests.Session, receiver: Receiver) -> None:
     mc.add_member("a@example.com")
-    created = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5, json={
+    created = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=scaled(5), json={
         "url": receiver.url, "sources": {"user": True, "admin": True, "api": True}})
     assert created.status_code == 200 and created.json()["sources"]["api"] is True
-    api.patch(member_url(mc, "a@example.com"), json={"status": "unsubscribed"}, timeout=5)
-    api.delete(member_url(mc, "a@example.com"), timeout=5)
+    api.patch(member_url(mc, "a@example.com"), json={"status": "unsubscribed"}, timeout=scaled(5))
+    api.delete(member_url(mc, "a@example.com"), timeout=scaled(5))
     assert mc.flush_webhooks()
     assert [(e["type"], e["data[action]"]) for e in receiver.posts()] == [
         ("unsubscribe", "unsub"), ("unsubscribe", "delete")]
@@ -485,27 +489,28 @@ def test_a_member_path_takes_the_hash_the_address_or_the_contact_id(
     base = f"{mc.url}/3.0/lists/{LIST}/members"
     for key in (subscriber_hash("three.forms@example.com"), "Three.Forms@example.com",
                 "three.forms%40example.com", contact_id):
-        read = api.get(f"{base}/{key}", params={"fields": "email_address"}, timeout=5)
+        read = api.get(f"{base}/{key}", params={"fields": "email_address"}, timeout=scaled(5))
         assert read.status_code == 200, key
         assert read.json() == {"email_address": "Three.Forms@example.com"}
-    patched = api.patch(f"{base}/{contact_id}", json={"merge_fields": {"FNAME": "C"}}, timeout=5)
+    patched = api.patch(f"{base}/{contact_id}", json={"merge_fields": {"FNAME": "C"}},
+                        timeout=scaled(5))
     assert patched.status_code == 200
-    put = api.put(f"{base}/three.forms@example.com", timeout=5, json={
+    put = api.put(f"{base}/three.forms@example.com", timeout=scaled(5), json={
         "email_address": "three.forms@example.com", "status_if_new": "subscribed",
         "status": "unsubscribed"})
     assert put.status_code == 200 and put.json()["status"] == "unsubscribed"
-    gone = api.post(f"{base}/Three.Forms@example.com/actions/delete-permanent", timeout=5)
+    gone = api.post(f"{base}/Three.Forms@example.com/actions/delete-permanent", timeout=scaled(5))
     assert gone.status_code == 204
-    assert api.get(f"{base}/{contact_id}", timeout=5).status_code == 404
+    assert api.get(f"{base}/{contact_id}", timeout=scaled(5)).status_code == 404
 
 
 def test_put_adds_a_member_under_its_address_but_refuses_another_address(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     base = f"{mc.url}/3.0/lists/{LIST}/members"
-    added = api.put(f"{base}/new.one@example.com", timeout=5, json={
+    added = api.put(f"{base}/new.one@example.com", timeout=scaled(5), json={
         "email_address": "new.one@example.com", "status_if_new": "pending"})
     assert added.status_code == 200 and added.json()["status"] == "pending"
-    other = api.put(f"{base}/{subscriber_hash('someone.else@example.com')}", timeout=5,
+    other = api.put(f"{base}/{subscriber_hash('someone.else@example.com')}", timeout=scaled(5),
                     json={"email_address": "new.two@example.com", "status_if_new": "pending"})
     assert other.status_code == 400
     assert other.json()["errors"][0]["field"] == "email_address"
@@ -521,7 +526,7 @@ def test_put_adds_a_member_under_its_address_but_refuses_another_address(
 def test_a_patch_outside_the_member_schema_is_an_invalid_resource_naming_the_field(
         mc: MailchimpEmulator, api: requests.Session, body: dict[str, Any], field: str) -> None:
     mc.add_member("strict@example.com")
-    response = api.patch(member_url(mc, "strict@example.com"), json=body, timeout=5)
+    response = api.patch(member_url(mc, "strict@example.com"), json=body, timeout=scaled(5))
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json()
@@ -535,7 +540,7 @@ def test_a_body_that_is_not_json_is_refused(mc: MailchimpEmulator,
     mc.add_member("typed@example.com")
     response = api.patch(member_url(mc, "typed@example.com"), data="status=unsubscribed",
                          headers={"Content-Type": "application/x-www-form-urlencoded"},
-                         timeout=5)
+                         timeout=scaled(5))
     assert response.status_code == 400
     assert response.json()["title"] == "JSON Parse Error"
 
@@ -544,14 +549,14 @@ def test_a_method_a_path_does_not_take_is_405_method_not_allowed(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     for method, path in (("DELETE", f"/lists/{LIST}"), ("PUT", "/ping"),
                          ("GET", f"/lists/{LIST}/members/x%40y.com/actions/delete-permanent")):
-        response = api.request(method, f"{mc.url}/3.0{path}", timeout=5)
+        response = api.request(method, f"{mc.url}/3.0{path}", timeout=scaled(5))
         assert response.status_code == 405, path
         assert response.json()["title"] == "Method Not Allowed"
 
 
 def test_a_batch_entry_without_an_address_or_a_new_one_without_a_status_is_error_generic(
         mc: MailchimpEmulator, api: requests.Session) -> None:
-    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=5, json={
+    body = api.post(f"{mc.url}/3.0/lists/{LIST}", timeout=scaled(5), json={
         "update_existing": True, "members": [
             {"status": "unsubscribed"}, {"email_address": "no.status@example.com"}]}).json()
     assert [(e["error_code"], e["field"]) for e in body["errors"]] == [
@@ -560,15 +565,15 @@ def test_a_batch_entry_without_an_address_or_a_new_one_without_a_status_is_error
 
 def test_the_webhooks_read_lists_each_with_its_event_and_source_flags(
         mc: MailchimpEmulator, api: requests.Session, receiver: Receiver) -> None:
-    created = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5, json={
+    created = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=scaled(5), json={
         "url": receiver.url, "events": {"campaign": False, "sms_campaign": False},
         "sources": {"api": False}})
     assert created.status_code == 200
-    [hook] = api.get(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5).json()["webhooks"]
+    [hook] = api.get(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=scaled(5)).json()["webhooks"]
     assert hook["id"] == created.json()["id"]
     assert hook["events"]["sms_unsubscribe"] is True and hook["events"]["campaign"] is False
     assert hook["sources"] == {"admin": True, "api": False, "user": True}
-    refused = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=5,
+    refused = api.post(f"{mc.url}/3.0/lists/{LIST}/webhooks", timeout=scaled(5),
                        json={"url": receiver.url, "events": {"sms_stop": True}})
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "events.sms_stop"
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from emulators.http import Fault
 from emulators.opendsr import OpenDsrEmulator
 from tests.emulators.conftest import Sink, serve, started
+from tests.timing import scaled
 
 CALLBACKS = "/callbacks"
 
@@ -42,7 +43,7 @@ def document(sink: Sink, **overrides: Any) -> dict[str, Any]:
 
 
 def submit(processor: OpenDsrEmulator, body: dict[str, Any]) -> requests.Response:
-    return requests.post(f"{processor.url}/v2/requests", json=body, timeout=5)
+    return requests.post(f"{processor.url}/v2/requests", json=body, timeout=scaled(5))
 
 
 def signed_by(processor: OpenDsrEmulator, headers: Any, body: bytes) -> bool:
@@ -58,9 +59,9 @@ def signed_by(processor: OpenDsrEmulator, headers: Any, body: bytes) -> bool:
 
 def test_discovery_publishes_a_ca_issued_certificate_for_the_processors_domain(
         processor: OpenDsrEmulator) -> None:
-    discovery = requests.get(f"{processor.url}/v2/discovery", timeout=5).json()
+    discovery = requests.get(f"{processor.url}/v2/discovery", timeout=scaled(5)).json()
     assert discovery["supported_subject_request_types"] == ["erasure"]
-    published = requests.get(discovery["processor_certificate"], timeout=5).text
+    published = requests.get(discovery["processor_certificate"], timeout=scaled(5)).text
     assert published == processor.certificate_pem
     leaf = x509.load_pem_x509_certificate(published.encode())
     ca = x509.load_pem_x509_certificate(processor.ca_certificate_pem.encode())
@@ -110,11 +111,11 @@ def test_a_known_request_id_is_refused_and_its_status_can_be_read(
     assert again.status_code == 400
     rid = body["subject_request_id"]
     for path in (f"/v2/requests/{rid}", f"/v2/status/{rid}"):
-        status = requests.get(f"{processor.url}{path}", timeout=5)
+        status = requests.get(f"{processor.url}{path}", timeout=scaled(5))
         assert signed_by(processor, status.headers, status.content)
         assert status.json()["request_status"] == "pending"
     assert requests.get(f"{processor.url}/v2/requests/{uuid.uuid4()}",
-                        timeout=5).status_code == 404
+                        timeout=scaled(5)).status_code == 404
 
 
 def test_each_status_change_calls_back_signed_and_a_failed_callback_is_retried(
@@ -138,7 +139,7 @@ def test_a_processor_can_complete_by_itself_after_a_delay(sink: Sink) -> None:
     with started(OpenDsrEmulator(complete_after=0.05)) as processor:
         body = document(sink)
         submit(processor, body)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + scaled(5)
         while (processor.subject_request(body["subject_request_id"]) or {}).get(
                 "status") != "completed":
             assert time.monotonic() < deadline
@@ -149,9 +150,9 @@ def test_credentials_guard_the_request_endpoints_but_not_discovery(sink: Sink) -
     with started(OpenDsrEmulator(credentials=("key", "s3cret"))) as processor:
         assert submit(processor, document(sink)).status_code == 401
         authorised = requests.post(f"{processor.url}/v2/requests", json=document(sink),
-                                   auth=("key", "s3cret"), timeout=5)
+                                   auth=("key", "s3cret"), timeout=scaled(5))
         assert authorised.status_code == 201
-        assert requests.get(f"{processor.url}/v2/discovery", timeout=5).status_code == 200
+        assert requests.get(f"{processor.url}/v2/discovery", timeout=scaled(5)).status_code == 200
 
 
 def test_a_pending_request_is_cancelled_with_a_signed_202_and_a_cancelled_callback(
@@ -160,13 +161,13 @@ def test_a_pending_request_is_cancelled_with_a_signed_202_and_a_cancelled_callba
     body = document(sink)
     rid = body["subject_request_id"]
     submit(processor, body)
-    cancelled = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=5)
+    cancelled = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=scaled(5))
     assert cancelled.status_code == 202
     assert signed_by(processor, cancelled.headers, cancelled.content)
     assert cancelled.json()["subject_request_id"] == rid
-    again = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=5)
+    again = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=scaled(5))
     assert again.status_code == 202
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     while not [d for d in sink.received(CALLBACKS)
                if json.loads(d.body)["subject_request_id"] == rid]:
         assert time.monotonic() < deadline, "no cancelled callback"
@@ -182,10 +183,10 @@ def test_only_a_pending_request_can_be_cancelled_and_an_unknown_one_is_404(
     rid = body["subject_request_id"]
     submit(processor, body)
     processor.set_status(rid, "in_progress")
-    refused = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=5)
+    refused = requests.delete(f"{processor.url}/v2/requests/{rid}", timeout=scaled(5))
     assert (refused.status_code, refused.json()["error"]["code"]) == (400, 400)
     assert requests.delete(f"{processor.url}/v2/requests/{uuid.uuid4()}",
-                           timeout=5).status_code == 404
+                           timeout=scaled(5)).status_code == 404
 
 
 def test_the_opengdpr_routes_answer_under_the_opengdpr_headers(sink: Sink) -> None:
@@ -193,7 +194,7 @@ def test_the_opengdpr_routes_answer_under_the_opengdpr_headers(sink: Sink) -> No
     with started(OpenDsrEmulator(legacy_only=True)) as legacy:
         body = document(sink, api_version="1.0")
         body.pop("regulation")
-        answer = requests.post(f"{legacy.url}/v1/opengdpr_requests", json=body, timeout=5)
+        answer = requests.post(f"{legacy.url}/v1/opengdpr_requests", json=body, timeout=scaled(5))
         assert answer.status_code == 201
         key = x509.load_pem_x509_certificate(legacy.certificate_pem.encode()).public_key()
         assert isinstance(key, rsa.RSAPublicKey)
@@ -201,7 +202,7 @@ def test_the_opengdpr_routes_answer_under_the_opengdpr_headers(sink: Sink) -> No
         key.verify(base64.b64decode(answer.headers["X-OpenGDPR-Signature"]), answer.content,
                    padding.PKCS1v15(), hashes.SHA256())
         assert requests.post(f"{legacy.url}/v2/requests", json=document(sink),
-                             timeout=5).status_code == 404
+                             timeout=scaled(5)).status_code == 404
 
 
 @pytest.mark.parametrize(("key_type", "curve"), [("p256", ec.SECP256R1), ("p384", ec.SECP384R1)])

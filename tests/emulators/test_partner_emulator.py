@@ -13,6 +13,7 @@ import requests
 from connectors.partner import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from emulators.partner import PartnerEmulator, signature
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 SECRET = "partner-secret"
 
@@ -26,7 +27,7 @@ def post(partner: PartnerEmulator, document: dict[str, Any], *, secret: str = SE
          age: int = 0) -> requests.Response:
     body = json.dumps(document).encode()
     timestamp = str(int(time.time()) - age)
-    return requests.post(f"{partner.url}{partner.path}", data=body, timeout=5, headers={
+    return requests.post(f"{partner.url}{partner.path}", data=body, timeout=scaled(5), headers={
         TIMESTAMP_HEADER: timestamp, EVENT_ID_HEADER: document["event_id"],
         SIGNATURE_HEADER: sign(secret, timestamp, body)})
 
@@ -155,7 +156,7 @@ def test_a_timed_ack_that_cannot_be_delivered_is_recorded_on_the_request() -> No
     emulator.start()
     try:
         post(emulator, erasure("ev-s", {"request_id": "r-7", "subject_id": "sub-7"}))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + scaled(5)
         while (emulator.erasure("r-7") or {}).get("ack_status") is None:
             assert time.monotonic() < deadline
             time.sleep(0.01)

@@ -20,6 +20,7 @@ from emulators.http import Fault
 from emulators.salesforce import SalesforceEmulator, render
 from emulators.salesforce_soql import Refused
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 
 class HttpSession(requests.Session):
@@ -514,7 +515,7 @@ def test_composite_delete_reports_a_refused_record_and_deletes_the_rest(emulator
 
 
 def test_the_version_list_needs_no_session_and_costs_no_api_call(emulator):
-    answer = requests.get(f"{emulator.url}/services/data/", timeout=5)
+    answer = requests.get(f"{emulator.url}/services/data/", timeout=scaled(5))
     assert answer.status_code == 200
     assert [v["version"] for v in answer.json()] == ["59.0"]
     assert emulator.api_used == 0

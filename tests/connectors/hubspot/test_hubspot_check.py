@@ -16,13 +16,14 @@ from emulators.hubspot import HubSpotEmulator
 from emulators.hubspot.emulator import GRANTED_SCOPES
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.connectors.hubspot.test_hubspot_destination import WITHDRAWN, subject
+from tests.timing import scaled
 
 BATCH_WRITE = "communication_preferences.statuses.batch.write"
 
 
 def connector(hub: HubSpotEmulator, mapping: SystemMapping = MAPPING) -> HubSpotConnector:
     return HubSpotConnector(base_url=hub.url, access_token=TOKEN, client_secret="s",
-                            mapping=mapping, timeout=5)
+                            mapping=mapping, timeout=scaled(5))
 
 
 def misspelt(name: str) -> SystemMapping:

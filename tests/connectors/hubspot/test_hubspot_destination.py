@@ -14,6 +14,7 @@ from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject,
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
+from tests.timing import scaled
 
 WRITE = "/communication-preferences/v4/statuses/batch/write"
 AT = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
@@ -25,7 +26,7 @@ WITHDRAWN, GRANTED = ConsentStatus.WITHDRAWN, ConsentStatus.GRANTED
 def connector(hub: HubSpotEmulator, mapping: SystemMapping = MAPPING,
               token: str = TOKEN) -> HubSpotConnector:
     return HubSpotConnector(base_url=hub.url, access_token=token, client_secret="s",
-                            mapping=mapping, timeout=5)
+                            mapping=mapping, timeout=scaled(5))
 
 
 def subject(sid: str, email: str | None, **purposes: ConsentStatus) -> DestinationSubject:
@@ -159,7 +160,7 @@ def test_a_rejected_token_is_an_auth_error(hub: HubSpotEmulator) -> None:
 
 def test_an_unreachable_hubspot_is_a_transient_network_error() -> None:
     hs = HubSpotConnector(base_url="http://127.0.0.1:9", access_token=TOKEN, client_secret="s",
-                          mapping=MAPPING, timeout=1)
+                          mapping=MAPPING, timeout=scaled(1))
     with pytest.raises(TransientError) as caught:
         hs.apply_consent([subject("s1", "ada@example.org", offers=WITHDRAWN)])
     assert caught.value.error_class == "network"
@@ -191,7 +192,7 @@ def test_a_withdrawal_reaches_hubspot_spelt_as_v4_spells_it(hub: HubSpotEmulator
                                                       offers=WITHDRAWN)])
     read = requests.post(f"{hub.url}/communication-preferences/v4/statuses/batch/read",
                          params={"channel": "EMAIL"}, json={"inputs": ["ada@example.org"]},
-                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=scaled(5))
     assert outcome.error is None and outcome.detail == {"102": "UNSUBSCRIBED"}
     statuses = {s["subscriptionId"]: s["status"] for s in read.json()["results"][0]["statuses"]}
     assert statuses[102] == "UNSUBSCRIBED"

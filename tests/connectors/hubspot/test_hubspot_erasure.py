@@ -14,6 +14,7 @@ from emulators.http import Fault, Request, Response
 from emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 CONTACTS = "/crm/v3/objects/contacts"
 PURGE, READ = f"{CONTACTS}/gdpr-delete", f"{CONTACTS}/batch/read"
@@ -53,7 +54,7 @@ def scripted(scripted_server: ScriptedHubSpot) -> ScriptedHubSpot:
 
 def connector(hub: HubSpotEmulator, token: str = TOKEN) -> HubSpotConnector:
     return HubSpotConnector(base_url=hub.url, access_token=token, client_secret="s",
-                            mapping=MAPPING, timeout=5)
+                            mapping=MAPPING, timeout=scaled(5))
 
 
 def person(sid: str, *emails: str, refs: tuple[str, ...] = ()) -> PersonAt:

@@ -10,6 +10,7 @@ from core.model import PersonAt
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
+from tests.timing import scaled
 
 CONTACTS = "/crm/v3/objects/contacts"
 READ, PROPERTIES = f"{CONTACTS}/batch/read", "/crm/v3/properties/contacts"
@@ -17,7 +18,7 @@ READ, PROPERTIES = f"{CONTACTS}/batch/read", "/crm/v3/properties/contacts"
 
 def connector(hub: HubSpotEmulator) -> HubSpotConnector:
     return HubSpotConnector(base_url=hub.url, access_token=TOKEN, client_secret="s",
-                            mapping=MAPPING, timeout=5)
+                            mapping=MAPPING, timeout=scaled(5))
 
 
 def person(sid: str, *emails: str, refs: tuple[str, ...] = ()) -> PersonAt:

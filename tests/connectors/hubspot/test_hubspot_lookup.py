@@ -11,13 +11,14 @@ from core.model import SystemRef
 from emulators.http import Fault
 from emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import TOKEN
+from tests.timing import scaled
 
 READ = "/crm/v3/objects/contacts/batch/read"
 
 
 def connector(base_url: str, token: str = TOKEN) -> HubSpotConnector:
     return HubSpotConnector(base_url=base_url, access_token=token, client_secret="s",
-                            mapping=SystemMapping(system="hubspot"), timeout=5)
+                            mapping=SystemMapping(system="hubspot"), timeout=scaled(5))
 
 
 def ref(contact_id: str) -> SystemRef:

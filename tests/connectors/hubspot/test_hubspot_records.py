@@ -12,6 +12,7 @@ from core.model import DestinationRecord, RecordChanged
 from emulators.http import Emulator, Fault, Request, Response
 from emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
+from tests.timing import scaled
 
 CONTACTS = "/crm/v3/objects/contacts"
 UPDATE, READ = f"{CONTACTS}/batch/update", f"{CONTACTS}/batch/read"
@@ -19,7 +20,7 @@ UPDATE, READ = f"{CONTACTS}/batch/update", f"{CONTACTS}/batch/read"
 
 def connector(hub: HubSpotEmulator) -> HubSpotConnector:
     return HubSpotConnector(base_url=hub.url, access_token=TOKEN, client_secret="s",
-                            mapping=MAPPING, timeout=5)
+                            mapping=MAPPING, timeout=scaled(5))
 
 
 def record(sid: str, address: str | None = None, contact: str | None = None, /,

@@ -18,6 +18,7 @@ from core.mappings import SystemConsent, SystemMapping
 from emulators.http import Emulator, Request, Response
 from emulators.mailchimp import MailchimpEmulator
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 KEY = "emulatorkey-us6"
 # The installation's keyring: what the connector stores about members is keyed under it.
@@ -45,7 +46,7 @@ def mc(running: MailchimpEmulator) -> MailchimpEmulator:
 def connect(mc: MailchimpEmulator, mapping: SystemMapping) -> MailchimpConnector:
     """A connector to the emulator's list, reading it through `mapping`."""
     return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
-                              mapping=mapping, keys=KEYS, timeout=5)
+                              mapping=mapping, keys=KEYS, timeout=scaled(5))
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from core.mappings import SystemMapping
 from emulators.http import Emulator, Response
 from emulators.mailchimp import EVENTS, MailchimpEmulator
 from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, WITH_FIELDS
+from tests.timing import scaled
 
 TOKEN = "intake-token-0123"  # noqa: S105 - a test's, not a real secret
 INTAKE = f"/webhooks/mailchimp/{TOKEN}"
@@ -32,7 +33,8 @@ def intake() -> Iterator[str]:
 def checking(mc: MailchimpEmulator, mapping: SystemMapping = CONSENT_ONLY,
              key: str = KEY, intake_path: str = INTAKE) -> MailchimpConnector:
     return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=key, list_id=LIST,
-                              mapping=mapping, keys=KEYS, timeout=5, intake_path=intake_path)
+                              mapping=mapping, keys=KEYS, timeout=scaled(5),
+                              intake_path=intake_path)
 
 
 def test_a_webhook_to_the_intake_with_every_event_passes(mc: MailchimpEmulator,

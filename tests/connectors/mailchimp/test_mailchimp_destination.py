@@ -28,6 +28,7 @@ from tests.connectors.mailchimp.conftest import (
     connect,
     webhook_endpoint,
 )
+from tests.timing import scaled
 
 WHEN = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 MAPPING = CONSENT_ONLY
@@ -100,7 +101,7 @@ def test_a_permanently_deleted_member_is_refused_not_recreated(
     mc.add_member("kept@example.com")
     forgotten = requests.post(f"{mc.url}/3.0/lists/{LIST}/members/"
                               f"{subscriber_hash('forgot@example.com')}/actions/delete-permanent",
-                              auth=("x", KEY), timeout=5)
+                              auth=("x", KEY), timeout=scaled(5))
     assert forgotten.status_code == 204
     outcomes = connector.apply_consent([subject("s1", "forgot@example.com", known=True),
                                         subject("s2", "kept@example.com", known=True)])
@@ -171,7 +172,7 @@ def test_a_single_bad_gateway_is_absorbed_inside_the_call(
 
 def test_a_wrong_api_key_is_an_auth_error(mc: MailchimpEmulator) -> None:
     bad = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key="wrong-us6", list_id=LIST,
-                             mapping=MAPPING, keys=KEYS, timeout=5)
+                             mapping=MAPPING, keys=KEYS, timeout=scaled(5))
     with pytest.raises(AuthError) as refused:
         bad.check()
     assert refused.value.error_class == "api_key_invalid"
@@ -216,7 +217,7 @@ def test_the_list_is_read_a_thousand_members_a_call(mc: MailchimpEmulator,
         mc.add_member(f"r{i}@example.com")
     mc.add_member("gone@example.com")
     requests.delete(f"{mc.url}/3.0/lists/{LIST}/members/{subscriber_hash('gone@example.com')}",
-                    auth=("privasync", KEY), timeout=5).raise_for_status()  # archived
+                    auth=("privasync", KEY), timeout=scaled(5)).raise_for_status()  # archived
     before = mc.total_calls()
     addresses = list(connector.addresses())
     assert sorted(addresses) == sorted(f"r{i}@example.com" for i in range(2500))

@@ -15,6 +15,7 @@ from core.model import ErasureReceipt, ErasureStatus, PersonAt
 from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, connect
+from tests.timing import scaled
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ def test_an_erased_address_cannot_be_added_back_by_the_api(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
     mc.add_member("gone@example.com")
     assert done(connector.erase([person("s1", "gone@example.com")])[0])
-    again = requests.put(member_url(mc, "gone@example.com"), auth=("x", KEY), timeout=5, json={
+    again = requests.put(member_url(mc, "gone@example.com"), auth=("x", KEY),
+                         timeout=scaled(5), json={
         "email_address": "gone@example.com", "status_if_new": "unsubscribed"})
     assert again.status_code == 400
     assert again.json()["title"] == "Forgotten Email Not Subscribed"
@@ -84,7 +86,7 @@ def test_an_archived_member_is_deleted_not_left_archived(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
     mc.add_member("arch@example.com", status="unsubscribed")
     requests.delete(member_url(mc, "arch@example.com"), auth=("x", KEY),
-                    timeout=5).raise_for_status()
+                    timeout=scaled(5)).raise_for_status()
     [receipt] = connector.erase([person("s1", "arch@example.com")])
     assert done(receipt) and receipt.records == 1
     assert mc.member("arch@example.com") is None
@@ -189,7 +191,7 @@ def test_a_wrong_list_id_is_refused_rather_than_read_as_nobody_there(
         mc: MailchimpEmulator) -> None:
     mc.add_member("w@example.com")
     wrong = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id="ffffffffff",
-                               mapping=CONSENT_ONLY, keys=KEYS, timeout=5)
+                               mapping=CONSENT_ONLY, keys=KEYS, timeout=scaled(5))
     with pytest.raises(PermanentError) as refused:
         wrong.erase([person("s1", "w@example.com")])
     assert refused.value.error_class == "list_not_found"
@@ -198,7 +200,7 @@ def test_a_wrong_list_id_is_refused_rather_than_read_as_nobody_there(
 
 def test_a_wrong_api_key_is_an_auth_error(mc: MailchimpEmulator) -> None:
     bad = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key="wrong-us6", list_id=LIST,
-                             mapping=CONSENT_ONLY, keys=KEYS, timeout=5)
+                             mapping=CONSENT_ONLY, keys=KEYS, timeout=scaled(5))
     with pytest.raises(AuthError):
         bad.erase([person("s1", "a@example.com")])
 

@@ -12,6 +12,7 @@ from core.model import ExportedField, ExportResult, PersonAt
 from emulators.http import Fault
 from emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, connect
+from tests.timing import scaled
 
 RECORD = f"member:{LIST}"
 
@@ -73,7 +74,7 @@ def test_an_archived_member_still_holds_data_and_is_exported(
         mc: MailchimpEmulator, connector: MailchimpConnector) -> None:
     mc.add_member("arch@example.com", merge_fields={"FNAME": "Arch"})
     requests.delete(f"{mc.url}/3.0/lists/{LIST}/members/{subscriber_hash('arch@example.com')}",
-                    auth=("x", KEY), timeout=5).raise_for_status()
+                    auth=("x", KEY), timeout=scaled(5)).raise_for_status()
     [result] = connector.export([person("s1", "arch@example.com")])
     assert values(result)["status"] == "archived"
     assert values(result)["merge_fields.FNAME"] == "Arch"
@@ -119,7 +120,7 @@ def test_a_failed_read_fails_the_whole_call(mc: MailchimpEmulator, connector: Ma
 def test_a_wrong_list_id_is_refused_rather_than_read_as_not_a_member(
         mc: MailchimpEmulator) -> None:
     wrong = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id="ffffffffff",
-                               mapping=CONSENT_ONLY, keys=KEYS, timeout=5)
+                               mapping=CONSENT_ONLY, keys=KEYS, timeout=scaled(5))
     with pytest.raises(PermanentError) as refused:
         wrong.export([person("s1", "a@example.com")])
     assert refused.value.error_class == "list_not_found"

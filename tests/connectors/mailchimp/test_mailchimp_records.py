@@ -21,6 +21,7 @@ from tests.connectors.mailchimp.conftest import (
     connect,
     webhook_endpoint,
 )
+from tests.timing import scaled
 
 BATCH = f"/3.0/lists/{LIST}"
 MAPPING = WITH_FIELDS
@@ -116,7 +117,7 @@ def test_an_archived_member_is_left_alone(mc: MailchimpEmulator,
                                           connector: MailchimpConnector) -> None:
     mc.add_member("arch@example.com")
     archived = requests.delete(f"{mc.url}{BATCH}/members/{subscriber_hash('arch@example.com')}",
-                               auth=("privasync", KEY), timeout=5)
+                               auth=("privasync", KEY), timeout=scaled(5))
     [outcome] = connector.push_fields([record("s1", "arch@example.com", first_name="A")])
     assert archived.status_code == 204
     assert outcome.note == "not a member"

@@ -17,6 +17,7 @@ from core.model import ErasureStatus, PersonAt
 from emulators.http import Fault
 from emulators.opendsr import OpenDsrEmulator
 from tests.emulators.conftest import Delivery, Sink, serve, started
+from tests.timing import scaled
 
 CALLBACKS = "/webhooks/partners/analytics/opendsr"
 
@@ -44,7 +45,7 @@ def connector(processor: OpenDsrEmulator, sink: Sink, *,
     return OpenDsrConnector(name="analytics", partner=policy(identifiers), url=processor.url,
                             callback_url=f"{sink.url}{CALLBACKS}",
                             certificate_pem=pinned or processor.certificate_pem,
-                            api_secret=api_secret, timeout=5)
+                            api_secret=api_secret, timeout=scaled(5))
 
 
 def person(sid: str, *emails: str) -> PersonAt:

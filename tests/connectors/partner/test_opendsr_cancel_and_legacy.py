@@ -16,11 +16,12 @@ from core.model import ErasureStatus
 from emulators.opendsr import OpenDsrEmulator
 from tests.connectors.partner.test_opendsr import CALLBACKS, callback_for, connector, person
 from tests.emulators.conftest import Delivery, Sink, serve, started
+from tests.timing import scaled
 
 
 def callback_once_sent(sink: Sink, request_id: str, status: str) -> Delivery:
     """The processor calls back after answering the DELETE: wait for it, 5 s at most."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     while True:
         sent = [d for d in sink.received(CALLBACKS)
                 if json.loads(d.body)["subject_request_id"] == request_id

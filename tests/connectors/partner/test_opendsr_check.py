@@ -13,6 +13,7 @@ from core.errors import PermanentError
 from emulators.opendsr import OpenDsrEmulator
 from tests.connectors.partner.test_opendsr import connector, policy
 from tests.emulators.conftest import Sink, started
+from tests.timing import scaled
 
 
 def test_a_processor_offering_what_we_need_passes(sink: Sink) -> None:
@@ -61,7 +62,7 @@ def test_a_processor_serving_no_discovery_is_named(sink: Sink) -> None:
     with started(OpenDsrEmulator(controller_id="3622")) as processor:
         nowhere = OpenDsrConnector(name="analytics", partner=policy(), url=sink.url,
                                    callback_url=f"{sink.url}/cb",
-                                   certificate_pem=processor.certificate_pem, timeout=5)
+                                   certificate_pem=processor.certificate_pem, timeout=scaled(5))
         with pytest.raises(PermanentError, match="neither /v2/discovery nor OpenGDPR's") \
                 as refused:
             nowhere.check()  # the sink serves no GET at all: 404 for both

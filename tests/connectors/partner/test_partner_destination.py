@@ -22,6 +22,7 @@ from core.model import (
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 SECRET = "partner-secret"
 WHEN = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -47,7 +48,7 @@ def partner(running: PartnerEmulator) -> PartnerEmulator:
 def connector(partner: PartnerEmulator, *, secret: str = SECRET,
               identifiers: tuple[str, ...] = ("email",)) -> PartnerConnector:
     return PartnerConnector(name="contact_centre", partner=partner_policy(identifiers),
-                            url=f"{partner.url}{partner.path}", secret=secret, timeout=5)
+                            url=f"{partner.url}{partner.path}", secret=secret, timeout=scaled(5))
 
 
 def subject(sid: str) -> DestinationSubject:

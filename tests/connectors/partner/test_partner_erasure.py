@@ -25,6 +25,7 @@ from core.model import (
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
 from tests.emulators.conftest import Sink, serve, started
+from tests.timing import scaled
 
 SECRET = "partner-secret"
 ACKS = "/webhooks/partners/contact_centre/ack"
@@ -48,7 +49,7 @@ def connector(partner: PartnerEmulator, *, secret: str = SECRET,
     policy = Partner(url="http://127.0.0.1:1/unused", secret_setting="PARTNER_SECRET",
                      purposes=("offers",), agreement="DPA-1", identifiers=identifiers)
     return PartnerConnector(name="contact_centre", partner=policy,
-                            url=f"{partner.url}{partner.path}", secret=secret, timeout=5)
+                            url=f"{partner.url}{partner.path}", secret=secret, timeout=scaled(5))
 
 
 def person(sid: str, *emails: str) -> PersonAt:
@@ -138,7 +139,7 @@ def test_a_partner_acks_by_itself_after_its_delay(sink: Sink) -> None:
         c = connector(emulator)
         c.erase([person("e6")])
         [delivery] = sink.wait_for(path)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + scaled(5)
         while (emulator.erasure("req-e6") or {}).get("ack_status") is None:
             assert time.monotonic() < deadline, "the partner never recorded its ack"
             time.sleep(0.01)

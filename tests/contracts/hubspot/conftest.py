@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from emulators.contracts.hubspot.common import Error
 from emulators.hubspot import HubSpotEmulator
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 TOKEN, SECRET = "pat-contract", "contract-secret"
 M = TypeVar("M", bound=BaseModel)
@@ -55,7 +56,7 @@ def raw(hub: HubSpotEmulator, method: str, path: str, body: Any = None, *,
     info) and for requests its validation would not let out."""
     sent = {"Authorization": f"Bearer {TOKEN}"} | (headers or {})
     return requests.request(method, hub.url + path, json=body, data=data, params=params,
-                            headers=sent, timeout=5)
+                            headers=sent, timeout=scaled(5))
 
 
 def refused(response: requests.Response, status: int, category: str) -> Error:

@@ -30,6 +30,7 @@ from emulators.contracts.mailchimp.members import (
 from emulators.http import Emulator, Request, Response
 from emulators.mailchimp import MailchimpEmulator
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 KEY = "contractkey-us6"
 LIST = "c0n7rac7ed"
@@ -68,7 +69,7 @@ def mc(running: MailchimpEmulator) -> MailchimpEmulator:
 @pytest.fixture
 def connector(mc: MailchimpEmulator) -> MailchimpConnector:
     return MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
-                              mapping=MAPPING, keys=KEYS, timeout=5,
+                              mapping=MAPPING, keys=KEYS, timeout=scaled(5),
                               intake_path="/webhooks/mailchimp/contract-token")
 
 

@@ -22,6 +22,7 @@ from emulators.contracts.mailchimp.lists import Webhook
 from emulators.contracts.mailchimp.members import Member
 from emulators.mailchimp import MailchimpEmulator
 from tests.contracts.mailchimp.conftest import KEYS, LIST, Intake, conform
+from tests.timing import scaled
 
 WHEN = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -107,10 +108,11 @@ def test_member_writes_privasync_does_not_make_still_answer_the_member_shape(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     """PUT and PATCH (the SDK's set/update_list_member) by each of the path's three forms."""
     base = f"{mc.url}/3.0/lists/{LIST}/members"
-    put = api.put(f"{base}/{subscriber_hash('w@example.com')}", timeout=5, json={
+    put = api.put(f"{base}/{subscriber_hash('w@example.com')}", timeout=scaled(5), json={
         "email_address": "w@example.com", "status_if_new": "unsubscribed"})
     contact_id = Member.model_validate(put.json()).contact_id
     for key in ("w@example.com", contact_id):
-        patched = api.patch(f"{base}/{key}", json={"merge_fields": {"FNAME": "W"}}, timeout=5)
+        patched = api.patch(f"{base}/{key}", json={"merge_fields": {"FNAME": "W"}},
+                            timeout=scaled(5))
         assert patched.status_code == 200
         assert Member.model_validate(patched.json()).merge_fields == {"FNAME": "W"}

@@ -14,6 +14,7 @@ from connectors.mailchimp import subscriber_hash
 from emulators.contracts.mailchimp.common import PROBLEM_TYPE
 from emulators.mailchimp import MailchimpEmulator
 from tests.contracts.mailchimp.conftest import KEY, LIST, problem
+from tests.timing import scaled
 
 
 def url(mc: MailchimpEmulator, path: str) -> str:
@@ -22,23 +23,23 @@ def url(mc: MailchimpEmulator, path: str) -> str:
 
 def test_a_wrong_or_missing_api_key_is_401_api_key_invalid(mc: MailchimpEmulator) -> None:
     for auth in (("anystring", "wrong-us6"), None):
-        found = problem(requests.get(url(mc, "/ping"), auth=auth, timeout=5), 401,
+        found = problem(requests.get(url(mc, "/ping"), auth=auth, timeout=scaled(5)), 401,
                         "API Key Invalid")
         assert found.type == PROBLEM_TYPE and found.instance
     assert requests.get(url(mc, "/ping"), headers={"Authorization": f"Bearer {KEY}"},
-                        timeout=5).status_code == 200
+                        timeout=scaled(5)).status_code == 200
 
 
 def test_an_unknown_list_member_or_path_is_404_resource_not_found(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     for path in ("/lists/nosuchlist", f"/lists/{LIST}/members/{subscriber_hash('x@y.z')}",
                  f"/lists/{LIST}/members/nobody@example.com", "/no/such/resource"):
-        problem(api.get(url(mc, path), timeout=5), 404, "Resource Not Found")
+        problem(api.get(url(mc, path), timeout=scaled(5)), 404, "Resource Not Found")
 
 
 def test_a_method_a_resource_does_not_take_is_405(mc: MailchimpEmulator,
                                                   api: requests.Session) -> None:
-    problem(api.delete(url(mc, f"/lists/{LIST}/webhooks"), timeout=5), 405,
+    problem(api.delete(url(mc, f"/lists/{LIST}/webhooks"), timeout=scaled(5)), 405,
             "Method Not Allowed")
 
 
@@ -60,7 +61,8 @@ def test_a_body_outside_the_schema_is_400_invalid_resource_naming_the_field(
         body: dict[str, Any], field: str) -> None:
     mc.add_member("a@b.c")
     target = url(mc, path.format(list=LIST, hash=subscriber_hash("a@b.c")))
-    found = problem(api.request(method, target, json=body, timeout=5), 400, "Invalid Resource")
+    found = problem(api.request(method, target, json=body,
+                                timeout=scaled(5)), 400, "Invalid Resource")
     assert found.errors is not None and field in [e.field for e in found.errors]
     assert mc.member("p0@b.c") is None
 
@@ -69,10 +71,10 @@ def test_a_body_that_is_not_a_json_object_is_400_json_parse_error(
         mc: MailchimpEmulator, api: requests.Session) -> None:
     target = url(mc, f"/lists/{LIST}")
     problem(api.post(target, data=b"{not json", headers={"Content-Type": "application/json"},
-                     timeout=5), 400, "JSON Parse Error")
-    problem(api.post(target, json=[1, 2], timeout=5), 400, "JSON Parse Error")
+                     timeout=scaled(5)), 400, "JSON Parse Error")
+    problem(api.post(target, json=[1, 2], timeout=scaled(5)), 400, "JSON Parse Error")
     problem(api.post(target, data=b'{"members": []}', headers={"Content-Type": "text/plain"},
-                     timeout=5), 400, "JSON Parse Error")
+                     timeout=scaled(5)), 400, "JSON Parse Error")
 
 
 def test_more_simultaneous_requests_than_the_cap_get_a_429_problem(
@@ -80,7 +82,7 @@ def test_more_simultaneous_requests_than_the_cap_get_a_429_problem(
     mc.latency_seconds = 0.3
 
     def ping(_: int) -> requests.Response:
-        return requests.get(url(mc, "/ping"), auth=("anystring", KEY), timeout=10)
+        return requests.get(url(mc, "/ping"), auth=("anystring", KEY), timeout=scaled(10))
 
     with ThreadPoolExecutor(max_workers=14) as pool:
         answers = list(pool.map(ping, range(14)))

@@ -15,6 +15,7 @@ from core.mappings import Partner
 from core.model import PersonAt
 from emulators.opendsr import OpenDsrEmulator
 from tests.emulators.conftest import Sink, serve
+from tests.timing import scaled
 
 CALLBACKS = "/webhooks/partners/processor/opendsr"
 CONTROLLER = "3622"
@@ -51,7 +52,7 @@ def connect(sink: Sink) -> Callable[[OpenDsrEmulator], OpenDsrConnector]:
                           agreement="DPA-1", identifiers=("email",))
         return OpenDsrConnector(name="processor", partner=partner, url=processor.url,
                                 callback_url=f"{sink.url}{CALLBACKS}",
-                                certificate_pem=processor.certificate_pem, timeout=5)
+                                certificate_pem=processor.certificate_pem, timeout=scaled(5))
     return build
 
 

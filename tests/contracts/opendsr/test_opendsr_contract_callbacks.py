@@ -16,12 +16,13 @@ from emulators.opendsr import OpenDsrEmulator
 from tests.contracts.opendsr.answers import dialect_of
 from tests.contracts.opendsr.conftest import CALLBACKS, someone
 from tests.emulators.conftest import Delivery, Sink
+from tests.timing import scaled
 
 
 def delivered(sink: Sink, request_id: str, status: str) -> Delivery:
     """The callback for ``request_id`` in ``status``, waited for (5 s at most): a
     cancellation's callback comes after the 202."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     while True:
         found = [d for d in sink.received(CALLBACKS)
                  if json.loads(d.body)["subject_request_id"] == request_id

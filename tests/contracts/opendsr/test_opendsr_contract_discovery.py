@@ -10,6 +10,7 @@ from connectors.partner import OpenDsrConnector
 from emulators.contracts import opendsr as spec
 from emulators.opendsr import OpenDsrEmulator
 from tests.contracts.opendsr.answers import dialect_of, holds, last, refusal
+from tests.timing import scaled
 
 
 def test_discovery_read_by_check_holds_to_its_contract(
@@ -23,7 +24,7 @@ def test_discovery_read_by_check_holds_to_its_contract(
     assert "erasure" in discovery.supported_subject_request_types
     assert spec.SupportedIdentity(identity_type="email", identity_format="raw") in \
         discovery.supported_identities
-    published = requests.get(discovery.processor_certificate, timeout=5)
+    published = requests.get(discovery.processor_certificate, timeout=scaled(5))
     assert published.status_code == 200
     assert published.text == processor.certificate_pem
 

@@ -19,6 +19,7 @@ from emulators.contracts import opendsr as spec
 from emulators.opendsr import OpenDsrEmulator
 from tests.contracts.opendsr.answers import dialect_of, holds, last, refusal, signed_under
 from tests.contracts.opendsr.conftest import someone
+from tests.timing import scaled
 
 Connect = Callable[[OpenDsrEmulator], OpenDsrConnector]
 ID = r"/[0-9a-f-]{36}"
@@ -86,7 +87,7 @@ def test_cancelling_a_completed_request_is_a_400_and_an_unknown_one_a_404(
     assert connector.cancel(str(uuid.uuid4())) is False
     refusal(last(processor, "DELETE", f"{requests_at(processor)}{ID}"), spec.UNKNOWN_STATUS)
     unknown = requests.get(f"{processor.url}{requests_at(processor)}/{uuid.uuid4()}",
-                           timeout=5)
+                           timeout=scaled(5))
     assert unknown.status_code == spec.UNKNOWN_STATUS
     refusal(last(processor, "GET", f"{requests_at(processor)}{ID}"), spec.UNKNOWN_STATUS)
 
@@ -121,7 +122,7 @@ def valid(processor: OpenDsrEmulator) -> dict[str, Any]:
 def test_a_request_outside_its_contract_is_refused_with_the_error_object(
         processor: OpenDsrEmulator, case: str, change: dict[str, Any], named: str) -> None:
     document = {k: v for k, v in (valid(processor) | change).items() if v is not None}
-    requests.post(f"{processor.url}{requests_at(processor)}", json=document, timeout=5)
+    requests.post(f"{processor.url}{requests_at(processor)}", json=document, timeout=scaled(5))
     error = refusal(last(processor, "POST", f"{requests_at(processor)}/?"), spec.ERROR_STATUS)
     assert error.message is not None and named in error.message
     assert error.errors and error.errors[0].domain == "Validation"
@@ -135,7 +136,7 @@ def test_regulation_is_required_by_2_0_and_unknown_to_opengdpr_1_0(
         document.pop("regulation")
     else:
         document["regulation"] = "gdpr"
-    requests.post(f"{processor.url}{requests_at(processor)}", json=document, timeout=5)
+    requests.post(f"{processor.url}{requests_at(processor)}", json=document, timeout=scaled(5))
     error = refusal(last(processor, "POST", f"{requests_at(processor)}/?"), spec.ERROR_STATUS)
     assert error.message is not None and "regulation" in error.message
 
@@ -143,6 +144,6 @@ def test_regulation_is_required_by_2_0_and_unknown_to_opengdpr_1_0(
 def test_a_request_that_is_not_json_is_refused_with_the_error_object(
         processor: OpenDsrEmulator) -> None:
     requests.post(f"{processor.url}{requests_at(processor)}", data=b"subject=erasure",
-                  headers={"Content-Type": "text/plain"}, timeout=5)
+                  headers={"Content-Type": "text/plain"}, timeout=scaled(5))
     error = refusal(last(processor, "POST", f"{requests_at(processor)}/?"), spec.ERROR_STATUS)
     assert error.message is not None and "Content-Type" in error.message

@@ -19,6 +19,7 @@ from connectors.salesforce.client import PlainHttpSession
 from emulators.contracts.salesforce import ErrorBody, ErrorItem
 from emulators.salesforce import SOAP, SalesforceEmulator
 from tests.emulators.conftest import serve
+from tests.timing import scaled
 
 
 @pytest.fixture
@@ -54,6 +55,6 @@ def empty_recycle_bin(emu: SalesforceEmulator, ids: list[str],
         f"<urn:sessionId>{session_id or emu.session_id}</urn:sessionId>"
         "</urn:SessionHeader></soapenv:Header><soapenv:Body><urn:emptyRecycleBin>"
         f"{items}</urn:emptyRecycleBin></soapenv:Body></soapenv:Envelope>")
-    return requests.post(emu.url + SOAP, data=envelope.encode(), timeout=5,
+    return requests.post(emu.url + SOAP, data=envelope.encode(), timeout=scaled(5),
                          headers={"Content-Type": "text/xml; charset=UTF-8",
                                   "SOAPAction": '""'})

@@ -29,10 +29,11 @@ from emulators.contracts.salesforce import (
 )
 from emulators.salesforce import API, SalesforceEmulator
 from tests.contracts.salesforce.conftest import client, holds, refusal
+from tests.timing import scaled
 
 
 def test_the_version_list_names_the_pinned_version(emulator):
-    answer = requests.get(f"{emulator.url}/services/data/", timeout=5)
+    answer = requests.get(f"{emulator.url}/services/data/", timeout=scaled(5))
 
     assert [v["version"] for v in holds(VersionList, answer.json())] == ["59.0"]
 
@@ -150,7 +151,7 @@ def test_an_unknown_object_is_404_not_found(emulator):
 
 
 def test_a_known_resource_asked_with_another_method_is_405(emulator):
-    answer = requests.put(f"{emulator.url}{API}/composite/sobjects", json={}, timeout=5,
+    answer = requests.put(f"{emulator.url}{API}/composite/sobjects", json={}, timeout=scaled(5),
                           headers={"Authorization": f"Bearer {emulator.session_id}"})
 
     assert (answer.status_code, refusal(answer).errorCode) == (405, "METHOD_NOT_ALLOWED")

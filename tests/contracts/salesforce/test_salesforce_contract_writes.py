@@ -13,6 +13,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 from emulators.contracts.salesforce import CollectionResults, DeletedResult, QueryResult
 from emulators.salesforce import API, SalesforceEmulator
 from tests.contracts.salesforce.conftest import client, empty_recycle_bin, holds, refusal
+from tests.timing import scaled
 
 
 def delete(emu: SalesforceEmulator, *ids: str, all_or_none: bool = False) -> list[dict]:
@@ -92,12 +93,12 @@ def test_a_body_in_another_media_type_is_415_and_bad_json_is_400(emulator):
     url = f"{emulator.url}{API}/composite/sobjects"
     auth = {"Authorization": f"Bearer {emulator.session_id}"}
 
-    as_text = requests.patch(url, data="records", timeout=5,
+    as_text = requests.patch(url, data="records", timeout=scaled(5),
                              headers={**auth, "Content-Type": "text/plain"})
-    not_json = requests.patch(url, data="{records", timeout=5,
+    not_json = requests.patch(url, data="{records", timeout=scaled(5),
                               headers={**auth, "Content-Type": "application/json"})
     no_type = requests.patch(url, json={"records": [{"id": "003000000000001AAA"}]},
-                             timeout=5, headers=auth)
+                             timeout=scaled(5), headers=auth)
 
     assert (as_text.status_code, refusal(as_text).errorCode) == (415, "UNSUPPORTED_MEDIA_TYPE")
     assert (not_json.status_code, refusal(not_json).errorCode) == (400, "JSON_PARSER_ERROR")
