@@ -80,10 +80,11 @@ def make_systems(settings: Any, mappings: Any, names: list[str]) -> dict[str, Sm
             made[name] = HubSpotSmoke(base_url=hs.base_url, access_token=_secret(
                 hs.access_token), timeout=hs.timeout_seconds, subscriptions=subscriptions)
         elif name == "salesforce":
-            from connectors.salesforce.smoke import Login, SalesforceSmoke
+            from connectors.salesforce.client import Credentials
+            from connectors.salesforce.smoke import SalesforceSmoke
 
             sf = settings.salesforce
-            made[name] = SalesforceSmoke(Login(
+            made[name] = SalesforceSmoke(Credentials(
                 instance_url=sf.instance_url, session_id=_secret(sf.session_id) or None,
                 username=sf.username, password=_secret(sf.password) or None,
                 security_token=_secret(sf.security_token) or None, domain=sf.domain,

@@ -11,31 +11,19 @@ where a SOQL ``query`` (not ``queryAll``) no longer finds it; errors are a list 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import requests
 from simple_salesforce.api import Salesforce, SFType
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 
-from connectors.transport import TimeoutSession, error_for_status
+from connectors.salesforce.client import Credentials
+from connectors.transport import error_for_status
 from core.errors import ConfigError, DeliveryError
 
 LAST_NAME = "privasync smoke"
 PEOPLE = ("Contact", "Lead")
-
-
-class _LoopbackSession(TimeoutSession):
-    """simple-salesforce writes ``https://`` into every URL; an emulator on loopback speaks
-    plain HTTP."""
-
-    def request(self, method: str | bytes, url: str | bytes,
-                *args: object, **kwargs: object) -> requests.Response:
-        if isinstance(url, str):
-            url = url.replace("https://", "http://", 1)
-        return super().request(method, url, *args, **kwargs)
 
 
 def _refused(exc: SalesforceError, what: str) -> DeliveryError:
@@ -46,20 +34,6 @@ def _refused(exc: SalesforceError, what: str) -> DeliveryError:
     status = getattr(exc, "status", None)
     return error_for_status(status if isinstance(status, int) and status else 401, what,
                             error_class=code if isinstance(code, str) else type(exc).__name__)
-
-
-@dataclass(frozen=True)
-class Login:
-    """How to reach the org: a session id, or a username/password (and token) login."""
-
-    instance_url: str
-    session_id: str | None = field(default=None, repr=False)
-    username: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
-    security_token: str | None = field(default=None, repr=False)
-    domain: str = "login"
-    version: str = "59.0"
-    timeout: float = 10.0
 
 
 def _update(sobject: str, record_id: str, values: dict[str, Any], sf: Salesforce) -> Any:
@@ -79,26 +53,18 @@ def _sobject(sf: Salesforce, name: str) -> SFType:
 class SalesforceSmoke:
     name = "salesforce"
 
-    def __init__(self, login: Login) -> None:
-        self._login = login
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
         self._client: Salesforce | None = None
 
     def _sf(self) -> Salesforce:
         """The client, logged in on first use (a password login is a SOAP call)."""
         if self._client is None:
-            s = self._login
-            session = (_LoopbackSession(s.timeout) if s.instance_url.startswith("http://")
-                       else TimeoutSession(s.timeout))
-            if s.session_id:
-                self._client = Salesforce(instance_url=s.instance_url, session=session,
-                                          session_id=s.session_id, version=s.version)
-            elif s.username and s.password:
-                self._client = Salesforce(username=s.username, password=s.password,
-                                          security_token=s.security_token or "",
-                                          domain=s.domain, session=session, version=s.version)
-            else:
+            c = self._credentials
+            if not c.session_id and not (c.username and c.password):
                 raise ConfigError("salesforce needs PRIVASYNC_SALESFORCE__SESSION_ID or "
                                   "USERNAME and PASSWORD")
+            self._client = c.connect()
         return self._client
 
     def _call(self, what: str, fn: Callable[[Salesforce], Any]) -> Any:
