@@ -112,10 +112,9 @@ class Discovery(_Shape):
     processor_certificate: Url
 
 
-class SubjectRequest(_Shape):
-    """§7.1.1: the body of ``POST /requests`` (2.0)."""
+class LegacySubjectRequest(_Shape):
+    """OpenGDPR 1.0 §7.1.1: the body of ``POST /opengdpr_requests``; no ``regulation``."""
 
-    regulation: Regulation
     subject_request_id: RequestId
     subject_request_type: SubjectRequestType
     subject_identities: list[Identity] | None = None
@@ -130,19 +129,10 @@ class SubjectRequest(_Shape):
         return bool(self.subject_identities) or bool(self.extensions)
 
 
-class LegacySubjectRequest(_Shape):
-    """OpenGDPR 1.0 §7.1.1: the body of ``POST /opengdpr_requests``; no ``regulation``."""
+class SubjectRequest(LegacySubjectRequest):
+    """§7.1.1: the body of ``POST /requests`` (2.0): the 1.0 body and its ``regulation``."""
 
-    subject_request_id: RequestId
-    subject_request_type: SubjectRequestType
-    subject_identities: list[Identity] | None = None
-    submitted_time: Timestamp
-    api_version: ApiVersion | None = None
-    status_callback_urls: list[Url] | None = None
-    extensions: dict[str, dict[str, object]] | None = None
-
-    def identities_present(self) -> bool:
-        return bool(self.subject_identities) or bool(self.extensions)
+    regulation: Regulation
 
 
 class Created(_Shape):
