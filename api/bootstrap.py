@@ -257,7 +257,7 @@ def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[
             session_id=_secret(sf.session_id) or None, username=sf.username,
             password=_secret(sf.password) or None,
             security_token=_secret(sf.security_token) or None, domain=sf.domain,
-            version=sf.api_version, timeout=sf.timeout_seconds,
+            version=sf.api_version, timeout=sf.timeout_seconds, hard_delete=sf.hard_delete,
             allowance=limits.allowance("salesforce", reserve=sf.api_reserve,
                                        refresh_seconds=sf.limits_refresh_seconds))
     mc = settings.mailchimp

@@ -57,6 +57,8 @@ class SalesforceSettings(BaseModel):
     # defers its calls until /limits (read every limits_refresh_seconds) says more.
     api_reserve: float = Field(default=0.1, ge=0, lt=1)
     limits_refresh_seconds: float = Field(default=300.0, gt=0)
+    # Erasure means erasure: purge what it deletes from the Recycle Bin (emptyRecycleBin).
+    hard_delete: bool = True
 
 
 class MailchimpSettings(BaseModel):

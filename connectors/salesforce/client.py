@@ -21,6 +21,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.format import format_soql
 
 from connectors.ratelimits import Allowance
+from connectors.salesforce import soap
 from connectors.transport import TimeoutSession, blip_retry, error_for_network, error_for_status
 from core.errors import AuthError, DeliveryError, PermanentError, TransientError
 from core.model import require_aware
@@ -203,8 +204,12 @@ class SalesforceClient:
             raise PermanentError(f"api version {version} is not served by this org (newest: "
                                  f"{newest})", error_class="salesforce_version")
 
-    def query_all(self, what: str, soql: str) -> list[dict[str, Any]]:
-        answer = self.call(what, lambda sf: sf.query_all(soql))
+    def query_all(self, what: str, soql: str, *,
+                  include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Every row of ``soql``; with ``include_deleted``, by ``queryAll``, which also
+        sees deleted records (IsDeleted true) in the Recycle Bin and, for about 24 h,
+        purged ones (REST API Developer Guide, QueryAll)."""
+        answer = self.call(what, lambda sf: sf.query_all(soql, include_deleted=include_deleted))
         return list(answer["records"])
 
     def update_collection(self, records: list[dict[str, Any]]) -> list[str | None]:
@@ -228,6 +233,23 @@ class SalesforceClient:
         params = {"ids": ",".join(ids), "allOrNone": "false"}
         return _status_codes(self.call("composite/sobjects delete", lambda sf: sf.restful(
             "composite/sobjects", method="DELETE", params=params)), len(ids))
+
+    def empty_recycle_bin(self, ids: Sequence[str]) -> list[str | None]:
+        """One SOAP ``emptyRecycleBin()`` of at most 200 ids: purge them from the Recycle
+        Bin now (they can no longer be undeleted). Raw HTTP through the client's own
+        session, as simple-salesforce has no such method (see ``soap``).
+
+        Per id, by position, the statusCode Salesforce refused to purge it with, or None.
+        Raises TransientError/PermanentError/AuthError when the whole call failed.
+        """
+        def post(sf: Salesforce) -> list[str | None]:
+            answer = sf.session.post(
+                f"https://{sf.sf_instance}/services/Soap/u/{sf.sf_version}",
+                data=soap.envelope(sf.session_id, ids).encode("utf-8"),
+                headers={"Content-Type": "text/xml; charset=utf-8",
+                         "SOAPAction": "emptyRecycleBin"})
+            return soap.results(answer.status_code, answer.content, len(ids))
+        return self.call(soap.WHAT, post)
 
 
 def _status_codes(results: object, sent: int) -> list[str | None]:

@@ -58,14 +58,14 @@ class SalesforceConnector:
                                   version=version, timeout=timeout)
         self._client = SalesforceClient(credentials, allowance)
         self._mapping = mapping
-        # Whether erasure is to purge the Recycle Bin (Bulk API hardDelete): only what
-        # ``check`` asks of the user; erasure itself does not hard-delete yet.
+        # Whether erasure purges what it deletes from the Recycle Bin (SOAP
+        # emptyRecycleBin) and verifies by queryAll; ``check`` names it with the rights.
         self._hard_delete = hard_delete
         self.allowance = allowance
         self._poller = Poller(self._client, mapping)
         self._destination = Destination(self._client, mapping.consent.all_email)
         self._records = RecordWriter(self._client, mapping)
-        self._eraser = Eraser(self._client)
+        self._eraser = Eraser(self._client, hard_delete=hard_delete)
         self._exporter = Exporter(self._client)
 
     @property
@@ -106,7 +106,8 @@ class SalesforceConnector:
 
     def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
         """Delete each person's Contacts and Leads, the Individuals only they use and those
-        Individuals' consent rows, then read back. Per-person failures (a refused delete,
+        Individuals' consent rows (with ``hard_delete``, purged from the Recycle Bin too),
+        then read back. Per-person failures (a refused delete,
         a record still readable) come back in the receipt; raises DeliveryError
         subclasses when a whole call failed."""
         return self._eraser.erase(people)

@@ -14,9 +14,22 @@ children.
 
 Deleted records sit in the Recycle Bin for 15 days: ``queryAll`` and getDeleted
 still return them (IsDeleted = true, every field intact) and ``undelete`` restores
-them, until Salesforce purges them ("emptyRecycleBin()", SOAP API Developer Guide).
-This module does not purge them; the read-back uses ``query``, which does not see
-the bin.
+them. With ``hard_delete`` (the default setting) each tier's deleted ids are purged
+from the bin at once by SOAP ``emptyRecycleBin()``, 200 ids a call (SOAP API Developer
+Guide, "emptyRecycleBin()", "EmptyRecycleBinResult"); a per-id refusal becomes the
+person's error, transient for a locked row, permanent otherwise. The lookups then use
+``queryAll``, so a record deleted by an earlier attempt whose purge failed is found
+again and purged (a found record already deleted skips the REST delete).
+
+What "verified" means with ``hard_delete``: Salesforce keeps showing a purged record to
+``queryAll`` for "typically 24 hours" (same page), so the read-back cannot be "queryAll
+finds nothing". It is: the lookups by address and ref and the Individuals and consent
+rows by id, all by ``queryAll``, find no live record (IsDeleted false) and no deleted
+record that this erasure did not see out of the Recycle Bin; one out of it is one
+``emptyRecycleBin()`` purged, or refused while it was already deleted before this attempt
+(it is not in the bin: purged earlier, so ``undelete`` cannot restore it). The receipt
+says how many such purged records ``queryAll`` still shows. Without ``hard_delete`` the
+read-back uses ``query``, which does not see the bin, and the receipt says so.
 
 API calls per batch:
 
@@ -27,11 +40,12 @@ API calls per batch:
   to delete (an org without the object answers INVALID_TYPE: it holds none);
 * **one collections DELETE per tier and 200 records**: consent rows, then Contacts
   and Leads, then Individuals;
+* with ``hard_delete``, **one emptyRecycleBin per tier and 200 records**;
 * when anything was deleted, the **verification**: the lookup queries again,
   and one query each for the deleted Individuals and consent rows by id.
 
 A person with a Contact, a Lead, one Individual and a consent row costs 12
-calls; a batch of 50 such people costs the same 12. A person Salesforce does
+calls, 15 with ``hard_delete``; a batch of 50 such people costs the same. A person Salesforce does
 not hold costs the 2 lookups, which are the verification.
 """
 
@@ -42,7 +56,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient, any_in, select
-from connectors.salesforce.people import COLLECTION_LIMIT, PEOPLE, Spot, locate, look_up_spots
+from connectors.salesforce.people import (
+    COLLECTION_LIMIT,
+    LOOKUP_COLUMNS,
+    PEOPLE,
+    Spot,
+    locate,
+    look_up_spots,
+)
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.model import ErasureReceipt, PersonAt
 
@@ -55,6 +76,7 @@ ABSENT_OBJECT = frozenset({"invalid_type", "not_found"})
 ALREADY_GONE = "ENTITY_IS_DELETED"
 # A record locked by another transaction: the next attempt will likely get it.
 RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW"})
+EMPTY_LIMIT = 200  # ids per emptyRecycleBin() call (SOAP API Developer Guide)
 
 
 @dataclass
@@ -68,16 +90,21 @@ class _Erasure:
     error: DeliveryError | None = None
     read: list[str] = field(default_factory=lambda: list(PEOPLE))
     left: int = 0
+    binned: set[str] = field(default_factory=set)  # found already deleted
+    emptied: set[str] = field(default_factory=set)  # out of the Recycle Bin
+    purged_seen: int = 0  # purged records queryAll still shows
 
     def ids(self, sobject: str) -> set[str]:
         return {i for i, t in self.doomed.items() if t == sobject}
 
 
 class Eraser:
-    """Deletes people's records from Salesforce and reads back to verify."""
+    """Deletes people's records from Salesforce, purges them from the Recycle Bin (with
+    ``hard_delete``) and reads back to verify."""
 
-    def __init__(self, client: SalesforceClient) -> None:
+    def __init__(self, client: SalesforceClient, *, hard_delete: bool = False) -> None:
         self._client = client
+        self._hard = hard_delete
 
     def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
         jobs = [_Erasure(locate(p)) for p in people]
@@ -87,16 +114,25 @@ class Eraser:
         self._delete(jobs)
         if any(job.doomed for job in jobs):
             self._verify(jobs)
-        return [_receipt(p.subject_id, job) for p, job in zip(people, jobs, strict=True)]
+        return [_receipt(p.subject_id, job, hard=self._hard)
+                for p, job in zip(people, jobs, strict=True)]
+
+    def _lookup(self, sobject: str, jobs: list[_Erasure]) -> list[dict[str, Any]]:
+        """The lookup by address and ref; by queryAll (deleted records too) when purging."""
+        columns = f"{LOOKUP_COLUMNS}, IsDeleted" if self._hard else LOOKUP_COLUMNS
+        return look_up_spots(self._client, sobject, [j.spot for j in jobs], columns,
+                             include_deleted=self._hard)
 
     def _find(self, jobs: list[_Erasure]) -> dict[str, list[_Erasure]]:
         """Each person's Contacts and Leads (one query per type); which Individuals they
         point at, and whose records point at each."""
         pointers: dict[str, list[_Erasure]] = {}
         for sobject in PEOPLE:
-            for row in look_up_spots(self._client, sobject, [j.spot for j in jobs]):
+            for row in self._lookup(sobject, jobs):
                 for job in (j for j in jobs if j.spot.holds(sobject, row)):
                     job.doomed[str(row["Id"])] = sobject
+                    if row.get("IsDeleted"):
+                        job.binned.add(str(row["Id"]))
                     if row.get("IndividualId"):
                         pointers.setdefault(str(row["IndividualId"]), []).append(job)
         return pointers
@@ -138,56 +174,97 @@ class Eraser:
             raise
 
     def _delete(self, jobs: list[_Erasure]) -> None:
-        """Delete every doomed record, tier after tier (DELETE_TIERS), 200 per call; settle
+        """Delete every doomed record, tier after tier (DELETE_TIERS), 200 per call, and
+        with ``hard_delete`` purge each tier from the Recycle Bin before the next; settle
         each person. Results are matched to ids by position, as failures carry no id."""
         records = {i: t for job in jobs for i, t in job.doomed.items()}
+        binned = {i for job in jobs for i in job.binned}
         codes: dict[str, str | None] = {}
+        purges: dict[str, str | None] = {}
         for tier in DELETE_TIERS:
-            ids = [i for i, sobject in records.items() if sobject in tier]
+            ids = [i for i, sobject in records.items() if sobject in tier and i not in binned]
             for start in range(0, len(ids), COLLECTION_LIMIT):
                 chunk = ids[start:start + COLLECTION_LIMIT]
                 codes.update(zip(chunk, self._client.delete_collection(chunk), strict=True))
+            if self._hard:
+                gone = [i for i, sobject in records.items() if sobject in tier
+                        and (i in binned or codes.get(i) in (None, ALREADY_GONE))]
+                for start in range(0, len(gone), EMPTY_LIMIT):
+                    chunk = gone[start:start + EMPTY_LIMIT]
+                    purges.update(zip(chunk, self._client.empty_recycle_bin(chunk),
+                                      strict=True))
         for job in jobs:
             for record_id, sobject in job.doomed.items():
-                code = codes[record_id]
-                if code is None:
-                    job.deleted += 1
-                elif code != ALREADY_GONE and job.error is None:
-                    job.error = _refused(sobject, record_id, code)
+                self._settle(job, record_id, sobject, codes.get(record_id, ALREADY_GONE),
+                             purges)
+
+    @staticmethod
+    def _settle(job: _Erasure, record_id: str, sobject: str, code: str | None,
+                purges: dict[str, str | None]) -> None:
+        """One record's outcome: deleted or refused, then emptied from the bin or not."""
+        if code is None:
+            job.deleted += 1
+        elif code != ALREADY_GONE:
+            job.error = job.error or _refused("delete", sobject, record_id, code)
+            return
+        if record_id not in purges:
+            return
+        purge = purges[record_id]
+        if purge is None or code == ALREADY_GONE:
+            # Purged now; or refused while deleted before this attempt: not in the bin.
+            job.emptied.add(record_id)
+        else:
+            job.error = job.error or _refused("purge from the Recycle Bin", sobject,
+                                              record_id, purge)
 
     def _verify(self, jobs: list[_Erasure]) -> None:
-        """Read back: the lookup again, then the deleted Individuals and consent rows by id."""
+        """Read back: the lookup again, then the deleted Individuals and consent rows by id
+        (with ``hard_delete`` by queryAll, a deleted row counting only if still in the
+        Recycle Bin as far as this erasure knows)."""
         for sobject in PEOPLE:
-            rows = look_up_spots(self._client, sobject, [j.spot for j in jobs])
+            rows = self._lookup(sobject, jobs)
             for job in jobs:
-                job.left += sum(1 for row in rows if job.spot.holds(sobject, row))
+                self._count(job, [r for r in rows if job.spot.holds(sobject, r)])
         for sobject in ("Individual", CONSENT):
             ids = sorted({i for job in jobs for i in job.ids(sobject)})
             if not ids:
                 continue
-            rows = self._client.query_all(f"{sobject} verify",
-                                          select("Id", sobject, any_in(Id=ids)))
-            found = {str(r["Id"]) for r in rows}
+            rows = self._client.query_all(
+                f"{sobject} verify", select("Id, IsDeleted" if self._hard else "Id", sobject,
+                                            any_in(Id=ids)), include_deleted=self._hard)
             for job in (j for j in jobs if j.ids(sobject)):
                 job.read.append(sobject)
-                job.left += len(found & job.ids(sobject))
+                self._count(job, [r for r in rows if str(r["Id"]) in job.ids(sobject)])
+
+    @staticmethod
+    def _count(job: _Erasure, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row.get("IsDeleted") and str(row["Id"]) in job.emptied:
+                job.purged_seen += 1
+            else:
+                job.left += 1
 
 
-def _refused(sobject: str, record_id: str, code: str) -> DeliveryError:
-    message = f"salesforce refused to delete {sobject} {record_id}: {code}"
+def _refused(verb: str, sobject: str, record_id: str, code: str) -> DeliveryError:
+    message = f"salesforce refused to {verb} {sobject} {record_id}: {code}"
     if code in RETRYABLE:
         return TransientError(message, error_class=code.lower())
     return PermanentError(message, error_class=code.lower())
 
 
-def _receipt(subject_id: str, job: _Erasure) -> ErasureReceipt:
+def _receipt(subject_id: str, job: _Erasure, *, hard: bool) -> ErasureReceipt:
     """The person's proof: counts, the delete's status and what the read-back found."""
-    verified = f"query {', '.join(job.read)} by address and id: {job.left} found"
+    how = "queryAll" if hard else "query"
+    verified = f"{how} {', '.join(job.read)} by address and id: {job.left} found"
+    if hard and job.purged_seen:
+        verified += (f" in Salesforce or its Recycle Bin; {job.purged_seen} purged record(s) "
+                     "queryAll shows for about 24 h")
     if job.kept:
         verified += f"; {len(job.kept)} Individual(s) shared with other records kept"
     error = job.error
     if error is None and job.left:
-        error = TransientError(f"salesforce: {job.left} record(s) still readable after delete",
+        where = "readable or restorable" if hard else "readable"
+        error = TransientError(f"salesforce: {job.left} record(s) still {where} after delete",
                                error_class="still_readable")
     return ErasureReceipt(subject_id, error=error, vendor_status=200 if job.doomed else None,
                           verified=verified, records=job.deleted)

@@ -60,10 +60,13 @@ def parse_ref(ref: str) -> Key | None:
 
 
 def look_up(client: SalesforceClient, sobject: str, emails: Collection[str],
-            ids: Sequence[str] = (), columns: str = LOOKUP_COLUMNS) -> list[dict[str, Any]]:
-    """One query: ``columns`` of the records with these e-mails or ids."""
+            ids: Sequence[str] = (), columns: str = LOOKUP_COLUMNS, *,
+            include_deleted: bool = False) -> list[dict[str, Any]]:
+    """One query: ``columns`` of the records with these e-mails or ids (with
+    ``include_deleted``, by queryAll: deleted ones too)."""
     where = any_in(Email=sorted(emails), Id=list(ids))
-    return client.query_all(f"{sobject} lookup", select(columns, sobject, where))
+    return client.query_all(f"{sobject} lookup", select(columns, sobject, where),
+                            include_deleted=include_deleted)
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,14 @@ def locate(person: PersonAt) -> Spot:
 
 
 def look_up_spots(client: SalesforceClient, sobject: str, spots: Sequence[Spot],
-                  columns: str = LOOKUP_COLUMNS) -> list[dict[str, Any]]:
+                  columns: str = LOOKUP_COLUMNS, *,
+                  include_deleted: bool = False) -> list[dict[str, Any]]:
     """One query for ``sobject`` over every address and ref of ``spots`` (none when they
     have neither); callers split the rows with ``Spot.holds``."""
     emails = {e for spot in spots for e in spot.emails}
     ids = sorted({i for spot in spots for t, i in spot.keys if t == sobject})
-    return look_up(client, sobject, emails, ids, columns) if emails or ids else []
+    return (look_up(client, sobject, emails, ids, columns, include_deleted=include_deleted)
+            if emails or ids else [])
 
 
 def matches(rows: Sequence[dict[str, Any]], email: str) -> list[dict[str, Any]]:

@@ -4,17 +4,22 @@ describe, and the names of what is missing.
 ``GET /sobjects/{type}/describe/`` answers for the calling user: the object's
 ``queryable``, ``updateable`` and ``deletable``, and only the fields field-level security
 lets the user read, each ``updateable`` or not (SOAP API Developer Guide,
-DescribeSObjectResult and Field; REST API Developer Guide, sObject Describe). The "Bulk
-API Hard Delete" user permission is not in describe: it is read as the user's own
-``SELECT PermissionsBulkApiHardDelete FROM UserPermissionAccess`` (Object Reference,
-UserPermissionAccess, v41.0+), asked only when hard deletion is configured.
+DescribeSObjectResult and Field; REST API Developer Guide, sObject Describe).
+
+Hard deletion purges with SOAP ``emptyRecycleBin()``, which needs no user permission of
+its own: "The logged in user can delete any record that they can query in their Recycle
+Bin" (SOAP API Developer Guide, emptyRecycleBin(), Rules and Guidelines), and erasure
+purges only records it has just deleted itself, so they are in its own bin; Modify All
+Data (any user's bin) is not needed. What it needs is what erasure already needs, read and
+delete on each type, named then for "erase, purge". The "Bulk API Hard Delete" permission
+(``PermissionsBulkApiHardDelete``) is for Bulk API ``hardDelete`` jobs, which privasync
+does not use, so it is not asked.
 
 An org without Data Protection and Privacy and a user who may not read
 ContactPointTypeConsent look the same through describe (404 NOT_FOUND): the object is
 then taken as absent, as erasure takes it, and nothing is said about it.
 
-API calls: one describe per type (Contact, Lead, Individual, ContactPointTypeConsent),
-and one query when hard deletion is configured.
+API calls: one describe per type (Contact, Lead, Individual, ContactPointTypeConsent).
 """
 
 from __future__ import annotations
@@ -31,8 +36,6 @@ from core.mappings import SystemMapping
 CONSENT = "ContactPointTypeConsent"
 OPT_OUT = "HasOptedOutOfEmail"
 SOLICIT = "HasOptedOutSolicit"
-HARD_DELETE = "PermissionsBulkApiHardDelete"
-HARD_DELETE_QUERY = "SELECT PermissionsBulkApiHardDelete FROM UserPermissionAccess"
 # What polling, erasure and export read on every type, whatever the mapping.
 READ = {"Contact": ("Email", "IndividualId", OPT_OUT, "SystemModstamp"),
         "Lead": ("Email", "IndividualId", OPT_OUT, "SystemModstamp"),
@@ -56,14 +59,16 @@ class Need:
         return f"{where} {self.right} ({self.feature})"
 
 
-def needs(mapping: SystemMapping) -> list[Need]:
-    """Every right the configured features need: polling, erasure and export always;
-    consent writes when ``consent.all_email`` is set; field writes per mapped field."""
+def needs(mapping: SystemMapping, *, hard_delete: bool = False) -> list[Need]:
+    """Every right the configured features need: polling, erasure and export always (the
+    Recycle Bin purge of a hard delete needing the same read and delete); consent writes
+    when ``consent.all_email`` is set; field writes per mapped field."""
     wanted: list[Need] = []
+    erase = "erase, purge" if hard_delete else "erase"
     for sobject, fields in READ.items():
-        wanted.append(Need(sobject, "read", "poll, erase, export"))
-        wanted.extend(Need(sobject, "read", "poll, erase", f) for f in fields)
-    wanted.extend(Need(s, "delete", "erase") for s in (*PEOPLE, "Individual", CONSENT))
+        wanted.append(Need(sobject, "read", f"poll, {erase}, export"))
+        wanted.extend(Need(sobject, "read", f"poll, {erase}", f) for f in fields)
+    wanted.extend(Need(s, "delete", erase) for s in (*PEOPLE, "Individual", CONSENT))
     if mapping.consent.all_email:
         wanted.extend(Need(s, "edit", "consent", OPT_OUT) for s in PEOPLE)
         wanted.append(Need("Individual", "edit", "consent", SOLICIT))
@@ -98,9 +103,7 @@ def check_permissions(client: SalesforceClient, mapping: SystemMapping, *,
     described: dict[str, dict[str, Any] | None] = {}
     for sobject in READ:
         described[sobject] = _describe(client, sobject)
-    lacking = [str(n) for n in missing(described, needs(mapping))]
-    if hard_delete and not _may_hard_delete(client):
-        lacking.append(f"user permission Bulk API Hard Delete ({HARD_DELETE}) (hard delete)")
+    lacking = [str(n) for n in missing(described, needs(mapping, hard_delete=hard_delete))]
     if lacking:
         raise PermanentError("salesforce user lacks: " + "; ".join(lacking),
                              error_class="salesforce_permissions")
@@ -115,7 +118,3 @@ def _describe(client: SalesforceClient, sobject: str) -> dict[str, Any] | None:
         raise
     return dict(answer)
 
-
-def _may_hard_delete(client: SalesforceClient) -> bool:
-    rows = client.query_all("user permissions", HARD_DELETE_QUERY)
-    return bool(rows and rows[0].get(HARD_DELETE))

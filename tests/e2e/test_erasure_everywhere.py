@@ -330,6 +330,45 @@ def test_an_erasure_recorded_over_the_admin_api_is_carried_out_and_shown(
     assert EMAIL not in shown.text
 
 
+def test_an_erasure_leaves_nothing_in_salesforces_recycle_bin_as_query_all_shows(
+        stack: Stack) -> None:
+    """Hard delete: every record erased is purged from the Recycle Bin (not restorable);
+    queryAll shows the purged ones as deleted for about a day, and the receipt says so."""
+    _, subject = known_everywhere(stack)
+    sf = stack.emulators.salesforce
+    held = sf.find_by_email(EMAIL)
+    assert held
+    _erase_over_api(stack)
+    request = completed(stack, subject)
+    gone_everywhere(stack, request)
+
+    found = [row for sobject in ("Contact", "Lead") for row in _query_all(
+        stack, f"SELECT Id, IsDeleted FROM {sobject} WHERE Email = '{EMAIL}'")]
+    assert {r["Id"] for r in found} >= set(held)
+    assert all(r["IsDeleted"] for r in found)
+    assert [i for i in {r["Id"] for r in found} if sf.in_recycle_bin(i)] == []
+    [salesforce] = [d for d in request.destinations if d.name == "salesforce"]
+    assert salesforce.receipt["verified"].startswith("queryAll Contact, Lead")
+    assert " 0 found in Salesforce or its Recycle Bin; " in salesforce.receipt["verified"]
+
+
+def _erase_over_api(stack: Stack) -> None:
+    token = issue_token(stack, "service-desk", "requests:write", "requests:read")
+    made = requests.post(f"{stack.url}/api/v1/requests", json={"kind": "erasure",
+                         "email": EMAIL}, timeout=scaled(10),
+                         headers={"Authorization": f"Bearer {token}"})
+    assert made.status_code in (201, 202), made.text
+
+
+def _query_all(stack: Stack, soql: str) -> list[dict[str, Any]]:
+    sf = stack.emulators.salesforce
+    answer = requests.get(f"{sf.url}/services/data/v59.0/queryAll/", params={"q": soql},
+                          headers={"Authorization": f"Bearer {sf.session_id}"},
+                          timeout=scaled(10))
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["records"])
+
+
 @pytest.fixture
 def silent_partner_stack(broker: str, tmp_path: Path, relay: Relay) -> Iterator[Stack]:
     """The partner takes erasure requests and never acknowledges; it has 2 s to."""

@@ -65,13 +65,19 @@ def test_an_org_without_the_consent_object_is_not_a_missing_right():
 
 
 @pytest.mark.parametrize("narrowed", [("PermissionsBulkApiHardDelete",)], indirect=True)
-def test_the_hard_delete_permission_is_asked_only_when_hard_deletion_is_configured(narrowed):
-    connect(narrowed).check()
+def test_a_hard_delete_needs_no_bulk_api_hard_delete_permission(narrowed):
+    """emptyRecycleBin purges the user's own bin: no permission beyond read and delete."""
+    connect(narrowed, hard_delete=True).check()
+
+    assert narrowed.api_used == 5  # no UserPermissionAccess query
+
+
+@pytest.mark.parametrize("narrowed", [("Contact:delete",)], indirect=True)
+def test_a_hard_delete_names_the_delete_right_it_purges_with(narrowed):
     with pytest.raises(PermanentError) as caught:
         connect(narrowed, hard_delete=True).check()
 
-    assert "Bulk API Hard Delete (PermissionsBulkApiHardDelete) (hard delete)" in str(
-        caught.value)
+    assert "Contact delete (erase, purge)" in str(caught.value)
 
 
 @pytest.mark.parametrize("narrowed", [("Lead:delete",)], indirect=True)

@@ -7,10 +7,12 @@ import itertools
 from datetime import timedelta
 
 import pytest
+import requests
 import responses
 
 from connectors.salesforce import SalesforceConnector
-from core.errors import PermanentError, TransientError
+from connectors.salesforce.client import Credentials, SalesforceClient
+from core.errors import AuthError, PermanentError, TransientError
 from core.model import ErasureStatus, PersonAt
 from emulators.http import Fault
 from emulators.salesforce import SalesforceEmulator
@@ -18,6 +20,11 @@ from tests.connectors.salesforce.conftest import COMPOSITE, LIMIT_BODY, MAPPING,
 
 EVERYTHING = "query Contact, Lead, Individual, ContactPointTypeConsent by address and id: 0 found"
 NOTHING = "query Contact, Lead by address and id: 0 found"
+PURGED = (" in Salesforce or its Recycle Bin; {purged} purged record(s) queryAll shows for "
+          "about 24 h")
+HARD_EVERYTHING = EVERYTHING.replace("query ", "queryAll ", 1) + PURGED
+HARD_NOTHING = NOTHING.replace("query ", "queryAll ", 1) + PURGED
+SOAP = "/services/Soap/u/59.0"
 
 
 def person(subject_id: str, *emails: str, refs: tuple[str, ...] = ()) -> PersonAt:
@@ -257,10 +264,30 @@ def test_a_record_already_gone_when_deleted_counts_as_erased():
     assert receipt.verified == NOTHING
 
 
-def test_erased_records_wait_in_the_recycle_bin_as_erasure_does_not_purge_them(emulator,
-                                                                                connector):
-    """What erasure leaves today (the hard delete is another issue's): every deleted record,
-    fields intact, restorable and visible to queryAll for 15 days."""
+def test_a_hard_delete_purges_every_erased_record_from_the_recycle_bin(emulator):
+    """Each record erased is out of the Recycle Bin, so undelete cannot bring it back;
+    queryAll still shows it, deleted, for about 24 h, and the receipt says so."""
+    connector = hard(emulator)
+    contact = emulator.create_contact("ada@example.com", with_individual=True)
+    individual = individual_of(emulator, contact)
+    consent = emulator.add_consent(individual)
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert (receipt.error, receipt.records) == (None, 3)
+    assert receipt.verified == HARD_EVERYTHING.format(purged=3)
+    assert [emulator.in_recycle_bin(i) for i in (contact, individual, consent)] == [False] * 3
+    assert query_all(emulator, f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{contact}'") == [
+        {"Id": contact, "IsDeleted": True}]
+    # One emptyRecycleBin per tier: consent rows, Contacts and Leads, Individuals.
+    assert emulator.total_calls(SOAP) == 3
+    emulator.advance(timedelta(hours=25))
+    assert [emulator.record(i) for i in (contact, individual, consent)] == [None] * 3
+
+
+def test_without_hard_delete_erased_records_wait_in_the_recycle_bin(emulator, connector):
+    """PRIVASYNC_SALESFORCE__HARD_DELETE=false: deleted, fields intact and restorable for
+    15 days, and the receipt says its read-back used query."""
     contact = emulator.create_contact("ada@example.com", with_individual=True)
     consent = emulator.add_consent(individual_of(emulator, contact))
 
@@ -269,7 +296,119 @@ def test_erased_records_wait_in_the_recycle_bin_as_erasure_does_not_purge_them(e
               if emulator.in_recycle_bin(i)]
 
     assert receipt.error is None and receipt.verified == EVERYTHING
-    assert len(binned) == 3
+    assert len(binned) == 3 and emulator.total_calls(SOAP) == 0
     assert emulator.record(contact)["Email"] == "ada@example.com"
-    emulator.advance(timedelta(days=16))
-    assert emulator.record(contact) is None and not emulator.in_recycle_bin(consent)
+
+
+def test_a_record_left_in_the_bin_by_an_earlier_attempt_is_found_by_query_all_and_purged(
+        emulator):
+    contact = emulator.create_contact("ada@example.com")
+    emulator.ui_delete(contact)  # deleted, its purge never happened
+
+    [receipt] = hard(emulator).erase([person("s1", "ada@example.com")])
+
+    assert receipt.error is None and not emulator.in_recycle_bin(contact)
+    assert receipt.verified == HARD_NOTHING.format(purged=1)
+
+
+def test_a_purged_record_queried_again_within_a_day_is_not_an_error(emulator):
+    contact = emulator.create_contact("ada@example.com")
+    connector = hard(emulator)
+    connector.erase([person("s1", "ada@example.com")])
+
+    [again] = connector.erase([person("s1", "ada@example.com")])
+
+    assert again.error is None and again.records == 0
+    assert again.verified == HARD_NOTHING.format(purged=1)
+    assert emulator.record(contact)["IsDeleted"] is True
+
+
+def test_a_live_record_found_by_query_all_fails_the_verification(emulator):
+    contact = emulator.create_contact("ada@example.com")
+    emulator.reject_deletes(contact, "UNABLE_TO_LOCK_ROW")
+
+    [receipt] = hard(emulator).erase([person("s1", "ada@example.com")])
+
+    assert isinstance(receipt.error, TransientError)
+    assert receipt.error.error_class == "unable_to_lock_row"
+    assert receipt.verified == "queryAll Contact, Lead by address and id: 1 found"
+
+
+@responses.activate
+@pytest.mark.parametrize(("code", "kind"), [("UNABLE_TO_LOCK_ROW", TransientError),
+                                            ("INSUFFICIENT_ACCESS_OR_READONLY", PermanentError)])
+def test_a_purge_refused_for_one_id_becomes_that_persons_error(code, kind):
+    base = "https://acme.my.salesforce.com/services/data/v59.0/"
+    row = {"attributes": {"type": "Contact"}, "Id": "003000000000001AAA",
+           "Email": "ada@example.com", "IndividualId": None, "IsDeleted": False}
+    empty = {"totalSize": 0, "done": True, "records": []}
+    deleted_row = {**row, "IsDeleted": True}
+    for body in ({"totalSize": 1, "done": True, "records": [row]}, empty,
+                 {"totalSize": 1, "done": True, "records": [deleted_row]}, empty):
+        responses.add(responses.GET, base + "queryAll/", json=body)
+    responses.add(responses.DELETE, base + "composite/sobjects",
+                  json=[{"id": row["Id"], "success": True, "errors": []}])
+    responses.add(responses.POST, "https://acme.my.salesforce.com/services/Soap/u/59.0",
+                  content_type="text/xml", body=soap_answer(
+                      "<emptyRecycleBinResponse>"
+                      f"<result><errors><message>no</message><statusCode>{code}</statusCode>"
+                      f"</errors><id>{row['Id']}</id><success>false</success></result>"
+                      "</emptyRecycleBinResponse>"))
+    connector = SalesforceConnector(instance_url="https://acme.my.salesforce.com",
+                                    session_id="00D!x", mapping=MAPPING, hard_delete=True)
+
+    [receipt] = connector.erase([person("s1", "ada@example.com")])
+
+    assert isinstance(receipt.error, kind) and receipt.error.error_class == code.lower()
+    assert "purge from the Recycle Bin Contact 003000000000001AAA" in str(receipt.error)
+    assert "ada@" not in str(receipt.error)
+    assert receipt.verified == "queryAll Contact, Lead by address and id: 1 found"
+    sent = responses.calls[3].request
+    assert b"<urn:sessionId>00D!x</urn:sessionId>" in sent.body
+    assert b"<urn:ids>003000000000001AAA</urn:ids>" in sent.body
+
+
+@responses.activate
+@pytest.mark.parametrize(("fault", "kind"), [("INVALID_SESSION_ID", AuthError),
+                                             ("REQUEST_LIMIT_EXCEEDED", TransientError)])
+def test_a_soap_fault_fails_the_whole_call(fault, kind):
+    responses.add(responses.POST, "https://acme.my.salesforce.com/services/Soap/u/59.0",
+                  status=500, content_type="text/xml", body=soap_answer(
+                      f"<soapenv:Fault><faultcode>sf:{fault}</faultcode>"
+                      f"<faultstring>{fault}: no</faultstring></soapenv:Fault>"))
+    client = SalesforceClient(Credentials("https://acme.my.salesforce.com", session_id="x"))
+
+    with pytest.raises(kind) as caught:
+        client.empty_recycle_bin(["003000000000001AAA"])
+
+    assert caught.value.error_class == fault.lower()
+
+
+def test_more_than_200_records_are_purged_200_at_a_time(emulator):
+    contacts = [emulator.create_contact(f"p{n}@example.com") for n in range(201)]
+
+    receipts = hard(emulator).erase([person(f"s{n}", f"p{n}@example.com") for n in range(201)])
+
+    assert [r.error for r in receipts] == [None] * 201
+    assert emulator.total_calls(SOAP) == 2
+    assert not any(emulator.in_recycle_bin(c) for c in contacts)
+
+
+def hard(emulator: SalesforceEmulator) -> SalesforceConnector:
+    return SalesforceConnector(instance_url=emulator.url, session_id=emulator.session_id,
+                               mapping=MAPPING, hard_delete=True)
+
+
+def query_all(emulator: SalesforceEmulator, soql: str) -> list[dict[str, object]]:
+    answer = requests.get(f"{emulator.url}/services/data/v59.0/queryAll/", params={"q": soql},
+                          headers={"Authorization": f"Bearer {emulator.session_id}"},
+                          timeout=10)
+    return [{k: v for k, v in r.items() if k != "attributes"}
+            for r in answer.json()["records"]]
+
+
+def soap_answer(inner: str) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+            'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns="urn:partner.soap.sforce.com"><soapenv:Body>'
+            f"{inner}</soapenv:Body></soapenv:Envelope>")
