@@ -137,6 +137,8 @@ def show(request_id: str, fmt: str) -> None:
                f"{' (OVERDUE)' if told['overdue'] else ''}")
     for d in told["destinations"]:
         click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
+    if told["note"]:
+        click.echo(f"  note: {told['note']}")
     for h in told["history"]:
         rest = ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("at", "event"))
         click.echo(f"  {h['at'][:19]}  {h['event']:<28} {rest}")

@@ -90,7 +90,7 @@ def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
         reason: str = "", months: int = 0, destination: str = "",
         wait: float = WAIT_SECONDS) -> Stored:
     """Move a request on (verify identity, extend, reject, not applicable, retry)."""
-    if step in (RequestStep.CONFIRMED, RequestStep.FINISH):
+    if step in (RequestStep.CONFIRMED, RequestStep.NOT_TOLD, RequestStep.FINISH):
         raise BadInput("that step is privasync's own")
     now = container.clock()
     ev = RequestAction(EventMeta(SOURCE, f"action:{uuid.uuid4()}", now,

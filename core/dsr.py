@@ -280,6 +280,22 @@ def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         _shred(plan, request)
 
 
+def _not_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    """The notice was refused, or given up after its retries: recorded with its reason (an
+    error class, never the address or the relay's words), and the request finishes as a
+    told one would. An address that bounces must not keep the person's data alive."""
+    if request.confirmed_at is not None or (request.note or "").startswith(rq.NOT_TOLD_NOTE):
+        return  # told meanwhile, or recorded already: a redelivered step changes nothing
+    receipt = dict(ev.receipt)
+    reason = receipt.get("reason", "unknown")
+    plan.request_updates.setdefault(request.id, {})["note"] = \
+        f"{rq.NOT_TOLD_NOTE}: {reason}"[:200]
+    plan.request_entry("request.person_not_told", request.subject_id, {
+        "request": request.id, "told": "could not tell the person", **receipt})
+    if request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS:
+        _shred(plan, request)
+
+
 def _finish(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
     plan.finish_if_ready.add(request.id)
 
@@ -307,7 +323,8 @@ def finish_ready(plan: Plan) -> None:
 
 
 def _shred(plan: Plan, request: rq.Request) -> None:
-    """Every destination is done and the person was told: destroy what privasync holds."""
+    """Every destination is done and the person was told (or could not be): destroy what
+    privasync holds."""
     plan.shreds.append((request.subject_id, request.id))
     _complete(plan, request.id, request.subject_id)
     plan.request_entry("subject.erased", request.subject_id, {
@@ -338,6 +355,7 @@ _STEPS = {
     RequestStep.NOT_APPLICABLE: _not_applicable,
     RequestStep.RETRY: _retry,
     RequestStep.CONFIRMED: _confirmed,
+    RequestStep.NOT_TOLD: _not_told,
     RequestStep.FINISH: _finish,
 }
 

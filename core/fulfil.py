@@ -5,18 +5,21 @@ batching, retries and Retry-After), registered with the Deliverer as three
 more kinds. Each records, in the transaction that ends its jobs, where the
 request now stands at the destination with a receipt, and when a request's
 every destination has ended, hands it back to the applier (an inbox entry),
-which is the one to tell the person or destroy the key.
+which is the one to tell the person or destroy the key. A notice given up
+(refused, or out of retries) is handed back too, with its reason: the request
+ends all the same.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from core import codec, inbox, ledger, outbox, state
@@ -25,6 +28,7 @@ from core.crypto import Keyring
 from core.db import identifiers, insert_for, reader, request_exports, requests, system_refs
 from core.delivery import Deliverer, DeliveryReport, as_delivery_error
 from core.dsr import ERASE, EXPORT, NOTIFIER, NOTIFY
+from core.errors import DeliveryError, TransientError
 from core.model import (
     ErasureReceipt,
     ErasureStatus,
@@ -209,9 +213,11 @@ class Fulfiller:
             snaps = state.snapshots(conn, self.keyring, subject_ids, NOTIFIER)
         results: dict[str, Outcome] = {}
         told: list[tuple[str, dict[str, str]]] = []
+        untold: dict[str, tuple[list[str], dict[str, str]]] = {}  # subject -> requests, why
         for sid in subject_ids:
             email = snaps[sid].email
-            for request in pending.get(sid, []):
+            waiting = pending.get(sid, [])
+            for i, request in enumerate(waiting):
                 kind = "rejection" if request.status == rq.REJECTED else request.kind
                 receipt: dict[str, str] = {"told": "no address known: nobody to tell"}
                 if email and self.notifier is not None:
@@ -220,7 +226,9 @@ class Fulfiller:
                             email, kind=kind, request_id=request.id, at=now,
                             reason=request.rejection_reason or ""))
                     except Exception as exc:  # noqa: BLE001 - retried like any job
-                        results[sid] = Outcome(sid, error=as_delivery_error(exc))
+                        error = as_delivery_error(exc)
+                        results[sid] = Outcome(sid, error=error)
+                        untold[sid] = ([r.id for r in waiting[i:]], _why_not_told(error))
                         break
                 told.append((request.id, receipt))
             results.setdefault(sid, Outcome(sid, note="told"))
@@ -231,6 +239,17 @@ class Fulfiller:
                     EventMeta("privasync", f"confirmed:{request_id}", now, kind="request.step"),
                     request_id, RequestStep.CONFIRMED, actor="privasync",
                     receipt=tuple(sorted(receipt.items()))))
+            # A notice given up (refused for good, or out of retries) still ends its request:
+            # the person could not be told, and why. A transient failure is tried again.
+            for sid, (request_ids, why) in untold.items():
+                if statuses.get(sid) != outbox.DEAD:
+                    continue
+                for request_id in request_ids:
+                    _store_step(conn, self.keyring, now, RequestAction(
+                        EventMeta("privasync", f"not_told:{request_id}", now,
+                                  kind="request.step"),
+                        request_id, RequestStep.NOT_TOLD, actor="privasync",
+                        receipt=tuple(sorted(why.items()))))
 
         self.deliverer.finish(claim, results, None, report, after)
 
@@ -259,12 +278,22 @@ def hand_back(conn: Connection, keyring: Keyring, now: datetime,
             request_id, RequestStep.FINISH, actor="privasync"))
 
 
+def _why_not_told(error: DeliveryError) -> dict[str, str]:
+    """The reason a notice failed, as the ledger keeps it: the error class only (an
+    identifier; a relay's reply text may quote the address, so it is never kept)."""
+    error_class = re.sub(r"[^a-z0-9_.]", "_", str(error.error_class).lower())[:64]
+    given_up = "retries exhausted" if isinstance(error, TransientError) else "refused"
+    return {"reason": error_class or "error", "given_up": given_up}
+
+
 def _to_tell(conn: Connection, subject_ids: Sequence[str]) -> dict[str, list[rq.Request]]:
     """Requests of these subjects the person still has to be told about: an erasure done
-    everywhere, or a rejection."""
+    everywhere, or a rejection (not one whose notice was given up already)."""
     ids = conn.execute(select(requests.c.id).where(
         requests.c.subject_id.in_(list(subject_ids)), requests.c.confirmed_at.is_(None),
-        requests.c.status.in_([rq.IN_PROGRESS, rq.REJECTED]))).scalars()
+        requests.c.status.in_([rq.IN_PROGRESS, rq.REJECTED]),
+        or_(requests.c.note.is_(None), ~requests.c.note.startswith(rq.NOT_TOLD_NOTE)))
+    ).scalars()
     found: dict[str, list[rq.Request]] = {}
     for request in rq.many(conn, ids).values():
         done = request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS \

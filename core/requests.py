@@ -33,6 +33,8 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 NOT_APPLICABLE, AWAITING_ACK = "not_applicable", "awaiting_ack"
 FINAL = (DONE, NOT_APPLICABLE)
 MAX_EXTENSION_MONTHS = 2
+# A request's note when its notice could not be delivered; the error class follows.
+NOT_TOLD_NOTE = "the person could not be told"
 
 
 def due_at(received_at: datetime, *, paused: timedelta = timedelta(0),

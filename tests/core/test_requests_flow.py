@@ -19,7 +19,7 @@ from core import requests as rq
 from core.db import identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
 from core.dsr import ERASE, NOTIFIER
-from core.errors import Throttled
+from core.errors import PermanentError, Throttled, TransientError
 from core.fulfil import Fulfiller, hand_back
 from core.model import (
     Channel,
@@ -367,3 +367,131 @@ def test_a_request_nobody_finished_is_found_and_handed_back(
         ("erasure", rid)]
     with engine.connect() as conn:
         assert rq.stalled(conn, NOW + timedelta(minutes=5), quiet) == []
+
+
+class Bouncing(Told):
+    """A notifier whose relay refuses the first ``times`` notices with ``error``."""
+
+    def __init__(self, error: Exception, times: int = 1_000) -> None:
+        super().__init__()
+        self.error, self.times, self.tried = error, times, 0
+
+    def notify(self, to: str, *, kind: str, request_id: str, at: datetime,
+               reason: str = "") -> Mapping[str, str]:
+        self.tried += 1
+        if self.times:
+            self.times -= 1
+            raise self.error
+        return super().notify(to, kind=kind, request_id=request_id, at=at, reason=reason)
+
+
+def erased_but_untold(engine, notifier: Told, *,  # type: ignore[no-untyped-def]
+                      max_attempts: int = 12) -> tuple[Flow, str]:
+    """An erasure done at its only destination, with the notice to the person still due."""
+    flow = Flow(engine)
+    flow.deliverer = Deliverer(engine, {}, lambda n, r: 1.0, lambda: flow.clock[0],
+                               holder="worker:test", policy=Policy(max_attempts=max_attempts),
+                               keyring=flow.core.keyring)
+    Fulfiller(flow.deliverer, flow.core.keyring, erasure={"hubspot": flow.vendor}, exports={},
+              notifier=notifier, ack_within={}, export_keep=timedelta(days=30))
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta(f"r-{rid}"), SubjectHint(email=EMAIL),
+                               RequestKind.ERASURE, rid, actor="cli"))
+    flow.event(RequestAction(meta(f"na-{rid}"), rid, RequestStep.NOT_APPLICABLE,
+                             destination="partner:contact_centre", reason="never sent",
+                             actor="cli"))
+    flow.deliver("hubspot")
+    assert count(engine, jobs, jobs.c.destination == NOTIFIER) == 1
+    return flow, rid
+
+
+def not_told_entries(engine) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    import json
+
+    with engine.connect() as conn:
+        return [json.loads(d) for d in conn.execute(select(ledger.ledger.c.detail).where(
+            ledger.ledger.c.kind == "request.person_not_told")).scalars()]
+
+
+def test_a_refused_notice_completes_the_erasure_and_shreds_the_key(
+        engine):  # type: ignore[no-untyped-def]
+    refused = Bouncing(PermanentError("smtp notice: RCPT refused: SMTP 550",
+                                      error_class="smtp_recipient_refused"))
+    flow, rid = erased_but_untold(engine, refused)
+
+    flow.deliver(NOTIFIER)
+
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED and request.confirmed_at is None
+    assert request.note == "the person could not be told: smtp_recipient_refused"
+    assert count(engine, subject_keys) == count(engine, identifiers) == 0
+    assert not_told_entries(engine) == [{
+        "request": rid, "told": "could not tell the person",
+        "reason": "smtp_recipient_refused", "given_up": "refused"}]
+    with engine.connect() as conn:
+        assert ledger.verify(conn).ok
+        kinds = list(conn.execute(select(ledger.ledger.c.kind)).scalars())
+        details = b"".join(d for d in conn.execute(select(ledger.ledger.c.detail)).scalars()
+                           if d)
+    assert "subject.erased" in kinds and EMAIL.lower().encode() not in details.lower()
+    flow.deliver(NOTIFIER)
+    assert refused.tried == 1  # given up once: never tried again
+
+
+def test_a_notice_that_fails_for_a_while_is_retried_and_then_delivered(
+        engine):  # type: ignore[no-untyped-def]
+    flaky = Bouncing(TransientError("smtp notice: SMTP 451", error_class="smtp_4xx"), times=2)
+    flow, rid = erased_but_untold(engine, flaky)
+
+    for _ in range(2):
+        flow.deliver(NOTIFIER)
+        request = flow.request(rid)
+        assert request.status == rq.IN_PROGRESS and request.note is None
+        assert count(engine, subject_keys) == 1  # the person must still be addressable
+        flow.clock[0] += timedelta(seconds=2)
+    flow.deliver(NOTIFIER)
+
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED and request.confirmed_at is not None
+    assert flaky.notices == [(EMAIL.lower(), "erasure", rid)]
+    assert count(engine, subject_keys) == 0 and not_told_entries(engine) == []
+
+
+def test_a_notice_out_of_retries_completes_the_erasure_with_the_reason(
+        engine):  # type: ignore[no-untyped-def]
+    down = Bouncing(TransientError("smtp notice: connection refused", error_class="network"))
+    flow, rid = erased_but_untold(engine, down, max_attempts=3)
+
+    for _ in range(3):
+        assert flow.request(rid).status == rq.IN_PROGRESS
+        flow.deliver(NOTIFIER)
+        flow.clock[0] += timedelta(seconds=2)
+
+    request = flow.request(rid)
+    assert down.tried == 3 and request.status == rq.COMPLETED
+    assert request.note == "the person could not be told: network"
+    assert count(engine, subject_keys) == 0
+    assert [e["given_up"] for e in not_told_entries(engine)] == ["retries exhausted"]
+
+
+def test_a_refused_rejection_notice_is_recorded_and_not_sent_again(
+        engine):  # type: ignore[no-untyped-def]
+    flow = Flow(engine)
+    refused_once = Bouncing(PermanentError("SMTP 550", error_class="smtp_recipient_refused"),
+                            times=1)
+    Fulfiller(flow.deliverer, flow.core.keyring, erasure={}, exports={},
+              notifier=refused_once, ack_within={}, export_keep=timedelta(days=30))
+    subscribe(flow)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    for rid in (first, second):
+        flow.event(RequestReceived(meta(f"r-{rid}"), SubjectHint(email=EMAIL),
+                                   RequestKind.ERASURE, rid))
+        flow.event(RequestAction(meta(f"no-{rid}"), rid, RequestStep.REJECT,
+                                 reason="identity not proven", actor="cli"))
+        flow.deliver(NOTIFIER)
+
+    assert flow.request(first).note == "the person could not be told: smtp_recipient_refused"
+    assert flow.request(first).status == rq.REJECTED
+    assert refused_once.notices == [(EMAIL.lower(), "rejection", second)]
+    assert count(engine, subject_keys) == 1  # a rejection erases nothing

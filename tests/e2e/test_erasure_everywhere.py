@@ -369,6 +369,41 @@ def _query_all(stack: Stack, soql: str) -> list[dict[str, Any]]:
     return list(answer.json()["records"])
 
 
+def test_a_bounced_confirmation_still_completes_the_erasure_and_shreds_the_key(
+        cli_env: Stack, relay: Relay) -> None:
+    stack = cli_env
+    _, subject = known_everywhere(stack)
+    relay.mailbox.refuse_rcpt = "550 5.1.1 <{address}>: mailbox unavailable"
+    created = run("requests", "create", "--kind", "erasure", "--email", EMAIL,
+                  "--format", "json")
+    assert created.exit_code == 0, created.output
+    request_id = json.loads(created.stdout)["id"]
+
+    request = completed(stack, subject)
+    assert request.id == request_id and told(relay) == []
+    assert request.confirmed_at is None
+    with stack.container.engine.connect() as conn:
+        assert conn.execute(select(subject_keys.c.subject_id).where(
+            subject_keys.c.subject_id == subject)).first() is None  # the key is gone
+
+    shown = run("requests", "show", request_id)
+    assert shown.exit_code == 0, shown.output
+    assert "note: the person could not be told: smtp_recipient_refused" in shown.output
+    story = json.loads(run("requests", "show", request_id, "--format", "json").stdout)
+    not_told = [e for e in story["history"] if e["event"] == "request.person_not_told"]
+    assert [(e["reason"], e["given_up"]) for e in not_told] == [
+        ("smtp_recipient_refused", "refused")]
+    assert "subject.erased" in [e["event"] for e in story["history"]]
+    reader_token = issue_token(stack, "dpo-dashboard", "requests:read")
+    view = requests.get(f"{stack.url}/api/v1/requests/{request_id}", timeout=scaled(10),
+                        headers={"Authorization": f"Bearer {reader_token}"})
+    assert view.status_code == 200
+    assert view.json()["status"] == "completed" and view.json()["person_told_at"] is None
+    assert view.json()["note"] == "the person could not be told: smtp_recipient_refused"
+    assert EMAIL not in shown.output + view.text
+    assert EMAIL not in readable(opened_with_every_key(stack))
+
+
 @pytest.fixture
 def silent_partner_stack(broker: str, tmp_path: Path, relay: Relay) -> Iterator[Stack]:
     """The partner takes erasure requests and never acknowledges; it has 2 s to."""
