@@ -19,7 +19,7 @@ from core import requests as rq
 from core.db import identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
 from core.dsr import ERASE, NOTIFIER
-from core.errors import PermanentError, Throttled, TransientError
+from core.errors import AuthError, PermanentError, Throttled, TransientError
 from core.fulfil import Fulfiller, hand_back
 from core.model import (
     Channel,
@@ -437,6 +437,23 @@ def test_a_refused_notice_completes_the_erasure_and_shreds_the_key(
     assert "subject.erased" in kinds and EMAIL.lower().encode() not in details.lower()
     flow.deliver(NOTIFIER)
     assert refused.tried == 1  # given up once: never tried again
+
+
+@pytest.mark.parametrize("ours", [
+    AuthError("smtp notice: login refused (SMTP 535)", error_class="smtp_auth"),
+    PermanentError("smtp notice: TLS failed (SSLError)", error_class="smtp_tls")],
+    ids=["login", "tls"])
+def test_our_own_relay_failing_leaves_the_erasure_waiting_with_the_address(
+        engine, ours: Exception):  # type: ignore[no-untyped-def]
+    """Our relay's configuration is for an operator to fix and replay; ending the request
+    would shred the address the fixed relay still needs."""
+    flow, rid = erased_but_untold(engine, Bouncing(ours))
+
+    flow.deliver(NOTIFIER)
+
+    request = flow.request(rid)
+    assert request.status == rq.IN_PROGRESS and request.note is None
+    assert count(engine, subject_keys) == 1 and not_told_entries(engine) == []
 
 
 def test_a_notice_that_fails_for_a_while_is_retried_and_then_delivered(
