@@ -120,13 +120,31 @@ def check_segment(segment: Iterable[dict[str, Any]]) -> bool:
     return True
 
 
+class UnknownDestination(BadInput):
+    """A breach scope asked about a destination that is neither configured here nor was
+    ever sent anything: "0 people" would be a false all-clear."""
+
+
+def _known_destination(conn: Connection, container: Container, destination: str) -> None:
+    """Raise UnknownDestination, naming the configured ones, unless ``destination`` is
+    configured or has had jobs (one configured once and removed since still counts)."""
+    configured = container.every_destination()
+    if destination in configured or conn.execute(select(jobs.c.id).where(
+            jobs.c.destination == destination).limit(1)).first() is not None:
+        return
+    raise UnknownDestination("no such destination (neither configured nor ever sent "
+                             f"anything); the configured ones: {', '.join(configured)}")
+
+
 def breach_scope(container: Container, destination: str, start: datetime,
                  end: datetime) -> dict[str, Any]:
     """Which people (ids) and which fields (names, never values) privasync sent to
-    ``destination`` between ``start`` and ``end``, from its own delivery records (R22)."""
+    ``destination`` between ``start`` and ``end``, from its own delivery records (R22).
+    Raises UnknownDestination for a name privasync has never had as a destination."""
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise BadInput("the window needs two times with zones, the second after the first")
     with reader(container.engine).connect() as conn:
+        _known_destination(conn, container, destination)
         rows = conn.execute(select(jobs.c.subject_id, jobs.c.kind, jobs.c.sent,
                                    func.min(jobs.c.done_at), func.max(jobs.c.done_at))
                             .where(and_(jobs.c.destination == destination,

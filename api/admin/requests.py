@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import access, proof, requests_admin
+from api.admin.errors import FieldProblem, ValidationFailed
 from api.admin.openapi import Call, Operation
 from core import requests as rq
 from core.db import reader
@@ -188,6 +189,8 @@ def breach_scope(call: Call) -> BreachScope:
     q = call.query(BreachQuery)
     try:
         found = proof.breach_scope(call.container, q.destination, q.start, q.end)
+    except proof.UnknownDestination as exc:
+        raise ValidationFailed([FieldProblem(field="destination", problem=str(exc))]) from None
     except ValueError as exc:
         from core.errors import BadInput
 
