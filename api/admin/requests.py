@@ -227,9 +227,11 @@ OPERATIONS = (
     Operation("GET", _ID + "/evidence", "The evidence pack: entries, hashes, chain segment",
               "requests:read", request_evidence, response=Evidence, errors=(404,),
               tag="requests"),
-    Operation("GET", _ID + "/export", "The access bundle (its schema: /schemas/...)",
-              "requests:read", request_export, response=access.AccessBundle, errors=(404,),
-              tag="requests"),
+    Operation("GET", _ID + "/export", "The access bundle", "requests:read", request_export,
+              response=access.AccessBundle, errors=(404,), tag="requests",
+              description=f"It validates against the published JSON Schema, `GET "
+              f"/api/v1{access.SCHEMA_PATH}` (`$id` {access.SCHEMA_ID}), the same as "
+              "the file `privasync requests export` writes."),
     Operation("GET", "/breach-scope", "Who and which fields went to a destination when",
               "audit:read", breach_scope, response=BreachScope, query=BreachQuery,
               tag="audit"),

@@ -1,13 +1,21 @@
 """Requests and proof over the admin API and the CLI, on the app alone (nothing applies
-what it stores): breach scoping refuses a destination that does not exist."""
+what it stores): breach scoping refuses a destination that does not exist; the export
+answers what its published JSON Schema and the OpenAPI document say."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
+from api import access
+from api.admin import requests as request_routes
+from api.admin.handling import _answer
+from api.admin.routes import registry
 from api.cli import main
 from tests.api.door import Door
 
@@ -55,3 +63,50 @@ def test_the_cli_breach_scope_refuses_an_unknown_destination_with_exit_2(cli_env
     assert "no such destination" in result.output
     assert "partner:contact_centre" in result.output
     assert "0 people" not in result.output
+
+
+def _bundle() -> access.AccessBundle:
+    at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    return access.AccessBundle(
+        generated_at=at,
+        request=access.RequestRef(id="r-1", kind="access", received_at=at, status="completed"),
+        person=access.Person(subject_id="s-1", emails=["jane@example.org"]),
+        systems=[access.SystemData(system="hubspot", gathered_at=at, note="", fields=[
+            access.HeldField(record="contact:1", field="phone", value="+32 2 555 01 02",
+                             canonical="phone", category="user.contact.phone_number",
+                             purposes=["service"], legal_basis=["contract"],
+                             source="hubspot")])],
+        partners=[], consent=[], consent_history=[],
+        contact_moments=[access.Moment(at=at, source="hubspot", what="email", outcome="sent")])
+
+
+def _export_answer() -> dict:  # type: ignore[type-arg]
+    [export] = [op for op in request_routes.OPERATIONS if op.handler.__name__ ==
+                "request_export"]
+    return json.loads(bytes(_answer(export, _bundle()).body))
+
+
+def test_the_api_export_answers_dollar_schema_and_validates_against_the_served_schema(
+        door: Door):
+    answer = _export_answer()
+    assert answer["$schema"] == access.SCHEMA_ID and "schema_" not in answer
+    served = door.client.get("/api/v1/schemas/access-bundle.json")  # public, no token
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "application/schema+json"
+    jsonschema.Draft202012Validator(served.json()).validate(answer)
+    assert served.json()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_the_openapi_document_lists_the_schema_and_the_answer_fits_it():
+    document = registry().document()
+    published = document["paths"]["/api/v1/schemas/access-bundle.json"]["get"]
+    assert published["security"] == []
+    assert "application/schema+json" in published["responses"]["200"]["content"]
+    export = document["paths"]["/api/v1/requests/{request_id}/export"]["get"]
+    assert "/api/v1/schemas/access-bundle.json" in export["description"]
+    answered = export["responses"]["200"]["content"]["application/json"]["schema"]
+    # A component keeps no $id: under JSON Schema 2020-12 it would rebase the component's
+    # references away from this document. The answer fits the document's own schema.
+    assert "$id" not in document["components"]["schemas"]["AccessBundle"]
+    jsonschema.Draft202012Validator({**answered, "components": document["components"]}
+                                    ).validate(_export_answer())
