@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from api.bootstrap import Container
-from api.requests_admin import get, summary
+from api.requests_admin import get, received, received_summary, summary
 from core.db import jobs, ledger, ledger_pending, reader
 from core.errors import BadInput
 
@@ -68,7 +68,11 @@ def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[st
 
 def story(container: Container, request_id: str) -> dict[str, Any]:
     """The whole story of a request with times: received, verified, paused, extended,
-    each destination's receipt, acknowledgements, the person told, completed."""
+    each destination's receipt, acknowledgements, the person told, completed; or, for a
+    request stored but not applied yet, that it was received and when."""
+    pending = received(container, request_id)
+    if pending is not None:
+        return received_summary(pending)
     request = get(container, request_id)
     with reader(container.engine).connect() as conn:
         entries = _entries(conn, request.subject_id, request_id)

@@ -78,11 +78,13 @@ class RequestView(BaseModel):
 
     id: str
     kind: str
-    status: str
+    status: str = Field(description="`received` (stored, not applied yet: no deadline, no "
+                        "actor shown until then), `identity_pending`, `in_progress`, "
+                        "`completed`, `rejected`; `failed` if privasync could not apply it.")
     source: str
-    actor: str
+    actor: str | None
     received_at: str
-    due_at: str
+    due_at: str | None
     overdue: bool
     clock_paused: bool
     paused_seconds: int

@@ -1,22 +1,26 @@
 """Requests and proof over the admin API and the CLI, on the app alone (nothing applies
-what it stores): breach scoping refuses a destination that does not exist; the export
-answers what its published JSON Schema and the OpenAPI document say."""
+what it stores): a request is shown as received before it is applied; breach scoping
+refuses a destination that does not exist; the export answers what its published JSON
+Schema and the OpenAPI document say."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from api import access
 from api.admin import requests as request_routes
 from api.admin.handling import _answer
 from api.admin.routes import registry
 from api.cli import main
+from core.db import inbox
 from tests.api.door import Door
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -30,6 +34,47 @@ def cli_env(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PRIVASYNC_MAPPINGS_DIR", str(MAPPINGS))
     monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", "partner-secret")
     return tmp_path
+
+
+PERSON = "jan.received@example.org"
+
+
+def test_a_created_request_is_shown_as_received_before_the_applier_runs(cli_env: Path):
+    created = CliRunner().invoke(main, ["requests", "create", "--kind", "erasure", "--email",
+                                        PERSON, "--format", "json"])
+    assert created.exit_code == 0, created.output
+    request_id = json.loads(created.stdout)["id"]
+    assert json.loads(created.stdout)["applied"] is False  # nothing applies it here
+    shown = CliRunner().invoke(main, ["requests", "show", request_id])
+    assert shown.exit_code == 0, shown.output
+    assert f"{request_id}: erasure, received, received 20" in shown.output
+    told = json.loads(CliRunner().invoke(main, ["requests", "show", request_id, "--format",
+                                                "json"]).stdout)
+    assert (told["status"], told["kind"], told["due_at"]) == ("received", "erasure", None)
+    assert datetime.fromisoformat(told["received_at"]).tzinfo is not None
+    assert PERSON not in shown.output + json.dumps(told)
+    unknown = CliRunner().invoke(main, ["requests", "show", str(uuid.uuid4())])
+    assert unknown.exit_code == 2 and "no such request" in unknown.output
+
+
+def test_a_received_request_is_shown_over_the_api_and_as_failed_once_given_up(door: Door):
+    token = door.token("requests:read", "requests:write")
+    auth = {"Authorization": f"Bearer {token}"}
+    created = door.client.post("/api/v1/requests", json={"kind": "access", "email": PERSON},
+                               headers=auth)
+    assert created.status_code in (201, 202) and created.json()["applied"] is False
+    request_id = created.json()["id"]
+    shown = door.client.get(f"/api/v1/requests/{request_id}", headers=auth)
+    assert shown.status_code == 200
+    assert (shown.json()["status"], shown.json()["kind"]) == ("received", "access")
+    assert PERSON not in shown.text
+    export = door.client.get(f"/api/v1/requests/{request_id}/export", headers=auth)
+    assert export.status_code == 404 and "not applied yet" in export.json()["reason"]
+    with door.container.engine.begin() as conn:
+        conn.execute(update(inbox).values(applied_at=datetime.now(UTC),
+                                          last_error="error:ValueError"))
+    failed = door.client.get(f"/api/v1/requests/{request_id}", headers=auth).json()
+    assert failed["status"] == "failed" and "error:ValueError" in failed["note"]
 
 
 def _get(door: Door, path: str, *scopes: str, **params: str):  # type: ignore[no-untyped-def]
