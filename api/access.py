@@ -28,6 +28,7 @@ from core.errors import NotFound
 from core.mappings import Mappings
 
 SCHEMA_ID = "https://privasync.dev/schemas/access-bundle/v1.json"
+SCHEMA_PATH = "/schemas/access-bundle.json"  # under the admin API's /api/v1, public
 
 
 class _Model(BaseModel):
@@ -114,7 +115,8 @@ class AccessBundle(_Model):
     contact_moments: list[Moment]
 
 
-ACCESS_SCHEMA: dict[str, Any] = AccessBundle.model_json_schema(by_alias=True)
+ACCESS_SCHEMA: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                                  **AccessBundle.model_json_schema(by_alias=True)}
 
 
 def bundle(container: Container, request_id: str) -> AccessBundle:

@@ -103,9 +103,10 @@ class Container:
         return stored
 
     def store_events(self, source: str, events: Sequence[CanonicalEvent],
-                     received_at: datetime) -> inbox.Stored:
-        """Canonical events (a consent form's, the admin's) into the inbox, like a delivery."""
-        return self.store(source, codec.encode(events), received_at, len(events))
+                     received_at: datetime, key: str | None = None) -> inbox.Stored:
+        """Canonical events (a consent form's, the admin's) into the inbox, like a delivery
+        (``key``: a dedupe key that names it, holding nothing personal)."""
+        return self.store(source, codec.encode(events), received_at, len(events), key)
 
     def every_destination(self) -> list[str]:
         """Every name jobs can be queued for (each gets its dispatch guard)."""

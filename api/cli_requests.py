@@ -132,9 +132,9 @@ def show(request_id: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(told, indent=2))
         return
+    due = f", due {told['due_at']}" if told["due_at"] else f" ({told['note']})"
     click.echo(f"{told['id']}: {told['kind']}, {told['status']}, received "
-               f"{told['received_at']}, due {told['due_at']}"
-               f"{' (OVERDUE)' if told['overdue'] else ''}")
+               f"{told['received_at']}{due}{' (OVERDUE)' if told['overdue'] else ''}")
     for d in told["destinations"]:
         click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
     if told["note"]:

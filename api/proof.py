@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from api.bootstrap import Container
-from api.requests_admin import get, summary
+from api.requests_admin import get, received, received_summary, summary
 from core.db import jobs, ledger, ledger_pending, reader
 from core.errors import BadInput
 
@@ -68,7 +68,11 @@ def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[st
 
 def story(container: Container, request_id: str) -> dict[str, Any]:
     """The whole story of a request with times: received, verified, paused, extended,
-    each destination's receipt, acknowledgements, the person told, completed."""
+    each destination's receipt, acknowledgements, the person told, completed; or, for a
+    request stored but not applied yet, that it was received and when."""
+    pending = received(container, request_id)
+    if pending is not None:
+        return received_summary(pending)
     request = get(container, request_id)
     with reader(container.engine).connect() as conn:
         entries = _entries(conn, request.subject_id, request_id)
@@ -120,13 +124,31 @@ def check_segment(segment: Iterable[dict[str, Any]]) -> bool:
     return True
 
 
+class UnknownDestination(BadInput):
+    """A breach scope asked about a destination that is neither configured here nor was
+    ever sent anything: "0 people" would be a false all-clear."""
+
+
+def _known_destination(conn: Connection, container: Container, destination: str) -> None:
+    """Raise UnknownDestination, naming the configured ones, unless ``destination`` is
+    configured or has had jobs (one configured once and removed since still counts)."""
+    configured = container.every_destination()
+    if destination in configured or conn.execute(select(jobs.c.id).where(
+            jobs.c.destination == destination).limit(1)).first() is not None:
+        return
+    raise UnknownDestination("no such destination (neither configured nor ever sent "
+                             f"anything); the configured ones: {', '.join(configured)}")
+
+
 def breach_scope(container: Container, destination: str, start: datetime,
                  end: datetime) -> dict[str, Any]:
     """Which people (ids) and which fields (names, never values) privasync sent to
-    ``destination`` between ``start`` and ``end``, from its own delivery records (R22)."""
+    ``destination`` between ``start`` and ``end``, from its own delivery records (R22).
+    Raises UnknownDestination for a name privasync has never had as a destination."""
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise BadInput("the window needs two times with zones, the second after the first")
     with reader(container.engine).connect() as conn:
+        _known_destination(conn, container, destination)
         rows = conn.execute(select(jobs.c.subject_id, jobs.c.kind, jobs.c.sent,
                                    func.min(jobs.c.done_at), func.max(jobs.c.done_at))
                             .where(and_(jobs.c.destination == destination,

@@ -8,6 +8,7 @@ for the applier to have applied it. Reads are direct.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -82,8 +83,64 @@ def create(container: Container, *, kind: RequestKind, email: str,
                          identity_verified,
                          tuple((n, FieldValue(v, received)) for n, v in (fields or {}).items()),
                          actor)
-    stored = container.store_events(SOURCE, [ev], now)
+    stored = container.store_events(SOURCE, [ev], now, key=_reference(request_id, kind.value))
     return Stored(request_id, _applied(container, stored, wait))
+
+
+def _reference(request_id: str, kind: str) -> str:
+    """The inbox row's dedupe key for a new request: its id and kind (nothing personal),
+    so that it can be found and shown before the applier has made a request of it."""
+    return f"request:{request_id}:{kind}"
+
+
+_REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class Received:
+    """A request stored in the inbox that the applier has not made a request of yet, as
+    its row says without opening the sealed body: its id, kind, when privasync received
+    it, and the reason the applier gave up on it or will try it again (a class name)."""
+
+    id: str
+    kind: str
+    received_at: datetime
+    given_up: bool
+    error: str | None
+
+
+def received(container: Container, request_id: str) -> Received | None:
+    """The stored-but-not-yet-applied request ``request_id``, or None."""
+    if not _REQUEST_ID.fullmatch(request_id):  # and so no LIKE wildcard either
+        return None
+    with reader(container.engine).connect() as conn:
+        row = conn.execute(select(inbox_table.c.delivery_key, inbox_table.c.received_at,
+                                  inbox_table.c.applied_at, inbox_table.c.last_error)
+                           .where(inbox_table.c.source == SOURCE,
+                                  inbox_table.c.delivery_key.like(f"request:{request_id}:%"))
+                           ).first()
+    if row is None or (row.applied_at is not None and row.last_error is None):
+        return None  # applied: the request itself answers (or never was one)
+    return Received(request_id, row.delivery_key.rsplit(":", 1)[1], row.received_at,
+                    row.applied_at is not None, row.last_error)
+
+
+def received_summary(found: Received) -> dict[str, Any]:
+    """A received request as ``summary`` shows a request: status ``received`` (or
+    ``failed`` when the applier gave up on it), no deadline yet (it counts from the time
+    the person asked, which the sealed body holds)."""
+    note = (f"privasync could not apply it ({found.error}); see privasync status"
+            if found.given_up else "stored; privasync applies it as soon as its applier "
+            "runs (privasync serve or scheduler)" + (f"; retrying after {found.error}"
+                                                     if found.error else ""))
+    return {
+        "id": found.id, "kind": found.kind, "status": "failed" if found.given_up
+        else "received", "source": SOURCE, "actor": None,
+        "received_at": found.received_at.isoformat(), "due_at": None, "overdue": False,
+        "clock_paused": False, "paused_seconds": 0, "extended_months": 0,
+        "extension_reason": None, "rejection_reason": None, "completed_at": None,
+        "person_told_at": None, "note": note, "acks_overdue": [], "destinations": [],
+        "history": [{"at": found.received_at.isoformat(), "event": "request.stored"}]}
 
 
 def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
@@ -163,8 +220,12 @@ def summary(request: rq.Request, now: datetime) -> dict[str, Any]:
 
 
 def get(container: Container, request_id: str) -> rq.Request:
+    """The request; raises NotFound, saying so when it is received but not applied yet."""
     with reader(container.engine).connect() as conn:
         request = rq.get(conn, request_id)
     if request is None:
+        if received(container, request_id) is not None:
+            raise NotFound("the request is received but not applied yet: privasync applies "
+                           "it as soon as its applier runs (privasync serve or scheduler)")
         raise NotFound("no such request")
     return request

@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -138,21 +139,69 @@ def pending_count(conn: Connection) -> int:
 
 
 @dataclass(frozen=True)
-class ChainReport:
-    entries: int
-    ok: bool
-    first_bad_seq: int | None = None
+class Break:
+    """Where the chain breaks and why: the entry's sequence number, what is wrong with
+    it, and (when the entry is there) its kind and its stored hash, the entry's id."""
+
+    seq: int
+    reason: str
+    kind: str | None = None
+    hash: str | None = None
 
     def __str__(self) -> str:
-        if self.ok:
+        named = f" ({self.kind}, hash {self.hash[:16]})" if self.hash else ""
+        return f"entry {self.seq}{named}: {self.reason}"
+
+
+ALTERED = "its hash does not match its contents (the entry was altered)"
+UNLINKED = "its previous hash is not the hash of entry {prev} (the link was altered)"
+MISSING = "the entry is missing (deleted, or the chain's head claims more than it holds)"
+RENUMBERED = "it is stored under sequence {stored}, not {seq} (entries were renumbered)"
+HEAD = ("the chain's head records another hash for it (it, or entries before it, were "
+        "rewritten with recomputed hashes)")
+HEADLESS = "entries exist but the chain has no head"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """``entries``: how long the chain is (as its head records it); ``intact``: how many
+    entries, from the first, recompute; ``broken``: the first that does not, and why."""
+
+    entries: int
+    ok: bool
+    intact: int = 0
+    broken: Break | None = None
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        return self.broken.seq if self.broken is not None else None
+
+    def __str__(self) -> str:
+        if self.broken is None:
             return f"ledger intact: {self.entries} entries, chain verified"
-        return f"ledger BROKEN at entry {self.first_bad_seq} (of {self.entries})"
+        return (f"ledger BROKEN at {self.broken}; {self.intact} of {self.entries} entries "
+                f"before it are intact")
+
+
+def _check(row: Any, seq: int, prev_hash: str) -> Break | None:
+    """What is wrong with ``row`` as entry ``seq + 1`` after an entry hashed ``prev_hash``."""
+    if row.seq > seq + 1:
+        return Break(seq + 1, MISSING)
+    if row.seq != seq + 1:
+        return Break(seq + 1, RENUMBERED.format(stored=row.seq, seq=seq + 1), row.kind,
+                     row.hash)
+    if row.prev_hash != prev_hash:
+        return Break(row.seq, UNLINKED.format(prev=seq), row.kind, row.hash)
+    if row.hash != _entry_hash(prev_hash, row.seq, row.at, row.kind, row.subject_id,
+                               row.detail):
+        return Break(row.seq, ALTERED, row.kind, row.hash)
+    return None
 
 
 def _walk(conn: Connection, seq: int, prev_hash: str, end: int,
-          batch: int) -> tuple[int, int, str, int | None]:
+          batch: int) -> tuple[int, int, str, Break | None]:
     """Recompute entries ``seq+1 .. end`` from ``prev_hash``: (entries checked, last good
-    seq, its hash, the first bad seq or None)."""
+    seq, its hash, the first break or None)."""
     count = 0
     while seq < end:
         rows = conn.execute(select(ledger).where(ledger.c.seq > seq, ledger.c.seq <= end)
@@ -160,29 +209,31 @@ def _walk(conn: Connection, seq: int, prev_hash: str, end: int,
         if not rows:
             break
         for row in rows:
-            expected = _entry_hash(prev_hash, row.seq, row.at, row.kind, row.subject_id,
-                                   row.detail)
-            if row.prev_hash != prev_hash or row.hash != expected or row.seq != seq + 1:
-                return count, seq, prev_hash, int(row.seq)
+            broken = _check(row, seq, prev_hash)
+            if broken is not None:
+                return count, seq, prev_hash, broken
             prev_hash, seq, count = row.hash, row.seq, count + 1
-    return count, seq, prev_hash, None if seq == end else seq + 1
+    return count, seq, prev_hash, None if seq == end else Break(seq + 1, MISSING)
 
 
 def verify(conn: Connection, batch: int = 5000) -> ChainReport:
     """Recompute the chain up to the head as it is now; report the first entry that
-    does not match. Entries appended while it runs are left for the next check."""
+    does not match, and why. Entries appended while it runs are left for the next check."""
     head = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)
                         .where(ledger_head.c.id == 1)).first()
     end = head.seq if head is not None else 0
     count, last_seq, prev_hash, bad = _walk(conn, 0, GENESIS, end, batch)
     if bad is not None:
-        return ChainReport(count, False, bad)
+        return ChainReport(end, False, count, bad)
     if head is not None and head.hash != prev_hash:
-        return ChainReport(count, False, last_seq + 1)
+        row = conn.execute(select(ledger.c.kind, ledger.c.hash)
+                           .where(ledger.c.seq == last_seq)).first()
+        return ChainReport(end, False, count - 1, Break(
+            last_seq, HEAD, row.kind if row else None, row.hash if row else None))
     extra = conn.execute(select(ledger.c.seq).where(ledger.c.seq > end).limit(1)).first()
     if head is None and extra is not None:
-        return ChainReport(count, False, 1)
-    return ChainReport(count, True)
+        return ChainReport(end, False, count, Break(int(extra.seq), HEADLESS))
+    return ChainReport(end, True, count)
 
 
 VERIFIED = "ledger.verified"  # the cursor of the periodic check
@@ -219,7 +270,8 @@ def verify_new(engine: Engine, now: datetime, batch: int = 5000) -> Verification
         last = last_verification(conn)
         head = conn.execute(select(ledger_head.c.seq).where(ledger_head.c.id == 1)).scalar()
         seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS)
-        _, good_seq, good_hash, bad = _walk(conn, seq, prev, int(head or 0), batch)
+        _, good_seq, good_hash, broken = _walk(conn, seq, prev, int(head or 0), batch)
+    bad = broken.seq if broken is not None else None
     result = Verification(bad is None, good_seq, good_hash, now, bad)
     value = json.dumps({"ok": result.ok, "seq": good_seq, "hash": good_hash,
                         "bad_seq": bad})

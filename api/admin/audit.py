@@ -30,8 +30,13 @@ class Verified(BaseModel):
     """The chain recomputed up to its head as it was when the check began."""
 
     ok: bool
-    entries: int = Field(description="Entries checked.")
+    entries: int = Field(description="Entries in the chain, as its head records it.")
+    intact: int = Field(description="Entries, from the first, that recompute.")
     first_bad_seq: int | None = Field(description="The first entry that does not match.")
+    first_bad_hash: str | None = Field(default=None, description="That entry's stored hash "
+                                       "(its id), when the entry is there at all.")
+    reason: str | None = Field(default=None, description="Why it does not match: altered, "
+                               "a broken link, missing, renumbered, or replaced.")
     pending: int = Field(description="Newer entries waiting to be chained (within seconds).")
     checked_at: datetime
 
@@ -70,8 +75,12 @@ def verify_ledger(call: Call) -> Verified:
     with reader(call.container.engine).connect() as conn:
         report = chain.verify(conn)
         waiting = chain.pending_count(conn)
-    return Verified(ok=report.ok, entries=report.entries, first_bad_seq=report.first_bad_seq,
-                    pending=waiting, checked_at=call.now)
+    broken = report.broken
+    return Verified(ok=report.ok, entries=report.entries, intact=report.intact,
+                    first_bad_seq=report.first_bad_seq,
+                    first_bad_hash=broken.hash if broken else None,
+                    reason=broken.reason if broken else None, pending=waiting,
+                    checked_at=call.now)
 
 
 def _clear(detail: bytes | None) -> dict[str, Any] | None:

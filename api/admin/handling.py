@@ -144,4 +144,6 @@ def _answer(op: Operation, result: Any) -> Response:
         return Response(status_code=op.status)
     if not isinstance(result, op.response):
         raise TypeError(f"{op.operation_id} must return a {op.response.__name__}")
-    return JSONResponse(result.model_dump(mode="json"), op.status)
+    # By alias, as the OpenAPI document describes it: the bundle's ``$schema``, not the
+    # Python name ``schema_`` that its published JSON Schema refuses.
+    return JSONResponse(result.model_dump(mode="json", by_alias=True), op.status)

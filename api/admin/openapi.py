@@ -117,13 +117,34 @@ class Operation:
         return self.handler.__name__
 
 
+@dataclass(frozen=True)
+class Published:
+    """A public JSON Schema served as it is: the contract of an answer, for readers who
+    validate it outside the API (the access bundle a person is given)."""
+
+    path: str
+    summary: str
+    operation_id: str
+    schema: Mapping[str, Any]
+
+    @property
+    def full_path(self) -> str:
+        return PREFIX + self.path
+
+
 @dataclass
 class Registry:
-    """The admin API's operations, in the order they were added."""
+    """The admin API's operations, in the order they were added, and the schemas it
+    publishes."""
 
     title: str = "privasync admin API"
     version: str = "1.0.0"
     operations: list[Operation] = field(default_factory=list)
+    published: list[Published] = field(default_factory=list)
+
+    def publish(self, *schemas: Published) -> Registry:
+        self.published.extend(schemas)
+        return self
 
     def add(self, *operations: Operation) -> Registry:
         for op in operations:
@@ -141,11 +162,20 @@ class Registry:
             models += [(op.response, "serialization")] if op.response is not None else []
         refs, top = models_json_schema(list(dict.fromkeys(models)),
                                        ref_template="#/components/schemas/{model}")
-        schemas: dict[str, Any] = top.get("$defs", {})
+        # A component keeps no ``$id`` (a published schema's own): under JSON Schema
+        # 2020-12 it would rebase the component's ``#/components/...`` references.
+        schemas: dict[str, Any] = {name: {k: v for k, v in schema.items() if k != "$id"}
+                                   for name, schema in top.get("$defs", {}).items()}
         paths: dict[str, dict[str, Any]] = {PREFIX + "/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document", "security": [],
             "tags": ["meta"], "responses": {"200": {"description": "OpenAPI 3.1", "content": {
                 "application/json": {"schema": {"type": "object"}}}}}}}}
+        for published in self.published:
+            paths[published.full_path] = {"get": {
+                "operationId": published.operation_id, "summary": published.summary,
+                "security": [], "tags": ["meta"], "responses": {"200": {
+                    "description": "JSON Schema 2020-12, served as it is",
+                    "content": {"application/schema+json": {"schema": {"type": "object"}}}}}}}
         for op in self.operations:
             paths.setdefault(op.full_path, {})[op.method.lower()] = _operation(op, refs,
                                                                                schemas)

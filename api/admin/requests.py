@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import access, proof, requests_admin
+from api.admin.errors import FieldProblem, ValidationFailed
 from api.admin.openapi import Call, Operation
 from core import requests as rq
 from core.db import reader
@@ -77,11 +78,13 @@ class RequestView(BaseModel):
 
     id: str
     kind: str
-    status: str
+    status: str = Field(description="`received` (stored, not applied yet: no deadline, no "
+                        "actor shown until then), `identity_pending`, `in_progress`, "
+                        "`completed`, `rejected`; `failed` if privasync could not apply it.")
     source: str
-    actor: str
+    actor: str | None
     received_at: str
-    due_at: str
+    due_at: str | None
     overdue: bool
     clock_paused: bool
     paused_seconds: int
@@ -188,6 +191,8 @@ def breach_scope(call: Call) -> BreachScope:
     q = call.query(BreachQuery)
     try:
         found = proof.breach_scope(call.container, q.destination, q.start, q.end)
+    except proof.UnknownDestination as exc:
+        raise ValidationFailed([FieldProblem(field="destination", problem=str(exc))]) from None
     except ValueError as exc:
         from core.errors import BadInput
 
@@ -224,9 +229,11 @@ OPERATIONS = (
     Operation("GET", _ID + "/evidence", "The evidence pack: entries, hashes, chain segment",
               "requests:read", request_evidence, response=Evidence, errors=(404,),
               tag="requests"),
-    Operation("GET", _ID + "/export", "The access bundle (its schema: /schemas/...)",
-              "requests:read", request_export, response=access.AccessBundle, errors=(404,),
-              tag="requests"),
+    Operation("GET", _ID + "/export", "The access bundle", "requests:read", request_export,
+              response=access.AccessBundle, errors=(404,), tag="requests",
+              description=f"It validates against the published JSON Schema, `GET "
+              f"/api/v1{access.SCHEMA_PATH}` (`$id` {access.SCHEMA_ID}), the same as "
+              "the file `privasync requests export` writes."),
     Operation("GET", "/breach-scope", "Who and which fields went to a destination when",
               "audit:read", breach_scope, response=BreachScope, query=BreachQuery,
               tag="audit"),

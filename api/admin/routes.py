@@ -9,18 +9,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.access import ACCESS_SCHEMA
+from api.access import ACCESS_SCHEMA, SCHEMA_PATH
 from api.admin import audit, jobs, mappings, requests, subjects, tokens
 from api.admin.auth import Guard
 from api.admin.handling import endpoint
-from api.admin.openapi import PREFIX, Registry
+from api.admin.openapi import PREFIX, Published, Registry
 from api.bootstrap import Container
 
 
 def registry() -> Registry:
     """Every admin operation; a new module of routes adds its ``OPERATIONS`` here."""
     return Registry().add(*tokens.OPERATIONS, *requests.OPERATIONS, *jobs.OPERATIONS,
-                          *subjects.OPERATIONS, *mappings.OPERATIONS, *audit.OPERATIONS)
+                          *subjects.OPERATIONS, *mappings.OPERATIONS, *audit.OPERATIONS
+                          ).publish(Published(SCHEMA_PATH, "The access bundle's JSON Schema "
+                                              "(the export's answer validates against it)",
+                                              "access_bundle_schema", ACCESS_SCHEMA))
 
 
 def admin_routes(container: Container) -> list[Route]:
@@ -31,12 +34,15 @@ def admin_routes(container: Container) -> list[Route]:
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
 
-    schema = json.dumps(ACCESS_SCHEMA).encode()
+    def serve(published: Published) -> Route:
+        body = json.dumps(published.schema).encode()
 
-    async def access_schema(request: Request) -> Response:
-        return Response(schema, media_type="application/schema+json")
+        async def schema(request: Request) -> Response:
+            return Response(body, media_type="application/schema+json")
+
+        return Route(published.full_path, schema, methods=["GET"])
 
     return [Route(PREFIX + "/openapi.json", openapi, methods=["GET"]),
-            Route(PREFIX + "/schemas/access-bundle.json", access_schema, methods=["GET"]),
+            *(serve(published) for published in declared.published),
             *(Route(op.full_path, endpoint(op, container, guard), methods=[op.method])
               for op in declared.operations)]

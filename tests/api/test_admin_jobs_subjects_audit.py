@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from api.admin import audit, jobs, mappings, subjects
 from api.cli import configure_logging, main
 from api.stack import Stack
+from core import ledger as chain
 from core.db import jobs as jobs_table
 from core.db import ledger
 from tests.api.conftest import issue_token
@@ -176,3 +177,5 @@ def test_the_ledger_is_verified_and_read_by_subject_without_sealed_details(
         conn.execute(update(ledger).where(ledger.c.seq == 2).values(kind="tampered"))
     broken = api.get("/audit/verify").json()
     assert broken["ok"] is False and broken["first_bad_seq"] == 2
+    assert broken["reason"] == chain.ALTERED and broken["intact"] == 1
+    assert broken["first_bad_hash"] == everything[1]["hash"]

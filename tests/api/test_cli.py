@@ -100,7 +100,9 @@ def test_audit_verify_passes_then_fails_after_tampering(env: Path, sqlite_url: s
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger WHERE seq = 1"))
     broken = CliRunner().invoke(main, ["audit", "verify"])
-    assert broken.exit_code == 1 and "BROKEN at entry 2" in broken.output
+    assert broken.exit_code == 1
+    assert "BROKEN at entry 1: the entry is missing" in broken.output  # not its successor
+    assert "0 of 2 entries before it are intact" in broken.output
 
 
 def test_debug_logging_never_lets_vendor_clients_log_bodies():

@@ -48,3 +48,57 @@ def test_an_altered_entry_is_reported_and_stays_reported(engine):  # type: ignor
     assert (again.ok, again.bad_seq) == (False, 4)
     with engine.connect() as conn:
         assert ledger.verify(conn).first_bad_seq == 4  # the full check agrees
+
+
+def _verified_after(engine, tamper: str):  # type: ignore[no-untyped-def]
+    _add(engine, 20)
+    with engine.begin() as conn:
+        conn.execute(text(tamper))
+    with engine.connect() as conn:
+        return ledger.verify(conn)
+
+
+def test_an_altered_last_entry_is_named_with_its_id_and_the_chain_counted_right(
+        engine):  # type: ignore[no-untyped-def]
+    report = _verified_after(engine, "UPDATE ledger SET kind = 'altered' WHERE seq = 20")
+    assert report.broken is not None and report.broken.seq == 20
+    assert report.broken.reason == ledger.ALTERED and report.broken.kind == "altered"
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT hash FROM ledger WHERE seq = 20")).scalar_one()
+    assert (report.broken.hash, report.entries, report.intact) == (stored, 20, 19)
+    assert str(report) == (f"ledger BROKEN at entry 20 (altered, hash {stored[:16]}): "
+                           f"{ledger.ALTERED}; 19 of 20 entries before it are intact")
+
+
+def test_a_deleted_entry_is_named_as_missing_not_its_successor(
+        engine):  # type: ignore[no-untyped-def]
+    report = _verified_after(engine, "DELETE FROM ledger WHERE seq = 1")
+    assert report.broken == ledger.Break(1, ledger.MISSING)
+    assert (report.entries, report.intact) == (20, 0)
+
+
+def test_a_deleted_last_entry_is_named_as_missing(engine):  # type: ignore[no-untyped-def]
+    report = _verified_after(engine, "DELETE FROM ledger WHERE seq = 20")
+    assert report.broken == ledger.Break(20, ledger.MISSING)
+    assert (report.entries, report.intact) == (20, 19)
+
+
+def test_a_relinked_entry_is_named_as_a_broken_link(engine):  # type: ignore[no-untyped-def]
+    report = _verified_after(engine, f"UPDATE ledger SET prev_hash = '{'1' * 64}' "
+                                     "WHERE seq = 7")
+    assert report.broken is not None and report.broken.seq == 7
+    assert report.broken.reason == ledger.UNLINKED.format(prev=6)
+
+
+def test_a_last_entry_replaced_with_a_recomputed_hash_is_caught_by_the_head(
+        engine):  # type: ignore[no-untyped-def]
+    _add(engine, 20)
+    with engine.begin() as conn:
+        last = conn.execute(text("SELECT * FROM ledger WHERE seq = 20")).one()
+        forged = ledger._entry_hash(last.prev_hash, 20, T0, "forged", None, None)
+        conn.execute(text("UPDATE ledger SET kind = 'forged', detail = NULL, hash = :h, "
+                          "at = :at WHERE seq = 20"), {"h": forged, "at": T0})
+    with engine.connect() as conn:
+        report = ledger.verify(conn)
+    assert report.broken == ledger.Break(20, ledger.HEAD, "forged", forged)
+    assert (report.entries, report.intact) == (20, 19)

@@ -503,6 +503,11 @@ def test_an_access_request_gathers_every_system_into_a_bundle_valid_against_its_
                           headers={"Authorization": f"Bearer {token}"})
     assert schema.status_code == 200
     jsonschema.validate(bundle, schema.json())
+    answered = requests.get(f"{stack.url}/api/v1/requests/{request_id}/export",
+                            timeout=scaled(10), headers={"Authorization": f"Bearer {token}"})
+    assert answered.status_code == 200
+    jsonschema.validate(answered.json(), schema.json())  # the API answers what the file holds
+    assert answered.json()["$schema"] == bundle["$schema"]
 
     held = {(s["system"], f["field"]): f for s in bundle["systems"] for f in s["fields"]}
     assert held[("hubspot", "phone")]["value"] == PHONE
