@@ -28,7 +28,7 @@ from core.crypto import Keyring
 from core.db import identifiers, insert_for, reader, request_exports, requests, system_refs
 from core.delivery import Deliverer, DeliveryReport, as_delivery_error
 from core.dsr import ERASE, EXPORT, NOTIFIER, NOTIFY
-from core.errors import DeliveryError, TransientError
+from core.errors import AuthError, DeliveryError, TransientError
 from core.model import (
     ErasureReceipt,
     ErasureStatus,
@@ -43,6 +43,9 @@ from core.model import (
 from core.ports import ErasureDestination, ExportSource, Notifier
 
 DEFAULT_ACK_WITHIN = timedelta(hours=72)
+# Notifier error classes that say our own sending is misconfigured, not that the person
+# cannot be reached (connectors/notify: SMTP TLS; a refused login is an AuthError).
+OUR_RELAY = frozenset({"smtp_tls", "smtp_auth"})
 
 
 class Fulfiller:
@@ -228,7 +231,8 @@ class Fulfiller:
                     except Exception as exc:  # noqa: BLE001 - retried like any job
                         error = as_delivery_error(exc)
                         results[sid] = Outcome(sid, error=error)
-                        untold[sid] = ([r.id for r in waiting[i:]], _why_not_told(error))
+                        if not _our_relay(error):
+                            untold[sid] = ([r.id for r in waiting[i:]], _why_not_told(error))
                         break
                 told.append((request.id, receipt))
             results.setdefault(sid, Outcome(sid, note="told"))
@@ -276,6 +280,13 @@ def hand_back(conn: Connection, keyring: Keyring, now: datetime,
             EventMeta("privasync", f"finish:{request_id}:{uuid.uuid4()}", now,
                       kind="request.step"),
             request_id, RequestStep.FINISH, actor="privasync"))
+
+
+def _our_relay(error: DeliveryError) -> bool:
+    """A failure of our own sending (the relay refused our login, TLS failed): not the
+    person's. The job stays a dead letter for an operator to fix and replay, and the request
+    waits; ending it would shred the address that a fixed relay still needs."""
+    return isinstance(error, AuthError) or error.error_class in OUR_RELAY
 
 
 def _why_not_told(error: DeliveryError) -> dict[str, str]:
