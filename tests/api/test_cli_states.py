@@ -29,7 +29,8 @@ ID = str(uuid.uuid4())
 FRESH = ("missing", "new", "nodir")
 STATES = (*FRESH, "closed", "badurl", "nomappings")
 LONG_RUNNING = ("serve", "scheduler", "applier")
-READ_ONLY = ("status", "audit verify", "mappings diff", "mappings explain")  # never migrate
+READ_ONLY = ("status", "audit verify", "mappings diff", "mappings explain",
+             "smoke")  # never migrate
 
 
 def _closed_port() -> int:
@@ -96,6 +97,10 @@ def commands() -> dict[str, Command]:
         "config show": Command(("config", "show"), 0, 0, db=False, maps=False),
         "check": Command(("check",), 1, 1, db=False),  # the partner does not listen
         "demo": Command(("demo", "--help"), 0, 0, db=False, maps=False),  # test_demo runs it
+        # No vendor is configured here: it says so before it writes anywhere (test_smoke
+        # runs it against the emulators).
+        "smoke": Command(("smoke", "--i-understand-this-writes", "--address",
+                          "ops@example.com"), 2, 2),
     }
 
 
