@@ -330,8 +330,9 @@ def smoke(address: str, unsubscribe_in: str | None, timeout: float, writes: bool
 
     Needs privasync RUNNING on the same settings and database (privasync serve, or serve +
     worker + scheduler). Writes to the real systems: HubSpot blocklists the erased address,
-    Salesforce keeps the deleted Contact in its Recycle Bin, Mailchimp never lets it be
-    imported again, privasync keeps the erasure request and the suppression entry.
+    Salesforce's queryAll shows the purged Contact as deleted for about a day, Mailchimp
+    never lets it be imported again, privasync keeps the erasure request and the
+    suppression entry.
     One line a step; exit 0 when every step passed, 1 when one failed, 2 for bad usage
     or settings (nothing written)."""
     from api.cli import _settings
