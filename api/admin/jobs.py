@@ -11,10 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.admin.errors import FieldProblem, ValidationFailed
 from api.admin.openapi import Call, Operation
 from core import deadletters
 from core.db import reader
-from core.errors import BadInput, Conflict, NotFound
+from core.errors import Conflict, NotFound
 
 Status = Literal["pending", "running", "done", "dead", "superseded", "failed"]
 
@@ -79,7 +80,10 @@ def list_jobs(call: Call) -> JobPage:
     q = call.query(ListQuery)
     status = "dead" if q.dead else q.status
     if q.dead and q.status not in (None, "dead"):
-        raise BadInput("dead=true and status name different statuses")
+        # The query fits its schema field by field but not as a whole: a 422 like any other
+        # query that does not fit (the document declares 422, not 400, for a query).
+        raise ValidationFailed([FieldProblem(
+            field="status", problem="dead=true asks for status dead; name one or the other")])
     with reader(call.container.engine).connect() as conn:
         found = deadletters.listing(conn, status=status, destination=q.destination,
                                     limit=q.limit, after=int(q.cursor or 0))
