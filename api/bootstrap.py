@@ -273,12 +273,12 @@ def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[
             if mc.webhook_token is not None else "")
     for name, partner in mappings.partners.items():
         found[f"partner:{name}"] = functools.partial(_partner, settings, environ, name,
-                                                     partner)
+                                                     partner, keyring)
     return found
 
 
 def _partner(settings: Settings, environ: Mapping[str, str], name: str,
-             partner: Partner) -> PartnerConnector | OpenDsrConnector:
+             partner: Partner, keyring: Keyring) -> PartnerConnector | OpenDsrConnector:
     url = environ.get(partner.url_setting or "", "") or partner.url
     if partner.protocol is PartnerProtocol.OPENDSR:
         return _opendsr(settings, environ, name, partner, url)
@@ -287,7 +287,7 @@ def _partner(settings: Settings, environ: Mapping[str, str], name: str,
         raise ConfigError(f"partner {name}: {partner.secret_setting} (its signing secret) is "
                           "not set: set it in the environment or the secrets directory, or "
                           "remove the partner from partners.yaml")
-    return PartnerConnector(name=name, partner=partner, url=url, secret=secret)
+    return PartnerConnector(name=name, partner=partner, url=url, secret=secret, keys=keyring)
 
 
 def _opendsr(settings: Settings, environ: Mapping[str, str], name: str, partner: Partner,

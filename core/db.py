@@ -282,7 +282,8 @@ ledger_pending = Table(
 )
 
 # The durable inbox: one verified, validated delivery per row, sealed; the 2xx means
-# it is here. The applier applies rows in order and clears their bodies.
+# it is here. The applier applies rows in order and clears their bodies (a row it gives
+# up on too: only its reason stays).
 inbox = Table(
     "inbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -5,8 +5,10 @@ it never waits on the applier, calls a vendor or takes a lock that applying
 or delivery hold. The applier takes rows by state (``due``: not applied, in id
 order, never by a high-water mark that a late commit could skip) and marks
 them applied in the same transaction as everything they caused, clearing the
-body: a delivery's personal data lives here only until it is applied. The same
-bytes delivered again store nothing and are still answered 2xx.
+body: a delivery's personal data lives here only until it is applied, or until
+the applier gives up on it (its reason stays, its body does not: nothing can
+replay a row, so a kept body would only be personal data waiting for ``prune``).
+The same bytes delivered again store nothing and are still answered 2xx.
 """
 
 from __future__ import annotations
@@ -75,16 +77,13 @@ def due(conn: Connection, now: datetime, *, max_rows: int, max_events: int) -> l
 
 def mark_applied(conn: Connection, ids: Sequence[int], now: datetime,
                  error: str | None = None) -> int:
-    """Mark rows applied (``error``: given up on) and clear their bodies; returns the number
-    of rows that were still unapplied."""
+    """Mark rows applied (``error``: given up on, for that reason) and clear their bodies,
+    either way; returns the number of rows that were still unapplied."""
     if not ids:
         return 0
-    values: dict[str, object] = {"applied_at": now, "last_error": error}
-    if error is None:
-        values["body"] = None
     return int(conn.execute(update(inbox).where(inbox.c.id.in_(list(ids)),
                                                 inbox.c.applied_at.is_(None))
-                            .values(**values)).rowcount)
+                            .values(applied_at=now, last_error=error, body=None)).rowcount)
 
 
 def defer(conn: Connection, ids: Sequence[int], until: datetime, error: str) -> None:
@@ -114,6 +113,10 @@ def backlog(conn: Connection) -> Backlog:
 
 def prune(conn: Connection, applied_before: datetime) -> int:
     """Forget rows applied before ``applied_before``: their dedupe keys are no longer
-    needed once senders have stopped retrying (HubSpot: 24 hours)."""
+    needed once senders have stopped retrying (HubSpot: 24 hours). Rows given up on
+    before their bodies were cleared with them (an older release kept those) lose
+    their bodies now."""
+    conn.execute(update(inbox).where(inbox.c.applied_at.is_not(None),
+                                     inbox.c.body.is_not(None)).values(body=None))
     return int(conn.execute(delete(inbox).where(
         inbox.c.applied_at < applied_before)).rowcount)

@@ -4,9 +4,12 @@ Each batch is one JSON POST of one ``kind``: ``consent`` carries, per subject,
 only the purposes the partner serves; ``record`` carries only the fields the
 core let through for this partner (already minimised); ``erasure`` asks it to
 erase people, each under our request id. All carry only the identifiers its
-agreement declares. For updates a 2xx is the partner's acknowledgement (its
-event id is kept as the receipt); an erasure is done only when the partner
-later posts a signed acknowledgement naming the request id (``connectors.partner.acks``).
+agreement declares, and an erasure only the addresses updates carried to it: each
+address sent is remembered as a keyed reference at the partner (``disclosed_ref``), so
+asking the partner to erase never tells it an address it was not given. For updates
+a 2xx is the partner's acknowledgement (its event id is kept as the receipt); an
+erasure is done only when the partner later posts a signed acknowledgement naming
+the request id (``connectors.partner.acks``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -42,6 +45,7 @@ from connectors.transport import (
     parse_retry_after,
 )
 from core import strict_json
+from core.crypto import normalise_email
 from core.errors import ConfigError, TransientError
 from core.mappings import Partner
 from core.model import (
@@ -62,6 +66,27 @@ log = logging.getLogger(__name__)
 MESSAGE_FIELDS = frozenset(ACK_FIELDS) | frozenset(ASK_FIELDS)
 
 
+class DisclosureKeys(Protocol):
+    """Keyed references (core.crypto.Keyring): how privasync remembers an address it sent."""
+
+    def keyed_ref(self, kind: str, value: str) -> str: ...
+
+    def keyed_refs(self, kind: str, value: str) -> list[str]: ...
+
+
+def disclosed_ref(keys: DisclosureKeys, email: str) -> str:
+    """The reference stored at the partner for an address sent to it: keyed, current version
+    (a digest rotation moves it like any keyed reference; an erasure deletes it)."""
+    return f"email:{keys.keyed_ref('email', normalise_email(email))}"
+
+
+def disclosed(keys: DisclosureKeys, person: PersonAt) -> list[str]:
+    """The person's addresses that updates carried to this partner (at any live key version)."""
+    held = set(person.refs)
+    return [e for e in person.emails
+            if any(f"email:{r}" in held for r in keys.keyed_refs("email", normalise_email(e)))]
+
+
 def http_endpoint(url: str, what: str = "partner url") -> tuple[str, int]:
     """Host and port of an http(s) URL; ConfigError (naming ``what``) when it is not one."""
     parts = urlsplit(url)
@@ -79,7 +104,7 @@ class PartnerConnector:
     HMAC-signed batches; it also checks and reads the partner's acknowledgements."""
 
     def __init__(self, *, name: str, partner: Partner, url: str, secret: str,
-                 timeout: float = 10.0) -> None:
+                 keys: DisclosureKeys, timeout: float = 10.0) -> None:
         if not secret:
             raise ConfigError(f"partner {name}: signing secret is empty")
         self._name = name
@@ -87,6 +112,7 @@ class PartnerConnector:
         self._url = url
         self._endpoint = http_endpoint(url)
         self._secret = secret
+        self._keys = keys
         self._timeout = timeout
         self._session = TimeoutSession(timeout)
 
@@ -129,11 +155,21 @@ class PartnerConnector:
         entry["fields"] = dict(record.fields)
         return entry
 
+    def _sent_to(self, email: str | None) -> tuple[str, ...]:
+        """The reference that remembers ``email`` went to this partner (none if it did not)."""
+        if "email" in self._partner.identifiers and email:
+            return (disclosed_ref(self._keys, email),)
+        return ()
+
     def _erasure(self, person: PersonAt) -> dict[str, Any]:
-        """Our request id (the partner echoes it) and every address we know, if declared."""
+        """Our request id (the partner echoes it), our subject id, and the addresses we sent
+        this partner. None sent (not declared, or no update ever carried one): the subject id
+        alone, which every update we sent it carried, so it names whatever the partner holds
+        from us; any other address would be a new disclosure, not an erasure (Art. 5(1)(c))."""
         entry: dict[str, Any] = {"request_id": person.request_id, "subject_id": person.subject_id}
-        if "email" in self._partner.identifiers and person.emails:
-            entry["emails"] = list(person.emails)
+        sent = disclosed(self._keys, person) if "email" in self._partner.identifiers else []
+        if sent:
+            entry["emails"] = sent
         return entry
 
     @staticmethod
@@ -170,8 +206,9 @@ class PartnerConnector:
         event_id = str(uuid.uuid4())
         self._deliver(self.payload(subjects, event_id, datetime.now(UTC)), event_id, "consent",
                       len(subjects))
-        return [Outcome(subject_id=s.subject_id, note="acknowledged by partner",
-                        detail={"partner_event_id": event_id}) for s in subjects]
+        return [Outcome(subject_id=s.subject_id, learned_refs=self._sent_to(s.email),
+                        note="acknowledged by partner", detail={"partner_event_id": event_id})
+                for s in subjects]
 
     def push_fields(self, records: Sequence[DestinationRecord]) -> list[Outcome]:
         """Send the given fields in one signed batch; all succeed when the partner answers 2xx.
@@ -183,8 +220,9 @@ class PartnerConnector:
         event_id = str(uuid.uuid4())
         self._deliver(self.record_payload(records, event_id, datetime.now(UTC)), event_id,
                       "record", len(records))
-        return [Outcome(subject_id=r.subject_id, note="acknowledged by partner",
-                        detail={"partner_event_id": event_id}) for r in records]
+        return [Outcome(subject_id=r.subject_id, learned_refs=self._sent_to(r.email),
+                        note="acknowledged by partner", detail={"partner_event_id": event_id})
+                for r in records]
 
     def erase(self, people: Sequence[PersonAt]) -> list[ErasureReceipt]:
         """Ask the partner, in one signed batch, to erase each person; all await its ack.

@@ -102,6 +102,12 @@ class OpenDsrConnector:
         return (("controller_customer_id", "raw"),)
 
     def _identities(self, person: PersonAt) -> list[dict[str, str]]:
+        # privasync sends an OpenDSR processor nothing but erasure requests: what it holds
+        # came from us by another way, so privasync cannot know which address it was given
+        # (unlike a privasync-protocol partner, asked only for the addresses its updates
+        # carried). The agreement decides: ``identifiers: [email]`` in partners.yaml declares
+        # that the processor holds people by address, and an address left out could leave a
+        # copy behind (Art. 17(2)), so every address we know goes; without it, only our id.
         if "email" in self._partner.identifiers and person.emails:
             return [{"identity_type": "email", "identity_format": "raw", "identity_value": e}
                     for e in person.emails]

@@ -103,6 +103,45 @@ def test_a_row_that_keeps_failing_is_set_aside_and_the_others_apply(engine):  # 
     assert (backlog.rows, backlog.failed) == (0, 1)
 
 
+def test_a_row_keeps_its_body_while_it_is_retried_and_loses_it_when_set_aside(engine):  # type: ignore[no-untyped-def]
+    """A failed row's delivery is personal data like an applied one's: nothing replays a
+    row given up on, so only its reason stays, not its body (until prune, days later)."""
+    clock = [NOW]
+    core = make_core(engine, clock=lambda: clock[0])
+
+    def explode(body: bytes, received_at: datetime) -> Sequence[CanonicalEvent]:
+        raise Boom("a parser bug")
+
+    core.applier.parsers["broken"] = explode
+    with engine.begin() as conn:
+        inbox.store(conn, source="broken", sealed=core.keyring.seal(b"[]"), key="k1",
+                    received_at=NOW, events=1)
+        inbox.store(conn, source="test", sealed=core.keyring.seal(b"not json"), key="k2",
+                    received_at=NOW, events=1)
+    core.apply()
+    with engine.connect() as conn:
+        bodies = dict(conn.execute(select(inbox_table.c.source, inbox_table.c.body)).all())
+    assert bodies["broken"] is not None  # tried again later: it still needs its body
+    assert bodies["test"] is None  # unparseable: given up on at once
+    for _ in range(core.applier.policy.max_attempts):
+        clock[0] += timedelta(minutes=10)
+        core.apply()
+    with engine.connect() as conn:
+        rows = conn.execute(select(inbox_table.c.last_error, inbox_table.c.body)).all()
+    assert sorted((r.last_error, r.body) for r in rows) == [("error:Boom", None),
+                                                            ("unparseable", None)]
+
+
+def test_housekeeping_clears_the_body_an_older_release_kept_on_a_row_set_aside(engine, core):  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        inbox.store(conn, source="test", sealed=core.keyring.seal(b"[]"), key="k",
+                    received_at=NOW, events=1)
+        conn.execute(inbox_table.update().values(applied_at=NOW, last_error="error:Boom"))
+        assert inbox.prune(conn, NOW - timedelta(days=3)) == 0
+        row = conn.execute(select(inbox_table.c.last_error, inbox_table.c.body)).one()
+    assert (row.last_error, row.body) == ("error:Boom", None)
+
+
 def test_a_row_sealed_under_another_secret_is_set_aside_as_unreadable(engine, core):  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
         inbox.store(conn, source="test", sealed=b"not a fernet token", key="k",

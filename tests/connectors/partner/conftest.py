@@ -6,7 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.crypto import Keyring
 from tests.emulators.conftest import Sink, serve
+
+# What remembers the addresses a partner was sent (keyed references), as the app's keyring.
+KEYS = Keyring(b"test-secret-key-0123456789abcdef", [b"test-key-encryption-key-01234567"])
 
 
 @pytest.fixture(scope="module")

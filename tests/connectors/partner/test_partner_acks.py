@@ -13,6 +13,7 @@ from connectors.partner import PartnerConnector
 from core.errors import BadInput, Unauthenticated
 from core.mappings import Partner
 from emulators.partner import signed_headers
+from tests.connectors.partner.conftest import KEYS
 
 SECRET = "partner-secret"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -23,7 +24,7 @@ def connector(secret: str = SECRET) -> PartnerConnector:
     policy = Partner(url="http://127.0.0.1:1/unused", secret_setting="S", purposes=("offers",),
                      agreement="DPA-1")
     return PartnerConnector(name="contact_centre", partner=policy, url="http://127.0.0.1:1/x",
-                            secret=secret)
+                            secret=secret, keys=KEYS)
 
 
 def ack(**overrides: Any) -> bytes:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.partner import PartnerConnector
+from connectors.partner.destination import disclosed_ref
 from core.errors import AuthError, ConfigError, PermanentError, TransientError
 from core.mappings import Partner
 from core.model import (
@@ -21,6 +22,7 @@ from core.model import (
 )
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
+from tests.connectors.partner.conftest import KEYS
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 
@@ -48,7 +50,8 @@ def partner(running: PartnerEmulator) -> PartnerEmulator:
 def connector(partner: PartnerEmulator, *, secret: str = SECRET,
               identifiers: tuple[str, ...] = ("email",)) -> PartnerConnector:
     return PartnerConnector(name="contact_centre", partner=partner_policy(identifiers),
-                            url=f"{partner.url}{partner.path}", secret=secret, timeout=scaled(5))
+                            url=f"{partner.url}{partner.path}", secret=secret, keys=KEYS,
+                            timeout=scaled(5))
 
 
 def subject(sid: str) -> DestinationSubject:
@@ -76,12 +79,23 @@ def test_the_partner_receives_only_its_purposes_and_declared_identifiers(
     assert partner.received_event_ids[-1] == receipt
 
 
+def test_each_address_sent_is_remembered_as_a_keyed_reference_at_the_partner(
+        partner: PartnerEmulator) -> None:
+    """What an erasure may name later: the address went to this partner (a keyed hash)."""
+    [outcome] = connector(partner).apply_consent([subject("p1")])
+    assert outcome.learned_refs == (disclosed_ref(KEYS, "P1@example.com"),)
+    assert "p1@example.com" not in outcome.learned_refs[0]
+    [pushed] = connector(partner).push_fields([record("p1", first_name="Ada")])
+    assert pushed.learned_refs == outcome.learned_refs
+
+
 def test_a_partner_without_the_email_identifier_never_receives_an_address(
         partner: PartnerEmulator) -> None:
-    connector(partner, identifiers=()).apply_consent([subject("p3")])
+    [outcome] = connector(partner, identifiers=()).apply_consent([subject("p3")])
     state = partner.state("p3")
     assert state is not None and "email" not in state
     assert set(state["consents"]) == {"offers/email", "product_news/email"}
+    assert outcome.learned_refs == ()  # so an erasure will not name one either
 
 
 def test_one_batch_is_one_signed_post(partner: PartnerEmulator) -> None:
@@ -138,7 +152,8 @@ def test_check_connects_without_sending_and_reports_an_unreachable_partner(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     dead = PartnerConnector(name="gone", partner=partner_policy(),
-                            url=f"http://127.0.0.1:{closed_port}/x", secret=SECRET, timeout=1)
+                            url=f"http://127.0.0.1:{closed_port}/x", secret=SECRET, keys=KEYS,
+                            timeout=1)
     with pytest.raises(TransientError):
         dead.check()
 
@@ -146,7 +161,8 @@ def test_check_connects_without_sending_and_reports_an_unreachable_partner(
 @pytest.mark.parametrize("url", ["ftp://partner.example/x", "not a url", "http://host:99999/"])
 def test_a_url_that_is_not_http_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError):
-        PartnerConnector(name="bad", partner=partner_policy(), url=url, secret=SECRET)
+        PartnerConnector(name="bad", partner=partner_policy(), url=url, secret=SECRET,
+                         keys=KEYS)
 
 
 def test_the_destination_is_named_after_the_partner(partner: PartnerEmulator) -> None:

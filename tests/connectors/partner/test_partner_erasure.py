@@ -12,6 +12,7 @@ import pytest
 
 import connectors.partner.destination as destination
 from connectors.partner import PartnerConnector
+from connectors.partner.destination import disclosed_ref
 from core.errors import AuthError, PermanentError, TransientError
 from core.mappings import Partner
 from core.model import (
@@ -24,6 +25,7 @@ from core.model import (
 )
 from emulators.http import Fault
 from emulators.partner import PartnerEmulator
+from tests.connectors.partner.conftest import KEYS
 from tests.emulators.conftest import Sink, serve, started
 from tests.timing import scaled
 
@@ -49,12 +51,17 @@ def connector(partner: PartnerEmulator, *, secret: str = SECRET,
     policy = Partner(url="http://127.0.0.1:1/unused", secret_setting="PARTNER_SECRET",
                      purposes=("offers",), agreement="DPA-1", identifiers=identifiers)
     return PartnerConnector(name="contact_centre", partner=policy,
-                            url=f"{partner.url}{partner.path}", secret=secret, timeout=scaled(5))
+                            url=f"{partner.url}{partner.path}", secret=secret, keys=KEYS,
+                            timeout=scaled(5))
 
 
-def person(sid: str, *emails: str) -> PersonAt:
-    return PersonAt(subject_id=sid, request_id=f"req-{sid}",
-                    emails=emails or (f"{sid}@example.com",))
+def person(sid: str, *emails: str, sent: tuple[str, ...] | None = None) -> PersonAt:
+    """A person to erase; ``sent``: the addresses updates carried to the partner (default:
+    all of them), remembered at it as keyed references."""
+    emails = emails or (f"{sid}@example.com",)
+    return PersonAt(subject_id=sid, request_id=f"req-{sid}", emails=emails,
+                    refs=tuple(disclosed_ref(KEYS, e) for e in (emails if sent is None
+                                                                 else sent)))
 
 
 def held_by(partner: PartnerEmulator, sid: str) -> None:
@@ -90,6 +97,22 @@ def test_a_partner_without_the_email_identifier_is_asked_by_subject_id_only(
         [person("e3")], "ev", WHEN))
     assert body == {"event_id": "ev", "sent_at": WHEN.isoformat(), "kind": "erasure",
                     "requests": [{"request_id": "req-e3", "subject_id": "e3"}]}
+
+
+def test_an_erasure_names_only_the_addresses_the_partner_was_sent(
+        partner: PartnerEmulator) -> None:
+    """A second address privasync knows but never disclosed to the partner stays ours."""
+    connector(partner).erase([person("e10", "e10@example.com", "private@example.com",
+                                     sent=("E10@example.com",))])
+    held = partner.erasure("req-e10")
+    assert held is not None and held["emails"] == ["e10@example.com"]
+
+
+def test_a_person_the_partner_was_never_sent_an_address_of_is_named_by_subject_id_only(
+        partner: PartnerEmulator) -> None:
+    body = json.loads(connector(partner).erasure_payload(
+        [person("e11", "e11@example.com", sent=())], "ev", WHEN))
+    assert body["requests"] == [{"request_id": "req-e11", "subject_id": "e11"}]
 
 
 def test_nothing_to_erase_sends_nothing(partner: PartnerEmulator) -> None:
