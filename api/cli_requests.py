@@ -198,22 +198,49 @@ def export(request_id: str, out: Path, fmt: str) -> None:
 
 
 @requests_group.command("evidence")
-@click.argument("request_id")
+@click.argument("request_id", required=False)
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None)
-def evidence(request_id: str, out: Path | None) -> None:
-    """An evidence pack: the request's ledger entries and the chain segment linking them."""
+@click.option("--verify", "verify", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Check the pack in FILE offline (no database): exit 0 if "
+              "all holds, 1 if something does not, 2 if FILE is not a pack.")
+def evidence(request_id: str | None, out: Path | None, verify: Path | None) -> None:
+    """An evidence pack: the request's ledger entries and the chain segment linking them;
+    or, with --verify FILE, check one offline."""
+    from core.errors import BadInput
+
+    if verify is not None and request_id is None and out is None:
+        _verify_pack(verify)
+        return
+    if request_id is None or verify is not None:
+        raise BadInput("give a REQUEST_ID (and --out FILE) to make a pack, or --verify FILE "
+                       "alone to check one")
     from api.proof import evidence as pack
 
     container = _container()
     try:
-        text = json.dumps(pack(container, request_id), indent=2)
+        text = json.dumps(pack(container, request_id), indent=2, ensure_ascii=False)
     finally:
         container.close()
     if out is None:
         click.echo(text)
     else:
-        out.write_text(text)
+        out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
+
+
+def _verify_pack(path: Path) -> None:
+    """One line per check, what holds and what does not; exit 1 naming the first break."""
+    from api.evidence_check import SIGNATURE, load, verify
+
+    findings = verify(load(path))
+    for f in findings:
+        click.echo(f"{'holds' if f.holds else 'FAILS'}  {f.what}: {f.detail}")
+    click.echo(f"note   signature: {SIGNATURE}")
+    broken = next((f for f in findings if not f.holds), None)
+    if broken is not None:
+        click.echo(f"BROKEN: {broken.detail}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"pack {path} holds")
 
 
 @click.group("breach")

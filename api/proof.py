@@ -19,16 +19,23 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
 from api.bootstrap import Container
+from api.evidence_check import CHAINED, segment_problem
 from api.requests_admin import get, received, received_summary, summary
+from core.canonical import NAME, canonical, digest
 from core.db import jobs, ledger, ledger_pending, reader
 from core.errors import BadInput
 
 STORY_KINDS = ("request.", "subject.erased", "suppression.blocked")
 HOW_TO_CHECK = (
-    "For each entry in order: hash = sha256 over the UTF-8 of prev_hash, seq, at (ISO 8601), "
-    "kind, subject_id (or '-') and detail_sha256 (or '-'), each followed by the byte 0x1F; "
-    "an entry's prev_hash is the hash of the entry before it. detail_sha256 is the SHA-256 "
-    "of the stored detail bytes: for the request's own entries, of the UTF-8 JSON shown.")
+    "Every JSON hash here is the SHA-256 of the value's RFC 8785 (JCS) bytes. For each entry "
+    "in order: hash = sha256 over the UTF-8 of prev_hash, seq, at (ISO 8601), kind, "
+    "subject_id (or '-') and detail_sha256 (or '-'), each followed by the byte 0x1F; an "
+    "entry's prev_hash is the hash of the entry before it. detail_sha256 is the SHA-256 of "
+    "the stored detail bytes: for the request's own entries, of the RFC 8785 form of the "
+    "detail shown (or of detail_stored, the exact text of an entry stored before privasync "
+    "used RFC 8785). digests holds the SHA-256 of each part's RFC 8785 form. The pack is not "
+    "signed: compare its hashes with the ledger (privasync audit verify) to tie it to it. "
+    "privasync requests evidence --verify FILE does all of this offline.")
 
 
 def _about(detail: bytes | None, request_id: str) -> dict[str, Any] | None:
@@ -40,6 +47,12 @@ def _about(detail: bytes | None, request_id: str) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError):
         return None  # sealed under a subject's key: not a request entry
     return found if isinstance(found, dict) and found.get("request") == request_id else None
+
+
+def _stored(stored: bytes, detail: dict[str, Any]) -> dict[str, str]:
+    """The stored text when it is not the RFC 8785 form of ``detail`` (an entry written
+    before privasync used RFC 8785), so its ``detail_sha256`` can still be recomputed."""
+    return {} if stored == canonical(detail) else {"detail_stored": stored.decode()}
 
 
 def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[str, Any]]:
@@ -55,7 +68,7 @@ def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[st
             out.append({"seq": r.seq, "at": r.at.isoformat(), "kind": r.kind,
                         "subject_id": r.subject_id, "detail": detail,
                         "detail_sha256": hashlib.sha256(r.detail).hexdigest(),
-                        "prev_hash": r.prev_hash, "hash": r.hash})
+                        "prev_hash": r.prev_hash, "hash": r.hash, **_stored(r.detail, detail)})
     for r in conn.execute(select(ledger_pending).where(ledger_pending.c.subject_id == subject_id)
                           .order_by(ledger_pending.c.id)):
         detail = _about(r.detail, request_id)
@@ -100,28 +113,18 @@ def evidence(container: Container, request_id: str) -> dict[str, Any]:
                                 "subject_id": r.subject_id, "prev_hash": r.prev_hash,
                                 "hash": r.hash, "detail_sha256": hashlib.sha256(
                                     r.detail).hexdigest() if r.detail is not None else None})
-    return {"request": summary(request, container.clock()), "how_to_check": HOW_TO_CHECK,
+    pack = {"request": summary(request, container.clock()), "how_to_check": HOW_TO_CHECK,
             "entries": entries,
-            "segment": sorted(segment + [{k: v for k, v in e.items() if k != "detail"}
+            "segment": sorted(segment + [{k: v for k, v in e.items() if k in CHAINED}
                                          for e in chained], key=lambda e: e["seq"]),
             "generated_at": container.clock().isoformat()}
+    return {"canonicalization": NAME, **pack,
+            "digests": {part: digest(value) for part, value in pack.items()}}
 
 
 def check_segment(segment: Iterable[dict[str, Any]]) -> bool:
     """Recompute a segment as ``HOW_TO_CHECK`` says (what an outside reader would do)."""
-    previous: str | None = None
-    for e in segment:
-        if previous is not None and e["prev_hash"] != previous:
-            return False
-        h = hashlib.sha256()
-        for part in (e["prev_hash"], str(e["seq"]), e["at"], e["kind"], e["subject_id"] or "-",
-                     e["detail_sha256"] or "-"):
-            h.update(part.encode())
-            h.update(b"\x1f")
-        if h.hexdigest() != e["hash"]:
-            return False
-        previous = e["hash"]
-    return True
+    return segment_problem(segment) is None
 
 
 class UnknownDestination(BadInput):

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from core.canonical import canonical
 from core.crypto import Keyring
 from core.db import (
     cursors,
@@ -64,10 +65,11 @@ class Entry:
 
 
 def seal(key: bytes | None, detail: Mapping[str, object] | None) -> bytes | None:
-    """The stored form of a detail: JSON, encrypted under the subject's key if given."""
+    """The stored form of a detail: its RFC 8785 JSON (so anyone can recompute the hash
+    of a clear detail from the JSON shown), encrypted under the subject's key if given."""
     if detail is None:
         return None
-    raw = json.dumps(detail, sort_keys=True, default=str).encode()
+    raw = canonical(detail)
     return Keyring.encrypt(key, raw) if key is not None else raw
 
 

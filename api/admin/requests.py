@@ -104,13 +104,16 @@ class RequestList(BaseModel):
 
 
 class Evidence(BaseModel):
-    """The request's ledger entries with their hashes and the chain segment linking them."""
+    """The request's ledger entries with their hashes and the chain segment linking them;
+    ``digests`` are the SHA-256 of each part's ``canonicalization`` (RFC 8785) form."""
 
+    canonicalization: str
     request: dict[str, Any]
     how_to_check: str
     entries: list[dict[str, Any]]
     segment: list[dict[str, Any]]
     generated_at: str
+    digests: dict[str, str]
 
 
 class BreachQuery(_In):
