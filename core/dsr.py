@@ -332,9 +332,20 @@ def _shred(plan: Plan, request: rq.Request) -> None:
 
 
 def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
+    """A partner's acknowledgement moves its destination only while that destination waits
+    for it: the erasure or export went out and no final acknowledgement came yet. Any other
+    (a late "rejected" after completion, an ack before anything was sent, a second one) is
+    recorded as ignored, with why, and changes nothing. Raises BadInput when it names no
+    request sent to this partner."""
     request = plan.loaded.requests.get(ev.request_id)
     if request is None or ev.destination not in {d.name for d in request.destinations}:
         raise BadInput("the acknowledgement names no request sent to this partner")
+    why_not = _ack_out_of_place(plan, request, ev.destination)
+    if why_not is not None:
+        plan.request_entry("request.ack_ignored", request.subject_id, {
+            "request": request.id, "destination": ev.destination, "completed": ev.completed,
+            "event": ev.meta.source_event_id, "proof_sha256": ev.proof, "why": why_not})
+        return "ack_ignored", request.subject_id
     status = rq.DONE if ev.completed else rq.FAILED
     receipt = {"at": plan.now.isoformat(), "acknowledged": "completed" if ev.completed
                else "rejected", "proof_sha256": ev.proof, "event": ev.meta.source_event_id}
@@ -346,6 +357,30 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
         "detail": ev.detail[:500], "proof_sha256": ev.proof})
     plan.finish_if_ready.add(request.id)
     return ("acknowledged" if ev.completed else "ack_rejected"), request.subject_id
+
+
+def _ack_out_of_place(plan: Plan, request: rq.Request, destination: str) -> str | None:
+    """Why an acknowledgement cannot apply to ``destination`` now (None: it can). The
+    destination's state counts this batch's earlier decisions: two acks in one batch are a
+    first and a second."""
+    status = plan.request_updates.get(request.id, {}).get("status") or request.status
+    if status != rq.IN_PROGRESS:
+        return f"the request is {status}"
+    current = next(d for d in request.destinations if d.name == destination)
+    state, receipt = current.status, dict(current.receipt)
+    for rid, name, values in plan.destination_updates:
+        if rid == request.id and name == destination and "status" in values:
+            state = str(values["status"])
+            receipt = dict(values.get("receipt") or {})  # type: ignore[call-overload]
+    if state == rq.AWAITING_ACK:
+        return None
+    if "acknowledged" in receipt:
+        return "a final acknowledgement was applied already"
+    if state in rq.FINAL:
+        return f"the destination is {state} already"
+    if (request.id, destination) not in plan.loaded.sent:
+        return "nothing was sent to this partner yet"
+    return None  # sent, and the ack overtook our own receipt (or our call's failure)
 
 
 _STEPS = {

@@ -121,6 +121,9 @@ class Loaded:
     suppressed: dict[str, tuple[str, str]] = field(default_factory=dict)  # digest: request, subj
     requests: dict[str, rq.Request] = field(default_factory=dict)
     open_erasure: dict[str, str] = field(default_factory=dict)  # subject: its open erasure
+    # (request, destination) pairs an acknowledgement names whose erasure or export job
+    # has gone out (claimed at least once) since the request was received.
+    sent: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
@@ -181,6 +184,9 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
     named = [e.request_id for e in batch
              if isinstance(e, RequestAction | RequestAcknowledged | RequestReceived)]
     got.requests = rq.many(conn, named)
+    got.sent = rq.sent(conn, [(r, e.destination) for e in batch
+                              if isinstance(e, RequestAcknowledged)
+                              and (r := got.requests.get(e.request_id)) is not None])
     got.open_erasure = rq.open_for(conn, sorted(set(live.values())), "erasure")
     return got
 

@@ -184,6 +184,24 @@ def record(conn: Connection, request_id: str, destination: str, *, status: str, 
                .rowcount)
 
 
+def sent(conn: Connection, pairs: Sequence[tuple[Request, str]]) -> set[tuple[str, str]]:
+    """(request id, destination) of these pairs whose erasure or export job went out to the
+    destination (claimed at least once) since the request was received: only then can an
+    acknowledgement from it mean anything."""
+    from core.db import jobs
+
+    found: set[tuple[str, str]] = set()
+    for request, destination in pairs:
+        went = conn.execute(select(jobs.c.id).where(
+            jobs.c.subject_id == request.subject_id, jobs.c.destination == destination,
+            jobs.c.kind.in_(["erasure", "export"]), jobs.c.created_at >= request.received_at,
+            or_(jobs.c.attempts > 0, jobs.c.status.in_(["running", "done", "failed", "dead"])))
+            .limit(1)).first()
+        if went is not None:
+            found.add((request.id, destination))
+    return found
+
+
 def ready_to_finish(conn: Connection, request_ids: Iterable[str]) -> list[Request]:
     """Open requests among these whose every destination is done or not applicable."""
     found = many(conn, request_ids)

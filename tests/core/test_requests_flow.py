@@ -7,6 +7,7 @@ receipts, acknowledgements, the person told, the key destroyed, the suppression 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -407,8 +408,6 @@ def erased_but_untold(engine, notifier: Told, *,  # type: ignore[no-untyped-def]
 
 
 def not_told_entries(engine) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
-    import json
-
     with engine.connect() as conn:
         return [json.loads(d) for d in conn.execute(select(ledger.ledger.c.detail).where(
             ledger.ledger.c.kind == "request.person_not_told")).scalars()]
@@ -512,3 +511,46 @@ def test_a_refused_rejection_notice_is_recorded_and_not_sent_again(
     assert flow.request(first).status == rq.REJECTED
     assert refused_once.notices == [(EMAIL.lower(), "rejection", second)]
     assert count(engine, subject_keys) == 1  # a rejection erases nothing
+
+
+def ledger_details(engine, kind: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [json.loads(d) for d in conn.execute(select(ledger.ledger.c.detail).where(
+            ledger.ledger.c.kind == kind).order_by(ledger.ledger.c.seq)).scalars()]
+
+
+def ack(rid: str, event_id: str, completed: bool, detail: str = "") -> RequestAcknowledged:
+    return RequestAcknowledged(EventMeta("partner:contact_centre", event_id, NOW),
+                               "partner:contact_centre", rid, completed, detail, "ef" * 32)
+
+
+def test_a_late_rejection_leaves_a_completed_erasure_completed(flow: Flow):
+    test_an_erasure_is_carried_out_acknowledged_told_and_shredded(flow)
+    rid = flow.partner.asked[0]
+    flow.event(ack(rid, "ack-late", False, "we never had this person"))
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED
+    assert {d.name: d.status for d in request.destinations}["partner:contact_centre"] == \
+        rq.DONE
+    assert ledger_details(flow.core.engine, "request.ack_ignored") == [{
+        "request": rid, "destination": "partner:contact_centre", "completed": False,
+        "event": "ack-late", "proof_sha256": "ef" * 32, "why": "the request is completed"}]
+
+
+def test_an_acknowledgement_before_anything_was_sent_changes_nothing(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-early"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.event(ack(rid, "ack-early", True, "deleted"))
+    partner = {d.name: d for d in flow.request(rid).destinations}["partner:contact_centre"]
+    assert partner.status == rq.PENDING and flow.partner.asked == []
+    [ignored] = ledger_details(flow.core.engine, "request.ack_ignored")
+    assert ignored["why"] == "nothing was sent to this partner yet"
+
+    flow.deliver("hubspot", "partner:contact_centre")
+    assert {d.name: d.status for d in flow.request(rid).destinations} == {
+        "hubspot": rq.DONE, "partner:contact_centre": rq.AWAITING_ACK}
+    flow.event(ack(rid, "ack-real", True, "deleted"))
+    assert {d.name: d.status for d in flow.request(rid).destinations} == {
+        "hubspot": rq.DONE, "partner:contact_centre": rq.DONE}
