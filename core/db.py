@@ -211,6 +211,8 @@ requests = Table(
     Column("rejection_reason", String(500), nullable=True),
     Column("completed_at", AwareDateTime, nullable=True),
     Column("confirmed_at", AwareDateTime, nullable=True),
+    # When the person was told of the extension and why (Art. 12(3)), or it was given up.
+    Column("extension_told_at", AwareDateTime, nullable=True),
     Column("note", String(200), nullable=True),
     Index("ix_requests_open_due", "due_at", **_where("status IN ('in_progress', "
                                                       "'identity_pending')")),

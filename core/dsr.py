@@ -208,9 +208,13 @@ def _verify_identity(plan: Plan, request: rq.Request, ev: RequestAction) -> None
 
 
 def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
-    if not request.open:
+    """Art. 12(3): once, by one or two months, with a reason the person is told (queued for
+    the notifier like a confirmation). Raises BadInput, also for a second extension in the
+    same batch."""
+    decided = plan.request_updates.get(request.id, {})
+    if not request.open or decided.get("status", request.status) not in rq.OPEN:
         raise BadInput("only an open request can be extended")
-    if request.extended_months:
+    if request.extended_months or decided.get("extended_months"):
         raise BadInput("a request is extended once (Art. 12(3))")
     if not 1 <= ev.months <= rq.MAX_EXTENSION_MONTHS or not ev.reason.strip():
         raise BadInput("an extension is 1 or 2 months, with a reason")
@@ -224,6 +228,8 @@ def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
     plan.request_entry("request.extended", request.subject_id, {
         "request": request.id, "months": ev.months, "reason": ev.reason[:500],
         "actor": ev.actor, "due_at": due.isoformat()})
+    if plan.routes.notifier:
+        plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
 
 
 def _reject(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
@@ -278,6 +284,16 @@ def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         "request": request.id, **dict(ev.receipt)})
     if request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS:
         _shred(plan, request)
+
+
+def _extension_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    """The person was told of the extension, or the notice was given up (its receipt says
+    which, with the error class only): either way it is not sent again."""
+    if request.extension_told_at is not None:
+        return  # a redelivered step changes nothing
+    plan.request_updates.setdefault(request.id, {})["extension_told_at"] = plan.now
+    plan.request_entry("request.extension_told", request.subject_id, {
+        "request": request.id, **dict(ev.receipt)})
 
 
 def _not_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
@@ -390,13 +406,14 @@ _STEPS = {
     RequestStep.NOT_APPLICABLE: _not_applicable,
     RequestStep.RETRY: _retry,
     RequestStep.CONFIRMED: _confirmed,
+    RequestStep.EXTENSION_TOLD: _extension_told,
     RequestStep.NOT_TOLD: _not_told,
     RequestStep.FINISH: _finish,
 }
 
 
 _REQUEST_COLUMNS = {"paused_since": None, "paused_seconds": 0, "extended_months": 0,
-                    "completed_at": None, "note": None}
+                    "completed_at": None, "note": None, "extension_told_at": None}
 
 
 def write(plan: Plan, conn: Connection) -> None:

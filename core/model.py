@@ -213,6 +213,7 @@ class RequestStep(StrEnum):
     NOT_APPLICABLE = "not_applicable"     # a destination, with the admin's reason
     RETRY = "retry"                       # a failed destination is tried again
     CONFIRMED = "confirmed"               # the person was told (privasync, internal)
+    EXTENSION_TOLD = "extension_told"     # the person was told of the extension (internal)
     NOT_TOLD = "not_told"                 # the notice could not be delivered (internal)
     FINISH = "finish"                     # every destination ended (privasync, internal)
 

@@ -76,6 +76,7 @@ class Request:
     confirmed_at: datetime | None
     note: str | None
     destinations: tuple[Destination, ...] = ()
+    extension_told_at: datetime | None = None
 
     def paused(self, now: datetime) -> timedelta:
         running = (now - self.paused_since) if self.paused_since is not None else timedelta(0)
@@ -101,7 +102,7 @@ def _request(row: Any, destinations: Sequence[Destination] = ()) -> Request:
     return Request(row.id, row.kind, row.subject_id, row.source, row.actor, row.received_at,
                    row.status, row.paused_since, row.paused_seconds, row.extended_months,
                    row.extension_reason, row.rejection_reason, row.completed_at,
-                   row.confirmed_at, row.note, tuple(destinations))
+                   row.confirmed_at, row.note, tuple(destinations), row.extension_told_at)
 
 
 def _destination(row: Any) -> Destination:

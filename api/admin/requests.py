@@ -90,6 +90,9 @@ class RequestView(BaseModel):
     paused_seconds: int
     extended_months: int
     extension_reason: str | None
+    extension_told_at: str | None = Field(
+        default=None, description="When the person was told of the extension and its "
+        "reason (Art. 12(3)), or the notice was given up (the history says which).")
     rejection_reason: str | None
     completed_at: str | None
     person_told_at: str | None

@@ -554,3 +554,36 @@ def test_an_acknowledgement_before_anything_was_sent_changes_nothing(flow: Flow)
     flow.event(ack(rid, "ack-real", True, "deleted"))
     assert {d.name: d.status for d in flow.request(rid).destinations} == {
         "hubspot": rq.DONE, "partner:contact_centre": rq.DONE}
+
+
+def test_an_extension_is_told_to_the_person_once(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-ext"), SubjectHint(email=EMAIL), RequestKind.ACCESS,
+                               rid, actor="cli"))
+    flow.event(RequestAction(meta("ext"), rid, RequestStep.EXTEND,
+                             reason="many systems to search", months=2, actor="cli"))
+    flow.deliver(NOTIFIER)
+    assert flow.told.notices == [(EMAIL.lower(), "extension", rid)]
+    request = flow.request(rid)
+    assert request.extension_told_at == NOW and request.open
+    [told] = ledger_details(flow.core.engine, "request.extension_told")
+    assert told["request"] == rid and "code" in told
+    flow.deliver(NOTIFIER)
+    assert len(flow.told.notices) == 1
+
+
+def test_two_extensions_in_one_batch_extend_once(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-ext2"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.core.store([RequestAction(meta("ext-a"), rid, RequestStep.EXTEND, reason="busy",
+                                   months=1, actor="cli"),
+                     RequestAction(meta("ext-b"), rid, RequestStep.EXTEND, reason="busier",
+                                   months=2, actor="cli")], NOW)
+    flow.core.apply()
+    request = flow.request(rid)
+    assert (request.extended_months, request.extension_reason) == (1, "busy")
+    assert request.due(NOW) == datetime(2027, 1, 1, 13, tzinfo=UTC)
+    assert len(ledger_details(flow.core.engine, "request.extended")) == 1
