@@ -254,6 +254,20 @@ request_exports = Table(
     Column("expires_at", AwareDateTime, nullable=False, index=True),
 )
 
+# Each partner acknowledgement as it was signed: the exact body and the headers that sign
+# it, so ``proof_sha256`` (and the signature) can be checked again. The body may hold the
+# partner's free words about the person, so it is sealed under the person's key, and goes
+# with it when the person is erased.
+ack_proofs = Table(
+    "ack_proofs", metadata,
+    Column("request_id", String(36), ForeignKey("requests.id"), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("proof_sha256", String(64), nullable=False),
+    Column("received_at", AwareDateTime, nullable=False),
+    Column("signed", LargeBinary, nullable=False),
+)
+
 ledger = Table(
     "ledger", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, literal, select, update
 from sqlalchemy.engine import Connection
 
-from core import outbox
+from core import ackproofs, outbox
 from core import requests as rq
 from core.db import (
     AwareDateTime,
@@ -356,6 +356,9 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
     request = plan.loaded.requests.get(ev.request_id)
     if request is None or ev.destination not in {d.name for d in request.destinations}:
         raise BadInput("the acknowledgement names no request sent to this partner")
+    kept = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
+    if kept is not None:  # applied or ignored, what the partner signed is kept
+        plan.ack_proofs.append(kept)
     why_not = _ack_out_of_place(plan, request, ev.destination)
     if why_not is not None:
         plan.request_entry("request.ack_ignored", request.subject_id, {
@@ -441,6 +444,7 @@ def write(plan: Plan, conn: Connection) -> None:
         conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))
     for subject_id, kinds in plan.cancel:
         _cancel(conn, [subject_id], kinds, now, "request rejected")
+    ackproofs.write(conn, plan.ack_proofs)
 
 
 def shred(plan: Plan, conn: Connection) -> None:
@@ -456,6 +460,7 @@ def shred(plan: Plan, conn: Connection) -> None:
                      .values(erased_at=plan.now))
         conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
             select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
+        ackproofs.shred(conn, ids)
 
 
 def _with_merged(conn: Connection, subject_id: str) -> list[str]:

@@ -238,7 +238,9 @@ class RequestAcknowledged:
     """A partner or processor says how it handled a request it was sent (Art. 28, 17(2)).
 
     ``detail`` is the processor's own short words (no personal data is asked for);
-    ``proof`` a hash of the signed body, kept in the ledger as the receipt.
+    ``proof`` a hash of the signed body, kept in the ledger as the receipt;
+    ``signed_body`` and ``signed_headers`` the delivery exactly as it was signed (when
+    the inbox kept them), so the proof and the signature can be checked again later.
     """
 
     meta: EventMeta
@@ -247,6 +249,8 @@ class RequestAcknowledged:
     completed: bool
     detail: str = ""
     proof: str = ""
+    signed_body: bytes = field(default=b"", repr=False)
+    signed_headers: tuple[tuple[str, str], ...] = ()
 
 
 

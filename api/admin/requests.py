@@ -112,6 +112,10 @@ class Evidence(BaseModel):
     request: dict[str, Any]
     how_to_check: str
     entries: list[dict[str, Any]]
+    acknowledgements: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each partner acknowledgement kept as it was "
+        "signed, checked again: `body_sha256_matches` (the kept body against the ledger's "
+        "`proof_sha256`) and `signature` (`valid`, `invalid: why`, or `not checked: why`).")
     segment: list[dict[str, Any]]
     generated_at: str
 

@@ -7,6 +7,7 @@ receipts, acknowledgements, the person told, the key destroyed, the suppression 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -15,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import inbox, ledger, outbox
+from core import ackproofs, inbox, ledger, outbox
 from core import requests as rq
-from core.db import identifiers, jobs, subject_keys, suppression
+from core.db import ack_proofs, identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
 from core.dsr import ERASE, NOTIFIER
 from core.errors import AuthError, PermanentError, Throttled, TransientError
@@ -587,3 +588,32 @@ def test_two_extensions_in_one_batch_extend_once(flow: Flow):
     assert (request.extended_months, request.extension_reason) == (1, "busy")
     assert request.due(NOW) == datetime(2027, 1, 1, 13, tzinfo=UTC)
     assert len(ledger_details(flow.core.engine, "request.extended")) == 1
+
+
+def test_an_acks_signed_body_and_headers_are_kept_sealed_until_the_erasure(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-proof"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.deliver("hubspot", "partner:contact_centre")
+    body = json.dumps({"event_id": "ack-signed", "request_id": rid, "status": "completed",
+                       "detail": "removed Forget.Me@example.org"}).encode()
+    headers = (("X-Privasync-Signature", "v1=" + "0" * 64), ("X-Privasync-Timestamp", "1"))
+    proof = hashlib.sha256(body).hexdigest()
+    flow.event(RequestAcknowledged(
+        EventMeta("partner:contact_centre", "ack-signed", NOW), "partner:contact_centre", rid,
+        True, "removed", proof, signed_body=body, signed_headers=headers))
+    engine = flow.core.engine
+    with engine.connect() as conn:
+        [kept] = ackproofs.of_request(conn, flow.core.keyring, rid)
+        stored = b"".join(conn.execute(select(ack_proofs.c.signed)).scalars())
+        assert ledger.verify(conn).ok
+    assert (kept.body, dict(kept.headers or {}), kept.proof_sha256) == (
+        body, dict(headers), proof)
+    assert kept.body_matches is True and kept.received_at == NOW
+    assert b"Forget.Me" not in stored  # sealed under the person's key
+    assert ledger_details(engine, "request.acknowledged")[0]["proof_sha256"] == proof
+
+    flow.deliver(NOTIFIER)  # told, then shredded: the kept body goes with the key
+    assert flow.request(rid).status == rq.COMPLETED
+    assert count(engine, ack_proofs) == 0
