@@ -617,3 +617,27 @@ def test_an_acks_signed_body_and_headers_are_kept_sealed_until_the_erasure(flow:
     flow.deliver(NOTIFIER)  # told, then shredded: the kept body goes with the key
     assert flow.request(rid).status == rq.COMPLETED
     assert count(engine, ack_proofs) == 0
+
+
+def test_a_refused_extension_notice_is_recorded_and_the_request_goes_on(
+        engine):  # type: ignore[no-untyped-def]
+    refused = Bouncing(PermanentError("smtp notice: RCPT refused: SMTP 550",
+                                      error_class="smtp_recipient_refused"))
+    flow = Flow(engine)
+    Fulfiller(flow.deliverer, flow.core.keyring, erasure={"hubspot": flow.vendor}, exports={},
+              notifier=refused, ack_within={}, export_keep=timedelta(days=30))
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-ext-refused"), SubjectHint(email=EMAIL),
+                               RequestKind.ERASURE, rid, actor="cli"))
+    flow.event(RequestAction(meta("ext-refused"), rid, RequestStep.EXTEND, reason="busy",
+                             months=1, actor="cli"))
+    flow.deliver(NOTIFIER)
+    request = flow.request(rid)
+    assert request.status == rq.IN_PROGRESS and request.extension_told_at == NOW
+    assert request.note is None and count(engine, subject_keys) == 1
+    [told] = ledger_details(engine, "request.extension_told")
+    assert (told["told"], told["reason"]) == ("could not tell the person",
+                                              "smtp_recipient_refused")
+    flow.deliver(NOTIFIER)
+    assert refused.tried == 1
