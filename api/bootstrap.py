@@ -26,7 +26,7 @@ from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot import limits as hubspot_limits
 from connectors.mailchimp import MailchimpConnector
-from connectors.partner import OpenDsrConnector, PartnerConnector
+from connectors.partner import OpenDsrConnector, PartnerConnector, signed
 from connectors.ratelimits import Limits
 from connectors.salesforce import SalesforceConnector
 from core import codec, inbox, keys, ledger, outbox, schema
@@ -353,8 +353,8 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     partners = {name.removeprefix("partner:"): c for name, c in connectors.items()
                 if name.startswith("partner:")}
     for name, partner in partners.items():
-        parsers[f"partner:{name}"] = partner.parse_message if isinstance(
-            partner, PartnerConnector) else partner.parse_callback
+        parsers[f"partner:{name}"] = signed.parsing(partner.parse_message if isinstance(
+            partner, PartnerConnector) else partner.parse_callback)
     a = settings.applier
     applier = Applier(engine, keyring, mappings, routes, clock=clock,
                       holder=process_name("applier"), parsers=parsers, resolvers=resolvers,

@@ -151,14 +151,19 @@ def _check_digests(pack: dict[str, Any]) -> str:
     digests = pack.get("digests")
     if not isinstance(digests, dict):
         raise _Broken("the pack has no digests of its parts")
-    for part in PARTS:
+    # Every part the pack must have, and any other it gives a digest for (the partner
+    # acknowledgements checked again when the pack was made).
+    parts = [*PARTS, *sorted(p for p in digests if p not in PARTS)]
+    for part in parts:
+        if part not in pack:
+            raise _Broken(f"part '{part}' has a digest but is not in the pack")
         try:
             found = digest(pack.get(part))
         except ValueError:
             raise _Broken(f"part '{part}' has no {NAME} form") from None
         if digests.get(part) != found:
             raise _Broken(f"part '{part}' does not match its digest")
-    return f"{', '.join(PARTS)} match their SHA-256 digests ({NAME})"
+    return f"{', '.join(parts)} match their SHA-256 digests ({NAME})"
 
 
 def _check_canonicalization(pack: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from api.bootstrap import Container
-from connectors.partner import OpenDsrConnector, PartnerConnector
+from connectors.partner import OpenDsrConnector, PartnerConnector, signed
 from connectors.salesforce import SalesforceCursor
 from core import codec, directory, inbox, runtime
 from core.errors import ConfigError, Forbidden, Unauthenticated
@@ -68,7 +68,10 @@ def partner_message(container: Container, *, name: str, kind: str,
         events = list(parse(body, now))
         # A hash of the id, not its first characters: ids of up to 200 characters that
         # share a prefix are different events.
-        stored = container.store(f"partner:{name}", body, now, len(events),
+        # The body as signed, with its signature headers: the proof is checkable later.
+        stored = container.store(f"partner:{name}", signed.wrap(body, headers,
+                                                                signed.OWN_HEADERS),
+                                 now, len(events),
                                  key=container.keyring.delivery_key(f"event:{event_id}".encode()),
                                  again="replayed")
     if stored.duplicate:
@@ -91,7 +94,10 @@ def opendsr_callback(container: Container, *, name: str, kind: str,
         except Unauthenticated as exc:
             raise Forbidden(str(exc)) from exc
         events = partner.parse_callback(body, now)
-        return container.store(f"partner:{name}", body, now, len(events))
+        # Deduplicated on the body alone: the same status again is stored once.
+        return container.store(f"partner:{name}", signed.wrap(body, headers,
+                                                              signed.OPENDSR_HEADERS),
+                               now, len(events), key=container.keyring.delivery_key(body))
 
 
 CURSOR = "salesforce"

@@ -8,6 +8,9 @@ from typing import Literal
 
 from api.settings import Settings
 from connectors.notify import Notice, SmtpNotifier, WebhookNotifier, build_notifier
+from connectors.notify.notice import Kind
+
+_KINDS: dict[str, Kind] = {"rejection": "rejection", "extension": "extension"}
 
 
 class PersonNotifier:
@@ -21,7 +24,7 @@ class PersonNotifier:
     def notify(self, to: str, *, kind: str, request_id: str, at: datetime,
                reason: str = "") -> Mapping[str, str]:
         told = self.sender.send(Notice(
-            to=to, request_id=request_id, kind="rejection" if kind == "rejection" else "erasure",
+            to=to, request_id=request_id, kind=_KINDS.get(kind, "erasure"),
             completed_at=at, organisation=self.organisation, language=self.language,
             reason=reason))
         return {"code": str(told.code), "message_id": told.message_id,

@@ -21,9 +21,11 @@ from sqlalchemy.engine import Connection
 from api.bootstrap import Container
 from api.evidence_check import CHAINED, segment_problem
 from api.requests_admin import get, received, received_summary, summary
+from connectors.partner import OpenDsrConnector, PartnerConnector
+from core import ackproofs
 from core.canonical import NAME, canonical, digest
 from core.db import jobs, ledger, ledger_pending, reader
-from core.errors import BadInput
+from core.errors import BadInput, Unauthenticated
 
 STORY_KINDS = ("request.", "subject.erased", "suppression.blocked")
 HOW_TO_CHECK = (
@@ -113,13 +115,41 @@ def evidence(container: Container, request_id: str) -> dict[str, Any]:
                                 "subject_id": r.subject_id, "prev_hash": r.prev_hash,
                                 "hash": r.hash, "detail_sha256": hashlib.sha256(
                                     r.detail).hexdigest() if r.detail is not None else None})
+        acks = [ack_check(container, p)
+                for p in ackproofs.of_request(conn, container.keyring, request_id)]
     pack = {"request": summary(request, container.clock()), "how_to_check": HOW_TO_CHECK,
-            "entries": entries,
+            "entries": entries, "acknowledgements": acks,
             "segment": sorted(segment + [{k: v for k, v in e.items() if k in CHAINED}
                                          for e in chained], key=lambda e: e["seq"]),
             "generated_at": container.clock().isoformat()}
     return {"canonicalization": NAME, **pack,
             "digests": {part: digest(value) for part, value in pack.items()}}
+
+
+def ack_check(container: Container, proof: ackproofs.AckProof) -> dict[str, Any]:
+    """A kept acknowledgement checked again: does the body it was signed as still hash to
+    the ledger's ``proof_sha256``, and does the partner's signature over it still hold
+    (at the time it was received)? The body itself is not shown (it may hold the partner's
+    words about the person); the signature headers hold nothing personal."""
+    out: dict[str, Any] = {"destination": proof.destination, "event": proof.event_id,
+                           "proof_sha256": proof.proof_sha256,
+                           "received_at": proof.received_at.isoformat(),
+                           "signed_headers": proof.headers,
+                           "body_sha256_matches": proof.body_matches}
+    if proof.body is None or proof.headers is None:
+        return out | {"signature": "not checked: the person's key is destroyed, and with "
+                                   "it the body; the ledger's hash remains"}
+    partner = container.partners.get(proof.destination.removeprefix("partner:"))
+    try:
+        if isinstance(partner, PartnerConnector):
+            partner.verify_ack(proof.headers, proof.body, proof.received_at)
+        elif isinstance(partner, OpenDsrConnector):
+            partner.verify_callback(proof.headers, proof.body, proof.received_at)
+        else:
+            return out | {"signature": "not checked: the partner is not configured here"}
+    except (Unauthenticated, BadInput) as exc:
+        return out | {"signature": f"invalid: {exc}"}
+    return out | {"signature": "valid"}
 
 
 def check_segment(segment: Iterable[dict[str, Any]]) -> bool:

@@ -138,7 +138,8 @@ def received_summary(found: Received) -> dict[str, Any]:
         else "received", "source": SOURCE, "actor": None,
         "received_at": found.received_at.isoformat(), "due_at": None, "overdue": False,
         "clock_paused": False, "paused_seconds": 0, "extended_months": 0,
-        "extension_reason": None, "rejection_reason": None, "completed_at": None,
+        "extension_reason": None, "extension_told_at": None, "rejection_reason": None,
+        "completed_at": None,
         "person_told_at": None, "note": note, "acks_overdue": [], "destinations": [],
         "history": [{"at": found.received_at.isoformat(), "event": "request.stored"}]}
 
@@ -147,7 +148,8 @@ def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
         reason: str = "", months: int = 0, destination: str = "",
         wait: float = WAIT_SECONDS) -> Stored:
     """Move a request on (verify identity, extend, reject, not applicable, retry)."""
-    if step in (RequestStep.CONFIRMED, RequestStep.NOT_TOLD, RequestStep.FINISH):
+    if step in (RequestStep.CONFIRMED, RequestStep.NOT_TOLD, RequestStep.FINISH,
+                RequestStep.EXTENSION_TOLD):
         raise BadInput("that step is privasync's own")
     now = container.clock()
     ev = RequestAction(EventMeta(SOURCE, f"action:{uuid.uuid4()}", now,
@@ -209,6 +211,8 @@ def summary(request: rq.Request, now: datetime) -> dict[str, Any]:
         "paused_seconds": int(request.paused(now).total_seconds()),
         "extended_months": request.extended_months,
         "extension_reason": request.extension_reason,
+        "extension_told_at": (request.extension_told_at.isoformat()
+                              if request.extension_told_at else None),
         "rejection_reason": request.rejection_reason,
         "completed_at": request.completed_at.isoformat() if request.completed_at else None,
         "person_told_at": request.confirmed_at.isoformat() if request.confirmed_at else None,

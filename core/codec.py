@@ -7,6 +7,7 @@ events, which are stored in this form. Every timestamp keeps its zone.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -65,7 +66,9 @@ def encode_event(ev: CanonicalEvent) -> Json:
                       "receipt": [list(p) for p in ev.receipt]}
     if isinstance(ev, RequestAcknowledged):
         return out | {"destination": ev.destination, "request_id": ev.request_id,
-                      "completed": ev.completed, "detail": ev.detail, "proof": ev.proof}
+                      "completed": ev.completed, "detail": ev.detail, "proof": ev.proof,
+                      "signed_body": base64.b64encode(ev.signed_body).decode("ascii"),
+                      "signed_headers": [list(p) for p in ev.signed_headers]}
     out["subject"] = _hint(ev.subject)
     if isinstance(ev, RequestReceived):
         out |= {"kind": ev.kind.value, "request_id": ev.request_id,
@@ -135,8 +138,11 @@ def _action(meta: EventMeta, raw: Json) -> RequestAction:
 
 
 def _ack(meta: EventMeta, raw: Json) -> RequestAcknowledged:
+    # Events encoded before the signed delivery was kept have neither field.
     return RequestAcknowledged(meta, raw["destination"], raw["request_id"],
-                               bool(raw["completed"]), raw["detail"], raw["proof"])
+                               bool(raw["completed"]), raw["detail"], raw["proof"],
+                               base64.b64decode(raw.get("signed_body", "")),
+                               tuple((str(k), str(v)) for k, v in raw.get("signed_headers", [])))
 
 
 _DECODE: dict[str, Callable[[EventMeta, Json], CanonicalEvent]] = {

@@ -211,6 +211,8 @@ requests = Table(
     Column("rejection_reason", String(500), nullable=True),
     Column("completed_at", AwareDateTime, nullable=True),
     Column("confirmed_at", AwareDateTime, nullable=True),
+    # When the person was told of the extension and why (Art. 12(3)), or it was given up.
+    Column("extension_told_at", AwareDateTime, nullable=True),
     Column("note", String(200), nullable=True),
     Index("ix_requests_open_due", "due_at", **_where("status IN ('in_progress', "
                                                       "'identity_pending')")),
@@ -250,6 +252,20 @@ request_exports = Table(
     Column("payload", LargeBinary, nullable=True),
     Column("created_at", AwareDateTime, nullable=False),
     Column("expires_at", AwareDateTime, nullable=False, index=True),
+)
+
+# Each partner acknowledgement as it was signed: the exact body and the headers that sign
+# it, so ``proof_sha256`` (and the signature) can be checked again. The body may hold the
+# partner's free words about the person, so it is sealed under the person's key, and goes
+# with it when the person is erased.
+ack_proofs = Table(
+    "ack_proofs", metadata,
+    Column("request_id", String(36), ForeignKey("requests.id"), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("proof_sha256", String(64), nullable=False),
+    Column("received_at", AwareDateTime, nullable=False),
+    Column("signed", LargeBinary, nullable=False),
 )
 
 ledger = Table(

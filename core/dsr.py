@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, literal, select, update
 from sqlalchemy.engine import Connection
 
-from core import outbox
+from core import ackproofs, outbox
 from core import requests as rq
 from core.db import (
     AwareDateTime,
@@ -208,9 +208,13 @@ def _verify_identity(plan: Plan, request: rq.Request, ev: RequestAction) -> None
 
 
 def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
-    if not request.open:
+    """Art. 12(3): once, by one or two months, with a reason the person is told (queued for
+    the notifier like a confirmation). Raises BadInput, also for a second extension in the
+    same batch."""
+    decided = plan.request_updates.get(request.id, {})
+    if not request.open or decided.get("status", request.status) not in rq.OPEN:
         raise BadInput("only an open request can be extended")
-    if request.extended_months:
+    if request.extended_months or decided.get("extended_months"):
         raise BadInput("a request is extended once (Art. 12(3))")
     if not 1 <= ev.months <= rq.MAX_EXTENSION_MONTHS or not ev.reason.strip():
         raise BadInput("an extension is 1 or 2 months, with a reason")
@@ -224,6 +228,8 @@ def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
     plan.request_entry("request.extended", request.subject_id, {
         "request": request.id, "months": ev.months, "reason": ev.reason[:500],
         "actor": ev.actor, "due_at": due.isoformat()})
+    if plan.routes.notifier:
+        plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
 
 
 def _reject(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
@@ -280,6 +286,16 @@ def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         _shred(plan, request)
 
 
+def _extension_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    """The person was told of the extension, or the notice was given up (its receipt says
+    which, with the error class only): either way it is not sent again."""
+    if request.extension_told_at is not None:
+        return  # a redelivered step changes nothing
+    plan.request_updates.setdefault(request.id, {})["extension_told_at"] = plan.now
+    plan.request_entry("request.extension_told", request.subject_id, {
+        "request": request.id, **dict(ev.receipt)})
+
+
 def _not_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
     """The notice was refused, or given up after its retries: recorded with its reason (an
     error class, never the address or the relay's words), and the request finishes as a
@@ -332,9 +348,23 @@ def _shred(plan: Plan, request: rq.Request) -> None:
 
 
 def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
+    """A partner's acknowledgement moves its destination only while that destination waits
+    for it: the erasure or export went out and no final acknowledgement came yet. Any other
+    (a late "rejected" after completion, an ack before anything was sent, a second one) is
+    recorded as ignored, with why, and changes nothing. Raises BadInput when it names no
+    request sent to this partner."""
     request = plan.loaded.requests.get(ev.request_id)
     if request is None or ev.destination not in {d.name for d in request.destinations}:
         raise BadInput("the acknowledgement names no request sent to this partner")
+    kept = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
+    if kept is not None:  # applied or ignored, what the partner signed is kept
+        plan.ack_proofs.append(kept)
+    why_not = _ack_out_of_place(plan, request, ev.destination)
+    if why_not is not None:
+        plan.request_entry("request.ack_ignored", request.subject_id, {
+            "request": request.id, "destination": ev.destination, "completed": ev.completed,
+            "event": ev.meta.source_event_id, "proof_sha256": ev.proof, "why": why_not})
+        return "ack_ignored", request.subject_id
     status = rq.DONE if ev.completed else rq.FAILED
     receipt = {"at": plan.now.isoformat(), "acknowledged": "completed" if ev.completed
                else "rejected", "proof_sha256": ev.proof, "event": ev.meta.source_event_id}
@@ -348,6 +378,30 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
     return ("acknowledged" if ev.completed else "ack_rejected"), request.subject_id
 
 
+def _ack_out_of_place(plan: Plan, request: rq.Request, destination: str) -> str | None:
+    """Why an acknowledgement cannot apply to ``destination`` now (None: it can). The
+    destination's state counts this batch's earlier decisions: two acks in one batch are a
+    first and a second."""
+    status = plan.request_updates.get(request.id, {}).get("status") or request.status
+    if status != rq.IN_PROGRESS:
+        return f"the request is {status}"
+    current = next(d for d in request.destinations if d.name == destination)
+    state, receipt = current.status, dict(current.receipt)
+    for rid, name, values in plan.destination_updates:
+        if rid == request.id and name == destination and "status" in values:
+            state = str(values["status"])
+            receipt = dict(values.get("receipt") or {})  # type: ignore[call-overload]
+    if state == rq.AWAITING_ACK:
+        return None
+    if "acknowledged" in receipt:
+        return "a final acknowledgement was applied already"
+    if state in rq.FINAL:
+        return f"the destination is {state} already"
+    if (request.id, destination) not in plan.loaded.sent:
+        return "nothing was sent to this partner yet"
+    return None  # sent, and the ack overtook our own receipt (or our call's failure)
+
+
 _STEPS = {
     RequestStep.VERIFY_IDENTITY: _verify_identity,
     RequestStep.EXTEND: _extend,
@@ -355,13 +409,14 @@ _STEPS = {
     RequestStep.NOT_APPLICABLE: _not_applicable,
     RequestStep.RETRY: _retry,
     RequestStep.CONFIRMED: _confirmed,
+    RequestStep.EXTENSION_TOLD: _extension_told,
     RequestStep.NOT_TOLD: _not_told,
     RequestStep.FINISH: _finish,
 }
 
 
 _REQUEST_COLUMNS = {"paused_since": None, "paused_seconds": 0, "extended_months": 0,
-                    "completed_at": None, "note": None}
+                    "completed_at": None, "note": None, "extension_told_at": None}
 
 
 def write(plan: Plan, conn: Connection) -> None:
@@ -389,6 +444,7 @@ def write(plan: Plan, conn: Connection) -> None:
         conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))
     for subject_id, kinds in plan.cancel:
         _cancel(conn, [subject_id], kinds, now, "request rejected")
+    ackproofs.write(conn, plan.ack_proofs)
 
 
 def shred(plan: Plan, conn: Connection) -> None:
@@ -404,6 +460,7 @@ def shred(plan: Plan, conn: Connection) -> None:
                      .values(erased_at=plan.now))
         conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
             select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
+        ackproofs.shred(conn, ids)
 
 
 def _with_merged(conn: Connection, subject_id: str) -> list[str]:

@@ -46,6 +46,7 @@ DEFAULT_ACK_WITHIN = timedelta(hours=72)
 # Notifier error classes that say our own sending is misconfigured, not that the person
 # cannot be reached (connectors/notify: SMTP TLS; a refused login is an AuthError).
 OUR_RELAY = frozenset({"smtp_tls", "smtp_auth"})
+EXTENSION = "extension"  # the kind of notice that tells the person of an extension
 
 
 class Fulfiller:
@@ -215,40 +216,42 @@ class Fulfiller:
             pending = _to_tell(conn, subject_ids)
             snaps = state.snapshots(conn, self.keyring, subject_ids, NOTIFIER)
         results: dict[str, Outcome] = {}
-        told: list[tuple[str, dict[str, str]]] = []
-        untold: dict[str, tuple[list[str], dict[str, str]]] = {}  # subject -> requests, why
+        told: list[tuple[str, str, dict[str, str]]] = []  # request, kind, receipt
+        untold: dict[str, tuple[list[tuple[str, str]], dict[str, str]]] = {}  # subject -> why
         for sid in subject_ids:
             email = snaps[sid].email
             waiting = pending.get(sid, [])
-            for i, request in enumerate(waiting):
-                kind = "rejection" if request.status == rq.REJECTED else request.kind
+            for i, (request, kind) in enumerate(waiting):
                 receipt: dict[str, str] = {"told": "no address known: nobody to tell"}
                 if email and self.notifier is not None:
                     try:
                         receipt = dict(self.notifier.notify(
-                            email, kind=kind, request_id=request.id, at=now,
-                            reason=request.rejection_reason or ""))
+                            email, kind=kind, request_id=request.id, **_what_to_say(
+                                request, kind, now)))
                     except Exception as exc:  # noqa: BLE001 - retried like any job
                         error = as_delivery_error(exc)
                         results[sid] = Outcome(sid, error=error)
                         if not _our_relay(error):
-                            untold[sid] = ([r.id for r in waiting[i:]], _why_not_told(error))
+                            untold[sid] = ([(r.id, k) for r, k in waiting[i:]],
+                                           _why_not_told(error))
                         break
-                told.append((request.id, receipt))
+                told.append((request.id, kind, receipt))
             results.setdefault(sid, Outcome(sid, note="told"))
 
         def after(conn: Connection, now: datetime, statuses: Mapping[str, str]) -> None:
-            for request_id, receipt in told:
-                _store_step(conn, self.keyring, now, RequestAction(
-                    EventMeta("privasync", f"confirmed:{request_id}", now, kind="request.step"),
-                    request_id, RequestStep.CONFIRMED, actor="privasync",
-                    receipt=tuple(sorted(receipt.items()))))
+            for request_id, kind, receipt in told:
+                _store_step(conn, self.keyring, now, _told_step(now, request_id, kind, receipt))
             # A notice given up (refused for good, or out of retries) still ends its request:
             # the person could not be told, and why. A transient failure is tried again.
-            for sid, (request_ids, why) in untold.items():
+            for sid, (requests_untold, why) in untold.items():
                 if statuses.get(sid) != outbox.DEAD:
                     continue
-                for request_id in request_ids:
+                for request_id, kind in requests_untold:
+                    if kind == EXTENSION:  # recorded as given up; the request goes on
+                        _store_step(conn, self.keyring, now, _told_step(
+                            now, request_id, kind, {"told": "could not tell the person",
+                                                    **why}))
+                        continue
                     _store_step(conn, self.keyring, now, RequestAction(
                         EventMeta("privasync", f"not_told:{request_id}", now,
                                   kind="request.step"),
@@ -297,21 +300,49 @@ def _why_not_told(error: DeliveryError) -> dict[str, str]:
     return {"reason": error_class or "error", "given_up": given_up}
 
 
-def _to_tell(conn: Connection, subject_ids: Sequence[str]) -> dict[str, list[rq.Request]]:
-    """Requests of these subjects the person still has to be told about: an erasure done
-    everywhere, or a rejection (not one whose notice was given up already)."""
+def _to_tell(conn: Connection,
+             subject_ids: Sequence[str]) -> dict[str, list[tuple[rq.Request, str]]]:
+    """What the person still has to be told, per subject, as (request, kind of notice): an
+    extension (Art. 12(3)) first, then an erasure done everywhere, or a rejection (not one
+    whose notice was given up already)."""
+    untold_extension = (requests.c.extended_months > 0) & requests.c.extension_told_at.is_(
+        None) & requests.c.status.in_(list(rq.OPEN))
+    untold_end = requests.c.confirmed_at.is_(None) & requests.c.status.in_(
+        [rq.IN_PROGRESS, rq.REJECTED]) & or_(requests.c.note.is_(None),
+                                             ~requests.c.note.startswith(rq.NOT_TOLD_NOTE))
     ids = conn.execute(select(requests.c.id).where(
-        requests.c.subject_id.in_(list(subject_ids)), requests.c.confirmed_at.is_(None),
-        requests.c.status.in_([rq.IN_PROGRESS, rq.REJECTED]),
-        or_(requests.c.note.is_(None), ~requests.c.note.startswith(rq.NOT_TOLD_NOTE)))
+        requests.c.subject_id.in_(list(subject_ids)), or_(untold_extension, untold_end))
     ).scalars()
-    found: dict[str, list[rq.Request]] = {}
-    for request in rq.many(conn, ids).values():
+    found: dict[str, list[tuple[rq.Request, str]]] = {}
+    for request in sorted(rq.many(conn, ids).values(), key=lambda r: r.received_at):
+        if request.open and request.extended_months and request.extension_told_at is None:
+            found.setdefault(request.subject_id, []).append((request, EXTENSION))
+        if request.confirmed_at is not None or (request.note or "").startswith(
+                rq.NOT_TOLD_NOTE):
+            continue
         done = request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS \
             and all(d.status in rq.FINAL for d in request.destinations)
-        if request.status == rq.REJECTED or done:
-            found.setdefault(request.subject_id, []).append(request)
+        if request.status == rq.REJECTED:
+            found.setdefault(request.subject_id, []).append((request, "rejection"))
+        elif done:
+            found.setdefault(request.subject_id, []).append((request, request.kind))
     return found
+
+
+def _what_to_say(request: rq.Request, kind: str, now: datetime) -> dict[str, Any]:
+    """The notice's time and reason: for an extension, the new deadline and why."""
+    if kind == EXTENSION:
+        return {"at": request.due(now), "reason": request.extension_reason or ""}
+    return {"at": now, "reason": request.rejection_reason or ""}
+
+
+def _told_step(now: datetime, request_id: str, kind: str,
+               receipt: Mapping[str, str]) -> RequestAction:
+    step = RequestStep.EXTENSION_TOLD if kind == EXTENSION else RequestStep.CONFIRMED
+    return RequestAction(EventMeta("privasync", f"{step.value}:{request_id}", now,
+                                   kind="request.step"),
+                         request_id, step, actor="privasync",
+                         receipt=tuple(sorted(receipt.items())))
 
 
 def _store_step(conn: Connection, keyring: Keyring, now: datetime, ev: RequestAction) -> None:

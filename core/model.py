@@ -213,6 +213,7 @@ class RequestStep(StrEnum):
     NOT_APPLICABLE = "not_applicable"     # a destination, with the admin's reason
     RETRY = "retry"                       # a failed destination is tried again
     CONFIRMED = "confirmed"               # the person was told (privasync, internal)
+    EXTENSION_TOLD = "extension_told"     # the person was told of the extension (internal)
     NOT_TOLD = "not_told"                 # the notice could not be delivered (internal)
     FINISH = "finish"                     # every destination ended (privasync, internal)
 
@@ -237,7 +238,9 @@ class RequestAcknowledged:
     """A partner or processor says how it handled a request it was sent (Art. 28, 17(2)).
 
     ``detail`` is the processor's own short words (no personal data is asked for);
-    ``proof`` a hash of the signed body, kept in the ledger as the receipt.
+    ``proof`` a hash of the signed body, kept in the ledger as the receipt;
+    ``signed_body`` and ``signed_headers`` the delivery exactly as it was signed (when
+    the inbox kept them), so the proof and the signature can be checked again later.
     """
 
     meta: EventMeta
@@ -246,6 +249,8 @@ class RequestAcknowledged:
     completed: bool
     detail: str = ""
     proof: str = ""
+    signed_body: bytes = field(default=b"", repr=False)
+    signed_headers: tuple[tuple[str, str], ...] = ()
 
 
 

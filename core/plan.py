@@ -121,6 +121,9 @@ class Loaded:
     suppressed: dict[str, tuple[str, str]] = field(default_factory=dict)  # digest: request, subj
     requests: dict[str, rq.Request] = field(default_factory=dict)
     open_erasure: dict[str, str] = field(default_factory=dict)  # subject: its open erasure
+    # (request, destination) pairs an acknowledgement names whose erasure or export job
+    # has gone out (claimed at least once) since the request was received.
+    sent: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
@@ -181,6 +184,11 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
     named = [e.request_id for e in batch
              if isinstance(e, RequestAction | RequestAcknowledged | RequestReceived)]
     got.requests = rq.many(conn, named)
+    acked = [(r, e.destination) for e in batch if isinstance(e, RequestAcknowledged)
+             and (r := got.requests.get(e.request_id)) is not None]
+    got.sent = rq.sent(conn, acked)
+    # An acknowledgement's signed delivery is sealed under its request's subject's key.
+    load_subjects(conn, keyring, got, {r.subject_id for r, _ in acked}, fields=False)
     got.open_erasure = rq.open_for(conn, sorted(set(live.values())), "erasure")
     return got
 
@@ -249,6 +257,7 @@ class Plan:
     unsuppress: list[str] = field(default_factory=list)  # requests
     cancel: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # subject, kinds
     shreds: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
+    ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
     finish_if_ready: set[str] = field(default_factory=set)
     jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(

@@ -132,10 +132,13 @@ class ExportSource(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells the person what became of their request (an erasure done, a rejection)."""
+    """Tells the person what became of their request (an erasure done, a rejection, an
+    extension of its deadline)."""
 
     def notify(self, to: str, *, kind: str, request_id: str, at: datetime,
                reason: str = "") -> Mapping[str, str]:
-        """Send the notice to ``to``; returns a receipt without personal data (the server's
-        answer, a message id). Raises TransientError or PermanentError."""
+        """Send the notice of ``kind`` (``erasure``, ``rejection``, ``extension``) to ``to``;
+        ``at`` is when it was done or decided, for an extension the new deadline; ``reason``
+        the admin's, for a rejection or an extension. Returns a receipt without personal
+        data (the server's answer, a message id). Raises TransientError or PermanentError."""
         ...

@@ -76,6 +76,7 @@ class Request:
     confirmed_at: datetime | None
     note: str | None
     destinations: tuple[Destination, ...] = ()
+    extension_told_at: datetime | None = None
 
     def paused(self, now: datetime) -> timedelta:
         running = (now - self.paused_since) if self.paused_since is not None else timedelta(0)
@@ -101,7 +102,7 @@ def _request(row: Any, destinations: Sequence[Destination] = ()) -> Request:
     return Request(row.id, row.kind, row.subject_id, row.source, row.actor, row.received_at,
                    row.status, row.paused_since, row.paused_seconds, row.extended_months,
                    row.extension_reason, row.rejection_reason, row.completed_at,
-                   row.confirmed_at, row.note, tuple(destinations))
+                   row.confirmed_at, row.note, tuple(destinations), row.extension_told_at)
 
 
 def _destination(row: Any) -> Destination:
@@ -182,6 +183,24 @@ def record(conn: Connection, request_id: str, destination: str, *, status: str, 
         where.append(request_destinations.c.status.in_(list(only_from)))
     return int(conn.execute(update(request_destinations).where(*where).values(**values))
                .rowcount)
+
+
+def sent(conn: Connection, pairs: Sequence[tuple[Request, str]]) -> set[tuple[str, str]]:
+    """(request id, destination) of these pairs whose erasure or export job went out to the
+    destination (claimed at least once) since the request was received: only then can an
+    acknowledgement from it mean anything."""
+    from core.db import jobs
+
+    found: set[tuple[str, str]] = set()
+    for request, destination in pairs:
+        went = conn.execute(select(jobs.c.id).where(
+            jobs.c.subject_id == request.subject_id, jobs.c.destination == destination,
+            jobs.c.kind.in_(["erasure", "export"]), jobs.c.created_at >= request.received_at,
+            or_(jobs.c.attempts > 0, jobs.c.status.in_(["running", "done", "failed", "dead"])))
+            .limit(1)).first()
+        if went is not None:
+            found.add((request.id, destination))
+    return found
 
 
 def ready_to_finish(conn: Connection, request_ids: Iterable[str]) -> list[Request]:

@@ -90,6 +90,9 @@ class RequestView(BaseModel):
     paused_seconds: int
     extended_months: int
     extension_reason: str | None
+    extension_told_at: str | None = Field(
+        default=None, description="When the person was told of the extension and its "
+        "reason (Art. 12(3)), or the notice was given up (the history says which).")
     rejection_reason: str | None
     completed_at: str | None
     person_told_at: str | None
@@ -111,6 +114,10 @@ class Evidence(BaseModel):
     request: dict[str, Any]
     how_to_check: str
     entries: list[dict[str, Any]]
+    acknowledgements: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each partner acknowledgement kept as it was "
+        "signed, checked again: `body_sha256_matches` (the kept body against the ledger's "
+        "`proof_sha256`) and `signature` (`valid`, `invalid: why`, or `not checked: why`).")
     segment: list[dict[str, Any]]
     generated_at: str
     digests: dict[str, str]

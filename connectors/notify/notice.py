@@ -17,10 +17,11 @@ from connectors.notify.texts import compose, when_text
 from core.errors import BadInput
 from core.model import require_aware
 
-Kind = Literal["erasure", "rejection"]
+Kind = Literal["erasure", "rejection", "extension"]
 Language = Literal["en", "nl"]
 
-KINDS: frozenset[str] = frozenset({"erasure", "rejection"})
+KINDS: frozenset[str] = frozenset({"erasure", "rejection", "extension"})
+WITH_REASON: frozenset[str] = frozenset({"rejection", "extension"})
 LANGUAGES: frozenset[str] = frozenset({"en", "nl"})
 MAX_REASON = 2000
 _FORBIDDEN_IN_ADDRESS = frozenset(" \t\r\n,;<>\"()[]\\")
@@ -51,9 +52,11 @@ class Rendered:
 class Notice:
     """Tell one person that their request was carried out, or why it was not.
 
-    ``kind`` is ``erasure`` (Art. 17, carried out everywhere) or ``rejection``
-    (with the admin's ``reason``, Art. 12(4)); ``completed_at`` is when the work
-    finished or the decision was taken. Raises BadInput when a field is unusable.
+    ``kind`` is ``erasure`` (Art. 17, carried out everywhere), ``rejection``
+    (with the admin's ``reason``, Art. 12(4)) or ``extension`` (with its reason,
+    Art. 12(3)); ``completed_at`` is when the work finished or the decision was
+    taken, and for an extension the new deadline. Raises BadInput when a field is
+    unusable.
     """
 
     to: str = field(repr=False)
@@ -76,10 +79,12 @@ class Notice:
             raise BadInput(f"notice language must be one of {sorted(LANGUAGES)}")
         if self.kind == "rejection" and not self.reason.strip():
             raise BadInput("a rejection notice needs the reason the request was refused")
-        if self.kind != "rejection" and self.reason:
-            raise BadInput("only a rejection notice carries a reason")
+        if self.kind == "extension" and not self.reason.strip():
+            raise BadInput("an extension notice needs the reason for the extension")
+        if self.kind not in WITH_REASON and self.reason:
+            raise BadInput("only a rejection or extension notice carries a reason")
         if len(self.reason) > MAX_REASON:
-            raise BadInput(f"a rejection reason is at most {MAX_REASON} characters")
+            raise BadInput(f"a reason is at most {MAX_REASON} characters")
 
     def render(self) -> Rendered:
         """The subject and body in the notice's language; the address appears in neither."""

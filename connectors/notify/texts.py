@@ -1,4 +1,5 @@
-"""What a person is told when their request is done or refused, in English and Dutch.
+"""What a person is told when their request is done, refused or extended, in English and
+Dutch.
 
 The texts say what Art. 12 asks of a reply: what was done and when, and where
 to go if they disagree (a supervisory authority, Art. 77; for a refusal also a
@@ -53,6 +54,32 @@ TEXTS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
          "Persoonsgegevens or the Belgian Data Protection Authority, and to go to court "
          "(Article 79 GDPR).",
          "Kind regards,\n{organisation}"),
+    ),
+    ("en", "extension"): (
+        "Your request {reference}: we need more time",
+        ("Dear Sir or Madam,",
+         "{organisation} has received your request (reference {reference}) and is "
+         "working on it. We need more time to answer it than the one month the law "
+         "sets, and will answer it by {when} at the latest (Article 12(3) GDPR allows "
+         "one extension of up to two months).",
+         "The reason:\n{reason}",
+         "If you disagree, you have the right to lodge a complaint with a supervisory "
+         "authority (Article 77 GDPR), such as the Dutch Autoriteit Persoonsgegevens or "
+         "the Belgian Data Protection Authority.",
+         "Kind regards,\n{organisation}"),
+    ),
+    ("nl", "extension"): (
+        "Uw verzoek {reference}: wij hebben meer tijd nodig",
+        ("Geachte heer, mevrouw,",
+         "{organisation} heeft uw verzoek (kenmerk {reference}) ontvangen en werkt eraan. "
+         "Wij hebben meer tijd nodig dan de ene maand die de wet stelt, en beantwoorden "
+         "het uiterlijk op {when} (artikel 12, lid 3, AVG staat één verlenging van ten "
+         "hoogste twee maanden toe).",
+         "De reden:\n{reason}",
+         "Bent u het hier niet mee eens, dan hebt u het recht een klacht in te dienen bij "
+         "een toezichthoudende autoriteit (artikel 77 AVG), zoals de Autoriteit "
+         "Persoonsgegevens in Nederland of de Gegevensbeschermingsautoriteit in België.",
+         "Met vriendelijke groet,\n{organisation}"),
     ),
     ("nl", "erasure"): (
         "Uw verzoek {reference} om gegevens te wissen is uitgevoerd",

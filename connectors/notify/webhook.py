@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.notify.notice import Notice, NotifyReceipt
+from connectors.notify.notice import WITH_REASON, Notice, NotifyReceipt
 from connectors.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from connectors.transport import (
     TimeoutSession,
@@ -64,7 +64,7 @@ class WebhookNotifier:
             "completed_at": notice.completed_at.isoformat(), "to": notice.to,
             "language": notice.language,
         }
-        if notice.kind == "rejection":
+        if notice.kind in WITH_REASON:
             document["reason"] = notice.reason
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
 

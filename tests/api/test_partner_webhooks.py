@@ -103,3 +103,44 @@ def test_a_malformed_request_from_a_partner_is_400_and_echoes_no_value(embedded:
     assert refused.status_code == 400 and "request_id" in refused.json()["reason"]
     assert EMAIL not in refused.text and "not-a-uuid" not in refused.text
     assert stored(embedded) == before
+
+
+def test_a_kept_ack_is_checked_again_in_the_evidence_pack(embedded: Stack):
+    from dataclasses import replace
+
+    from api.proof import ack_check, evidence
+    from api.requests_admin import create
+    from core import ackproofs
+    from core.model import RequestKind
+    from tests.timing import wait_until
+
+    partner = embedded.emulators.partner
+    partner.auto_ack = False
+    embedded.seed_customer(EMAIL)
+    settle(embedded)
+    request_id = create(embedded.container, kind=RequestKind.ERASURE, email=EMAIL,
+                        actor="test").request_id
+    wait_until("the partner was asked", lambda: partner.erasure(request_id) is not None)
+    wait_until("the request awaits the partner's ack",
+               lambda: _partner_state(embedded, request_id) == rq.AWAITING_ACK)
+    # A rejection keeps the request open, and the person's key (and the kept ack) alive.
+    assert partner.ack(request_id, "rejected", "no such customer here") == 200
+    applied(embedded)
+    assert _partner_state(embedded, request_id) == rq.FAILED
+
+    [kept] = evidence(embedded.container, request_id)["acknowledgements"]
+    assert kept["body_sha256_matches"] is True and kept["signature"] == "valid"
+    assert set(kept["signed_headers"]) >= {"X-Privasync-Signature", "X-Privasync-Timestamp"}
+    assert "no such customer here" not in json.dumps(kept)
+    with embedded.container.engine.connect() as conn:
+        [proof] = ackproofs.of_request(conn, embedded.container.keyring, request_id)
+    tampered = ack_check(embedded.container, replace(proof, body=proof.body + b" "))
+    assert tampered["body_sha256_matches"] is False
+    assert tampered["signature"].startswith("invalid")
+
+
+def _partner_state(stack: Stack, request_id: str) -> str | None:
+    with stack.container.engine.connect() as conn:
+        request = rq.get(conn, request_id)
+    found = {d.name: d.status for d in request.destinations} if request else {}
+    return found.get("partner:contact_centre")

@@ -7,6 +7,8 @@ receipts, acknowledgements, the person told, the key destroyed, the suppression 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import inbox, ledger, outbox
+from core import ackproofs, inbox, ledger, outbox
 from core import requests as rq
-from core.db import identifiers, jobs, subject_keys, suppression
+from core.db import ack_proofs, identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
 from core.dsr import ERASE, NOTIFIER
 from core.errors import AuthError, PermanentError, Throttled, TransientError
@@ -407,8 +409,6 @@ def erased_but_untold(engine, notifier: Told, *,  # type: ignore[no-untyped-def]
 
 
 def not_told_entries(engine) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
-    import json
-
     with engine.connect() as conn:
         return [json.loads(d) for d in conn.execute(select(ledger.ledger.c.detail).where(
             ledger.ledger.c.kind == "request.person_not_told")).scalars()]
@@ -512,3 +512,132 @@ def test_a_refused_rejection_notice_is_recorded_and_not_sent_again(
     assert flow.request(first).status == rq.REJECTED
     assert refused_once.notices == [(EMAIL.lower(), "rejection", second)]
     assert count(engine, subject_keys) == 1  # a rejection erases nothing
+
+
+def ledger_details(engine, kind: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [json.loads(d) for d in conn.execute(select(ledger.ledger.c.detail).where(
+            ledger.ledger.c.kind == kind).order_by(ledger.ledger.c.seq)).scalars()]
+
+
+def ack(rid: str, event_id: str, completed: bool, detail: str = "") -> RequestAcknowledged:
+    return RequestAcknowledged(EventMeta("partner:contact_centre", event_id, NOW),
+                               "partner:contact_centre", rid, completed, detail, "ef" * 32)
+
+
+def test_a_late_rejection_leaves_a_completed_erasure_completed(flow: Flow):
+    test_an_erasure_is_carried_out_acknowledged_told_and_shredded(flow)
+    rid = flow.partner.asked[0]
+    flow.event(ack(rid, "ack-late", False, "we never had this person"))
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED
+    assert {d.name: d.status for d in request.destinations}["partner:contact_centre"] == \
+        rq.DONE
+    assert ledger_details(flow.core.engine, "request.ack_ignored") == [{
+        "request": rid, "destination": "partner:contact_centre", "completed": False,
+        "event": "ack-late", "proof_sha256": "ef" * 32, "why": "the request is completed"}]
+
+
+def test_an_acknowledgement_before_anything_was_sent_changes_nothing(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-early"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.event(ack(rid, "ack-early", True, "deleted"))
+    partner = {d.name: d for d in flow.request(rid).destinations}["partner:contact_centre"]
+    assert partner.status == rq.PENDING and flow.partner.asked == []
+    [ignored] = ledger_details(flow.core.engine, "request.ack_ignored")
+    assert ignored["why"] == "nothing was sent to this partner yet"
+
+    flow.deliver("hubspot", "partner:contact_centre")
+    assert {d.name: d.status for d in flow.request(rid).destinations} == {
+        "hubspot": rq.DONE, "partner:contact_centre": rq.AWAITING_ACK}
+    flow.event(ack(rid, "ack-real", True, "deleted"))
+    assert {d.name: d.status for d in flow.request(rid).destinations} == {
+        "hubspot": rq.DONE, "partner:contact_centre": rq.DONE}
+
+
+def test_an_extension_is_told_to_the_person_once(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-ext"), SubjectHint(email=EMAIL), RequestKind.ACCESS,
+                               rid, actor="cli"))
+    flow.event(RequestAction(meta("ext"), rid, RequestStep.EXTEND,
+                             reason="many systems to search", months=2, actor="cli"))
+    flow.deliver(NOTIFIER)
+    assert flow.told.notices == [(EMAIL.lower(), "extension", rid)]
+    request = flow.request(rid)
+    assert request.extension_told_at == NOW and request.open
+    [told] = ledger_details(flow.core.engine, "request.extension_told")
+    assert told["request"] == rid and "code" in told
+    flow.deliver(NOTIFIER)
+    assert len(flow.told.notices) == 1
+
+
+def test_two_extensions_in_one_batch_extend_once(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-ext2"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.core.store([RequestAction(meta("ext-a"), rid, RequestStep.EXTEND, reason="busy",
+                                   months=1, actor="cli"),
+                     RequestAction(meta("ext-b"), rid, RequestStep.EXTEND, reason="busier",
+                                   months=2, actor="cli")], NOW)
+    flow.core.apply()
+    request = flow.request(rid)
+    assert (request.extended_months, request.extension_reason) == (1, "busy")
+    assert request.due(NOW) == datetime(2027, 1, 1, 13, tzinfo=UTC)
+    assert len(ledger_details(flow.core.engine, "request.extended")) == 1
+
+
+def test_an_acks_signed_body_and_headers_are_kept_sealed_until_the_erasure(flow: Flow):
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-proof"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.deliver("hubspot", "partner:contact_centre")
+    body = json.dumps({"event_id": "ack-signed", "request_id": rid, "status": "completed",
+                       "detail": "removed Forget.Me@example.org"}).encode()
+    headers = (("X-Privasync-Signature", "v1=" + "0" * 64), ("X-Privasync-Timestamp", "1"))
+    proof = hashlib.sha256(body).hexdigest()
+    flow.event(RequestAcknowledged(
+        EventMeta("partner:contact_centre", "ack-signed", NOW), "partner:contact_centre", rid,
+        True, "removed", proof, signed_body=body, signed_headers=headers))
+    engine = flow.core.engine
+    with engine.connect() as conn:
+        [kept] = ackproofs.of_request(conn, flow.core.keyring, rid)
+        stored = b"".join(conn.execute(select(ack_proofs.c.signed)).scalars())
+        assert ledger.verify(conn).ok
+    assert (kept.body, dict(kept.headers or {}), kept.proof_sha256) == (
+        body, dict(headers), proof)
+    assert kept.body_matches is True and kept.received_at == NOW
+    assert b"Forget.Me" not in stored  # sealed under the person's key
+    assert ledger_details(engine, "request.acknowledged")[0]["proof_sha256"] == proof
+
+    flow.deliver(NOTIFIER)  # told, then shredded: the kept body goes with the key
+    assert flow.request(rid).status == rq.COMPLETED
+    assert count(engine, ack_proofs) == 0
+
+
+def test_a_refused_extension_notice_is_recorded_and_the_request_goes_on(
+        engine):  # type: ignore[no-untyped-def]
+    refused = Bouncing(PermanentError("smtp notice: RCPT refused: SMTP 550",
+                                      error_class="smtp_recipient_refused"))
+    flow = Flow(engine)
+    Fulfiller(flow.deliverer, flow.core.keyring, erasure={"hubspot": flow.vendor}, exports={},
+              notifier=refused, ack_within={}, export_keep=timedelta(days=30))
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-ext-refused"), SubjectHint(email=EMAIL),
+                               RequestKind.ERASURE, rid, actor="cli"))
+    flow.event(RequestAction(meta("ext-refused"), rid, RequestStep.EXTEND, reason="busy",
+                             months=1, actor="cli"))
+    flow.deliver(NOTIFIER)
+    request = flow.request(rid)
+    assert request.status == rq.IN_PROGRESS and request.extension_told_at == NOW
+    assert request.note is None and count(engine, subject_keys) == 1
+    [told] = ledger_details(engine, "request.extension_told")
+    assert (told["told"], told["reason"]) == ("could not tell the person",
+                                              "smtp_recipient_refused")
+    flow.deliver(NOTIFIER)
+    assert refused.tried == 1

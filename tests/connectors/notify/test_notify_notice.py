@@ -36,6 +36,17 @@ def test_the_erasure_texts_say_what_was_done_when_and_where_to_complain() -> Non
     assert "Article 79" not in english.body  # a court is named for refusals only (Art. 12(4))
 
 
+def test_the_extension_texts_say_the_new_deadline_why_and_where_to_complain() -> None:
+    due = datetime(2026, 5, 1, 12, 5, tzinfo=UTC)
+    english = notice(kind="extension", completed_at=due, reason="Many systems.").render()
+    dutch = notice(kind="extension", completed_at=due, reason="Veel systemen.",
+                   language="nl").render()
+    assert "answer it by 1 May 2026, 12:05 (UTC) at the latest" in words(english.body)
+    assert "uiterlijk op 1 mei 2026, 12:05 (UTC)" in words(dutch.body)
+    assert "The reason:\nMany systems." in english.body and "De reden:\nVeel" in dutch.body
+    assert "(Article 77 GDPR)" in words(english.body)
+
+
 def test_the_completion_time_is_shown_in_its_own_zone() -> None:
     winter = timezone(timedelta(hours=1))
     rendered = notice(completed_at=DONE.astimezone(winter), language="nl").render()
@@ -53,7 +64,8 @@ def test_the_date_never_breaks_across_lines() -> None:
 
 def test_the_address_is_in_no_rendered_text() -> None:
     for language in ("en", "nl"):
-        for kind, reason in (("erasure", ""), ("rejection", "No proof of identity.")):
+        for kind, reason in (("erasure", ""), ("rejection", "No proof of identity."),
+                             ("extension", "Many systems to search.")):
             rendered = notice(language=language, kind=kind, reason=reason).render()
             assert TO not in rendered.subject + rendered.body
 
@@ -66,6 +78,7 @@ def test_the_admins_line_breaks_in_a_reason_survive() -> None:
 @pytest.mark.parametrize(("changes", "complaint"), [
     ({"completed_at": datetime(2026, 3, 1, 12, 5)}, "no timezone"),  # noqa: DTZ001
     ({"kind": "rejection"}, "needs the reason"),
+    ({"kind": "extension"}, "needs the reason"),
     ({"reason": "because"}, "only a rejection"),
     ({"kind": "export"}, "kind must be one of"),
     ({"language": "de"}, "language must be one of"),

@@ -166,3 +166,10 @@ def test_an_unusable_webhook_setting_refuses_to_start(url: str, secret: str,
                                                       complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
         WebhookNotifier(url=url, secret=secret)
+
+
+def test_an_extension_carries_its_reason(mail_system: MailSystem) -> None:
+    notifier(mail_system).send(notice(kind="extension", reason="Many systems to search."))
+
+    (received,) = mail_system.notices
+    assert (received["kind"], received["reason"]) == ("extension", "Many systems to search.")

@@ -125,3 +125,19 @@ def test_the_readmes_examples_are_signed_as_it_says() -> None:
         assert event_id == headers["X-Privasync-Event-Id"]
     [event] = connector().parse_ack(body.encode(), NOW)
     assert (event.request_id, event.completed) == ("3c0d7f7e-0a51-4b1e-9f0e-2d1f6b5c9a01", True)
+
+
+def test_an_ack_from_the_inbox_carries_the_body_and_headers_it_was_signed_with() -> None:
+    from connectors.partner import signed as envelope
+
+    body = ack()
+    headers = {"x-privasync-signature": "v1=abc", "x-privasync-timestamp": "1",
+               "x-privasync-event-id": "ack-1", "cookie": "not kept"}
+    parse = envelope.parsing(connector().parse_message)
+    [wrapped] = parse(envelope.wrap(body, headers, envelope.OWN_HEADERS), NOW)
+    assert wrapped.signed_body == body  # type: ignore[union-attr]
+    assert dict(wrapped.signed_headers) == {  # type: ignore[union-attr]
+        "X-Privasync-Signature": "v1=abc", "X-Privasync-Timestamp": "1",
+        "X-Privasync-Event-Id": "ack-1"}
+    [bare] = parse(body, NOW)  # a row stored before the envelope existed
+    assert bare.signed_body == b"" and bare.proof == wrapped.proof  # type: ignore[union-attr]
