@@ -44,7 +44,7 @@ def test_a_sigkilled_leading_scheduler_is_replaced_within_the_lease(
                   for i in (1, 2)}
     engine = make_engine(database)
     try:
-        wait_for("all parts ready", lambda: _ready(url), timeout=30)
+        wait_for("all parts ready", lambda: _ready(url), timeout=90)  # five processes start
         wait_for("a scheduler leads", lambda: _leader(engine) is not None)
         # The standby beats too (its liveness probe must pass while it waits).
         wait_for("both schedulers beat", lambda: {p.pid for p in schedulers.values()}
