@@ -268,6 +268,16 @@ ack_proofs = Table(
     Column("signed", LargeBinary, nullable=False),
 )
 
+# One row per notice sent (an erasure done, a rejection, an extension), written with the
+# notice job's outcome: a second notice job for the same request, planned before the
+# applier saw the first one's step, finds it here and does not tell the person twice.
+request_notices = Table(
+    "request_notices", metadata,
+    Column("request_id", String(36), ForeignKey("requests.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sent_at", AwareDateTime, nullable=False),
+)
+
 ledger = Table(
     "ledger", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),

@@ -25,7 +25,15 @@ from sqlalchemy.engine import Connection
 from core import codec, inbox, ledger, outbox, state
 from core import requests as rq
 from core.crypto import Keyring
-from core.db import identifiers, insert_for, reader, request_exports, requests, system_refs
+from core.db import (
+    identifiers,
+    insert_for,
+    reader,
+    request_exports,
+    request_notices,
+    requests,
+    system_refs,
+)
 from core.delivery import Deliverer, DeliveryReport, as_delivery_error
 from core.dsr import ERASE, EXPORT, NOTIFIER, NOTIFY
 from core.errors import AuthError, DeliveryError, TransientError
@@ -236,10 +244,14 @@ class Fulfiller:
                                            _why_not_told(error))
                         break
                 told.append((request.id, kind, receipt))
-            results.setdefault(sid, Outcome(sid, note="told"))
+            results.setdefault(sid, Outcome(sid, note="told" if waiting else "nothing to tell"))
 
         def after(conn: Connection, now: datetime, statuses: Mapping[str, str]) -> None:
             for request_id, kind, receipt in told:
+                # Kept with this job's outcome, so that a notice job planned before the
+                # applier saw the step below finds the person told already.
+                conn.execute(insert_for(conn, request_notices).values(
+                    request_id=request_id, kind=kind, sent_at=now).on_conflict_do_nothing())
                 _store_step(conn, self.keyring, now, _told_step(now, request_id, kind, receipt))
             # A notice given up (refused for good, or out of retries) still ends its request:
             # the person could not be told, and why. A transient failure is tried again.
@@ -314,11 +326,17 @@ def _to_tell(conn: Connection,
         requests.c.subject_id.in_(list(subject_ids)), or_(untold_extension, untold_end))
     ).scalars()
     found: dict[str, list[tuple[rq.Request, str]]] = {}
-    for request in sorted(rq.many(conn, ids).values(), key=lambda r: r.received_at):
-        if request.open and request.extended_months and request.extension_told_at is None:
+    untold = sorted(rq.many(conn, ids).values(), key=lambda r: r.received_at)
+    sent = {(row.request_id, row.kind) for row in conn.execute(
+        select(request_notices.c.request_id, request_notices.c.kind).where(
+            request_notices.c.request_id.in_([r.id for r in untold])))}
+    for request in untold:
+        if request.open and request.extended_months and request.extension_told_at is None \
+                and (request.id, EXTENSION) not in sent:
             found.setdefault(request.subject_id, []).append((request, EXTENSION))
         if request.confirmed_at is not None or (request.note or "").startswith(
-                rq.NOT_TOLD_NOTE):
+                rq.NOT_TOLD_NOTE) or {(request.id, "rejection"),
+                                      (request.id, str(request.kind))} & sent:
             continue
         done = request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS \
             and all(d.status in rq.FINAL for d in request.destinations)

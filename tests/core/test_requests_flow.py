@@ -574,6 +574,30 @@ def test_an_extension_is_told_to_the_person_once(flow: Flow):
     assert len(flow.told.notices) == 1
 
 
+def test_a_second_notice_job_planned_before_the_first_was_applied_tells_nobody_again(
+        flow: Flow):
+    """A finishing step applied after the notice was sent, but before the applier saw the
+    notice's own step, plans another notice job: it must find the person told."""
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r-twice"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.deliver("hubspot", "partner:contact_centre")
+    flow.event(ack(rid, "ack-twice", True, "deleted"))
+    with flow.core.engine.begin() as conn:  # a late second hand-back, still in the inbox
+        hand_back(conn, flow.core.keyring, NOW, [rid])
+    flow.deliverer.run(NOTIFIER)  # tells, and stores its step behind the hand-back
+    assert flow.core.applier.tick(max_events=1) is not None  # the hand-back alone
+    assert flow.request(rid).confirmed_at is None
+    assert count(flow.core.engine, jobs, jobs.c.destination == NOTIFIER,
+                 jobs.c.status == outbox.PENDING) == 1
+    flow.deliverer.run(NOTIFIER)
+    flow.core.apply()
+    assert flow.told.notices == [(EMAIL.lower(), "erasure", rid)]
+    assert flow.request(rid).status == rq.COMPLETED
+    assert len(ledger_details(flow.core.engine, "request.person_told")) == 1
+
+
 def test_two_extensions_in_one_batch_extend_once(flow: Flow):
     subscribe(flow)
     rid = str(uuid.uuid4())
