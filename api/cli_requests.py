@@ -94,18 +94,23 @@ def create(kind: str, email: str, received: datetime | None, unverified: bool,
 def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
             fmt: str) -> None:
     """Requests, the soonest due first."""
+    from api.bootstrap import utcnow
+    from api.cli import _settings
+    from api.database import open_current
     from api.requests_admin import summary
     from core import requests as rq
     from core.db import reader
 
-    container = _container()
+    # A listing reads the requests table only: no vendor credential or partner secret is
+    # needed to see what is due (the database alone, as `privasync status`).
+    engine = reader(open_current(_settings().database_url))
     try:
-        now = container.clock()
-        with reader(container.engine).connect() as conn:
+        now = utcnow()
+        with engine.connect() as conn:
             found = rq.listing(conn, now, kind=kind, status=status, due_within=due_within,
                                overdue=overdue)
     finally:
-        container.close()
+        engine.dispose()
     rows = [summary(r, now) for r in found]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
