@@ -110,3 +110,37 @@ def test_a_request_records_the_known_systems_not_configured_as_they_were_at_rece
     later = Flow(engine, not_configured=("mailchimp",))
     later.core.apply()
     assert later.request(rid).not_configured == ("mailchimp", "salesforce")
+
+
+def test_requests_waiting_for_identity_before_the_limit_existed_get_one(tmp_path):  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+    from alembic import command
+
+    from core.crypto import Keyring
+    from core.db import AwareDateTime, make_engine, requests
+    from core.schema import alembic_config, upgrade
+    from tests.core.conftest import KEK, SECRET
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    config = alembic_config(engine)
+    with engine.begin() as conn:  # a database as the release before this one left it
+        config.attributes["connection"] = conn
+        command.upgrade(config, "f2c9d4a7b1e6")
+    old = sa.table("requests", *(sa.column(n, t) for n, t in (
+        ("id", sa.String()), ("kind", sa.String()), ("subject_id", sa.String()),
+        ("source", sa.String()), ("received_at", AwareDateTime()),
+        ("due_at", AwareDateTime()), ("status", sa.String()),
+        ("paused_since", AwareDateTime()))))
+    row = {"kind": "erasure", "subject_id": "s1", "source": "admin", "received_at": NOW,
+           "due_at": NOW + timedelta(days=30)}
+    with engine.begin() as conn:
+        conn.execute(sa.insert(old), [
+            row | {"id": "waiting", "status": rq.IDENTITY_PENDING, "paused_since": NOW},
+            row | {"id": "running", "status": rq.IN_PROGRESS, "paused_since": None}])
+    upgrade(engine, Keyring(SECRET, [KEK]))
+    with engine.connect() as conn:
+        due = dict(conn.execute(sa.select(requests.c.id, requests.c.identity_due_at)).all())
+        waiting = rq.get(conn, "waiting")
+    assert due == {"waiting": NOW + timedelta(days=30), "running": None}
+    assert waiting is not None and waiting.not_configured is None
+    assert waiting.identity_overdue(NOW + timedelta(days=31))
