@@ -77,7 +77,7 @@ def commands() -> dict[str, Command]:
         "tokens list": Command(("tokens", "list"), 0, 0, maps=False),
         "tokens revoke": Command(("tokens", "revoke", "nobody"), 2, 2, maps=False),
         "requests create": Command(("requests", "create", "--kind", "access", "--email",
-                                    "zeph@example.com"), 0, 0),
+                                    "zeph@example.com", "--identity", "verified"), 0, 0),
         "requests list": Command(("requests", "list"), 2, 0, maps=False),
         "requests show": Command(("requests", "show", ID), 2, 2),
         "requests verify-identity": Command(("requests", "verify-identity", ID), 2, 2),
