@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from core.db import request_destinations, requests
+from core.db import request_destinations, requests, subjects
 from core.deadlines import add_months
 
 # Request states.
@@ -118,6 +118,27 @@ def get(conn: Connection, request_id: str) -> Request | None:
         request_destinations.c.request_id == request_id)
         .order_by(request_destinations.c.destination)).all()
     return _request(row, [_destination(d) for d in found])
+
+
+@dataclass(frozen=True)
+class EarlierErasure:
+    """The erasure a returning person's address was suppressed by: its request, and when
+    it completed (None while it had not)."""
+
+    request_id: str
+    completed_at: datetime | None
+
+
+def earlier_erasure(conn: Connection, subject_id: str) -> EarlierErasure | None:
+    """For a subject held for a person who came back after an erasure, that erasure; None
+    for anyone else."""
+    erased_by = conn.execute(select(subjects.c.returned_after).where(
+        subjects.c.id == subject_id)).scalar_one_or_none()
+    if erased_by is None:
+        return None
+    completed = conn.execute(select(requests.c.completed_at).where(
+        requests.c.id == erased_by)).scalar_one_or_none()
+    return EarlierErasure(erased_by, completed)
 
 
 def many(conn: Connection, ids: Iterable[str]) -> dict[str, Request]:
