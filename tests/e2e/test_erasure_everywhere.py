@@ -577,3 +577,55 @@ def test_after_an_erasure_the_sqlite_files_hold_nothing_readable(
     wait_for("no readable copy left in the database files",
              lambda: readable(opened_from_raw_bytes(raw(), keyring)) == [])
     assert readable(raw()) == []
+
+
+def test_an_erased_person_who_comes_back_is_answered_and_erased_again(
+        cli_env: Stack, relay: Relay, tmp_path: Path) -> None:
+    """Erased, then back in HubSpot through a form with new data: privasync takes none of it
+    in, yet an access request reads HubSpot again and says what was erased when, and a new
+    erasure request erases what came back."""
+    stack = cli_env
+    contact, subject = known_everywhere(stack)
+    stack.emulators.hubspot.ui_gdpr_delete(contact)
+    first = completed(stack, subject)
+    gone_everywhere(stack, first)
+
+    hubspot = stack.emulators.hubspot
+    hubspot.form_submission(EMAIL, firstname="Anneke")
+    hubspot.flush_webhooks()
+    wait_for("the return suppressed", lambda: counted(stack, "hubspot", "suppressed") >= 1)
+    settle(stack)
+    assert hubspot.find_by_email(EMAIL) is not None
+
+    def finished(request_id: str) -> rq.Request | None:
+        with stack.container.engine.connect() as conn:
+            found = rq.get(conn, request_id)
+        return found if found is not None and found.status == rq.COMPLETED else None
+
+    created = run("requests", "create", "--kind", "access", "--email", EMAIL, "--format", "json")
+    assert created.exit_code == 0, created.output
+    access = json.loads(created.stdout)["id"]
+    wait_for("the access request answered", lambda: finished(access) is not None, timeout=30)
+    out = tmp_path / "bundle.json"
+    assert run("requests", "export", access, "--out", str(out)).exit_code == 0
+    bundle = json.loads(out.read_text())
+    assert bundle["erased_before"]["request"] == first.id
+    assert datetime.fromisoformat(bundle["erased_before"]["completed_at"]) == first.completed_at
+    held = {(s["system"], f["field"]): f["value"] for s in bundle["systems"]
+            for f in s["fields"]}
+    assert held[("hubspot", "firstname")] == "Anneke"
+    assert bundle["person"]["emails"] == [EMAIL]
+
+    created = run("requests", "create", "--kind", "erasure", "--email", EMAIL,
+                  "--format", "json")
+    assert created.exit_code == 0, created.output
+    again = json.loads(created.stdout)["id"]
+    wait_for("the second erasure completed", lambda: finished(again) is not None, timeout=40)
+    request = finished(again)
+    assert request is not None and request.id != first.id
+    assert {d.name: d.status for d in request.destinations} == {
+        "hubspot": "done", "mailchimp": "done", "partner:contact_centre": "done",
+        "salesforce": "done"}
+    assert hubspot.find_by_email(EMAIL) is None
+    assert told(relay) == [EMAIL, EMAIL]
+    assert EMAIL not in readable(opened_with_every_key(stack))
