@@ -22,11 +22,13 @@ from core.model import (
     ConsentStatus,
     EventMeta,
     FieldValue,
+    IdentifierChanged,
     RecordChanged,
     RequestKind,
     RequestReceived,
     SubjectHint,
     SubjectSeen,
+    SubjectsMerged,
     SystemRef,
 )
 from tests.core.test_requests_flow import (
@@ -187,3 +189,65 @@ def test_an_erased_persons_vendor_record_stays_suppressed_under_another_address(
                              (("first_name", FieldValue("Ada", LATER)),)))
     assert count(flow.core.engine, subjects, subjects.c.erased_at.is_(None)) == 0
     assert blocked(flow) == before + 2
+
+
+OTHER = "someone.else@example.org"
+OLD = "old.address@example.org"
+
+
+def identified(flow: Flow, email: str) -> str | None:
+    with flow.core.engine.connect() as conn:
+        return flow.core.identity.by_email(conn, email)
+
+
+def test_a_merge_carries_every_address_so_the_erasure_reaches_and_suppresses_them_all(
+        flow: Flow):
+    primary, merged = SystemRef("hubspot", "contact:1"), SystemRef("hubspot", "contact:2")
+    flow.event(SubjectSeen(EventMeta("hubspot", "p", NOW), SubjectHint(primary, EMAIL)))
+    flow.event(SubjectSeen(EventMeta("hubspot", "m", NOW), SubjectHint(merged, OLD)))
+    flow.event(IdentifierChanged(EventMeta("mailchimp", "up", NOW), SubjectHint(email=OLD),
+                                 OTHER))
+    flow.event(SubjectsMerged(EventMeta("hubspot", "merge", NOW), SubjectHint(ref=primary),
+                              (merged,)))
+    winner = identified(flow, EMAIL)
+    assert winner is not None and identified(flow, OLD) == identified(flow, OTHER) == winner
+
+    flow.vendor.held |= {OLD, OTHER}
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("erase-m"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, actor="cli"))
+    flow.deliver("hubspot", "partner:contact_centre")
+    assert flow.vendor.held == set()  # every address reached
+    flow.event(_ack(rid))
+    flow.deliver(NOTIFIER)
+    assert flow.request(rid).status == rq.COMPLETED
+    with flow.core.engine.connect() as conn:
+        kinds = [r.kind for r in conn.execute(select(suppression))]
+    assert kinds.count("email") == 3
+    before = blocked(flow)
+    flow.event(SubjectSeen(EventMeta("salesforce", "back", LATER), SubjectHint(email=OLD)))
+    assert identified(flow, OLD) is None and blocked(flow) == before + 1
+
+
+def test_no_path_attaches_an_erased_persons_address_to_someone(flow: Flow):
+    erased(flow)
+    flow.event(SubjectSeen(EventMeta("hubspot", "c", LATER), SubjectHint(email=OTHER)))
+    other = identified(flow, OTHER)
+    assert other is not None
+    before = blocked(flow)
+    flow.event(IdentifierChanged(EventMeta("mailchimp", "upemail", LATER),
+                                 SubjectHint(email=OTHER), EMAIL))
+    assert identified(flow, EMAIL) is None and blocked(flow) == before + 1
+    jobs_before = count(flow.core.engine, jobs)
+    flow.event(RecordChanged(EventMeta("hubspot", "rec", LATER), SubjectHint(email=OTHER),
+                             (("email", FieldValue(EMAIL, LATER)),
+                              ("first_name", FieldValue("Ada", LATER)))))
+    assert identified(flow, EMAIL) is None and blocked(flow) == before + 2
+    assert count(flow.core.engine, jobs) == jobs_before
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("rect", LATER), SubjectHint(email=OTHER),
+                               RequestKind.RECTIFICATION, rid, actor="cli",
+                               fields=(("email", FieldValue(EMAIL, LATER)),)))
+    request = flow.request(rid)
+    assert request.status == rq.COMPLETED and "suppression list" in (request.note or "")
+    assert identified(flow, EMAIL) is None and blocked(flow) == before + 3
