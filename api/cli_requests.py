@@ -113,8 +113,10 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
     for r in rows:
         late = " OVERDUE" if r["overdue"] else ""
         acks = f" acks overdue: {', '.join(r['acks_overdue'])}" if r["acks_overdue"] else ""
+        waits = f"  note: {r['note']}" if r["status"] == "identity_pending" and r["note"] \
+            else ""
         click.echo(f"{r['id']}  {r['kind']:<13} {r['status']:<16} due {r['due_at'][:16]}"
-                   f"{late}{acks}")
+                   f"{late}{acks}{waits}")
 
 
 @requests_group.command("show")

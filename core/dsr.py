@@ -36,7 +36,7 @@ from core.db import (
     suppression,
     system_refs,
 )
-from core.errors import BadInput, Suppressed
+from core.errors import BadInput, Suppressed, UnknownSubject
 from core.model import (
     Channel,
     ConsentChange,
@@ -82,8 +82,15 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
     if taken is not None:  # a request id names one request: a sender's reuse opens nothing
         return "duplicate_request", taken.subject_id
     kind = ev.kind
+    unidentified = False
     try:
         subject_id, _ = plan.resolve(ev.subject, create=bool(ev.subject.email))
+    except UnknownSubject:
+        if ev.subject.ref is None:
+            raise
+        # A system erased a record we never stored, and can no longer say whose it was:
+        # the request waits for someone to find out who asked, and says so.
+        subject_id, unidentified = plan.unidentified(ev.subject.ref), True
     except Suppressed as exc:
         # A person erased before who asks again is answered like anyone: the systems are
         # read again (they may hold new data of theirs), under a new subject for the request.
@@ -94,14 +101,15 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
             return "suppressed", None
     if kind == RequestKind.ERASURE and subject_id in plan.loaded.open_erasure:
         return "duplicate_request", subject_id
-    verified = ev.identity_verified
+    verified = ev.identity_verified and not unidentified
     status = rq.IN_PROGRESS if verified else rq.IDENTITY_PENDING
+    note = rq.UNIDENTIFIED_NOTE if unidentified else None
     plan.request_rows.append({
         "id": ev.request_id, "kind": kind.value, "subject_id": subject_id,
         "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
         "received_at": received_at, "due_at": rq.due_at(received_at), "status": status,
         "paused_since": None if verified else received_at, "paused_seconds": 0,
-        "extended_months": 0})
+        "extended_months": 0, "note": note})
     destinations = _destinations(plan, kind)
     plan.destination_rows += [{"request_id": ev.request_id, "destination": d,
                                "status": rq.PENDING, "updated_at": plan.now}
@@ -111,12 +119,18 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
     plan.loaded.requests[ev.request_id] = rq.Request(
         ev.request_id, kind.value, subject_id, ev.meta.source, ev.actor or ev.meta.source,
         received_at, status, None if verified else received_at, 0, 0, None, None, None, None,
-        None, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
+        note, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
                     for d in destinations))
     plan.request_entry("request.received", subject_id, {
         "request": ev.request_id, "kind": kind.value, "source": ev.meta.source,
         "actor": ev.actor or ev.meta.source, "identity": "verified" if verified else "pending",
         "due_at": rq.due_at(received_at).isoformat(), "destinations": destinations})
+    if unidentified:
+        assert ev.subject.ref is not None
+        plan.request_entry("request.unidentified", subject_id, {
+            "request": ev.request_id, "system": ev.subject.ref.system,
+            "record": ev.subject.ref.ref, "why": "the system no longer holds the record and "
+            "privasync never stored it: who asked is unknown"})
     if verified:
         _start(plan, ev.request_id, kind, subject_id, received_at, ev)
     return "request_opened", subject_id

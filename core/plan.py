@@ -521,6 +521,13 @@ class Plan:
             "held": "the address, for this only; shredded again when done"})
         return subject_id, True
 
+    def unidentified(self, ref: SystemRef) -> str:
+        """A subject for a request about a record nobody knows: its own key, the record's
+        reference, nothing else."""
+        subject_id = self._create()
+        self._add_ref(subject_id, ref)
+        return subject_id
+
     def _create(self, *, returned_after: str | None = None) -> str:
         subject_id = str(uuid.uuid4())
         key = self.keyring.new_subject_key()

@@ -35,6 +35,10 @@ FINAL = (DONE, NOT_APPLICABLE)
 MAX_EXTENSION_MONTHS = 2
 # A request's note when its notice could not be delivered; the error class follows.
 NOT_TOLD_NOTE = "the person could not be told"
+# A vendor's erasure of a record privasync never stored (HubSpot purges the contact before
+# its privacyDeletion arrives): nobody to erase until someone finds out who asked.
+UNIDENTIFIED_NOTE = ("unidentified: the system erased a record privasync never knew; find "
+                     "the person's address, record the request with it, then reject this one")
 
 
 def due_at(received_at: datetime, *, paused: timedelta = timedelta(0),
@@ -271,6 +275,7 @@ class Overview:
     due_within_7d: int
     overdue: int
     acks_overdue: dict[str, int]
+    unidentified: int = 0
 
 
 def overview(conn: Connection, now: datetime) -> Overview:
@@ -287,7 +292,9 @@ def overview(conn: Connection, now: datetime) -> Overview:
                                       request_destinations.c.ack_due < now))
                           .group_by(request_destinations.c.destination)):
         acks[r.destination] = int(r.n)
-    return Overview(states, due_soon, overdue, acks)
+    unidentified = sum(1 for r in open_rows.values() if r.status == IDENTITY_PENDING
+                       and (r.note or "").startswith(UNIDENTIFIED_NOTE[:12]))
+    return Overview(states, due_soon, overdue, acks, unidentified)
 
 
 def prune_exports(conn: Connection, now: datetime) -> int:

@@ -20,12 +20,15 @@ from core.model import (
     ConsentChange,
     ConsentChanged,
     ConsentStatus,
+    ErasureRequested,
     EventMeta,
     FieldValue,
     IdentifierChanged,
     RecordChanged,
+    RequestAction,
     RequestKind,
     RequestReceived,
+    RequestStep,
     SubjectHint,
     SubjectSeen,
     SubjectsMerged,
@@ -251,3 +254,23 @@ def test_no_path_attaches_an_erased_persons_address_to_someone(flow: Flow):
     request = flow.request(rid)
     assert request.status == rq.COMPLETED and "suppression list" in (request.note or "")
     assert identified(flow, EMAIL) is None and blocked(flow) == before + 3
+
+
+def test_a_vendor_erasure_of_a_record_never_stored_waits_for_identity_and_is_counted(
+        flow: Flow):
+    ref = SystemRef("hubspot", "contact:404404")
+    flow.event(ErasureRequested(EventMeta("hubspot", "pd-unknown", NOW), SubjectHint(ref=ref)))
+    with flow.core.engine.connect() as conn:
+        [request] = rq.listing(conn, NOW, status=rq.IDENTITY_PENDING)
+        overview = rq.overview(conn, NOW)
+        entries = list(conn.execute(select(ledger.c.kind).where(
+            ledger.c.subject_id == request.subject_id)).scalars())
+    assert request.kind == "erasure" and request.source == "hubspot"
+    assert (request.note or "").startswith("unidentified")
+    assert overview.unidentified == 1
+    assert "request.unidentified" in entries
+    assert count(flow.core.engine, jobs, jobs.c.kind == "erasure") == 0  # nobody to erase yet
+    flow.event(RequestAction(meta("no-one"), request.id, RequestStep.REJECT,
+                             reason="recorded again as the person's own request", actor="cli"))
+    with flow.core.engine.connect() as conn:
+        assert rq.overview(conn, NOW).unidentified == 0

@@ -35,11 +35,13 @@ from core.model import (
     ConsentChange,
     ConsentChanged,
     ConsentStatus,
+    ErasureRequested,
     EventMeta,
     Evidence,
     RequestKind,
     RequestReceived,
     SubjectHint,
+    SystemRef,
 )
 from emulators.partner import PartnerEmulator
 from tests.api.conftest import issue_token
@@ -629,3 +631,31 @@ def test_an_erased_person_who_comes_back_is_answered_and_erased_again(
     assert hubspot.find_by_email(EMAIL) is None
     assert told(relay) == [EMAIL, EMAIL]
     assert EMAIL not in readable(opened_with_every_key(stack))
+
+
+def test_a_hubspot_erasure_of_a_contact_privasync_never_knew_waits_for_identity_and_alerts(
+        cli_env: Stack) -> None:
+    """HubSpot purged the contact before its privacyDeletion reached privasync, which never
+    stored it: the request waits for someone to find out who asked, counted and listed."""
+    stack = cli_env
+    ref = SystemRef("hubspot", "contact:4242424")
+    assert stack.emulators.hubspot.contact("4242424") is None
+    stack.container.store_events("admin", [ErasureRequested(
+        EventMeta("hubspot", "privacy-deletion-1", datetime.now(UTC),
+                  kind="contact.privacyDeletion"), SubjectHint(ref=ref))], datetime.now(UTC))
+
+    def unidentified() -> float:
+        metrics = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
+        return _sample(metrics, "privasync_requests_unidentified")
+
+    wait_for("the unidentified request counted", lambda: unidentified() == 1.0, timeout=30)
+    listed = run("requests", "list", "--status", "identity_pending")
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.output.strip().splitlines()
+    assert "erasure" in line and "note: unidentified" in line
+    request_id = line.split()[0]
+    shown = run("requests", "show", request_id, "--format", "json")
+    story = json.loads(shown.stdout)
+    assert story["status"] == "identity_pending" and story["note"].startswith("unidentified")
+    [why] = [e for e in story["history"] if e["event"] == "request.unidentified"]
+    assert (why["system"], why["record"]) == ("hubspot", "contact:4242424")
