@@ -101,6 +101,12 @@ class Person(_Model):
     emails: list[str]
 
 
+class ErasedBefore(_Model):
+    request: str = Field(description="The erasure request that erased the person before")
+    completed_at: datetime | None = Field(description="When that erasure completed")
+    note: str
+
+
 class AccessBundle(_Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"$id": SCHEMA_ID})
 
@@ -113,6 +119,9 @@ class AccessBundle(_Model):
     consent: list[ConsentNow]
     consent_history: list[ConsentEvent]
     contact_moments: list[Moment]
+    erased_before: ErasedBefore | None = Field(
+        default=None, description="For a person erased before who came back: that erasure. "
+        "The systems were read again for this request; what they hold now is above")
 
 
 ACCESS_SCHEMA: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -139,7 +148,18 @@ def bundle(container: Container, request_id: str) -> AccessBundle:
             partners=_partners(conn, request.subject_id, container.mappings),
             consent=_consent(conn, request.subject_id, container),
             consent_history=_history(conn, request.subject_id, key),
-            contact_moments=_moments(conn, request.subject_id))
+            contact_moments=_moments(conn, request.subject_id),
+            erased_before=_erased_before(conn, request.subject_id))
+
+
+def _erased_before(conn: Connection, subject_id: str) -> ErasedBefore | None:
+    earlier = rq.earlier_erasure(conn, subject_id)
+    if earlier is None:
+        return None
+    return ErasedBefore(request=earlier.request_id, completed_at=earlier.completed_at,
+                        note="everything privasync held about you was erased then, and every "
+                             "system was asked to erase it; what the systems hold now came "
+                             "in after that erasure")
 
 
 def _emails(conn: Connection, subject_id: str, key: bytes) -> list[str]:
@@ -226,6 +246,11 @@ def markdown(b: AccessBundle) -> str:
     lines = [f"# Your personal data ({b.request.kind} request {b.request.id})", "",
              f"Made on {b.generated_at:%Y-%m-%d %H:%M %Z}. Addresses we know you by: "
              f"{', '.join(b.person.emails) or 'none'}.", ""]
+    if b.erased_before is not None:
+        when = (f"{b.erased_before.completed_at:%Y-%m-%d %H:%M %Z}"
+                if b.erased_before.completed_at else "not completed")
+        lines += ["## Erased before", "", f"Erasure request {b.erased_before.request} "
+                  f"(completed {when}): {b.erased_before.note}.", ""]
     for s in b.systems:
         lines += [f"## {s.system}", "", s.note or f"{len(s.fields)} field(s).", ""]
         lines += [f"- {f.record} · {f.field}: {f.value}"

@@ -126,8 +126,10 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
         acks = f" acks overdue: {', '.join(r['acks_overdue'])}" if r["acks_overdue"] else ""
         who = (f" IDENTITY OVERDUE since {r['identity_due_at'][:16]}"
                if r["identity_overdue"] else "")
+        waits = f"  note: {r['note']}" if r["status"] == "identity_pending" and r["note"] \
+            else ""
         click.echo(f"{r['id']}  {r['kind']:<13} {r['status']:<16} due {r['due_at'][:16]}"
-                   f"{late}{acks}{who}")
+                   f"{late}{acks}{who}{waits}")
 
 
 @requests_group.command("show")

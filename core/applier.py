@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core import codec, inbox, keys, ledger, outbox, plan, runtime, state
+from core import codec, dsr, inbox, keys, ledger, outbox, plan, runtime, state
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
@@ -61,6 +61,9 @@ class ApplierPolicy:
     max_events: int = 2000
     max_attempts: int = 5
     retry_seconds: float = 5.0
+    # How often subjects held for people who came back after an erasure are looked at,
+    # and shredded again once nothing is left to do for them.
+    returning_sweep: timedelta = timedelta(seconds=60)
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Applier:
         self.policy = policy
         self.lease = runtime.Leadership(engine, LEASE, holder, policy.lease)
         self._scrub_pending = False
+        self._next_sweep: datetime | None = None
 
     def _fence(self, conn: Connection, now: datetime) -> None:
         if not self.lease.fence(conn, now):
@@ -127,9 +131,26 @@ class Applier:
         elif chaining:
             self._write(plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
                                   self.clock()), _Batch(), report)
+        if self._next_sweep is None or now >= self._next_sweep:
+            self._next_sweep = now + self.policy.returning_sweep
+            self.sweep_returning(report)
         if self._scrub_pending:  # until the old pages of a shredded key are gone
             self._scrub_pending = not scrub(self.engine)
         return report
+
+    def sweep_returning(self, report: TickReport | None = None) -> int:
+        """Shred again the subjects of people who came back after an erasure and have
+        nothing left to do here; returns how many."""
+        with reader(self.engine).connect() as conn:
+            done = dsr.returning_done(conn)
+        if not done:
+            return 0
+        decided = plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
+                            self.clock())
+        for subject_id, erased_by in done:
+            dsr.shred_returning(decided, subject_id, erased_by)
+        self._write(decided, _Batch(), report or TickReport())
+        return len(done)
 
     def _parse(self, due: Sequence[inbox.Delivery]) -> list[Row]:
         """Each row's events, or the reason it cannot be read (a string: for good), or the

@@ -65,6 +65,9 @@ class DigestView:
     floor: int
 
 
+SYSTEM_REF = "system_ref"  # the digest kind of a vendor record id (suppression list)
+
+
 class Keyring:
     """The installation secret, the KEKs and the digest keys of this process.
 
@@ -192,6 +195,11 @@ class Keyring:
 
     def email_digests(self, email: str) -> list[str]:
         return self.digests("email", normalise_email(email))
+
+    def system_ref_digests(self, system: str, ref: str) -> list[str]:
+        """A vendor record id's digest at every live version, current first: an erased
+        person's records stay recognisable on the suppression list, like their addresses."""
+        return self.digests(SYSTEM_REF, f"{system}:{ref}")
 
     def keyed_ref(self, kind: str, value: str) -> str:
         """A reference derived from an identifier, keyed: ``k<version>.<digest>``."""

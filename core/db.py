@@ -80,6 +80,10 @@ subjects = Table(
     Column("merged_into", String(36), nullable=True),
     Column("erased_at", AwareDateTime, nullable=True),
     Column("is_customer", Boolean, nullable=False, server_default=false()),
+    # A person who came back after an erasure (a request or a withdrawal about an address on
+    # the suppression list): the erasure whose list held the address. Such a subject holds
+    # the address for what the person asked, never a sync, and is shredded when done.
+    Column("returned_after", String(36), nullable=True, index=True),
 )
 
 # Each subject's key, wrapped (AES-GCM) under a key-encryption key that never sits in the

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from core import ackproofs, outbox
 from core import requests as rq
+from core.crypto import SYSTEM_REF
 from core.db import (
     AwareDateTime,
     consents,
@@ -36,7 +37,7 @@ from core.db import (
     suppression,
     system_refs,
 )
-from core.errors import BadInput, Suppressed
+from core.errors import BadInput, Suppressed, UnknownSubject
 from core.model import (
     Channel,
     ConsentChange,
@@ -54,6 +55,7 @@ from core.model import (
     SubjectHint,
     SystemRef,
 )
+from core.records import addresses
 
 if TYPE_CHECKING:
     from core.plan import Plan
@@ -82,24 +84,38 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
     if taken is not None:  # a request id names one request: a sender's reuse opens nothing
         return "duplicate_request", taken.subject_id
     kind = ev.kind
+    unidentified = False
     try:
         subject_id, _ = plan.resolve(ev.subject, create=bool(ev.subject.email))
+    except UnknownSubject:
+        if ev.subject.ref is None:
+            raise
+        # A system erased a record we never stored, and can no longer say whose it was:
+        # the request waits for someone to find out who asked, and says so.
+        subject_id, unidentified = plan.unidentified(ev.subject.ref), True
     except Suppressed as exc:
-        _already_erased(plan, ev, received_at, exc)
-        return "suppressed", None
+        # A person erased before who asks again is answered like anyone: the systems are
+        # read again (they may hold new data of theirs), under a new subject for the request.
+        try:
+            subject_id, _ = plan.returning(ev.subject, exc, "request")
+        except Suppressed:  # no address to hold them by
+            _already_erased(plan, ev, received_at, exc)
+            return "suppressed", None
     if kind == RequestKind.ERASURE and subject_id in plan.loaded.open_erasure:
         return "duplicate_request", subject_id
-    verified = ev.identity_verified
+    verified = ev.identity_verified and not unidentified
     status = rq.IN_PROGRESS if verified else rq.IDENTITY_PENDING
     asked = None if verified else recorded_at  # Art. 12(6): the pause starts when asked
     identity_due = None if asked is None else asked + plan.routes.identity_wait
     unreached = sorted(plan.routes.not_configured)
+    note = rq.UNIDENTIFIED_NOTE if unidentified else None
     plan.request_rows.append({
         "id": ev.request_id, "kind": kind.value, "subject_id": subject_id,
         "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
         "received_at": received_at, "due_at": rq.due_at(received_at), "status": status,
         "paused_since": asked, "paused_seconds": 0, "extended_months": 0,
-        "identity_due_at": identity_due, "not_configured": json.dumps(unreached)})
+        "identity_due_at": identity_due, "not_configured": json.dumps(unreached),
+        "note": note})
     destinations = _destinations(plan, kind)
     plan.destination_rows += [{"request_id": ev.request_id, "destination": d,
                                "status": rq.PENDING, "updated_at": plan.now}
@@ -109,7 +125,7 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
     plan.loaded.requests[ev.request_id] = rq.Request(
         ev.request_id, kind.value, subject_id, ev.meta.source, ev.actor or ev.meta.source,
         received_at, status, asked, 0, 0, None, None, None, None,
-        None, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
+        note, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
                     for d in destinations), identity_due_at=identity_due,
         not_configured=tuple(unreached))
     plan.request_entry("request.received", subject_id, {
@@ -121,6 +137,12 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
         plan.request_entry("request.identity_asked", subject_id, {
             "request": ev.request_id, "asked_at": asked.isoformat(),
             "identity_due_at": identity_due.isoformat(), "clock": "paused until verified"})
+    if unidentified:
+        assert ev.subject.ref is not None
+        plan.request_entry("request.unidentified", subject_id, {
+            "request": ev.request_id, "system": ev.subject.ref.system,
+            "record": ev.subject.ref.ref, "why": "the system no longer holds the record and "
+            "privasync never stored it: who asked is unknown"})
     if verified:
         _start(plan, ev.request_id, kind, subject_id, received_at, ev)
     return "request_opened", subject_id
@@ -167,9 +189,17 @@ def _start(plan: Plan, request_id: str, kind: str, subject_id: str, received_at:
     elif kind == RequestKind.OBJECTION:
         _object(plan, request_id, subject_id, received_at)
     elif kind == RequestKind.RECTIFICATION and ev is not None:
-        plan.decide(RecordChanged(EventMeta(PRIVASYNC, f"request:{request_id}",
-                                            ev.meta.occurred_at, kind="rectification"),
-                                  ev.subject, ev.fields), received_at)
+        try:
+            plan.refuse_suppressed(addresses(ev.fields))
+            plan.record_for(subject_id, RecordChanged(
+                EventMeta(PRIVASYNC, f"request:{request_id}", ev.meta.occurred_at,
+                          kind="rectification"), ev.subject, ev.fields), received_at)
+        except Suppressed as exc:  # the corrected address is an erased person's
+            plan.request_entry("suppression.blocked", subject_id, {
+                "request": request_id, "erased_by": exc.request_id, "source": PRIVASYNC,
+                "event_kind": "rectification"})
+            plan.request_updates.setdefault(request_id, {})["note"] = \
+                "not applied: the corrected address is on the suppression list"
         _complete(plan, request_id, subject_id)
 
 
@@ -446,12 +476,7 @@ def write(plan: Plan, conn: Connection) -> None:
                   receipt=values.get("receipt"),  # type: ignore[arg-type]
                   reason=values.get("reason"))  # type: ignore[arg-type]
     for subject_id, request_id in plan.suppress:
-        conn.execute(insert_for(conn, suppression).from_select(
-            ["digest", "kind", "request_id", "created_at", "key_version"],
-            select(identifiers.c.digest, identifiers.c.kind, literal(request_id),
-                   literal(now, AwareDateTime()), identifiers.c.key_version)
-            .where(identifiers.c.subject_id == subject_id))
-            .on_conflict_do_nothing())
+        _suppress(plan, conn, _with_merged(conn, subject_id), request_id)
     if plan.unsuppress:
         conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))
     for subject_id, kinds in plan.cancel:
@@ -459,12 +484,35 @@ def write(plan: Plan, conn: Connection) -> None:
     ackproofs.write(conn, plan.ack_proofs)
 
 
+def _suppress(plan: Plan, conn: Connection, ids: list[str], request_id: str) -> None:
+    """Keyed hashes of every address and every vendor record id these subjects have onto
+    the suppression list (an entry there already stays as it is)."""
+    conn.execute(insert_for(conn, suppression).from_select(
+        ["digest", "kind", "request_id", "created_at", "key_version"],
+        select(identifiers.c.digest, identifiers.c.kind, literal(request_id),
+               literal(plan.now, AwareDateTime()), identifiers.c.key_version)
+        .where(identifiers.c.subject_id.in_(ids)))
+        .on_conflict_do_nothing())
+    refs = conn.execute(select(system_refs.c.system, system_refs.c.ref)
+                        .where(system_refs.c.subject_id.in_(ids))).all()
+    rows = {plan.keyring.system_ref_digests(r.system, r.ref)[0]: r for r in refs}
+    if rows:
+        conn.execute(insert_for(conn, suppression).on_conflict_do_nothing(), [
+            {"digest": digest, "kind": SYSTEM_REF, "request_id": request_id,
+             "created_at": plan.now, "key_version": plan.keyring.digest_version}
+            for digest in sorted(rows)])
+
+
 def shred(plan: Plan, conn: Connection) -> None:
     """Crypto-shredding: the key goes, and with it every readable copy (ledger details,
     evidence, queued values, backups); identifiers, refs, consent and field hashes go too.
-    Subjects merged into the erased one go with it. Runs last in the transaction."""
-    for subject_id, _ in plan.shreds:
+    Subjects merged into the erased one go with it. An erasure's shred first puts what was
+    learned of the person meanwhile on the suppression list too. Runs last in the
+    transaction."""
+    for subject_id, request_id in plan.shreds:
         ids = _with_merged(conn, subject_id)
+        if request_id is not None:
+            _suppress(plan, conn, ids, request_id)
         for table in (subject_keys, identifiers, consents, field_state, system_refs):
             conn.execute(delete(table).where(table.c.subject_id.in_(ids)))
         _cancel(conn, ids, None, plan.now, "subject erased")
@@ -493,3 +541,34 @@ def _cancel(conn: Connection, subject_ids: list[str], kinds: tuple[str, ...] | N
         where.append(jobs.c.kind.in_(kinds))
     conn.execute(update(jobs).where(*where).values(
         status=outbox.SUPERSEDED, payload=None, note=why, done_at=now, updated_at=now))
+
+
+def returning_done(conn: Connection, limit: int = 100) -> list[tuple[str, str]]:
+    """(subject, earlier erasure) of people who came back after an erasure and have nothing
+    left to do here: no open request, no job waiting or dead, no access answer still kept.
+    Their subjects are shredded again (``shred_returning``)."""
+    candidates = {r.id: r.returned_after for r in conn.execute(
+        select(subjects.c.id, subjects.c.returned_after).where(
+            subjects.c.returned_after.is_not(None), subjects.c.erased_at.is_(None),
+            subjects.c.merged_into.is_(None)).order_by(subjects.c.created_at).limit(limit))}
+    if not candidates:
+        return []
+    ids = sorted(candidates)
+    busy = set(conn.execute(select(requests.c.subject_id).where(
+        requests.c.subject_id.in_(ids), requests.c.status.in_(rq.OPEN))).scalars())
+    busy |= set(conn.execute(select(jobs.c.subject_id).where(
+        jobs.c.subject_id.in_(ids),
+        jobs.c.status.in_((outbox.PENDING, outbox.RUNNING, outbox.DEAD)))).scalars())
+    busy |= set(conn.execute(select(requests.c.subject_id).join(
+        request_exports, request_exports.c.request_id == requests.c.id).where(
+        requests.c.subject_id.in_(ids))).scalars())
+    return [(sid, candidates[sid]) for sid in ids if sid not in busy]
+
+
+def shred_returning(plan: Plan, subject_id: str, erased_by: str) -> None:
+    """A person who came back after an erasure, done with: shredded again. Their address
+    stays on the suppression list as it was."""
+    plan.shreds.append((subject_id, None))
+    plan.request_entry("subject.erased", subject_id, {
+        "returned_after": erased_by, "why": "what the person came back for is done",
+        "kept": "keyed hashes of the identifiers (suppression list)"})

@@ -162,17 +162,32 @@ class IdentityMap:
         plain = self.keyring.decrypt(key, token)
         return plain.decode() if plain is not None else None
 
+    def emails(self, conn: Connection, subject_id: str) -> list[str]:
+        """Every address of the subject in clear, oldest first; none once shredded."""
+        key = self._key(conn, subject_id)
+        if key is None:
+            return []
+        found = []
+        for token in conn.execute(select(identifiers.c.ciphertext).where(
+                identifiers.c.subject_id == subject_id, identifiers.c.kind == "email")
+                .order_by(identifiers.c.id)).scalars():
+            plain = self.keyring.decrypt(key, token)
+            if plain is not None:
+                found.append(plain.decode())
+        return found
+
     def merge(self, conn: Connection, loser: str, winner: str) -> None:
-        """Fold ``loser`` into ``winner``: refs and identifiers move, the id forwards.
+        """Fold ``loser`` into ``winner``: refs and every address move (re-encrypted under
+        the winner's key: an erasure must reach each of them), the id forwards.
 
         The winner's own address stays its primary one (the newest identifier row).
         """
         conn.execute(update(system_refs).where(system_refs.c.subject_id == loser)
                      .values(subject_id=winner))
-        theirs, ours = self.email(conn, loser), self.email(conn, winner)
+        theirs, ours = self.emails(conn, loser), self.email(conn, winner)
         conn.execute(delete(identifiers).where(identifiers.c.subject_id == loser))
-        if theirs:
-            self.add_email(conn, winner, theirs)
+        for address in theirs:
+            self.add_email(conn, winner, address)
         if ours and theirs:
             conn.execute(delete(identifiers).where(
                 identifiers.c.kind == "email",

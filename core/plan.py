@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +59,15 @@ from core.model import (
     SubjectsMerged,
     SystemRef,
 )
-from core.records import EMAIL_FIELD, FieldState, changed_fields, is_customer, newest, seal
+from core.records import (
+    EMAIL_FIELD,
+    FieldState,
+    addresses,
+    changed_fields,
+    is_customer,
+    newest,
+    seal,
+)
 from core.routes import Routes
 
 Key = tuple[str, Channel]
@@ -166,6 +174,8 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
                 .where(system_refs.c.system == system, system_refs.c.ref.in_(chunk))).all()
     digests = sorted({d for e in batch for a in emails_of(e) for d in keyring.email_digests(a)})
     id_rows = load_emails(conn, digests)
+    ref_digests = sorted({d for e in batch for r in refs_of(e)
+                          for d in keyring.system_ref_digests(r.system, r.ref)})
     live = _follow(conn, {r.subject_id: r.merged_into for r in (*ref_rows, *id_rows)})
     for r in ref_rows:
         ref = SystemRef(r.system, r.ref)
@@ -173,7 +183,7 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
         got.refs[ref] = live[r.subject_id]
     got.emails = {r.digest: live[r.subject_id] for r in id_rows}
     got.erased = {live[r.subject_id] for r in ref_rows if r.erased_at is not None}
-    for chunk in _chunks(digests):
+    for chunk in _chunks([*digests, *ref_digests]):
         got.suppressed |= {r.digest: (r.request_id, r.subject_id) for r in conn.execute(
             select(suppression.c.digest, suppression.c.request_id, requests.c.subject_id)
             .join(requests, requests.c.id == suppression.c.request_id)
@@ -256,7 +266,8 @@ class Plan:
     suppress: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
     unsuppress: list[str] = field(default_factory=list)  # requests
     cancel: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # subject, kinds
-    shreds: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
+    # (subject, erasure request; None for a returning person's subject, done with)
+    shreds: list[tuple[str, str | None]] = field(default_factory=list)
     ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
     finish_if_ready: set[str] = field(default_factory=set)
     jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
@@ -311,7 +322,9 @@ class Plan:
         if isinstance(ev, SubjectSeen):
             return self._seen(ev, received_at)
         if isinstance(ev, RecordChanged):
-            return self._record(ev, received_at)
+            self.refuse_suppressed(addresses(ev.fields))
+            subject_id, _ = self.resolve(ev.subject)
+            return self.record_for(subject_id, ev, received_at), subject_id
         if isinstance(ev, RequestReceived | ErasureRequested):
             return dsr.received(self, ev, received_at)
         if isinstance(ev, RequestAction):
@@ -319,6 +332,8 @@ class Plan:
         if isinstance(ev, RequestAcknowledged):
             return dsr.acknowledged(self, ev)
         assert not isinstance(ev, SubjectsMerged), "merges are applied one by one"
+        if isinstance(ev, IdentifierChanged):
+            self.refuse_suppressed([ev.new_email])
         subject_id, _ = self.resolve(ev.subject, create=False)
         if isinstance(ev, SubjectDeleted):
             if ev.subject.ref is not None:
@@ -327,6 +342,8 @@ class Plan:
                         {"system": ev.meta.source, "event": ev.meta.source_event_id})
             return "recorded", subject_id
         assert isinstance(ev, IdentifierChanged), type(ev).__name__
+        if ev.new_ref is not None and (stop := self.blocked(SubjectHint(ref=ev.new_ref))):
+            raise stop
         attached = self.add_email(subject_id, ev.new_email)
         if ev.new_ref is not None:
             self._add_ref(subject_id, ev.new_ref)
@@ -335,8 +352,22 @@ class Plan:
         return ("recorded" if attached else "identifier_conflict"), subject_id
 
     def _consent(self, ev: ConsentChanged, received_at: datetime) -> tuple[str, str]:
-        subject_id, _ = self.resolve(ev.subject)
-        return self.consent_for(subject_id, ev, received_at), subject_id
+        stop = self.blocked(ev.subject)
+        if stop is None:
+            subject_id, _ = self.resolve(ev.subject)
+            return self.consent_for(subject_id, ev, received_at), subject_id
+        # An erased person's withdrawal still goes everywhere (it brings no data of theirs
+        # back: the address and the withdrawal); a grant of theirs is not taken in.
+        withdrawn = tuple(c for c in ev.changes if c.status == ConsentStatus.WITHDRAWN)
+        if not withdrawn:
+            raise stop
+        if len(withdrawn) < len(ev.changes):
+            self.request_entry("suppression.blocked", stop.subject_id, {
+                "request": stop.request_id, "source": ev.meta.source,
+                "event_kind": "consent.granted"})
+        subject_id, _ = self.returning(ev.subject, stop, "withdrawal")
+        return self.consent_for(subject_id, replace(ev, changes=withdrawn),
+                                received_at), subject_id
 
     def consent_for(self, subject_id: str, ev: ConsentChanged, received_at: datetime) -> str:
         """Apply a consent event to a subject already resolved; returns the outcome."""
@@ -394,18 +425,18 @@ class Plan:
             self.job(outbox.CONSENT, ev.meta.source, subject_id, received_at)
         return "known", subject_id
 
-    def _record(self, ev: RecordChanged, received_at: datetime) -> tuple[str, str]:
-        """Remember what changed (as hashes) and queue the encrypted values per destination."""
-        subject_id, _ = self.resolve(ev.subject)
+    def record_for(self, subject_id: str, ev: RecordChanged, received_at: datetime) -> str:
+        """Remember what changed (as hashes) and queue the encrypted values per destination,
+        for a subject already resolved; returns the outcome."""
         fields = dict(ev.fields)
         # An address is identity, not a field to copy around: attach it, never fan it out.
         address = fields.pop(EMAIL_FIELD, None)
         if address is not None and address.value:
             self.add_email(subject_id, address.value)
-        known = self.loaded.fields[subject_id]
+        known = self.loaded.fields.setdefault(subject_id, {})
         changed = changed_fields(self.keyring, known, fields)
         if not changed:
-            return "unchanged", subject_id
+            return "unchanged"
         # Only a customer-since that is newer than the one known decides: a record polled
         # before a newer change elsewhere must not undo it.
         customer = is_customer(changed)
@@ -421,22 +452,43 @@ class Plan:
                                                    (received_at, {}))
             self.record_jobs[(destination, subject_id)] = (min(origin, received_at),
                                                            newest([payload, changed]))
-        return "applied", subject_id
+        return "applied"
 
     # -- identity, in memory ------------------------------------------------------------
-    def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
-        """The subject for a hint (by reference, then by e-mail), creating it if allowed;
-        raises UnknownSubject when only an unknown reference is given."""
+    def blocked(self, hint: SubjectHint) -> Suppressed | None:
+        """Why ``hint`` names an erased person (their address or one of their vendor records
+        is on the suppression list), or None."""
         got = self.loaded
         digests = self.keyring.email_digests(hint.email) if hint.email else []
+        if hint.ref is not None:
+            digests += self.keyring.system_ref_digests(hint.ref.system, hint.ref.ref)
         for digest in digests:
             if digest in got.suppressed:
                 request_id, erased = got.suppressed[digest]
-                raise Suppressed("the person was erased", request_id=request_id,
-                                 subject_id=erased)
+                return Suppressed("the person was erased", request_id=request_id,
+                                  subject_id=erased)
         subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
         if subject_id is not None and subject_id in got.erased:
-            raise Suppressed("the person was erased", subject_id=subject_id)
+            return Suppressed("the person was erased", subject_id=subject_id)
+        return None
+
+    def refuse_suppressed(self, emails: Iterable[str | None]) -> None:
+        """Raise Suppressed if an address an event would attach is an erased person's."""
+        for email in emails:
+            stop = self.blocked(SubjectHint(email=email)) if email else None
+            if stop is not None:
+                raise stop
+
+    def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
+        """The subject for a hint (by reference, then by e-mail), creating it if allowed;
+        raises UnknownSubject when only an unknown reference is given, Suppressed when the
+        hint names an erased person (nothing of theirs is taken in again)."""
+        got = self.loaded
+        stop = self.blocked(hint)
+        if stop is not None:
+            raise stop
+        digests = self.keyring.email_digests(hint.email) if hint.email else []
+        subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
         known_ref = subject_id is not None
         if subject_id is None:
             subject_id = self._owner(digests)
@@ -451,10 +503,36 @@ class Plan:
             self._add_ref(subject_id, hint.ref)
         return subject_id, created
 
-    def _create(self) -> str:
+    def returning(self, hint: SubjectHint, stop: Suppressed, why: str) -> tuple[str, bool]:
+        """A person erased before, back with a request or a withdrawal: the subject that
+        holds the address for that already (not shredded yet), or a new one with its own
+        key, holding the address and nothing else of the hint (no vendor record, no field).
+        It is shredded again when nothing is left to do for it; the suppression list stays.
+        Raises ``stop`` when the hint has no address to hold."""
+        if not hint.email:
+            raise stop
+        owner = self._owner(self.keyring.email_digests(hint.email))
+        if owner is not None:
+            return owner, False
+        subject_id = self._create(returned_after=stop.request_id or "-")
+        self.add_email(subject_id, hint.email, returning=True)
+        self.request_entry("subject.returned", subject_id, {
+            "erased_by": stop.request_id, "why": why,
+            "held": "the address, for this only; shredded again when done"})
+        return subject_id, True
+
+    def unidentified(self, ref: SystemRef) -> str:
+        """A subject for a request about a record nobody knows: its own key, the record's
+        reference, nothing else."""
+        subject_id = self._create()
+        self._add_ref(subject_id, ref)
+        return subject_id
+
+    def _create(self, *, returned_after: str | None = None) -> str:
         subject_id = str(uuid.uuid4())
         key = self.keyring.new_subject_key()
-        self.new_subjects.append({"id": subject_id, "created_at": self.now})
+        self.new_subjects.append({"id": subject_id, "created_at": self.now,
+                                  "returned_after": returned_after})
         self.new_keys.append({"subject_id": subject_id, "key": key})
         self.loaded.keys[subject_id] = key
         self.loaded.consents[subject_id] = {}
@@ -467,12 +545,17 @@ class Plan:
                 return self.loaded.emails[digest]
         return None
 
-    def add_email(self, subject_id: str, email: str) -> bool:
-        """Attach an address unless it is someone's already; True if it is now this one's."""
+    def add_email(self, subject_id: str, email: str, *, returning: bool = False) -> bool:
+        """Attach an address unless it is someone's already; True if it is now this one's.
+        Raises Suppressed for an erased person's address (unless ``returning``: it is
+        taken on again for their request or withdrawal)."""
         digests = self.keyring.email_digests(email)
         owner = self._owner(digests)
         if owner is not None:
             return owner == subject_id
+        stop = None if returning else self.blocked(SubjectHint(email=email))
+        if stop is not None:
+            raise stop
         key = self.loaded.keys.get(subject_id)
         if key is None:
             return False

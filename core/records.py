@@ -100,3 +100,8 @@ def current(fields: Mapping[str, FieldValue],
     older one (a dead job retried after newer changes) must not overwrite the newer."""
     return {name: value for name, value in fields.items()
             if name not in seen or value.collected_at >= seen[name]}
+
+
+def addresses(fields: Iterable[tuple[str, FieldValue]]) -> list[str]:
+    """The addresses a record's fields carry (its e-mail field)."""
+    return [v.value for n, v in fields if n == EMAIL_FIELD and v.value]

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from core.db import request_destinations, requests
+from core.db import request_destinations, requests, subjects
 from core.deadlines import add_months
 
 # Request states.
@@ -40,6 +40,10 @@ FINAL = (DONE, NOT_APPLICABLE)
 MAX_EXTENSION_MONTHS = 2
 # A request's note when its notice could not be delivered; the error class follows.
 NOT_TOLD_NOTE = "the person could not be told"
+# A vendor's erasure of a record privasync never stored (HubSpot purges the contact before
+# its privacyDeletion arrives): nobody to erase until someone finds out who asked.
+UNIDENTIFIED_NOTE = ("unidentified: the system erased a record privasync never knew; find "
+                     "the person's address, record the request with it, then reject this one")
 
 
 def due_at(received_at: datetime, *, paused: timedelta = timedelta(0),
@@ -133,6 +137,27 @@ def get(conn: Connection, request_id: str) -> Request | None:
         request_destinations.c.request_id == request_id)
         .order_by(request_destinations.c.destination)).all()
     return _request(row, [_destination(d) for d in found])
+
+
+@dataclass(frozen=True)
+class EarlierErasure:
+    """The erasure a returning person's address was suppressed by: its request, and when
+    it completed (None while it had not)."""
+
+    request_id: str
+    completed_at: datetime | None
+
+
+def earlier_erasure(conn: Connection, subject_id: str) -> EarlierErasure | None:
+    """For a subject held for a person who came back after an erasure, that erasure; None
+    for anyone else."""
+    erased_by = conn.execute(select(subjects.c.returned_after).where(
+        subjects.c.id == subject_id)).scalar_one_or_none()
+    if erased_by is None:
+        return None
+    completed = conn.execute(select(requests.c.completed_at).where(
+        requests.c.id == erased_by)).scalar_one_or_none()
+    return EarlierErasure(erased_by, completed)
 
 
 def many(conn: Connection, ids: Iterable[str]) -> dict[str, Request]:
@@ -269,6 +294,7 @@ class Overview:
     overdue: int
     acks_overdue: dict[str, int]
     identity_overdue: int = 0
+    unidentified: int = 0
 
 
 def overview(conn: Connection, now: datetime) -> Overview:
@@ -286,7 +312,9 @@ def overview(conn: Connection, now: datetime) -> Overview:
                           .group_by(request_destinations.c.destination)):
         acks[r.destination] = int(r.n)
     identity = sum(1 for r in open_rows.values() if r.identity_overdue(now))
-    return Overview(states, due_soon, overdue, acks, identity)
+    unidentified = sum(1 for r in open_rows.values() if r.status == IDENTITY_PENDING
+                       and (r.note or "").startswith(UNIDENTIFIED_NOTE[:12]))
+    return Overview(states, due_soon, overdue, acks, identity, unidentified)
 
 
 def prune_exports(conn: Connection, now: datetime) -> int:

@@ -105,6 +105,9 @@ class _FromDatabase(Collector):
         yield GaugeMetricFamily("privasync_requests_identity_overdue", "Requests still "
                                 "waiting for proof of identity (Art. 12(6)) past the time the "
                                 "person was given", value=overview.identity_overdue)
+        yield GaugeMetricFamily("privasync_requests_unidentified", "Open requests waiting for "
+                                "someone to find out who asked (a system erased a record "
+                                "privasync never knew)", value=overview.unidentified)
         acks = GaugeMetricFamily("privasync_partner_acks_overdue", "Erasures a partner has "
                                  "not acknowledged in time", labels=["destination"])
         for destination, n in sorted(overview.acks_overdue.items()):

@@ -35,11 +35,13 @@ from core.model import (
     ConsentChange,
     ConsentChanged,
     ConsentStatus,
+    ErasureRequested,
     EventMeta,
     Evidence,
     RequestKind,
     RequestReceived,
     SubjectHint,
+    SystemRef,
 )
 from emulators.partner import PartnerEmulator
 from tests.api.conftest import issue_token
@@ -577,3 +579,84 @@ def test_after_an_erasure_the_sqlite_files_hold_nothing_readable(
     wait_for("no readable copy left in the database files",
              lambda: readable(opened_from_raw_bytes(raw(), keyring)) == [])
     assert readable(raw()) == []
+
+
+def test_an_erased_person_who_comes_back_is_answered_and_erased_again(
+        cli_env: Stack, relay: Relay, tmp_path: Path) -> None:
+    """Erased, then back in HubSpot through a form with new data: privasync takes none of it
+    in, yet an access request reads HubSpot again and says what was erased when, and a new
+    erasure request erases what came back."""
+    stack = cli_env
+    contact, subject = known_everywhere(stack)
+    stack.emulators.hubspot.ui_gdpr_delete(contact)
+    first = completed(stack, subject)
+    gone_everywhere(stack, first)
+
+    hubspot = stack.emulators.hubspot
+    hubspot.form_submission(EMAIL, firstname="Anneke")
+    hubspot.flush_webhooks()
+    wait_for("the return suppressed", lambda: counted(stack, "hubspot", "suppressed") >= 1)
+    settle(stack)
+    assert hubspot.find_by_email(EMAIL) is not None
+
+    def finished(request_id: str) -> rq.Request | None:
+        with stack.container.engine.connect() as conn:
+            found = rq.get(conn, request_id)
+        return found if found is not None and found.status == rq.COMPLETED else None
+
+    created = run("requests", "create", "--kind", "access", "--email", EMAIL,
+                  "--identity", "verified", "--format", "json")
+    assert created.exit_code == 0, created.output
+    access = json.loads(created.stdout)["id"]
+    wait_for("the access request answered", lambda: finished(access) is not None, timeout=30)
+    out = tmp_path / "bundle.json"
+    assert run("requests", "export", access, "--out", str(out)).exit_code == 0
+    bundle = json.loads(out.read_text())
+    assert bundle["erased_before"]["request"] == first.id
+    assert datetime.fromisoformat(bundle["erased_before"]["completed_at"]) == first.completed_at
+    held = {(s["system"], f["field"]): f["value"] for s in bundle["systems"]
+            for f in s["fields"]}
+    assert held[("hubspot", "firstname")] == "Anneke"
+    assert bundle["person"]["emails"] == [EMAIL]
+
+    created = run("requests", "create", "--kind", "erasure", "--email", EMAIL,
+                  "--identity", "verified", "--format", "json")
+    assert created.exit_code == 0, created.output
+    again = json.loads(created.stdout)["id"]
+    wait_for("the second erasure completed", lambda: finished(again) is not None, timeout=40)
+    request = finished(again)
+    assert request is not None and request.id != first.id
+    assert {d.name: d.status for d in request.destinations} == {
+        "hubspot": "done", "mailchimp": "done", "partner:contact_centre": "done",
+        "salesforce": "done"}
+    assert hubspot.find_by_email(EMAIL) is None
+    assert told(relay) == [EMAIL, EMAIL]
+    assert EMAIL not in readable(opened_with_every_key(stack))
+
+
+def test_a_hubspot_erasure_of_a_contact_privasync_never_knew_waits_for_identity_and_alerts(
+        cli_env: Stack) -> None:
+    """HubSpot purged the contact before its privacyDeletion reached privasync, which never
+    stored it: the request waits for someone to find out who asked, counted and listed."""
+    stack = cli_env
+    ref = SystemRef("hubspot", "contact:4242424")
+    assert stack.emulators.hubspot.contact("4242424") is None
+    stack.container.store_events("admin", [ErasureRequested(
+        EventMeta("hubspot", "privacy-deletion-1", datetime.now(UTC),
+                  kind="contact.privacyDeletion"), SubjectHint(ref=ref))], datetime.now(UTC))
+
+    def unidentified() -> float:
+        metrics = requests.get(f"{stack.url}/metrics", timeout=scaled(10)).text
+        return _sample(metrics, "privasync_requests_unidentified")
+
+    wait_for("the unidentified request counted", lambda: unidentified() == 1.0, timeout=30)
+    listed = run("requests", "list", "--status", "identity_pending")
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.output.strip().splitlines()
+    assert "erasure" in line and "note: unidentified" in line
+    request_id = line.split()[0]
+    shown = run("requests", "show", request_id, "--format", "json")
+    story = json.loads(shown.stdout)
+    assert story["status"] == "identity_pending" and story["note"].startswith("unidentified")
+    [why] = [e for e in story["history"] if e["event"] == "request.unidentified"]
+    assert (why["system"], why["record"]) == ("hubspot", "contact:4242424")
