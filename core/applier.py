@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core import codec, inbox, keys, ledger, outbox, plan, runtime, state
+from core import codec, erasures, inbox, keys, ledger, outbox, plan, runtime, state
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
@@ -42,7 +42,7 @@ from core.model import (
     SubjectsMerged,
     SystemRef,
 )
-from core.ports import EventParser, RefResolver
+from core.ports import ErasureLog, EventParser, RefResolver
 from core.routes import Routes
 
 log = logging.getLogger("privasync.applier")
@@ -92,7 +92,8 @@ class Applier:
                  clock: Callable[[], datetime], holder: str,
                  parsers: Mapping[str, EventParser] | None = None,
                  resolvers: Mapping[str, RefResolver] | None = None,
-                 policy: ApplierPolicy = ApplierPolicy()) -> None:
+                 policy: ApplierPolicy = ApplierPolicy(),
+                 erasure_log: ErasureLog | None = None) -> None:
         self.engine = engine
         self.keyring = keyring
         self.mappings = mappings
@@ -104,6 +105,8 @@ class Applier:
         self.policy = policy
         self.lease = runtime.Leadership(engine, LEASE, holder, policy.lease)
         self._scrub_pending = False
+        self.erasure_log = erasure_log
+        self._log_pending = erasure_log is not None  # what a crash left queued goes first
 
     def _fence(self, conn: Connection, now: datetime) -> None:
         if not self.lease.fence(conn, now):
@@ -129,7 +132,21 @@ class Applier:
                                   self.clock()), _Batch(), report)
         if self._scrub_pending:  # until the old pages of a shredded key are gone
             self._scrub_pending = not scrub(self.engine)
+        if self._log_pending:
+            self._flush_erasure_log()
         return report
+
+    def _flush_erasure_log(self) -> None:
+        """After the commit: append completed erasures to the erasure log (core.erasures).
+        A log that cannot be written keeps them queued in the database, tried each tick."""
+        if self.erasure_log is None:
+            return
+        try:
+            erasures.flush(self.engine, self.erasure_log)
+        except (OSError, PrivasyncError, DBAPIError) as exc:
+            log.warning("erasure log not written, kept queued: %s", type(exc).__name__)
+            return
+        self._log_pending = False
 
     def _parse(self, due: Sequence[inbox.Delivery]) -> list[Row]:
         """Each row's events, or the reason it cannot be read (a string: for good), or the
@@ -275,6 +292,7 @@ class Applier:
             _count(conn, counts)
         if decided.shreds:
             self._scrub_pending = True
+            self._log_pending = self.erasure_log is not None
         report.rows += len(batch.applied) + sum(len(r) for r in batch.failed.values())
         report.failed_rows += sum(len(r) for r in batch.failed.values())
         report.deferred += sum(len(r) for r in batch.deferred.values())
