@@ -68,18 +68,18 @@ def restore_check() -> None:
 
 
 def _describe(done: Replayed) -> str:
-    parts = [f"request {done.request_id}:"]
+    parts: list[str] = []
     if done.subjects:
-        parts.append(f"erased again ({len(done.subjects)} subject(s): "
-                     f"{', '.join(done.subjects)}; {done.cancelled} open job(s) cancelled)")
+        parts.append(f"erased again (subject {', '.join(done.subjects)}, "
+                     f"{done.cancelled} open job(s) cancelled)")
     if done.suppression_added:
         parts.append(f"{done.suppression_added} suppression digest(s) added back")
     if done.request:
         parts.append(f"request {done.request} as completed")
     if done.digests_unknown:
-        parts.append("(logged under a newer digest key than this backup holds: matched by "
-                     "subject id only, suppression not re-added from the log)")
-    line = " ".join(parts)
+        parts.append("logged under a newer digest key than this backup holds: matched by "
+                     "subject id only, suppression not re-added from the log")
+    line = f"request {done.request_id}: " + "; ".join(parts)
     if done.repushed:
         where = ", ".join(f"{d} ({n} job(s))" for d, n in done.repushed.items())
         line += (f"\n  delivered to {where} after the erasure, from the restored database: "

@@ -22,6 +22,7 @@ from core.erasures import ErasureRecord
 from core.errors import BadInput, ConfigError
 
 DEFAULT_NAME = "erasure-log.jsonl"
+TORN = '{"torn_line_above": true}'  # written after a line a crash cut short
 
 
 def log_path(settings: Settings) -> Path:
@@ -47,7 +48,9 @@ class FileErasureLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with open(fd, "r+", closefd=False) as existing:
                 text = existing.read()
-            known = {r.request_id for r in _parse(self.path, text)}
+            # Lenient here: a damaged line must not stop later erasures being logged
+            # (``read`` is strict, so restore-check reports it).
+            known = {r.request_id for r in _parse(self.path, text, strict=False)}
             lines = []
             for r in records:
                 if r.request_id not in known:
@@ -55,8 +58,9 @@ class FileErasureLog:
                     lines.append(json.dumps(r.to_json(), sort_keys=True))
             if not lines:
                 return
-            torn = bool(text) and not text.endswith("\n")  # a crash cut the last line short
-            os.write(fd, (("\n" if torn else "") + "\n".join(lines) + "\n").encode())
+            # A crash cut the last line short: end it, and say so on the next line.
+            torn = "\n" + TORN + "\n" if text and not text.endswith("\n") else ""
+            os.write(fd, (torn + "\n".join(lines) + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)  # releases the lock
@@ -73,18 +77,20 @@ class FileErasureLog:
         return _parse(self.path, text)
 
 
-def _parse(path: Path, text: str) -> list[ErasureRecord]:
-    """Every entry, first of each request id; a last line cut short by a crash is skipped
-    (its erasure is still queued in the database and is appended again)."""
+def _parse(path: Path, text: str, *, strict: bool = True) -> list[ErasureRecord]:
+    """Every entry, first of each request id. A line cut short by a crash (the last one, or
+    one followed by the torn marker) is skipped: its erasure was still queued in the
+    database and was appended again. Raises ConfigError for any other unreadable line."""
     lines = text.split("\n")
     found: dict[str, ErasureRecord] = {}
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip() or line == TORN:
             continue
         try:
             entry = ErasureRecord.from_json(json.loads(line))
         except (ValueError, BadInput) as exc:
-            if number == len(lines):  # no newline after it: torn by a crash
+            torn = number == len(lines) or lines[number] == TORN
+            if torn or not strict:
                 continue
             raise ConfigError(f"the erasure log {path} line {number} cannot be read "
                               f"({type(exc).__name__})") from None
