@@ -130,3 +130,19 @@ def test_a_missing_database_is_exit_2_and_creates_nothing(env: Path,
     code, out = run("restore-check")
     assert code == 2 and "no database at" in out, out
     assert not missing.exists()
+
+
+def test_a_backup_from_before_a_kek_rotation_is_moved_to_the_current_kek(env: Path,
+                                                                         tmp_path: Path):
+    request("access")
+    database = env / "privasync.db"
+    taken = backup(f"sqlite:///{database}", tmp_path / "nightly.db")
+    code, out = run("keys", "rotate", "--kek")
+    assert code == 0, out
+    request("erasure")
+    restore_file(taken, database)
+    code, out = run("restore-check")
+    assert code == 1 and "re-wrapped under" in out, out
+    code, out = run("keys", "status", "--format", "json")
+    found = json.loads(out)
+    assert list(found["keys_by_kek"]) == [found["kek"]] and held()[:2] == (0, 1)
