@@ -357,8 +357,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         parsers[f"partner:{name}"] = signed.parsing(partner.parse_message if isinstance(
             partner, PartnerConnector) else partner.parse_callback)
     a = settings.applier
-    erasure_log = FileErasureLog(log_path(settings))
-    erasure_log.ensure()
+    erasure_log = FileErasureLog(log_path(settings))  # made by the applier's first tick
     applier = Applier(engine, keyring, mappings, routes, clock=clock,
                       holder=process_name("applier"), parsers=parsers, resolvers=resolvers,
                       policy=ApplierPolicy(lease=timedelta(seconds=a.lease_seconds),

@@ -107,6 +107,7 @@ class Applier:
         self._scrub_pending = False
         self.erasure_log = erasure_log
         self._log_pending = erasure_log is not None  # what a crash left queued goes first
+        self._log_ready = self._log_failing = False
 
     def _fence(self, conn: Connection, now: datetime) -> None:
         if not self.lease.fence(conn, now):
@@ -142,11 +143,19 @@ class Applier:
         if self.erasure_log is None:
             return
         try:
+            if not self._log_ready:  # made at the first tick: missing later means lost
+                self.erasure_log.ensure()
+                self._log_ready = True
             erasures.flush(self.engine, self.erasure_log)
         except (OSError, PrivasyncError, DBAPIError) as exc:
-            log.warning("erasure log not written, kept queued: %s", type(exc).__name__)
+            if not self._log_failing:  # once, not every tick
+                log.warning("erasure log not written, erasures kept queued in the "
+                            "database: %s", type(exc).__name__)
+            self._log_failing = True
             return
-        self._log_pending = False
+        if self._log_failing:
+            log.info("erasure log written again")
+        self._log_failing = self._log_pending = False
 
     def _parse(self, due: Sequence[inbox.Delivery]) -> list[Row]:
         """Each row's events, or the reason it cannot be read (a string: for good), or the

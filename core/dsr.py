@@ -449,7 +449,8 @@ def write(plan: Plan, conn: Connection) -> None:
 
 def shred(plan: Plan, conn: Connection) -> None:
     """Crypto-shredding: the key goes, and with it every readable copy (ledger details,
-    evidence, queued values, backups); identifiers, refs, consent and field hashes go too.
+    evidence, queued values, backups taken from now on); identifiers, refs, consent and
+    field hashes go too. The erasure log's entry is queued first (core.erasures).
     Subjects merged into the erased one go with it. Runs last in the transaction."""
     for subject_id, request_id in plan.shreds:
         ids = with_merged(conn, [subject_id])

@@ -149,6 +149,10 @@ class ErasureLog(Protocol):
     """Where completed erasures are kept apart from the database, so that a restored backup
     can be checked against them (core.erasures, core.restore)."""
 
+    def ensure(self) -> None:
+        """Create the log, empty, if it does not exist. Raises OSError if it cannot."""
+        ...
+
     def append(self, records: Sequence[ErasureRecord]) -> None:
         """Append these erasures durably; one already there (same request id) is not
         appended again. Raises OSError or ConfigError if the log cannot be written."""

@@ -56,6 +56,10 @@ class MemoryLog:
     def __init__(self) -> None:
         self.entries: list[ErasureRecord] = []
         self.failing = False
+        self.made = False
+
+    def ensure(self) -> None:
+        self.made = True
 
     def append(self, records: Sequence[ErasureRecord]) -> None:
         if self.failing:
