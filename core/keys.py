@@ -24,14 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from core.crypto import DigestView, Keyring
-from core.db import (
-    digest_keys,
-    insert_for,
-    kek_generations,
-    key_state,
-    reader,
-    subject_keys,
-)
+from core.db import digest_keys, insert_for, key_state, reader, subject_keys
 from core.errors import ConfigError, PrivasyncError
 
 _CACHE = "privasync.subject_keys"
@@ -116,8 +109,6 @@ def _initialise(conn: Connection, keyring: Keyring) -> None:
     conn.execute(insert_for(conn, key_state).values(
         id=1, kek_id=kek, digest_version=1, digest_floor=1, updated_at=now)
         .on_conflict_do_nothing())
-    conn.execute(insert_for(conn, kek_generations).values(kek_id=kek, created_at=now)
-                 .on_conflict_do_nothing())
 
 
 def adopt(conn: Connection, keyring: Keyring, found: KeyState) -> None:
