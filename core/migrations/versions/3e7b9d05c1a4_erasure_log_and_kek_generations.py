@@ -6,7 +6,7 @@ transaction to the erasure log kept outside the database (replayed by
 ``privasync restore-check`` after a restore); ``kek_generations`` records when
 each KEK generation was replaced, so it is destroyed once past the backup horizon.
 
-Revision ID: a8d3f1c6e2b9
+Revision ID: 3e7b9d05c1a4
 Revises: f2c9d4a7b1e6
 Create Date: 2026-12-07 18:30:00.000000
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 import core.db
 
-revision = 'a8d3f1c6e2b9'
+revision = '3e7b9d05c1a4'
 down_revision = 'f2c9d4a7b1e6'
 branch_labels = None
 depends_on = None
