@@ -81,14 +81,13 @@ def job_count(engine: Engine) -> int:
 
 def make_core(engine: Engine, *, holder: str = "applier:test", clock: object = None,
               erasure: tuple[str, ...] = (), exports: tuple[str, ...] = (),
-              notifier: bool = False, erasure_log: object = None) -> Core:
+              notifier: bool = False) -> Core:
     keyring = Keyring(SECRET, [KEK])
     mappings = load_mappings(MAPPINGS, data_categories())
     routes = Routes.from_mappings(mappings, SYSTEMS, erasure=erasure, exports=exports,
                                   notifier=notifier)
     applier = Applier(engine, keyring, mappings, routes,
-                      clock=clock or (lambda: datetime.now(UTC)), holder=holder,  # type: ignore[arg-type]
-                      erasure_log=erasure_log)  # type: ignore[arg-type]
+                      clock=clock or (lambda: datetime.now(UTC)), holder=holder)  # type: ignore[arg-type]
     return Core(engine, applier, IdentityMap(keyring), keyring, mappings)
 
 

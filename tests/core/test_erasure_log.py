@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from core import erasures, ledger, restore
 from core import requests as rq
+from core.applier import Applier
 from core.db import (
     erasure_log_pending,
     identifiers,
@@ -44,7 +45,7 @@ from core.model import (
 )
 from tests.backups import backup
 from tests.backups import restore as restore_db
-from tests.core.conftest import make_core
+from tests.core.conftest import Core, make_core
 from tests.core.test_requests_flow import EMAIL, NOTIFIER, NOW, Flow, count, meta
 
 REF = SystemRef("hubspot", "contact:101")
@@ -69,6 +70,20 @@ class MemoryLog:
 
     def read(self) -> list[ErasureRecord]:
         return list(self.entries)
+
+
+def with_log(core: Core, log: MemoryLog | None) -> Core:
+    """The same core, its applier writing to ``log``."""
+    old = core.applier
+    core.applier = Applier(core.engine, core.keyring, core.mappings, old.routes,
+                           clock=old.clock, holder=old.holder, erasure_log=log)
+    return core
+
+
+def logged_flow(engine: Engine, log: MemoryLog | None) -> Flow:
+    flow = Flow(engine)
+    with_log(flow.core, log)
+    return flow
 
 
 def known_person(flow: Flow) -> None:
@@ -98,7 +113,7 @@ def log() -> MemoryLog:
 
 @pytest.fixture
 def flow(engine: Engine, log: MemoryLog) -> Flow:
-    return Flow(engine, erasure_log=log)
+    return logged_flow(engine, log)
 
 
 def digests(engine: Engine) -> set[str]:
@@ -141,11 +156,11 @@ def test_an_erasure_the_log_cannot_take_stays_queued_and_is_appended_later(
 
 def test_an_applier_started_after_a_crash_appends_what_was_queued(
         engine: Engine, log: MemoryLog):
-    flow = Flow(engine, erasure_log=None)  # the process that erased died before appending
+    flow = logged_flow(engine, None)  # the process that erased died before appending
     known_person(flow)
     rid = erase(flow)
     assert count(engine, erasure_log_pending) == 1
-    make_core(engine, holder="applier:next", erasure_log=log).applier.tick()
+    with_log(make_core(engine, holder="applier:next"), log).applier.tick()
     assert [e.request_id for e in log.entries] == [rid]
     # A second append of the same erasure (a crash after the append) adds nothing.
     erasures.flush(engine, log)
