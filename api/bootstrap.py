@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from api import keyfiles
 from api.config import LayeredEnviron
 from api.database import open_engine
+from api.erasure_log import FileErasureLog, log_path
 from api.notices import person_notifier
 from api.settings import Settings
 from api.taxonomy import data_categories
@@ -359,11 +360,13 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
         parsers[f"partner:{name}"] = signed.parsing(partner.parse_message if isinstance(
             partner, PartnerConnector) else partner.parse_callback)
     a = settings.applier
+    erasure_log = FileErasureLog(log_path(settings))  # made by the applier's first tick
     applier = Applier(engine, keyring, mappings, routes, clock=clock,
                       holder=process_name("applier"), parsers=parsers, resolvers=resolvers,
                       policy=ApplierPolicy(lease=timedelta(seconds=a.lease_seconds),
                                            max_events=a.max_events,
-                                           max_attempts=a.max_attempts))
+                                           max_attempts=a.max_attempts),
+                      erasure_log=erasure_log)
     w = settings.worker
     record_destinations: dict[str, RecordDestination] = {
         name: c for name, c in connectors.items()

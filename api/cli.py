@@ -597,6 +597,7 @@ def _register() -> None:
     from api.cli_jobs import jobs_group
     from api.cli_keys import keys_group
     from api.cli_requests import breach_group, requests_group
+    from api.cli_restore import restore_check
     from api.smoke import smoke
 
     main.add_command(health)
@@ -606,6 +607,7 @@ def _register() -> None:
     main.add_command(config_group)
     main.add_command(check)
     main.add_command(keys_group)
+    main.add_command(restore_check)
     main.add_command(smoke)
 
 

@@ -1,11 +1,14 @@
-"""``privasync keys status|rotate``: the key-encryption key and the digest key.
+"""``privasync keys status|rotate|prune``: the key-encryption key and the digest key.
 
 ``rotate --kek`` re-wraps every subject key and digest key under the current KEK:
 with ``PRIVASYNC_KEK`` set, the operator puts the new KEK there and the old one in
 ``PRIVASYNC_KEK_PREVIOUS`` first (in every process); with the single-machine file
-``var/kek.key``, a new KEK is generated into it and the old one is dropped once
-nothing is wrapped under it. ``rotate --digest`` moves every stored digest to a new
-digest key. Both resume an interrupted rotation when run again. See SECURITY.md.
+``var/kek.key``, a new KEK is generated into it. The old generation is kept for the
+backup horizon (``PRIVASYNC_BACKUP_HORIZON_DAYS``: backups taken before the rotation
+hold keys wrapped under it) and ``prune`` destroys it after that, so that no backup
+older than the horizon can be read; a generation still wrapping keys is never
+destroyed. ``rotate --digest`` moves every stored digest to a new digest key. Both
+rotations resume when run again. See SECURITY.md.
 """
 
 from __future__ import annotations
@@ -106,12 +109,71 @@ def _rotate_kek(settings: Any) -> None:
         engine.dispose()
     if left:
         raise click.ClickException(f"keys are still wrapped under {sorted(left)}: run again")
-    if path is not None:
-        keyfiles.write_kek_file(path, keyfiles.read_keks(settings)[:1])
-        click.echo(f"{path}: holds only the new KEK now")
-    elif settings.kek_previous is not None:
-        click.echo("nothing is wrapped under PRIVASYNC_KEK_PREVIOUS any more: remove it")
     click.echo(f"KEK {keyring.kek_ids[0]} wraps every key ({_counts(done)} re-wrapped)")
+    # The old generation is kept for the backup horizon (backups taken before now hold
+    # keys wrapped under it), then destroyed: what prune does, now for older ones.
+    _prune(settings, quiet_current=True)
+    if path is None and settings.kek_previous is not None:
+        click.echo("nothing is wrapped under PRIVASYNC_KEK_PREVIOUS any more: remove it from "
+                   "every process, but keep it in your secret store until the date above, "
+                   "so a backup taken before now can still be restored")
+
+
+@keys_group.command("prune")
+def keys_prune() -> None:
+    """Destroy every KEK generation replaced more than PRIVASYNC_BACKUP_HORIZON_DAYS ago
+    (a backup older than that then opens nothing); one that still wraps keys is refused.
+    Exit 1 when a generation is due but must be destroyed by hand (PRIVASYNC_KEK_PREVIOUS)."""
+    from api.cli import _settings
+
+    if _prune(_settings(), quiet_current=False):
+        raise click.exceptions.Exit(1)
+
+
+def _prune(settings: Any, *, quiet_current: bool) -> bool:
+    """Say when each old generation goes, destroy those due from the KEK file; True if some
+    are due but come from the environment (the operator must destroy them)."""
+    from datetime import timedelta
+
+    from api import keyfiles
+    from core import rotation
+    from core.crypto import kek_id
+
+    horizon = timedelta(days=settings.backup_horizon_days)
+    now = _now()
+    engine, keyring = _open(settings)
+    try:
+        found = rotation.generations(engine, keyring, keyring.kek_ids, horizon, now)
+        due = [g for g in found if g.due(now)]
+        path = keyfiles.kek_file(settings)
+        if due and path is not None:
+            gone = {g.kek_id for g in due}
+            keyfiles.write_kek_file(path, [k for k in keyfiles.read_keks(settings)
+                                           if kek_id(k) not in gone])
+            rotation.destroyed(engine, due, horizon, now)
+    finally:
+        engine.dispose()
+    for g in found:
+        if g.current:
+            if not quiet_current:
+                click.echo(f"KEK {g.kek_id} is current ({g.wraps} key(s))")
+        elif g in due and path is not None:
+            click.echo(f"KEK {g.kek_id} destroyed: replaced {g.retired_at:%Y-%m-%d}, past "
+                       f"the backup horizon ({settings.backup_horizon_days:g} days); backups "
+                       "taken while it was current open nothing now")
+        elif g in due:
+            click.echo(f"KEK {g.kek_id} is past the backup horizon: remove it from "
+                       "PRIVASYNC_KEK_PREVIOUS and destroy it in your secret store")
+        elif g.wraps:
+            click.echo(f"KEK {g.kek_id} still wraps {g.wraps} key(s): not destroyed; run "
+                       "privasync keys rotate --kek to re-wrap them first")
+        else:
+            assert g.destroy_after is not None
+            click.echo(f"KEK {g.kek_id} kept until {g.destroy_after:%Y-%m-%d %H:%M} UTC "
+                       "(the backup horizon), so backups taken before "
+                       f"{g.retired_at:%Y-%m-%d} can be restored; privasync keys prune "
+                       "destroys it then")
+    return bool(due) and path is None
 
 
 def _rotate_digest(settings: Any, wait: float) -> None:

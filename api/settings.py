@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     kek: SecretStr | None = None
     kek_previous: SecretStr | None = None
     var_dir: Path = Path("var")
+    # Completed erasures, kept outside the database for `privasync restore-check` (default:
+    # var/erasure-log.jsonl); keep it out of the database's backups and restores.
+    erasure_log: Path | None = None
+    # How long database backups are kept: an old KEK generation is destroyed this long after
+    # it was replaced, so no backup older than that can be read.
+    backup_horizon_days: float = Field(default=35.0, gt=0)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     body_read_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core import codec, dsr, inbox, keys, ledger, outbox, plan, runtime, state
+from core import codec, dsr, erasures, inbox, keys, ledger, outbox, plan, runtime, state
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
@@ -42,7 +42,7 @@ from core.model import (
     SubjectsMerged,
     SystemRef,
 )
-from core.ports import EventParser, RefResolver
+from core.ports import ErasureLog, EventParser, RefResolver
 from core.routes import Routes
 
 log = logging.getLogger("privasync.applier")
@@ -95,7 +95,8 @@ class Applier:
                  clock: Callable[[], datetime], holder: str,
                  parsers: Mapping[str, EventParser] | None = None,
                  resolvers: Mapping[str, RefResolver] | None = None,
-                 policy: ApplierPolicy = ApplierPolicy()) -> None:
+                 policy: ApplierPolicy = ApplierPolicy(),
+                 erasure_log: ErasureLog | None = None) -> None:
         self.engine = engine
         self.keyring = keyring
         self.mappings = mappings
@@ -108,6 +109,9 @@ class Applier:
         self.lease = runtime.Leadership(engine, LEASE, holder, policy.lease)
         self._scrub_pending = False
         self._next_sweep: datetime | None = None
+        self.erasure_log = erasure_log
+        self._log_pending = erasure_log is not None  # what a crash left queued goes first
+        self._log_ready = self._log_failing = False
 
     def _fence(self, conn: Connection, now: datetime) -> None:
         if not self.lease.fence(conn, now):
@@ -136,6 +140,8 @@ class Applier:
             self.sweep_returning(report)
         if self._scrub_pending:  # until the old pages of a shredded key are gone
             self._scrub_pending = not scrub(self.engine)
+        if self._log_pending:
+            self._flush_erasure_log()
         return report
 
     def sweep_returning(self, report: TickReport | None = None) -> int:
@@ -151,6 +157,25 @@ class Applier:
             dsr.shred_returning(decided, subject_id, erased_by)
         self._write(decided, _Batch(), report or TickReport())
         return len(done)
+    def _flush_erasure_log(self) -> None:
+        """After the commit: append completed erasures to the erasure log (core.erasures).
+        A log that cannot be written keeps them queued in the database, tried each tick."""
+        if self.erasure_log is None:
+            return
+        try:
+            if not self._log_ready:  # made at the first tick: missing later means lost
+                self.erasure_log.ensure()
+                self._log_ready = True
+            erasures.flush(self.engine, self.erasure_log)
+        except (OSError, PrivasyncError, DBAPIError) as exc:
+            if not self._log_failing:  # once, not every tick
+                log.warning("erasure log not written, erasures kept queued in the "
+                            "database: %s", type(exc).__name__)
+            self._log_failing = True
+            return
+        if self._log_failing:
+            log.info("erasure log written again")
+        self._log_failing = self._log_pending = False
 
     def _parse(self, due: Sequence[inbox.Delivery]) -> list[Row]:
         """Each row's events, or the reason it cannot be read (a string: for good), or the
@@ -296,6 +321,7 @@ class Applier:
             _count(conn, counts)
         if decided.shreds:
             self._scrub_pending = True
+            self._log_pending = self.erasure_log is not None
         report.rows += len(batch.applied) + sum(len(r) for r in batch.failed.values())
         report.failed_rows += sum(len(r) for r in batch.failed.values())
         report.deferred += sum(len(r) for r in batch.deferred.values())

@@ -4,7 +4,7 @@ that protect both.
 Identifiers are found by an HMAC of their normalised value, never stored in
 clear. Values we must be able to read back (an e-mail to address a vendor,
 consent evidence, ledger detail) are encrypted with the subject's own key;
-deleting that key (crypto-shredding) leaves every copy, backups included,
+deleting that key (crypto-shredding) leaves every copy made after it, backups included,
 unreadable.
 
 Envelope encryption: a subject key is stored only wrapped (AES-GCM) under a

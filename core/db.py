@@ -421,6 +421,28 @@ digest_keys = Table(
 )
 
 
+# When each KEK generation became current, was replaced, and was destroyed (ids only,
+# never a key): an old generation is kept for the backup horizon, so a backup within it
+# can be restored, then destroyed, so a backup older than that opens nothing.
+kek_generations = Table(
+    "kek_generations", metadata,
+    Column("kek_id", String(16), primary_key=True),
+    Column("created_at", AwareDateTime, nullable=False),
+    Column("retired_at", AwareDateTime, nullable=True),
+    Column("destroyed_at", AwareDateTime, nullable=True),
+)
+
+# Erasures committed but not yet appended to the erasure log kept outside the database
+# (core.erasures): written in the shredding transaction, deleted once appended, so a crash
+# between the commit and the append loses no line. Keyed hashes and ids only.
+erasure_log_pending = Table(
+    "erasure_log_pending", metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("entry", Text, nullable=False),
+    Column("created_at", AwareDateTime, nullable=False),
+)
+
+
 READ_ONLY = "privasync_read_only"
 
 

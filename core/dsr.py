@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, literal, select, update
 from sqlalchemy.engine import Connection
 
-from core import ackproofs, outbox
+from core import ackproofs, erasures, outbox
 from core import requests as rq
 from core.crypto import SYSTEM_REF
 from core.db import (
@@ -476,7 +476,7 @@ def write(plan: Plan, conn: Connection) -> None:
                   receipt=values.get("receipt"),  # type: ignore[arg-type]
                   reason=values.get("reason"))  # type: ignore[arg-type]
     for subject_id, request_id in plan.suppress:
-        _suppress(plan, conn, _with_merged(conn, subject_id), request_id)
+        _suppress(plan, conn, with_merged(conn, [subject_id]), request_id)
     if plan.unsuppress:
         conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))
     for subject_id, kinds in plan.cancel:
@@ -505,29 +505,41 @@ def _suppress(plan: Plan, conn: Connection, ids: list[str], request_id: str) -> 
 
 def shred(plan: Plan, conn: Connection) -> None:
     """Crypto-shredding: the key goes, and with it every readable copy (ledger details,
-    evidence, queued values, backups); identifiers, refs, consent and field hashes go too.
-    Subjects merged into the erased one go with it. An erasure's shred first puts what was
-    learned of the person meanwhile on the suppression list too. Runs last in the
-    transaction."""
+    evidence, queued values, backups taken from now on); identifiers, refs, consent and
+    field hashes go too. Subjects merged into the erased one go with it. An erasure's shred
+    first puts what was learned of the person meanwhile on the suppression list too, and
+    queues the erasure log's entry (core.erasures). Runs last in the transaction."""
     for subject_id, request_id in plan.shreds:
-        ids = _with_merged(conn, subject_id)
+        ids = with_merged(conn, [subject_id])
         if request_id is not None:
             _suppress(plan, conn, ids, request_id)
-        for table in (subject_keys, identifiers, consents, field_state, system_refs):
-            conn.execute(delete(table).where(table.c.subject_id.in_(ids)))
-        _cancel(conn, ids, None, plan.now, "subject erased")
-        conn.execute(update(subjects).where(subjects.c.id.in_(ids))
-                     .values(erased_at=plan.now))
-        conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
-            select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
-        ackproofs.shred(conn, ids)
+            request = plan.loaded.requests.get(request_id)
+            # The erasure log's entry, queued before the rows it hashes go.
+            erasures.record(conn, plan.keyring, request_id, ids,
+                            [d.name for d in request.destinations] if request else [],
+                            plan.now)
+        shred_subjects(conn, ids, plan.now, "subject erased")
 
 
-def _with_merged(conn: Connection, subject_id: str) -> list[str]:
-    ids, frontier = [subject_id], [subject_id]
+def shred_subjects(conn: Connection, ids: list[str], now: datetime, why: str) -> None:
+    """Destroy what privasync holds about these subjects: the key, identifiers, refs,
+    consent and field hashes, their open jobs (dead letters too), gathered exports and
+    kept acknowledgement bodies. Also the path ``restore-check`` takes (core.restore)."""
+    for table in (subject_keys, identifiers, consents, field_state, system_refs):
+        conn.execute(delete(table).where(table.c.subject_id.in_(ids)))
+    _cancel(conn, ids, None, now, why)
+    conn.execute(update(subjects).where(subjects.c.id.in_(ids)).values(erased_at=now))
+    conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
+        select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
+    ackproofs.shred(conn, ids)
+
+
+def with_merged(conn: Connection, subject_ids: list[str]) -> list[str]:
+    """These subjects and every subject merged into them, transitively."""
+    ids, frontier = list(subject_ids), list(subject_ids)
     while frontier:
-        frontier = list(conn.execute(select(subjects.c.id).where(
-            subjects.c.merged_into.in_(frontier))).scalars())
+        frontier = [s for s in conn.execute(select(subjects.c.id).where(
+            subjects.c.merged_into.in_(frontier))).scalars() if s not in ids]
         ids += frontier
     return ids
 

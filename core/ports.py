@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from core.erasures import ErasureRecord
 from core.model import (
     CanonicalEvent,
     DestinationRecord,
@@ -141,4 +142,23 @@ class Notifier(Protocol):
         ``at`` is when it was done or decided, for an extension the new deadline; ``reason``
         the admin's, for a rejection or an extension. Returns a receipt without personal
         data (the server's answer, a message id). Raises TransientError or PermanentError."""
+        ...
+
+
+class ErasureLog(Protocol):
+    """Where completed erasures are kept apart from the database, so that a restored backup
+    can be checked against them (core.erasures, core.restore)."""
+
+    def ensure(self) -> None:
+        """Create the log, empty, if it does not exist. Raises OSError if it cannot."""
+        ...
+
+    def append(self, records: Sequence[ErasureRecord]) -> None:
+        """Append these erasures durably; one already there (same request id) is not
+        appended again. Raises OSError or ConfigError if the log cannot be written."""
+        ...
+
+    def read(self) -> Sequence[ErasureRecord]:
+        """Every erasure logged, oldest first. Raises ConfigError if the log is missing or
+        a line cannot be read."""
         ...

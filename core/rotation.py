@@ -23,8 +23,9 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, func, select, update
@@ -37,6 +38,8 @@ from core.db import (
     directory,
     field_state,
     identifiers,
+    insert_for,
+    kek_generations,
     key_state,
     subject_keys,
     suppression,
@@ -73,6 +76,7 @@ def rotate_kek(engine: Engine, keyring: Keyring, now: Callable[[], datetime]) ->
         if before.kek_id != target:
             conn.execute(update(key_state).where(key_state.c.id == 1)
                          .values(kek_id=target, updated_at=now()))
+            _generation_replaced(conn, before.kek_id, target, now())
             ledger.append(conn, at=now(), kind="keys.kek_rotation_started",
                           detail={"from": before.kek_id, "to": target})
     keyring.wrap_under = target
@@ -115,6 +119,77 @@ def kek_in_use(conn: Connection) -> dict[str, int]:
                                    .group_by(table.c.kek_id)):
             found[kek] += n
     return dict(found)
+
+
+# -- KEK generations and the backup horizon ---------------------------------------------
+@dataclass(frozen=True)
+class Generation:
+    """One KEK generation, by id: when it was replaced, from when it may be destroyed (the
+    backup horizon later), how many keys it still wraps."""
+
+    kek_id: str
+    current: bool
+    retired_at: datetime | None
+    destroy_after: datetime | None
+    wraps: int
+
+    def due(self, now: datetime) -> bool:
+        """Past the horizon and wrapping nothing: destroying it loses no live key, and makes
+        every backup taken while it was current unreadable."""
+        return (not self.current and self.destroy_after is not None
+                and now >= self.destroy_after and self.wraps == 0)
+
+
+def _generation_replaced(conn: Connection, old: str, new: str, now: datetime) -> None:
+    conn.execute(insert_for(conn, kek_generations).values(kek_id=old, created_at=now)
+                 .on_conflict_do_nothing())
+    conn.execute(update(kek_generations).where(kek_generations.c.kek_id == old,
+                                               kek_generations.c.retired_at.is_(None))
+                 .values(retired_at=now))
+    conn.execute(insert_for(conn, kek_generations).values(kek_id=new, created_at=now)
+                 .on_conflict_do_nothing())
+    conn.execute(update(kek_generations).where(kek_generations.c.kek_id == new)
+                 .values(retired_at=None, destroyed_at=None))
+
+
+def generations(engine: Engine, keyring: Keyring, held: Sequence[str], horizon: timedelta,
+                now: datetime) -> list[Generation]:
+    """The current generation and every other one in ``held`` (the KEKs this installation
+    still keeps). One replaced before this was recorded (an older installation, a KEK
+    given in PRIVASYNC_KEK_PREVIOUS) counts as replaced now: never destroyed early."""
+    with engine.begin() as conn:
+        state = _state(conn, keyring, lock=True)  # no rotation moves keys meanwhile
+        in_use = kek_in_use(conn)
+        rows = {r.kek_id: r for r in conn.execute(select(kek_generations))}
+        found = []
+        for kek in dict.fromkeys([state.kek_id, *held]):
+            row = rows.get(kek)
+            if kek == state.kek_id:
+                if row is None:
+                    conn.execute(insert_for(conn, kek_generations)
+                                 .values(kek_id=kek, created_at=now).on_conflict_do_nothing())
+                found.append(Generation(kek, True, None, None, in_use.get(kek, 0)))
+                continue
+            retired = row.retired_at if row is not None else None
+            if retired is None:
+                retired = now
+                _generation_replaced(conn, kek, state.kek_id, now)
+            found.append(Generation(kek, False, retired, retired + horizon,
+                                    in_use.get(kek, 0)))
+        return found
+
+
+def destroyed(engine: Engine, gone: Sequence[Generation], horizon: timedelta,
+              now: datetime) -> None:
+    """Record that these generations were destroyed (the caller removed the KEKs), with a
+    ledger entry each: ids and times only."""
+    with engine.begin() as conn:
+        for g in gone:
+            conn.execute(update(kek_generations).where(kek_generations.c.kek_id == g.kek_id)
+                         .values(destroyed_at=now))
+            ledger.append(conn, at=now, kind="keys.kek_destroyed", detail={
+                "kek": g.kek_id, "retired_at": g.retired_at.isoformat() if g.retired_at
+                else None, "horizon_days": horizon.total_seconds() / 86400})
 
 
 # -- digest key ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -69,18 +69,45 @@ def test_var_the_database_and_the_key_files_are_the_owners_alone(env: Path):
     assert not [p for p in env.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
-def test_the_kek_file_rotates_and_keeps_only_the_new_key(env: Path):
+def test_the_kek_file_rotates_and_keeps_the_old_key_for_the_backup_horizon(env: Path):
     subject = seed()
     before = (env / "kek.key").read_text()
     old_id = status()["kek"]
     result = CliRunner().invoke(main, ["keys", "rotate", "--kek"])
     assert result.exit_code == 0, result.output
     after = (env / "kek.key").read_text()
-    assert len(after.splitlines()) == 1 and after != before and mode(env / "kek.key") == 0o600
+    assert after.splitlines()[1:] == before.splitlines() and mode(env / "kek.key") == 0o600
     found = status()
     assert found["kek"] != old_id and found["keys_by_kek"] == {found["kek"]: 2}
     assert address_of(subject) == ADDRESS.lower()
     assert before.strip() not in result.output and after.strip() not in result.output
+    assert f"KEK {old_id} kept until" in result.output
+
+
+def test_prune_destroys_the_old_kek_past_the_horizon_and_an_old_backup_opens_nothing(
+        env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from api import cli_keys
+    from tests.backups import backup
+
+    subject = seed()
+    old_id = status()["kek"]
+    taken = backup(f"sqlite:///{env}/privasync.db", tmp_path / "nightly.db")
+    assert CliRunner().invoke(main, ["keys", "rotate", "--kek"]).exit_code == 0
+    pruned = CliRunner().invoke(main, ["keys", "prune"])
+    assert pruned.exit_code == 0 and f"KEK {old_id} kept until" in pruned.output
+    assert len((env / "kek.key").read_text().splitlines()) == 2
+
+    later = datetime.now(UTC) + timedelta(days=36)
+    monkeypatch.setattr(cli_keys, "_now", lambda: later)
+    pruned = CliRunner().invoke(main, ["keys", "prune"])
+    assert pruned.exit_code == 0, pruned.output
+    assert f"KEK {old_id} destroyed" in pruned.output
+    assert len((env / "kek.key").read_text().splitlines()) == 1
+    assert address_of(subject) == ADDRESS.lower()  # live keys were re-wrapped first
+
+    monkeypatch.setenv("PRIVASYNC_DATABASE_URL", f"sqlite:///{taken}")
+    opened = CliRunner().invoke(main, ["keys", "status"])
+    assert opened.exit_code == 2 and f"wrapped under KEK {old_id}" in opened.output
 
 
 def test_the_digest_key_rotates_and_look_ups_still_find_the_person(env: Path):
@@ -121,3 +148,21 @@ def test_processes_starting_together_agree_on_one_generated_key(tmp_path: Path):
     assert not keyfiles.write_private(path, "second\n", exclusive=True)
     assert path.read_text() == "first\n" and mode(path) == 0o600
     assert [p.name for p in path.parent.iterdir()] == [keyfiles.KEK_FILE]
+
+
+def test_a_previous_kek_from_the_environment_past_the_horizon_is_left_to_the_operator(
+        env: Path, monkeypatch: pytest.MonkeyPatch):
+    from api import cli_keys
+
+    seed()
+    old = (env / keyfiles.KEK_FILE).read_text().strip()
+    old_id = status()["kek"]
+    monkeypatch.setenv("PRIVASYNC_KEK", "the-next-key-encryption-key-0123456789")
+    monkeypatch.setenv("PRIVASYNC_KEK_PREVIOUS", old)
+    assert CliRunner().invoke(main, ["keys", "rotate", "--kek"]).exit_code == 0
+    monkeypatch.setattr(cli_keys, "_now", lambda: datetime.now(UTC) + timedelta(days=36))
+    pruned = CliRunner().invoke(main, ["keys", "prune"])
+    assert pruned.exit_code == 1, pruned.output
+    assert f"KEK {old_id} is past the backup horizon: remove it from " \
+           "PRIVASYNC_KEK_PREVIOUS" in pruned.output
+    assert old not in pruned.output

@@ -94,6 +94,9 @@ def commands() -> dict[str, Command]:
         "health": Command(("health", "--component", "worker"), 2, 1, maps=False),  # no beat
         "keys status": Command(("keys", "status"), 0, 0, maps=False),
         "keys rotate": Command(("keys", "rotate", "--digest", "--wait", "0"), 0, 0, maps=False),
+        "keys prune": Command(("keys", "prune"), 0, 0, maps=False),
+        # No applier ever ran here, so there is no erasure log: it says so.
+        "restore-check": Command(("restore-check",), 2, 2, maps=False),
         "config show": Command(("config", "show"), 0, 0, db=False, maps=False),
         "check": Command(("check",), 1, 1, db=False),  # the partner does not listen
         "demo": Command(("demo", "--help"), 0, 0, db=False, maps=False),  # test_demo runs it
