@@ -49,7 +49,8 @@ def run(*args: str) -> tuple[int, str]:
 def request(kind: str) -> str:
     """A request through the CLI, applied by the applier privasync builds (its erasure log
     included)."""
-    code, out = run("requests", "create", "--kind", kind, "--email", ADDRESS)
+    code, out = run("requests", "create", "--kind", kind, "--email", ADDRESS,
+                        "--identity", "verified")
     assert code == 0, out
     container = build(Settings())
     try:
