@@ -373,9 +373,9 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
     request = plan.loaded.requests.get(ev.request_id)
     if request is None or ev.destination not in {d.name for d in request.destinations}:
         raise BadInput("the acknowledgement names no request sent to this partner")
-    kept = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
-    if kept is not None:  # applied or ignored, what the partner signed is kept
-        plan.ack_proofs.append(kept)
+    signed = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
+    if signed is not None:  # applied or ignored, what the partner signed is kept
+        plan.ack_proofs.append(signed)
     why_not = _ack_out_of_place(plan, request, ev.destination)
     if why_not is not None:
         plan.request_entry("request.ack_ignored", request.subject_id, {

@@ -30,6 +30,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
@@ -94,7 +95,7 @@ def opened(conn: Connection, keyring: Keyring, hashes: Iterable[str]) -> dict[st
     """The texts behind these hashes that can still be read (H -> text and salt); a text
     whose person was erased is absent. Raises KeyUnavailable without the KEK."""
     wanted = sorted(set(hashes))
-    rows = []
+    rows: list[Any] = []
     for start in range(0, len(wanted), 500):
         rows += conn.execute(select(ledger_texts).where(
             ledger_texts.c.hash.in_(wanted[start:start + 500]))).all()

@@ -764,3 +764,30 @@ def test_free_texts_are_readable_until_the_erasure_and_only_their_salted_hash_af
     assert flow.request(access).rejection_reason == rq.ERASED_TEXT
     assert {d.name: d.reason for d in flow.request(erasure).destinations}["hubspot"] == \
         rq.ERASED_TEXT
+
+
+def test_a_reason_given_after_the_erasure_is_not_kept_anywhere(flow: Flow):
+    """An access request left open when the person was erased, rejected afterwards: there
+    is no key to seal the reason under, so the entry says so and nothing keeps the text."""
+    subscribe(flow)
+    access, erasure = str(uuid.uuid4()), str(uuid.uuid4())
+    flow.event(RequestReceived(meta("wh-a"), SubjectHint(email=EMAIL), RequestKind.ACCESS,
+                               access))
+    flow.event(RequestReceived(meta("wh-e"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               erasure))
+    for n, destination in enumerate(("hubspot", "partner:contact_centre")):
+        flow.event(RequestAction(meta(f"wh-na{n}"), erasure, RequestStep.NOT_APPLICABLE,
+                                 destination=destination, reason="none held", actor="cli"))
+    flow.deliver(NOTIFIER)
+    engine = flow.core.engine
+    assert flow.request(erasure).status == rq.COMPLETED and count(engine, subject_keys) == 0
+    assert flow.request(access).open
+    flow.event(RequestAction(meta("wh-no"), access, RequestStep.REJECT, reason=REJECT_REASON,
+                             actor="cli"))
+    assert flow.request(access).status == rq.REJECTED
+    assert flow.request(access).rejection_reason == rq.ERASED_TEXT
+    assert _free_text_entries(engine)["request.rejected"]["reason"] == {
+        "withheld": "the person's key is destroyed: the text was not kept"}
+    assert _anywhere(engine, REJECT_REASON) == []
+    with engine.connect() as conn:
+        assert ledger.verify(conn).ok
