@@ -339,7 +339,10 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                                              if not n.startswith("partner:")],
                                   erasure=erasure, exports=exports, notifier=notifier is not None,
                                   partners=[n.removeprefix("partner:") for n in destinations
-                                            if n.startswith("partner:")])
+                                            if n.startswith("partner:")],
+                                  not_configured=not_configured(
+                                      mappings, {*destinations, *erasure, *exports}),
+                                  identity_wait=timedelta(days=settings.identity_wait_days))
     hubspot: HubSpotConnector | None = connectors.get("hubspot")
     mailchimp: MailchimpConnector | None = connectors.get("mailchimp")
     parsers: dict[str, EventParser] = {}
@@ -398,6 +401,17 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                      foreground=foreground, clock=clock, hubspot=hubspot,
                      mailchimp=mailchimp, salesforce=connectors.get("salesforce"),
                      partners=partners)
+
+
+# The vendors privasync has a connector for, configured here or not.
+KNOWN_SYSTEMS = ("hubspot", "mailchimp", "salesforce")
+
+
+def not_configured(mappings: Mappings, configured: Iterable[str]) -> list[str]:
+    """The systems privasync knows (its vendor connectors, the systems and partners in the
+    mappings) that no connection here can send to: a request never reaches them."""
+    known = {*KNOWN_SYSTEMS, *mappings.systems, *(f"partner:{n}" for n in mappings.partners)}
+    return sorted(known - set(configured))
 
 
 def retry_budgets(settings: Settings, names: Iterable[str]

@@ -62,23 +62,29 @@ def requests_group() -> None:
 @click.option("--email", required=True, help="The address the person gave.")
 @click.option("--received", type=moment, default=None,
               help="When the request came in (default: now); the deadline counts from it.")
-@click.option("--unverified", is_flag=True,
-              help="Identity not verified yet: the clock stops until `verify-identity`.")
+@click.option("--identity", type=click.Choice(["verified", "unverified"]), default=None,
+              help="Required: whether the person's identity was checked. `unverified` asks "
+                   "them to prove it (Art. 12(6)): the clock stops until `verify-identity`.")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
               help="A corrected value (rectification), by canonical field name.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def create(kind: str, email: str, received: datetime | None, unverified: bool,
+def create(kind: str, email: str, received: datetime | None, identity: str | None,
            fields: tuple[str, ...], fmt: str) -> None:
     """Record a request; prints its id (the person's reference)."""
     from api import requests_admin
+    from core.errors import BadInput
 
+    if identity is None:  # never assumed: an unchecked asker must not be served as checked
+        raise BadInput("say whether the person's identity was checked: --identity verified "
+                       "or --identity unverified (asks them to prove it, Art. 12(6))")
     corrected = dict(f.split("=", 1) for f in fields if "=" in f)
     if len(corrected) != len(fields):
         raise click.UsageError("--field takes NAME=VALUE")
     container = _container()
     try:
         stored = requests_admin.create(container, kind=RequestKind(kind), email=email,
-                                       received=received, identity_verified=not unverified,
+                                       received=received,
+                                       identity_verified=identity == "verified",
                                        fields=corrected, actor=ACTOR)
     finally:
         container.close()
@@ -94,18 +100,23 @@ def create(kind: str, email: str, received: datetime | None, unverified: bool,
 def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
             fmt: str) -> None:
     """Requests, the soonest due first."""
+    from api.bootstrap import utcnow
+    from api.cli import _settings
+    from api.database import open_current
     from api.requests_admin import summary
     from core import requests as rq
     from core.db import reader
 
-    container = _container()
+    # A listing reads the requests table only: no vendor credential or partner secret is
+    # needed to see what is due (the database alone, as `privasync status`).
+    engine = reader(open_current(_settings().database_url))
     try:
-        now = container.clock()
-        with reader(container.engine).connect() as conn:
+        now = utcnow()
+        with engine.connect() as conn:
             found = rq.listing(conn, now, kind=kind, status=status, due_within=due_within,
                                overdue=overdue)
     finally:
-        container.close()
+        engine.dispose()
     rows = [summary(r, now) for r in found]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -113,8 +124,10 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
     for r in rows:
         late = " OVERDUE" if r["overdue"] else ""
         acks = f" acks overdue: {', '.join(r['acks_overdue'])}" if r["acks_overdue"] else ""
+        who = (f" IDENTITY OVERDUE since {r['identity_due_at'][:16]}"
+               if r["identity_overdue"] else "")
         click.echo(f"{r['id']}  {r['kind']:<13} {r['status']:<16} due {r['due_at'][:16]}"
-                   f"{late}{acks}")
+                   f"{late}{acks}{who}")
 
 
 @requests_group.command("show")
@@ -135,8 +148,13 @@ def show(request_id: str, fmt: str) -> None:
     due = f", due {told['due_at']}" if told["due_at"] else f" ({told['note']})"
     click.echo(f"{told['id']}: {told['kind']}, {told['status']}, received "
                f"{told['received_at']}{due}{' (OVERDUE)' if told['overdue'] else ''}")
+    if told["identity_due_at"] and told["status"] == "identity_pending":
+        late = " (IDENTITY OVERDUE: verify or reject it)" if told["identity_overdue"] else ""
+        click.echo(f"  identity asked for, proof due {told['identity_due_at']}{late}")
     for d in told["destinations"]:
         click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
+    if told["not_configured"]:
+        click.echo(f"  not configured here, never asked: {', '.join(told['not_configured'])}")
     if told["note"]:
         click.echo(f"  note: {told['note']}")
     for h in told["history"]:
@@ -254,7 +272,9 @@ def breach_group() -> None:
 @click.option("--to", "end", type=moment, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
-    """Which people (ids) and fields (names) privasync sent to DESTINATION in the window."""
+    """Which people (ids) DESTINATION may expose in the window, each once: those privasync
+    sent something to then (with the field names) and those it holds according to
+    privasync's stored references there."""
     from api.proof import breach_scope
 
     container = _container()
@@ -265,8 +285,12 @@ def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(found, indent=2))
         return
-    click.echo(f"{destination}, {found['from']} to {found['to']}: {found['people']} people; "
-               f"fields: {', '.join(found['fields']) or 'none'}; identifiers: "
-               f"{', '.join(found['identifiers_sent'])}")
+    click.echo(f"{destination}, {found['from']} to {found['to']}: {found['people']} people "
+               f"({found['people_sent']} sent something by privasync in the window, "
+               f"{found['people_held']} held there per privasync's references; each person "
+               f"counted once); fields sent: {', '.join(found['fields']) or 'none'}; "
+               f"identifiers: {', '.join(found['identifiers_sent'])}")
     for s in found["subjects"]:
-        click.echo(f"  {s['subject_id']}  {','.join(s['fields'])}  {s['first'][:19]}")
+        when = (s["first"] or s["referenced_since"] or "")[:19]
+        click.echo(f"  {s['subject_id']}  {'+'.join(s['why']):<9} "
+                   f"{','.join(s['fields']) or '-'}  {when}")

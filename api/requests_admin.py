@@ -54,10 +54,12 @@ def valid_email(value: str) -> str:
 
 
 def create(container: Container, *, kind: RequestKind, email: str,
-           received: datetime | None = None, identity_verified: bool = True,
+           received: datetime | None = None, identity_verified: bool,
            fields: dict[str, str] | None = None, actor: str,
            wait: float = WAIT_SECONDS) -> Stored:
-    """Record a request a person made; returns its id (the person's reference)."""
+    """Record a request a person made; returns its id (the person's reference).
+    ``identity_verified`` has no default: whoever records it says whether the person's
+    identity was checked (False asks for proof, Art. 12(6), and stops the clock)."""
     now = container.clock()
     received = received or now
     if received.tzinfo is None or received > now:
@@ -139,8 +141,9 @@ def received_summary(found: Received) -> dict[str, Any]:
         "received_at": found.received_at.isoformat(), "due_at": None, "overdue": False,
         "clock_paused": False, "paused_seconds": 0, "extended_months": 0,
         "extension_reason": None, "extension_told_at": None, "rejection_reason": None,
-        "completed_at": None,
+        "completed_at": None, "identity_due_at": None, "identity_overdue": False,
         "person_told_at": None, "note": note, "acks_overdue": [], "destinations": [],
+        "covers": [], "not_configured": None,
         "history": [{"at": found.received_at.isoformat(), "event": "request.stored"}]}
 
 
@@ -208,6 +211,9 @@ def summary(request: rq.Request, now: datetime) -> dict[str, Any]:
         "source": request.source, "actor": request.actor,
         "received_at": request.received_at.isoformat(), "due_at": request.due(now).isoformat(),
         "overdue": request.overdue(now), "clock_paused": request.paused_since is not None,
+        "identity_due_at": (request.identity_due_at.isoformat()
+                            if request.identity_due_at else None),
+        "identity_overdue": request.identity_overdue(now),
         "paused_seconds": int(request.paused(now).total_seconds()),
         "extended_months": request.extended_months,
         "extension_reason": request.extension_reason,
@@ -220,7 +226,10 @@ def summary(request: rq.Request, now: datetime) -> dict[str, Any]:
         "destinations": [{"destination": d.name, "status": d.status, "reason": d.reason,
                           "ack_due": d.ack_due.isoformat() if d.ack_due else None,
                           "overdue": d.overdue(now), "receipt": dict(d.receipt)}
-                         for d in request.destinations]}
+                         for d in request.destinations],
+        "covers": [d.name for d in request.destinations],
+        "not_configured": (list(request.not_configured)
+                           if request.not_configured is not None else None)}
 
 
 def get(container: Container, request_id: str) -> rq.Request:

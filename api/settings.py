@@ -167,6 +167,7 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     inbox_keep_days: float = Field(default=3.0, gt=0)
     export_keep_days: float = Field(default=30.0, gt=0)
+    identity_wait_days: float = Field(default=30.0, gt=0, le=366)
     requests_watch_seconds: float = Field(default=60.0, gt=0)
     organisation: str = Field(default="privasync", min_length=1, max_length=200)
     notify_language: Literal["en", "nl"] = "en"

@@ -214,6 +214,12 @@ requests = Table(
     # When the person was told of the extension and why (Art. 12(3)), or it was given up.
     Column("extension_told_at", AwareDateTime, nullable=True),
     Column("note", String(200), nullable=True),
+    # Art. 12(6): when the person was asked to prove who they are, by when they must (past
+    # it the request is flagged for an admin, never dropped by itself).
+    Column("identity_due_at", AwareDateTime, nullable=True),
+    # The known systems no connection was configured for when the request came in (a JSON
+    # list of names): the request never reached them. NULL: received before it was kept.
+    Column("not_configured", Text, nullable=True),
     Index("ix_requests_open_due", "due_at", **_where("status IN ('in_progress', "
                                                       "'identity_pending')")),
 )

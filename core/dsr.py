@@ -14,6 +14,7 @@ person's key (core.freetext); the requests' own copies are cleared at the shredd
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def request_id_for(ev: ErasureRequested) -> str:
 
 def received(plan: Plan, ev: RequestReceived | ErasureRequested,
              received_at: datetime) -> tuple[str, str | None]:
+    recorded_at = received_at  # when privasync got it: an identity check is asked from then
     if isinstance(ev, ErasureRequested):
         ev = RequestReceived(ev.meta, ev.subject, RequestKind.ERASURE, request_id_for(ev),
                              actor=ev.meta.source)
@@ -92,12 +94,15 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
         return "duplicate_request", subject_id
     verified = ev.identity_verified
     status = rq.IN_PROGRESS if verified else rq.IDENTITY_PENDING
+    asked = None if verified else recorded_at  # Art. 12(6): the pause starts when asked
+    identity_due = None if asked is None else asked + plan.routes.identity_wait
+    unreached = sorted(plan.routes.not_configured)
     plan.request_rows.append({
         "id": ev.request_id, "kind": kind.value, "subject_id": subject_id,
         "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
         "received_at": received_at, "due_at": rq.due_at(received_at), "status": status,
-        "paused_since": None if verified else received_at, "paused_seconds": 0,
-        "extended_months": 0})
+        "paused_since": asked, "paused_seconds": 0, "extended_months": 0,
+        "identity_due_at": identity_due, "not_configured": json.dumps(unreached)})
     destinations = _destinations(plan, kind)
     plan.destination_rows += [{"request_id": ev.request_id, "destination": d,
                                "status": rq.PENDING, "updated_at": plan.now}
@@ -106,13 +111,19 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
         plan.loaded.open_erasure[subject_id] = ev.request_id
     plan.loaded.requests[ev.request_id] = rq.Request(
         ev.request_id, kind.value, subject_id, ev.meta.source, ev.actor or ev.meta.source,
-        received_at, status, None if verified else received_at, 0, 0, None, None, None, None,
+        received_at, status, asked, 0, 0, None, None, None, None,
         None, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
-                    for d in destinations))
+                    for d in destinations), identity_due_at=identity_due,
+        not_configured=tuple(unreached))
     plan.request_entry("request.received", subject_id, {
         "request": ev.request_id, "kind": kind.value, "source": ev.meta.source,
         "actor": ev.actor or ev.meta.source, "identity": "verified" if verified else "pending",
-        "due_at": rq.due_at(received_at).isoformat(), "destinations": destinations})
+        "due_at": rq.due_at(received_at).isoformat(), "destinations": destinations,
+        "not_configured": unreached})
+    if asked is not None and identity_due is not None:
+        plan.request_entry("request.identity_asked", subject_id, {
+            "request": ev.request_id, "asked_at": asked.isoformat(),
+            "identity_due_at": identity_due.isoformat(), "clock": "paused until verified"})
     if verified:
         _start(plan, ev.request_id, kind, subject_id, received_at, ev)
     return "request_opened", subject_id
@@ -434,7 +445,8 @@ _STEPS = {
 
 
 _REQUEST_COLUMNS = {"paused_since": None, "paused_seconds": 0, "extended_months": 0,
-                    "completed_at": None, "note": None, "extension_told_at": None}
+                    "completed_at": None, "note": None, "extension_told_at": None,
+                    "identity_due_at": None, "not_configured": None}
 
 
 def write(plan: Plan, conn: Connection) -> None:

@@ -3,7 +3,12 @@
 The deadline is counted in calendar months, never in days (Art. 12(3)): one month
 from receipt (31 January -> the last day of February), extended once by up to two
 further months with a recorded reason; the clock stops while the requester's
-identity is being verified (Art. 12(6)) and goes on from where it was once it is.
+identity is being verified (Art. 12(6)) and goes on from where it was once it is. The
+pause starts when the person is asked to prove who they are (when the request is recorded
+as unverified, never earlier: a request typed in days after it came by letter loses those
+days), and has its own limit (``identity_due_at``): past it the request is flagged
+(``identity_overdue``, the metric, ``listing(overdue=True)``) for an admin to verify or
+reject; nothing rejects it by itself, since a refusal must be told with its reason.
 
 A request's progress is kept per destination (``request_destinations``): an
 erasure is complete only when every destination is done or marked not applicable
@@ -82,6 +87,9 @@ class Request:
     note: str | None
     destinations: tuple[Destination, ...] = ()
     extension_told_at: datetime | None = None
+    identity_due_at: datetime | None = None
+    # Known systems with no connection configured when it came in (None: not recorded).
+    not_configured: tuple[str, ...] | None = None
 
     def paused(self, now: datetime) -> timedelta:
         running = (now - self.paused_since) if self.paused_since is not None else timedelta(0)
@@ -95,6 +103,11 @@ class Request:
     def overdue(self, now: datetime) -> bool:
         return self.status in OPEN and self.due(now) < now
 
+    def identity_overdue(self, now: datetime) -> bool:
+        """Still waiting for proof of identity past the time the person was given."""
+        return (self.status == IDENTITY_PENDING and self.identity_due_at is not None
+                and self.identity_due_at < now)
+
     def acks_overdue(self, now: datetime) -> list[str]:
         return [d.name for d in self.destinations if d.overdue(now)]
 
@@ -107,7 +120,9 @@ def _request(row: Any, destinations: Sequence[Destination] = ()) -> Request:
     return Request(row.id, row.kind, row.subject_id, row.source, row.actor, row.received_at,
                    row.status, row.paused_since, row.paused_seconds, row.extended_months,
                    row.extension_reason, row.rejection_reason, row.completed_at,
-                   row.confirmed_at, row.note, tuple(destinations), row.extension_told_at)
+                   row.confirmed_at, row.note, tuple(destinations), row.extension_told_at,
+                   row.identity_due_at,
+                   tuple(json.loads(row.not_configured)) if row.not_configured else None)
 
 
 def _destination(row: Any) -> Destination:
@@ -144,7 +159,8 @@ def listing(conn: Connection, now: datetime, *, kind: str | None = None,
             due_within: timedelta | None = None, overdue: bool = False,
             limit: int = 500) -> list[Request]:
     """Requests, the soonest due first. ``due_within``: open ones due by ``now`` plus that;
-    ``overdue``: open ones past their deadline or with an acknowledgement overdue."""
+    ``overdue``: open ones past their deadline, with an acknowledgement overdue, or waiting
+    for proof of identity past its limit."""
     query = select(requests.c.id)
     if status is not None:
         query = query.where(requests.c.status == status)
@@ -158,7 +174,8 @@ def listing(conn: Connection, now: datetime, *, kind: str | None = None,
     if due_within is not None:
         out = [r for r in out if r.due(now) <= now + due_within]
     if overdue:
-        out = [r for r in out if r.overdue(now) or r.acks_overdue(now)]
+        out = [r for r in out if r.overdue(now) or r.acks_overdue(now)
+               or r.identity_overdue(now)]
     return out
 
 
@@ -249,12 +266,14 @@ def escalate(conn: Connection, pairs: Sequence[tuple[str, str]], now: datetime) 
 
 @dataclass(frozen=True)
 class Overview:
-    """Counts for metrics: open requests by kind and status, due soon, overdue, overdue acks."""
+    """Counts for metrics: open requests by kind and status, due soon, overdue, overdue acks,
+    identity checks past their limit."""
 
     by_state: dict[tuple[str, str], int]
     due_within_7d: int
     overdue: int
     acks_overdue: dict[str, int]
+    identity_overdue: int = 0
 
 
 def overview(conn: Connection, now: datetime) -> Overview:
@@ -271,7 +290,8 @@ def overview(conn: Connection, now: datetime) -> Overview:
                                       request_destinations.c.ack_due < now))
                           .group_by(request_destinations.c.destination)):
         acks[r.destination] = int(r.n)
-    return Overview(states, due_soon, overdue, acks)
+    identity = sum(1 for r in open_rows.values() if r.identity_overdue(now))
+    return Overview(states, due_soon, overdue, acks, identity)
 
 
 def prune_exports(conn: Connection, now: datetime) -> int:

@@ -1,11 +1,18 @@
-"""Which destination hears about what: consent per purpose, record fields per field."""
+"""Which destination hears about what: consent per purpose, record fields per field; and
+what a data-subject request cannot reach here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from core.mappings import Mappings
+
+# How long a requester has to prove who they are once asked (Art. 12(6)) when nothing else
+# is configured: the month the controller itself has to answer (Art. 12(3)), long enough
+# for a letter and its answer by post.
+IDENTITY_WAIT = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -17,12 +24,18 @@ class Routes:
     erasure: frozenset[str] = frozenset()  # destinations that erase a person
     exports: frozenset[str] = frozenset()  # systems that tell what they hold
     notifier: bool = False                 # whether the person can be told
+    # Systems privasync knows (its vendor connectors, the partners in the mappings) with no
+    # connection configured here: a request cannot reach them, and says so.
+    not_configured: frozenset[str] = frozenset()
+    identity_wait: timedelta = IDENTITY_WAIT  # asked for identity: the answer is due within
 
     @classmethod
     def from_mappings(cls, mappings: Mappings, systems: Iterable[str], *,
                       erasure: Iterable[str] = (), exports: Iterable[str] = (),
                       notifier: bool = False,
-                      partners: Iterable[str] | None = None) -> Routes:
+                      partners: Iterable[str] | None = None,
+                      not_configured: Iterable[str] = (),
+                      identity_wait: timedelta = IDENTITY_WAIT) -> Routes:
         """``systems``: vendor destinations; ``partners``: the partner names that take
         consent and record updates (default: every partner in the mappings)."""
         routes: dict[str, frozenset[str]] = {}
@@ -39,7 +52,8 @@ class Routes:
             routes[f"partner:{name}"] = frozenset(partner.purposes)
             fields[f"partner:{name}"] = frozenset(
                 c for c, f in mappings.fields.items() if set(f.purposes) & set(partner.purposes))
-        return cls(routes, fields, frozenset(erasure), frozenset(exports), notifier)
+        return cls(routes, fields, frozenset(erasure), frozenset(exports), notifier,
+                   frozenset(not_configured), identity_wait)
 
     def targets(self, purposes: Iterable[str], source: str | None) -> list[str]:
         wanted = set(purposes)

@@ -102,6 +102,9 @@ class _FromDatabase(Collector):
                                 value=overview.due_within_7d)
         yield GaugeMetricFamily("privasync_requests_overdue", "Open requests past their "
                                 "Art. 12(3) deadline", value=overview.overdue)
+        yield GaugeMetricFamily("privasync_requests_identity_overdue", "Requests still "
+                                "waiting for proof of identity (Art. 12(6)) past the time the "
+                                "person was given", value=overview.identity_overdue)
         acks = GaugeMetricFamily("privasync_partner_acks_overdue", "Erasures a partner has "
                                  "not acknowledged in time", labels=["destination"])
         for destination, n in sorted(overview.acks_overdue.items()):

@@ -31,8 +31,11 @@ class CreateRequest(_In):
     email: str = Field(min_length=3, max_length=254, description="The address they gave.")
     received_at: datetime | None = Field(default=None, description="When it came in "
                                          "(default: now); the deadline counts from it.")
-    identity_verified: bool = Field(default=True, description="False stops the clock until "
-                                    "the identity is verified (Art. 12(6)).")
+    identity: Literal["verified", "unverified"] = Field(
+        description="Required: whether the person's identity was checked. `unverified` asks "
+        "them to prove it (Art. 12(6)): nothing is done and the clock stops until "
+        "`verify-identity`, within PRIVASYNC_IDENTITY_WAIT_DAYS (past it the request is "
+        "flagged `identity_overdue` for an admin to verify or reject).")
     fields: dict[str, str] = Field(default_factory=dict, description="Rectification: the "
                                    "corrected values by canonical field name.")
 
@@ -88,6 +91,11 @@ class RequestView(BaseModel):
     overdue: bool
     clock_paused: bool
     paused_seconds: int
+    identity_due_at: str | None = Field(
+        default=None, description="Asked to prove who they are: by when (Art. 12(6)).")
+    identity_overdue: bool = Field(
+        default=False, description="Still waiting for proof of identity past "
+        "`identity_due_at`: an admin verifies or rejects it (nothing does by itself).")
     extended_months: int
     extension_reason: str | None
     extension_told_at: str | None = Field(
@@ -99,6 +107,12 @@ class RequestView(BaseModel):
     note: str | None
     acks_overdue: list[str]
     destinations: list[DestinationView]
+    covers: list[str] = Field(default_factory=list, description="The systems the request "
+                              "goes to here (its destinations).")
+    not_configured: list[str] | None = Field(
+        default=None, description="The systems privasync knows (its vendor connectors, the "
+        "partners in the mappings) that no connection was configured for when the request "
+        "came in: it never reached them. null: received before privasync kept this.")
     history: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -130,8 +144,17 @@ class BreachQuery(_In):
 
 
 class BreachScope(BaseModel):
+    """Who may be affected at a destination, counted two ways and then each person once
+    (``counts`` says which count is which); ``subjects`` lists each with ``why`` (``sent``,
+    ``held``), the field names sent (never values) and since when it is referenced."""
+
     destination: str
-    people: int
+    people: int = Field(description="Everyone below, each person once (sent or held).")
+    people_sent: int = Field(description="People privasync delivered something to it in "
+                             "the window.")
+    people_held: int = Field(description="People it holds according to privasync's stored "
+                             "references there, known before the window's end.")
+    counts: dict[str, str]
     fields: list[str]
     identifiers_sent: list[str]
     subjects: list[dict[str, Any]]
@@ -141,7 +164,7 @@ def create_request(call: Call) -> Accepted:
     body = call.body(CreateRequest)
     stored = requests_admin.create(call.container, kind=body.kind, email=body.email,
                                    received=body.received_at,
-                                   identity_verified=body.identity_verified,
+                                   identity_verified=body.identity == "verified",
                                    fields=body.fields, actor=call.principal.actor)
     return Accepted(id=stored.request_id, applied=stored.applied)
 
@@ -244,7 +267,7 @@ OPERATIONS = (
               description=f"It validates against the published JSON Schema, `GET "
               f"/api/v1{access.SCHEMA_PATH}` (`$id` {access.SCHEMA_ID}), the same as "
               "the file `privasync requests export` writes."),
-    Operation("GET", "/breach-scope", "Who and which fields went to a destination when",
+    Operation("GET", "/breach-scope", "Who a destination holds or was sent, and which fields",
               "audit:read", breach_scope, response=BreachScope, query=BreachQuery,
               tag="audit"),
 )

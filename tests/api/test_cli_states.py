@@ -30,7 +30,7 @@ FRESH = ("missing", "new", "nodir")
 STATES = (*FRESH, "closed", "badurl", "nomappings")
 LONG_RUNNING = ("serve", "scheduler", "applier")
 READ_ONLY = ("status", "audit verify", "mappings diff", "mappings explain",
-             "smoke")  # never migrate
+             "smoke", "requests list")  # never migrate
 
 
 def _closed_port() -> int:
@@ -77,8 +77,8 @@ def commands() -> dict[str, Command]:
         "tokens list": Command(("tokens", "list"), 0, 0, maps=False),
         "tokens revoke": Command(("tokens", "revoke", "nobody"), 2, 2, maps=False),
         "requests create": Command(("requests", "create", "--kind", "access", "--email",
-                                    "zeph@example.com"), 0, 0),
-        "requests list": Command(("requests", "list"), 0, 0),
+                                    "zeph@example.com", "--identity", "verified"), 0, 0),
+        "requests list": Command(("requests", "list"), 2, 0, maps=False),
         "requests show": Command(("requests", "show", ID), 2, 2),
         "requests verify-identity": Command(("requests", "verify-identity", ID), 2, 2),
         "requests extend": Command(("requests", "extend", ID, "--months", "1", "--reason",

@@ -84,8 +84,9 @@ def test_a_partner_secret_can_come_from_the_secrets_directory(env: Path):
     (env / "secrets" / "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET").write_text("cc-secret\n")
     assert LayeredEnviron()["PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET"] == "cc-secret"
     # serve's composition root finds it there: the partner is built, nothing is missing
-    result = CliRunner().invoke(main, ["requests", "list"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["requests", "show", "no-such-request"],
+                                catch_exceptions=False)
+    assert result.exit_code == 2 and "no such request" in result.output, result.output
 
 
 @pytest.mark.parametrize(("given", "closest"), [

@@ -35,8 +35,12 @@ def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys,  # type: ig
                      re.M), status.output
     verified = runner.invoke(main, ["audit", "verify"], catch_exceptions=False)
     assert verified.exit_code == 0 and "chain verified" in verified.output, verified.output
+    # Listing requests reads the database alone: no partner secret needed.
+    listed = runner.invoke(main, ["requests", "list"], catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
     # A command that opens subject keys needs the demo's KEK, found through its var dir
     # (and, building every connector, the shipped partner's secret, as README says).
     monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", "demo-partner-secret")
-    listed = runner.invoke(main, ["requests", "list"], catch_exceptions=False)
-    assert listed.exit_code == 0, listed.output
+    shown = runner.invoke(main, ["requests", "show", "no-such-request"],
+                          catch_exceptions=False)
+    assert shown.exit_code == 2 and "no such request" in shown.output, shown.output

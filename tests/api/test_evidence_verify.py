@@ -35,7 +35,7 @@ def pack(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Pa
     monkeypatch.setenv("PRIVASYNC_MAPPINGS_DIR", str(MAPPINGS))
     monkeypatch.setenv("PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET", "partner-secret")
     created = run("requests", "create", "--kind", "erasure", "--email", PERSON,
-                  "--format", "json")
+                  "--identity", "verified", "--format", "json")
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]
     container = _build()

@@ -42,11 +42,12 @@ def _open(door: Door) -> tuple[str, str, list[str]]:
     partner and marked not applicable everywhere else but at one destination (which then
     ends it), each with its free text. Returns the two ids and the last destination."""
     c = door.container
-    access = create(c, kind=RequestKind.ACCESS, email=PERSON, actor="cli", wait=0).request_id
+    access = create(c, kind=RequestKind.ACCESS, email=PERSON, identity_verified=True,
+                    actor="cli", wait=0).request_id
     _applied(door)
     act(c, access, RequestStep.REJECT, actor="cli", reason=REJECT_REASON, wait=0)
-    erasure = create(c, kind=RequestKind.ERASURE, email=PERSON, actor="cli",
-                     wait=0).request_id
+    erasure = create(c, kind=RequestKind.ERASURE, email=PERSON, identity_verified=True,
+                     actor="cli", wait=0).request_id
     _applied(door)
     act(c, erasure, RequestStep.EXTEND, actor="cli", reason=EXTEND_REASON, months=1, wait=0)
     with c.engine.begin() as conn:  # the erasure went out to the partner

@@ -119,7 +119,7 @@ def test_a_kept_ack_is_checked_again_in_the_evidence_pack(embedded: Stack):
     embedded.seed_customer(EMAIL)
     settle(embedded)
     request_id = create(embedded.container, kind=RequestKind.ERASURE, email=EMAIL,
-                        actor="test").request_id
+                        identity_verified=True, actor="test").request_id
     wait_until("the partner was asked", lambda: partner.erasure(request_id) is not None)
     wait_until("the request awaits the partner's ack",
                lambda: _partner_state(embedded, request_id) == rq.AWAITING_ACK)

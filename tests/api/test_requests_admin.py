@@ -41,7 +41,7 @@ PERSON = "jan.received@example.org"
 
 def test_a_created_request_is_shown_as_received_before_the_applier_runs(cli_env: Path):
     created = CliRunner().invoke(main, ["requests", "create", "--kind", "erasure", "--email",
-                                        PERSON, "--format", "json"])
+                                        PERSON, "--identity", "verified", "--format", "json"])
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]
     assert json.loads(created.stdout)["applied"] is False  # nothing applies it here
@@ -60,7 +60,8 @@ def test_a_created_request_is_shown_as_received_before_the_applier_runs(cli_env:
 def test_a_received_request_is_shown_over_the_api_and_as_failed_once_given_up(door: Door):
     token = door.token("requests:read", "requests:write")
     auth = {"Authorization": f"Bearer {token}"}
-    created = door.client.post("/api/v1/requests", json={"kind": "access", "email": PERSON},
+    created = door.client.post("/api/v1/requests", json={"kind": "access", "email": PERSON,
+                                                                "identity": "verified"},
                                headers=auth)
     assert created.status_code in (201, 202) and created.json()["applied"] is False
     request_id = created.json()["id"]

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -81,11 +82,13 @@ def job_count(engine: Engine) -> int:
 
 def make_core(engine: Engine, *, holder: str = "applier:test", clock: object = None,
               erasure: tuple[str, ...] = (), exports: tuple[str, ...] = (),
-              notifier: bool = False) -> Core:
+              notifier: bool = False, **requests: Any) -> Core:
+    """``requests``: what requests learn of the installation (Routes' ``not_configured``,
+    ``identity_wait``)."""
     keyring = Keyring(SECRET, [KEK])
     mappings = load_mappings(MAPPINGS, data_categories())
     routes = Routes.from_mappings(mappings, SYSTEMS, erasure=erasure, exports=exports,
-                                  notifier=notifier)
+                                  notifier=notifier, **requests)
     applier = Applier(engine, keyring, mappings, routes,
                       clock=clock or (lambda: datetime.now(UTC)), holder=holder)  # type: ignore[arg-type]
     return Core(engine, applier, IdentityMap(keyring), keyring, mappings)

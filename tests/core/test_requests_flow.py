@@ -84,13 +84,13 @@ class Told:
 
 
 class Flow:
-    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, engine, **routes: object) -> None:  # type: ignore[no-untyped-def]
         self.clock = [NOW]
         self.vendor, self.partner, self.told = Vendor("hubspot"), Vendor(
             "partner:contact_centre", ack=True), Told()
         self.core: Core = make_core(engine, clock=lambda: self.clock[0],
                                     erasure=("hubspot", "partner:contact_centre"),
-                                    exports=("hubspot",), notifier=True)
+                                    exports=("hubspot",), notifier=True, **routes)
         self.deliverer = Deliverer(engine, {}, lambda n, r: 1.0, lambda: self.clock[0],
                                    holder="worker:test", policy=Policy(),
                                    keyring=self.core.keyring)

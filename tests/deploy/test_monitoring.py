@@ -41,7 +41,8 @@ def test_every_alert_has_a_runbook_and_the_alerts_the_issue_lists_exist():
     names = {r["alert"] for r in RULES}
     assert {"PrivasyncPropagationP99OverObjective", "PrivasyncDeadJobs",
             "PrivasyncOldestPendingJobTooOld", "PrivasyncRequestsNearDeadline",
-            "PrivasyncRequestsOverdue", "PrivasyncPartnerAcksOverdue",
+            "PrivasyncRequestsOverdue", "PrivasyncRequestsIdentityOverdue",
+            "PrivasyncPartnerAcksOverdue",
             "PrivasyncHeartbeatStale", "PrivasyncVendorThrottled",
             "PrivasyncLedgerVerificationFailed"} <= names
     for rule in RULES:

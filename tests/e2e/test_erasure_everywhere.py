@@ -271,7 +271,7 @@ def test_an_erasure_typed_in_by_customer_service_is_carried_out_and_proven(
     stack = cli_env
     _, subject = known_everywhere(stack)
     created = run("requests", "create", "--kind", "erasure", "--email", EMAIL,
-                  "--format", "json")
+                  "--identity", "verified", "--format", "json")
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]
     request = completed(stack, subject)
@@ -301,7 +301,7 @@ def test_an_erasure_recorded_over_the_admin_api_is_carried_out_and_shown(
         stack: Stack, relay: Relay) -> None:
     _, subject = known_everywhere(stack)
     url = f"{stack.url}/api/v1/requests"
-    body = {"kind": "erasure", "email": EMAIL}
+    body = {"kind": "erasure", "email": EMAIL, "identity": "verified"}
     reader_token = issue_token(stack, "dpo-dashboard", "requests:read")
     writer_token = issue_token(stack, "service-desk", "requests:write", "requests:read")
     assert requests.post(url, json=body, timeout=scaled(10)).status_code == 401
@@ -357,7 +357,7 @@ def test_an_erasure_leaves_nothing_in_salesforces_recycle_bin_as_query_all_shows
 def _erase_over_api(stack: Stack) -> None:
     token = issue_token(stack, "service-desk", "requests:write", "requests:read")
     made = requests.post(f"{stack.url}/api/v1/requests", json={"kind": "erasure",
-                         "email": EMAIL}, timeout=scaled(10),
+                         "email": EMAIL, "identity": "verified"}, timeout=scaled(10),
                          headers={"Authorization": f"Bearer {token}"})
     assert made.status_code in (201, 202), made.text
 
@@ -377,7 +377,7 @@ def test_a_bounced_confirmation_still_completes_the_erasure_and_shreds_the_key(
     _, subject = known_everywhere(stack)
     relay.mailbox.refuse_rcpt = "550 5.1.1 <{address}>: mailbox unavailable"
     created = run("requests", "create", "--kind", "erasure", "--email", EMAIL,
-                  "--format", "json")
+                  "--identity", "verified", "--format", "json")
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]
 
@@ -486,7 +486,7 @@ def test_an_access_request_gathers_every_system_into_a_bundle_valid_against_its_
         datetime.now(UTC))
     settle(stack)
     created = run("requests", "create", "--kind", "access", "--email", EMAIL,
-                  "--format", "json")
+                  "--identity", "verified", "--format", "json")
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]
 

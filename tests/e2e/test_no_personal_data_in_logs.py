@@ -71,7 +71,7 @@ def test_a_run_at_debug_logs_no_personal_value_anywhere(
     settle(stack)
 
     created = run("requests", "create", "--kind", "access", "--email", EMAIL,
-                  "--format", "json")
+                  "--identity", "verified", "--format", "json")
     said.append(created.output)
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]

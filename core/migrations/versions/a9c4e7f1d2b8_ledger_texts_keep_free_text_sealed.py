@@ -8,7 +8,7 @@ under the person's key, and loses them with it. Entries chained before this
 revision keep their text as it was (the chain cannot be rewritten).
 
 Revision ID: a9c4e7f1d2b8
-Revises: f2c9d4a7b1e6
+Revises: a8d3f1c6e2b9
 Create Date: 2026-12-08 10:20:00.000000
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 import core.db
 
 revision = 'a9c4e7f1d2b8'
-down_revision = 'f2c9d4a7b1e6'
+down_revision = 'a8d3f1c6e2b9'
 branch_labels = None
 depends_on = None
 
