@@ -2,7 +2,9 @@
 
 Needs no database and no key: every hash in the pack is recomputed from what the pack
 shows, with the rules in its ``how_to_check``. What this proves is that the pack is
-whole and consistent: every detail hashes to its ``detail_sha256``, every entry's hash
+whole and consistent: every detail hashes to its ``detail_sha256``, every free text
+shown (``texts``, in a pack made while the person's key lived) is the one its detail's
+salted hash commits to, every entry's hash
 is the hash of its fields, the segment's entries link one to the next, and each part
 matches its digest. The pack carries no signature, so it does not prove who made it:
 comparing its hashes with the ledger (``privasync audit verify``) does that.
@@ -19,6 +21,7 @@ from typing import Any
 
 from core.canonical import NAME, canonical, digest
 from core.errors import BadInput
+from core.freetext import MARK, commitment
 
 PARTS = ("request", "how_to_check", "entries", "segment", "generated_at")
 CHAINED = ("seq", "at", "kind", "subject_id", "detail_sha256", "prev_hash", "hash")
@@ -127,6 +130,35 @@ def _check_details(entries: list[dict[str, Any]]) -> str:
     return f"{checked} chained entries' details hash to their detail_sha256 ({NAME})"
 
 
+def _check_texts(entries: list[dict[str, Any]]) -> str:
+    checked = 0
+    for e in entries:
+        texts, detail = e.get("texts", {}), e.get("detail")
+        if not isinstance(texts, dict) or not isinstance(detail, dict):
+            raise _Broken(f"{_name(e)}: its texts or its detail is not an object")
+        for name, shown in texts.items():
+            mark = detail.get(name)
+            if not isinstance(mark, dict) or not isinstance(mark.get(MARK), str):
+                raise _Broken(f"{_name(e)}: its detail has no salted hash for text '{name}'")
+            if not isinstance(shown, dict) or commitment(
+                    _salt(shown.get("salt")), _text(shown.get("text"))) != mark[MARK]:
+                raise _Broken(f"{_name(e)}: text '{name}' does not hash to its detail's "
+                              f"{MARK}")
+            checked += 1
+    return f"{checked} free texts shown hash to their entry's {MARK} (with their salt)"
+
+
+def _salt(value: object) -> bytes:
+    try:
+        return bytes.fromhex(value) if isinstance(value, str) and value else b""
+    except ValueError:
+        return b""  # no salt: its text matches nothing
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _parsed(text: str) -> object:
     try:
         return json.loads(text)
@@ -179,6 +211,7 @@ def verify(pack: dict[str, Any]) -> list[Finding]:
     checks: list[tuple[str, Callable[[], str]]] = [
         ("canonicalization", lambda: _check_canonicalization(pack)),
         ("details", lambda: _check_details(entries)),
+        ("texts", lambda: _check_texts(entries)),
         ("entries", lambda: _check_in_segment(entries, segment)),
         ("chain", lambda: _check_segment(segment)),
         ("digests", lambda: _check_digests(pack))]

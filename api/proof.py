@@ -1,7 +1,10 @@
 """Proof for the DPO: a request's story, an evidence pack anyone can check, breach scoping.
 
 A request's ledger entries are kept in clear (they hold no personal data), so they
-stay readable after the person's key is destroyed. The evidence pack lists them
+stay readable after the person's key is destroyed. A free text in one (a reason, a
+partner's words) is only its salted hash there; while the person's key lives, the
+story shows the text and the pack shows it with its salt (``texts``), so anyone can
+check it is the text the chain committed to. The evidence pack lists the entries
 with the chain segment that links them: every entry from the request's first to
 its last, the others reduced to the hash of their detail, which is all the chain
 needs. Anyone can recompute the segment offline with the rule in ``HOW_TO_CHECK``.
@@ -22,8 +25,9 @@ from api.bootstrap import Container
 from api.evidence_check import CHAINED, segment_problem
 from api.requests_admin import get, received, received_summary, summary
 from connectors.partner import OpenDsrConnector, PartnerConnector
-from core import ackproofs
+from core import ackproofs, freetext
 from core.canonical import NAME, canonical, digest
+from core.crypto import Keyring
 from core.db import jobs, ledger, ledger_pending, reader, system_refs
 from core.errors import BadInput, Unauthenticated
 
@@ -35,8 +39,12 @@ HOW_TO_CHECK = (
     "entry's prev_hash is the hash of the entry before it. detail_sha256 is the SHA-256 of "
     "the stored detail bytes: for the request's own entries, of the RFC 8785 form of the "
     "detail shown (or of detail_stored, the exact text of an entry stored before privasync "
-    "used RFC 8785). digests holds the SHA-256 of each part's RFC 8785 form. The pack is not "
-    "signed: compare its hashes with the ledger (privasync audit verify) to tie it to it. "
+    "used RFC 8785). A free text (a reason, a partner's words) is in the detail only as "
+    "{\"hmac_sha256\": H}; while the person's key lives the entry's texts shows it with its "
+    "salt, and H is HMAC-SHA256 of the text's UTF-8 keyed with the salt's bytes (hex); "
+    "once the person is erased only H remains. digests holds the SHA-256 of each part's "
+    "RFC 8785 form. The pack is not signed: compare its hashes with the ledger (privasync "
+    "audit verify) to tie it to it. "
     "privasync requests evidence --verify FILE does all of this offline.")
 
 
@@ -57,7 +65,22 @@ def _stored(stored: bytes, detail: dict[str, Any]) -> dict[str, str]:
     return {} if stored == canonical(detail) else {"detail_stored": stored.decode()}
 
 
-def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[str, Any]]:
+def _with_texts(conn: Connection, keyring: Keyring,
+                entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each entry with the free texts its detail refers to that can still be read (the
+    person's key lives): ``texts`` gives each one's text and salt, by field."""
+    found = freetext.opened(conn, keyring, [h for e in entries
+                                            for h in freetext.marks(e["detail"]).values()])
+    for e in entries:
+        texts = {name: {"text": found[h].text, "salt": found[h].salt}
+                 for name, h in freetext.marks(e["detail"]).items() if h in found}
+        if texts:
+            e["texts"] = texts
+    return entries
+
+
+def _entries(conn: Connection, keyring: Keyring, subject_id: str,
+             request_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(select(ledger).where(
         ledger.c.subject_id == subject_id,
         ledger.c.kind.like("request.%") | ledger.c.kind.in_(["subject.erased",
@@ -78,7 +101,7 @@ def _entries(conn: Connection, subject_id: str, request_id: str) -> list[dict[st
             out.append({"seq": None, "at": r.at.isoformat(), "kind": r.kind,
                         "subject_id": r.subject_id, "detail": detail,
                         "pending": "not chained yet: the applier chains it within seconds"})
-    return out
+    return _with_texts(conn, keyring, out)
 
 
 def story(container: Container, request_id: str) -> dict[str, Any]:
@@ -90,18 +113,19 @@ def story(container: Container, request_id: str) -> dict[str, Any]:
         return received_summary(pending)
     request = get(container, request_id)
     with reader(container.engine).connect() as conn:
-        entries = _entries(conn, request.subject_id, request_id)
+        entries = _entries(conn, container.keyring, request.subject_id, request_id)
     now = container.clock()
     return {**summary(request, now),
             "history": [{"at": e["at"], "event": e["kind"], **{
-                k: v for k, v in e["detail"].items() if k != "request"}} for e in entries]}
+                k: e.get("texts", {}).get(k, {}).get("text", v)
+                for k, v in e["detail"].items() if k != "request"}} for e in entries]}
 
 
 def evidence(container: Container, request_id: str) -> dict[str, Any]:
     """The request's ledger entries with hashes, and the chain segment that links them."""
     request = get(container, request_id)
     with reader(container.engine).connect() as conn:
-        entries = _entries(conn, request.subject_id, request_id)
+        entries = _entries(conn, container.keyring, request.subject_id, request_id)
         chained = [e for e in entries if e["seq"] is not None]
         segment: list[dict[str, Any]] = []
         if chained:

@@ -317,6 +317,17 @@ ledger_pending = Table(
     Column("detail", LargeBinary, nullable=True),
 )
 
+# Free text about a person that a ledger entry refers to (an admin's reason, a partner's
+# acknowledgement detail), sealed with its salt under the person's key; the chained entry
+# holds only its salted hash (core.freetext). Goes with the key when the person is erased.
+ledger_texts = Table(
+    "ledger_texts", metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("subject_id", String(36), nullable=False, index=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at", AwareDateTime, nullable=False),
+)
+
 # The durable inbox: one verified, validated delivery per row, sealed; the 2xx means
 # it is here. The applier applies rows in order and clears their bodies (a row it gives
 # up on too: only its reason stays).

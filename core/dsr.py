@@ -6,7 +6,10 @@ suppression of an erased person's identifiers), the admin's steps (verify
 identity, extend, reject, not applicable, retry), processors' acknowledgements,
 and, when every destination is done and the person was told, the crypto-shredding
 that leaves nothing readable about them. Ledger entries about requests hold no
-personal data and stay readable after the shredding: they are the proof.
+personal data and stay readable after the shredding: they are the proof. A free
+text in one (an admin's reason, a partner's acknowledgement detail) may describe the
+person, so the entry holds only its salted hash and the text is sealed under the
+person's key (core.freetext); the requests' own copies are cleared at the shredding.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, literal, select, update
 from sqlalchemy.engine import Connection
 
-from core import ackproofs, erasures, outbox
+from core import ackproofs, erasures, freetext, outbox
 from core import requests as rq
 from core.crypto import SYSTEM_REF
 from core.db import (
@@ -224,6 +227,17 @@ def _complete(plan: Plan, request_id: str, subject_id: str | None) -> None:
     plan.request_entry("request.completed", subject_id, {"request": request_id})
 
 
+def _sealed(plan: Plan, request: rq.Request, text: str) -> tuple[dict[str, str], str]:
+    """A free text about ``request`` as its ledger entry holds it (the salted hash; the
+    text goes sealed under the person's key) and as the request's row keeps it (the text,
+    for the notice and the admin, until the person is erased; not kept if they are)."""
+    key = plan.loaded.keys.get(request.subject_id)
+    value, row = freetext.seal(key, request.subject_id, text, plan.now)
+    if row is not None:
+        plan.ledger_texts.append(row)
+    return value, text if key is not None else rq.ERASED_TEXT
+
+
 def step(plan: Plan, ev: RequestAction) -> tuple[str, str | None]:
     request = plan.loaded.requests.get(ev.request_id)
     if request is None:
@@ -264,10 +278,11 @@ def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         raise BadInput("an extension must be decided (and told) within the first month")
     due = rq.due_at(request.received_at, paused=request.paused(plan.now),
                     extended_months=ev.months)
+    sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.request_updates.setdefault(request.id, {}).update({
-        "extended_months": ev.months, "extension_reason": ev.reason[:500], "due_at": due})
+        "extended_months": ev.months, "extension_reason": kept, "due_at": due})
     plan.request_entry("request.extended", request.subject_id, {
-        "request": request.id, "months": ev.months, "reason": ev.reason[:500],
+        "request": request.id, "months": ev.months, "reason": sealed,
         "actor": ev.actor, "due_at": due.isoformat()})
     if plan.routes.notifier:
         plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
@@ -278,13 +293,14 @@ def _reject(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         raise BadInput("only an open request can be rejected")
     if not ev.reason.strip():
         raise BadInput("a rejection needs a reason")
+    sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.request_updates.setdefault(request.id, {}).update({
-        "status": rq.REJECTED, "rejection_reason": ev.reason[:500], "completed_at": plan.now,
+        "status": rq.REJECTED, "rejection_reason": kept, "completed_at": plan.now,
         "paused_since": None})
     plan.unsuppress.append(request.id)
     plan.cancel.append((request.subject_id, (ERASE, EXPORT)))
     plan.request_entry("request.rejected", request.subject_id, {
-        "request": request.id, "reason": ev.reason[:500], "actor": ev.actor,
+        "request": request.id, "reason": sealed, "actor": ev.actor,
         "complaint": "the person may complain to the supervisory authority (Art. 77)"})
     if plan.routes.notifier:
         plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
@@ -297,10 +313,11 @@ def _not_applicable(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         raise BadInput("the request has no such destination")
     if not ev.reason.strip():
         raise BadInput("marking a destination not applicable needs a reason")
+    sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.destination_updates.append((request.id, ev.destination, {
-        "status": rq.NOT_APPLICABLE, "reason": ev.reason[:500]}))
+        "status": rq.NOT_APPLICABLE, "reason": kept}))
     plan.request_entry("request.not_applicable", request.subject_id, {
-        "request": request.id, "destination": ev.destination, "reason": ev.reason[:500],
+        "request": request.id, "destination": ev.destination, "reason": sealed,
         "actor": ev.actor})
     plan.finish_if_ready.add(request.id)
 
@@ -397,9 +414,9 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
     request = plan.loaded.requests.get(ev.request_id)
     if request is None or ev.destination not in {d.name for d in request.destinations}:
         raise BadInput("the acknowledgement names no request sent to this partner")
-    kept = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
-    if kept is not None:  # applied or ignored, what the partner signed is kept
-        plan.ack_proofs.append(kept)
+    signed = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
+    if signed is not None:  # applied or ignored, what the partner signed is kept
+        plan.ack_proofs.append(signed)
     why_not = _ack_out_of_place(plan, request, ev.destination)
     if why_not is not None:
         plan.request_entry("request.ack_ignored", request.subject_id, {
@@ -407,14 +424,15 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
             "event": ev.meta.source_event_id, "proof_sha256": ev.proof, "why": why_not})
         return "ack_ignored", request.subject_id
     status = rq.DONE if ev.completed else rq.FAILED
+    sealed, kept = _sealed(plan, request, ev.detail[:500])
     receipt = {"at": plan.now.isoformat(), "acknowledged": "completed" if ev.completed
                else "rejected", "proof_sha256": ev.proof, "event": ev.meta.source_event_id}
     plan.destination_updates.append((request.id, ev.destination, {
-        "status": status, "reason": None if ev.completed else ev.detail[:500],
+        "status": status, "reason": None if ev.completed else kept,
         "receipt": receipt}))
     plan.request_entry("request.acknowledged", request.subject_id, {
         "request": request.id, "destination": ev.destination, "completed": ev.completed,
-        "detail": ev.detail[:500], "proof_sha256": ev.proof})
+        "detail": sealed, "proof_sha256": ev.proof})
     plan.finish_if_ready.add(request.id)
     return ("acknowledged" if ev.completed else "ack_rejected"), request.subject_id
 
@@ -482,6 +500,7 @@ def write(plan: Plan, conn: Connection) -> None:
     for subject_id, kinds in plan.cancel:
         _cancel(conn, [subject_id], kinds, now, "request rejected")
     ackproofs.write(conn, plan.ack_proofs)
+    freetext.write(conn, plan.ledger_texts)
 
 
 def _suppress(plan: Plan, conn: Connection, ids: list[str], request_id: str) -> None:
@@ -505,10 +524,11 @@ def _suppress(plan: Plan, conn: Connection, ids: list[str], request_id: str) -> 
 
 def shred(plan: Plan, conn: Connection) -> None:
     """Crypto-shredding: the key goes, and with it every readable copy (ledger details,
-    evidence, queued values, backups taken from now on); identifiers, refs, consent and
-    field hashes go too. Subjects merged into the erased one go with it. An erasure's shred
-    first puts what was learned of the person meanwhile on the suppression list too, and
-    queues the erasure log's entry (core.erasures). Runs last in the transaction."""
+    evidence, queued values, the ledger's free texts, backups taken from now on);
+    identifiers, refs, consent and field hashes go too. Subjects merged into the erased one
+    go with it. An erasure's shred first puts what was learned of the person meanwhile on
+    the suppression list too, and queues the erasure log's entry (core.erasures). Runs last
+    in the transaction."""
     for subject_id, request_id in plan.shreds:
         ids = with_merged(conn, [subject_id])
         if request_id is not None:
@@ -524,7 +544,8 @@ def shred(plan: Plan, conn: Connection) -> None:
 def shred_subjects(conn: Connection, ids: list[str], now: datetime, why: str) -> None:
     """Destroy what privasync holds about these subjects: the key, identifiers, refs,
     consent and field hashes, their open jobs (dead letters too), gathered exports and
-    kept acknowledgement bodies. Also the path ``restore-check`` takes (core.restore)."""
+    kept acknowledgement bodies, the ledger's free texts about them (their requests' copies
+    read ``rq.ERASED_TEXT``). Also the path ``restore-check`` takes (core.restore)."""
     for table in (subject_keys, identifiers, consents, field_state, system_refs):
         conn.execute(delete(table).where(table.c.subject_id.in_(ids)))
     _cancel(conn, ids, None, now, why)
@@ -532,6 +553,8 @@ def shred_subjects(conn: Connection, ids: list[str], now: datetime, why: str) ->
     conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
         select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
     ackproofs.shred(conn, ids)
+    freetext.shred(conn, ids)
+    rq.forget_texts(conn, ids)
 
 
 def with_merged(conn: Connection, subject_ids: list[str]) -> list[str]:

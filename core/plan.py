@@ -197,8 +197,10 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
     acked = [(r, e.destination) for e in batch if isinstance(e, RequestAcknowledged)
              and (r := got.requests.get(e.request_id)) is not None]
     got.sent = rq.sent(conn, acked)
-    # An acknowledgement's signed delivery is sealed under its request's subject's key.
-    load_subjects(conn, keyring, got, {r.subject_id for r, _ in acked}, fields=False)
+    # An acknowledgement's signed delivery, and any request's free text (a reason, an ack's
+    # detail), is sealed under its request's subject's key.
+    load_subjects(conn, keyring, got, {r.subject_id for r in got.requests.values()},
+                  fields=False)
     got.open_erasure = rq.open_for(conn, sorted(set(live.values())), "erasure")
     return got
 
@@ -269,6 +271,7 @@ class Plan:
     # (subject, erasure request; None for a returning person's subject, done with)
     shreds: list[tuple[str, str | None]] = field(default_factory=list)
     ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
+    ledger_texts: list[dict[str, object]] = field(default_factory=list)  # freetext.seal
     finish_if_ready: set[str] = field(default_factory=set)
     jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(

@@ -12,7 +12,10 @@ reject; nothing rejects it by itself, since a refusal must be told with its reas
 
 A request's progress is kept per destination (``request_destinations``): an
 erasure is complete only when every destination is done or marked not applicable
-by an admin with a reason. Receipts hold no personal data.
+by an admin with a reason. Receipts hold no personal data. Reasons (an admin's, or
+a partner's rejecting acknowledgement) may describe the person: they are kept for
+the notice and the admin's view, and cleared when the person is erased
+(``forget_texts``); the note only ever holds privasync's own words.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ NOT_TOLD_NOTE = "the person could not be told"
 # its privacyDeletion arrives): nobody to erase until someone finds out who asked.
 UNIDENTIFIED_NOTE = ("unidentified: the system erased a record privasync never knew; find "
                      "the person's address, record the request with it, then reject this one")
+# What a request's free text (a reason, a partner's words) becomes once its person is erased.
+ERASED_TEXT = "(erased with the person's key; the ledger keeps its salted hash)"
 
 
 def due_at(received_at: datetime, *, paused: timedelta = timedelta(0),
@@ -323,3 +328,27 @@ def prune_exports(conn: Connection, now: datetime) -> int:
 
     return int(conn.execute(request_exports.delete().where(
         request_exports.c.expires_at < now)).rowcount)
+
+
+def forget_texts(conn: Connection, subject_ids: Sequence[str]) -> None:
+    """The erased people's requests keep no free text: their extension and rejection
+    reasons, and their destinations' reasons given by an admin (not applicable) or a
+    partner (a rejecting acknowledgement), become ``ERASED_TEXT``. A worker's reason (an
+    error class) stays: it is privasync's own."""
+    ids = list(subject_ids)
+    for column in (requests.c.extension_reason, requests.c.rejection_reason):
+        conn.execute(update(requests).where(requests.c.subject_id.in_(ids),
+                                            column.is_not(None))
+                     .values({column.name: ERASED_TEXT}))
+    rows = conn.execute(select(request_destinations.c.request_id,
+                               request_destinations.c.destination,
+                               request_destinations.c.status, request_destinations.c.receipt)
+                        .where(request_destinations.c.request_id.in_(
+                            select(requests.c.id).where(requests.c.subject_id.in_(ids))),
+                            request_destinations.c.reason.is_not(None))).all()
+    for r in rows:
+        if r.status == NOT_APPLICABLE or "acknowledged" in json.loads(r.receipt or "{}"):
+            conn.execute(update(request_destinations).where(
+                request_destinations.c.request_id == r.request_id,
+                request_destinations.c.destination == r.destination)
+                .values(reason=ERASED_TEXT))

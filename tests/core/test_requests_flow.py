@@ -665,3 +665,129 @@ def test_a_refused_extension_notice_is_recorded_and_the_request_goes_on(
                                               "smtp_recipient_refused")
     flow.deliver(NOTIFIER)
     assert refused.tried == 1
+
+
+# Free text that may describe the person, given at each step that takes one.
+EXTEND_REASON = "Ada Lovelace's file sits in the Lyon branch archive"
+REJECT_REASON = "Ada's brother asked in her name; her own identity not proven"
+NA_REASON = "Ada was never a HubSpot contact (checked by M. Duval)"
+ACK_DETAIL = "deleted Ada Lovelace, customer 4471, and her two orders"
+FREE_TEXTS = (EXTEND_REASON, REJECT_REASON, NA_REASON, ACK_DETAIL)
+
+
+def _anywhere(engine, text: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every table holding ``text`` in any column, in clear (str or bytes)."""
+    from core.db import metadata
+
+    found, raw = [], text.encode()
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                if any(text in v if isinstance(v, str) else raw in bytes(v)
+                       for v in row if isinstance(v, str | bytes | memoryview)):
+                    found.append(table.name)
+                    break
+    return found
+
+
+def _free_text_entries(engine) -> dict[str, dict]:  # type: ignore[type-arg,no-untyped-def]
+    """The chained details of the steps that carried a free text, by kind."""
+    wanted = ("request.extended", "request.rejected", "request.not_applicable",
+              "request.acknowledged")
+    with engine.connect() as conn:
+        rows = conn.execute(select(ledger.ledger.c.kind, ledger.ledger.c.detail).where(
+            ledger.ledger.c.kind.in_(wanted))).all()
+    return {kind: json.loads(detail) for kind, detail in rows}
+
+
+def _steps_with_free_text(flow: Flow) -> tuple[str, str]:
+    """An access request rejected with a reason, and an erasure extended, marked not
+    applicable at HubSpot and acknowledged by the partner, each with its free text;
+    the erasure waits for the notice to the person (then the key goes)."""
+    subscribe(flow)
+    access, erasure = str(uuid.uuid4()), str(uuid.uuid4())
+    flow.event(RequestReceived(meta("ft-a"), SubjectHint(email=EMAIL), RequestKind.ACCESS,
+                               access))
+    flow.event(RequestAction(meta("ft-no"), access, RequestStep.REJECT, reason=REJECT_REASON,
+                             actor="cli"))
+    flow.event(RequestReceived(meta("ft-e"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               erasure))
+    flow.event(RequestAction(meta("ft-x"), erasure, RequestStep.EXTEND, reason=EXTEND_REASON,
+                             months=1, actor="cli"))
+    flow.event(RequestAction(meta("ft-na"), erasure, RequestStep.NOT_APPLICABLE,
+                             destination="hubspot", reason=NA_REASON, actor="cli"))
+    flow.deliver("partner:contact_centre")
+    flow.event(RequestAcknowledged(EventMeta("partner:contact_centre", "ft-ack", NOW),
+                                   "partner:contact_centre", erasure, True, ACK_DETAIL,
+                                   "ef" * 32))
+    return access, erasure
+
+
+def test_free_texts_are_readable_until_the_erasure_and_only_their_salted_hash_after(
+        flow: Flow):
+    from core import freetext
+
+    access, erasure = _steps_with_free_text(flow)
+    engine = flow.core.engine
+    assert count(engine, jobs, jobs.c.destination == NOTIFIER,
+                 jobs.c.status == outbox.PENDING) == 1  # the person is told before the key goes
+    before = _free_text_entries(engine)
+    hashes = {kind: freetext.marks(detail) for kind, detail in before.items()}
+    assert hashes == {"request.extended": {"reason": hashes["request.extended"]["reason"]},
+                      "request.rejected": {"reason": hashes["request.rejected"]["reason"]},
+                      "request.not_applicable": {
+                          "reason": hashes["request.not_applicable"]["reason"]},
+                      "request.acknowledged": {
+                          "detail": hashes["request.acknowledged"]["detail"]}}
+    with engine.connect() as conn:
+        opened = freetext.opened(conn, flow.core.keyring,
+                                 [h for m in hashes.values() for h in m.values()])
+    assert {kind: opened[h].text for kind, m in hashes.items() for h in m.values()} == {
+        "request.extended": EXTEND_REASON, "request.rejected": REJECT_REASON,
+        "request.not_applicable": NA_REASON, "request.acknowledged": ACK_DETAIL}
+    assert flow.request(erasure).extension_reason == EXTEND_REASON
+    assert flow.request(access).rejection_reason == REJECT_REASON
+    assert {d.name: d.reason for d in flow.request(erasure).destinations}["hubspot"] == \
+        NA_REASON
+    for text in FREE_TEXTS:  # never in clear in the chain, even before
+        assert "ledger" not in _anywhere(engine, text)
+
+    flow.deliver(NOTIFIER)  # told: the erasure completes and the key is destroyed
+    assert flow.request(erasure).status == rq.COMPLETED and count(engine, subject_keys) == 0
+    with engine.connect() as conn:
+        assert ledger.verify(conn).ok
+        assert freetext.opened(conn, flow.core.keyring, list(opened)) == {}
+    assert _free_text_entries(engine) == before  # each entry still says a text was given
+    for text in FREE_TEXTS:
+        assert _anywhere(engine, text) == [], text
+    assert flow.request(erasure).extension_reason == rq.ERASED_TEXT
+    assert flow.request(access).rejection_reason == rq.ERASED_TEXT
+    assert {d.name: d.reason for d in flow.request(erasure).destinations}["hubspot"] == \
+        rq.ERASED_TEXT
+
+
+def test_a_reason_given_after_the_erasure_is_not_kept_anywhere(flow: Flow):
+    """An access request left open when the person was erased, rejected afterwards: there
+    is no key to seal the reason under, so the entry says so and nothing keeps the text."""
+    subscribe(flow)
+    access, erasure = str(uuid.uuid4()), str(uuid.uuid4())
+    flow.event(RequestReceived(meta("wh-a"), SubjectHint(email=EMAIL), RequestKind.ACCESS,
+                               access))
+    flow.event(RequestReceived(meta("wh-e"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               erasure))
+    for n, destination in enumerate(("hubspot", "partner:contact_centre")):
+        flow.event(RequestAction(meta(f"wh-na{n}"), erasure, RequestStep.NOT_APPLICABLE,
+                                 destination=destination, reason="none held", actor="cli"))
+    flow.deliver(NOTIFIER)
+    engine = flow.core.engine
+    assert flow.request(erasure).status == rq.COMPLETED and count(engine, subject_keys) == 0
+    assert flow.request(access).open
+    flow.event(RequestAction(meta("wh-no"), access, RequestStep.REJECT, reason=REJECT_REASON,
+                             actor="cli"))
+    assert flow.request(access).status == rq.REJECTED
+    assert flow.request(access).rejection_reason == rq.ERASED_TEXT
+    assert _free_text_entries(engine)["request.rejected"]["reason"] == {
+        "withheld": "the person's key is destroyed: the text was not kept"}
+    assert _anywhere(engine, REJECT_REASON) == []
+    with engine.connect() as conn:
+        assert ledger.verify(conn).ok
