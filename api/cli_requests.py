@@ -137,6 +137,9 @@ def show(request_id: str, fmt: str) -> None:
                f"{told['received_at']}{due}{' (OVERDUE)' if told['overdue'] else ''}")
     for d in told["destinations"]:
         click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
+        held = d["receipt"].get("held_for_review") or []
+        if held:
+            click.echo(f"    held for review (not sent to the person): {', '.join(held)}")
     if told["note"]:
         click.echo(f"  note: {told['note']}")
     for h in told["history"]:
