@@ -68,6 +68,7 @@ from connectors.salesforce.people import (
     locate,
     look_up_spots,
     shared_addresses,
+    unsure,
 )
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.model import ErasureReceipt, PersonAt
@@ -138,10 +139,12 @@ class Eraser:
         pointers: dict[str, list[_Erasure]] = {}
         found = {sobject: self._lookup(sobject, jobs) for sobject in PEOPLE}
         shared = shared_addresses(r for rows in found.values() for r in rows)
+        every = [(sobject, r) for sobject, rows in found.items() for r in rows]
+        doubtful = [unsure(job.spot, every, shared) for job in jobs]
         for sobject, rows in found.items():
             for row in rows:
-                for job in jobs:
-                    verdict = claim(job.spot, sobject, row, shared)
+                for job, doubts in zip(jobs, doubtful, strict=True):
+                    verdict = claim(job.spot, sobject, row, shared, doubts)
                     if verdict == REVIEW:
                         job.held.add(f"{sobject}:{row['Id']}")
                     if verdict != MINE:

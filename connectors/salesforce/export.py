@@ -50,6 +50,7 @@ from connectors.salesforce.people import (
     locate,
     look_up_spots,
     shared_addresses,
+    unsure,
 )
 from core.errors import PermanentError
 from core.model import ExportedField, ExportResult, HeldForReview, PersonAt
@@ -118,11 +119,13 @@ class Exporter:
         tables = [self._people(sobject, spots, columns) for sobject in PEOPLE]
         shared = shared_addresses(r for t in tables for r in t.rows)
         found = [_Found() for _ in people]
+        every = [(t.sobject, r) for t in tables for r in t.rows]
         for spot, mine in zip(spots, found, strict=True):
+            doubtful = unsure(spot, every, shared)
             for table in tables:
                 for row in table.rows:
                     where = {MINE: mine.mine, REVIEW: mine.held}.get(
-                        claim(spot, table.sobject, row, shared) or "")
+                        claim(spot, table.sobject, row, shared, doubtful) or "")
                     if where is not None:
                         where[str(row["Id"])] = (table.sobject, row, KINDS[table.sobject])
         if any(f.mine or f.held for f in found):

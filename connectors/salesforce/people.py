@@ -111,14 +111,34 @@ def _one_person(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return a[1] == b[1] and (not a[0] or not b[0] or a[0] == b[0])
 
 
-def claim(spot: Spot, sobject: str, row: Mapping[str, Any],
-          shared: Collection[str]) -> str | None:
+def _name(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(row.get("FirstName") or "").strip().lower(),
+            str(row.get("LastName") or "").strip().lower())
+
+
+def unsure(spot: Spot, rows: Iterable[tuple[str, Mapping[str, Any]]],
+           shared: Collection[str]) -> frozenset[str]:
+    """The shared addresses on which even the person's refs do not tell them apart: refs
+    naming records of that address under names that cannot be one person's. privasync
+    learns Salesforce refs by address (the poller, a look-up), so both members of a family
+    can end up as refs of one subject; then no record of that address is surely theirs."""
+    named: dict[str, set[tuple[str, str]]] = {}
+    for sobject, row in rows:
+        email = str(row.get("Email") or "").lower()
+        if email in shared and (sobject, str(row["Id"])) in spot.keys:
+            named.setdefault(email, set()).add(_name(row))
+    return frozenset(e for e, who in named.items()
+                     if any(not _one_person(a, b) for a in who for b in who))
+
+
+def claim(spot: Spot, sobject: str, row: Mapping[str, Any], shared: Collection[str],
+          doubtful: Collection[str] = ()) -> str | None:
     """Whether ``row`` is the person's: ``MINE`` when a ref names it or it alone carries
     one of their addresses, ``REVIEW`` when only an address other records share reaches
-    it, None when it is not theirs at all."""
-    if (sobject, str(row["Id"])) in spot.keys:
-        return MINE
+    it (or its address is ``doubtful``: see ``unsure``), None when it is not theirs."""
     email = str(row.get("Email") or "").lower()
+    if (sobject, str(row["Id"])) in spot.keys:
+        return REVIEW if email in doubtful else MINE
     if email not in spot.emails:
         return None
     return REVIEW if email in shared else MINE

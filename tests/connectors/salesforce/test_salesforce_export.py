@@ -260,3 +260,15 @@ def test_a_shared_address_without_a_known_id_holds_every_record_it_reaches(emula
 
     assert result.fields == ()
     assert {h.record for h in result.review} == {f"Contact:{jan}", f"Contact:{an}"}
+
+
+def test_refs_to_two_family_members_leave_both_records_for_review(emulator, connector):
+    # privasync learns Salesforce refs by address, so one subject can come to name both.
+    jan = emulator.create_contact("family@example.com", first_name="Jan", last_name="Peeters")
+    an = emulator.create_contact("family@example.com", first_name="An", last_name="Peeters")
+
+    [result] = connector.export([person("s1", "family@example.com",
+                                        refs=(f"Contact:{jan}", f"Contact:{an}"))])
+
+    assert result.fields == ()
+    assert {h.record for h in result.review} == {f"Contact:{jan}", f"Contact:{an}"}
