@@ -152,10 +152,7 @@ class Exporter:
                               for i, (t, _, _) in part.items() if t == sobject})
             if not masters or sobject not in columns:
                 continue
-            where = f"IsDeleted = true AND ({any_in(MasterRecordId=masters)})"
-            rows = self._read(columns[sobject], lambda cols, s=sobject, w=where: (
-                self._client.query_all(f"{s} merged", select(cols, s, w),
-                                       include_deleted=True)))
+            rows = self._read(columns[sobject], self._merged_query(sobject, masters))
             for row in rows:
                 master = str(row.get("MasterRecordId"))
                 kind = f"{KINDS[sobject]} merged into {sobject}:{master}"
@@ -163,6 +160,11 @@ class Exporter:
                     part = f.owner_of(master)
                     if part is not None:
                         part[str(row["Id"])] = (sobject, row, kind)
+
+    def _merged_query(self, sobject: str, masters: list[str]) -> Callable[[str], list[Row]]:
+        where = f"IsDeleted = true AND ({any_in(MasterRecordId=masters)})"
+        return lambda columns: self._client.query_all(
+            f"{sobject} merged", select(columns, sobject, where), include_deleted=True)
 
     def _individuals(self, found: list[_Found], columns: dict[str, list[str]]) -> None:
         """The Individuals the people's records point at (one describe, one query)."""

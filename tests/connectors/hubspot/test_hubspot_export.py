@@ -132,7 +132,8 @@ def test_contact_moments_come_with_what_they_are_and_only_what_they_say(
     call = hub.log_engagement("calls", ada, hs_call_title="Complaint",
                               hs_call_body="Angry about the bill", hs_call_duration="95000")
     note = hub.log_engagement("notes", [ada, bob], hs_note_body="Prefers phone")
-    task = hub.log_engagement("tasks", ada, hs_task_subject="Call back", hs_task_status="NOT_STARTED")
+    task = hub.log_engagement("tasks", ada, hs_task_subject="Call back",
+                              hs_task_status="NOT_STARTED")
     meeting = hub.log_engagement("meetings", ada, hs_meeting_title="Visit")
     hub.log_engagement("calls", bob, hs_call_title="Bob's call")
 
