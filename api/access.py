@@ -37,6 +37,9 @@ class _Model(BaseModel):
 
 class HeldField(_Model):
     record: str = Field(description="The record in the system, e.g. contact:1001")
+    record_type: str | None = Field(
+        default=None, description="What the record is, in words: contact, logged e-mail, "
+        "call, task, case...; a merged record says what it was merged into")
     field: str = Field(description="The system's own name of the field")
     value: str | None
     canonical: str | None = Field(description="privasync's name for it, if mapped")
@@ -182,11 +185,14 @@ def _systems(conn: Connection, request: rq.Request, key: bytes,
             else {"note": "unreadable", "fields": []}
         system = mappings.systems.get(row.destination)
         fields = []
-        for record, name, value in list(data["fields"]):
+        # Only ``fields``: records held for review (``review``) stay out until an admin
+        # includes them.
+        for record, name, value, *kind in list(data["fields"]):
             mapped = system.fields.get(name.removeprefix("merge_fields.")) if system else None
             purposes = list(mapped.purposes) if mapped else []
             fields.append(HeldField(
-                record=record, field=name, value=value,
+                record=record, record_type=(kind[0] if kind else None) or None,
+                field=name, value=value,
                 canonical=mapped.canonical if mapped else None,
                 category=mapped.category if mapped else None, purposes=purposes,
                 legal_basis=[mappings.purposes[p].legal_basis.value for p in purposes
@@ -253,7 +259,8 @@ def markdown(b: AccessBundle) -> str:
                   f"(completed {when}): {b.erased_before.note}.", ""]
     for s in b.systems:
         lines += [f"## {s.system}", "", s.note or f"{len(s.fields)} field(s).", ""]
-        lines += [f"- {f.record} · {f.field}: {f.value}"
+        lines += [f"- {f.record}{f' ({f.record_type})' if f.record_type else ''} · "
+                  f"{f.field}: {f.value}"
                   + (f" (used for {', '.join(f.purposes)})" if f.purposes else "")
                   for f in s.fields]
         lines.append("")

@@ -155,6 +155,9 @@ def show(request_id: str, fmt: str) -> None:
         click.echo(f"  identity asked for, proof due {told['identity_due_at']}{late}")
     for d in told["destinations"]:
         click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
+        held = d["receipt"].get("held_for_review") or []
+        if held:
+            click.echo(f"    held for review (not sent to the person): {', '.join(held)}")
     if told["not_configured"]:
         click.echo(f"  not configured here, never asked: {', '.join(told['not_configured'])}")
     if told["note"]:

@@ -41,6 +41,7 @@ from core.model import (
     ErasureReceipt,
     ErasureStatus,
     EventMeta,
+    ExportedField,
     ExportResult,
     Outcome,
     PersonAt,
@@ -185,8 +186,9 @@ class Fulfiller:
             except Exception as exc:  # noqa: BLE001 - recorded against the batch
                 self.deliverer.finish(claim, {}, as_delivery_error(exc), report)
                 return
-            results |= {sid: Outcome(sid, error=r.error, note=f"{len(r.fields)} field(s)")
-                        for sid, r in exported.items()}
+            results |= {sid: Outcome(sid, error=r.error, note=f"{len(r.fields)} field(s)" + (
+                f", {len(r.review)} record(s) held for review" if r.review else ""))
+                for sid, r in exported.items()}
 
         def after(conn: Connection, now: datetime, statuses: Mapping[str, str]) -> None:
             for sid, status in statuses.items():
@@ -201,8 +203,10 @@ class Fulfiller:
     def _store_export(self, conn: Connection, now: datetime, destination: str,
                       request_id: str, key: bytes, result: ExportResult) -> None:
         payload = Keyring.encrypt(key, json.dumps(
-            {"note": result.note, "fields": [[f.record, f.field, f.value]
-                                             for f in result.fields]}).encode())
+            {"note": result.note, "fields": [_field_row(f) for f in result.fields],
+             "review": [{"record": h.record, "reason": h.reason,
+                         "fields": [_field_row(f) for f in h.fields]}
+                        for h in result.review]}).encode())
         stmt = insert_for(conn, request_exports).values(
             request_id=request_id, destination=destination, payload=payload, created_at=now,
             expires_at=now + self.export_keep)
@@ -211,8 +215,16 @@ class Fulfiller:
             set_={"payload": stmt.excluded.payload, "created_at": now,
                   "expires_at": stmt.excluded.expires_at}))
         records = len({f.record for f in result.fields})
-        proof = {"at": now.isoformat(), "fields": len(result.fields), "records": records}
-        rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof)
+        proof: dict[str, Any] = {"at": now.isoformat(), "fields": len(result.fields),
+                                 "records": records}
+        reason = None
+        if result.review:
+            # Ids only: which records wait for an admin, never what they hold.
+            proof["held_for_review"] = [h.record for h in result.review]
+            reason = (f"{len(result.review)} record(s) held for review, not in the answer: "
+                      f"{'; '.join(sorted({h.reason for h in result.review}))}")
+        rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof,
+                  reason=reason)
         self._entry(conn, now, "request.exported", request_id,
                     {"destination": destination, **proof})
 
@@ -367,3 +379,8 @@ def _store_step(conn: Connection, keyring: Keyring, now: datetime, ev: RequestAc
     body = codec.encode([ev])
     inbox.store(conn, source="privasync", sealed=keyring.seal(body),
                 key=keyring.delivery_key(body), received_at=now, events=1)
+
+
+def _field_row(f: ExportedField) -> list[str | None]:
+    """A field as kept in the encrypted export: record, name, value, record type."""
+    return [f.record, f.field, f.value, f.kind]

@@ -362,21 +362,41 @@ class ErasureReceipt:
 @dataclass(frozen=True)
 class ExportedField:
     """One value a system holds about the person: in which record, under the vendor's
-    field name (the core adds canonical name, category, purposes and basis)."""
+    field name (the core adds canonical name, category, purposes and basis).
+
+    ``kind`` names the record's type in words a person can read (``contact``, ``logged
+    e-mail``, ``task``, ``case``...); a record merged into the person's carries it too
+    (``contact merged into contact:1001``)."""
 
     record: str
     field: str
     value: str | None
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class HeldForReview:
+    """A record a system returned for the person that may be someone else's (it matched
+    only by an address another record shares, not by a known id): kept out of the answer
+    until an admin includes it. ``reason`` says why, without personal data."""
+
+    record: str
+    reason: str
+    fields: tuple[ExportedField, ...] = ()
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What one system holds about one person (Art. 15, 20); ``error`` if it could not say."""
+    """What one system holds about one person (Art. 15, 20); ``error`` if it could not say.
+
+    ``review``: records set aside for an admin's review, never sent to the person as they
+    are (see HeldForReview)."""
 
     subject_id: str
     fields: tuple[ExportedField, ...] = ()
     error: Exception | None = None
     note: str = ""
+    review: tuple[HeldForReview, ...] = ()
 
 
 CanonicalEvent = (ConsentChanged | SubjectSeen | SubjectDeleted | ErasureRequested

@@ -19,7 +19,9 @@ from typing import Any
 from emulators.salesforce_soql import Refused
 
 CONSENT = "ContactPointTypeConsent"
-PREFIX = {"Contact": "003", "Lead": "00Q", "Individual": "0PK", CONSENT: "0ZY"}
+PREFIX = {"Contact": "003", "Lead": "00Q", "Individual": "0PK", CONSENT: "0ZY",
+          "Task": "00T", "Event": "00U", "Case": "500", "EmailMessage": "02s",
+          "EmailMessageRelation": "0EM"}
 # Both person types carry the org's custom fields Health_Note__c (text) and
 # Customer_Since__c (date); only a Contact has MailingCity and Birthdate.
 _PERSON = ("Id", "Email", "FirstName", "LastName", "Phone", "HasOptedOutOfEmail",
@@ -30,20 +32,53 @@ _INDIVIDUAL = ("Id", "FirstName", "LastName", "HasOptedOutSolicit", "ShouldForge
 _CONSENT = ("Id", "Name", "PartyId", "ContactPointType", "PrivacyConsentStatus",
             "CaptureContactPointType", "CaptureDate", "CaptureSource", "EffectiveFrom",
             "EffectiveTo", "DataUsePurposeId", "SystemModstamp", "IsDeleted")
+# Contact moments (Object Reference: Task, Event, Case, EmailMessage, EmailMessageRelation),
+# a subset of each object's fields: the links (WhoId, ContactId, ParentId, ActivityId,
+# RelationId), what a person said or was told, and when. An activity's ``WhoId`` names a
+# Contact or Lead; an e-mail hangs off a Case (ParentId) or a Task (ActivityId) and names
+# its senders and recipients through EmailMessageRelation rows.
+_ACTIVITY = ("Id", "WhoId", "WhatId", "OwnerId", "Subject", "Description", "CreatedDate",
+             "SystemModstamp", "IsDeleted")
+_TASK = (*_ACTIVITY, "ActivityDate", "Status", "Priority", "TaskSubtype", "CallType",
+         "CallDurationInSeconds", "CallDisposition")
+_EVENT = (*_ACTIVITY, "Location", "StartDateTime", "EndDateTime", "IsAllDayEvent")
+_CASE = ("Id", "CaseNumber", "ContactId", "AccountId", "OwnerId", "Subject", "Description",
+         "Status", "Origin", "Priority", "SuppliedName", "SuppliedEmail", "SuppliedPhone",
+         "CreatedDate", "ClosedDate", "SystemModstamp", "IsDeleted")
+_EMAIL = ("Id", "ParentId", "ActivityId", "RelatedToId", "Subject", "TextBody", "HtmlBody",
+          "FromName", "FromAddress", "ToAddress", "CcAddress", "BccAddress", "MessageDate",
+          "Incoming", "Status", "Headers", "CreatedDate", "SystemModstamp", "IsDeleted")
+_RELATION = ("Id", "EmailMessageId", "RelationId", "RelationType", "RelationAddress",
+             "RelationObjectType", "SystemModstamp", "IsDeleted")
+ACTIVITIES = ("Task", "Event", "Case", "EmailMessage", "EmailMessageRelation")
 FIELDS = {"Contact": (*_PERSON, "MailingCity", "Birthdate"), "Lead": (*_PERSON, "City"),
-          "Individual": _INDIVIDUAL, CONSENT: _CONSENT}
-READ_ONLY = frozenset({"Id", "SystemModstamp", "IsDeleted", "MasterRecordId"})
-BOOLEANS = frozenset({"HasOptedOutOfEmail", "HasOptedOutSolicit", "ShouldForget", "IsDeleted"})
-DATES = frozenset({"Birthdate", "Customer_Since__c"})  # JSON strings, ``YYYY-MM-DD``
-DATETIMES = frozenset({"SystemModstamp", "CaptureDate", "EffectiveFrom", "EffectiveTo"})
+          "Individual": _INDIVIDUAL, CONSENT: _CONSENT, "Task": _TASK, "Event": _EVENT,
+          "Case": _CASE, "EmailMessage": _EMAIL, "EmailMessageRelation": _RELATION}
+READ_ONLY = frozenset({"Id", "SystemModstamp", "IsDeleted", "MasterRecordId", "CaseNumber",
+                       "CreatedDate", "RelationObjectType"})
+BOOLEANS = frozenset({"HasOptedOutOfEmail", "HasOptedOutSolicit", "ShouldForget", "IsDeleted",
+                      "IsAllDayEvent", "Incoming"})
+DATES = frozenset({"Birthdate", "Customer_Since__c", "ActivityDate"})  # ``YYYY-MM-DD``
+DATETIMES = frozenset({"SystemModstamp", "CaptureDate", "EffectiveFrom", "EffectiveTo",
+                       "CreatedDate", "StartDateTime", "EndDateTime", "ClosedDate",
+                       "MessageDate"})
 # Lookups and the type each points at ("": the record's own type). The emulator
 # checks that a written IndividualId or PartyId names a live Individual.
 REFERENCES = {"IndividualId": "Individual", "PartyId": "Individual", "MasterRecordId": "",
-              "DataUsePurposeId": "DataUsePurpose"}
+              "DataUsePurposeId": "DataUsePurpose", "WhoId": "Contact", "WhatId": "Account",
+              "OwnerId": "User", "ContactId": "Contact", "AccountId": "Account",
+              "ParentId": "Case", "ActivityId": "Task", "RelatedToId": "Case",
+              "EmailMessageId": "EmailMessage", "RelationId": "Contact"}
+# Polymorphic lookups: every type they may name (describe's referenceTo).
+POLYMORPHIC = {"WhoId": ("Contact", "Lead"), "RelationId": ("Contact", "Lead", "User")}
 PICKLISTS = {"ContactPointType": ("Email", "Phone", "MailingAddress", "Social", "Web"),
              "CaptureContactPointType": ("Email", "Phone", "MailingAddress", "Social", "Web"),
-             "PrivacyConsentStatus": ("OptIn", "OptOut", "Seen", "NotSeen")}
-_NAMED_TYPES = {"Id": "id", "Email": "email", "Phone": "phone"}
+             "PrivacyConsentStatus": ("OptIn", "OptOut", "Seen", "NotSeen"),
+             "TaskSubtype": ("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn"),
+             "RelationType": ("FromAddress", "ToAddress", "CcAddress", "BccAddress")}
+_NAMED_TYPES = {"Id": "id", "Email": "email", "Phone": "phone", "SuppliedEmail": "email",
+                "SuppliedPhone": "phone", "CallDurationInSeconds": "int",
+                "Description": "textarea", "TextBody": "textarea", "HtmlBody": "textarea"}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Problem = tuple[str, str, list[str]]  # a record's statusCode, message and fields
@@ -92,7 +127,8 @@ def describe(sobject: str, readable: Callable[[str], bool] = lambda _: True,
                "nillable": name not in READ_ONLY | BOOLEANS,
                "createable": name not in READ_ONLY and editable(name),
                "updateable": name not in READ_ONLY and editable(name),
-               "referenceTo": [REFERENCES[name] or sobject] if name in REFERENCES else [],
+               "referenceTo": list(POLYMORPHIC.get(name, ())) or (
+                   [REFERENCES[name] or sobject] if name in REFERENCES else []),
                "custom": name.endswith("__c")}
               for name in FIELDS[sobject] if readable(name)]
     granted = {"createable": True, "updateable": True, "deletable": True, **(rights or {})}

@@ -93,7 +93,8 @@ class HubSpotConnector:
 
     @property
     def export_batch_size(self) -> int:
-        """People per export call: three calls for the batch, answers kept a sensible size."""
+        """People per export call: three calls for the batch's contacts and ten for their
+        contact moments, answers kept a sensible size."""
         return EXPORT_BATCH
 
     def verify_signature(self, *, method: str, url: str, body: bytes,
@@ -135,8 +136,9 @@ class HubSpotConnector:
         return self._eraser.erase(people)
 
     def export(self, people: Sequence[PersonAt]) -> list[ExportResult]:
-        """Every set property of every contact HubSpot holds for each person, in three calls.
-        Raises DeliveryError when a call failed."""
+        """Every set property of every contact HubSpot holds for each person, and the
+        e-mails, calls, meetings, notes and tasks associated with them. Raises DeliveryError
+        when a call failed."""
         return self._exporter.export(people)
 
     def check(self) -> None:

@@ -22,6 +22,9 @@ from core.model import SystemRef
 READ_LIMIT = 100  # documentation (CRM objects guide: batches of 100); no maxItems in the spec
 IDENTITY_PROPERTY = "email"
 _ALIASES_PROPERTY = "hs_additional_emails"
+# The ids of contacts merged into this one, ";"-joined: a read by a merged-away id is
+# answered with the contact kept (assumption: HubSpot's object reads follow a merge).
+MERGED_PROPERTY = "hs_merged_object_ids"
 _PREFIX = "contact:"
 _CONTACT_REF = re.compile(r"^contact:(\d+)$")
 _NOT_FOUND = "OBJECT_NOT_FOUND"
@@ -74,7 +77,7 @@ class ContactReader:
         full for ``patience`` seconds).
         """
         names = list(dict.fromkeys([*properties, IDENTITY_PROPERTY, _ALIASES_PROPERTY]
-                                   if by_email else properties))
+                                   if by_email else [*properties, MERGED_PROPERTY]))
         wanted = addresses(keys) if by_email else list(dict.fromkeys(keys))
         read = Read()
         for start in range(0, len(wanted), READ_LIMIT):
@@ -108,7 +111,7 @@ class ContactReader:
         asked = set(chunk)
         for result in getattr(data, "results", None) or []:
             contact = Contact(str(result.id), dict(result.properties or {}))
-            keys = _addresses_of(contact) & asked if by_email else {contact.id} & asked
+            keys = _addresses_of(contact) & asked if by_email else _ids_of(contact) & asked
             read.found |= dict.fromkeys(keys, contact)
         for error in getattr(data, "errors", None) or []:
             if getattr(error, "category", None) == _NOT_FOUND:
@@ -116,6 +119,12 @@ class ContactReader:
             named = (getattr(error, "context", None) or {}).get("ids") or []
             keys = {str(k).lower() if by_email else str(k) for k in named} & asked
             read.unanswered |= (keys or asked) - set(read.found)
+
+
+def _ids_of(contact: Contact) -> set[str]:
+    """The contact's id and the ids of contacts merged into it."""
+    merged = (contact.properties.get(MERGED_PROPERTY) or "").split(";")
+    return {contact.id, *(i for i in merged if i)}
 
 
 def _addresses_of(contact: Contact) -> set[str]:

@@ -16,7 +16,13 @@ from typing import Any
 
 import urllib3
 from hubspot import HubSpot
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
+from hubspot.crm.objects.calls.exceptions import ApiException as CallsApiException
+from hubspot.crm.objects.emails.exceptions import ApiException as EmailsApiException
+from hubspot.crm.objects.meetings.exceptions import ApiException as MeetingsApiException
+from hubspot.crm.objects.notes.exceptions import ApiException as NotesApiException
+from hubspot.crm.objects.tasks.exceptions import ApiException as TasksApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from urllib3.util.retry import Retry
 
@@ -25,7 +31,9 @@ from connectors.hubspot.limits import observed
 from connectors.ratelimits import Window
 from connectors.transport import blip_retry, error_for_network
 
-_API_ERRORS = (ContactsApiException, PropertiesApiException)
+_API_ERRORS = (ContactsApiException, PropertiesApiException, AssociationsApiException,
+               CallsApiException, EmailsApiException, MeetingsApiException,
+               NotesApiException, TasksApiException)
 
 
 @dataclass(frozen=True)

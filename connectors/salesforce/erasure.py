@@ -58,11 +58,17 @@ from typing import Any
 from connectors.salesforce.client import SalesforceClient, any_in, select
 from connectors.salesforce.people import (
     COLLECTION_LIMIT,
-    LOOKUP_COLUMNS,
+    MINE,
+    NAMED_LOOKUP_COLUMNS,
     PEOPLE,
+    REVIEW,
+    SHARED_REASON,
     Spot,
+    claim,
     locate,
     look_up_spots,
+    shared_addresses,
+    unsure,
 )
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.model import ErasureReceipt, PersonAt
@@ -93,6 +99,7 @@ class _Erasure:
     binned: set[str] = field(default_factory=set)  # found already deleted
     emptied: set[str] = field(default_factory=set)  # out of the Recycle Bin
     purged_seen: int = 0  # purged records queryAll still shows
+    held: set[str] = field(default_factory=set)  # reached only by a shared address: kept
 
     def ids(self, sobject: str) -> set[str]:
         return {i for i, t in self.doomed.items() if t == sobject}
@@ -119,17 +126,29 @@ class Eraser:
 
     def _lookup(self, sobject: str, jobs: list[_Erasure]) -> list[dict[str, Any]]:
         """The lookup by address and ref; by queryAll (deleted records too) when purging."""
-        columns = f"{LOOKUP_COLUMNS}, IsDeleted" if self._hard else LOOKUP_COLUMNS
+        columns = (f"{NAMED_LOOKUP_COLUMNS}, IsDeleted" if self._hard
+                   else NAMED_LOOKUP_COLUMNS)
         return look_up_spots(self._client, sobject, [j.spot for j in jobs], columns,
                              include_deleted=self._hard)
 
     def _find(self, jobs: list[_Erasure]) -> dict[str, list[_Erasure]]:
         """Each person's Contacts and Leads (one query per type); which Individuals they
-        point at, and whose records point at each."""
+        point at, and whose records point at each. A record reached only by an address
+        that records of another name carry too may be someone else's: it is left alone
+        and named in the receipt for review (``people.claim``)."""
         pointers: dict[str, list[_Erasure]] = {}
-        for sobject in PEOPLE:
-            for row in self._lookup(sobject, jobs):
-                for job in (j for j in jobs if j.spot.holds(sobject, row)):
+        found = {sobject: self._lookup(sobject, jobs) for sobject in PEOPLE}
+        shared = shared_addresses(r for rows in found.values() for r in rows)
+        every = [(sobject, r) for sobject, rows in found.items() for r in rows]
+        doubtful = [unsure(job.spot, every, shared) for job in jobs]
+        for sobject, rows in found.items():
+            for row in rows:
+                for job, doubts in zip(jobs, doubtful, strict=True):
+                    verdict = claim(job.spot, sobject, row, shared, doubts)
+                    if verdict == REVIEW:
+                        job.held.add(f"{sobject}:{row['Id']}")
+                    if verdict != MINE:
+                        continue
                     job.doomed[str(row["Id"])] = sobject
                     if row.get("IsDeleted"):
                         job.binned.add(str(row["Id"]))
@@ -224,7 +243,8 @@ class Eraser:
         for sobject in PEOPLE:
             rows = self._lookup(sobject, jobs)
             for job in jobs:
-                self._count(job, [r for r in rows if job.spot.holds(sobject, r)])
+                self._count(job, [r for r in rows if job.spot.holds(sobject, r)
+                                  and f"{sobject}:{r['Id']}" not in job.held])
         for sobject in ("Individual", CONSENT):
             ids = sorted({i for job in jobs for i in job.ids(sobject)})
             if not ids:
@@ -261,7 +281,15 @@ def _receipt(subject_id: str, job: _Erasure, *, hard: bool) -> ErasureReceipt:
                      "queryAll shows for about 24 h")
     if job.kept:
         verified += f"; {len(job.kept)} Individual(s) shared with other records kept"
+    if job.held:
+        verified += (f"; {len(job.held)} record(s) held for review, not erased ({SHARED_REASON})"
+                     f": {', '.join(sorted(job.held))}")
     error = job.error
+    if error is None and job.held and not job.doomed:
+        # Nothing was surely theirs: an admin decides whose the records are.
+        error = PermanentError(f"salesforce: {len(job.held)} record(s) reached only by a "
+                               "shared address; review before erasing",
+                               error_class="shared_address_review")
     if error is None and job.left:
         where = "readable or restorable" if hard else "readable"
         error = TransientError(f"salesforce: {job.left} record(s) still {where} after delete",

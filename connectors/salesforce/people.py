@@ -7,7 +7,7 @@ it knows Salesforce's standard person fields, and takes a custom field
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ IDENTITY = "Email"  # how subjects are found in Salesforce; privasync never writ
 
 Key = tuple[str, str]  # (sObject type, record id)
 LOOKUP_COLUMNS = "Id, Email, IndividualId"
+# Erasure's look-up also reads the names: whether an address is shared (shared_addresses).
+NAMED_LOOKUP_COLUMNS = f"{LOOKUP_COLUMNS}, FirstName, LastName"
 
 _COMMON = frozenset({"Email", "FirstName", "LastName", "Salutation", "Title", "Phone",
                      "MobilePhone", "Fax", "Description", "LeadSource"})
@@ -82,6 +84,67 @@ class Spot:
         one of the addresses."""
         return ((sobject, str(row["Id"])) in self.keys
                 or str(row.get("Email") or "").lower() in self.emails)
+
+
+SHARED_REASON = "matched only by an e-mail address another record shares, not by a known id"
+
+
+def shared_addresses(rows: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The addresses (lower-cased) that these Contacts and Leads carry for more than one
+    person: records whose names cannot be one person's (last names differ, or both give a
+    first name and those differ; case-insensitive, as SOQL compares text). Found by such an
+    address alone, a record may be someone else's (a family's shared mailbox), so it is
+    nobody's until someone looks. A Contact and a Lead under one name (a first name left out
+    on one) are taken as one person."""
+    names: dict[str, set[tuple[str, str]]] = {}
+    for row in rows:
+        email = str(row.get("Email") or "").lower()
+        if email:
+            names.setdefault(email, set()).add(
+                (str(row.get("FirstName") or "").strip().lower(),
+                 str(row.get("LastName") or "").strip().lower()))
+    return frozenset(e for e, who in names.items()
+                     if any(not _one_person(a, b) for a in who for b in who))
+
+
+def _one_person(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    return a[1] == b[1] and (not a[0] or not b[0] or a[0] == b[0])
+
+
+def _name(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(row.get("FirstName") or "").strip().lower(),
+            str(row.get("LastName") or "").strip().lower())
+
+
+def unsure(spot: Spot, rows: Iterable[tuple[str, Mapping[str, Any]]],
+           shared: Collection[str]) -> frozenset[str]:
+    """The shared addresses on which even the person's refs do not tell them apart: refs
+    naming records of that address under names that cannot be one person's. privasync
+    learns Salesforce refs by address (the poller, a look-up), so both members of a family
+    can end up as refs of one subject; then no record of that address is surely theirs."""
+    named: dict[str, set[tuple[str, str]]] = {}
+    for sobject, row in rows:
+        email = str(row.get("Email") or "").lower()
+        if email in shared and (sobject, str(row["Id"])) in spot.keys:
+            named.setdefault(email, set()).add(_name(row))
+    return frozenset(e for e, who in named.items()
+                     if any(not _one_person(a, b) for a in who for b in who))
+
+
+def claim(spot: Spot, sobject: str, row: Mapping[str, Any], shared: Collection[str],
+          doubtful: Collection[str] = ()) -> str | None:
+    """Whether ``row`` is the person's: ``MINE`` when a ref names it or it alone carries
+    one of their addresses, ``REVIEW`` when only an address other records share reaches
+    it (or its address is ``doubtful``: see ``unsure``), None when it is not theirs."""
+    email = str(row.get("Email") or "").lower()
+    if (sobject, str(row["Id"])) in spot.keys:
+        return REVIEW if email in doubtful else MINE
+    if email not in spot.emails:
+        return None
+    return REVIEW if email in shared else MINE
+
+
+MINE, REVIEW = "mine", "review"
 
 
 def locate(person: PersonAt) -> Spot:

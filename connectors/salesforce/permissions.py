@@ -37,8 +37,9 @@ CONSENT = "ContactPointTypeConsent"
 OPT_OUT = "HasOptedOutOfEmail"
 SOLICIT = "HasOptedOutSolicit"
 # What polling, erasure and export read on every type, whatever the mapping.
-READ = {"Contact": ("Email", "IndividualId", OPT_OUT, "SystemModstamp"),
-        "Lead": ("Email", "IndividualId", OPT_OUT, "SystemModstamp"),
+READ = {"Contact": ("Email", "FirstName", "LastName", "IndividualId", OPT_OUT,
+                    "SystemModstamp"),
+        "Lead": ("Email", "FirstName", "LastName", "IndividualId", OPT_OUT, "SystemModstamp"),
         "Individual": (SOLICIT, "ShouldForget", "SystemModstamp"),
         CONSENT: ("PartyId",)}
 # Objects the org may lack (Data Protection and Privacy off): absent is not missing.

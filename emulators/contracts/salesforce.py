@@ -21,6 +21,11 @@ since v42.0 unless noted:
   booleans of the current user, e.g. PermissionsBulkApiHardDelete, "Bulk API Hard Delete"
   in Setup).
 
+* Object Reference: "Task", "Event", "Case", "EmailMessage", "EmailMessageRelation" (the
+  contact moments an access answer reads, ``MOMENT_OBJECTS``); "Contact" and "Lead"
+  (``MasterRecordId``: "If this record was deleted as the result of a merge, this field
+  contains the ID of the record that remains"; deleted records are found by queryAll).
+
 Where a page is silent the model says so in a comment ("assumption").
 """
 
@@ -227,6 +232,40 @@ class EmptyRecycleBinResult(_Closed):
 class UserPermissionRow(_Open):
     attributes: dict[str, Any]
     PermissionsBulkApiHardDelete: bool = False
+
+
+# -- contact moments (Object Reference) -------------------------------------------------------
+# Each object's key prefix and the fields privasync reads of it (a subset of each object's
+# field list): the link to a person's record, and what was said, asked or done, and when.
+# Task/Event ``WhoId`` is polymorphic (Contact or Lead); a Case names its Contact by
+# ``ContactId``; an EmailMessage hangs off a Case (``ParentId``) or a Task (``ActivityId``)
+# and names its senders and recipients in EmailMessageRelation rows (``RelationId``,
+# API 37.0+). EmailMessage and its relations exist only where Email-to-Case or Enhanced
+# Email is on ("Special Access Rules"): elsewhere SOQL answers INVALID_TYPE.
+MOMENT_OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Task": ("00T", ("WhoId", "WhatId", "Subject", "Description", "ActivityDate", "Status",
+                     "Priority", "TaskSubtype", "CallType", "CallDurationInSeconds",
+                     "CreatedDate")),
+    "Event": ("00U", ("WhoId", "WhatId", "Subject", "Description", "Location",
+                      "StartDateTime", "EndDateTime", "IsAllDayEvent", "CreatedDate")),
+    "Case": ("500", ("ContactId", "CaseNumber", "Subject", "Description", "Status", "Origin",
+                     "Priority", "SuppliedName", "SuppliedEmail", "SuppliedPhone",
+                     "CreatedDate", "ClosedDate")),
+    "EmailMessage": ("02s", ("ParentId", "ActivityId", "Subject", "TextBody", "FromName",
+                             "FromAddress", "ToAddress", "MessageDate", "Incoming",
+                             "Status")),
+    "EmailMessageRelation": ("0EM", ("EmailMessageId", "RelationId", "RelationType")),
+}
+
+
+class MergedRecord(_Open):
+    """A Contact or Lead merged away, as queryAll returns it: deleted, naming the record
+    that remains."""
+
+    attributes: RecordAttributes
+    Id: str
+    IsDeleted: Literal[True]
+    MasterRecordId: str
 
 
 Method = Literal["GET", "POST", "PATCH", "DELETE"]

@@ -22,6 +22,7 @@ from emulators.hubspot.common import (
     _error,
 )
 from emulators.hubspot.contacts import _ContactRoutes
+from emulators.hubspot.engagements import ENGAGEMENTS, _EngagementRoutes
 from emulators.hubspot.preferences import _PreferenceRoutes
 from emulators.hubspot.properties import _PropertyRoutes
 from emulators.hubspot.validation import parse
@@ -52,9 +53,9 @@ def _missing_scopes(scopes: list[str], alternatives: int) -> Response:
                   links={"scopes": "https://developers.hubspot.com/scopes"})
 
 
-class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
-    """HubSpot's contacts, contact properties and communication-preferences APIs, in memory,
-    with webhooks."""
+class HubSpotEmulator(_EngagementRoutes, _ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
+    """HubSpot's contacts, their engagements and associations, contact properties and
+    communication-preferences APIs, in memory, with webhooks."""
 
     name = "hubspot"
 
@@ -80,10 +81,12 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
         self._opted_out = set()
         self._history = {}
         self._blocklist = set()
+        self._merged_into = {}
         self._hooks = {}
         self._event_ids = itertools.count(1)
         self._sender = None
         self._deliveries = []
+        self._reset_engagements()
         self._register_routes()
 
     # -- routes, auth, rate limit -------------------------------------------------
@@ -107,6 +110,10 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
             ("POST", f"{p}/v4/statuses/batch/read", self._h_v4_read),
             ("POST", f"{p}/v4/statuses/(?P<email>[^/]+)/unsubscribe-all", self._h_v4_unsub_all),
             ("POST", _TOKEN_INFO, self._h_token_info),
+            ("POST", f"/crm/v3/objects/(?P<object>{'|'.join(ENGAGEMENTS)})/batch/read",
+             self._h_engagement_read),
+            ("POST", "/crm/v4/associations/(?P<from>[^/]+)/(?P<to>[^/]+)/batch/read",
+             self._h_association_read),
         ]
         for method, pattern, handler in table:
             self.route(method, pattern, self._guarded(handler))
@@ -214,8 +221,10 @@ class HubSpotEmulator(_ContactRoutes, _PreferenceRoutes, _PropertyRoutes):
             self._opted_out.clear()
             self._history.clear()
             self._blocklist.clear()
+            self._merged_into.clear()
             self._hooks = {}
             self._deliveries.clear()
+            self._reset_engagements()
 
     # -- helpers for tests and the demo (a marketer in the CRM UI) --------------------------
     def create_contact(self, email: str, **props: str) -> str:

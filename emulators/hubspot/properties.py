@@ -35,6 +35,8 @@ _CATALOGUE: tuple[tuple[str, str, str, str, str, bool], ...] = (
     ("hs_object_id", "Record ID", "number", "number", "contactinformation", True),
     ("createdate", "Create Date", "datetime", "date", "contactinformation", True),
     ("lastmodifieddate", "Last Modified Date", "datetime", "date", "contactinformation", True),
+    ("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox",
+     "contactinformation", True),
     ("date_of_birth", "Date of birth", "date", "date", "contactinformation", False),
     ("product_interests", "Product interests", "string", "textarea", "contactinformation",
      False),
@@ -44,7 +46,8 @@ _CONTACT_TYPES = frozenset({"contacts", "contact", "0-1"})
 # Values HubSpot sets itself: the opt-out flags (the communication preferences API sets
 # them), the record id and its timestamps. Which of HubSpot's properties are read-only is
 # the portal's answer (modificationMetadata.readOnlyValue), not the spec's: assumption.
-_READ_ONLY_VALUES = re.compile(r"hs_email_optout(_\d+)?|hs_object_id|createdate|lastmodifieddate")
+_READ_ONLY_VALUES = re.compile(r"hs_email_optout(_\d+)?|hs_object_id|createdate|lastmodifieddate"
+                               r"|hs_merged_object_ids")
 _EPOCH = _iso(0)
 
 

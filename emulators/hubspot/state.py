@@ -40,6 +40,7 @@ class _State(_Webhooks):
     _opted_out: set[str]
     _history: dict[str, list[StatusChange]]
     _blocklist: set[str]
+    _merged_into: dict[str, str]  # a merged-away contact id -> the id of the one kept
 
     # -- contacts -------------------------------------------------------------------
     def _live(self, contact_id: str, archived: bool = False) -> _Contact:
@@ -50,7 +51,11 @@ class _State(_Webhooks):
         return contact
 
     def _resolve(self, key: str, id_property: str | None, archived: bool = False) -> _Contact:
+        """The contact ``key`` names; by id, a merged-away id names the contact kept
+        (assumption: HubSpot's object reads follow a merge, as its record URLs do)."""
         if not id_property or id_property == "hs_object_id":
+            while key in self._merged_into and key not in self._contacts:
+                key = self._merged_into[key]
             return self._live(key, archived)
         value = key.lower() if id_property == "email" else key
         for contact in self._contacts.values():
@@ -137,12 +142,19 @@ class _State(_Webhooks):
     def _purge(self, contact: _Contact, source: str) -> None:
         """GDPR delete: the record, its statuses and their history are gone for good."""
         del self._contacts[contact.id]
+        self._forget_associations(contact.id)
         email = contact.properties.get("email", "")
         self._statuses = {k: v for k, v in self._statuses.items() if k[0] != email}
         self._opted_out.discard(email)
         self._history.pop(email, None)
         self._emit("contact.privacyDeletion", contact.id, source, changeFlag="DELETED")
         self._emit("contact.deletion", contact.id, source, changeFlag="DELETED")
+
+    def _move_associations(self, primary_id: str, merged_id: str) -> None:
+        """Engagements follow a merge (emulators.hubspot.engagements overrides this)."""
+
+    def _forget_associations(self, contact_id: str) -> None:
+        """A GDPR-deleted contact has no associations left (overridden likewise)."""
 
     def _merge(self, primary_id: str, merged_id: str, source: str) -> _Contact:
         if primary_id == merged_id:
@@ -154,7 +166,12 @@ class _State(_Webhooks):
         extra = [e for e in (primary.properties.get("hs_additional_emails"),
                              merged.properties.get("email")) if e]
         primary.properties["hs_additional_emails"] = ";".join(extra)
+        merged_ids = [i for i in (primary.properties.get("hs_merged_object_ids") or "")
+                      .split(";") if i]
+        primary.properties["hs_merged_object_ids"] = ";".join([*merged_ids, merged_id])
         primary.updated_ms = _now_ms()
+        self._move_associations(primary_id, merged_id)
+        self._merged_into[merged_id] = primary_id
         del self._contacts[merged_id]
         self._emit("contact.merge", primary_id, source, primaryObjectId=int(primary_id),
                    mergedObjectIds=[int(merged_id)], newObjectId=int(primary_id),

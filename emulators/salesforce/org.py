@@ -144,6 +144,41 @@ class Org:
                 "CaptureContactPointType": contact_point_type, "CaptureDate": now,
                 "CaptureSource": source, "EffectiveFrom": now})
 
+    def add(self, sobject: str, **values: Any) -> str:
+        """A record of any type the org has, as a user or a flow would save it (a logged
+        call, a meeting, a case, an e-mail and its relation rows); ``CreatedDate`` is now,
+        a Case gets its ``CaseNumber``. Raises Refused for a field the type lacks or a
+        value Salesforce would refuse."""
+        with self.lock:
+            if sobject not in self.types:
+                raise Refused(400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
+            probe = Record(sobject, dict.fromkeys(FIELDS[sobject]))
+            problem = self._write_error(probe, values)
+            if problem is not None:
+                raise Refused(400, problem[0], problem[1])
+            extra: Row = {"CreatedDate": self._tick()} if "CreatedDate" in FIELDS[sobject] \
+                else {}
+            if sobject == "Case":
+                extra["CaseNumber"] = f"{self._seq + 1:08d}"
+            return self._insert(sobject, {**values, **extra})
+
+    def merge(self, master_id: str, loser_id: str) -> None:
+        """Merge ``loser`` into ``master`` as Salesforce's merge does: the loser's
+        activities and cases move to the master, the loser goes to the Recycle Bin with
+        ``MasterRecordId`` set (Object Reference, Contact: "MasterRecordId ... If this record
+        was deleted as the result of a merge, this field contains the ID of the record that
+        remains"); ``queryAll`` still finds it."""
+        with self.lock:
+            master, loser = self._live(master_id), self._live(loser_id)
+            if master.type != loser.type or master.id == loser.id:
+                raise Refused(400, "INVALID_OPERATION", "merge needs two records of one type")
+            for rec in self._records.values():
+                for link in ("WhoId", "ContactId", "RelationId"):
+                    if rec.values.get(link) == loser.id:
+                        self._store(rec, {link: master.id})
+            loser.values["MasterRecordId"] = master.id
+            self._to_bin(loser)
+
     def reject_writes(self, record_id: str,
                       status_code: str = "FIELD_CUSTOM_VALIDATION_EXCEPTION") -> None:
         """Make API writes to this record fail, as a validation rule would."""

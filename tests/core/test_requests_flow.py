@@ -791,3 +791,37 @@ def test_a_reason_given_after_the_erasure_is_not_kept_anywhere(flow: Flow):
     assert _anywhere(engine, REJECT_REASON) == []
     with engine.connect() as conn:
         assert ledger.verify(conn).ok
+
+
+def test_a_record_held_for_review_is_kept_apart_from_the_answer_and_named_in_the_story(
+        flow: Flow):
+    from core.crypto import Keyring
+    from core.db import request_exports
+    from core.keys import keys_of
+    from core.model import HeldForReview
+
+    def export(people: Sequence[PersonAt]) -> list[ExportResult]:
+        return [ExportResult(p.subject_id, (ExportedField("contact:1", "firstname", "Ada",
+                                                          "contact"),),
+                             note="1 record(s); 1 held for review",
+                             review=(HeldForReview("contact:2", "shares an address", (
+                                 ExportedField("contact:2", "firstname", "Bea"),)),))
+                for p in people]
+
+    flow.vendor.export = export  # type: ignore[method-assign]
+    subscribe(flow)
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta("r9"), SubjectHint(email=EMAIL), RequestKind.ACCESS, rid))
+    flow.deliver("hubspot")
+
+    request = flow.request(rid)
+    [hubspot] = [d for d in request.destinations if d.name == "hubspot"]
+    assert (hubspot.status, hubspot.receipt["held_for_review"]) == (rq.DONE, ["contact:2"])
+    assert "1 record(s) held for review" in (hubspot.reason or "")
+    assert "Bea" not in json.dumps(hubspot.receipt) + (hubspot.reason or "")
+    with flow.core.engine.connect() as conn:
+        row = conn.execute(select(request_exports)).one()
+        key = keys_of(conn, flow.core.keyring, [request.subject_id])[request.subject_id]
+    payload = json.loads(Keyring.decrypt(key, row.payload) or b"{}")
+    assert payload["fields"] == [["contact:1", "firstname", "Ada", "contact"]]
+    assert [h["record"] for h in payload["review"]] == ["contact:2"]

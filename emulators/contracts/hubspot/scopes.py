@@ -7,6 +7,9 @@ that are all needed; any one alternative suffices. Files:
 - ``PublicApiSpecs/Communication Preferences/Subscriptions/Rollouts/147906/v3/subscriptions.json``
 - ``PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json``
 - ``PublicApiSpecs/CRM/Properties/Rollouts/145899/v3/properties.json``
+- ``PublicApiSpecs/CRM/{Emails,Calls,Meetings,Notes}/Rollouts/424/v3/*.json``,
+  ``PublicApiSpecs/CRM/Tasks/Rollouts/424/2025-09/tasks.json`` (engagement batch reads)
+- ``PublicApiSpecs/CRM/Associations/Rollouts/130902/v4/associations.json``
 The private-app token-info call is in no spec (developers.hubspot.com, "Private apps",
 "Get access token info"): it takes the token in its body and needs no scope.
 """
@@ -68,6 +71,46 @@ crm.schemas.subscriptions.read crm.schemas.tasks.read crm.schemas.tickets.read e
 media_bridge.read tickets tickets.highly_sensitive.v2 tickets.sensitive.v2 timeline
 """.split())
 
+# POST /crm/v4/associations/{from}/{to}/batch/read: 80 alternatives of one scope each.
+_ASSOCIATIONS_READ: Alternatives = tuple(frozenset({s}) for s in """
+crm.objects.appointments.read crm.objects.appointments.sensitive.read.v2
+crm.objects.appointments.sensitive.write.v2 crm.objects.appointments.write
+crm.objects.calls.read crm.objects.carts.read crm.objects.carts.write
+crm.objects.commercepayments.read crm.objects.commercepayments.write
+crm.objects.companies.highly_sensitive.read.v2
+crm.objects.companies.highly_sensitive.write.v2 crm.objects.companies.read
+crm.objects.companies.sensitive.read.v2 crm.objects.companies.sensitive.write.v2
+crm.objects.companies.write crm.objects.contacts.highly_sensitive.read.v2
+crm.objects.contacts.highly_sensitive.write.v2 crm.objects.contacts.read
+crm.objects.contacts.sensitive.read.v2 crm.objects.contacts.sensitive.write.v2
+crm.objects.contacts.write crm.objects.courses.read crm.objects.courses.write
+crm.objects.custom.highly_sensitive.read.v2 crm.objects.custom.highly_sensitive.write.v2
+crm.objects.custom.read crm.objects.custom.sensitive.read.v2
+crm.objects.custom.sensitive.write.v2 crm.objects.custom.write
+crm.objects.deals.highly_sensitive.read.v2 crm.objects.deals.highly_sensitive.write.v2
+crm.objects.deals.read crm.objects.deals.sensitive.read.v2
+crm.objects.deals.sensitive.write.v2 crm.objects.deals.write crm.objects.emails.read
+crm.objects.goals.read crm.objects.goals.write crm.objects.invoices.read
+crm.objects.invoices.write crm.objects.leads.read crm.objects.leads.write
+crm.objects.line_items.read crm.objects.line_items.write crm.objects.listings.read
+crm.objects.listings.write crm.objects.meetings.read crm.objects.notes.read
+crm.objects.orders.read crm.objects.orders.write crm.objects.partner-clients.read
+crm.objects.partner-clients.write crm.objects.partner-services.read
+crm.objects.partner-services.write crm.objects.products.read crm.objects.products.write
+crm.objects.projects.highly_sensitive.read crm.objects.projects.highly_sensitive.write
+crm.objects.projects.read crm.objects.projects.sensitive.read
+crm.objects.projects.sensitive.write crm.objects.projects.write crm.objects.quotes.read
+crm.objects.quotes.write crm.objects.services.read crm.objects.services.write
+crm.objects.subscriptions.read crm.objects.subscriptions.write crm.objects.tasks.read
+crm.objects.tickets.highly_sensitive.read crm.objects.tickets.highly_sensitive.write
+crm.objects.tickets.sensitive.read crm.objects.tickets.sensitive.write
+crm.objects.users.read crm.objects.users.write e-commerce media_bridge.read tickets
+tickets.highly_sensitive.v2 tickets.sensitive.v2
+""".split())
+# Engagement batch reads: e-mails also with sales-email-read (the e-mails spec).
+_EMAILS_READ: Alternatives = (frozenset({"crm.objects.contacts.read"}),
+                              frozenset({"sales-email-read"}))
+
 _V4, _V3, _C = "/communication-preferences/v4", "/communication-preferences/v3", \
     "/crm/v3/objects/contacts"
 OPERATION_SCOPES: dict[tuple[str, str], Alternatives] = {
@@ -90,6 +133,13 @@ OPERATION_SCOPES: dict[tuple[str, str], Alternatives] = {
     ("PATCH", f"{_C}/{{contactId}}"): _CONTACTS_WRITE,
     ("DELETE", f"{_C}/{{contactId}}"): _CONTACTS_WRITE,
     ("GET", "/crm/v3/properties/{objectType}"): _PROPERTIES_READ,
+    ("POST", "/crm/v3/objects/emails/batch/read"): _EMAILS_READ,
+    ("POST", "/crm/v3/objects/calls/batch/read"): _CONTACTS_READ,
+    ("POST", "/crm/v3/objects/meetings/batch/read"): _CONTACTS_READ,
+    ("POST", "/crm/v3/objects/notes/batch/read"): _CONTACTS_READ,
+    ("POST", "/crm/v3/objects/tasks/batch/read"): _CONTACTS_READ,
+    ("POST", "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"):
+        _ASSOCIATIONS_READ,
 }
 _COMPILED = [(method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), alts)
              for (method, path), alts in OPERATION_SCOPES.items()]

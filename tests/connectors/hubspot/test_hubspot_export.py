@@ -14,6 +14,7 @@ from tests.timing import scaled
 
 CONTACTS = "/crm/v3/objects/contacts"
 READ, PROPERTIES = f"{CONTACTS}/batch/read", "/crm/v3/properties/contacts"
+ASSOCIATIONS = "/crm/v4/associations/contacts"
 
 
 def connector(hub: HubSpotEmulator) -> HubSpotConnector:
@@ -70,7 +71,7 @@ def test_a_person_without_address_or_ref_is_refused(hub: HubSpotEmulator) -> Non
     assert hub.total_calls() == 0
 
 
-def test_a_full_batch_costs_three_calls(hub: HubSpotEmulator) -> None:
+def test_a_full_batch_costs_eight_calls(hub: HubSpotEmulator) -> None:
     exporter = connector(hub)
     size = exporter.export_batch_size
     ids = [hub.create_contact(f"p{i}@example.org", city="York") for i in range(size)]
@@ -80,7 +81,10 @@ def test_a_full_batch_costs_three_calls(hub: HubSpotEmulator) -> None:
     assert all(r.note == "1 contact(s)" for r in results)
     assert results[7].fields[0].record == f"contact:{ids[7]}"
     assert (hub.total_calls(PROPERTIES), hub.total_calls(READ)) == (1, 2)
-    assert hub.total_calls() == 3
+    # Properties, two contact reads, one association read per engagement type (none found:
+    # no engagement read).
+    assert hub.total_calls(ASSOCIATIONS) == 5
+    assert hub.total_calls() == 8
 
 
 def test_a_rate_limit_fails_the_export_with_its_retry_after(hub: HubSpotEmulator) -> None:
@@ -116,3 +120,72 @@ def test_a_read_hubspot_answers_with_an_error_is_no_proof_of_absence(
     assert isinstance(ada.error, TransientError)
     assert (ada.error.error_class, ada.fields) == ("hubspot_incomplete_read", ())
     assert (bob.error, bob.fields) == (None, ())  # the faked answer held nobody else either
+
+
+def test_contact_moments_come_with_what_they_are_and_only_what_they_say(
+        hub: HubSpotEmulator) -> None:
+    ada = hub.create_contact("ada@example.org", firstname="Ada")
+    bob = hub.create_contact("bob@example.org", firstname="Bob")
+    mail = hub.log_engagement("emails", ada, hs_email_subject="Your meter",
+                              hs_email_text="We will come on Friday", hs_email_direction="EMAIL",
+                              hubspot_owner_id="77", hs_email_headers='{"cc": "x@y.z"}')
+    call = hub.log_engagement("calls", ada, hs_call_title="Complaint",
+                              hs_call_body="Angry about the bill", hs_call_duration="95000")
+    note = hub.log_engagement("notes", [ada, bob], hs_note_body="Prefers phone")
+    task = hub.log_engagement("tasks", ada, hs_task_subject="Call back",
+                              hs_task_status="NOT_STARTED")
+    meeting = hub.log_engagement("meetings", ada, hs_meeting_title="Visit")
+    hub.log_engagement("calls", bob, hs_call_title="Bob's call")
+
+    [result] = connector(hub).export([person("ada", "ada@example.org")])
+
+    kinds = {f.record: f.kind for f in result.fields}
+    assert {r: k for r, k in kinds.items() if not r.startswith("contact:")} == {
+        f"email:{mail}": "logged e-mail", f"call:{call}": "call", f"note:{note}": "note",
+        f"task:{task}": "task", f"meeting:{meeting}": "meeting"}
+    values = {(f.record, f.field): f.value for f in result.fields}
+    assert values[(f"email:{mail}", "hs_email_text")] == "We will come on Friday"
+    assert values[(f"call:{call}", "hs_call_body")] == "Angry about the bill"
+    assert values[(f"note:{note}", "hs_note_body")] == "Prefers phone"
+    assert "Bob's call" not in values.values()
+    # Minimised: no owner, no raw headers naming other people.
+    assert not {"hubspot_owner_id", "hs_email_headers"} & {f.field for f in result.fields}
+    assert result.note == "1 contact(s), 5 contact moment(s)"
+
+
+def test_associations_past_a_page_are_followed(hub: HubSpotEmulator) -> None:
+    ada = hub.create_contact("ada@example.org")
+    notes = [hub.log_engagement("notes", ada, hs_note_body=f"note {i}") for i in range(5)]
+    hub.association_page = 2
+
+    [result] = connector(hub).export([person("ada", "ada@example.org")])
+
+    assert {f.record for f in result.fields if f.kind == "note"} == {f"note:{n}" for n in notes}
+    assert hub.total_calls(f"{ASSOCIATIONS}/notes/batch/read") == 3
+
+
+def test_a_contact_merged_into_the_persons_brings_its_moments(hub: HubSpotEmulator) -> None:
+    kept = hub.create_contact("ada@example.org", firstname="Ada")
+    gone = hub.create_contact("a.lovelace@example.org", city="Ockham")
+    call = hub.log_engagement("calls", gone, hs_call_title="Before the merge")
+    hub.ui_merge(kept, gone)
+
+    # Known to privasync only by the merged-away contact's id.
+    [result] = connector(hub).export([person("ada", refs=(gone,))])
+
+    values = {(f.record, f.field): f.value for f in result.fields}
+    assert values[(f"contact:{kept}", "city")] == "Ockham"
+    assert values[(f"contact:{kept}", "hs_merged_object_ids")] == gone
+    assert values[(f"call:{call}", "hs_call_title")] == "Before the merge"
+    assert {f.kind for f in result.fields if f.record == f"contact:{kept}"} == {
+        f"contact (merged with contact {gone})"}
+
+
+def test_a_refused_association_read_leaves_the_answer_incomplete(hub: HubSpotEmulator) -> None:
+    hub.create_contact("ada@example.org")
+    hub.inject(Fault(403, body={"status": "error", "message": "no", "correlationId": "c",
+                                "category": "MISSING_SCOPES"},
+                     path_pattern="/associations/contacts/tasks/"))
+
+    with pytest.raises(AuthError):
+        connector(hub).export([person("ada", "ada@example.org")])

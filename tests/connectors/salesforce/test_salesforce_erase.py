@@ -412,3 +412,27 @@ def soap_answer(inner: str) -> str:
             'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
             'xmlns="urn:partner.soap.sforce.com"><soapenv:Body>'
             f"{inner}</soapenv:Body></soapenv:Envelope>")
+
+
+def test_a_family_members_record_sharing_the_address_is_not_erased(emulator, connector):
+    jan = emulator.create_contact("family@example.com", first_name="Jan", last_name="Peeters")
+    an = emulator.create_contact("family@example.com", first_name="An", last_name="Peeters")
+
+    [receipt] = connector.erase([person("s1", "family@example.com",
+                                        refs=(f"Contact:{jan}",))])
+
+    assert deleted(emulator, jan, an) == [True, False]
+    assert receipt.error is None and receipt.records == 1
+    assert "1 record(s) held for review, not erased" in receipt.verified
+    assert f"Contact:{an}" in receipt.verified
+
+
+def test_a_shared_address_alone_erases_nothing_and_asks_for_review(emulator, connector):
+    jan = emulator.create_contact("family@example.com", first_name="Jan", last_name="Peeters")
+    an = emulator.create_contact("family@example.com", first_name="An", last_name="Peeters")
+
+    [receipt] = connector.erase([person("s1", "family@example.com")])
+
+    assert deleted(emulator, jan, an) == [False, False]
+    assert isinstance(receipt.error, PermanentError)
+    assert receipt.error.error_class == "shared_address_review"

@@ -95,8 +95,10 @@ def test_a_batch_costs_a_describe_and_a_query_per_type_whoever_is_in_it(emulator
     results = connector.export(people)
 
     assert [len(by_record(r)) for r in results] == [3] * 25
-    assert describes(emulator) == 3 and emulator.total_calls(QUERY) == 3
-    assert emulator.total_calls() == 6  # 0.24 per person
+    # Contacts, Leads, Individuals; the merged records of both types (queryAll); Tasks,
+    # Events, Cases and e-mail relations (no Task or Case found: no e-mail query).
+    assert describes(emulator) == 3 and emulator.total_calls(QUERY) == 9
+    assert emulator.total_calls() == 12  # under half a call per person
     assert connector.export_batch_size == 25
 
 
@@ -107,7 +109,7 @@ def test_without_individuals_no_individual_is_described(emulator, connector):
 
     assert set(by_record(result)) == {f"Contact:{contact}"}
     assert emulator.total_calls(f"{SOBJECTS}/Individual") == 0
-    assert emulator.total_calls() == 4
+    assert emulator.total_calls() == 9  # 2 describes, 2 look-ups, 1 merged, 4 moments
 
 
 @pytest.mark.parametrize(("fault", "error_class"), [
@@ -163,3 +165,110 @@ def test_column_groups_are_joined_back_into_whole_records(emulator, connector):
     assert by_record(joined)[f"Contact:{contact}"]["FirstName"] == "Ada"
     assert f"Lead:{lead}" in by_record(joined)
     assert emulator.total_calls(QUERY) - queries > queries  # several groups per type
+
+
+def kinds(result) -> dict[str, str]:
+    return {f.record: f.kind for f in result.fields}
+
+
+def test_contact_moments_of_the_person_come_with_what_they_are(emulator, connector):
+    ada = emulator.create_contact("ada@example.com", first_name="Ada")
+    bob = emulator.create_contact("bob@example.com", first_name="Bob")
+    call = emulator.add("Task", WhoId=ada, Subject="Called about the invoice",
+                        TaskSubtype="Call", CallDurationInSeconds=95, OwnerId="005x")
+    meeting = emulator.add("Event", WhoId=ada, Subject="Visit", Location="Ghent")
+    case = emulator.add("Case", ContactId=ada, Subject="Broken meter", Origin="Phone",
+                        Description="Meter stopped on Monday")
+    mail = emulator.add("EmailMessage", ParentId=case, Subject="Re: Broken meter",
+                        TextBody="We will come on Friday", ToAddress="ada@example.com",
+                        CcAddress="colleague@example.com")
+    direct = emulator.add("EmailMessage", Subject="Your offer", TextBody="Hello Ada")
+    emulator.add("EmailMessageRelation", EmailMessageId=direct, RelationId=ada,
+                 RelationType="ToAddress")
+    emulator.add("Task", WhoId=bob, Subject="Bob's call")
+
+    [result] = connector.export([person("s1", "ada@example.com")])
+
+    records = by_record(result)
+    assert kinds(result) == {f"Contact:{ada}": "contact", f"Task:{call}": "task or logged call",
+                             f"Event:{meeting}": "meeting or event",
+                             f"Case:{case}": "case (support request)",
+                             f"EmailMessage:{mail}": "e-mail",
+                             f"EmailMessage:{direct}": "e-mail"}
+    assert records[f"Task:{call}"] == {"Subject": "Called about the invoice",
+                                       "TaskSubtype": "Call", "CallDurationInSeconds": "95",
+                                       "CreatedDate": records[f"Task:{call}"]["CreatedDate"]}
+    assert records[f"Case:{case}"]["Description"] == "Meter stopped on Monday"
+    assert records[f"EmailMessage:{mail}"]["TextBody"] == "We will come on Friday"
+    # Minimised: no owners, links or other people's addresses.
+    assert "CcAddress" not in records[f"EmailMessage:{mail}"]
+    assert not {"OwnerId", "WhoId", "ParentId"} & {f.field for f in result.fields}
+    assert result.note == "6 record(s)" and result.review == ()
+
+
+def test_an_org_without_email_messages_still_answers_with_the_rest(emulator, connector):
+    ada = emulator.create_contact("ada@example.com")
+    task = emulator.add("Task", WhoId=ada, Subject="Call")
+    emulator.withhold("EmailMessage:read", "EmailMessageRelation:read")
+
+    [result] = connector.export([person("s1", "ada@example.com")])
+
+    assert set(by_record(result)) == {f"Contact:{ada}", f"Task:{task}"}
+    assert result.error is None
+
+
+def test_a_record_merged_into_the_persons_comes_with_what_it_was_merged_into(emulator,
+                                                                             connector):
+    kept = emulator.create_contact("ada@example.com", first_name="Ada")
+    gone = emulator.create_contact("a.lovelace@example.com", first_name="Ada")
+    emulator.ui_edit(gone, MailingCity="Ockham")
+    task = emulator.add("Task", WhoId=gone, Subject="Before the merge")
+    emulator.merge(kept, gone)
+
+    [result] = connector.export([person("s1", "ada@example.com")])
+
+    assert kinds(result)[f"Contact:{gone}"] == f"contact merged into Contact:{kept}"
+    assert by_record(result)[f"Contact:{gone}"]["MailingCity"] == "Ockham"
+    assert kinds(result)[f"Task:{task}"] == "task or logged call"
+
+
+def test_a_family_address_gives_only_the_requesters_record_the_others_held(emulator,
+                                                                           connector):
+    jan = emulator.create_contact("family@example.com", first_name="Jan", last_name="Peeters")
+    an = emulator.create_contact("family@example.com", first_name="An", last_name="Peeters")
+    ans_call = emulator.add("Task", WhoId=an, Subject="An asked about her loan")
+    jans_call = emulator.add("Task", WhoId=jan, Subject="Jan's call")
+
+    [result] = connector.export([person("s1", "family@example.com",
+                                        refs=(f"Contact:{jan}",))])
+
+    assert set(by_record(result)) == {f"Contact:{jan}", f"Task:{jans_call}"}
+    assert "An asked about her loan" not in {f.value for f in result.fields}
+    assert {h.record for h in result.review} == {f"Contact:{an}", f"Task:{ans_call}"}
+    assert all("another record shares" in h.reason for h in result.review)
+    held = {f.value for h in result.review for f in h.fields}
+    assert "An asked about her loan" in held  # kept for the admin's review
+    assert "held for review" in result.note
+
+
+def test_a_shared_address_without_a_known_id_holds_every_record_it_reaches(emulator,
+                                                                         connector):
+    jan = emulator.create_contact("family@example.com", first_name="Jan", last_name="Peeters")
+    an = emulator.create_contact("family@example.com", first_name="An", last_name="Peeters")
+
+    [result] = connector.export([person("s1", "family@example.com")])
+
+    assert result.fields == ()
+    assert {h.record for h in result.review} == {f"Contact:{jan}", f"Contact:{an}"}
+
+
+def test_refs_to_two_family_members_leave_both_records_for_review(emulator, connector):
+    # privasync learns Salesforce refs by address, so one subject can come to name both.
+    jan = emulator.create_contact("family@example.com", first_name="Jan", last_name="Peeters")
+    an = emulator.create_contact("family@example.com", first_name="An", last_name="Peeters")
+
+    [result] = connector.export([person("s1", "family@example.com",
+                                        refs=(f"Contact:{jan}", f"Contact:{an}"))])
+
+    assert result.fields == ()
+    assert {h.record for h in result.review} == {f"Contact:{jan}", f"Contact:{an}"}

@@ -1,0 +1,65 @@
+"""What do you have on me, with my contact moments, and nobody else's: an access request
+on the emulators, Redis and PostgreSQL, whose answer holds the calls logged in HubSpot and
+not the record of a family member who shares the person's address in Salesforce."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from api.stack import Stack
+from core import requests as rq
+from tests.e2e.conftest import settle, wait_for
+from tests.e2e.test_erasure_everywhere import (  # noqa: F401 - fixtures
+    EMAIL,
+    LAST,
+    cli_env,
+    known_everywhere,
+    relay,
+    run,
+    stack,
+)
+
+SISTER = "Pieterke"
+
+
+def test_an_access_answer_holds_the_persons_moments_and_not_a_family_members_record(
+        cli_env: Stack, tmp_path: Path) -> None:  # noqa: F811 - the imported fixture
+    installation = cli_env
+    contact, _ = known_everywhere(installation)
+    hub, sf = installation.emulators.hubspot, installation.emulators.salesforce
+    call = hub.log_engagement("calls", contact, hs_call_title="Delivery",
+                              hs_call_body="Asked to deliver on Saturdays",
+                              hubspot_owner_id="77")
+    sister = sf.create_contact(EMAIL, first_name=SISTER, last_name=LAST)
+    sf.add("Task", WhoId=sister, Subject="Loan enquiry", Description="Her own loan")
+    settle(installation)
+
+    created = run("requests", "create", "--kind", "access", "--email", EMAIL,
+                  "--identity", "verified", "--format", "json")
+    assert created.exit_code == 0, created.output
+    request_id = json.loads(created.stdout)["id"]
+
+    def status() -> str | None:
+        with installation.container.engine.connect() as conn:
+            return getattr(rq.get(conn, request_id), "status", None)
+
+    wait_for("every system answered", lambda: status() == rq.COMPLETED, timeout=30)
+    out = tmp_path / "bundle.json"
+    assert run("requests", "export", request_id, "--out", str(out)).exit_code == 0
+    text = out.read_text()
+    bundle = json.loads(text)
+
+    systems = {s["system"]: s for s in bundle["systems"]}
+    moments = [f for f in systems["hubspot"]["fields"] if f["record"] == f"call:{call}"]
+    said = {f["field"]: f["value"] for f in moments}
+    assert (said["hs_call_title"], said["hs_call_body"]) == ("Delivery",
+                                                             "Asked to deliver on Saturdays")
+    assert "hubspot_owner_id" not in said
+    assert {f["record_type"] for f in moments} == {"call"}
+    # The family member's record and what hangs off it never reach the person.
+    assert SISTER not in text and "Her own loan" not in text and sister not in text
+    assert "held for review" in systems["salesforce"]["note"]
+    shown = run("requests", "show", request_id)
+    assert shown.exit_code == 0, shown.output
+    assert "held for review" in shown.output and f"Contact:{sister}" in shown.output
