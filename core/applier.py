@@ -64,6 +64,10 @@ class ApplierPolicy:
     # How often subjects held for people who came back after an erasure are looked at,
     # and shredded again once nothing is left to do for them.
     returning_sweep: timedelta = timedelta(seconds=60)
+    # ... and how long such a subject is kept after its last job ended: a system echoing
+    # our own withdrawal back (a poller seeing the write) finds the person already
+    # withdrawn, instead of a new subject that would send the withdrawal out again.
+    returning_quiet: timedelta = timedelta(hours=1)
 
 
 @dataclass
@@ -147,16 +151,17 @@ class Applier:
     def sweep_returning(self, report: TickReport | None = None) -> int:
         """Shred again the subjects of people who came back after an erasure and have
         nothing left to do here; returns how many."""
+        now = self.clock()
         with reader(self.engine).connect() as conn:
-            done = dsr.returning_done(conn)
+            done = dsr.returning_done(conn, now - self.policy.returning_quiet)
         if not done:
             return 0
-        decided = plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
-                            self.clock())
+        decided = plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes, now)
         for subject_id, erased_by in done:
             dsr.shred_returning(decided, subject_id, erased_by)
         self._write(decided, _Batch(), report or TickReport())
         return len(done)
+
     def _flush_erasure_log(self) -> None:
         """After the commit: append completed erasures to the erasure log (core.erasures).
         A log that cannot be written keeps them queued in the database, tried each tick."""

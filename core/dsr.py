@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, literal, select, update
+from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from core import ackproofs, erasures, freetext, outbox
@@ -578,14 +578,17 @@ def _cancel(conn: Connection, subject_ids: list[str], kinds: tuple[str, ...] | N
         status=outbox.SUPERSEDED, payload=None, note=why, done_at=now, updated_at=now))
 
 
-def returning_done(conn: Connection, limit: int = 100) -> list[tuple[str, str]]:
+def returning_done(conn: Connection, quiet_since: datetime,
+                   limit: int = 100) -> list[tuple[str, str]]:
     """(subject, earlier erasure) of people who came back after an erasure and have nothing
-    left to do here: no open request, no job waiting or dead, no access answer still kept.
-    Their subjects are shredded again (``shred_returning``)."""
+    left to do here: no open request, no job waiting or dead, no access answer still kept,
+    and nothing of theirs started or ended after ``quiet_since`` (an echo of our own write
+    must find them). Their subjects are shredded again (``shred_returning``)."""
     candidates = {r.id: r.returned_after for r in conn.execute(
         select(subjects.c.id, subjects.c.returned_after).where(
             subjects.c.returned_after.is_not(None), subjects.c.erased_at.is_(None),
-            subjects.c.merged_into.is_(None)).order_by(subjects.c.created_at).limit(limit))}
+            subjects.c.merged_into.is_(None), subjects.c.created_at <= quiet_since)
+        .order_by(subjects.c.created_at).limit(limit))}
     if not candidates:
         return []
     ids = sorted(candidates)
@@ -593,7 +596,10 @@ def returning_done(conn: Connection, limit: int = 100) -> list[tuple[str, str]]:
         requests.c.subject_id.in_(ids), requests.c.status.in_(rq.OPEN))).scalars())
     busy |= set(conn.execute(select(jobs.c.subject_id).where(
         jobs.c.subject_id.in_(ids),
-        jobs.c.status.in_((outbox.PENDING, outbox.RUNNING, outbox.DEAD)))).scalars())
+        or_(jobs.c.status.in_((outbox.PENDING, outbox.RUNNING, outbox.DEAD)),
+            jobs.c.updated_at > quiet_since))).scalars())
+    busy |= set(conn.execute(select(requests.c.subject_id).where(
+        requests.c.subject_id.in_(ids), requests.c.completed_at > quiet_since)).scalars())
     busy |= set(conn.execute(select(requests.c.subject_id).join(
         request_exports, request_exports.c.request_id == requests.c.id).where(
         requests.c.subject_id.in_(ids))).scalars())
