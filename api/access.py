@@ -186,7 +186,7 @@ def _systems(conn: Connection, request: rq.Request, key: bytes,
         system = mappings.systems.get(row.destination)
         fields = []
         # Only ``fields``: records held for review (``review``) stay out until an admin
-        # includes them.
+        # includes them (core.review moves an included record's fields here).
         for record, name, value, *kind in list(data["fields"]):
             mapped = system.fields.get(name.removeprefix("merge_fields.")) if system else None
             purposes = list(mapped.purposes) if mapped else []
@@ -199,8 +199,18 @@ def _systems(conn: Connection, request: rq.Request, key: bytes,
                              if p in mappings.purposes],
                 source=row.destination))
         out.append(SystemData(system=row.destination, gathered_at=row.created_at,
-                              note=data.get("note", ""), fields=fields))
+                              note=_note(data), fields=fields))
     return out
+
+
+def _note(data: dict[str, Any]) -> str:
+    """The system's note, and what an admin's review decided since it was gathered."""
+    note = str(data.get("note", ""))
+    reviewed = data.get("reviewed") or {}
+    if reviewed:
+        note += (f"; after review: {reviewed.get('include', 0)} record(s) added to this "
+                 f"answer, {reviewed.get('exclude', 0)} left out as not about you")
+    return note
 
 
 def _partners(conn: Connection, subject_id: str, mappings: Mappings) -> list[PartnerData]:

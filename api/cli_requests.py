@@ -158,6 +158,10 @@ def show(request_id: str, fmt: str) -> None:
         held = d["receipt"].get("held_for_review") or []
         if held:
             click.echo(f"    held for review (not sent to the person): {', '.join(held)}")
+        for key, said in (("included_after_review", "included after review"),
+                          ("excluded_after_review", "excluded after review (dropped)")):
+            if d["receipt"].get(key):
+                click.echo(f"    {said}: {', '.join(d['receipt'][key])}")
     if told["not_configured"]:
         click.echo(f"  not configured here, never asked: {', '.join(told['not_configured'])}")
     if told["note"]:
@@ -196,6 +200,25 @@ requests_group.command("not-applicable", help="A destination does not apply, wit
 requests_group.command("retry", help="Try failed destinations again.")(
     click.argument("request_id")(click.option("--destination", default="")(
         _step(RequestStep.RETRY))))
+
+
+@requests_group.command("review")
+@click.argument("request_id")
+@click.option("--include", "included", multiple=True, metavar="RECORD_ID",
+              help="A record held for review that is the person's: it joins the answer.")
+@click.option("--exclude", "excluded", multiple=True, metavar="RECORD_ID",
+              help="A record held for review that is not the person's: it is dropped.")
+@click.option("--reason", required=True, help="Why (sealed under the person's key; the "
+              "ledger keeps its salted hash).")
+def review(request_id: str, included: tuple[str, ...], excluded: tuple[str, ...],
+           reason: str) -> None:
+    """Decide records held for review (as `requests show` lists them), each once: an
+    included one joins the access answer, an excluded one is dropped. A record held at
+    two systems is named DESTINATION:RECORD."""
+    from core.model import EXCLUDE, INCLUDE
+
+    records = tuple((r, INCLUDE) for r in included) + tuple((r, EXCLUDE) for r in excluded)
+    _step(RequestStep.REVIEW)(request_id, reason=reason, records=records)
 
 
 @requests_group.command("export")

@@ -149,20 +149,24 @@ def received_summary(found: Received) -> dict[str, Any]:
 
 def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
         reason: str = "", months: int = 0, destination: str = "",
-        wait: float = WAIT_SECONDS) -> Stored:
-    """Move a request on (verify identity, extend, reject, not applicable, retry)."""
+        records: tuple[tuple[str, str], ...] = (), wait: float = WAIT_SECONDS) -> Stored:
+    """Move a request on (verify identity, extend, reject, not applicable, retry, review:
+    ``records`` each held record with ``include`` or ``exclude``)."""
     if step in (RequestStep.CONFIRMED, RequestStep.NOT_TOLD, RequestStep.FINISH,
                 RequestStep.EXTENSION_TOLD):
         raise BadInput("that step is privasync's own")
     now = container.clock()
     ev = RequestAction(EventMeta(SOURCE, f"action:{uuid.uuid4()}", now,
                                  kind=f"request.{step.value}"),
-                       request_id, step, reason.strip(), months, destination, actor)
+                       request_id, step, reason.strip(), months, destination, actor,
+                       records=tuple(records))
     with reader(container.engine).connect() as conn:
         request = rq.get(conn, request_id)
+        kept = rq.kept_exports(conn, [request_id]) if records else set()
     if request is None:
         raise NotFound("no such request")
-    scratch = plan.Plan(plan.Loaded(requests={request_id: request}), container.keyring,
+    scratch = plan.Plan(plan.Loaded(requests={request_id: request}, kept_exports=kept),
+                        container.keyring,
                         container.mappings, container.applier.routes, now)
     try:
         apply_step(scratch, ev)  # the applier's rules, on a plan that is never written

@@ -63,7 +63,8 @@ def encode_event(ev: CanonicalEvent) -> Json:
     if isinstance(ev, RequestAction):
         return out | {"request_id": ev.request_id, "step": ev.step.value, "reason": ev.reason,
                       "months": ev.months, "destination": ev.destination, "actor": ev.actor,
-                      "receipt": [list(p) for p in ev.receipt]}
+                      "receipt": [list(p) for p in ev.receipt],
+                      "records": [list(p) for p in ev.records]}
     if isinstance(ev, RequestAcknowledged):
         return out | {"destination": ev.destination, "request_id": ev.request_id,
                       "completed": ev.completed, "detail": ev.detail, "proof": ev.proof,
@@ -134,7 +135,9 @@ def _request(meta: EventMeta, raw: Json) -> RequestReceived:
 def _action(meta: EventMeta, raw: Json) -> RequestAction:
     return RequestAction(meta, raw["request_id"], RequestStep(raw["step"]), raw["reason"],
                          int(raw["months"]), raw["destination"], raw["actor"],
-                         tuple((str(k), str(v)) for k, v in raw["receipt"]))
+                         tuple((str(k), str(v)) for k, v in raw["receipt"]),
+                         # Steps stored before reviews existed have no records.
+                         tuple((str(r), str(d)) for r, d in raw.get("records", [])))
 
 
 def _ack(meta: EventMeta, raw: Json) -> RequestAcknowledged:

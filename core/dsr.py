@@ -3,13 +3,14 @@
 The applier is the one writer of subjects, consent and requests, so everything a
 request does to them happens here: opening it (its destinations, its jobs, the
 suppression of an erased person's identifiers), the admin's steps (verify
-identity, extend, reject, not applicable, retry), processors' acknowledgements,
-and, when every destination is done and the person was told, the crypto-shredding
-that leaves nothing readable about them. Ledger entries about requests hold no
-personal data and stay readable after the shredding: they are the proof. A free
-text in one (an admin's reason, a partner's acknowledgement detail) may describe the
-person, so the entry holds only its salted hash and the text is sealed under the
-person's key (core.freetext); the requests' own copies are cleared at the shredding.
+identity, extend, reject, not applicable, retry, review of held records),
+processors' acknowledgements, and, when every destination is done and the person
+was told, the crypto-shredding that leaves nothing readable about them. Ledger
+entries about requests hold no personal data and stay readable after the shredding:
+they are the proof. A free text in one (an admin's reason, a partner's
+acknowledgement detail) may describe the person, so the entry holds only its salted
+hash and the text is sealed under the person's key (core.freetext); the requests'
+own copies are cleared at the shredding.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
-from core import ackproofs, erasures, freetext, outbox
+from core import ackproofs, erasures, freetext, outbox, review
 from core import requests as rq
 from core.crypto import SYSTEM_REF
 from core.db import (
@@ -42,6 +43,8 @@ from core.db import (
 )
 from core.errors import BadInput, Suppressed, UnknownSubject
 from core.model import (
+    EXCLUDE,
+    INCLUDE,
     Channel,
     ConsentChange,
     ConsentChanged,
@@ -336,6 +339,20 @@ def _retry(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         "request": request.id, "destinations": failed, "actor": ev.actor})
 
 
+def _review(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+    """Records held for review, included in the answer or excluded from it, each once, with
+    the admin's reason (sealed like any reason; the entry names record ids only). Raises
+    BadInput when any one cannot be decided (core.review says which)."""
+    decided = review.decide(plan, request, ev)
+    sealed, _ = _sealed(plan, request, ev.reason[:500])
+    review.plan_decisions(plan, request, decided)
+    plan.request_entry("request.reviewed", request.subject_id, {
+        "request": request.id, "destinations": sorted(decided),
+        "included": sorted(r for d in decided.values() for r, x in d.items() if x == INCLUDE),
+        "excluded": sorted(r for d in decided.values() for r, x in d.items() if x == EXCLUDE),
+        "reason": sealed, "actor": ev.actor})
+
+
 def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
     plan.request_updates.setdefault(request.id, {})["confirmed_at"] = plan.now
     plan.request_entry("request.person_told", request.subject_id, {
@@ -467,6 +484,7 @@ _STEPS = {
     RequestStep.REJECT: _reject,
     RequestStep.NOT_APPLICABLE: _not_applicable,
     RequestStep.RETRY: _retry,
+    RequestStep.REVIEW: _review,
     RequestStep.CONFIRMED: _confirmed,
     RequestStep.EXTENSION_TOLD: _extension_told,
     RequestStep.NOT_TOLD: _not_told,
@@ -501,6 +519,7 @@ def write(plan: Plan, conn: Connection) -> None:
         _cancel(conn, [subject_id], kinds, now, "request rejected")
     ackproofs.write(conn, plan.ack_proofs)
     freetext.write(conn, plan.ledger_texts)
+    review.write(conn, plan)
 
 
 def _suppress(plan: Plan, conn: Connection, ids: list[str], request_id: str) -> None:

@@ -1,6 +1,6 @@
 """Free text about a person in the ledger: sealed under their key, chained as a salted hash.
 
-An admin's reason (extend, reject, not applicable) and a partner's acknowledgement
+An admin's reason (extend, reject, not applicable, review) and a partner's acknowledgement
 detail are written by people and may describe the person ("her ex-husband asked
 for ..."). A chained entry cannot be removed without breaking the chain, so it
 must not hold such a text: it holds ``{"hmac_sha256": H}``, where H is the

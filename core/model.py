@@ -211,6 +211,7 @@ class RequestStep(StrEnum):
     EXTEND = "extend"                     # once, by 1 or 2 months, with a reason
     REJECT = "reject"                     # with a reason; the person may complain
     NOT_APPLICABLE = "not_applicable"     # a destination, with the admin's reason
+    REVIEW = "review"                     # held records included or excluded, with a reason
     RETRY = "retry"                       # a failed destination is tried again
     CONFIRMED = "confirmed"               # the person was told (privasync, internal)
     EXTENSION_TOLD = "extension_told"     # the person was told of the extension (internal)
@@ -221,7 +222,8 @@ class RequestStep(StrEnum):
 @dataclass(frozen=True)
 class RequestAction:
     """Someone moves a request on: an admin (``actor`` a token's name or ``cli``) or
-    privasync itself (``actor`` ``privasync``)."""
+    privasync itself (``actor`` ``privasync``). ``records`` (a review): each record held
+    for review with the admin's decision, ``INCLUDE`` or ``EXCLUDE``."""
 
     meta: EventMeta
     request_id: str
@@ -231,6 +233,11 @@ class RequestAction:
     destination: str = ""
     actor: str = ""
     receipt: tuple[tuple[str, str], ...] = ()
+    records: tuple[tuple[str, str], ...] = ()
+
+
+# An admin's decision on a record held for review (RequestStep.REVIEW).
+INCLUDE, EXCLUDE = "include", "exclude"
 
 
 @dataclass(frozen=True)

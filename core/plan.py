@@ -132,6 +132,8 @@ class Loaded:
     # (request, destination) pairs an acknowledgement names whose erasure or export job
     # has gone out (claimed at least once) since the request was received.
     sent: set[tuple[str, str]] = field(default_factory=set)
+    # (request, destination) pairs a review names whose gathered answer is still kept.
+    kept_exports: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
@@ -197,6 +199,8 @@ def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) ->
     acked = [(r, e.destination) for e in batch if isinstance(e, RequestAcknowledged)
              and (r := got.requests.get(e.request_id)) is not None]
     got.sent = rq.sent(conn, acked)
+    got.kept_exports = rq.kept_exports(conn, [e.request_id for e in batch if isinstance(
+        e, RequestAction) and e.records])
     # An acknowledgement's signed delivery, and any request's free text (a reason, an ack's
     # detail), is sealed under its request's subject's key.
     load_subjects(conn, keyring, got, {r.subject_id for r in got.requests.values()},
@@ -272,6 +276,8 @@ class Plan:
     shreds: list[tuple[str, str | None]] = field(default_factory=list)
     ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
     ledger_texts: list[dict[str, object]] = field(default_factory=list)  # freetext.seal
+    # (request, subject, destination, record -> decision): held records an admin decided
+    reviews: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
     finish_if_ready: set[str] = field(default_factory=set)
     jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(

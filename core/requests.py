@@ -330,6 +330,20 @@ def prune_exports(conn: Connection, now: datetime) -> int:
         request_exports.c.expires_at < now)).rowcount)
 
 
+def kept_exports(conn: Connection, request_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """(request, destination) pairs whose gathered answer is still kept: not pruned past
+    its keeping time, not shredded with the person. Only these hold records an admin can
+    still decide on."""
+    from core.db import request_exports
+
+    wanted = list(dict.fromkeys(request_ids))
+    if not wanted:
+        return set()
+    return {(r.request_id, r.destination) for r in conn.execute(
+        select(request_exports.c.request_id, request_exports.c.destination).where(
+            request_exports.c.request_id.in_(wanted)))}
+
+
 def forget_texts(conn: Connection, subject_ids: Sequence[str]) -> None:
     """The erased people's requests keep no free text: their extension and rejection
     reasons, and their destinations' reasons given by an admin (not applicable) or a

@@ -17,7 +17,7 @@ from api.admin.errors import FieldProblem, ValidationFailed
 from api.admin.openapi import Call, Operation
 from core import requests as rq
 from core.db import reader
-from core.model import RequestKind, RequestStep
+from core.model import EXCLUDE, INCLUDE, RequestKind, RequestStep
 
 
 class _In(BaseModel):
@@ -46,6 +46,16 @@ class Extend(_In):
 
 
 class Reason(_In):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Review(_In):
+    """Records held for review (the receipt's ``held_for_review``), each decided once:
+    ``include`` joins the access answer, ``exclude`` drops it. A record held at two
+    systems is named ``DESTINATION:RECORD``."""
+
+    include: list[str] = Field(default_factory=list, max_length=200)
+    exclude: list[str] = Field(default_factory=list, max_length=200)
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -208,6 +218,13 @@ def not_applicable(call: Call) -> Accepted:
                  reason=call.body(Reason).reason)
 
 
+def review_request(call: Call) -> Accepted:
+    body = call.body(Review)
+    records = tuple((r, INCLUDE) for r in body.include) + tuple(
+        (r, EXCLUDE) for r in body.exclude)
+    return _step(call, RequestStep.REVIEW, reason=body.reason, records=records)
+
+
 def retry_request(call: Call) -> Accepted:
     return _step(call, RequestStep.RETRY, destination=call.body(Retry).destination)
 
@@ -256,6 +273,14 @@ OPERATIONS = (
               "A destination does not apply, with the admin's reason", "requests:write",
               not_applicable, response=Accepted, body=Reason, errors=(404, 409),
               tag="requests"),
+    Operation("POST", _ID + "/review", "Include or exclude records held for review, "
+              "with a reason", "requests:write", review_request, response=Accepted,
+              body=Review, errors=(404, 409), tag="requests",
+              description="Only records the request still holds for review (its "
+              "destinations' `held_for_review`) can be decided, each once; an included "
+              "record joins the access bundle (`/export`), an excluded one is dropped. "
+              "Refused (409, nothing stored) for a record not held, one decided already, "
+              "a rejected request, or one whose gathered answer is no longer kept."),
     Operation("POST", _ID + "/retry", "Try failed destinations again", "requests:write",
               retry_request, response=Accepted, body=Retry, errors=(404, 409),
               tag="requests"),

@@ -87,6 +87,8 @@ def commands() -> dict[str, Command]:
         "requests not-applicable": Command(("requests", "not-applicable", ID, "salesforce",
                                             "--reason", "never held"), 2, 2),
         "requests retry": Command(("requests", "retry", ID), 2, 2),
+        "requests review": Command(("requests", "review", ID, "--include", "Contact:1",
+                                    "--reason", "her own account"), 2, 2),
         "requests export": Command(("requests", "export", ID, "--out", out), 2, 2),
         "requests evidence": Command(("requests", "evidence", ID), 2, 2),
         "breach scope": Command(("breach", "scope", "--destination", "partner:contact_centre",

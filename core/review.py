@@ -1,0 +1,142 @@
+"""Records held for review in an access answer, decided by an admin (RequestStep.REVIEW).
+
+A system may return, for the person, a record that matched only by an address
+another record shares (two family members with one address): it is kept apart
+from the answer, sealed under the person's key, and named by id in the
+destination's receipt (``held_for_review``). An admin decides each such record
+once, with a reason: an included record joins the answer (its fields move into
+the gathered export, so ``requests export`` shows them), an excluded one is
+dropped (its fields deleted from the export). The receipt then lists it under
+``included_after_review`` or ``excluded_after_review`` instead. Only a record
+still held for that request can be decided: not one decided already, not after
+a rejection, not once the gathered answer is gone (past its keeping time, or
+with the person's key at an erasure).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from core import requests as rq
+from core.crypto import Keyring
+from core.db import request_exports
+from core.errors import BadInput
+from core.model import EXCLUDE, INCLUDE, RequestAction, RequestKind
+
+if TYPE_CHECKING:
+    from core.plan import Plan
+
+HELD, INCLUDED, EXCLUDED = "held_for_review", "included_after_review", "excluded_after_review"
+_DONE = {INCLUDE: INCLUDED, EXCLUDE: EXCLUDED}
+
+
+def receipts(plan: Plan, request: rq.Request) -> dict[str, dict[str, Any]]:
+    """Each destination's receipt as it stands with this batch's earlier decisions (two
+    reviews in one batch are a first and a second)."""
+    found = {d.name: dict(d.receipt) for d in request.destinations}
+    for rid, name, values in plan.destination_updates:
+        if rid == request.id and values.get("receipt") is not None:
+            found[name] = dict(values["receipt"])  # type: ignore[call-overload]
+    return found
+
+
+def decide(plan: Plan, request: rq.Request,
+           ev: RequestAction) -> dict[str, dict[str, str]]:
+    """The decisions of ``ev`` by destination (record -> include or exclude). Raises
+    BadInput, naming why, when any one cannot be taken: then none is."""
+    if request.kind not in (RequestKind.ACCESS, RequestKind.PORTABILITY):
+        raise BadInput("only an access or portability request holds records for review")
+    if request.status == rq.REJECTED:
+        raise BadInput("the request was rejected: nothing is sent to the person")
+    if not ev.records:
+        raise BadInput("name at least one held record to include or exclude")
+    if not ev.reason.strip():
+        raise BadInput("a review decision needs a reason")
+    names = [name for name, _ in ev.records]
+    if len(set(names)) != len(names):
+        raise BadInput("a record is named twice: decide each once")
+    if any(decision not in (INCLUDE, EXCLUDE) for _, decision in ev.records):
+        raise BadInput("a record is either included or excluded")
+    found = receipts(plan, request)
+    decided: dict[str, dict[str, str]] = {}
+    for name, decision in ev.records:
+        destination, record = _locate(found, name)
+        if (request.id, destination) not in plan.loaded.kept_exports:
+            raise BadInput(f"the answer gathered from {destination} is no longer kept (past "
+                           "its keeping time, or the person was erased): nothing is left to "
+                           "decide on")
+        decided.setdefault(destination, {})[record] = decision
+    return decided
+
+
+def _locate(found: dict[str, dict[str, Any]], name: str) -> tuple[str, str]:
+    """The (destination, record) a name given by the admin stands for: a record id held
+    at one destination, or ``DESTINATION:RECORD``. Raises BadInput otherwise (quoting no
+    input: only ids privasync listed itself)."""
+    held = [(d, r) for d, receipt in sorted(found.items()) for r in receipt.get(HELD) or []
+            if name in (r, f"{d}:{r}")]
+    if len(held) > 1:
+        raise BadInput(f"that record id is held at {', '.join(d for d, _ in held)}: name it "
+                       "as DESTINATION:RECORD")
+    if held:
+        return held[0]
+    for d, receipt in sorted(found.items()):
+        for done, said in ((INCLUDED, "included"), (EXCLUDED, "excluded")):
+            for r in receipt.get(done) or []:
+                if name in (r, f"{d}:{r}"):
+                    raise BadInput(f"record {r} at {d} was {said} already: a decision is "
+                                   "final")
+    waiting = [f"{d}:{r}" for d, receipt in sorted(found.items())
+               for r in receipt.get(HELD) or []]
+    raise BadInput("a record named is not held for review for this request; held now: "
+                   + (", ".join(waiting) or "none"))
+
+
+def plan_decisions(plan: Plan, request: rq.Request,
+                   decided: dict[str, dict[str, str]]) -> None:
+    """Move each decided record in its destination's receipt, and queue the change to the
+    gathered export (``write``)."""
+    found = receipts(plan, request)
+    status = {d.name: d.status for d in request.destinations}
+    for destination, records in sorted(decided.items()):
+        receipt = found[destination]
+        receipt[HELD] = [r for r in receipt.get(HELD) or [] if r not in records]
+        for decision, key in _DONE.items():
+            receipt[key] = sorted({*(receipt.get(key) or []),
+                                   *(r for r, d in records.items() if d == decision)})
+        left = len(receipt[HELD])
+        plan.destination_updates.append((request.id, destination, {
+            "status": status[destination], "receipt": receipt,
+            "reason": (f"{left} record(s) still held for review, not in the answer"
+                       if left else None)}))
+        plan.reviews.append((request.id, request.subject_id, destination, dict(records)))
+
+
+def write(conn: Connection, plan: Plan) -> None:
+    """Apply the decisions to the gathered exports in the caller's transaction: included
+    records' fields join the answer, excluded ones' are deleted; the system's note says
+    how many of each."""
+    for request_id, subject_id, destination, records in plan.reviews:
+        key = plan.loaded.keys.get(subject_id)
+        where = (request_exports.c.request_id == request_id,
+                 request_exports.c.destination == destination)
+        payload = conn.execute(select(request_exports.c.payload).where(*where)
+                               ).scalar_one_or_none()
+        plain = Keyring.decrypt(key, payload) if key is not None and payload else None
+        if plain is None:  # gone since the batch was read: nothing left to change
+            continue
+        data = json.loads(plain)
+        held = list(data.get("review") or [])
+        data["fields"] = list(data["fields"]) + [
+            f for h in held if records.get(h["record"]) == INCLUDE for f in h["fields"]]
+        data["review"] = [h for h in held if h["record"] not in records]
+        counts = data.setdefault("reviewed", {INCLUDE: 0, EXCLUDE: 0})
+        for decision in records.values():
+            counts[decision] = int(counts.get(decision, 0)) + 1
+        assert key is not None
+        conn.execute(update(request_exports).where(*where).values(
+            payload=Keyring.encrypt(key, json.dumps(data).encode())))
