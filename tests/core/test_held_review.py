@@ -25,10 +25,10 @@ from core.keys import keys_of
 from core.model import (
     EXCLUDE,
     INCLUDE,
+    EventMeta,
     ExportedField,
     ExportResult,
     HeldForReview,
-    EventMeta,
     PersonAt,
     RequestAcknowledged,
     RequestAction,
