@@ -351,6 +351,7 @@ def _review(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         "included": sorted(r for d in decided.values() for r, x in d.items() if x == INCLUDE),
         "excluded": sorted(r for d in decided.values() for r, x in d.items() if x == EXCLUDE),
         "reason": sealed, "actor": ev.actor})
+    plan.finish_if_ready.add(request.id)  # the last held record decided: the answer is whole
 
 
 def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
@@ -471,7 +472,7 @@ def _ack_out_of_place(plan: Plan, request: rq.Request, destination: str) -> str 
         return None
     if "acknowledged" in receipt:
         return "a final acknowledgement was applied already"
-    if state in rq.FINAL:
+    if state in (*rq.FINAL, rq.AWAITING_REVIEW):  # answered; an admin decides the rest
         return f"the destination is {state} already"
     if (request.id, destination) not in plan.loaded.sent:
         return "nothing was sent to this partner yet"

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
-from core import codec, inbox, ledger, outbox, state
+from core import codec, inbox, ledger, outbox, review, state
 from core import requests as rq
 from core.crypto import Keyring
 from core.db import (
@@ -217,13 +217,15 @@ class Fulfiller:
         records = len({f.record for f in result.fields})
         proof: dict[str, Any] = {"at": now.isoformat(), "fields": len(result.fields),
                                  "records": records}
-        reason = None
+        reason, status = None, rq.DONE
         if result.review:
-            # Ids only: which records wait for an admin, never what they hold.
+            # Ids only: which records wait for an admin, never what they hold. The request
+            # waits for the decisions (core.review), so its deadline covers them.
             proof["held_for_review"] = [h.record for h in result.review]
-            reason = (f"{len(result.review)} record(s) held for review, not in the answer: "
+            status = rq.AWAITING_REVIEW
+            reason = (f"{review.waiting(len(result.review))}: "
                       f"{'; '.join(sorted({h.reason for h in result.review}))}")
-        rq.record(conn, request_id, destination, status=rq.DONE, now=now, receipt=proof,
+        rq.record(conn, request_id, destination, status=status, now=now, receipt=proof,
                   reason=reason)
         self._entry(conn, now, "request.exported", request_id,
                     {"destination": destination, **proof})

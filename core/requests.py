@@ -10,12 +10,14 @@ days), and has its own limit (``identity_due_at``): past it the request is flagg
 (``identity_overdue``, the metric, ``listing(overdue=True)``) for an admin to verify or
 reject; nothing rejects it by itself, since a refusal must be told with its reason.
 
-A request's progress is kept per destination (``request_destinations``): an
-erasure is complete only when every destination is done or marked not applicable
-by an admin with a reason. Receipts hold no personal data. Reasons (an admin's, or
-a partner's rejecting acknowledgement) may describe the person: they are kept for
-the notice and the admin's view, and cleared when the person is erased
-(``forget_texts``); the note only ever holds privasync's own words.
+A request's progress is kept per destination (``request_destinations``): a
+request is complete only when every destination is done or marked not applicable
+by an admin with a reason; an access answer with records held for review stands
+``awaiting_review`` until an admin decided the last of them. Receipts hold no
+personal data. Reasons (an admin's, or a partner's rejecting acknowledgement) may
+describe the person: they are kept for the notice and the admin's view, and cleared
+when the person is erased (``forget_texts``); the note only ever holds privasync's
+own words.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ OPEN = (IDENTITY_PENDING, IN_PROGRESS)
 # Destination states.
 PENDING, DONE, FAILED = "pending", "done", "failed"
 NOT_APPLICABLE, AWAITING_ACK = "not_applicable", "awaiting_ack"
+# An access answer gathered with records held for an admin's review (core.review): the
+# request waits for the decisions, so its deadline covers them.
+AWAITING_REVIEW = "awaiting_review"
 FINAL = (DONE, NOT_APPLICABLE)
 MAX_EXTENSION_MONTHS = 2
 # A request's note when its notice could not be delivered; the error class follows.
@@ -251,7 +256,8 @@ def sent(conn: Connection, pairs: Sequence[tuple[Request, str]]) -> set[tuple[st
 
 
 def ready_to_finish(conn: Connection, request_ids: Iterable[str]) -> list[Request]:
-    """Open requests among these whose every destination is done or not applicable."""
+    """Open requests among these whose every destination is done or not applicable (not
+    awaiting an acknowledgement, nor an admin's review of held records)."""
     found = many(conn, request_ids)
     return [r for r in found.values() if r.status == IN_PROGRESS
             and all(d.status in FINAL for d in r.destinations)]

@@ -7,7 +7,10 @@ destination's receipt (``held_for_review``). An admin decides each such record
 once, with a reason: an included record joins the answer (its fields move into
 the gathered export, so ``requests export`` shows them), an excluded one is
 dropped (its fields deleted from the export). The receipt then lists it under
-``included_after_review`` or ``excluded_after_review`` instead. Only a record
+``included_after_review`` or ``excluded_after_review`` instead. While any record is
+held, the destination stands ``awaiting_review`` and an open request waits (it is not
+complete, its deadline and overdue flag run on): the decision on the last one makes
+the destination done and finishes the request like any last answer. Only a record
 still held for that request can be decided: not one decided already, not after
 a rejection, not once the gathered answer is gone (past its keeping time, or
 with the person's key at an erasure).
@@ -42,6 +45,20 @@ def receipts(plan: Plan, request: rq.Request) -> dict[str, dict[str, Any]]:
         if rid == request.id and values.get("receipt") is not None:
             found[name] = dict(values["receipt"])  # type: ignore[call-overload]
     return found
+
+
+def statuses(plan: Plan, request: rq.Request) -> dict[str, str]:
+    """Each destination's status as it stands with this batch's earlier steps."""
+    found = {d.name: d.status for d in request.destinations}
+    for rid, name, values in plan.destination_updates:
+        if rid == request.id and "status" in values:
+            found[name] = str(values["status"])
+    return found
+
+
+def waiting(held: int) -> str:
+    """A destination's reason while records of it wait for an admin's decision."""
+    return f"awaiting review: {held} record(s) held, not in the answer"
 
 
 def decide(plan: Plan, request: rq.Request,
@@ -101,7 +118,7 @@ def plan_decisions(plan: Plan, request: rq.Request,
     """Move each decided record in its destination's receipt, and queue the change to the
     gathered export (``write``)."""
     found = receipts(plan, request)
-    status = {d.name: d.status for d in request.destinations}
+    status = statuses(plan, request)
     for destination, records in sorted(decided.items()):
         receipt = found[destination]
         receipt[HELD] = [r for r in receipt.get(HELD) or [] if r not in records]
@@ -109,10 +126,11 @@ def plan_decisions(plan: Plan, request: rq.Request,
             receipt[key] = sorted({*(receipt.get(key) or []),
                                    *(r for r, d in records.items() if d == decision)})
         left = len(receipt[HELD])
+        state = status[destination]
+        if state == rq.AWAITING_REVIEW and not left:
+            state = rq.DONE  # the last held record decided: the answer is whole
         plan.destination_updates.append((request.id, destination, {
-            "status": status[destination], "receipt": receipt,
-            "reason": (f"{left} record(s) still held for review, not in the answer"
-                       if left else None)}))
+            "status": state, "receipt": receipt, "reason": waiting(left) if left else None}))
         plan.reviews.append((request.id, request.subject_id, destination, dict(records)))
 
 

@@ -79,7 +79,9 @@ class Accepted(BaseModel):
 
 class DestinationView(BaseModel):
     destination: str
-    status: str
+    status: str = Field(description="`pending`, `done`, `failed`, `awaiting_ack`, "
+                        "`awaiting_review` (records held for an admin's review: the "
+                        "request waits) or `not_applicable`")
     reason: str | None
     ack_due: str | None
     overdue: bool
@@ -280,7 +282,10 @@ OPERATIONS = (
               "destinations' `held_for_review`) can be decided, each once; an included "
               "record joins the access bundle (`/export`), an excluded one is dropped. "
               "Refused (409, nothing stored) for a record not held, one decided already, "
-              "a rejected request, or one whose gathered answer is no longer kept."),
+              "a rejected request, or one whose gathered answer is no longer kept. While "
+              "any record is held its destination is `awaiting_review` and the request "
+              "stays open (its deadline runs on); the decision on the last one "
+              "completes it."),
     Operation("POST", _ID + "/retry", "Try failed destinations again", "requests:write",
               retry_request, response=Accepted, body=Retry, errors=(404, 409),
               tag="requests"),

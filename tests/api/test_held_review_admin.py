@@ -2,7 +2,8 @@
 record not held, one decided already, or a review without a reason is refused (409 or
 422 over HTTP, exit 2 in one line from the CLI) and stores nothing; an included record
 is in the access bundle afterwards, an excluded one is not, and ``requests show`` says
-which was decided, by whom and why."""
+which was decided, by whom and why. The request stays open, its system awaiting review,
+until the last held record is decided."""
 
 from __future__ import annotations
 
@@ -99,11 +100,15 @@ def test_records_held_for_review_are_decided_and_the_bundle_follows(
         held: tuple[Door, str]):
     door, request_id = held
     view = _view(door, request_id)
-    assert view["status"] == "completed"
+    assert view["status"] == "in_progress"  # waiting for the review
     [system] = _held_at(view)  # the one export destination configured here
     assert _held_at(view)[system] == [MINE, THEIRS]
+    [waiting] = [d for d in view["destinations"] if d["destination"] == system]
+    assert waiting["status"] == "awaiting_review"
+    assert waiting["reason"].startswith("awaiting review: 2 record(s) held")
     shown = run("requests", "show", request_id)
     assert f"held for review (not sent to the person): {MINE}, {THEIRS}" in shown.output
+    assert "awaiting_review" in shown.output and "awaiting review: 2 record(s)" in shown.output
     before = [f["value"] for s in _view(door, request_id, "/export")["systems"]
               for f in s["fields"]]
     assert "Astronomer" not in before and "Annabella" not in before
@@ -115,6 +120,7 @@ def test_records_held_for_review_are_decided_and_the_bundle_follows(
     assert again.exit_code == 2, again.output
     assert "was included already" in again.output
     assert len(again.output.strip().splitlines()) == 1 and "Traceback" not in again.output
+    assert _view(door, request_id)["status"] == "in_progress"  # one record still held
 
     excluded = _review(door, request_id, exclude=[f"{system}:{THEIRS}"],
                        reason="Annabella is her mother")
@@ -127,6 +133,7 @@ def test_records_held_for_review_are_decided_and_the_bundle_follows(
     [note] = [s["note"] for s in bundle["systems"] if s["system"] == system]
     assert "after review: 1 record(s) added to this answer, 1 left out" in note
     out = run("requests", "show", request_id).output
+    assert _view(door, request_id)["status"] == "completed"  # the last one decided
     assert f"included after review: {MINE}" in out
     assert f"excluded after review (dropped): {THEIRS}" in out
     assert "held for review (not sent" not in out
@@ -172,4 +179,4 @@ def test_the_cli_refuses_a_record_not_held_and_an_unknown_request_with_exit_2(
     assert unknown.exit_code == 2 and "no such request" in unknown.output
     assert door.rows() == rows
     assert json.loads(run("requests", "show", request_id, "--format", "json").stdout)[
-        "status"] == "completed"
+        "status"] == "in_progress"

@@ -816,8 +816,11 @@ def test_a_record_held_for_review_is_kept_apart_from_the_answer_and_named_in_the
 
     request = flow.request(rid)
     [hubspot] = [d for d in request.destinations if d.name == "hubspot"]
-    assert (hubspot.status, hubspot.receipt["held_for_review"]) == (rq.DONE, ["contact:2"])
-    assert "1 record(s) held for review" in (hubspot.reason or "")
+    assert (hubspot.status, hubspot.receipt["held_for_review"]) == (rq.AWAITING_REVIEW,
+                                                                     ["contact:2"])
+    assert hubspot.reason == "awaiting review: 1 record(s) held, not in the answer: " \
+        "shares an address"
+    assert request.status == rq.IN_PROGRESS  # the request waits for an admin's decision
     assert "Bea" not in json.dumps(hubspot.receipt) + (hubspot.reason or "")
     with flow.core.engine.connect() as conn:
         row = conn.execute(select(request_exports)).one()

@@ -1,6 +1,8 @@
 """What do you have on me, with my contact moments, and nobody else's: an access request
 on the emulators, Redis and PostgreSQL, whose answer holds the calls logged in HubSpot and
-not the record of a family member who shares the person's address in Salesforce."""
+not the record of a family member who shares the person's address in Salesforce: the
+records reached through that address wait for an admin's review, and so does the request,
+until the last of them is decided."""
 
 from __future__ import annotations
 
@@ -40,11 +42,20 @@ def test_an_access_answer_holds_the_persons_moments_and_not_a_family_members_rec
     assert created.exit_code == 0, created.output
     request_id = json.loads(created.stdout)["id"]
 
-    def status() -> str | None:
+    def request() -> rq.Request | None:
         with installation.container.engine.connect() as conn:
-            return getattr(rq.get(conn, request_id), "status", None)
+            return rq.get(conn, request_id)
 
-    wait_for("every system answered", lambda: status() == rq.COMPLETED, timeout=30)
+    def answered() -> bool:
+        found = request()
+        return found is not None and all(d.status in (*rq.FINAL, rq.AWAITING_REVIEW)
+                                         for d in found.destinations)
+
+    wait_for("every system answered", answered, timeout=30)
+    waiting = request()
+    assert waiting is not None and waiting.status == rq.IN_PROGRESS  # the review is ahead
+    [salesforce] = [d for d in waiting.destinations if d.name == "salesforce"]
+    assert salesforce.status == rq.AWAITING_REVIEW
     out = tmp_path / "bundle.json"
     assert run("requests", "export", request_id, "--out", str(out)).exit_code == 0
     text = out.read_text()
@@ -63,3 +74,14 @@ def test_an_access_answer_holds_the_persons_moments_and_not_a_family_members_rec
     shown = run("requests", "show", request_id)
     assert shown.exit_code == 0, shown.output
     assert "held for review" in shown.output and f"Contact:{sister}" in shown.output
+
+    # The sister's contact and her task are dropped, the rest is the person's: the decision
+    # on the last held record completes the request.
+    held = list(salesforce.receipt["held_for_review"])
+    theirs = [r for r in held if r == f"Contact:{sister}" or r.startswith("Task:")]
+    decided = run("requests", "review", request_id, "--reason", "the sister's own records",
+                  *(x for r in held for x in (("--exclude" if r in theirs else "--include"),
+                                              r)))
+    assert decided.exit_code == 0, decided.output
+    wait_for("the request completed once the last held record was decided",
+             lambda: getattr(request(), "status", None) == rq.COMPLETED, timeout=30)
