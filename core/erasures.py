@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from core.crypto import SYSTEM_REF, Keyring
@@ -106,6 +106,21 @@ def record(conn: Connection, keyring: Keyring, request_id: str, subject_ids: Seq
         request_id=request_id, entry=json.dumps(entry.to_json(), sort_keys=True),
         created_at=now).on_conflict_do_nothing())
     return entry
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Completed erasures not in the erasure log yet: a restore now would bring them back
+    with nothing to erase them again."""
+
+    entries: int
+    oldest: datetime | None
+
+
+def backlog(conn: Connection) -> Backlog:
+    row = conn.execute(select(func.count(), func.min(erasure_log_pending.c.created_at))
+                       .select_from(erasure_log_pending)).one()
+    return Backlog(int(row[0]), row[1])
 
 
 def pending(conn: Connection) -> list[ErasureRecord]:

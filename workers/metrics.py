@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from core import inbox, ledger, outbox, requests, runtime
+from core import erasures, inbox, ledger, outbox, requests, runtime
 from core.db import dispatch, event_counts, reader
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
@@ -39,6 +39,7 @@ class _FromDatabase(Collector):
             overview = requests.overview(conn, now)
             beats = runtime.freshest_beats(conn)
             verified = ledger.last_verification(conn)
+            unlogged = erasures.backlog(conn)
         yield from self._jobs(counts, ages, now)
         dead = GaugeMetricFamily("privasync_jobs_dead", "Jobs given up on (dead letters: "
                                  "`privasync jobs list --dead`), by destination",
@@ -68,6 +69,13 @@ class _FromDatabase(Collector):
                                 "Stored deliveries given up on (see privasync status)",
                                 value=backlog.failed)
         yield from self._requests(overview)
+        yield GaugeMetricFamily("privasync_erasure_log_pending", "Completed erasures not "
+                                "appended to the erasure log yet (a restore now would bring "
+                                "them back unseen by restore-check)", value=unlogged.entries)
+        behind = (now - unlogged.oldest).total_seconds() if unlogged.oldest else 0.0
+        yield GaugeMetricFamily("privasync_erasure_log_oldest_age_seconds",
+                                "Age of the oldest completed erasure not in the erasure log",
+                                value=max(0.0, behind))
 
     @staticmethod
     def _health(beats: dict[str, datetime], verified: ledger.Verification | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -149,10 +149,28 @@ def test_an_erasure_the_log_cannot_take_stays_queued_and_is_appended_later(
     log.failing = True
     rid = erase(flow)
     assert log.entries == [] and count(flow.core.engine, erasure_log_pending) == 1
+    # Monitoring sees it waiting, and for how long (the PrivasyncErasureLogBehind alert).
+    later = NOW + timedelta(minutes=20)
+    assert scraped(flow.core.engine, later) == (1.0, 1200.0)
     log.failing = False
     flow.core.apply()
     assert [e.request_id for e in log.entries] == [rid]
     assert count(flow.core.engine, erasure_log_pending) == 0
+    assert scraped(flow.core.engine, later) == (0.0, 0.0)
+
+
+def scraped(engine: Engine, now: datetime) -> tuple[float, float]:
+    """The erasure log's two gauges as /metrics exports them."""
+    from prometheus_client import CollectorRegistry
+
+    from workers.metrics import _FromDatabase
+
+    registry = CollectorRegistry()
+    registry.register(_FromDatabase(engine, lambda: now))
+    pending = registry.get_sample_value("privasync_erasure_log_pending")
+    age = registry.get_sample_value("privasync_erasure_log_oldest_age_seconds")
+    assert pending is not None and age is not None
+    return pending, age
 
 
 def test_an_applier_started_after_a_crash_appends_what_was_queued(
