@@ -22,6 +22,7 @@ from api.config import LayeredEnviron
 from api.database import open_engine
 from api.erasure_log import FileErasureLog, log_path
 from api.notices import person_notifier
+from api.pollers import directory_refresher, requests_watch, salesforce_poller
 from api.settings import Settings
 from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
@@ -99,9 +100,13 @@ class Container:
                                  key=key or self.keyring.delivery_key(body),
                                  received_at=received_at, events=events)
         self.metrics.deliveries.labels(source, again if stored.duplicate else "stored").inc()
+        self.wake()
+        return stored
+
+    def wake(self) -> None:
+        """Tell the applier, if it runs in this process, that there is work."""
         if self.applier_loop is not None:
             self.applier_loop.wake()
-        return stored
 
     def store_events(self, source: str, events: Sequence[CanonicalEvent],
                      received_at: datetime, key: str | None = None) -> inbox.Stored:
@@ -142,22 +147,22 @@ class Container:
     def start_scheduler(self, *, with_applier: bool = True) -> Scheduler:
         """The scheduler (dispatch ticks, the Salesforce poller, housekeeping) and, unless
         told otherwise, the applier: each acts only while it holds its lease."""
-        from api.ingress import directory_refresher, salesforce_poller
-        from api.watch import requests_watch
-
         outbox.register(self.engine, self.every_destination())
         pollers: list[tuple[str, float, Callable[[datetime], object]]] = [
-            ("requests-watch", self.settings.requests_watch_seconds, requests_watch(self)),
+            ("requests-watch", self.settings.requests_watch_seconds,
+             requests_watch(self.engine, self.keyring, self.wake)),
             ("ledger-verify", self.settings.scheduler.ledger_verify_seconds,
              lambda now: ledger.verify_new(self.engine, now))]
         if self.salesforce is not None:
             pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
-                            salesforce_poller(self)))
+                            salesforce_poller(self.engine, self.keyring, self.salesforce,
+                                              self.wake)))
         if self.mailchimp is not None and "mailchimp" in self.destinations \
                 and self.settings.mailchimp.directory_refresh_seconds:
             pollers.append(("mailchimp-directory",
                             self.settings.mailchimp.directory_refresh_seconds,
-                            directory_refresher(self, "mailchimp", self.mailchimp)))
+                            directory_refresher(self.engine, self.keyring, "mailchimp",
+                                                self.mailchimp)))
         scheduler = Scheduler(self.engine, self.dispatch, self.clock,
                               dispatch_seconds=self.settings.worker.dispatch_seconds,
                               inbox_keep=timedelta(days=self.settings.inbox_keep_days),

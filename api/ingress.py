@@ -1,6 +1,6 @@
 """Ingress: verify, validate, store in the inbox, answer. Nothing else happens in a request.
 
-Shared by the webhook endpoints and the Salesforce poller. A delivery is
+The webhook endpoints. A delivery is
 parsed strictly here so that bad input is refused at the door, storing
 nothing; the applier parses it again when it applies it (parsing is cheap,
 storing the raw verified bytes keeps the inbox a plain record of what came in).
@@ -9,15 +9,13 @@ storing the raw verified bytes keeps the inbox a plain record of what came in).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 from api.bootstrap import Container
 from connectors.partner import OpenDsrConnector, PartnerConnector, signed
-from connectors.salesforce import SalesforceCursor
-from core import codec, directory, inbox, runtime
+from core import inbox
 from core.errors import ConfigError, Forbidden, Unauthenticated
-from core.ports import Directory
 
 
 def hubspot_webhook(container: Container, *, method: str, url: str, body: bytes,
@@ -98,43 +96,3 @@ def opendsr_callback(container: Container, *, name: str, kind: str,
         return container.store(f"partner:{name}", signed.wrap(body, headers,
                                                               signed.OPENDSR_HEADERS),
                                now, len(events), key=container.keyring.delivery_key(body))
-
-
-CURSOR = "salesforce"
-POLL_CHUNK = 500  # events per inbox row
-
-
-def salesforce_poller(container: Container) -> Callable[[datetime], int]:
-    """One poll: changes since the stored cursor into the inbox, with the new cursor, in
-    one transaction (a crash in between polls the same changes again: deduplicated)."""
-
-    def poll(now: datetime) -> int:
-        salesforce = container.salesforce
-        assert salesforce is not None
-        stored = runtime.read_cursor(container.engine, CURSOR)
-        cursor = SalesforceCursor.from_json(stored) if stored else None
-        result = salesforce.poll(cursor, now)
-        events = list(result.events)
-        with container.engine.begin() as conn:
-            for start in range(0, len(events), POLL_CHUNK):
-                body = codec.encode(events[start:start + POLL_CHUNK])
-                inbox.store(conn, source="salesforce", sealed=container.keyring.seal(body),
-                            key=container.keyring.delivery_key(body), received_at=now,
-                            events=len(events[start:start + POLL_CHUNK]))
-            runtime.write_cursor(conn, CURSOR, result.cursor.to_json(), now)
-        if events and container.applier_loop is not None:
-            container.applier_loop.wake()
-        return len(events)
-
-    return poll
-
-
-def directory_refresher(container: Container, system: str,
-                        source: Directory) -> Callable[[datetime], int]:
-    """Read ``system``'s list in bulk (a call per page, not per person) into the directory."""
-
-    def refresh(now: datetime) -> int:
-        return directory.refresh(container.engine, container.keyring, system,
-                                 source.addresses(), now)
-
-    return refresh

@@ -37,14 +37,15 @@ def test_a_webhook_is_answered_while_the_applier_is_stopped_and_applied_once_it_
 
 
 def test_members_read_in_bulk_are_unsubscribed_without_a_look_up_each(stack: Stack):
-    from api.ingress import directory_refresher
+    from api.pollers import directory_refresher
 
     container = stack.container
     emails = [f"member{i}@example.org" for i in range(5)]
     contacts = [seed(stack, e) for e in emails]
     settle(stack)
     assert container.mailchimp is not None
-    listed = directory_refresher(container, "mailchimp", container.mailchimp)(datetime.now(UTC))
+    listed = directory_refresher(container.engine, container.keyring, "mailchimp",
+                                 container.mailchimp)(datetime.now(UTC))
     assert listed == 5
     seen = len(stack.emulators.mailchimp.log)
     for contact in contacts:
