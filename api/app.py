@@ -30,7 +30,6 @@ from api.bodies import (
     read_body,
     require_media,
 )
-from api.bootstrap import Container
 from api.ingress import (
     check_mailchimp_token,
     hubspot_webhook,
@@ -51,6 +50,7 @@ from core.errors import (
     Unauthenticated,
     UnknownSubject,
 )
+from privasync.app.bootstrap import Container
 from workers.broker import ping
 
 log = structlog.get_logger("privasync.http")

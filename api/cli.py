@@ -35,8 +35,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr for our logs and the libraries' alike, every line (exception
-    texts included) passed through the redaction processor last (api/redaction.py)."""
-    from api.redaction import redact
+    texts included) passed through the redaction processor last (privasync/app/redaction.py)."""
+    from privasync.app.redaction import redact
 
     stamp: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
@@ -72,7 +72,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 def _settings() -> Any:
     """The settings loaded at start (the root command keeps them in the context)."""
-    from api.settings import Settings
+    from privasync.app.settings import Settings
 
     ctx = click.get_current_context(silent=True)
     found = ctx.find_root().obj if ctx is not None else None
@@ -80,7 +80,7 @@ def _settings() -> Any:
 
 
 def _build(**kwargs: Any) -> Any:
-    from api.bootstrap import build
+    from privasync.app.bootstrap import build
 
     return build(_settings(), **kwargs)
 
@@ -91,8 +91,8 @@ class _Fail(click.ClickException):
 
 def _start(ctx: click.Context, log_level: str | None) -> None:
     """Settings first: a bad value or an unknown ``PRIVASYNC_`` name stops every command."""
-    from api.config import unknown_variables
-    from api.settings import Settings
+    from privasync.app.environment import unknown_variables
+    from privasync.app.settings import Settings
 
     settings = Settings()
     unknown = unknown_variables(Path(settings.mappings_dir))
@@ -274,8 +274,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (wrapping keys stored unwrapped with the KEK)."""
-    from api.bootstrap import open_database
-    from api.config import mask_url
+    from privasync.app.bootstrap import open_database
+    from privasync.app.environment import mask_url
 
     settings = _settings()
     engine, _ = open_database(settings, migrate=True)
@@ -291,9 +291,9 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Recompute the ledger's hash chain; exit 1 if any entry was altered."""
-    from api.database import open_current
     from core import ledger
     from core.db import reader
+    from privasync.app.database import open_current
 
     engine = reader(open_current(_settings().database_url))
     with engine.connect() as conn:
@@ -316,8 +316,8 @@ def mappings() -> None:
 def mappings_validate(directory: Path | None) -> None:
     """Check every mapping file; each error names the file and line. Exit 1 on errors;
     warnings (an empty file, a system or partner not configured here) leave it 0."""
-    from api.config import LayeredEnviron
-    from api.mapping_warnings import warnings
+    from privasync.app.environment import LayeredEnviron
+    from privasync.app.mapping_warnings import warnings
 
     path = Path(directory or _settings().mappings_dir)
     loaded = _load(path)
@@ -328,8 +328,8 @@ def mappings_validate(directory: Path | None) -> None:
 
 
 def _load(directory: Path | None) -> Any:
-    from api.taxonomy import data_categories
     from core.mappings import MappingError, load_mappings
+    from privasync.app.taxonomy import data_categories
 
     path = Path(directory or _settings().mappings_dir)
     if not path.is_dir():
@@ -405,8 +405,8 @@ def mappings_explain(field: str, destination: str, subject_id: str | None,
         click.echo(f"  for {purpose}: flows when {condition}")
     if subject_id is None:
         return
-    from api.database import open_current
     from core import state
+    from privasync.app.database import open_current
 
     with open_current(_settings().database_url).connect() as conn:
         context = state.context(conn, subject_id)
@@ -429,8 +429,8 @@ def mappings_diff(ctx: click.Context, old: Path, new: Path, no_subjects: bool) -
     Exit 0 when nothing would change, 1 when something would (CI can gate on it)."""
     from datetime import UTC, datetime
 
-    from api.database import open_current
     from core import datamap, state
+    from privasync.app.database import open_current
 
     before, after = _load(old), _load(new)
     contexts: list[Any] = []
@@ -459,7 +459,7 @@ class _BadInput(click.ClickException):
 
 def _token_store() -> Any:
     """The database (migrated: a token may be the first thing made) and the keyring."""
-    from api.bootstrap import open_database
+    from privasync.app.bootstrap import open_database
 
     return open_database(_settings(), migrate=True)
 
@@ -550,9 +550,9 @@ def status(fmt: str) -> None:
     destination and status."""
     from sqlalchemy import select
 
-    from api.database import open_current
     from core import inbox, outbox
     from core.db import event_counts, reader
+    from privasync.app.database import open_current
 
     engine = reader(open_current(_settings().database_url))
     with engine.connect() as conn:

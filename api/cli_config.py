@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from api.settings import Settings
+from privasync.app.settings import Settings
 
 
 def _settings() -> Settings:
@@ -28,7 +28,7 @@ def config_group() -> None:
 def show(fmt: str) -> None:
     """Every effective setting, secrets masked, and where it came from: default, env, .env
     or secrets file; then each variable partners.yaml names."""
-    from api.config import show as rows
+    from privasync.app.environment import show as rows
 
     settings = _settings()
     found = rows(settings, Path(settings.mappings_dir))
@@ -45,9 +45,9 @@ def show(fmt: str) -> None:
 def check() -> None:
     """Try every configured system with the credentials given: one line each, OK or what
     is wrong and how to fix it. Exit 1 if any fails."""
-    from api.checks import check_systems
     from api.cli import _load
-    from api.config import LayeredEnviron
+    from privasync.app.environment import LayeredEnviron
+    from privasync.app.system_checks import check_systems
 
     settings = _settings()
     results = check_systems(settings, _load(Path(settings.mappings_dir)), LayeredEnviron())

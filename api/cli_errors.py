@@ -15,9 +15,9 @@ import click
 from pydantic import ValidationError
 from sqlalchemy import exc as sa
 
-from api.config import mask_url
 from core.errors import BadInput, ConfigError
 from core.mappings import MappingError
+from privasync.app.environment import mask_url
 
 TRACEBACK = "privasync.traceback"
 DEFAULT_URL = "sqlite:///./var/privasync.db"

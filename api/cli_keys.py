@@ -27,7 +27,7 @@ def _now() -> datetime:
 
 def _open(settings: Any) -> Any:
     """The database and keyring; a ConfigError (no KEK, a bad URL) is the CLI's one line."""
-    from api.bootstrap import open_database
+    from privasync.app.bootstrap import open_database
 
     return open_database(settings)
 
@@ -85,8 +85,8 @@ def keys_rotate(kek: bool, digest: bool, wait: float) -> None:
 
 
 def _rotate_kek(settings: Any) -> None:
-    from api import keyfiles
     from core import rotation
+    from privasync.app import keyfiles
 
     path = keyfiles.kek_file(settings)
     if path is not None:
@@ -135,9 +135,9 @@ def _prune(settings: Any, *, quiet_current: bool) -> bool:
     are due but come from the environment (the operator must destroy them)."""
     from datetime import timedelta
 
-    from api import keyfiles
     from core import rotation
     from core.crypto import kek_id
+    from privasync.app import keyfiles
 
     horizon = timedelta(days=settings.backup_horizon_days)
     now = _now()

@@ -71,8 +71,8 @@ def requests_group() -> None:
 def create(kind: str, email: str, received: datetime | None, identity: str | None,
            fields: tuple[str, ...], fmt: str) -> None:
     """Record a request; prints its id (the person's reference)."""
-    from api import requests_admin
     from core.errors import BadInput
+    from privasync.app import subject_requests
 
     if identity is None:  # never assumed: an unchecked asker must not be served as checked
         raise BadInput("say whether the person's identity was checked: --identity verified "
@@ -82,7 +82,7 @@ def create(kind: str, email: str, received: datetime | None, identity: str | Non
         raise click.UsageError("--field takes NAME=VALUE")
     container = _container()
     try:
-        stored = requests_admin.create(container, kind=RequestKind(kind), email=email,
+        stored = subject_requests.create(container, kind=RequestKind(kind), email=email,
                                        received=received,
                                        identity_verified=identity == "verified",
                                        fields=corrected, actor=ACTOR)
@@ -100,12 +100,12 @@ def create(kind: str, email: str, received: datetime | None, identity: str | Non
 def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
             fmt: str) -> None:
     """Requests, the soonest due first."""
-    from api.bootstrap import utcnow
     from api.cli import _settings
-    from api.database import open_current
-    from api.requests_admin import summary
     from core import requests as rq
     from core.db import reader
+    from privasync.app.bootstrap import utcnow
+    from privasync.app.database import open_current
+    from privasync.app.subject_requests import summary
 
     # A listing reads the requests table only: no vendor credential or partner secret is
     # needed to see what is due (the database alone, as `privasync status`).
@@ -137,7 +137,7 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def show(request_id: str, fmt: str) -> None:
     """The whole story of a request, with times."""
-    from api.proof import story
+    from privasync.app.evidence import story
 
     container = _container()
     try:
@@ -173,11 +173,11 @@ def show(request_id: str, fmt: str) -> None:
 
 def _step(step: RequestStep, **fixed: Any) -> Callable[..., None]:
     def run(request_id: str, **options: Any) -> None:
-        from api import requests_admin
+        from privasync.app import subject_requests
 
         container = _container()
         try:
-            stored = requests_admin.act(container, request_id, step, actor=ACTOR,
+            stored = subject_requests.act(container, request_id, step, actor=ACTOR,
                                         **(fixed | options))
         finally:
             container.close()
@@ -227,7 +227,7 @@ def review(request_id: str, included: tuple[str, ...], excluded: tuple[str, ...]
 @click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json")
 def export(request_id: str, out: Path, fmt: str) -> None:
     """Write the access bundle: JSON (its schema is published) or a Markdown summary."""
-    from api.access import bundle, markdown
+    from privasync.app.access_bundle import bundle, markdown
 
     container = _container()
     try:
@@ -236,7 +236,7 @@ def export(request_id: str, out: Path, fmt: str) -> None:
         container.close()
     text = markdown(made) if fmt == "markdown" else made.model_dump_json(by_alias=True,
                                                                          indent=2)
-    from api.keyfiles import write_private
+    from privasync.app.keyfiles import write_private
 
     write_private(out, text, private_parent=False)  # 0600 from its first byte
     click.echo(f"wrote {out} ({len(made.systems)} system(s), "
@@ -260,7 +260,7 @@ def evidence(request_id: str | None, out: Path | None, verify: Path | None) -> N
     if request_id is None or verify is not None:
         raise BadInput("give a REQUEST_ID (and --out FILE) to make a pack, or --verify FILE "
                        "alone to check one")
-    from api.proof import evidence as pack
+    from privasync.app.evidence import evidence as pack
 
     container = _container()
     try:
@@ -276,7 +276,7 @@ def evidence(request_id: str | None, out: Path | None, verify: Path | None) -> N
 
 def _verify_pack(path: Path) -> None:
     """One line per check, what holds and what does not; exit 1 naming the first break."""
-    from api.evidence_check import SIGNATURE, load, verify
+    from privasync.app.evidence_check import SIGNATURE, load, verify
 
     findings = verify(load(path))
     for f in findings:
@@ -303,7 +303,7 @@ def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
     """Which people (ids) DESTINATION may expose in the window, each once: those privasync
     sent something to then (with the field names) and those it holds according to
     privasync's stored references there."""
-    from api.proof import breach_scope
+    from privasync.app.evidence import breach_scope
 
     container = _container()
     try:

@@ -28,11 +28,11 @@ def _now() -> datetime:
 def restore_check() -> None:
     """After a database restore, before starting workers: replay the erasure log, erasing
     again anyone the backup brought back, and adding their suppression back."""
-    from api.bootstrap import open_database
     from api.cli import _settings
-    from api.database import sqlite_path
-    from api.erasure_log import FileErasureLog, log_path
     from core import erasures, keys, restore, rotation
+    from privasync.app.bootstrap import open_database
+    from privasync.app.database import sqlite_path
+    from privasync.app.erasure_log import FileErasureLog, log_path
 
     settings = _settings()
     log = FileErasureLog(log_path(settings))

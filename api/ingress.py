@@ -12,10 +12,10 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
-from api.bootstrap import Container
 from connectors.partner import OpenDsrConnector, PartnerConnector, signed
 from core import inbox
 from core.errors import ConfigError, Forbidden, Unauthenticated
+from privasync.app.bootstrap import Container
 
 
 def hubspot_webhook(container: Container, *, method: str, url: str, body: bytes,

@@ -219,10 +219,10 @@ class Smoke:
             f"jobs list --destination {n} and privasync status"))
 
     def _erase(self) -> str | None:
-        from api import requests_admin
         from core.model import RequestKind
+        from privasync.app import subject_requests
 
-        ok, stored = self.do("erase", "privasync", lambda: requests_admin.create(
+        ok, stored = self.do("erase", "privasync", lambda: subject_requests.create(
             self.container, kind=RequestKind.ERASURE, email=self.address, actor=ACTOR,
             identity_verified=True),  # the smoke's own test contact: nobody to ask
             note=lambda s: f"request {s.request_id}")
@@ -275,8 +275,8 @@ def run_smoke(settings: Any, *, address: str, unsubscribe_in: str | None, timeou
               echo: Callable[[str], None] = click.echo) -> tuple[bool, str]:
     """The whole smoke; returns (passed, tag). Raises ConfigError or BadInput (exit 2)
     before anything is written when the settings, the address or privasync are not ready."""
-    from api.bootstrap import build
-    from api.requests_admin import valid_email
+    from privasync.app.bootstrap import build
+    from privasync.app.subject_requests import valid_email
 
     valid_email(address)
     names = configured(settings)

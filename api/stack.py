@@ -15,8 +15,13 @@ import uvicorn
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.bootstrap import Container, build
-from api.settings import (
+from core.mappings import Mappings, load_mappings
+from emulators.hubspot import HubSpotEmulator
+from emulators.mailchimp import MailchimpEmulator
+from emulators.partner import PartnerEmulator
+from emulators.salesforce import SalesforceEmulator
+from privasync.app.bootstrap import Container, build
+from privasync.app.settings import (
     ApplierSettings,
     HubSpotSettings,
     MailchimpSettings,
@@ -25,12 +30,7 @@ from api.settings import (
     SmtpSettings,
     WorkerSettings,
 )
-from api.taxonomy import data_categories
-from core.mappings import Mappings, load_mappings
-from emulators.hubspot import HubSpotEmulator
-from emulators.mailchimp import MailchimpEmulator
-from emulators.partner import PartnerEmulator
-from emulators.salesforce import SalesforceEmulator
+from privasync.app.taxonomy import data_categories
 
 WEBHOOK_TOKEN = "demo-mailchimp-token"  # noqa: S105 - an emulator's, not a real secret
 HUBSPOT_EVENTS = ("contact.creation", "contact.deletion", "contact.privacyDeletion",

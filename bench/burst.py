@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from api.stack import Emulators, hubspot_subscriptions
-from api.taxonomy import data_categories
 from bench import backends, deploy, stats
 from bench.analysis import (
     echo_counts,
@@ -41,6 +40,7 @@ from core.mappings import load_mappings
 from core.outbox import CONSENT
 from emulators.http import Request, Response
 from emulators.salesforce import SalesforceEmulator
+from privasync.app.taxonomy import data_categories
 
 # One vendor call per change, no bulk read of the audience: what privasync is compared with.
 NAIVE = {"PRIVASYNC_WORKER__MAX_BATCH": "1", "PRIVASYNC_MAILCHIMP__DIRECTORY_REFRESH_SECONDS": "0"}

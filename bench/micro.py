@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from api.taxonomy import data_categories
 from core import codec, inbox
 from core.applier import Applier
 from core.crypto import Keyring
@@ -43,6 +42,7 @@ from core.model import (
 )
 from core.routes import Routes
 from core.schema import upgrade
+from privasync.app.taxonomy import data_categories
 
 MAPPINGS = Path(__file__).parents[1] / "mappings"
 VAR = Path("var/bench")

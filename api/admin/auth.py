@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.admin.errors import RateLimited
-from api.bootstrap import Container
 from core import tokens
 from core.db import reader
 from core.errors import Unauthenticated
 from core.tokens import Principal
+from privasync.app.bootstrap import Container
 
 
 class FailureLimiter:

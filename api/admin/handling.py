@@ -24,10 +24,10 @@ from api.admin.auth import Guard
 from api.admin.errors import FieldProblem, ValidationFailed, refusal
 from api.admin.openapi import Call, Operation
 from api.bodies import read_body, require_media
-from api.bootstrap import Container
 from api.outage import outage
 from core.errors import BadInput, NotFound, PrivasyncError
 from core.strict_json import text_problem
+from privasync.app.bootstrap import Container
 
 log = structlog.get_logger("privasync.admin")
 

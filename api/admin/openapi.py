@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from api.admin.errors import Problem
-from api.bootstrap import Container
 from core.tokens import SCOPES, Principal
+from privasync.app.bootstrap import Container
 
 M = TypeVar("M", bound=BaseModel)
 PREFIX = "/api/v1"

@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import access, proof, requests_admin
 from api.admin.errors import FieldProblem, ValidationFailed
 from api.admin.openapi import Call, Operation
 from core import requests as rq
 from core.db import reader
 from core.model import EXCLUDE, INCLUDE, RequestKind, RequestStep
+from privasync.app import access_bundle, evidence, subject_requests
 
 
 class _In(BaseModel):
@@ -174,7 +174,7 @@ class BreachScope(BaseModel):
 
 def create_request(call: Call) -> Accepted:
     body = call.body(CreateRequest)
-    stored = requests_admin.create(call.container, kind=body.kind, email=body.email,
+    stored = subject_requests.create(call.container, kind=body.kind, email=body.email,
                                    received=body.received_at,
                                    identity_verified=body.identity == "verified",
                                    fields=body.fields, actor=call.principal.actor)
@@ -188,16 +188,16 @@ def list_requests(call: Call) -> RequestList:
                            status=q.status, overdue=q.overdue,
                            due_within=timedelta(days=q.due_within_days)
                            if q.due_within_days is not None else None)
-    return RequestList(requests=[RequestView(**requests_admin.summary(r, call.now))
+    return RequestList(requests=[RequestView(**subject_requests.summary(r, call.now))
                                  for r in found])
 
 
 def get_request(call: Call) -> RequestView:
-    return RequestView(**proof.story(call.container, call.path["request_id"]))
+    return RequestView(**evidence.story(call.container, call.path["request_id"]))
 
 
 def _step(call: Call, step: RequestStep, **options: Any) -> Accepted:
-    stored = requests_admin.act(call.container, call.path["request_id"], step,
+    stored = subject_requests.act(call.container, call.path["request_id"], step,
                                 actor=call.principal.actor, **options)
     return Accepted(id=stored.request_id, applied=stored.applied)
 
@@ -232,18 +232,18 @@ def retry_request(call: Call) -> Accepted:
 
 
 def request_evidence(call: Call) -> Evidence:
-    return Evidence(**proof.evidence(call.container, call.path["request_id"]))
+    return Evidence(**evidence.evidence(call.container, call.path["request_id"]))
 
 
-def request_export(call: Call) -> access.AccessBundle:
-    return access.bundle(call.container, call.path["request_id"])
+def request_export(call: Call) -> access_bundle.AccessBundle:
+    return access_bundle.bundle(call.container, call.path["request_id"])
 
 
 def breach_scope(call: Call) -> BreachScope:
     q = call.query(BreachQuery)
     try:
-        found = proof.breach_scope(call.container, q.destination, q.start, q.end)
-    except proof.UnknownDestination as exc:
+        found = evidence.breach_scope(call.container, q.destination, q.start, q.end)
+    except evidence.UnknownDestination as exc:
         raise ValidationFailed([FieldProblem(field="destination", problem=str(exc))]) from None
     except ValueError as exc:
         from core.errors import BadInput
@@ -293,9 +293,9 @@ OPERATIONS = (
               "requests:read", request_evidence, response=Evidence, errors=(404,),
               tag="requests"),
     Operation("GET", _ID + "/export", "The access bundle", "requests:read", request_export,
-              response=access.AccessBundle, errors=(404,), tag="requests",
+              response=access_bundle.AccessBundle, errors=(404,), tag="requests",
               description=f"It validates against the published JSON Schema, `GET "
-              f"/api/v1{access.SCHEMA_PATH}` (`$id` {access.SCHEMA_ID}), the same as "
+              f"/api/v1{access_bundle.SCHEMA_PATH}` (`$id` {access_bundle.SCHEMA_ID}), the same as "
               "the file `privasync requests export` writes."),
     Operation("GET", "/breach-scope", "Who a destination holds or was sent, and which fields",
               "audit:read", breach_scope, response=BreachScope, query=BreachQuery,

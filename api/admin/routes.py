@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.access import ACCESS_SCHEMA, SCHEMA_PATH
 from api.admin import audit, jobs, mappings, requests, subjects, tokens
 from api.admin.auth import Guard
 from api.admin.handling import endpoint
 from api.admin.openapi import PREFIX, Published, Registry
-from api.bootstrap import Container
+from privasync.app.access_bundle import ACCESS_SCHEMA, SCHEMA_PATH
+from privasync.app.bootstrap import Container
 
 
 def registry() -> Registry:

@@ -32,12 +32,12 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what the 
     from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.bootstrap import Container, build
-from api.settings import HubSpotSettings, MailchimpSettings, Settings
 from core import tokens
 from core.db import api_tokens, events, inbox, ledger_pending, requests, subjects
 from emulators.opendsr.authority import TestAuthority, pem, sign
 from emulators.partner.signature import signed_headers
+from privasync.app.bootstrap import Container, build
+from privasync.app.settings import HubSpotSettings, MailchimpSettings, Settings
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 HUBSPOT_SECRET = "door-hubspot-client-secret"

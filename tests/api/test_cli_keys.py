@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api import keyfiles
-from api.bootstrap import open_database
 from api.cli import main
-from api.settings import Settings
 from core.identity import IdentityMap
+from privasync.app import keyfiles
+from privasync.app.bootstrap import open_database
+from privasync.app.settings import Settings
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 ADDRESS = "Grace.Hopper@example.org"

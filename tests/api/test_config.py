@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
-from api.config import LayeredEnviron
+from privasync.app.environment import LayeredEnviron
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 

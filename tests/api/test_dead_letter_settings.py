@@ -9,13 +9,13 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from api.bootstrap import retry_budgets
-from api.settings import Settings
 from api.stack import Stack
 from core import outbox
 from core.db import jobs
 from core.delivery import Budget
 from core.errors import ConfigError
+from privasync.app.bootstrap import retry_budgets
+from privasync.app.settings import Settings
 from tests.timing import scaled
 
 NAMES = {"hubspot", "salesforce", "partner:contact_centre", "notifier"}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from api.erasure_log import FileErasureLog
 from core.erasures import ErasureRecord
 from core.errors import ConfigError
+from privasync.app.erasure_log import FileErasureLog
 
 
 def entry(n: int) -> ErasureRecord:

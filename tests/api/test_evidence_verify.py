@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api.cli import _build, main
-from api.proof import evidence
 from core.errors import NotFound
 from core.ledger import Entry, chain
+from privasync.app.evidence import evidence
 from tests.timing import wait_until
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from api.cli import main
-from api.proof import evidence, story
-from api.requests_admin import act, create
 from core import freetext, ledger
 from core import requests as rq
 from core.db import subject_keys
 from core.model import RequestKind, RequestStep
+from privasync.app.evidence import evidence, story
+from privasync.app.subject_requests import act, create
 from tests.api.door import ACKS, Door, ack
 from tests.core.test_requests_flow import _anywhere
 

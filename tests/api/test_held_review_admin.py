@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from api.bootstrap import build
 from api.cli import main
 from core.model import (
     ExportedField,
@@ -23,6 +22,7 @@ from core.model import (
     HeldForReview,
     PersonAt,
 )
+from privasync.app.bootstrap import build
 from tests.api.door import Door, door_environ, door_settings
 
 PERSON = "ada.review@example.org"

@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from api.bootstrap import Container, build
 from api.cli import configure_logging
-from api.settings import HubSpotSettings
 from api.stack import AppServer
+from privasync.app.bootstrap import Container, build
+from privasync.app.settings import HubSpotSettings
 from tests.api.door import (
     ACKS,
     ASKS,

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from api.bootstrap import build
-from api.settings import Settings
 from core import schema
 from core.db import make_engine
 from core.errors import ConfigError
+from privasync.app.bootstrap import build
+from privasync.app.settings import Settings
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 ENVIRON = {"PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": "s" * 16}

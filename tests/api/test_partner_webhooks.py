@@ -108,10 +108,10 @@ def test_a_malformed_request_from_a_partner_is_400_and_echoes_no_value(embedded:
 def test_a_kept_ack_is_checked_again_in_the_evidence_pack(embedded: Stack):
     from dataclasses import replace
 
-    from api.proof import ack_check, evidence
-    from api.requests_admin import create
     from core import ackproofs
     from core.model import RequestKind
+    from privasync.app.evidence import ack_check, evidence
+    from privasync.app.subject_requests import create
     from tests.timing import wait_until
 
     partner = embedded.emulators.partner

@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from api.cli import configure_logging
-from api.redaction import scrub
+from privasync.app.redaction import scrub
 
 ADDRESS, PHONE, NAME = "Ada.Lovelace@example.org", "+31 6 4821 7730", "Augusta"
 

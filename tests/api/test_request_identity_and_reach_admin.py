@@ -16,11 +16,11 @@ from prometheus_client import generate_latest
 from sqlalchemy import select, update
 
 from api.cli import _build, main
-from api.proof import breach_scope
 from core import outbox
 from core.db import jobs, system_refs
 from core.errors import NotFound
 from core.model import SubjectHint, SystemRef
+from privasync.app.evidence import breach_scope
 from tests.api.door import Door
 from tests.timing import scaled, wait_until
 

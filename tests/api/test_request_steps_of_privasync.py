@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.requests_admin import act
 from core.errors import BadInput
 from core.model import RequestStep
+from privasync.app.subject_requests import act
 
 
 @pytest.mark.parametrize("step", [RequestStep.CONFIRMED, RequestStep.NOT_TOLD,

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from api import access
 from api.admin import requests as request_routes
 from api.admin.handling import _answer
 from api.admin.routes import registry
 from api.cli import main
 from core.db import inbox
+from privasync.app import access_bundle
 from tests.api.door import Door
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -111,19 +111,21 @@ def test_the_cli_breach_scope_refuses_an_unknown_destination_with_exit_2(cli_env
     assert "0 people" not in result.output
 
 
-def _bundle() -> access.AccessBundle:
+def _bundle() -> access_bundle.AccessBundle:
     at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-    return access.AccessBundle(
+    return access_bundle.AccessBundle(
         generated_at=at,
-        request=access.RequestRef(id="r-1", kind="access", received_at=at, status="completed"),
-        person=access.Person(subject_id="s-1", emails=["jane@example.org"]),
-        systems=[access.SystemData(system="hubspot", gathered_at=at, note="", fields=[
-            access.HeldField(record="contact:1", field="phone", value="+32 2 555 01 02",
+        request=access_bundle.RequestRef(id="r-1", kind="access", received_at=at,
+                                         status="completed"),
+        person=access_bundle.Person(subject_id="s-1", emails=["jane@example.org"]),
+        systems=[access_bundle.SystemData(system="hubspot", gathered_at=at, note="", fields=[
+            access_bundle.HeldField(record="contact:1", field="phone", value="+32 2 555 01 02",
                              canonical="phone", category="user.contact.phone_number",
                              purposes=["service"], legal_basis=["contract"],
                              source="hubspot")])],
         partners=[], consent=[], consent_history=[],
-        contact_moments=[access.Moment(at=at, source="hubspot", what="email", outcome="sent")])
+        contact_moments=[access_bundle.Moment(at=at, source="hubspot", what="email",
+                                              outcome="sent")])
 
 
 def _export_answer() -> dict:  # type: ignore[type-arg]
@@ -135,7 +137,7 @@ def _export_answer() -> dict:  # type: ignore[type-arg]
 def test_the_api_export_answers_dollar_schema_and_validates_against_the_served_schema(
         door: Door):
     answer = _export_answer()
-    assert answer["$schema"] == access.SCHEMA_ID and "schema_" not in answer
+    assert answer["$schema"] == access_bundle.SCHEMA_ID and "schema_" not in answer
     served = door.client.get("/api/v1/schemas/access-bundle.json")  # public, no token
     assert served.status_code == 200
     assert served.headers["content-type"] == "application/schema+json"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import Settings
+from privasync.app.settings import Settings
 
 
 def test_smtp_settings_are_read_with_from_as_its_own_name(

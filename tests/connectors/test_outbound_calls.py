@@ -15,16 +15,16 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from api.bootstrap import build_connectors
-from api.notices import person_notifier
-from api.settings import Settings
-from api.taxonomy import data_categories
 from connectors.mailchimp.client import MailchimpApi
 from connectors.notify import SmtpNotifier
 from connectors.transport import TimeoutSession
 from core.crypto import Keyring
 from core.errors import ConfigError, TransientError
 from core.mappings import load_mappings
+from privasync.app.bootstrap import build_connectors
+from privasync.app.notices import person_notifier
+from privasync.app.settings import Settings
+from privasync.app.taxonomy import data_categories
 
 ROOT = Path(__file__).parents[2]
 TIMEOUT = 7.0

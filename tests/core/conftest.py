@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from api.taxonomy import data_categories
 from core import codec, inbox
 from core.applier import Applier, TickReport
 from core.crypto import Keyring
@@ -20,6 +19,7 @@ from core.identity import IdentityMap
 from core.mappings import Mappings, load_mappings
 from core.model import CanonicalEvent
 from core.routes import Routes
+from privasync.app.taxonomy import data_categories
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 SECRET = b"test-secret-key-0123456789abcdef"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.taxonomy import data_categories
 from core.mappings import MappingError, is_special_category, load_mappings
+from privasync.app.taxonomy import data_categories
 
 PURPOSES = """\
 purposes:

@@ -167,7 +167,7 @@ def test_every_readme_setting_is_in_the_configmap_or_the_secret_and_nothing_else
 
 
 def test_the_configmap_and_secret_values_are_settings_privasync_accepts(monkeypatch):
-    from api.settings import Settings
+    from privasync.app.settings import Settings
 
     config = _by("ConfigMap", "privasync-config")["data"]
     secret = _by("Secret", "privasync-secrets")["stringData"]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from api.settings import WorkerSettings
+from privasync.app.settings import WorkerSettings
 from tests.deploy.conftest import DEPLOY, tool
 from tests.timing import scaled
 

@@ -22,7 +22,6 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
 from api.cli import main as cli
-from api.proof import check_segment
 from api.stack import Emulators, Stack, start_stack
 from core import ledger
 from core import requests as rq
@@ -44,6 +43,7 @@ from core.model import (
     SystemRef,
 )
 from emulators.partner import PartnerEmulator
+from privasync.app.evidence import check_segment
 from tests.api.conftest import issue_token
 from tests.conftest import BROKER_NAMESPACE, make_database
 from tests.e2e.conftest import (
@@ -230,7 +230,7 @@ def test_an_erasure_started_in_hubspot_reaches_every_system_and_is_proven(
 
 
 def _show(stack: Stack, request_id: str) -> dict[str, Any]:
-    from api.proof import story
+    from privasync.app.evidence import story
 
     return story(stack.container, request_id)
 

@@ -155,8 +155,8 @@ def test_a_sigkilled_workers_batch_is_delivered_by_another_within_the_lease(
 
 
 def _mappings():  # type: ignore[no-untyped-def]
-    from api.taxonomy import data_categories
     from core.mappings import load_mappings
+    from privasync.app.taxonomy import data_categories
 
     return load_mappings(MAPPINGS, data_categories())
 

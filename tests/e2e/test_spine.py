@@ -37,7 +37,7 @@ def test_a_webhook_is_answered_while_the_applier_is_stopped_and_applied_once_it_
 
 
 def test_members_read_in_bulk_are_unsubscribed_without_a_look_up_each(stack: Stack):
-    from api.pollers import directory_refresher
+    from privasync.app.pollers import directory_refresher
 
     container = stack.container
     emails = [f"member{i}@example.org" for i in range(5)]

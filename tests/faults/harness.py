@@ -512,8 +512,8 @@ def _port(url: str) -> int:
 
 
 def _mappings():  # type: ignore[no-untyped-def]
-    from api.taxonomy import data_categories
     from core.mappings import load_mappings
+    from privasync.app.taxonomy import data_categories
 
     return load_mappings(MAPPINGS, data_categories())
 

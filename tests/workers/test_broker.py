@@ -19,10 +19,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Retries, TimeLimit
 from pydantic import SecretStr
 
-from api.bootstrap import Container, build
 from api.cli import main
-from api.settings import Settings, WorkerSettings
 from core.errors import ConfigError
+from privasync.app.bootstrap import Container, build
+from privasync.app.settings import Settings, WorkerSettings
 from tests.conftest import BROKER_NAMESPACE
 from tests.timing import scaled
 from workers.broker import make_broker

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.checks import _try
 from connectors.partner import OpenDsrConnector
 from core.errors import PermanentError
 from emulators.opendsr import OpenDsrEmulator
+from privasync.app.system_checks import _try
 from tests.connectors.partner.test_opendsr import connector, policy
 from tests.emulators.conftest import Sink, started
 from tests.timing import scaled

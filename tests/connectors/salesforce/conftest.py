@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from api.taxonomy import data_categories
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.poller import PollResult
 from core.mappings import load_mappings
 from core.model import SystemRef
 from emulators.salesforce import SalesforceEmulator
+from privasync.app.taxonomy import data_categories
 from tests.emulators.conftest import serve
 
 MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.checks import _try
 from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError
 from core.mappings import SystemConsent
 from emulators.salesforce import SalesforceEmulator
+from privasync.app.system_checks import _try
 from tests.connectors.salesforce.conftest import MAPPING
 from tests.emulators.conftest import started
 

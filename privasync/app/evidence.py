@@ -21,15 +21,15 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from api.bootstrap import Container
-from api.evidence_check import CHAINED, segment_problem
-from api.requests_admin import get, received, received_summary, summary
 from connectors.partner import OpenDsrConnector, PartnerConnector
 from core import ackproofs, freetext
 from core.canonical import NAME, canonical, digest
 from core.crypto import Keyring
 from core.db import jobs, ledger, ledger_pending, reader, system_refs
 from core.errors import BadInput, Unauthenticated
+from privasync.app.bootstrap import Container
+from privasync.app.evidence_check import CHAINED, segment_problem
+from privasync.app.subject_requests import get, received, received_summary, summary
 
 STORY_KINDS = ("request.", "subject.erased", "suppression.blocked")
 HOW_TO_CHECK = (

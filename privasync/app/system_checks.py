@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from api.config import mask_url
-from api.mapping_warnings import ENABLED_BY, configured
-from api.settings import Settings
 from core.errors import AuthError, ConfigError, DeliveryError, TransientError
 from core.mappings import Mappings
+from privasync.app.environment import mask_url
+from privasync.app.mapping_warnings import ENABLED_BY, configured
+from privasync.app.settings import Settings
 
 # What to change, by the error class a connector's check raised.
 FIXES = {
@@ -91,8 +91,8 @@ def _try(system: str, make: Callable[[], Any], ok: str) -> Checked:
 def check_systems(settings: Settings, mappings: Mappings,
                   environ: Mapping[str, str]) -> list[Checked]:
     """One result per system privasync knows and per partner, configured or not."""
-    from api.bootstrap import connector_builders
-    from api.keyfiles import keyring
+    from privasync.app.bootstrap import connector_builders
+    from privasync.app.keyfiles import keyring
 
     builders = connector_builders(settings, mappings, environ, keyring=keyring(settings))
     enabled = configured(settings)

@@ -18,14 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from api.bootstrap import Container
-from api.requests_admin import get
 from core import requests as rq
 from core import state
 from core.crypto import Keyring
 from core.db import events, identifiers, jobs, ledger, reader, request_exports
 from core.errors import NotFound
 from core.mappings import Mappings
+from privasync.app.bootstrap import Container
+from privasync.app.subject_requests import get
 
 SCHEMA_ID = "https://privasync.dev/schemas/access-bundle/v1.json"
 SCHEMA_PATH = "/schemas/access-bundle.json"  # under the admin API's /api/v1, public

@@ -17,9 +17,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.settings import Settings
 from core.erasures import ErasureRecord
 from core.errors import BadInput, ConfigError
+from privasync.app.settings import Settings
 
 DEFAULT_NAME = "erasure-log.jsonl"
 TORN = '{"torn_line_above": true}'  # written after a line a crash cut short

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.bootstrap import Container
 from core import inbox, keys, plan
 from core import requests as rq
 from core.db import inbox as inbox_table
@@ -33,6 +32,7 @@ from core.model import (
     RequestStep,
     SubjectHint,
 )
+from privasync.app.bootstrap import Container
 
 WAIT_SECONDS = 10.0
 SOURCE = "admin"

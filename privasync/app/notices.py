@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
-from api.settings import Settings
 from connectors.notify import Notice, SmtpNotifier, WebhookNotifier, build_notifier
 from connectors.notify.notice import Kind
+from privasync.app.settings import Settings
 
 _KINDS: dict[str, Kind] = {"rejection": "rejection", "extension": "extension"}
 

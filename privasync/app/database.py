@@ -9,10 +9,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from api.config import mask_url
 from core import schema
 from core.db import make_engine
 from core.errors import ConfigError
+from privasync.app.environment import mask_url
 
 URL_HELP = "use sqlite:///path/to/privasync.db or postgresql+psycopg://user@host/db"
 

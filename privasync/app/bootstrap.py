@@ -17,14 +17,6 @@ import dramatiq
 import structlog
 from sqlalchemy.engine import Engine
 
-from api import keyfiles
-from api.config import LayeredEnviron
-from api.database import open_engine
-from api.erasure_log import FileErasureLog, log_path
-from api.notices import person_notifier
-from api.pollers import directory_refresher, requests_watch, salesforce_poller
-from api.settings import Settings
-from api.taxonomy import data_categories
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot import limits as hubspot_limits
 from connectors.mailchimp import MailchimpConnector
@@ -51,6 +43,14 @@ from core.ports import (
     RefResolver,
 )
 from core.routes import Routes
+from privasync.app import keyfiles
+from privasync.app.database import open_engine
+from privasync.app.environment import LayeredEnviron
+from privasync.app.erasure_log import FileErasureLog, log_path
+from privasync.app.notices import person_notifier
+from privasync.app.pollers import directory_refresher, requests_watch, salesforce_poller
+from privasync.app.settings import Settings
+from privasync.app.taxonomy import data_categories
 from workers import actors
 from workers.broker import REDIS_SCHEMES, Delivery, make_broker, prepare, queue_name
 from workers.metrics import Metrics

@@ -13,9 +13,9 @@ import os
 import secrets
 from pathlib import Path
 
-from api.settings import Settings
 from core.crypto import Keyring
 from core.errors import ConfigError
+from privasync.app.settings import Settings
 
 KEK_FILE = "kek.key"
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from api.settings import Settings
 from core.mappings import Mappings, PartnerProtocol
+from privasync.app.settings import Settings
 
 ENABLED_BY = {
     "hubspot": "PRIVASYNC_HUBSPOT__ACCESS_TOKEN, or only __CLIENT_SECRET to take webhooks",

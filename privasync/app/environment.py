@@ -21,7 +21,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel
 
-from api.settings import ENV_PREFIX, Settings, dotenv, file_sources, secrets_dir
+from privasync.app.settings import ENV_PREFIX, Settings, dotenv, file_sources, secrets_dir
 
 NOT_SETTINGS = (ENV_PREFIX + "TEST_", ENV_PREFIX + "BENCH_")
 MASK = "********"
