@@ -131,7 +131,7 @@ def serve(host: str, port: int, api_only: bool) -> None:
     scheduler in-process, unless --api-only."""
     import uvicorn
 
-    from api.app import create_app
+    from privasync.web.app import create_app
 
     container = _build()
     in_process = container.embedded and not api_only

@@ -14,7 +14,6 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
-from api.app import create_app
 from core.mappings import Mappings, load_mappings
 from emulators.hubspot import HubSpotEmulator
 from emulators.mailchimp import MailchimpEmulator
@@ -31,6 +30,7 @@ from privasync.app.settings import (
     WorkerSettings,
 )
 from privasync.app.taxonomy import data_categories
+from privasync.web.app import create_app
 
 WEBHOOK_TOKEN = "demo-mailchimp-token"  # noqa: S105 - an emulator's, not a real secret
 HUBSPOT_EVENTS = ("contact.creation", "contact.deletion", "contact.privacyDeletion",

@@ -11,12 +11,12 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from api.admin.errors import ValidationFailed
-from api.admin.handling import query
-from api.admin.openapi import Call, Operation, Registry
-from api.admin.routes import admin_routes, registry
 from api.stack import Stack
 from core.tokens import SCOPES
+from privasync.web.admin.errors import ValidationFailed
+from privasync.web.admin.handling import query
+from privasync.web.admin.openapi import Call, Operation, Registry
+from privasync.web.admin.routes import admin_routes, registry
 from tests.timing import scaled
 
 COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # what OpenAPI allows as a component name

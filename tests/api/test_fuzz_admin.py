@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks as schemathesis_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from api.admin.routes import registry
+from privasync.web.admin.routes import registry
 from tests.api.door import Door, open_door
 from tests.api.fuzzing import SENT
 from tests.conftest import make_database

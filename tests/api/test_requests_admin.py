@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from api.admin import requests as request_routes
-from api.admin.handling import _answer
-from api.admin.routes import registry
 from api.cli import main
 from core.db import inbox
 from privasync.app import access_bundle
+from privasync.web.admin import requests as request_routes
+from privasync.web.admin.handling import _answer
+from privasync.web.admin.routes import registry
 from tests.api.door import Door
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

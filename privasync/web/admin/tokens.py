@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.admin.openapi import Call, Operation
 from core import tokens
 from core.db import reader
 from core.errors import Forbidden, NotFound
 from core.tokens import Scope, Status
+from privasync.web.admin.openapi import Call, Operation
 
 
 class CreateToken(BaseModel):

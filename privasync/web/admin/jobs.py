@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.admin.errors import FieldProblem, ValidationFailed
-from api.admin.openapi import Call, Operation
 from core import deadletters
 from core.db import reader
 from core.errors import Conflict, NotFound
+from privasync.web.admin.errors import FieldProblem, ValidationFailed
+from privasync.web.admin.openapi import Call, Operation
 
 Status = Literal["pending", "running", "done", "dead", "superseded", "failed"]
 

@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.admin.errors import FieldProblem, ValidationFailed
-from api.admin.openapi import Call, Operation
 from core import requests as rq
 from core.db import reader
 from core.model import EXCLUDE, INCLUDE, RequestKind, RequestStep
 from privasync.app import access_bundle, evidence, subject_requests
+from privasync.web.admin.errors import FieldProblem, ValidationFailed
+from privasync.web.admin.openapi import Call, Operation
 
 
 class _In(BaseModel):

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from api.admin.openapi import Call, Operation
 from core import subjects
 from core.db import reader
 from core.errors import NotFound
+from privasync.web.admin.openapi import Call, Operation
 
 
 class EvidenceView(BaseModel):

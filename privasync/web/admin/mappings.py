@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, RootModel
 
-from api.admin.openapi import Call, Operation
 from core.datamap import as_rows
+from privasync.web.admin.openapi import Call, Operation
 
 
 class FlowView(BaseModel):

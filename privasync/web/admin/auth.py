@@ -17,12 +17,12 @@ from collections.abc import Callable
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.admin.errors import RateLimited
 from core import tokens
 from core.db import reader
 from core.errors import Unauthenticated
 from core.tokens import Principal
 from privasync.app.bootstrap import Container
+from privasync.web.admin.errors import RateLimited
 
 
 class FailureLimiter:

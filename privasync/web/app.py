@@ -21,23 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.admin.routes import admin_routes
-from api.bodies import (
-    BodyReadTimeout,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    close_after,
-    read_body,
-    require_media,
-)
-from api.ingress import (
-    check_mailchimp_token,
-    hubspot_webhook,
-    mailchimp_webhook,
-    opendsr_callback,
-    partner_message,
-)
-from api.outage import outage
 from connectors.mailchimp.webhooks import MAX_BODY_BYTES as MAILCHIMP_MAX_BODY_BYTES
 from core import deadletters, inbox, runtime
 from core.db import reader
@@ -51,6 +34,23 @@ from core.errors import (
     UnknownSubject,
 )
 from privasync.app.bootstrap import Container
+from privasync.web.admin.routes import admin_routes
+from privasync.web.bodies import (
+    BodyReadTimeout,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    close_after,
+    read_body,
+    require_media,
+)
+from privasync.web.outage import outage
+from privasync.web.webhooks import (
+    check_mailchimp_token,
+    hubspot_webhook,
+    mailchimp_webhook,
+    opendsr_callback,
+    partner_message,
+)
 from workers.broker import ping
 
 log = structlog.get_logger("privasync.http")

@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.admin import audit, jobs, mappings, requests, subjects, tokens
-from api.admin.auth import Guard
-from api.admin.handling import endpoint
-from api.admin.openapi import PREFIX, Published, Registry
 from privasync.app.access_bundle import ACCESS_SCHEMA, SCHEMA_PATH
 from privasync.app.bootstrap import Container
+from privasync.web.admin import audit, jobs, mappings, requests, subjects, tokens
+from privasync.web.admin.auth import Guard
+from privasync.web.admin.handling import endpoint
+from privasync.web.admin.openapi import PREFIX, Published, Registry
 
 
 def registry() -> Registry:

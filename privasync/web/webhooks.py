@@ -1,9 +1,10 @@
-"""Ingress: verify, validate, store in the inbox, answer. Nothing else happens in a request.
+"""The webhook receivers: verify, validate, store in the inbox, answer. Nothing else happens
+in a request.
 
-The webhook endpoints. A delivery is
-parsed strictly here so that bad input is refused at the door, storing
-nothing; the applier parses it again when it applies it (parsing is cheap,
-storing the raw verified bytes keeps the inbox a plain record of what came in).
+A delivery is parsed strictly here so that bad input is refused at the door,
+storing nothing; the applier parses it again when it applies it (parsing is
+cheap, storing the raw verified bytes keeps the inbox a plain record of what
+came in).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from api.bodies import BodyReadTimeout, BodyTooLarge, UnsupportedMediaType, close_after
 from core.errors import (
     BadInput,
     Conflict,
@@ -20,6 +19,7 @@ from core.errors import (
     Unauthenticated,
     UnknownSubject,
 )
+from privasync.web.bodies import BodyReadTimeout, BodyTooLarge, UnsupportedMediaType, close_after
 
 
 class FieldProblem(BaseModel):

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from api.admin.errors import Problem
 from core.tokens import SCOPES, Principal
 from privasync.app.bootstrap import Container
+from privasync.web.admin.errors import Problem
 
 M = TypeVar("M", bound=BaseModel)
 PREFIX = "/api/v1"

@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.engine import Connection
 
-from api.admin.openapi import Call, Operation
 from core import ledger as chain
 from core.db import ledger, reader, requests
 from core.errors import BadInput
+from privasync.web.admin.openapi import Call, Operation
 
 SCAN = 500  # rows read at a time while filtering by request
 

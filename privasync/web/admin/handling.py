@@ -20,14 +20,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.admin.auth import Guard
-from api.admin.errors import FieldProblem, ValidationFailed, refusal
-from api.admin.openapi import Call, Operation
-from api.bodies import read_body, require_media
-from api.outage import outage
 from core.errors import BadInput, NotFound, PrivasyncError
 from core.strict_json import text_problem
 from privasync.app.bootstrap import Container
+from privasync.web.admin.auth import Guard
+from privasync.web.admin.errors import FieldProblem, ValidationFailed, refusal
+from privasync.web.admin.openapi import Call, Operation
+from privasync.web.bodies import read_body, require_media
+from privasync.web.outage import outage
 
 log = structlog.get_logger("privasync.admin")
 
