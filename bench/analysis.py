@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from api.stack import Emulators
 from bench import backends
 from bench.stats import summary_ms
 from core.db import event_counts, events, jobs, system_refs
 from core.outbox import CONSENT
+from privasync.demo.stack import Emulators
 
 
 def job_rows(engine: Engine, since: datetime) -> list[Any]:

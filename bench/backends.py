@@ -143,6 +143,6 @@ def seed_identity(database: str, secret: str, people: Sequence[tuple[str, str]],
 
 def quiet_logging() -> None:
     """Warnings and errors only, on stderr: stdout carries the report."""
-    from api.cli import configure_logging
+    from privasync.cli.main import configure_logging
 
     configure_logging("WARNING")

@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from api.stack import Emulators
 from bench import backends, deploy
 from core import codec, inbox
 from core.crypto import Keyring
@@ -38,6 +37,7 @@ from core.model import (
     EventMeta,
     SubjectHint,
 )
+from privasync.demo.stack import Emulators
 
 LIMIT, WINDOW = 100, 10.0
 ROW_EVENTS = 2000  # events per inbox row, as the applier takes them

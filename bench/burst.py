@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from api.stack import Emulators, hubspot_subscriptions
 from bench import backends, deploy, stats
 from bench.analysis import (
     echo_counts,
@@ -41,6 +40,7 @@ from core.outbox import CONSENT
 from emulators.http import Request, Response
 from emulators.salesforce import SalesforceEmulator
 from privasync.app.taxonomy import data_categories
+from privasync.demo.stack import Emulators, hubspot_subscriptions
 
 # One vendor call per change, no bulk read of the audience: what privasync is compared with.
 NAIVE = {"PRIVASYNC_WORKER__MAX_BATCH": "1", "PRIVASYNC_MAILCHIMP__DIRECTORY_REFRESH_SECONDS": "0"}

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import requests
 
-from api.stack import WEBHOOK_TOKEN, Emulators
 from bench import backends
+from privasync.demo.stack import WEBHOOK_TOKEN, Emulators
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 
@@ -89,7 +89,7 @@ class Deployment:
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cli = [sys.executable, "-c", "from api.cli import main; main()", *args]
+    cli = [sys.executable, "-m", "privasync", *args]
     return subprocess.Popen(cli, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             cwd=backends.ROOT)
 

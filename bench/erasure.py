@@ -26,12 +26,12 @@ from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from api.stack import Emulators
 from bench import backends, deploy, stats
 from bench.burst import VENDORS, CountingSalesforce, _count, _settle, _wait, seed_vendors
 from core.crypto import Keyring
 from core.db import directory, make_engine, subjects
 from core.db import requests as request_rows
+from privasync.demo.stack import Emulators
 
 
 class Mailbox:

@@ -19,10 +19,10 @@ from typing import Any
 import requests
 from sqlalchemy import func, select
 
-from api.stack import Emulators
 from bench import backends, deploy, load, stats
 from core import inbox
 from core.db import jobs, make_engine, system_refs
+from privasync.demo.stack import Emulators
 
 FIRST_CONTACT = 700_001
 BATCH = 100

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from api.stack import Stack, start_stack
+from privasync.demo.stack import Stack, start_stack
 from tests.api.door import Door, open_door
 from tests.conftest import make_database
 

@@ -9,10 +9,10 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from api.cli import configure_logging
-from api.stack import Stack
 from core.db import api_tokens
 from core.errors import Unauthenticated
+from privasync.cli.main import configure_logging
+from privasync.demo.stack import Stack
 from privasync.web.admin.auth import FailureLimiter, bearer
 from tests.api.conftest import issue_token
 from tests.timing import scaled

@@ -12,11 +12,11 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from api.cli import configure_logging, main
-from api.stack import Stack
 from core import ledger as chain
 from core.db import jobs as jobs_table
 from core.db import ledger
+from privasync.cli.main import configure_logging, main
+from privasync.demo.stack import Stack
 from privasync.web.admin import audit, jobs, mappings, subjects
 from tests.api.conftest import issue_token
 from tests.e2e.conftest import seed, settle, subject_of

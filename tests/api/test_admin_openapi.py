@@ -11,8 +11,8 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from api.stack import Stack
 from core.tokens import SCOPES
+from privasync.demo.stack import Stack
 from privasync.web.admin.errors import ValidationFailed
 from privasync.web.admin.handling import query
 from privasync.web.admin.openapi import Call, Operation, Registry

@@ -9,8 +9,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from api.stack import Stack
 from core.db import ledger, ledger_pending
+from privasync.demo.stack import Stack
 from tests.api.conftest import issue_token
 from tests.timing import scaled
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import main
-from api.stack import Emulators
+from privasync.cli.main import main
+from privasync.demo.stack import Emulators
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from api.cli import main
 from core.db import make_engine
+from privasync.cli.main import main
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 
@@ -108,7 +108,7 @@ def test_audit_verify_passes_then_fails_after_tampering(env: Path, sqlite_url: s
 def test_debug_logging_never_lets_vendor_clients_log_bodies():
     import logging
 
-    from api.cli import configure_logging
+    from privasync.cli.main import configure_logging
 
     before = logging.getLevelName(logging.getLogger().level)
     try:

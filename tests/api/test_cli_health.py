@@ -28,12 +28,12 @@ def _env(database: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def health(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from api.cli import main; main()", "health",
+    return subprocess.run([sys.executable, "-m", "privasync", "health",
                            *args], env=env, capture_output=True, text=True, timeout=scaled(60))
 
 
 def _start(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", *args],
+    return subprocess.Popen([sys.executable, "-m", "privasync", *args],
                             env=env, stdout=(tmp_path / "proc.log").open("wb"),
                             stderr=subprocess.STDOUT)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
 from core.identity import IdentityMap
 from privasync.app import keyfiles
 from privasync.app.bootstrap import open_database
 from privasync.app.settings import Settings
+from privasync.cli.main import main
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 ADDRESS = "Grace.Hopper@example.org"
@@ -86,7 +86,7 @@ def test_the_kek_file_rotates_and_keeps_the_old_key_for_the_backup_horizon(env: 
 
 def test_prune_destroys_the_old_kek_past_the_horizon_and_an_old_backup_opens_nothing(
         env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from api import cli_keys
+    from privasync.cli import keys as cli_keys
     from tests.backups import backup
 
     subject = seed()
@@ -152,7 +152,7 @@ def test_processes_starting_together_agree_on_one_generated_key(tmp_path: Path):
 
 def test_a_previous_kek_from_the_environment_past_the_horizon_is_left_to_the_operator(
         env: Path, monkeypatch: pytest.MonkeyPatch):
-    from api import cli_keys
+    from privasync.cli import keys as cli_keys
 
     seed()
     old = (env / keyfiles.KEK_FILE).read_text().strip()

@@ -19,7 +19,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import main
+from privasync.cli.main import main
 from tests.conftest import make_database
 from tests.timing import scaled
 

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from api.cli import main
 from core import tokens
 from core.crypto import Keyring
 from core.db import ledger_pending, make_engine
 from core.errors import Unauthenticated
 from privasync.app.bootstrap import secret_key
 from privasync.app.settings import Settings
+from privasync.cli.main import main
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
 from privasync.app.environment import LayeredEnviron
+from privasync.cli.main import main
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
 

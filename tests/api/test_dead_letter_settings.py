@@ -9,13 +9,13 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from api.stack import Stack
 from core import outbox
 from core.db import jobs
 from core.delivery import Budget
 from core.errors import ConfigError
 from privasync.app.bootstrap import retry_budgets
 from privasync.app.settings import Settings
+from privasync.demo.stack import Stack
 from tests.timing import scaled
 
 NAMES = {"hubspot", "salesforce", "partner:contact_centre", "notifier"}

@@ -8,8 +8,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from api.demo import run_demo
+from privasync.cli.main import main
+from privasync.demo.run import run_demo
 
 
 def test_the_demo_shows_every_system_catching_up_and_exits_0(capsys,  # type: ignore[no-untyped-def]

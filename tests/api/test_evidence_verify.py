@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import _build, main
 from core.errors import NotFound
 from core.ledger import Entry, chain
 from privasync.app.evidence import evidence
+from privasync.cli.main import _build, main
 from tests.timing import wait_until
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

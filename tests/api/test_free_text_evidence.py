@@ -14,13 +14,13 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from api.cli import main
 from core import freetext, ledger
 from core import requests as rq
 from core.db import subject_keys
 from core.model import RequestKind, RequestStep
 from privasync.app.evidence import evidence, story
 from privasync.app.subject_requests import act, create
+from privasync.cli.main import main
 from tests.api.door import ACKS, Door, ack
 from tests.core.test_requests_flow import _anywhere
 

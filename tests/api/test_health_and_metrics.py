@@ -6,7 +6,7 @@ import re
 
 import requests
 
-from api.stack import Stack
+from privasync.demo.stack import Stack
 from tests.e2e.conftest import mc_status, seed, settle, wait_for
 from tests.timing import scaled
 
@@ -62,9 +62,9 @@ def test_readyz_names_the_broker_when_redis_is_unreachable(sqlite_url: str, tmp_
 
     from pydantic import SecretStr
 
-    from api.stack import AppServer
     from privasync.app.bootstrap import build
     from privasync.app.settings import Settings
+    from privasync.demo.stack import AppServer
 
     settings = Settings(database_url=sqlite_url, broker_url="redis://127.0.0.1:1/0",
                         var_dir=tmp_path, secret_key=SecretStr("x" * 32),
@@ -103,9 +103,9 @@ def _rabbitmq_readiness(url: str, sqlite_url: str, tmp_path):  # type: ignore[no
 
     from pydantic import SecretStr
 
-    from api.stack import AppServer
     from privasync.app.bootstrap import build
     from privasync.app.settings import Settings
+    from privasync.demo.stack import AppServer
     from tests.conftest import BROKER_NAMESPACE
 
     settings = Settings(database_url=sqlite_url, broker_url=url, var_dir=tmp_path,

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import main
 from core.model import (
     ExportedField,
     ExportResult,
@@ -23,6 +22,7 @@ from core.model import (
     PersonAt,
 )
 from privasync.app.bootstrap import build
+from privasync.cli.main import main
 from tests.api.door import Door, door_environ, door_settings
 
 PERSON = "ada.review@example.org"
@@ -57,7 +57,7 @@ def held(door: Door, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[D
     """An access request whose answer holds two records for review; the CLI works on the
     same installation."""
     settings = door.container.settings
-    monkeypatch.setattr("api.cli._build", lambda: build(
+    monkeypatch.setattr("privasync.cli.main._build", lambda: build(
         door_settings(settings.database_url, tmp_path), environ=door_environ()))
     auth = {"Authorization": f"Bearer {door.token('requests:write')}"}
     made = door.client.post("/api/v1/requests", json={

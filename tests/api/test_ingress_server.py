@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from api.cli import configure_logging
-from api.stack import AppServer
 from privasync.app.bootstrap import Container, build
 from privasync.app.settings import HubSpotSettings
+from privasync.cli.main import configure_logging
+from privasync.demo.stack import AppServer
 from tests.api.door import (
     ACKS,
     ASKS,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
 from core.db import make_engine
 from core.model import (
     Channel,
@@ -21,6 +20,7 @@ from core.model import (
     Evidence,
     SubjectHint,
 )
+from privasync.cli.main import main
 from tests.core.conftest import make_core
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

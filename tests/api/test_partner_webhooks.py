@@ -12,10 +12,10 @@ from typing import Any
 import requests
 from sqlalchemy import func, select
 
-from api.stack import Stack
 from core import requests as rq
 from core.db import inbox
 from emulators.partner.signature import signed_headers
+from privasync.demo.stack import Stack
 from tests.e2e.conftest import applied, settle, subject_of
 from tests.timing import scaled
 

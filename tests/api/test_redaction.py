@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from api.cli import configure_logging
 from privasync.app.redaction import scrub
+from privasync.cli.main import configure_logging
 
 ADDRESS, PHONE, NAME = "Ada.Lovelace@example.org", "+31 6 4821 7730", "Augusta"
 

@@ -15,12 +15,12 @@ from click.testing import CliRunner, Result
 from prometheus_client import generate_latest
 from sqlalchemy import select, update
 
-from api.cli import _build, main
 from core import outbox
 from core.db import jobs, system_refs
 from core.errors import NotFound
 from core.model import SubjectHint, SystemRef
 from privasync.app.evidence import breach_scope
+from privasync.cli.main import _build, main
 from tests.api.door import Door
 from tests.timing import scaled, wait_until
 

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from api.cli import main
 from core.db import inbox
 from privasync.app import access_bundle
+from privasync.cli.main import main
 from privasync.web.admin import requests as request_routes
 from privasync.web.admin.handling import _answer
 from privasync.web.admin.routes import registry

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from api.cli import main
 from core.db import subject_keys, suppression
 from core.identity import IdentityMap
 from privasync.app.bootstrap import build, open_database
 from privasync.app.erasure_log import DEFAULT_NAME, FileErasureLog
 from privasync.app.settings import Settings
+from privasync.cli.main import main
 from tests.backups import backup
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

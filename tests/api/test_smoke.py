@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import main as cli
-from api.stack import Stack, start_stack
 from core import requests as rq
 from emulators.http import Fault
+from privasync.cli.main import main as cli
+from privasync.demo.stack import Stack, start_stack
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -84,7 +84,7 @@ def smoke_requests(stack: Stack) -> list[rq.Request]:
 def api_changes_reach_privasync(stack: Stack) -> None:
     """The stack's Mailchimp webhook sends what people and admins do; the smoke unsubscribes
     through the API, which Mailchimp tells only a webhook with the "api" source (README)."""
-    from api.stack import WEBHOOK_TOKEN
+    from privasync.demo.stack import WEBHOOK_TOKEN
 
     stack.emulators.mailchimp.configure_webhook(
         f"{stack.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}", sources=("api",))

@@ -11,9 +11,9 @@ import requests
 from hubspot.utils.signature import Signature
 from sqlalchemy import func, select
 
-from api.stack import WEBHOOK_TOKEN, Stack
 from core import inbox as inbox_rows
 from core.db import consents, events, inbox, jobs, subjects
+from privasync.demo.stack import WEBHOOK_TOKEN, Stack
 from tests.timing import scaled
 
 EMAIL = "piet.pieters@example.be"

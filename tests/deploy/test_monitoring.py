@@ -126,7 +126,7 @@ def used_metric_names() -> set[str]:
 def scraped(tmp_path: Path) -> Iterator[str]:
     """/metrics of the one-machine app after a change went everywhere and the scheduler
     checked the ledger."""
-    from api.stack import start_stack
+    from privasync.demo.stack import start_stack
     from tests.e2e.conftest import mc_status, seed, settle, wait_for
 
     stack = start_stack(database_url=f"sqlite:///{tmp_path}/privasync.db", var_dir=tmp_path,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from api.stack import Stack, start_stack
 from core import inbox
 from core.db import events, jobs
+from privasync.demo.stack import Stack, start_stack
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.timing import scaled, wait_until
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from api.stack import Stack
 from core import requests as rq
+from privasync.demo.stack import Stack
 from tests.e2e.conftest import settle, wait_for
 from tests.e2e.test_erasure_everywhere import (  # noqa: F401 - fixtures
     EMAIL,

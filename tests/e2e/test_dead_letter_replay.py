@@ -14,11 +14,11 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from api.cli import configure_logging, main
-from api.stack import Stack, start_stack
 from core.db import jobs, ledger, ledger_pending
 from emulators.http import Fault
 from privasync.app.settings import RetrySettings
+from privasync.cli.main import configure_logging, main
+from privasync.demo.stack import Stack, start_stack
 from tests.api.conftest import issue_token
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import seed, settle, sf_opted_out, wait_for

@@ -21,8 +21,6 @@ import requests
 from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
-from api.cli import main as cli
-from api.stack import Emulators, Stack, start_stack
 from core import ledger
 from core import requests as rq
 from core.crypto import Keyring
@@ -44,6 +42,8 @@ from core.model import (
 )
 from emulators.partner import PartnerEmulator
 from privasync.app.evidence import check_segment
+from privasync.cli.main import main as cli
+from privasync.demo.stack import Emulators, Stack, start_stack
 from tests.api.conftest import issue_token
 from tests.conftest import BROKER_NAMESPACE, make_database
 from tests.e2e.conftest import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from api.stack import Stack
 from core.db import consents
+from privasync.demo.stack import Stack
 from tests.e2e.conftest import event_count, mc_status, seed, settle, subject_of, wait_for
 
 EMAIL = "sms.person@example.nl"

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import requests
 
-from api.stack import Stack
 from core.model import (
     Channel,
     ConsentChange,
@@ -16,6 +15,7 @@ from core.model import (
     Evidence,
     SubjectHint,
 )
+from privasync.demo.stack import Stack
 from tests.e2e.conftest import applied, seed, settle, subject_of, wait_for
 from tests.timing import scaled
 

@@ -14,10 +14,10 @@ import pytest
 import requests
 import structlog
 
-from api.cli import configure_logging
-from api.stack import Stack
 from connectors.mailchimp import subscriber_hash
 from core import requests as rq
+from privasync.cli.main import configure_logging
+from privasync.demo.stack import Stack
 from tests.e2e import test_erasure_everywhere as everywhere
 from tests.e2e.conftest import settle, wait_for
 from tests.e2e.test_erasure_everywhere import (

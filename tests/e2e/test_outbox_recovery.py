@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
-from api.cli import configure_logging
-from api.stack import Stack
+from privasync.cli.main import configure_logging
+from privasync.demo.stack import Stack
 from tests.conftest import clear_broker, queued
 from tests.e2e.conftest import (
     BOTH_BROKERS,

@@ -17,8 +17,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from api.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from core.db import jobs, make_engine
+from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from tests.conftest import BROKER_NAMESPACE, make_database
 from tests.e2e.conftest import BOTH_BROKERS, wait_for
 from tests.timing import scaled
@@ -64,7 +64,7 @@ def environment(emu: Emulators, database: str, broker: str, tmp_path: Path) -> d
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cli = [sys.executable, "-c", "from api.cli import main; main()", *args]
+    cli = [sys.executable, "-m", "privasync", *args]
     return subprocess.Popen(cli, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 

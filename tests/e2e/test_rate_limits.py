@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from api.stack import Emulators, Stack, start_stack
 from core import codec, inbox
 from core.crypto import Keyring
 from core.db import jobs, make_engine
@@ -28,6 +27,7 @@ from core.model import (
     SubjectHint,
 )
 from emulators.salesforce import API
+from privasync.demo.stack import Emulators, Stack, start_stack
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import MAPPINGS, wait_for
 from tests.e2e.test_processes import environment, start

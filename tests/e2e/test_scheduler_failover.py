@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.stack import Emulators, hubspot_subscriptions
 from core.db import heartbeats, make_engine
 from core.runtime import lease_holder
+from privasync.demo.stack import Emulators, hubspot_subscriptions
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_processes import _mappings, _ready, emulators, environment, free_port, start

@@ -6,8 +6,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from api.stack import Stack
 from core import inbox
+from privasync.demo.stack import Stack
 from tests.e2e.conftest import mc_status, partner_withdrawn, seed, settle, sf_opted_out, wait_for
 from tests.e2e.test_unsubscribe_everywhere import _optout_event, _signed_post
 

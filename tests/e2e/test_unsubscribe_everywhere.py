@@ -12,11 +12,11 @@ import requests
 from hubspot.utils.signature import Signature
 from sqlalchemy import select
 
-from api.stack import WEBHOOK_TOKEN, Stack
 from core import ledger
 from core.db import consents, jobs
 from emulators.http import Fault
 from emulators.partner.signature import signed_headers
+from privasync.demo.stack import WEBHOOK_TOKEN, Stack
 from tests.e2e.conftest import (
     BOTH_BROKERS,
     event_count,

@@ -29,9 +29,9 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy import func
 
-from api.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from core import inbox
 from core.db import jobs, make_engine
+from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from tests import timing
 from tests.conftest import make_database
 from tests.timing import scaled
@@ -302,7 +302,7 @@ class Deployment:
         if name == "api":
             args += ["--port", str(self.port)]
         log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()",
+        proc = subprocess.Popen([sys.executable, "-m", "privasync",
                                  *args], env=self.env, cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT)
         self.procs[name] = proc
@@ -497,7 +497,7 @@ class Deployment:
 
     def verify_ledger(self) -> tuple[int, str]:
         done = subprocess.run(
-            [sys.executable, "-c", "from api.cli import main; main()", "audit", "verify"],
+            [sys.executable, "-m", "privasync", "audit", "verify"],
             env=self.env | {"PRIVASYNC_DATABASE_URL": self.database}, cwd=ROOT,
             capture_output=True, text=True, timeout=scaled(60))
         return done.returncode, done.stdout + done.stderr

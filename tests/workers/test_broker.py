@@ -19,10 +19,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Retries, TimeLimit
 from pydantic import SecretStr
 
-from api.cli import main
 from core.errors import ConfigError
 from privasync.app.bootstrap import Container, build
 from privasync.app.settings import Settings, WorkerSettings
+from privasync.cli.main import main
 from tests.conftest import BROKER_NAMESPACE
 from tests.timing import scaled
 from workers.broker import make_broker
@@ -136,7 +136,7 @@ def test_a_worker_refuses_to_start_on_a_dead_letter_queue_declared_otherwise(
                "MAPPINGS_DIR": str(MAPPINGS), "BROKER_URL": rabbitmq_url,
                "BROKER_NAMESPACE": BROKER_NAMESPACE}.items()}}
     try:  # a worker that starts anyway waits for a signal: the timeout fails the test
-        done = subprocess.run([sys.executable, "-c", "from api.cli import main; main()",
+        done = subprocess.run([sys.executable, "-m", "privasync",
                                "worker"], env=env, capture_output=True, text=True,
                               timeout=scaled(60))
     finally:

@@ -37,7 +37,7 @@ def moment(text: str) -> datetime:
 
 
 def _container() -> Any:
-    from api.cli import _build
+    from privasync.cli.main import _build
 
     return _build()
 
@@ -100,12 +100,12 @@ def create(kind: str, email: str, received: datetime | None, identity: str | Non
 def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
             fmt: str) -> None:
     """Requests, the soonest due first."""
-    from api.cli import _settings
     from core import requests as rq
     from core.db import reader
     from privasync.app.bootstrap import utcnow
     from privasync.app.database import open_current
     from privasync.app.subject_requests import summary
+    from privasync.cli.main import _settings
 
     # A listing reads the requests table only: no vendor credential or partner secret is
     # needed to see what is due (the database alone, as `privasync status`).

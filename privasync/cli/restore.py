@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from api.cli_errors import OperatorError
+from privasync.cli.errors import OperatorError
 
 if TYPE_CHECKING:
     from core.restore import Replayed
@@ -28,11 +28,11 @@ def _now() -> datetime:
 def restore_check() -> None:
     """After a database restore, before starting workers: replay the erasure log, erasing
     again anyone the backup brought back, and adding their suppression back."""
-    from api.cli import _settings
     from core import erasures, keys, restore, rotation
     from privasync.app.bootstrap import open_database
     from privasync.app.database import sqlite_path
     from privasync.app.erasure_log import FileErasureLog, log_path
+    from privasync.cli.main import _settings
 
     settings = _settings()
     log = FileErasureLog(log_path(settings))

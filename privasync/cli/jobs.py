@@ -25,9 +25,9 @@ class _Refused(click.ClickException):
 
 def _engine() -> Any:
     """The database, migrated (a retry may be the first thing an upgraded install does)."""
-    from api.cli import _settings
     from core import schema
     from privasync.app.database import open_engine
+    from privasync.cli.main import _settings
 
     engine = open_engine(_settings().database_url, create=True)
     schema.upgrade(engine)

@@ -38,7 +38,7 @@ class _Unreachable(click.ClickException):
 def health(component: str, stale_after: float | None, host: str | None) -> None:
     """Exit 0 if COMPONENT's heartbeat on this host is fresh; 1 naming what is stale or
     missing; 2 if the database cannot be read."""
-    from api.cli import _settings
+    from privasync.cli.main import _settings
 
     settings = _settings()
     limit = stale_after or settings.worker.heartbeat_seconds * 3

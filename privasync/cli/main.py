@@ -17,7 +17,7 @@ from typing import Any
 import click
 import structlog
 
-from api.cli_errors import TRACEBACK, GuardedGroup, OperatorError
+from privasync.cli.errors import TRACEBACK, GuardedGroup, OperatorError
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -586,19 +586,19 @@ UNAPPLIED = ("unknown_subject", "invalid", "failed")
 @click.option("--contacts", default=5, show_default=True, help="Contacts to seed.")
 def demo(contacts: int) -> None:
     """Unsubscribe once in HubSpot and watch every system catch up (on emulators)."""
-    from api.demo import run_demo
+    from privasync.demo.run import run_demo
 
     sys.exit(run_demo(contacts))
 
 
 def _register() -> None:
-    from api.cli_config import check, config_group
-    from api.cli_health import health
-    from api.cli_jobs import jobs_group
-    from api.cli_keys import keys_group
-    from api.cli_requests import breach_group, requests_group
-    from api.cli_restore import restore_check
-    from api.smoke import smoke
+    from privasync.cli.config import check, config_group
+    from privasync.cli.health import health
+    from privasync.cli.jobs import jobs_group
+    from privasync.cli.keys import keys_group
+    from privasync.cli.restore import restore_check
+    from privasync.cli.smoke import smoke
+    from privasync.cli.subject_requests import breach_group, requests_group
 
     main.add_command(health)
     main.add_command(jobs_group)

@@ -12,7 +12,7 @@ from privasync.app.settings import Settings
 
 
 def _settings() -> Settings:
-    from api.cli import _settings as loaded
+    from privasync.cli.main import _settings as loaded
 
     found: Settings = loaded()
     return found
@@ -45,9 +45,9 @@ def show(fmt: str) -> None:
 def check() -> None:
     """Try every configured system with the credentials given: one line each, OK or what
     is wrong and how to fix it. Exit 1 if any fails."""
-    from api.cli import _load
     from privasync.app.environment import LayeredEnviron
     from privasync.app.system_checks import check_systems
+    from privasync.cli.main import _load
 
     settings = _settings()
     results = check_systems(settings, _load(Path(settings.mappings_dir)), LayeredEnviron())

@@ -336,8 +336,8 @@ def smoke(address: str, unsubscribe_in: str | None, timeout: float, writes: bool
     suppression entry.
     One line a step; exit 0 when every step passed, 1 when one failed, 2 for bad usage
     or settings (nothing written)."""
-    from api.cli import _settings
-    from api.cli_errors import OperatorError
+    from privasync.cli.errors import OperatorError
+    from privasync.cli.main import _settings
 
     if not writes:
         raise OperatorError("privasync smoke writes to every configured system (creates, "

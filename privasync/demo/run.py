@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from api.stack import Stack, start_stack
 from core import ledger
+from privasync.demo.stack import Stack, start_stack
 
 TIMEOUT_SECONDS = 30.0
 

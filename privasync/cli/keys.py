@@ -41,9 +41,9 @@ def keys_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def keys_status(fmt: str) -> None:
     """The current KEK (by id), how many keys each KEK wraps, and the digest versions."""
-    from api.cli import _settings
     from core import rotation
     from core.db import reader
+    from privasync.cli.main import _settings
 
     engine, keyring = _open(_settings())
     try:
@@ -73,7 +73,7 @@ def keys_status(fmt: str) -> None:
                    "stored digests move.")
 def keys_rotate(kek: bool, digest: bool, wait: float) -> None:
     """Rotate the KEK and/or the digest key; resumable, idempotent, recorded in the ledger."""
-    from api.cli import _settings
+    from privasync.cli.main import _settings
 
     if not (kek or digest):
         raise click.UsageError("say what to rotate: --kek, --digest or both")
@@ -124,7 +124,7 @@ def keys_prune() -> None:
     """Destroy every KEK generation replaced more than PRIVASYNC_BACKUP_HORIZON_DAYS ago
     (a backup older than that then opens nothing); one that still wraps keys is refused.
     Exit 1 when a generation is due but must be destroyed by hand (PRIVASYNC_KEK_PREVIOUS)."""
-    from api.cli import _settings
+    from privasync.cli.main import _settings
 
     if _prune(_settings(), quiet_current=False):
         raise click.exceptions.Exit(1)
