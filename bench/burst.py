@@ -37,10 +37,10 @@ from core import inbox
 from core.db import directory, jobs, make_engine, subjects
 from core.mappings import load_mappings
 from core.outbox import CONSENT
-from emulators.http import Request, Response
-from emulators.salesforce import SalesforceEmulator
 from privasync.app.taxonomy import data_categories
 from privasync.demo.stack import Emulators, hubspot_subscriptions
+from privasync.emulators.http import Request, Response
+from privasync.emulators.salesforce import SalesforceEmulator
 
 # One vendor call per change, no bulk read of the audience: what privasync is compared with.
 NAIVE = {"PRIVASYNC_WORKER__MAX_BATCH": "1", "PRIVASYNC_MAILCHIMP__DIRECTORY_REFRESH_SECONDS": "0"}

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from emulators.http import Emulator
+from privasync.emulators.http import Emulator
 
 _IDS = [(re.compile(r"/[0-9a-f]{32}(?=/|$)"), "/{hash}"),
         (re.compile(r"/(?:003|00Q|0PK)\w{12,15}(?=/|$)"), "/{id}"),

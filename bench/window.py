@@ -17,7 +17,7 @@ import uuid
 
 from bench.backlog import LIMIT, WINDOW, budget
 from bench.run import DEFAULT_REDIS
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.hubspot import HubSpotEmulator
 
 SECONDS, PROCESSES, THREADS = 32.0, 2, 4
 

@@ -15,10 +15,6 @@ import uvicorn
 from pydantic import SecretStr
 
 from core.mappings import Mappings, load_mappings
-from emulators.hubspot import HubSpotEmulator
-from emulators.mailchimp import MailchimpEmulator
-from emulators.partner import PartnerEmulator
-from emulators.salesforce import SalesforceEmulator
 from privasync.app.bootstrap import Container, build
 from privasync.app.settings import (
     ApplierSettings,
@@ -30,6 +26,10 @@ from privasync.app.settings import (
     WorkerSettings,
 )
 from privasync.app.taxonomy import data_categories
+from privasync.emulators.hubspot import HubSpotEmulator
+from privasync.emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.partner import PartnerEmulator
+from privasync.emulators.salesforce import SalesforceEmulator
 from privasync.web.app import create_app
 
 WEBHOOK_TOKEN = "demo-mailchimp-token"  # noqa: S105 - an emulator's, not a real secret

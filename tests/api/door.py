@@ -33,10 +33,10 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what the 
 
 from core import tokens
 from core.db import api_tokens, events, inbox, ledger_pending, requests, subjects
-from emulators.opendsr.authority import TestAuthority, pem, sign
-from emulators.partner.signature import signed_headers
 from privasync.app.bootstrap import Container, build
 from privasync.app.settings import HubSpotSettings, MailchimpSettings, Settings
+from privasync.emulators.opendsr.authority import TestAuthority, pem, sign
+from privasync.emulators.partner.signature import signed_headers
 from privasync.web.app import create_app
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

@@ -138,7 +138,7 @@ MARKER = "zq7MARKERx91"
 
 def marked_refusals(s: Served) -> list[requests.Response]:
     """One request down every refusal path that could echo a value, each carrying MARKER."""
-    from emulators.partner.signature import signed_headers
+    from privasync.emulators.partner.signature import signed_headers
 
     def partner(path: str, document: dict[str, object], *, at: float | None = None,
                 event_id: str | None = None, secret: str = PARTNER_SECRET) -> requests.Response:
@@ -156,7 +156,7 @@ def marked_refusals(s: Served) -> list[requests.Response]:
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
 
     def signed_opendsr(document: dict[str, object]) -> requests.Response:
-        from emulators.opendsr.authority import sign
+        from privasync.emulators.opendsr.authority import sign
 
         body = json.dumps(document).encode()
         return requests.post(s.url + OPENDSR, data=body, timeout=scaled(10), headers={

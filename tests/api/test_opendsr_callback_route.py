@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from emulators.opendsr.authority import TestAuthority, sign
+from privasync.emulators.opendsr.authority import TestAuthority, sign
 from tests.api.door import OPENDSR, OPENDSR_DOMAIN, Door, callback, processor
 
 NOW = datetime.now(UTC)

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from core import requests as rq
 from core.db import inbox
-from emulators.partner.signature import signed_headers
 from privasync.demo.stack import Stack
+from privasync.emulators.partner.signature import signed_headers
 from tests.e2e.conftest import applied, settle, subject_of
 from tests.timing import scaled
 

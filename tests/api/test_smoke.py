@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from core import requests as rq
-from emulators.http import Fault
 from privasync.cli.main import main as cli
 from privasync.demo.stack import Stack, start_stack
+from privasync.emulators.http import Fault
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from core.db import jobs, ledger, ledger_pending
-from emulators.http import Fault
 from privasync.app.settings import RetrySettings
 from privasync.cli.main import configure_logging, main
 from privasync.demo.stack import Stack, start_stack
+from privasync.emulators.http import Fault
 from tests.api.conftest import issue_token
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import seed, settle, sf_opted_out, wait_for

@@ -40,10 +40,10 @@ from core.model import (
     SubjectHint,
     SystemRef,
 )
-from emulators.partner import PartnerEmulator
 from privasync.app.evidence import check_segment
 from privasync.cli.main import main as cli
 from privasync.demo.stack import Emulators, Stack, start_stack
+from privasync.emulators.partner import PartnerEmulator
 from tests.api.conftest import issue_token
 from tests.conftest import BROKER_NAMESPACE, make_database
 from tests.e2e.conftest import (

@@ -26,8 +26,8 @@ from core.model import (
     EventMeta,
     SubjectHint,
 )
-from emulators.salesforce import API
 from privasync.demo.stack import Emulators, Stack, start_stack
+from privasync.emulators.salesforce import API
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import MAPPINGS, wait_for
 from tests.e2e.test_processes import environment, start

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from core import ledger
 from core.db import consents, jobs
-from emulators.http import Fault
-from emulators.partner.signature import signed_headers
 from privasync.demo.stack import WEBHOOK_TOKEN, Stack
+from privasync.emulators.http import Fault
+from privasync.emulators.partner.signature import signed_headers
 from tests.e2e.conftest import (
     BOTH_BROKERS,
     event_count,

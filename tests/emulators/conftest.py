@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from emulators.http import Emulator, Request, Response
+from privasync.emulators.http import Emulator, Request, Response
 from tests.timing import scaled
 
 E = TypeVar("E", bound=Emulator)

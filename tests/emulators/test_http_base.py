@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from emulators.http import Emulator, Fault, Request, Response
+from privasync.emulators.http import Emulator, Fault, Request, Response
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -24,8 +24,8 @@ from hubspot.crm.contacts import (
 from hubspot.crm.contacts.exceptions import ApiException
 from hubspot.utils.signature import Signature
 
-from emulators.http import Fault
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

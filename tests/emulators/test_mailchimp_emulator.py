@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 
-from emulators.mailchimp import MailchimpEmulator, subscriber_hash
+from privasync.emulators.mailchimp import MailchimpEmulator, subscriber_hash
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

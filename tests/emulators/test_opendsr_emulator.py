@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from emulators.http import Fault
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.emulators.conftest import Sink, serve, started
 from tests.timing import scaled
 

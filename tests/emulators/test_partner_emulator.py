@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from connectors.partner import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from emulators.partner import PartnerEmulator, signature
+from privasync.emulators.partner import PartnerEmulator, signature
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -16,9 +16,9 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from emulators.http import Fault
-from emulators.salesforce import SalesforceEmulator, render
-from emulators.salesforce_soql import Refused
+from privasync.emulators.http import Fault
+from privasync.emulators.salesforce import SalesforceEmulator, render
+from privasync.emulators.salesforce_soql import Refused
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from emulators.http import Fault
+from privasync.emulators.http import Fault
 from tests.faults.harness import Deployment, assert_end_state, wait_until
 
 RESET_SECONDS = 2.0

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from core.mappings import SystemMapping
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.emulators.conftest import serve
 
 TOKEN = "pat-test"

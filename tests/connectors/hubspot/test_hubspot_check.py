@@ -12,8 +12,8 @@ from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, PermanentError
 from core.mappings import FieldMapping, SystemMapping
 from core.model import DestinationRecord
-from emulators.hubspot import HubSpotEmulator
-from emulators.hubspot.emulator import GRANTED_SCOPES
+from privasync.emulators.hubspot import HubSpotEmulator
+from privasync.emulators.hubspot.emulator import GRANTED_SCOPES
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.connectors.hubspot.test_hubspot_destination import WITHDRAWN, subject
 from tests.timing import scaled

@@ -11,8 +11,8 @@ from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, PermanentError, TransientError
 from core.mappings import Subscription, SystemConsent, SystemMapping
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject, Evidence
-from emulators.http import Fault
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.timing import scaled
 

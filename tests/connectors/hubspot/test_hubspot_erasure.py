@@ -10,8 +10,8 @@ import pytest
 from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, PermanentError, TransientError
 from core.model import ErasureStatus, PersonAt
-from emulators.http import Fault, Request, Response
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.http import Fault, Request, Response
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.emulators.conftest import serve
 from tests.timing import scaled

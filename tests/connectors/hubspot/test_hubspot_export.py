@@ -7,8 +7,8 @@ import pytest
 from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, PermanentError, TransientError
 from core.model import PersonAt
-from emulators.http import Fault
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.timing import scaled
 

@@ -8,8 +8,8 @@ from connectors.hubspot import HubSpotConnector
 from core.errors import AuthError, TransientError
 from core.mappings import SystemMapping
 from core.model import SystemRef
-from emulators.http import Fault
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import TOKEN
 from tests.timing import scaled
 

@@ -9,8 +9,8 @@ import pytest
 from connectors.hubspot import HubSpotConnector
 from core.errors import PermanentError, TransientError
 from core.model import DestinationRecord, RecordChanged
-from emulators.http import Emulator, Fault, Request, Response
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.http import Emulator, Fault, Request, Response
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.connectors.hubspot.conftest import MAPPING, TOKEN
 from tests.timing import scaled
 

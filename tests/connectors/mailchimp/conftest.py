@@ -15,8 +15,8 @@ import yaml
 from connectors.mailchimp import MailchimpConnector
 from core.crypto import Keyring
 from core.mappings import SystemConsent, SystemMapping
-from emulators.http import Emulator, Request, Response
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.http import Emulator, Request, Response
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -11,8 +11,8 @@ import pytest
 from connectors.mailchimp import MailchimpConnector
 from core.errors import AuthError, PermanentError
 from core.mappings import SystemMapping
-from emulators.http import Emulator, Response
-from emulators.mailchimp import EVENTS, MailchimpEmulator
+from privasync.emulators.http import Emulator, Response
+from privasync.emulators.mailchimp import EVENTS, MailchimpEmulator
 from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, WITH_FIELDS
 from tests.timing import scaled
 

@@ -18,8 +18,8 @@ from core.model import (
     ConsentStatus,
     DestinationSubject,
 )
-from emulators.http import Fault
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import (
     CONSENT_ONLY,
     KEY,

@@ -12,8 +12,8 @@ from connectors.mailchimp.destination import member_ref
 from connectors.mailchimp.erasure import STILL_READABLE
 from core.errors import AuthError, PermanentError, TransientError
 from core.model import ErasureReceipt, ErasureStatus, PersonAt
-from emulators.http import Fault
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, connect
 from tests.timing import scaled
 

@@ -9,8 +9,8 @@ from connectors.mailchimp import MailchimpConnector, subscriber_hash
 from connectors.mailchimp.export import member_fields
 from core.errors import PermanentError, TransientError
 from core.model import ExportedField, ExportResult, PersonAt
-from emulators.http import Fault
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import CONSENT_ONLY, KEY, KEYS, LIST, connect
 from tests.timing import scaled
 

@@ -11,8 +11,8 @@ from connectors.mailchimp import MailchimpConnector, subscriber_hash
 from connectors.mailchimp.destination import member_ref
 from core.errors import PermanentError, TransientError
 from core.model import DestinationRecord, RecordChanged
-from emulators.http import Fault
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.connectors.mailchimp.conftest import (
     KEY,
     KEYS,

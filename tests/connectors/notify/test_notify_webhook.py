@@ -16,7 +16,7 @@ import pytest
 
 from connectors.notify import Notice, WebhookNotifier
 from core.errors import AuthError, ConfigError, DeliveryError, PermanentError, TransientError
-from emulators.http import Emulator, Fault, Request, Response
+from privasync.emulators.http import Emulator, Fault, Request, Response
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -14,8 +14,8 @@ from connectors.partner import OpenDsrConnector, verify_callback
 from core.errors import AuthError, BadInput, ConfigError, PermanentError, TransientError
 from core.mappings import Partner
 from core.model import ErasureStatus, PersonAt
-from emulators.http import Fault
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.emulators.conftest import Delivery, Sink, serve, started
 from tests.timing import scaled
 

@@ -13,7 +13,7 @@ import pytest
 from connectors.partner import verify_callback
 from core.errors import PermanentError
 from core.model import ErasureStatus
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.connectors.partner.test_opendsr import CALLBACKS, callback_for, connector, person
 from tests.emulators.conftest import Delivery, Sink, serve, started
 from tests.timing import scaled

@@ -9,8 +9,8 @@ import pytest
 
 from connectors.partner import OpenDsrConnector
 from core.errors import PermanentError
-from emulators.opendsr import OpenDsrEmulator
 from privasync.app.system_checks import _try
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.connectors.partner.test_opendsr import connector, policy
 from tests.emulators.conftest import Sink, started
 from tests.timing import scaled

@@ -16,8 +16,8 @@ from cryptography.x509.oid import NameOID
 
 from connectors.partner import OPENDSR_DOMAIN_HEADER, OPENDSR_SIGNATURE_HEADER, verify_callback
 from core.errors import BadInput, ConfigError, Unauthenticated
-from emulators.http import Response
-from emulators.opendsr import OpenDsrEmulator, TestAuthority, pem, sign
+from privasync.emulators.http import Response
+from privasync.emulators.opendsr import OpenDsrEmulator, TestAuthority, pem, sign
 
 NOW = datetime.now(UTC)
 DOCUMENT = {"controller_id": "3622", "subject_request_id": "a7551968-d5d6-44b2-9831-815ac9017798",

@@ -12,7 +12,7 @@ import pytest
 from connectors.partner import PartnerConnector
 from core.errors import BadInput, Unauthenticated
 from core.mappings import Partner
-from emulators.partner import signed_headers
+from privasync.emulators.partner import signed_headers
 from tests.connectors.partner.conftest import KEYS
 
 SECRET = "partner-secret"

@@ -20,8 +20,8 @@ from core.model import (
     DestinationRecord,
     DestinationSubject,
 )
-from emulators.http import Fault
-from emulators.partner import PartnerEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.partner import PartnerEmulator
 from tests.connectors.partner.conftest import KEYS
 from tests.emulators.conftest import serve
 from tests.timing import scaled

@@ -27,7 +27,7 @@ from core.model import (
     SubjectSeen,
     SystemRef,
 )
-from emulators.partner import PartnerEmulator
+from privasync.emulators.partner import PartnerEmulator
 from tests.core.conftest import make_core
 from tests.emulators.conftest import Sink, serve
 from tests.timing import scaled

@@ -23,8 +23,8 @@ from core.model import (
     ErasureStatus,
     PersonAt,
 )
-from emulators.http import Fault
-from emulators.partner import PartnerEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.partner import PartnerEmulator
 from tests.connectors.partner.conftest import KEYS
 from tests.emulators.conftest import Sink, serve, started
 from tests.timing import scaled

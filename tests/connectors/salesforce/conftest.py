@@ -15,8 +15,8 @@ from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.poller import PollResult
 from core.mappings import load_mappings
 from core.model import SystemRef
-from emulators.salesforce import SalesforceEmulator
 from privasync.app.taxonomy import data_categories
+from privasync.emulators.salesforce import SalesforceEmulator
 from tests.emulators.conftest import serve
 
 MAPPING = load_mappings(Path(__file__).parents[3] / "mappings",

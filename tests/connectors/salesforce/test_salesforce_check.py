@@ -9,8 +9,8 @@ import pytest
 from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError
 from core.mappings import SystemConsent
-from emulators.salesforce import SalesforceEmulator
 from privasync.app.system_checks import _try
+from privasync.emulators.salesforce import SalesforceEmulator
 from tests.connectors.salesforce.conftest import MAPPING
 from tests.emulators.conftest import started
 

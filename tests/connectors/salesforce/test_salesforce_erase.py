@@ -14,8 +14,8 @@ from connectors.salesforce import SalesforceConnector
 from connectors.salesforce.client import Credentials, SalesforceClient
 from core.errors import AuthError, PermanentError, TransientError
 from core.model import ErasureStatus, PersonAt
-from emulators.http import Fault
-from emulators.salesforce import SalesforceEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.salesforce import SalesforceEmulator
 from tests.connectors.salesforce.conftest import COMPOSITE, LIMIT_BODY, MAPPING, QUERY
 
 EVERYTHING = "query Contact, Lead, Individual, ContactPointTypeConsent by address and id: 0 found"

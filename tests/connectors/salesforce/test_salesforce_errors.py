@@ -11,8 +11,8 @@ import responses
 from connectors.salesforce import SalesforceConnector
 from core.errors import AuthError, ConfigError, PermanentError, TransientError
 from core.model import Channel, ConsentState, ConsentStatus, DestinationSubject
-from emulators.http import Fault
-from emulators.salesforce import SalesforceEmulator
+from privasync.emulators.http import Fault
+from privasync.emulators.salesforce import SalesforceEmulator
 from tests.connectors.salesforce.conftest import LIMIT_BODY, MAPPING
 
 

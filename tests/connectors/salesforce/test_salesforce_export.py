@@ -8,8 +8,8 @@ from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.export import Exporter, column_groups, readable
 from core.errors import TransientError
 from core.model import PersonAt
-from emulators.http import Fault
-from emulators.salesforce_schema import FIELDS
+from privasync.emulators.http import Fault
+from privasync.emulators.salesforce_schema import FIELDS
 from tests.connectors.salesforce.conftest import LIMIT_BODY, QUERY, SOBJECTS
 
 DESCRIBE = "describe"

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import PermanentError, TransientError
 from core.model import DestinationRecord, RecordChanged
-from emulators.http import Fault
+from privasync.emulators.http import Fault
 from tests.connectors.salesforce.conftest import COMPOSITE, LIMIT_BODY, QUERY, SOBJECTS
 
 

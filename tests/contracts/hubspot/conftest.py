@@ -15,8 +15,8 @@ import requests
 from hubspot import HubSpot
 from pydantic import BaseModel
 
-from emulators.contracts.hubspot.common import Error
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.contracts.hubspot.common import Error
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -1,5 +1,5 @@
 """Contacts v3 and Properties v3 as privasync calls them, driven through hubspot-api-client
-(client-side validation on), every answer held to emulators.contracts.hubspot.contacts and
+(client-side validation on), every answer held to privasync.emulators.contracts.hubspot.contacts and
 every refusal to the spec's Error."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException
 
-from emulators.contracts.hubspot.common import RATE_LIMIT_HEADERS, Error, RateLimited
-from emulators.contracts.hubspot.contacts import (
+from privasync.emulators.contracts.hubspot.common import RATE_LIMIT_HEADERS, Error, RateLimited
+from privasync.emulators.contracts.hubspot.contacts import (
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
     CollectionResponsePropertyNoPaging,
     SimplePublicObject,
 )
-from emulators.contracts.hubspot.scopes import MissingScopes
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.contracts.hubspot.scopes import MissingScopes
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.contracts.hubspot.conftest import conforms, raw, refused
 
 CONTACTS = "/crm/v3/objects/contacts"

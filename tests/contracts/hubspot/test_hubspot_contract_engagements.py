@@ -9,17 +9,17 @@ from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRe
 from hubspot.crm.objects.calls import BatchReadInputSimplePublicObjectId
 
 from connectors.hubspot.engagements import MOMENT_PROPERTIES
-from emulators.contracts.hubspot.contacts import (
+from privasync.emulators.contracts.hubspot.contacts import (
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
 )
-from emulators.contracts.hubspot.engagements import (
+from privasync.emulators.contracts.hubspot.engagements import (
     ENGAGEMENT_PROPERTIES,
     NO_ASSOCIATIONS,
     BatchResponsePublicAssociationMultiWithLabel,
 )
-from emulators.contracts.hubspot.scopes import MissingScopes
-from emulators.hubspot import HubSpotEmulator, HubSpotError
+from privasync.emulators.contracts.hubspot.scopes import MissingScopes
+from privasync.emulators.hubspot import HubSpotEmulator, HubSpotError
 from tests.contracts.hubspot.conftest import conforms, raw, refused
 
 

@@ -1,6 +1,6 @@
 """Communication preferences as privasync uses them: v4 batch write (raw HTTP: hubspot-api-
 client 12 has no v4), v3 definitions (through the client, validation on), token info (raw:
-not in the client); answers held to emulators.contracts.hubspot, refusals to HubSpot's."""
+not in the client); answers held to privasync.emulators.contracts.hubspot, refusals to HubSpot's."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from hubspot import HubSpot
 
-from emulators.contracts.hubspot.preferences import (
+from privasync.emulators.contracts.hubspot.preferences import (
     ActionResponseWithResultsPublicStatus,
     BatchResponsePublicStatus,
     BatchResponsePublicStatusBulkResponse,
     PublicSubscriptionStatusesResponse,
     SubscriptionDefinitionsResponse,
 )
-from emulators.contracts.hubspot.scopes import MissingScopes
-from emulators.contracts.hubspot.webhooks import AccessTokenInfo
-from emulators.hubspot import HubSpotEmulator
+from privasync.emulators.contracts.hubspot.scopes import MissingScopes
+from privasync.emulators.contracts.hubspot.webhooks import AccessTokenInfo
+from privasync.emulators.hubspot import HubSpotEmulator
 from tests.contracts.hubspot.conftest import TOKEN, conforms, raw, refused
 
 V4 = "/communication-preferences/v4/statuses"

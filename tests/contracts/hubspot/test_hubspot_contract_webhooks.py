@@ -1,5 +1,5 @@
 """The webhook deliveries privasync receives from HubSpot, as the emulator sends them: every
-event held to emulators.contracts.hubspot.webhooks, the v3 signature checked with the
+event held to privasync.emulators.contracts.hubspot.webhooks, the v3 signature checked with the
 official library and with privasync's verifier, and the batch parsed by the connector."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from hubspot.utils.signature import Signature
 
 from connectors.hubspot import HubSpotConnector
 from core.mappings import SystemMapping
-from emulators.contracts.hubspot.webhooks import (
+from privasync.emulators.contracts.hubspot.webhooks import (
     LEGACY_SIGNATURE_HEADER,
     SIGNATURE_V3_HEADER,
     TIMESTAMP_HEADER,
     VERSION_HEADER,
     WebhookDelivery,
 )
-from emulators.hubspot import DEFAULT_WEBHOOK_SUBSCRIPTIONS, HubSpotEmulator
+from privasync.emulators.hubspot import DEFAULT_WEBHOOK_SUBSCRIPTIONS, HubSpotEmulator
 from tests.contracts.hubspot.conftest import SECRET, TOKEN
 
 MAPPING = SystemMapping.model_validate(

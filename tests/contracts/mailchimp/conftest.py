@@ -1,6 +1,6 @@
 """Mailchimp contract tests: the emulator, the connector privasync runs against it, and a
 check that every request the connector sent and every answer it got is the shape Mailchimp
-publishes (emulators.contracts.mailchimp).
+publishes (privasync.emulators.contracts.mailchimp).
 
 Tests import the helpers: `from tests.contracts.mailchimp.conftest import conform, ...`."""
 
@@ -19,16 +19,16 @@ from pydantic import BaseModel
 from connectors.mailchimp import MailchimpConnector
 from core.crypto import Keyring
 from core.mappings import SystemMapping
-from emulators.contracts.mailchimp.common import PROBLEM_CONTENT_TYPE, Problem
-from emulators.contracts.mailchimp.lists import AudienceList, Ping, WebhookList
-from emulators.contracts.mailchimp.members import (
+from privasync.emulators.contracts.mailchimp.common import PROBLEM_CONTENT_TYPE, Problem
+from privasync.emulators.contracts.mailchimp.lists import AudienceList, Ping, WebhookList
+from privasync.emulators.contracts.mailchimp.members import (
     BatchAnswer,
     BatchRequest,
     Member,
     MembersPage,
 )
-from emulators.http import Emulator, Request, Response
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.http import Emulator, Request, Response
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

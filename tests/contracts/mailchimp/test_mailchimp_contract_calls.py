@@ -1,6 +1,6 @@
 """Every call privasync makes to Mailchimp, made by the connector itself against the
 emulator: each request is the shape the Marketing API takes, each answer the shape it
-gives (emulators.contracts.mailchimp), and together they cover every endpoint used."""
+gives (privasync.emulators.contracts.mailchimp), and together they cover every endpoint used."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from core.model import (
     DestinationSubject,
     PersonAt,
 )
-from emulators.contracts.mailchimp.lists import Webhook
-from emulators.contracts.mailchimp.members import Member
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.contracts.mailchimp.lists import Webhook
+from privasync.emulators.contracts.mailchimp.members import Member
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.contracts.mailchimp.conftest import KEYS, LIST, Intake, conform
 from tests.timing import scaled
 

@@ -1,5 +1,5 @@
 """The webhook deliveries privasync receives: each event the emulator posts is the form
-Mailchimp documents (emulators.contracts.mailchimp.deliveries), and the connector reads
+Mailchimp documents (privasync.emulators.contracts.mailchimp.deliveries), and the connector reads
 every one of them without refusing it."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from connectors.mailchimp import MailchimpConnector
-from emulators.contracts.mailchimp.deliveries import parse_delivery
-from emulators.contracts.mailchimp.lists import EVENT_TYPES
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.contracts.mailchimp.deliveries import parse_delivery
+from privasync.emulators.contracts.mailchimp.lists import EVENT_TYPES
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.contracts.mailchimp.conftest import LIST, Intake
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

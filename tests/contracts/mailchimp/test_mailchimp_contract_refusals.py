@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from connectors.mailchimp import subscriber_hash
-from emulators.contracts.mailchimp.common import PROBLEM_TYPE
-from emulators.mailchimp import MailchimpEmulator
+from privasync.emulators.contracts.mailchimp.common import PROBLEM_TYPE
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.contracts.mailchimp.conftest import KEY, LIST, problem
 from tests.timing import scaled
 

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from emulators.contracts import opendsr as spec
-from emulators.opendsr import Answer, OpenDsrEmulator
+from privasync.emulators.contracts import opendsr as spec
+from privasync.emulators.opendsr import Answer, OpenDsrEmulator
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,7 +1,7 @@
 """The OpenDSR contract tests' processors (one speaking 2.0 and OpenGDPR's names, one
 speaking only OpenGDPR 1.0), privasync's connector for each, and a stand-in for the
 callback endpoint. Every answer a processor serves is kept (``OpenDsrEmulator.answers``)
-so each test holds it against ``emulators.contracts.opendsr``."""
+so each test holds it against ``privasync.emulators.contracts.opendsr``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from connectors.partner import OpenDsrConnector
 from core.mappings import Partner
 from core.model import PersonAt
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.emulators.conftest import Sink, serve
 from tests.timing import scaled
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.partner import OpenDsrConnector
-from emulators.contracts import opendsr as spec
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.contracts import opendsr as spec
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.contracts.opendsr.answers import dialect_of
 from tests.contracts.opendsr.conftest import CALLBACKS, someone
 from tests.emulators.conftest import Delivery, Sink

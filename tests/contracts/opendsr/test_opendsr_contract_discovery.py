@@ -7,8 +7,8 @@ from collections.abc import Callable
 import requests
 
 from connectors.partner import OpenDsrConnector
-from emulators.contracts import opendsr as spec
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.contracts import opendsr as spec
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.contracts.opendsr.answers import dialect_of, holds, last, refusal
 from tests.timing import scaled
 

@@ -15,8 +15,8 @@ import requests
 from connectors.partner import OpenDsrConnector
 from core.errors import PermanentError
 from core.model import ErasureStatus
-from emulators.contracts import opendsr as spec
-from emulators.opendsr import OpenDsrEmulator
+from privasync.emulators.contracts import opendsr as spec
+from privasync.emulators.opendsr import OpenDsrEmulator
 from tests.contracts.opendsr.answers import dialect_of, holds, last, refusal, signed_under
 from tests.contracts.opendsr.conftest import someone
 from tests.timing import scaled

@@ -3,7 +3,7 @@
 Every call goes through simple-salesforce 1.12.10 where it has the call (query,
 query_all, describe, updated/deleted, restful, limits); the version list, raw refusals
 and the SOAP ``emptyRecycleBin()`` go through requests. Each answer is validated
-against ``emulators.contracts.salesforce``."""
+against ``privasync.emulators.contracts.salesforce``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pydantic import BaseModel, RootModel
 from simple_salesforce import Salesforce
 
 from connectors.salesforce.client import PlainHttpSession
-from emulators.contracts.salesforce import ErrorBody, ErrorItem
-from emulators.salesforce import SOAP, SalesforceEmulator
+from privasync.emulators.contracts.salesforce import ErrorBody, ErrorItem
+from privasync.emulators.salesforce import SOAP, SalesforceEmulator
 from tests.emulators.conftest import serve
 from tests.timing import scaled
 

@@ -7,7 +7,12 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connectors.salesforce.export import MOMENT_FIELDS
-from emulators.contracts.salesforce import MOMENT_OBJECTS, Describe, MergedRecord, QueryResult
+from privasync.emulators.contracts.salesforce import (
+    MOMENT_OBJECTS,
+    Describe,
+    MergedRecord,
+    QueryResult,
+)
 from tests.contracts.salesforce.conftest import client, holds, refusal
 
 

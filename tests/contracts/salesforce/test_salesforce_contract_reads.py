@@ -17,7 +17,7 @@ from simple_salesforce.exceptions import (
 )
 
 from connectors.salesforce.client import PlainHttpSession
-from emulators.contracts.salesforce import (
+from privasync.emulators.contracts.salesforce import (
     REFUSALS,
     DeletedResult,
     Describe,
@@ -27,7 +27,7 @@ from emulators.contracts.salesforce import (
     UserPermissionRow,
     VersionList,
 )
-from emulators.salesforce import API, SalesforceEmulator
+from privasync.emulators.salesforce import API, SalesforceEmulator
 from tests.contracts.salesforce.conftest import client, holds, refusal
 from tests.timing import scaled
 

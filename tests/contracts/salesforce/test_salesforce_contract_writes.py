@@ -10,8 +10,8 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from emulators.contracts.salesforce import CollectionResults, DeletedResult, QueryResult
-from emulators.salesforce import API, SalesforceEmulator
+from privasync.emulators.contracts.salesforce import CollectionResults, DeletedResult, QueryResult
+from privasync.emulators.salesforce import API, SalesforceEmulator
 from tests.contracts.salesforce.conftest import client, empty_recycle_bin, holds, refusal
 from tests.timing import scaled
 
