@@ -303,11 +303,12 @@ def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
     """Which people (ids) DESTINATION may expose in the window, each once: those privasync
     sent something to then (with the field names) and those it holds according to
     privasync's stored references there."""
-    from privasync.app.evidence import breach_scope
+    from privasync.app.breach import breach_scope
 
     container = _container()
     try:
-        found = breach_scope(container, destination, start, end)
+        found = breach_scope(container.engine, container.mappings,
+                             container.every_destination(), destination, start, end)
     finally:
         container.close()
     if fmt == "json":

@@ -19,7 +19,7 @@ from core import outbox
 from core.db import jobs, system_refs
 from core.errors import NotFound
 from core.model import SubjectHint, SystemRef
-from privasync.app.evidence import breach_scope
+from privasync.app.breach import breach_scope
 from privasync.cli.main import _build, main
 from tests.api.door import Door
 from tests.timing import scaled, wait_until
@@ -187,7 +187,7 @@ def test_breach_scope_counts_who_the_destination_holds_as_well_as_what_was_sent(
     person("later", SystemRef("mailchimp", "member:later"), at=end + timedelta(hours=1))
     sent(both)
     sent(only_sent)
-    found = breach_scope(c, "mailchimp", start, end)
+    found = breach_scope(c.engine, c.mappings, c.every_destination(), "mailchimp", start, end)
     assert (found["people"], found["people_sent"], found["people_held"]) == (3, 2, 2)
     why = {s["subject_id"]: s["why"] for s in found["subjects"]}
     assert why == {both: ["sent", "held"], held: ["held"], only_sent: ["sent"]}

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import requests as rq
 from core.db import reader
 from core.model import EXCLUDE, INCLUDE, RequestKind, RequestStep
-from privasync.app import access_bundle, evidence, subject_requests
+from privasync.app import access_bundle, breach, evidence, subject_requests
 from privasync.web.admin.errors import FieldProblem, ValidationFailed
 from privasync.web.admin.openapi import Call, Operation
 
@@ -242,8 +242,10 @@ def request_export(call: Call) -> access_bundle.AccessBundle:
 def breach_scope(call: Call) -> BreachScope:
     q = call.query(BreachQuery)
     try:
-        found = evidence.breach_scope(call.container, q.destination, q.start, q.end)
-    except evidence.UnknownDestination as exc:
+        c = call.container
+        found = breach.breach_scope(c.engine, c.mappings, c.every_destination(),
+                                    q.destination, q.start, q.end)
+    except breach.UnknownDestination as exc:
         raise ValidationFailed([FieldProblem(field="destination", problem=str(exc))]) from None
     except ValueError as exc:
         from core.errors import BadInput
