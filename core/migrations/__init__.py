@@ -1,0 +1,1 @@
+"""Alembic's migrations of privasync's schema, applied by ``privasync db upgrade``."""
