@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-import requests
-
 from connectors.hubspot.consent import WRITE_LIMIT, ConsentWriter
 from connectors.hubspot.contacts import ContactReader
 from connectors.hubspot.erasure import ERASE_BATCH, Eraser
-from connectors.hubspot.errors import http_error
+from connectors.hubspot.errors import HUBSPOT
 from connectors.hubspot.events import SYSTEM, EventTranslator
 from connectors.hubspot.export import EXPORT_BATCH, Exporter
 from connectors.hubspot.limits import WindowedSession, default_window
@@ -20,7 +18,7 @@ from connectors.hubspot.sdk import HubSpotSdk
 from connectors.hubspot.signature import verify
 from connectors.hubspot.token import CONSENT, ERASURE, READS, RECORDS, Need, check_scopes
 from connectors.ratelimits import Window
-from connectors.transport import error_for_network
+from connectors.transport import send
 from core.errors import PermanentError
 from core.mappings import SystemMapping
 from core.model import (
@@ -178,12 +176,8 @@ class HubSpotConnector:
 
     def _check_subscriptions(self) -> None:
         what = "hubspot definitions"
-        try:
-            response = self._session.get(self._base_url + DEFINITIONS_PATH)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
-        if response.status_code != 200:
-            raise http_error(response.status_code, response.headers, what, response.content)
+        response = send(self._session, "GET", self._base_url + DEFINITIONS_PATH, what=what,
+                        errors=HUBSPOT, accept=(200,), blips=False)
         try:
             known = {str(d.get("id")) for d in response.json().get("subscriptionDefinitions", [])}
         except (ValueError, AttributeError):

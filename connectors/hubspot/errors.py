@@ -12,11 +12,10 @@ HubSpot's words and property names are repeated, never a message or a value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.transport import error_for_status, parse_retry_after
+from connectors.transport import ErrorTable
 from core.errors import AuthError, DeliveryError, PermanentError
 
 DEFAULT_WINDOW_SECONDS = 10.0
@@ -24,23 +23,10 @@ _SCOPE_KEYS = ("requiredGranularScopes", "missingScopes")
 _PROPERTY_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
 
 
-def retry_after(status: int, headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait: Retry-After if sent, else (for a 429) HubSpot's window."""
-    lowered = {k.lower(): v for k, v in (headers or {}).items()}
-    hinted = parse_retry_after(lowered.get("retry-after"))
-    if hinted is not None or status != 429:
-        return hinted
-    interval = lowered.get("x-hubspot-ratelimit-interval-milliseconds", "")
+def _quiet_429(headers: Mapping[str, str]) -> float:
+    """A 429 without Retry-After: wait one of HubSpot's windows."""
+    interval = headers.get("x-hubspot-ratelimit-interval-milliseconds", "")
     return int(interval) / 1000 if interval.isdigit() else DEFAULT_WINDOW_SECONDS
-
-
-def _json(body: object) -> dict[str, Any]:
-    if isinstance(body, bytes | str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _details(error: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -54,9 +40,8 @@ def _context_values(error: Mapping[str, Any], keys: tuple[str, ...]) -> list[str
                    for k in keys for v in c.get(k) or []})
 
 
-def refusal(status: int, body: object, what: str) -> DeliveryError | None:
+def refusal(status: int, error: dict[str, Any], what: str) -> DeliveryError | None:
     """The error a readable HubSpot refusal calls for, or None to go by the status."""
-    error = _json(body)
     if status == 403 and error.get("category") == "MISSING_SCOPES":
         scopes = _context_values(error, _SCOPE_KEYS)
         return AuthError(f"{what}: token lacks scope(s) {', '.join(scopes) or '(not named)'}",
@@ -70,9 +55,10 @@ def refusal(status: int, body: object, what: str) -> DeliveryError | None:
     return None
 
 
-def http_error(status: int, headers: Mapping[str, str] | None, what: str,
-               body: object = None) -> DeliveryError:
-    """Translate one HubSpot status (and its body, when it says more); ``what`` names the
-    call, never data."""
-    return refusal(status, body, what) or error_for_status(
-        status, what, retry_after=retry_after(status, headers))
+HUBSPOT = ErrorTable(quiet_429=_quiet_429, refusal=refusal)
+
+
+def retry_after(status: int, headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait: Retry-After if sent, else (for a 429) HubSpot's window."""
+    return HUBSPOT.retry_after(status, headers)
+

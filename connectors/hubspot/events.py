@@ -7,10 +7,14 @@ for refusing a batch name the event index and the field, never a property value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from connectors.inbound import field_of, required, validated
 from core import strict_json
 from core.errors import BadInput
 from core.mappings import SystemMapping
@@ -52,11 +56,6 @@ def contact_ref(object_id: int) -> SystemRef:
     return SystemRef(SYSTEM, f"contact:{object_id}")
 
 
-def _is_int(value: object) -> bool:
-    """A JSON integer HubSpot could send: not a boolean, within 0 .. 2**63 - 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_ID
-
-
 _KNOWN = frozenset({"contact.propertyChange", "contact.creation", "contact.deletion",
                     "contact.privacyDeletion", "contact.merge"}) | _IGNORED
 _LATEST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
@@ -65,40 +64,89 @@ _LATEST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 MAX_MERGED = 100
 
 
-def _check(index: int, raw: object) -> dict[str, Any]:
-    """Check one event's shape; BadInput names the index, the field and the rule, never
+def _subscribed(kind: str) -> str:
+    if kind not in _KNOWN:
+        raise PydanticCustomError("unknown_subscription", "not subscribed to")
+    return kind
+
+
+def _in_range(ms: int) -> int:
+    if ms > _LATEST_MS:
+        raise PydanticCustomError("out_of_range", "out of range")
+    return ms
+
+
+# A JSON integer HubSpot could send: not a boolean, within 0 .. 2**63 - 1.
+HubSpotId = Annotated[int, Field(ge=0, le=_MAX_ID)]
+_Required = BeforeValidator(required)
+
+
+class HubSpotEvent(BaseModel):
+    """One event of a webhook batch (VENDOR_APIS A1). HubSpot adds fields as it pleases, so
+    unknown ones are ignored; null is as absent, except for ``mergedObjectIds``."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    eventId: Annotated[HubSpotId, _Required]
+    objectId: Annotated[HubSpotId, _Required]
+    occurredAt: Annotated[HubSpotId, _Required, AfterValidator(_in_range)]
+    subscriptionType: Annotated[str, _Required, AfterValidator(_subscribed)]
+    portalId: HubSpotId | None = None
+    subscriptionId: HubSpotId | None = None
+    primaryObjectId: HubSpotId | None = None
+    newObjectId: HubSpotId | None = None
+    appId: HubSpotId | None = None
+    attemptNumber: HubSpotId | None = None
+    propertyName: str | None = None
+    propertyValue: str | None = None
+    changeSource: str | None = None
+    mergedObjectIds: Annotated[list[HubSpotId], Field(max_length=MAX_MERGED)] = []
+
+    def key_part(self, name: str) -> str:
+        """A dedupe key's part as the raw event spelt it: '' when absent, 'None' for null."""
+        return str(getattr(self, name)) if name in self.model_fields_set else ""
+
+
+_REQUIRED = (*_REQUIRED_INTS, "subscriptionType")
+_STRINGS = ("subscriptionType", "propertyName", "propertyValue", "changeSource")
+_INTS = _REQUIRED_INTS + _OPTIONAL_INTS
+
+
+def _rank(problem: ErrorDetails) -> tuple[int, int, str]:
+    """Which problem to name first: the order the rules were always checked in."""
+    name, kind = field_of(problem), problem["type"]
+    if kind == "model_type":
+        return (0, 0, "not a JSON object")
+    if kind == "missing":
+        return (1, _REQUIRED.index(name), f"missing {name}")
+    if kind == "out_of_range":
+        return (5, 0, "occurredAt is out of range")
+    if name in _INTS:
+        return (2, _INTS.index(name), f"{name} must be an integer from 0 to 2^63-1")
+    if kind == "unknown_subscription":
+        return (4, 0, "subscriptionType is not one privasync subscribes to")
+    if kind == "too_long":
+        return (6, 0, f"mergedObjectIds holds more than {MAX_MERGED} ids")
+    if name == "mergedObjectIds":
+        return (7, 0, "mergedObjectIds must be a list of integers from 0 to 2^63-1")
+    return (3, _STRINGS.index(name), f"{name} must be a string")
+
+
+def _check(index: int, raw: object) -> HubSpotEvent:
+    """One event, validated; BadInput names the index, the field and the rule, never
     the value."""
-    if not isinstance(raw, dict):
-        raise BadInput(f"event {index}: not a JSON object")
-    for name in (*_REQUIRED_INTS, "subscriptionType"):
-        if raw.get(name) is None:
-            raise BadInput(f"event {index}: missing {name}")
-    for name in _REQUIRED_INTS + _OPTIONAL_INTS:
-        if name in raw and raw[name] is not None and not _is_int(raw[name]):
-            raise BadInput(f"event {index}: {name} must be an integer from 0 to 2^63-1")
-    for name in ("subscriptionType", "propertyName", "propertyValue", "changeSource"):
-        if name in raw and raw[name] is not None and not isinstance(raw[name], str):
-            raise BadInput(f"event {index}: {name} must be a string")
-    if raw["subscriptionType"] not in _KNOWN:
-        raise BadInput(f"event {index}: subscriptionType is not one privasync subscribes to")
-    if not 0 <= raw["occurredAt"] <= _LATEST_MS:
-        raise BadInput(f"event {index}: occurredAt is out of range")
-    merged = raw.get("mergedObjectIds", [])
-    if isinstance(merged, list) and len(merged) > MAX_MERGED:
-        raise BadInput(f"event {index}: mergedObjectIds holds more than {MAX_MERGED} ids")
-    if not isinstance(merged, list) or not all(_is_int(i) for i in merged):
-        raise BadInput(f"event {index}: mergedObjectIds must be a list of integers from 0 to "
-                       "2^63-1")
-    return raw
+    def reason(problems: Sequence[ErrorDetails]) -> str:
+        return f"event {index}: {min(_rank(p) for p in problems)[2]}"
+    return validated(HubSpotEvent, raw, reason)
 
 
-def _meta(raw: Mapping[str, Any]) -> EventMeta:
+def _meta(event: HubSpotEvent) -> EventMeta:
     """HubSpot's eventId is not unique: dedupe on portal, subscription, event, object, time."""
-    occurred = datetime.fromtimestamp(raw["occurredAt"] / 1000, UTC)
-    key = ":".join(str(raw.get(k, "")) for k in
+    occurred = datetime.fromtimestamp(event.occurredAt / 1000, UTC)
+    key = ":".join(event.key_part(k) for k in
                    ("portalId", "subscriptionId", "eventId", "objectId", "occurredAt"))
     return EventMeta(source=SYSTEM, source_event_id=key, occurred_at=occurred,
-                     kind=raw["subscriptionType"])
+                     kind=event.subscriptionType)
 
 
 class EventTranslator:
@@ -120,23 +168,25 @@ class EventTranslator:
         found = [e for e in events if e is not None]
         return sorted(found, key=lambda e: e.meta.occurred_at)
 
-    def _valid(self, body: bytes) -> list[dict[str, Any]]:
+    def _valid(self, body: bytes) -> list[HubSpotEvent]:
         batch = strict_json.loads(body, "HubSpot webhook body", _FIELDS)
         if not isinstance(batch, list):
             raise BadInput("a HubSpot webhook body must be a JSON array of events")
         if len(batch) > MAX_EVENTS:
             raise BadInput(f"a HubSpot batch holds at most {MAX_EVENTS} events, got {len(batch)}")
+        events = []
         for i, raw in enumerate(batch):
             event = _check(i, raw)
-            if event["subscriptionType"] == "contact.propertyChange" \
-                    and self._targets(str(event.get("propertyName") or "")) \
-                    and (event.get("propertyValue") or "") not in ("", "true", "false"):
+            if event.subscriptionType == "contact.propertyChange" \
+                    and self._targets(event.propertyName or "") \
+                    and (event.propertyValue or "") not in ("", "true", "false"):
                 raise BadInput(f"event {i}: propertyValue of an opt-out must be true or false")
-        return batch
+            events.append(event)
+        return events
 
-    def _one(self, raw: Mapping[str, Any]) -> CanonicalEvent | None:
-        meta, kind = _meta(raw), raw["subscriptionType"]
-        subject = SubjectHint(ref=contact_ref(raw["objectId"]))
+    def _one(self, raw: HubSpotEvent) -> CanonicalEvent | None:
+        meta, kind = _meta(raw), raw.subscriptionType
+        subject = SubjectHint(ref=contact_ref(raw.objectId))
         if kind == "contact.propertyChange":
             return self._property_change(meta, subject, raw)
         if kind == "contact.creation":
@@ -150,10 +200,10 @@ class EventTranslator:
         return None  # one of _IGNORED: _check refused anything else
 
     @staticmethod
-    def _merge(meta: EventMeta, raw: Mapping[str, Any]) -> SubjectsMerged:
-        primary = next(raw[k] for k in ("primaryObjectId", "newObjectId", "objectId")
-                       if raw.get(k) is not None)
-        merged = tuple(contact_ref(i) for i in raw.get("mergedObjectIds", []) if i != primary)
+    def _merge(meta: EventMeta, raw: HubSpotEvent) -> SubjectsMerged:
+        primary = next(i for i in (raw.primaryObjectId, raw.newObjectId, raw.objectId)
+                       if i is not None)
+        merged = tuple(contact_ref(i) for i in raw.mergedObjectIds if i != primary)
         return SubjectsMerged(meta=meta, primary=SubjectHint(ref=contact_ref(primary)),
                               merged=merged)
 
@@ -167,14 +217,14 @@ class EventTranslator:
         return ()
 
     def _property_change(self, meta: EventMeta, subject: SubjectHint,
-                         raw: Mapping[str, Any]) -> ConsentChanged | RecordChanged | None:
+                         raw: HubSpotEvent) -> ConsentChanged | RecordChanged | None:
         """An opt-out switch or a mapped field changed; other properties say nothing.
 
         For opt-outs ``"true"`` means withdrawn and ``"false"`` is a grant without evidence.
         """
-        prop = str(raw.get("propertyName") or "")
+        prop = raw.propertyName or ""
         targets = self._targets(prop)
-        value = raw.get("propertyValue") or ""
+        value = raw.propertyValue or ""
         if not targets:
             return self._field_change(meta, subject, prop, value)
         if value == "":
@@ -183,7 +233,7 @@ class EventTranslator:
         changes = tuple(ConsentChange(p, c, status) for p, c in targets)
         evidence = None
         if status is ConsentStatus.WITHDRAWN:
-            evidence = Evidence(source=SYSTEM, method=str(raw.get("changeSource") or "unknown"),
+            evidence = Evidence(source=SYSTEM, method=raw.changeSource or "unknown",
                                 proof_reference=f"hubspot-event:{meta.source_event_id}")
         return ConsentChanged(meta=meta, subject=subject, changes=changes, evidence=evidence)
 

@@ -26,7 +26,7 @@ from hubspot.crm.objects.tasks.exceptions import ApiException as TasksApiExcepti
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from urllib3.util.retry import Retry
 
-from connectors.hubspot.errors import http_error
+from connectors.hubspot.errors import HUBSPOT
 from connectors.hubspot.limits import observed
 from connectors.ratelimits import Window
 from connectors.transport import blip_retry, error_for_network
@@ -88,7 +88,7 @@ class HubSpotSdk:
                 call.observe(observed(status, getattr(exc, "headers", None)))
                 if status in tolerated:
                     return Answer(status, dict(getattr(exc, "headers", None) or {}))
-                raise http_error(status, getattr(exc, "headers", None), what,
-                                 getattr(exc, "body", None)) from exc
+                raise HUBSPOT.error(status, what, headers=getattr(exc, "headers", None),
+                                    body=getattr(exc, "body", None)) from exc
             call.observe(observed(int(status), headers))
         return Answer(int(status), dict(headers or {}), data)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import requests
 
-from connectors.transport import error_for_network
+from connectors.transport import EVERY_STATUS, PLAIN, send
 from core.errors import AuthError
 
 TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"  # noqa: S105 - a path
@@ -72,11 +72,9 @@ def granted_scopes(session: requests.Session, base_url: str, token: str) -> set[
     """The token's scopes, or None when HubSpot does not say (not a private app's token).
     Raises TransientError when HubSpot cannot be reached."""
     what = "hubspot token info"
-    try:
-        response = session.post(base_url + TOKEN_INFO_PATH, json={"tokenKey": token},
-                                headers={"Authorization": None})
-    except requests.RequestException as exc:
-        raise error_for_network(exc, what) from exc
+    response = send(session, "POST", base_url + TOKEN_INFO_PATH, what=what, errors=PLAIN,
+                    accept=EVERY_STATUS, blips=False, json={"tokenKey": token},
+                    headers={"Authorization": None})
     if response.status_code != 200:
         return None
     try:

@@ -6,7 +6,6 @@ The official SDK is unmaintained and mishandles ``application/problem+json``
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 from typing import Any
@@ -15,17 +14,19 @@ import requests
 
 from connectors.ratelimits import Connections
 from connectors.transport import (
+    SUCCESS,
     TRANSIENT_STATUSES,
+    ErrorTable,
     TimeoutSession,
-    blip_retry,
-    error_for_network,
     error_for_status,
-    parse_retry_after,
+    json_answer,
+    send,
 )
-from core.errors import ConfigError, DeliveryError
+from core.errors import ConfigError
 
 DEFAULT_RETRY_AFTER = 1.0
 _DC = re.compile(r"[a-z]+[0-9]+")
+_MISSING_OK = frozenset(SUCCESS) | {404}
 
 
 def subscriber_hash(email: str) -> str:
@@ -45,22 +46,33 @@ def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
 
 
-def problem_error(response: requests.Response, what: str) -> DeliveryError:
-    """Translate a failed response, reading the problem+json ``title`` as the error class."""
-    status = response.status_code
-    title = ""
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = None
-    if isinstance(problem, dict) and isinstance(problem.get("title"), str):
-        title = problem["title"]
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429 and retry_after is None:
-        retry_after = DEFAULT_RETRY_AFTER
-    # Transient statuses keep the transport's http_NNN class so blip_retry knows them.
-    error_class = None if status in TRANSIENT_STATUSES or not title else _slug(title)
-    return error_for_status(status, what, retry_after=retry_after, error_class=error_class)
+def _title_class(status: int, problem: dict[str, Any]) -> str | None:
+    """The problem+json ``title`` as the error class; transient statuses keep the
+    transport's http_NNN class, so that the blip retry knows them."""
+    title = problem.get("title")
+    if status in TRANSIENT_STATUSES or not isinstance(title, str) or not title:
+        return None
+    return _slug(title)
+
+
+# Mailchimp's 429 (over its 10 simultaneous connections) frees as soon as one ends.
+MAILCHIMP = ErrorTable(quiet_429=lambda _headers: DEFAULT_RETRY_AFTER,
+                       error_class=_title_class)
+
+
+class _ConnectionsSession(TimeoutSession):
+    """Holds one of the key's simultaneous connections while each request runs."""
+
+    def __init__(self, timeout: float, connections: Connections | None) -> None:
+        super().__init__(timeout)
+        self.connections = connections
+
+    def request(self, method: str | bytes, url: str | bytes,
+                *args: object, **kwargs: object) -> requests.Response:
+        if self.connections is None:
+            return super().request(method, url, *args, **kwargs)
+        with self.connections.call():
+            return super().request(method, url, *args, **kwargs)
 
 
 class MailchimpApi:
@@ -73,13 +85,8 @@ class MailchimpApi:
         if not api_key:
             raise ConfigError("mailchimp api key is empty")
         self.base_url = (base_url or base_url_for(api_key)).rstrip("/")
-        self._session = TimeoutSession(timeout)
+        self._session = _ConnectionsSession(timeout, connections)
         self._session.auth = ("privasync", api_key)
-        self._connections = connections
-        self._free: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-
-    def _connection(self) -> contextlib.AbstractContextManager[None]:
-        return self._connections.call() if self._connections is not None else self._free
 
     def call(self, method: str, path: str, what: str, *, body: Any = None,
              missing_ok: bool = False) -> Any:
@@ -88,10 +95,15 @@ class MailchimpApi:
         Raises TransientError, PermanentError or AuthError. ``what`` names the
         call in error messages and must not contain personal data.
         """
-        try:
-            return self._call_once(method, path, what, body, missing_ok)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
+        def read(response: requests.Response) -> Any:
+            if response.status_code == 404 or response.status_code == 204 \
+                    or not response.content:
+                return None
+            return json_answer(response, error_for_status(502, f"{what}: response is not JSON"))
+
+        return send(self._session, method, f"{self.base_url}{path}", what=what,
+                    errors=MAILCHIMP, accept=_MISSING_OK if missing_ok else SUCCESS, read=read,
+                    json=body)
 
     def status(self, method: str, path: str, what: str) -> int:
         """Send one bodyless request and return its status: a 2xx, or 404 for a resource that
@@ -100,31 +112,9 @@ class MailchimpApi:
 
         Raises as ``call`` does for any other status.
         """
-        try:
-            return self._status_once(method, path, what)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
+        return send(self._session, method, f"{self.base_url}{path}", what=what,
+                    errors=MAILCHIMP, accept=_MISSING_OK, read=_status)
 
-    @blip_retry
-    def _status_once(self, method: str, path: str, what: str) -> int:
-        with self._connection():
-            response = self._session.request(method, f"{self.base_url}{path}")
-        if response.status_code != 404 and response.status_code // 100 != 2:
-            raise problem_error(response, what)
-        return response.status_code
 
-    @blip_retry
-    def _call_once(self, method: str, path: str, what: str, body: Any,
-                   missing_ok: bool) -> Any:
-        with self._connection():
-            response = self._session.request(method, f"{self.base_url}{path}", json=body)
-        if response.status_code == 404 and missing_ok:
-            return None
-        if response.status_code // 100 != 2:
-            raise problem_error(response, what)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise error_for_status(502, f"{what}: response is not JSON") from exc
+def _status(response: requests.Response) -> int:
+    return response.status_code

@@ -20,16 +20,11 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
+from requests.auth import AuthBase
 
 from connectors.notify.notice import WITH_REASON, Notice, NotifyReceipt
 from connectors.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from connectors.transport import (
-    TimeoutSession,
-    blip_retry,
-    error_for_network,
-    error_for_status,
-    parse_retry_after,
-)
+from connectors.transport import PLAIN, TimeoutSession, send
 from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,23 +72,27 @@ class WebhookNotifier:
         event = event_id(notice)
         body = self.payload(notice, event)
         what = f"notify webhook {notice.request_id}"
-        try:
-            status = self._post(body, event, what)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
+        response = send(self._session, "POST", self._url, what=what, errors=PLAIN, data=body,
+                        headers={"Content-Type": "application/json"},
+                        auth=_Signed(self._secret, event))
+        status = response.status_code
         log.info("notice accepted by the webhook", extra={
             "request_id": notice.request_id, "kind": notice.kind, "http_status": status,
             "event_id": event})
         return NotifyReceipt(code=status, message_id=event, sent_at=datetime.now(UTC))
 
-    @blip_retry
-    def _post(self, body: bytes, event: str, what: str) -> int:
-        """Sign afresh on each try, so a retried POST carries a current timestamp."""
+
+class _Signed(AuthBase):
+    """Signs each try afresh as it is prepared, so a retried POST carries a current
+    timestamp."""
+
+    def __init__(self, secret: str, event: str) -> None:
+        self._secret = secret
+        self._event = event
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-                   EVENT_ID_HEADER: event, SIGNATURE_HEADER: sign(self._secret, timestamp, body)}
-        response = self._session.post(self._url, data=body, headers=headers)
-        if response.status_code // 100 != 2:
-            raise error_for_status(response.status_code, what, retry_after=parse_retry_after(
-                response.headers.get("Retry-After")))
-        return response.status_code
+        body = request.body if isinstance(request.body, bytes) else b""
+        request.headers.update({TIMESTAMP_HEADER: timestamp, EVENT_ID_HEADER: self._event,
+                                SIGNATURE_HEADER: sign(self._secret, timestamp, body)})
+        return request

@@ -11,11 +11,14 @@ never the value; the hash of the raw signed body is the receipt kept as proof.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Literal, Self
 
-from core import strict_json
-from core.errors import BadInput
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from connectors.inbound import field_of, parsed, required
 from core.model import EventMeta, RequestAcknowledged, require_aware
 
 FIELDS = ("detail", "event_id", "request_id", "status")
@@ -24,41 +27,55 @@ DETAIL_LIMIT = 500
 ID_LIMIT = 200
 
 
-def _document(body: bytes) -> dict[str, Any]:
-    document = strict_json.loads(body, "acknowledgement", FIELDS)
-    if not isinstance(document, dict):
-        raise BadInput("acknowledgement must be a JSON object")
-    if set(document) - set(FIELDS):
-        raise BadInput(f"acknowledgement has fields outside its schema "
-                       f"(allowed: {', '.join(FIELDS)})")
-    return document
-
-
-def _identifier(document: dict[str, Any], name: str) -> str:
-    value = document.get(name)
-    if value is None:
-        raise BadInput(f"{name}: required")
-    if not isinstance(value, str) or not value.strip() or len(value) > ID_LIMIT:
-        raise BadInput(f"{name}: must be a non-blank string of at most {ID_LIMIT} characters")
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "blank")
     return value
 
 
-def _status(document: dict[str, Any]) -> str:
-    status = document.get("status")
-    if status is None:
-        raise BadInput("status: required")
-    if status not in STATUSES:
-        raise BadInput(f"status: must be one of {', '.join(STATUSES)}")
-    return str(status)
+_Identifier = Annotated[str, BeforeValidator(required), Field(max_length=ID_LIMIT),
+                        AfterValidator(_not_blank)]
 
 
-def _detail(document: dict[str, Any], status: str) -> str:
-    detail = document.get("detail", "")
-    if not isinstance(detail, str):
-        raise BadInput("detail: must be a string")
-    if status == "rejected" and not detail.strip():
-        raise BadInput("detail: required when status is rejected (say why)")
-    return detail[:DETAIL_LIMIT]
+class Acknowledgement(BaseModel):
+    """The partner protocol's acknowledgement: ours to define, so nothing else is allowed."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    event_id: _Identifier
+    request_id: _Identifier
+    status: Annotated[Literal["completed", "rejected"], BeforeValidator(required)]
+    detail: str = ""
+
+    @model_validator(mode="after")
+    def _rejection_says_why(self) -> Self:
+        if self.status == "rejected" and not self.detail.strip():
+            raise PydanticCustomError("detail_required", "say why")
+        return self
+
+
+_ORDER = ("event_id", "request_id", "status", "detail")
+
+
+def _rank(problem: ErrorDetails) -> tuple[int, int, str]:
+    """Which problem to name first: the order the rules were always checked in."""
+    name, kind = field_of(problem), problem["type"]
+    if kind == "model_type":
+        return (0, 0, "acknowledgement must be a JSON object")
+    if kind == "extra_forbidden":
+        return (1, 0, "acknowledgement has fields outside its schema "
+                      f"(allowed: {', '.join(FIELDS)})")
+    if kind == "detail_required":
+        return (3, 0, "detail: required when status is rejected (say why)")
+    if kind == "missing":
+        return (2, _ORDER.index(name), f"{name}: required")
+    rule = {"status": f"must be one of {', '.join(STATUSES)}", "detail": "must be a string"}
+    return (2, _ORDER.index(name), f"{name}: " + rule.get(
+        name, f"must be a non-blank string of at most {ID_LIMIT} characters"))
+
+
+def _reason(problems: Sequence[ErrorDetails]) -> str:
+    return min(_rank(p) for p in problems)[2]
 
 
 def parse_ack(destination: str, body: bytes, received_at: datetime) -> list[RequestAcknowledged]:
@@ -69,13 +86,10 @@ def parse_ack(destination: str, body: bytes, received_at: datetime) -> list[Requ
     the field and the rule.
     """
     require_aware(received_at, "received_at")
-    document = _document(body)
-    event_id = _identifier(document, "event_id")
-    request_id = _identifier(document, "request_id")
-    status = _status(document)
-    detail = _detail(document, status)
-    meta = EventMeta(source=destination, source_event_id=event_id, occurred_at=received_at,
-                     kind="partner.ack")
-    return [RequestAcknowledged(meta=meta, destination=destination, request_id=request_id,
-                                completed=status == "completed", detail=detail,
+    ack = parsed(body, "acknowledgement", FIELDS, Acknowledgement, _reason)
+    meta = EventMeta(source=destination, source_event_id=ack.event_id,
+                     occurred_at=received_at, kind="partner.ack")
+    return [RequestAcknowledged(meta=meta, destination=destination, request_id=ack.request_id,
+                                completed=ack.status == "completed",
+                                detail=ack.detail[:DETAIL_LIMIT],
                                 proof=hashlib.sha256(body).hexdigest())]

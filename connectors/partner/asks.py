@@ -11,44 +11,87 @@ staff verify). Errors name the field and the rule, never the value.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
-from core import strict_json
-from core.errors import BadInput
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from connectors.inbound import field_of, parsed
 from core.model import EventMeta, RequestKind, RequestReceived, SubjectHint, require_aware
 
 FIELDS = ("email", "event_id", "identity_verified", "kind", "request_id")
 KINDS = ("erasure", "access", "portability", "objection")
 
 
-def _field(document: dict[str, Any], name: str, limit: int = 254) -> str:
-    value = document.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise BadInput(f"{name}: required, a non-blank string of at most {limit} characters")
+def _stripped(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "blank")
     return value.strip()
+
+
+def _kind(value: str) -> str:
+    if value not in KINDS:
+        raise PydanticCustomError("unknown_kind", "unknown kind")
+    return value
+
+
+def _email(value: str) -> str:
+    if "@" not in value or any(c.isspace() for c in value):
+        raise PydanticCustomError("not_email", "not an e-mail address")
+    return value
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise PydanticCustomError("not_uuid", "not a UUID") from None
+
+
+
+class PassedOnRequest(BaseModel):
+    """The partner protocol's request: ours to define, so nothing else is allowed."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    kind: Annotated[str, Field(max_length=254), AfterValidator(_stripped),
+                    AfterValidator(_kind)]
+    email: Annotated[str, Field(max_length=254), AfterValidator(_stripped),
+                     AfterValidator(_email)]
+    request_id: Annotated[str, Field(max_length=36), AfterValidator(_stripped),
+                          AfterValidator(_uuid)]
+    identity_verified: bool = False
+    event_id: Annotated[str, Field(max_length=200), AfterValidator(_stripped)]
+
+
+_ORDER = ("kind", "email", "request_id", "identity_verified", "event_id")
+_LIMITS = {"kind": 254, "email": 254, "request_id": 36, "event_id": 200}
+_RULES = {"unknown_kind": f"must be one of {', '.join(KINDS)}",
+          "not_email": "not an e-mail address", "not_uuid": "must be a UUID"}
+
+
+def _rank(problem: ErrorDetails) -> tuple[int, int, str]:
+    """Which problem to name first: the order the rules were always checked in."""
+    name, kind = field_of(problem), problem["type"]
+    if kind in ("model_type", "extra_forbidden"):
+        return (0, 0, f"request must be a JSON object with only: {', '.join(FIELDS)}")
+    if name == "identity_verified":
+        return (1, _ORDER.index(name), "identity_verified: must be true or false")
+    rule = _RULES.get(kind, f"required, a non-blank string of at most {_LIMITS[name]} "
+                            "characters")
+    return (1, _ORDER.index(name), f"{name}: {rule}")
+
+
+def _reason(problems: Sequence[ErrorDetails]) -> str:
+    return min(_rank(p) for p in problems)[2]
 
 
 def parse_ask(destination: str, body: bytes, received_at: datetime) -> list[RequestReceived]:
     """The verified request as its canonical event. Raises BadInput."""
     require_aware(received_at, "received_at")
-    document = strict_json.loads(body, "request", FIELDS)
-    if not isinstance(document, dict) or set(document) - set(FIELDS):
-        raise BadInput(f"request must be a JSON object with only: {', '.join(FIELDS)}")
-    kind = _field(document, "kind")
-    if kind not in KINDS:
-        raise BadInput(f"kind: must be one of {', '.join(KINDS)}")
-    email = _field(document, "email")
-    if "@" not in email or any(c.isspace() for c in email):
-        raise BadInput("email: not an e-mail address")
-    try:
-        request_id = str(uuid.UUID(_field(document, "request_id", 36)))
-    except ValueError:
-        raise BadInput("request_id: must be a UUID") from None
-    verified = document.get("identity_verified", False)
-    if not isinstance(verified, bool):
-        raise BadInput("identity_verified: must be true or false")
-    meta = EventMeta(destination, _field(document, "event_id", 200), received_at,
-                     kind=f"request.{kind}")
-    return [RequestReceived(meta, SubjectHint(email=email), RequestKind(kind), request_id,
-                            verified, actor=destination)]
+    ask = parsed(body, "request", FIELDS, PassedOnRequest, _reason)
+    meta = EventMeta(destination, ask.event_id, received_at, kind=f"request.{ask.kind}")
+    return [RequestReceived(meta, SubjectHint(email=ask.email), RequestKind(ask.kind),
+                            ask.request_id, ask.identity_verified, actor=destination)]

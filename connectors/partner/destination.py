@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
-
 from connectors.partner.acks import FIELDS as ACK_FIELDS
 from connectors.partner.acks import parse_ack
 from connectors.partner.asks import FIELDS as ASK_FIELDS
@@ -37,13 +35,7 @@ from connectors.signing import (
     sign,
     verify,
 )
-from connectors.transport import (
-    TimeoutSession,
-    blip_retry,
-    error_for_network,
-    error_for_status,
-    parse_retry_after,
-)
+from connectors.transport import PLAIN, TimeoutSession, send
 from core import strict_json
 from core.crypto import normalise_email
 from core.errors import ConfigError, TransientError
@@ -278,18 +270,8 @@ class PartnerConnector:
         return status
 
     def _post(self, body: bytes, headers: dict[str, str], what: str) -> int:
-        try:
-            return self._post_once(body, headers, what)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
-
-    @blip_retry
-    def _post_once(self, body: bytes, headers: dict[str, str], what: str) -> int:
-        response = self._session.post(self._url, data=body, headers=headers)
-        if response.status_code // 100 != 2:
-            raise error_for_status(response.status_code, what,
-                                   retry_after=parse_retry_after(
-                                       response.headers.get("Retry-After")))
+        response = send(self._session, "POST", self._url, what=what, errors=PLAIN, data=body,
+                        headers=headers)
         return response.status_code
 
     def check(self) -> None:

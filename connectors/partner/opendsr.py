@@ -45,11 +45,12 @@ from connectors.partner.opendsr_signing import (
     verify_signed,
 )
 from connectors.transport import (
+    PLAIN,
+    ErrorTable,
     TimeoutSession,
-    blip_retry,
-    error_for_network,
     error_for_status,
-    parse_retry_after,
+    json_answer,
+    send,
 )
 from core.errors import AuthError, ConfigError, PermanentError, Unauthenticated
 from core.mappings import Partner
@@ -58,6 +59,9 @@ from core.model import ErasureReceipt, ErasureStatus, PersonAt, RequestAcknowled
 log = logging.getLogger(__name__)
 
 API_VERSION = OPENDSR.api_version
+# The published certificate may live on a host that is no party to the agreement: its
+# answer goes by status alone.
+_CERTIFICATE_HOST = ErrorTable(retry_after_header=False)
 REQUEST_TYPES = ("erasure",)  # what privasync sends a processor (no access or portability)
 
 
@@ -241,22 +245,11 @@ class OpenDsrConnector:
               body: bytes | None = None, versioned: bool = True) -> requests.Response:
         if versioned:
             path = self._wire().version_path + path
-        try:
-            return self._call_once(method, path, what, accept, body)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
-
-    @blip_retry
-    def _call_once(self, method: str, path: str, what: str, accept: Collection[int],
-                   body: bytes | None) -> requests.Response:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        response = self._session.request(method, self._url + path, data=body, headers=headers)
-        if response.status_code not in accept:
-            raise error_for_status(response.status_code, what, retry_after=parse_retry_after(
-                response.headers.get("Retry-After")))
-        return response
+        return send(self._session, method, self._url + path, what=what, errors=PLAIN,
+                    accept=accept, data=body, headers=headers)
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
         """Authenticate a status callback against the pinned certificate (Unauthenticated)."""
@@ -286,10 +279,8 @@ class OpenDsrConnector:
             response = self._call("GET", f"{dialect.version_path}/discovery", what, {200, 404},
                                   versioned=False)
             if response.status_code == 200:
-                try:
-                    return dialect, response.json()
-                except ValueError as exc:
-                    raise PermanentError(f"{what}: not JSON", error_class="bad_answer") from exc
+                return dialect, json_answer(response, PermanentError(
+                    f"{what}: not JSON", error_class="bad_answer"))
         raise PermanentError(f"{what}: neither /v2/discovery nor OpenGDPR's /v1/discovery is "
                              "served", error_class="opendsr_discovery")
 
@@ -319,12 +310,8 @@ class OpenDsrConnector:
         """The fingerprint of the certificate at ``location``, fetched without our credentials
         (it may live on another host)."""
         what = f"{self.name} certificate"
-        try:
-            response = self._anonymous.get(location)
-        except requests.RequestException as exc:
-            raise error_for_network(exc, what) from exc
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, what)
+        response = send(self._anonymous, "GET", location, what=what, errors=_CERTIFICATE_HOST,
+                        accept=(200,), blips=False)
         try:
             published = x509.load_pem_x509_certificate(response.content)
         except ValueError as exc:

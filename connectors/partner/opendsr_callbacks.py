@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Annotated, Literal, TypeGuard
 
-from core import strict_json
-from core.errors import BadInput
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from connectors.inbound import field_of, parsed
 from core.model import EventMeta, RequestAcknowledged, require_aware
 
 STATUSES = ("pending", "in_progress", "completed", "cancelled")
@@ -48,23 +51,60 @@ def rfc3339(value: object) -> datetime | None:
     return when if when.tzinfo is not None and when.utcoffset() is not None else None
 
 
-def _document(body: bytes) -> dict[str, Any]:
-    document = strict_json.loads(body, "callback", _NAMED)
-    if not isinstance(document, dict):
-        raise BadInput("callback must be a JSON object")
-    return document
+def _ours(name: str) -> AfterValidator:
+    """The value must be the one this controller expects (``context[name]``)."""
+    def check(value: str, info: ValidationInfo) -> str:
+        if info.context is None or value != info.context[name]:
+            raise PydanticCustomError("not_ours", "not ours")
+        return value
+    return AfterValidator(check)
 
 
-def _check_optional(document: dict[str, Any]) -> None:
-    expected = document.get("expected_completion_time")
-    if expected is not None and rfc3339(expected) is None:
-        raise BadInput("expected_completion_time: must be an RFC 3339 time with its zone")
-    count = document.get("results_count")
-    if count is not None and (not isinstance(count, int) or isinstance(count, bool)
-                              or count < 0):
-        raise BadInput("results_count: must be a whole number, zero or more")
-    if document.get("results_url") is not None and not isinstance(document["results_url"], str):
-        raise BadInput("results_url: must be a string")
+def _request_id(value: str) -> str:
+    if not is_request_id(value):
+        raise PydanticCustomError("not_request_id", "not a lowercase UUID v4")
+    return value
+
+
+def _zoned(value: str) -> str:
+    if rfc3339(value) is None:
+        raise PydanticCustomError("not_rfc3339", "not an RFC 3339 time with its zone")
+    return value
+
+
+class Callback(BaseModel):
+    """An OpenDSR status callback (§8; VENDOR_APIS E). Processors may add fields (an
+    ``api_version``, extensions), so unknown ones are ignored, as they always were."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    controller_id: Annotated[str, _ours("controller_id")]
+    status_callback_url: Annotated[str, _ours("callback_url")]
+    subject_request_id: Annotated[str, AfterValidator(_request_id)]
+    request_status: Literal["pending", "in_progress", "completed", "cancelled"]
+    expected_completion_time: Annotated[str, AfterValidator(_zoned)] | None = None
+    results_count: Annotated[int, Field(ge=0)] | None = None
+    results_url: str | None = None
+
+
+_RULES = {
+    "controller_id": "required, and must be this controller's id",
+    "status_callback_url": "required, and must be this endpoint's URL",
+    "subject_request_id": "required, a lowercase UUID v4",
+    "request_status": f"required, one of {', '.join(STATUSES)}",
+    "expected_completion_time": "must be an RFC 3339 time with its zone",
+    "results_count": "must be a whole number, zero or more",
+    "results_url": "must be a string",
+}
+_ORDER = tuple(_RULES)
+
+
+def _reason(problems: Sequence[ErrorDetails]) -> str:
+    """The first problem in the order the rules were always checked in."""
+    if any(p["type"] == "model_type" for p in problems):
+        return "callback must be a JSON object"
+    name = min((field_of(p) for p in problems), key=_ORDER.index)
+    return f"{name}: {_RULES[name]}"
 
 
 def parse_callback(destination: str, controller_id: str, callback_url: str, body: bytes,
@@ -74,18 +114,9 @@ def parse_callback(destination: str, controller_id: str, callback_url: str, body
     Raises BadInput naming the field and the rule.
     """
     require_aware(received_at, "received_at")
-    document = _document(body)
-    if document.get("controller_id") != controller_id:
-        raise BadInput("controller_id: required, and must be this controller's id")
-    if document.get("status_callback_url") != callback_url:
-        raise BadInput("status_callback_url: required, and must be this endpoint's URL")
-    request_id = document.get("subject_request_id")
-    if not is_request_id(request_id):
-        raise BadInput("subject_request_id: required, a lowercase UUID v4")
-    status = document.get("request_status")
-    if status not in STATUSES:
-        raise BadInput(f"request_status: required, one of {', '.join(STATUSES)}")
-    _check_optional(document)
+    callback = parsed(body, "callback", _NAMED, Callback, _reason,
+                      context={"controller_id": controller_id, "callback_url": callback_url})
+    request_id, status = callback.subject_request_id, callback.request_status
     if status in OPEN_STATUSES:
         return []
     meta = EventMeta(source=destination, source_event_id=f"{request_id}:{status}",

@@ -191,3 +191,21 @@ def test_a_batch_holds_at_most_100_events() -> None:
 def test_an_occurred_at_beyond_any_calendar_is_refused() -> None:
     with pytest.raises(BadInput, match="event 0: occurredAt"):
         parse(event("contact.creation", occurredAt=10**20))
+
+
+@pytest.mark.parametrize(("value", "rule"), [
+    (2**62, "occurredAt is out of range"),
+    (2**63, "occurredAt must be an integer from 0 to 2^63-1"),
+])
+def test_an_occurred_at_past_the_year_9999_is_out_of_range_and_past_64_bits_a_bad_integer(
+        value: int, rule: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        parse(event("contact.creation", occurredAt=value))
+    assert str(refused.value) == f"event 0: {rule}"
+
+
+def test_a_refusal_carries_no_trace_of_what_the_sender_wrote() -> None:
+    with pytest.raises(BadInput) as refused:
+        parse(event("contact.creation", objectId="ada@example.org"))
+    assert "ada@example.org" not in str(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__context__ is None
