@@ -8,14 +8,7 @@ from pathlib import Path
 
 import click
 
-from privasync.app.settings import Settings
-
-
-def _settings() -> Settings:
-    from privasync.cli.main import _settings as loaded
-
-    found: Settings = loaded()
-    return found
+from privasync.cli import context, output
 
 
 @click.group("config")
@@ -24,21 +17,20 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@output.format_option(listing=True)
 def show(fmt: str) -> None:
     """Every effective setting, secrets masked, and where it came from: default, env, .env
     or secrets file; then each variable partners.yaml names."""
     from privasync.app.environment import show as rows
 
-    settings = _settings()
+    settings = context.settings()
     found = rows(settings, Path(settings.mappings_dir))
-    if fmt == "json":
+    if fmt == output.JSON:
         click.echo(json.dumps([{"variable": r.variable, "value": r.value, "origin": r.origin,
                                 "secret": r.secret} for r in found], indent=2))
         return
-    width = max(len(r.variable) for r in found)
-    for r in found:
-        click.echo(f"{r.variable:<{width}}  {r.value or '(empty)'}  [{r.origin}]")
+    output.rows(fmt, ["variable", "value", "origin"],
+                [(r.variable, r.value or "(empty)", r.origin) for r in found])
 
 
 @click.command("check")
@@ -47,10 +39,10 @@ def check() -> None:
     is wrong and how to fix it. Exit 1 if any fails."""
     from privasync.app.environment import LayeredEnviron
     from privasync.app.system_checks import check_systems
-    from privasync.cli.main import _load
 
-    settings = _settings()
-    results = check_systems(settings, _load(Path(settings.mappings_dir)), LayeredEnviron())
+    settings = context.settings()
+    results = check_systems(settings, context.load_mappings(Path(settings.mappings_dir)),
+                            LayeredEnviron())
     for result in results:
         click.echo(result.line())
     failed = [r.system for r in results if r.ok is False]

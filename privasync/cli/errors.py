@@ -9,15 +9,15 @@ shows where). Messages name settings, files and ids, never values or passwords.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
-from sqlalchemy import exc as sa
 
-from core.errors import BadInput, ConfigError
-from core.mappings import MappingError
-from privasync.app.environment import mask_url
+if TYPE_CHECKING:  # imported when a command fails: `privasync --help` waits for none of them
+    from pydantic import ValidationError
+    from sqlalchemy import exc as sa
+
+    from core.mappings import MappingError
 
 TRACEBACK = "privasync.traceback"
 DEFAULT_URL = "sqlite:///./var/privasync.db"
@@ -27,6 +27,13 @@ class OperatorError(click.ClickException):
     """Something the operator can fix: printed as one line, exit code 2."""
 
     exit_code = 2
+
+
+class CheckFailed(click.ClickException):
+    """A check that ran and found something wrong (a broken chain, an invalid mapping, a
+    stale heartbeat, a failed smoke step): one line, exit code 1."""
+
+    exit_code = 1
 
 
 class Unexpected(click.ClickException):
@@ -58,6 +65,10 @@ def _reason(exc: sa.DBAPIError) -> str:
 
 
 def _database(exc: sa.SQLAlchemyError, url: str) -> str:
+    from sqlalchemy import exc as sa
+
+    from privasync.app.environment import mask_url
+
     where = mask_url(url)
     if isinstance(exc, sa.ArgumentError):
         return (f"PRIVASYNC_DATABASE_URL {where!r} is not a database URL privasync can use: "
@@ -75,6 +86,12 @@ def _database(exc: sa.SQLAlchemyError, url: str) -> str:
 
 def explain(exc: Exception, url: str) -> click.ClickException:
     """The one line (and exit code) for ``exc``."""
+    from pydantic import ValidationError
+    from sqlalchemy import exc as sa
+
+    from core.errors import BadInput, ConfigError
+    from core.mappings import MappingError
+
     if isinstance(exc, ValidationError):
         return OperatorError(settings_error(exc))
     if isinstance(exc, MappingError):

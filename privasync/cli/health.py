@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
+from privasync.cli import context
+from privasync.cli.errors import CheckFailed, OperatorError
+
 COMPONENTS = ("worker", "scheduler", "applier")
-
-
-class _Unhealthy(click.ClickException):
-    exit_code = 1
-
-
-class _Unreachable(click.ClickException):
-    exit_code = 2
 
 
 @click.command("health")
@@ -38,24 +32,22 @@ class _Unreachable(click.ClickException):
 def health(component: str, stale_after: float | None, host: str | None) -> None:
     """Exit 0 if COMPONENT's heartbeat on this host is fresh; 1 naming what is stale or
     missing; 2 if the database cannot be read."""
-    from privasync.cli.main import _settings
-
-    settings = _settings()
+    settings = context.settings()
     limit = stale_after or settings.worker.heartbeat_seconds * 3
     where = socket.gethostname() if host is None else host
     prefix = f"{component}:" if where == "*" else f"{component}:{where}:"
     last = _latest(settings.database_url, prefix)
     scope = "any host" if where == "*" else f"host {where}"
     if last is None:
-        raise _Unhealthy(f"{component}: no heartbeat from {scope}")
+        raise CheckFailed(f"{component}: no heartbeat from {scope}")
     age = (datetime.now(UTC) - last).total_seconds()
     if age > limit:
-        raise _Unhealthy(f"{component}: last heartbeat from {scope} {age:.0f}s ago "
-                         f"(stale after {limit:g}s)")
+        raise CheckFailed(f"{component}: last heartbeat from {scope} {age:.0f}s ago "
+                          f"(stale after {limit:g}s)")
     click.echo(f"{component}: heartbeat from {scope} {max(age, 0.0):.1f}s ago")
 
 
-def _latest(url: str, prefix: str) -> Any:
+def _latest(url: str, prefix: str) -> datetime | None:
     """The freshest heartbeat under ``prefix``; a probe must not hang, so PostgreSQL gets
     a connect timeout, and a SQLite file that is not there is not created."""
     from pathlib import Path
@@ -71,17 +63,17 @@ def _latest(url: str, prefix: str) -> Any:
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:" and not Path(path).exists():
-                raise _Unreachable("database: no SQLite file at PRIVASYNC_DATABASE_URL's path")
+                raise OperatorError("database: no SQLite file at PRIVASYNC_DATABASE_URL's path")
             engine = make_engine(url)
         else:
             engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
     except (ArgumentError, ValueError, ImportError) as exc:
-        raise _Unreachable(f"database: cannot use PRIVASYNC_DATABASE_URL "
-                           f"({type(exc).__name__})") from None
+        raise OperatorError(f"database: cannot use PRIVASYNC_DATABASE_URL "
+                            f"({type(exc).__name__})") from None
     try:
         return runtime.latest_beat(engine, prefix)
     except SQLAlchemyError as exc:
-        raise _Unreachable(f"database: unreachable or without a schema "
-                           f"({type(exc).__name__})") from None
+        raise OperatorError(f"database: unreachable or without a schema "
+                            f"({type(exc).__name__})") from None
     finally:
         engine.dispose()

@@ -16,20 +16,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
+
+from privasync.cli import context, output
+
+if TYPE_CHECKING:
+    from privasync.app.settings import Settings
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _open(settings: Any) -> Any:
-    """The database and keyring; a ConfigError (no KEK, a bad URL) is the CLI's one line."""
-    from privasync.app.bootstrap import open_database
-
-    return open_database(settings)
 
 
 @click.group("keys")
@@ -38,21 +36,20 @@ def keys_group() -> None:
 
 
 @keys_group.command("status")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@output.format_option()
 def keys_status(fmt: str) -> None:
     """The current KEK (by id), how many keys each KEK wraps, and the digest versions."""
     from core import rotation
     from core.db import reader
-    from privasync.cli.main import _settings
 
-    engine, keyring = _open(_settings())
+    engine, keyring = context.open_database()
     try:
         with reader(engine).connect() as conn:
             found = rotation.status(conn)
     finally:
         engine.dispose()
     found["kek_held"] = keyring.kek_ids
-    if fmt == "json":
+    if fmt == output.JSON:
         click.echo(json.dumps(found, sort_keys=True))
         return
     click.echo(f"KEK {found['kek']} (this process holds {', '.join(keyring.kek_ids)})")
@@ -73,25 +70,23 @@ def keys_status(fmt: str) -> None:
                    "stored digests move.")
 def keys_rotate(kek: bool, digest: bool, wait: float) -> None:
     """Rotate the KEK and/or the digest key; resumable, idempotent, recorded in the ledger."""
-    from privasync.cli.main import _settings
-
     if not (kek or digest):
         raise click.UsageError("say what to rotate: --kek, --digest or both")
-    settings = _settings()
+    settings = context.settings()
     if kek:
         _rotate_kek(settings)
     if digest:
         _rotate_digest(settings, wait)
 
 
-def _rotate_kek(settings: Any) -> None:
+def _rotate_kek(settings: Settings) -> None:
     from core import rotation
     from privasync.app import keyfiles
 
     path = keyfiles.kek_file(settings)
     if path is not None:
         held = keyfiles.read_keks(settings)
-        engine, keyring = _open(settings)
+        engine, keyring = context.open_database()
         with engine.connect() as conn:
             in_use = rotation.kek_in_use(conn)
         engine.dispose()
@@ -99,9 +94,10 @@ def _rotate_kek(settings: Any) -> None:
         if len(held) == 1 or set(in_use) <= {keyring.kek_ids[0]}:
             held = [keyfiles.new_kek(), *held]
             keyfiles.write_kek_file(path, held)
-    engine, keyring = _open(settings)
+    engine, keyring = context.open_database()
     try:
-        done = rotation.rotate_kek(engine, keyring, _now)
+        with output.progress(f"re-wrapping every key under KEK {keyring.kek_ids[0]}"):
+            done = rotation.rotate_kek(engine, keyring, _now)
         with engine.connect() as conn:
             left = {k: n for k, n in rotation.kek_in_use(conn).items()
                     if k != keyring.kek_ids[0]}
@@ -124,13 +120,11 @@ def keys_prune() -> None:
     """Destroy every KEK generation replaced more than PRIVASYNC_BACKUP_HORIZON_DAYS ago
     (a backup older than that then opens nothing); one that still wraps keys is refused.
     Exit 1 when a generation is due but must be destroyed by hand (PRIVASYNC_KEK_PREVIOUS)."""
-    from privasync.cli.main import _settings
-
-    if _prune(_settings(), quiet_current=False):
+    if _prune(context.settings(), quiet_current=False):
         raise click.exceptions.Exit(1)
 
 
-def _prune(settings: Any, *, quiet_current: bool) -> bool:
+def _prune(settings: Settings, *, quiet_current: bool) -> bool:
     """Say when each old generation goes, destroy those due from the KEK file; True if some
     are due but come from the environment (the operator must destroy them)."""
     from datetime import timedelta
@@ -141,7 +135,7 @@ def _prune(settings: Any, *, quiet_current: bool) -> bool:
 
     horizon = timedelta(days=settings.backup_horizon_days)
     now = _now()
-    engine, keyring = _open(settings)
+    engine, keyring = context.open_database()
     try:
         found = rotation.generations(engine, keyring, keyring.kek_ids, horizon, now)
         due = [g for g in found if g.due(now)]
@@ -176,12 +170,13 @@ def _prune(settings: Any, *, quiet_current: bool) -> bool:
     return bool(due) and path is None
 
 
-def _rotate_digest(settings: Any, wait: float) -> None:
+def _rotate_digest(settings: Settings, wait: float) -> None:
     from core import rotation
 
-    engine, keyring = _open(settings)
+    engine, keyring = context.open_database()
     try:
-        moved = rotation.rotate_digest(engine, keyring, _now, settle=wait)
+        with output.progress("moving stored digests to a new digest key"):
+            moved = rotation.rotate_digest(engine, keyring, _now, settle=wait)
     finally:
         engine.dispose()
     click.echo(f"digest key version {keyring.digest_version} is current; "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from privasync.cli import context, output
 from privasync.cli.errors import OperatorError
 
 if TYPE_CHECKING:
@@ -29,23 +30,23 @@ def restore_check() -> None:
     """After a database restore, before starting workers: replay the erasure log, erasing
     again anyone the backup brought back, and adding their suppression back."""
     from core import erasures, keys, restore, rotation
-    from privasync.app.bootstrap import open_database
     from privasync.app.database import sqlite_path
     from privasync.app.erasure_log import FileErasureLog, log_path
-    from privasync.cli.main import _settings
 
-    settings = _settings()
+    settings = context.settings()
     log = FileErasureLog(log_path(settings))
     log.read()  # a missing or unreadable log stops here, before the database is touched
     path = sqlite_path(settings.database_url)
     if path is not None and not path.is_file():
         raise OperatorError(f"no database at {path}: restore it first, or set "
                             "PRIVASYNC_DATABASE_URL to the restored database")
-    engine, keyring = open_database(settings)
+    engine, keyring = context.open_database()
     try:
         # A backup taken between an erasure's commit and its append holds it queued.
         erasures.flush(engine, log)
-        report = restore.replay(engine, keyring, log.read(), _now)
+        entries = log.read()
+        with output.progress(f"checking {len(entries)} logged erasure(s)"):
+            report = restore.replay(engine, keyring, entries, _now)
         with engine.connect() as conn:
             state = keys.read_state(conn)
         rewrapped = None

@@ -20,16 +20,26 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import click
-from sqlalchemy import select
 
 from core.errors import BadInput, ConfigError, DeliveryError, TransientError
+from privasync.cli import context, output
+from privasync.cli.errors import CheckFailed, OperatorError
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from core.mappings import Mappings
+    from core.requests import Request
+    from privasync.app.bootstrap import Container
+    from privasync.app.settings import Settings
 
 ORDER = ("salesforce", "hubspot", "mailchimp")  # the default --unsubscribe-in: the first
 ACTOR = "smoke"
 POLL_SECONDS = 0.5
+T = TypeVar("T")
 
 
 class SmokeSystem(Protocol):
@@ -52,7 +62,7 @@ def tagged(address: str) -> tuple[str, str]:
     return f"{local.partition('+')[0]}+{tag}@{domain}", tag
 
 
-def configured(settings: Any) -> list[str]:
+def configured(settings: Settings) -> list[str]:
     """The systems whose settings are present, in ORDER."""
     found = {"hubspot": settings.hubspot.access_token is not None,
              "salesforce": bool(settings.salesforce.instance_url),
@@ -61,11 +71,12 @@ def configured(settings: Any) -> list[str]:
     return [s for s in ORDER if found[s]]
 
 
-def _secret(value: Any) -> str:
+def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def make_systems(settings: Any, mappings: Any, names: list[str]) -> dict[str, SmokeSystem]:
+def make_systems(settings: Settings, mappings: Mappings,
+                 names: list[str]) -> dict[str, SmokeSystem]:
     """The smoke's own client for each named system, from the settings."""
     made: dict[str, SmokeSystem] = {}
     for name in names:
@@ -107,8 +118,10 @@ def reason(system: str, exc: Exception) -> str:
     return f"{type(exc).__name__} talking to {system}"
 
 
-def applier_running(container: Any) -> bool:
+def applier_running(container: Container) -> bool:
     """Whether some process holds an unexpired applier lease on this database."""
+    from sqlalchemy import select
+
     from core.applier import LEASE
     from core.db import leases, reader
 
@@ -120,7 +133,7 @@ def applier_running(container: Any) -> bool:
 
 @dataclass
 class Smoke:
-    container: Any
+    container: Container
     systems: dict[str, SmokeSystem]
     address: str
     unsubscribe_in: str
@@ -137,8 +150,8 @@ class Smoke:
         self.echo(f"{step:<12} {system:<11} {seconds:7.1f}s  {'OK' if ok else 'FAIL'}"
                   + (f"  {note}" if note else ""))
 
-    def do(self, step: str, system: str, action: Callable[[], Any],
-           note: Callable[[Any], str] = lambda _: "") -> tuple[bool, Any]:
+    def do(self, step: str, system: str, action: Callable[[], T],
+           note: Callable[[T], str] | None = None) -> tuple[bool, T] | tuple[bool, None]:
         """Run one step, say how it went; a failure is a FAIL line, never an exception."""
         start = time.monotonic()
         try:
@@ -146,7 +159,8 @@ class Smoke:
         except Exception as exc:  # noqa: BLE001 - every failure is one FAIL line, by class
             self.line(step, system, time.monotonic() - start, False, reason(system, exc))
             return False, None
-        self.line(step, system, time.monotonic() - start, True, note(got))
+        self.line(step, system, time.monotonic() - start, True,
+                  note(got) if note is not None else "")
         return True, got
 
     def wait(self, step: str, checks: Mapping[str, Callable[[], bool]], since: float,
@@ -154,7 +168,12 @@ class Smoke:
         """Poll every check until it holds (a line each, seconds from ``since``) or the
         timeout passes (a FAIL line each, saying ``late(system)``). A transient read
         failure is tried again; any other ends that check at once."""
-        pending, start = dict(checks), time.monotonic()
+        with output.progress(f"{step}: waiting for {', '.join(checks)}"):
+            return self._poll(step, dict(checks), since, late)
+
+    def _poll(self, step: str, pending: dict[str, Callable[[], bool]], since: float,
+              late: Callable[[str], str]) -> bool:
+        start = time.monotonic()
         while pending:
             for system, check in list(pending.items()):
                 try:
@@ -222,11 +241,16 @@ class Smoke:
         from core.model import RequestKind
         from privasync.app import subject_requests
 
-        ok, stored = self.do("erase", "privasync", lambda: subject_requests.create(
-            self.container, kind=RequestKind.ERASURE, email=self.address, actor=ACTOR,
-            identity_verified=True),  # the smoke's own test contact: nobody to ask
-            note=lambda s: f"request {s.request_id}")
-        return stored.request_id if ok else None
+        def erase() -> subject_requests.Stored:
+            return subject_requests.create(
+                self.container, kind=RequestKind.ERASURE, email=self.address, actor=ACTOR,
+                identity_verified=True)  # the smoke's own test contact: nobody to ask
+
+        def said(stored: subject_requests.Stored) -> str:
+            return f"request {stored.request_id}"
+
+        ok, stored = self.do("erase", "privasync", erase, note=said)
+        return stored.request_id if ok and stored is not None else None
 
     def _complete(self, request_id: str) -> bool:
         from core import requests as rq
@@ -247,7 +271,7 @@ class Smoke:
                     f"show {request_id}")
         return self.wait("complete", {"privasync": done}, time.monotonic(), late)
 
-    def _request(self, request_id: str) -> Any:
+    def _request(self, request_id: str) -> Request | None:
         from core import requests as rq
         from core.db import reader
 
@@ -271,7 +295,7 @@ def _lacks(system: SmokeSystem, address: str) -> bool:
     return not system.holds(address)
 
 
-def run_smoke(settings: Any, *, address: str, unsubscribe_in: str | None, timeout: float,
+def run_smoke(settings: Settings, *, address: str, unsubscribe_in: str | None, timeout: float,
               echo: Callable[[str], None] = click.echo) -> tuple[bool, str]:
     """The whole smoke; returns (passed, tag). Raises ConfigError or BadInput (exit 2)
     before anything is written when the settings, the address or privasync are not ready."""
@@ -309,10 +333,6 @@ def run_smoke(settings: Any, *, address: str, unsubscribe_in: str | None, timeou
         container.close()
 
 
-class SmokeFailed(click.ClickException):
-    exit_code = 1
-
-
 @click.command("smoke")
 @click.option("--address", required=True,
               help="Your own e-mail address; each run uses a new plus-tagged form of it "
@@ -336,15 +356,12 @@ def smoke(address: str, unsubscribe_in: str | None, timeout: float, writes: bool
     suppression entry.
     One line a step; exit 0 when every step passed, 1 when one failed, 2 for bad usage
     or settings (nothing written)."""
-    from privasync.cli.errors import OperatorError
-    from privasync.cli.main import _settings
-
     if not writes:
         raise OperatorError("privasync smoke writes to every configured system (creates, "
                             "unsubscribes and erases a test contact): run it again with "
                             "--i-understand-this-writes")
-    passed, tag = run_smoke(_settings(), address=address, unsubscribe_in=unsubscribe_in,
+    passed, tag = run_smoke(context.settings(), address=address, unsubscribe_in=unsubscribe_in,
                             timeout=timeout)
     if not passed:
-        raise SmokeFailed(f"smoke {tag} failed; each FAIL line above says what to look at")
+        raise CheckFailed(f"smoke {tag} failed; each FAIL line above says what to look at")
     click.echo(f"smoke {tag} passed")

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from core.model import RequestKind, RequestStep
+from privasync.cli import context, output
 
 ACTOR = "cli"
 _DURATION = re.compile(r"^(\d+)\s*([dhm])$")
@@ -36,14 +37,8 @@ def moment(text: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
-def _container() -> Any:
-    from privasync.cli.main import _build
-
-    return _build()
-
-
 def _say_stored(request_id: str, applied: bool, fmt: str) -> None:
-    if fmt == "json":
+    if fmt == output.JSON:
         click.echo(json.dumps({"id": request_id, "applied": applied}))
         return
     click.echo(request_id)
@@ -67,7 +62,7 @@ def requests_group() -> None:
                    "them to prove it (Art. 12(6)): the clock stops until `verify-identity`.")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
               help="A corrected value (rectification), by canonical field name.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@output.format_option()
 def create(kind: str, email: str, received: datetime | None, identity: str | None,
            fields: tuple[str, ...], fmt: str) -> None:
     """Record a request; prints its id (the person's reference)."""
@@ -80,7 +75,7 @@ def create(kind: str, email: str, received: datetime | None, identity: str | Non
     corrected = dict(f.split("=", 1) for f in fields if "=" in f)
     if len(corrected) != len(fields):
         raise click.UsageError("--field takes NAME=VALUE")
-    container = _container()
+    container = context.build()
     try:
         stored = subject_requests.create(container, kind=RequestKind(kind), email=email,
                                        received=received,
@@ -96,20 +91,18 @@ def create(kind: str, email: str, received: datetime | None, identity: str | Non
 @click.option("--overdue", is_flag=True, help="Open ones past due, or with an ack overdue.")
 @click.option("--status", default=None)
 @click.option("--kind", type=click.Choice([k.value for k in RequestKind]), default=None)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@output.format_option(listing=True)
 def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
             fmt: str) -> None:
     """Requests, the soonest due first."""
     from core import requests as rq
     from core.db import reader
     from privasync.app.bootstrap import utcnow
-    from privasync.app.database import open_current
     from privasync.app.subject_requests import summary
-    from privasync.cli.main import _settings
 
     # A listing reads the requests table only: no vendor credential or partner secret is
     # needed to see what is due (the database alone, as `privasync status`).
-    engine = reader(open_current(_settings().database_url))
+    engine = reader(context.current_engine())
     try:
         now = utcnow()
         with engine.connect() as conn:
@@ -118,33 +111,39 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
     finally:
         engine.dispose()
     rows = [summary(r, now) for r in found]
-    if fmt == "json":
+    if fmt == output.JSON:
         click.echo(json.dumps(rows, indent=2))
         return
-    for r in rows:
-        late = " OVERDUE" if r["overdue"] else ""
-        acks = f" acks overdue: {', '.join(r['acks_overdue'])}" if r["acks_overdue"] else ""
-        who = (f" IDENTITY OVERDUE since {r['identity_due_at'][:16]}"
-               if r["identity_overdue"] else "")
-        waits = f"  note: {r['note']}" if r["status"] == "identity_pending" and r["note"] \
-            else ""
-        click.echo(f"{r['id']}  {r['kind']:<13} {r['status']:<16} due {r['due_at'][:16]}"
-                   f"{late}{acks}{who}{waits}")
+    output.rows(fmt, ["id", "kind", "status", "due", "attention"],
+                [(r["id"], r["kind"], r["status"], r["due_at"][:16], _attention(r))
+                 for r in rows])
+
+
+def _attention(r: dict[str, Any]) -> str:
+    """What in a listed request wants someone: overdue, acknowledgements, identity."""
+    said = ["OVERDUE"] if r["overdue"] else []
+    if r["acks_overdue"]:
+        said.append(f"acks overdue: {', '.join(r['acks_overdue'])}")
+    if r["identity_overdue"]:
+        said.append(f"IDENTITY OVERDUE since {r['identity_due_at'][:16]}")
+    if r["status"] == "identity_pending" and r["note"]:
+        said.append(f"note: {r['note']}")
+    return "; ".join(said)
 
 
 @requests_group.command("show")
 @click.argument("request_id")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@output.format_option()
 def show(request_id: str, fmt: str) -> None:
     """The whole story of a request, with times."""
     from privasync.app.evidence import story
 
-    container = _container()
+    container = context.build()
     try:
         told = story(container, request_id)
     finally:
         container.close()
-    if fmt == "json":
+    if fmt == output.JSON:
         click.echo(json.dumps(told, indent=2))
         return
     due = f", due {told['due_at']}" if told["due_at"] else f" ({told['note']})"
@@ -153,35 +152,35 @@ def show(request_id: str, fmt: str) -> None:
     if told["identity_due_at"] and told["status"] == "identity_pending":
         late = " (IDENTITY OVERDUE: verify or reject it)" if told["identity_overdue"] else ""
         click.echo(f"  identity asked for, proof due {told['identity_due_at']}{late}")
+    output.table(["destination", "status", "reason"],
+                 [(d["destination"], d["status"], d["reason"]) for d in told["destinations"]])
     for d in told["destinations"]:
-        click.echo(f"  {d['destination']:<26} {d['status']:<15} {d['reason'] or ''}")
-        held = d["receipt"].get("held_for_review") or []
-        if held:
-            click.echo(f"    held for review (not sent to the person): {', '.join(held)}")
-        for key, said in (("included_after_review", "included after review"),
+        for key, said in (("held_for_review", "held for review (not sent to the person)"),
+                          ("included_after_review", "included after review"),
                           ("excluded_after_review", "excluded after review (dropped)")):
             if d["receipt"].get(key):
-                click.echo(f"    {said}: {', '.join(d['receipt'][key])}")
+                click.echo(f"  {d['destination']}: {said}: {', '.join(d['receipt'][key])}")
     if told["not_configured"]:
         click.echo(f"  not configured here, never asked: {', '.join(told['not_configured'])}")
     if told["note"]:
         click.echo(f"  note: {told['note']}")
-    for h in told["history"]:
-        rest = ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("at", "event"))
-        click.echo(f"  {h['at'][:19]}  {h['event']:<28} {rest}")
+    output.table(["at", "event", "details"], [
+        (h["at"][:19], h["event"],
+         ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("at", "event")))
+        for h in told["history"]])
 
 
 def _step(step: RequestStep, **fixed: Any) -> Callable[..., None]:
     def run(request_id: str, **options: Any) -> None:
         from privasync.app import subject_requests
 
-        container = _container()
+        container = context.build()
         try:
             stored = subject_requests.act(container, request_id, step, actor=ACTOR,
                                         **(fixed | options))
         finally:
             container.close()
-        _say_stored(stored.request_id, stored.applied, "text")
+        _say_stored(stored.request_id, stored.applied, output.TABLE)
     return run
 
 
@@ -229,9 +228,10 @@ def export(request_id: str, out: Path, fmt: str) -> None:
     """Write the access bundle: JSON (its schema is published) or a Markdown summary."""
     from privasync.app.access_bundle import bundle, markdown
 
-    container = _container()
+    container = context.build()
     try:
-        made = bundle(container, request_id)
+        with output.progress("gathering the access bundle"):
+            made = bundle(container, request_id)
     finally:
         container.close()
     text = markdown(made) if fmt == "markdown" else made.model_dump_json(by_alias=True,
@@ -262,7 +262,7 @@ def evidence(request_id: str | None, out: Path | None, verify: Path | None) -> N
                        "alone to check one")
     from privasync.app.evidence import evidence as pack
 
-    container = _container()
+    container = context.build()
     try:
         text = json.dumps(pack(container, request_id), indent=2, ensure_ascii=False)
     finally:
@@ -298,20 +298,20 @@ def breach_group() -> None:
 @click.option("--destination", required=True)
 @click.option("--from", "start", type=moment, required=True)
 @click.option("--to", "end", type=moment, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@output.format_option()
 def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
     """Which people (ids) DESTINATION may expose in the window, each once: those privasync
     sent something to then (with the field names) and those it holds according to
     privasync's stored references there."""
     from privasync.app.breach import breach_scope
 
-    container = _container()
+    container = context.build()
     try:
         found = breach_scope(container.engine, container.mappings,
                              container.every_destination(), destination, start, end)
     finally:
         container.close()
-    if fmt == "json":
+    if fmt == output.JSON:
         click.echo(json.dumps(found, indent=2))
         return
     click.echo(f"{destination}, {found['from']} to {found['to']}: {found['people']} people "
@@ -319,7 +319,6 @@ def scope(destination: str, start: datetime, end: datetime, fmt: str) -> None:
                f"{found['people_held']} held there per privasync's references; each person "
                f"counted once); fields sent: {', '.join(found['fields']) or 'none'}; "
                f"identifiers: {', '.join(found['identifiers_sent'])}")
-    for s in found["subjects"]:
-        when = (s["first"] or s["referenced_since"] or "")[:19]
-        click.echo(f"  {s['subject_id']}  {'+'.join(s['why']):<9} "
-                   f"{','.join(s['fields']) or '-'}  {when}")
+    output.table(["subject", "why", "fields", "since"], [
+        (s["subject_id"], "+".join(s["why"]), ",".join(s["fields"]) or "-",
+         (s["first"] or s["referenced_since"] or "")[:19]) for s in found["subjects"]])

@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 from core.errors import NotFound
 from core.ledger import Entry, chain
 from privasync.app.evidence import evidence
-from privasync.cli.main import _build, main
+from privasync.cli.context import build as _build
+from privasync.cli.main import main
 from tests.timing import wait_until
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"

@@ -57,7 +57,7 @@ def held(door: Door, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[D
     """An access request whose answer holds two records for review; the CLI works on the
     same installation."""
     settings = door.container.settings
-    monkeypatch.setattr("privasync.cli.main._build", lambda: build(
+    monkeypatch.setattr("privasync.cli.context.build", lambda: build(
         door_settings(settings.database_url, tmp_path), environ=door_environ()))
     auth = {"Authorization": f"Bearer {door.token('requests:write')}"}
     made = door.client.post("/api/v1/requests", json={

@@ -20,7 +20,8 @@ from core.db import jobs, system_refs
 from core.errors import NotFound
 from core.model import SubjectHint, SystemRef
 from privasync.app.breach import breach_scope
-from privasync.cli.main import _build, main
+from privasync.cli.context import build as _build
+from privasync.cli.main import main
 from tests.api.door import Door
 from tests.timing import scaled, wait_until
 

@@ -652,7 +652,8 @@ def test_a_hubspot_erasure_of_a_contact_privasync_never_knew_waits_for_identity_
     wait_for("the unidentified request counted", lambda: unidentified() == 1.0, timeout=30)
     listed = run("requests", "list", "--status", "identity_pending")
     assert listed.exit_code == 0, listed.output
-    [line] = listed.output.strip().splitlines()
+    header, line = listed.output.strip().splitlines()
+    assert header.split() == ["id", "kind", "status", "due", "attention"]
     assert "erasure" in line and "note: unidentified" in line
     request_id = line.split()[0]
     shown = run("requests", "show", request_id, "--format", "json")
