@@ -162,7 +162,7 @@ def ack_check(container: Container, proof: ackproofs.AckProof) -> dict[str, Any]
     if proof.body is None or proof.headers is None:
         return out | {"signature": "not checked: the person's key is destroyed, and with "
                                    "it the body; the ledger's hash remains"}
-    partner = container.partners.get(proof.destination.removeprefix("partner:"))
+    partner = container.connector(proof.destination)
     try:
         if isinstance(partner, PartnerConnector):
             partner.verify_ack(proof.headers, proof.body, proof.received_at)
