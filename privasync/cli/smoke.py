@@ -26,8 +26,10 @@ import click
 from sqlalchemy import select
 
 from core.errors import BadInput, ConfigError, DeliveryError, TransientError
+from privasync.app.plugins import smoke_client, smoke_order, smoke_ready
 
-ORDER = ("salesforce", "hubspot", "mailchimp")  # the default --unsubscribe-in: the first
+# The default --unsubscribe-in is the first configured; any other system comes after these.
+ORDER = smoke_order(("salesforce", "hubspot", "mailchimp"))
 ACTOR = "smoke"
 POLL_SECONDS = 0.5
 
@@ -54,48 +56,13 @@ def tagged(address: str) -> tuple[str, str]:
 
 def configured(settings: Any) -> list[str]:
     """The systems whose settings are present, in ORDER."""
-    found = {"hubspot": settings.hubspot.access_token is not None,
-             "salesforce": bool(settings.salesforce.instance_url),
-             "mailchimp": settings.mailchimp.api_key is not None
-             and bool(settings.mailchimp.list_id)}
-    return [s for s in ORDER if found[s]]
-
-
-def _secret(value: Any) -> str:
-    return value.get_secret_value() if value is not None else ""
+    ready = smoke_ready(settings)
+    return [s for s in ORDER if s in ready]
 
 
 def make_systems(settings: Any, mappings: Any, names: list[str]) -> dict[str, SmokeSystem]:
     """The smoke's own client for each named system, from the settings."""
-    made: dict[str, SmokeSystem] = {}
-    for name in names:
-        if name == "hubspot":
-            from connectors.hubspot.smoke import HubSpotSmoke
-
-            hs = settings.hubspot
-            subscriptions = list(mappings.system("hubspot").consent.subscriptions)
-            if not subscriptions:
-                raise ConfigError("mappings/hubspot.yaml maps no subscription type (consent."
-                                  "subscriptions): the smoke has nothing to subscribe to")
-            made[name] = HubSpotSmoke(base_url=hs.base_url, access_token=_secret(
-                hs.access_token), timeout=hs.timeout_seconds, subscriptions=subscriptions)
-        elif name == "salesforce":
-            from connectors.salesforce.client import Credentials
-            from connectors.salesforce.smoke import SalesforceSmoke
-
-            sf = settings.salesforce
-            made[name] = SalesforceSmoke(Credentials(
-                instance_url=sf.instance_url, session_id=_secret(sf.session_id) or None,
-                username=sf.username, password=_secret(sf.password) or None,
-                security_token=_secret(sf.security_token) or None, domain=sf.domain,
-                version=sf.api_version, timeout=sf.timeout_seconds))
-        else:
-            from connectors.mailchimp.smoke import MailchimpSmoke
-
-            mc = settings.mailchimp
-            made[name] = MailchimpSmoke(base_url=mc.base_url, api_key=_secret(mc.api_key),
-                                        list_id=mc.list_id, timeout=mc.timeout_seconds)
-    return made
+    return {name: smoke_client(settings, mappings, name) for name in names}
 
 
 def reason(system: str, exc: Exception) -> str:
