@@ -38,13 +38,12 @@ from core.ports import (
     RefResolver,
 )
 from core.routes import Routes
-from privasync.app import keyfiles
+from privasync.app import keyfiles, plugins
 from privasync.app.database import open_engine
 from privasync.app.environment import LayeredEnviron
 from privasync.app.erasure_log import FileErasureLog, log_path
 from privasync.app.intake import Intake
 from privasync.app.notices import person_notifier
-from privasync.app.plugins import PLUGINS, systems
 from privasync.app.pollers import requests_watch
 from privasync.app.settings import Settings
 from privasync.app.taxonomy import data_categories
@@ -254,7 +253,8 @@ def _builders(settings: Settings, mappings: Mappings, environ: Mapping[str, str]
     """What each registered plug-in would build from these settings, nothing built yet."""
     context = Context(mappings=mappings, environ=environ, limits=limits or Limits(),
                       keyring=keyring, public_url=settings.public_url)
-    return [(plugin, plugin.connect(plugin.section(settings), context)) for plugin in PLUGINS]
+    return [(plugin, plugin.connect(plugin.section(settings), context))
+            for plugin in plugins.PLUGINS]
 
 
 def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
@@ -345,7 +345,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
 def not_configured(mappings: Mappings, configured: Iterable[str]) -> list[str]:
     """The systems privasync knows (its vendor connectors, the systems and partners in the
     mappings) that no connection here can send to: a request never reaches them."""
-    known = {*(p.name for p in systems()), *mappings.systems,
+    known = {*(p.name for p in plugins.systems()), *mappings.systems,
              *(f"partner:{n}" for n in mappings.partners)}
     return sorted(known - set(configured))
 
