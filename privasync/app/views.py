@@ -15,7 +15,7 @@ from core.crypto import Keyring
 from core.identity import IdentityMap
 from core.mappings import Mappings
 from core.model import CanonicalEvent
-from workers.runtime import ApplierLoop
+from workers.runtime import ApplierLoop, Foreground
 
 
 class Records(Protocol):
@@ -61,3 +61,12 @@ class Evidence(Desk, Protocol):
 
     def connector(self, name: str) -> Any: ...
     def every_destination(self) -> list[str]: ...
+
+
+class Gate(Records, Protocol):
+    """Who may call the admin API: tokens checked at the clock's reading, while serving."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def foreground(self) -> Foreground: ...
