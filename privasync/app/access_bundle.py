@@ -24,8 +24,8 @@ from core.crypto import Keyring
 from core.db import events, identifiers, jobs, ledger, reader, request_exports
 from core.errors import NotFound
 from core.mappings import Mappings
-from privasync.app.bootstrap import Container
 from privasync.app.subject_requests import get
+from privasync.app.views import Desk
 
 SCHEMA_ID = "https://privasync.dev/schemas/access-bundle/v1.json"
 SCHEMA_PATH = "/schemas/access-bundle.json"  # under the admin API's /api/v1, public
@@ -131,25 +131,25 @@ ACCESS_SCHEMA: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-
                                   **AccessBundle.model_json_schema(by_alias=True)}
 
 
-def bundle(container: Container, request_id: str) -> AccessBundle:
+def bundle(desk: Desk, request_id: str) -> AccessBundle:
     """The bundle of an access or portability request (its exports must be gathered)."""
-    request = get(container, request_id)
+    request = get(desk, request_id)
     if request.kind not in ("access", "portability"):
         raise NotFound("not an access or portability request")
-    with reader(container.engine).connect() as conn:
-        key = state.keys_of(conn, container.keyring, [request.subject_id]).get(
+    with reader(desk.engine).connect() as conn:
+        key = state.keys_of(conn, desk.keyring, [request.subject_id]).get(
             request.subject_id)
         if key is None:
             raise NotFound("nothing readable is held about this person any more")
         return AccessBundle(
-            generated_at=container.clock(),
+            generated_at=desk.clock(),
             request=RequestRef(id=request.id, kind=request.kind,
                                received_at=request.received_at, status=request.status),
             person=Person(subject_id=request.subject_id,
                           emails=_emails(conn, request.subject_id, key)),
-            systems=_systems(conn, request, key, container.mappings),
-            partners=_partners(conn, request.subject_id, container.mappings),
-            consent=_consent(conn, request.subject_id, container),
+            systems=_systems(conn, request, key, desk.mappings),
+            partners=_partners(conn, request.subject_id, desk.mappings),
+            consent=_consent(conn, request.subject_id, desk),
             consent_history=_history(conn, request.subject_id, key),
             contact_moments=_moments(conn, request.subject_id),
             erased_before=_erased_before(conn, request.subject_id))
@@ -227,14 +227,14 @@ def _partners(conn: Connection, subject_id: str, mappings: Mappings) -> list[Par
     return out
 
 
-def _consent(conn: Connection, subject_id: str, container: Container) -> list[ConsentNow]:
+def _consent(conn: Connection, subject_id: str, desk: Desk) -> list[ConsentNow]:
     return [ConsentNow(purpose=c.purpose, channel=c.channel.value, status=c.status.value,
                        decided_at=c.occurred_at, source=c.source,
                        evidence=None if c.evidence is None else {
                            "source": c.evidence.source, "method": c.evidence.method,
                            "wording_version": c.evidence.wording_version,
                            "proof_reference": c.evidence.proof_reference})
-            for c in sorted(state.load(conn, subject_id, container.keyring).values(),
+            for c in sorted(state.load(conn, subject_id, desk.keyring).values(),
                             key=lambda c: (c.purpose, c.channel.value))]
 
 

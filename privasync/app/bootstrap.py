@@ -6,7 +6,6 @@ import time; it all happens here, when a command asks for it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,13 +16,9 @@ import dramatiq
 import structlog
 from sqlalchemy.engine import Engine
 
-from connectors.hubspot import HubSpotConnector
-from connectors.hubspot import limits as hubspot_limits
-from connectors.mailchimp import MailchimpConnector
-from connectors.partner import OpenDsrConnector, PartnerConnector, signed
+from connectors.plugin import Connection, Context, Plugin, Route
 from connectors.ratelimits import Limits
-from connectors.salesforce import SalesforceConnector
-from core import codec, inbox, keys, ledger, outbox, schema
+from core import inbox, keys, ledger, outbox, schema
 from core.applier import Applier, ApplierPolicy
 from core.crypto import Keyring
 from core.db import make_engine
@@ -32,7 +27,7 @@ from core.dsr import NOTIFIER
 from core.errors import ConfigError, Throttled
 from core.fulfil import Fulfiller
 from core.identity import IdentityMap
-from core.mappings import Mappings, Partner, PartnerProtocol, load_mappings
+from core.mappings import Mappings, load_mappings
 from core.model import CanonicalEvent
 from core.ports import (
     ConsentDestination,
@@ -43,12 +38,13 @@ from core.ports import (
     RefResolver,
 )
 from core.routes import Routes
-from privasync.app import keyfiles
+from privasync.app import keyfiles, plugins
 from privasync.app.database import open_engine
 from privasync.app.environment import LayeredEnviron
 from privasync.app.erasure_log import FileErasureLog, log_path
+from privasync.app.intake import Intake
 from privasync.app.notices import person_notifier
-from privasync.app.pollers import directory_refresher, requests_watch, salesforce_poller
+from privasync.app.pollers import requests_watch
 from privasync.app.settings import Settings
 from privasync.app.taxonomy import data_categories
 from workers import actors
@@ -81,27 +77,28 @@ class Container:
     probe_engine: Engine
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = utcnow
-    hubspot: HubSpotConnector | None = None
-    mailchimp: MailchimpConnector | None = None
-    partners: dict[str, PartnerConnector | OpenDsrConnector] = field(default_factory=dict)
-    salesforce: SalesforceConnector | None = None
+    # Every connection built, by the name jobs use (``hubspot``, ``partner:NAME``), and
+    # the webhook routes their packages receive on.
+    connections: dict[str, Connection] = field(default_factory=dict)
+    webhooks: list[Route] = field(default_factory=list)
     applier_loop: ApplierLoop | None = None
     foreground: Foreground = field(default_factory=Foreground)
     _running: list[WorkerProcess | Scheduler | ApplierLoop] = field(default_factory=list)
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(self.engine, self.keyring, self.metrics, self.foreground,
+                             self.wake)
+
+    def connector(self, name: str) -> Any:
+        """The connector built under ``name`` (``mailchimp``, ``partner:NAME``), or None."""
+        found = self.connections.get(name)
+        return found.connector if found is not None else None
 
     def store(self, source: str, body: bytes, received_at: datetime, events: int,
               key: str | None = None, *, again: str = "duplicate") -> inbox.Stored:
-        """Commit a verified, validated delivery to the inbox (the 2xx may follow), and
-        wake the applier if it runs in this process. ``key`` is its dedupe key (default:
-        a keyed hash of the bytes); the same key again stores nothing, and is counted as
-        ``again`` (``duplicate``, or ``replayed`` where a sender never repeats itself)."""
-        with self.engine.begin() as conn:
-            stored = inbox.store(conn, source=source, sealed=self.keyring.seal(body),
-                                 key=key or self.keyring.delivery_key(body),
-                                 received_at=received_at, events=events)
-        self.metrics.deliveries.labels(source, again if stored.duplicate else "stored").inc()
-        self.wake()
-        return stored
+        """``Intake.store``: a verified delivery into the inbox."""
+        return self.intake.store(source, body, received_at, events, key, again=again)
 
     def wake(self) -> None:
         """Tell the applier, if it runs in this process, that there is work."""
@@ -112,7 +109,7 @@ class Container:
                      received_at: datetime, key: str | None = None) -> inbox.Stored:
         """Canonical events (a consent form's, the admin's) into the inbox, like a delivery
         (``key``: a dedupe key that names it, holding nothing personal)."""
-        return self.store(source, codec.encode(events), received_at, len(events), key)
+        return self.intake.store_events(source, events, received_at, key)
 
     def every_destination(self) -> list[str]:
         """Every name jobs can be queued for (each gets its dispatch guard)."""
@@ -145,7 +142,7 @@ class Container:
         return loop
 
     def start_scheduler(self, *, with_applier: bool = True) -> Scheduler:
-        """The scheduler (dispatch ticks, the Salesforce poller, housekeeping) and, unless
+        """The scheduler (dispatch ticks, the connectors' pollers, housekeeping) and, unless
         told otherwise, the applier: each acts only while it holds its lease."""
         outbox.register(self.engine, self.every_destination())
         pollers: list[tuple[str, float, Callable[[datetime], object]]] = [
@@ -153,16 +150,9 @@ class Container:
              requests_watch(self.engine, self.keyring, self.wake)),
             ("ledger-verify", self.settings.scheduler.ledger_verify_seconds,
              lambda now: ledger.verify_new(self.engine, now))]
-        if self.salesforce is not None:
-            pollers.append(("salesforce-poller", self.settings.salesforce.poll_interval_seconds,
-                            salesforce_poller(self.engine, self.keyring, self.salesforce,
-                                              self.wake)))
-        if self.mailchimp is not None and "mailchimp" in self.destinations \
-                and self.settings.mailchimp.directory_refresh_seconds:
-            pollers.append(("mailchimp-directory",
-                            self.settings.mailchimp.directory_refresh_seconds,
-                            directory_refresher(self.engine, self.keyring, "mailchimp",
-                                                self.mailchimp)))
+        pollers += [(each.name, each.seconds, each.start(self.engine, self.keyring, self.wake))
+                    for connection in self.connections.values()
+                    for each in connection.scheduled]
         scheduler = Scheduler(self.engine, self.dispatch, self.clock,
                               dispatch_seconds=self.settings.worker.dispatch_seconds,
                               inbox_keep=timedelta(days=self.settings.inbox_keep_days),
@@ -233,90 +223,38 @@ def rate_limits(settings: Settings) -> Limits:
 
 def build_connectors(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
                      limits: Limits | None = None, *, keyring: Keyring) -> dict[str, Any]:
-    """Each vendor connector whose settings are present, each behind its rate limits in
+    """Each connector whose settings are present, each behind its rate limits in
     ``limits`` (default: this process's memory); partners from mappings. ``keyring`` keys
     what a connector stores about people (Mailchimp's member references).
     Raises ConfigError (a partner's secret missing, say)."""
-    return {name: make() for name, make in connector_builders(
-        settings, mappings, environ, limits, keyring=keyring).items()}
+    return {name: c.connector for _, built in build_connections(
+        settings, mappings, environ, limits, keyring=keyring) for name, c in built.items()}
+
+
+def build_connections(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
+                      limits: Limits | None = None, *, keyring: Keyring
+                      ) -> list[tuple[Plugin[Any], dict[str, Connection]]]:
+    """Each plug-in with the connections it built (perhaps none)."""
+    return [(plugin, {name: make() for name, make in makes.items()})
+            for plugin, makes in _builders(settings, mappings, environ, limits, keyring)]
 
 
 def connector_builders(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
                        limits: Limits | None = None, *,
-                       keyring: Keyring) -> dict[str, Callable[[], Any]]:
-    """How to build each connector, one at a time (``privasync check`` tries each alone)."""
-    limits = limits or Limits()
-    found: dict[str, Callable[[], Any]] = {}
-    hs = settings.hubspot
-    if hs.access_token is not None or hs.client_secret is not None:
-        found["hubspot"] = lambda: HubSpotConnector(
-            base_url=hs.base_url, access_token=_secret(hs.access_token),
-            client_secret=_secret(hs.client_secret) or None,
-            mapping=mappings.system("hubspot"), timeout=hs.timeout_seconds,
-            window=limits.window("hubspot", limit=hs.requests_per_10s,
-                                 seconds=hubspot_limits.WINDOW_SECONDS,
-                                 hold_seconds=hubspot_limits.hold_seconds(hs.timeout_seconds)),
-            allow_legacy_signatures=hs.allow_legacy_signatures)
-    sf = settings.salesforce
-    if sf.instance_url:
-        found["salesforce"] = lambda: SalesforceConnector(
-            instance_url=sf.instance_url, mapping=mappings.system("salesforce"),
-            session_id=_secret(sf.session_id) or None, username=sf.username,
-            password=_secret(sf.password) or None,
-            security_token=_secret(sf.security_token) or None, domain=sf.domain,
-            version=sf.api_version, timeout=sf.timeout_seconds, hard_delete=sf.hard_delete,
-            allowance=limits.allowance("salesforce", reserve=sf.api_reserve,
-                                       refresh_seconds=sf.limits_refresh_seconds))
-    mc = settings.mailchimp
-    if mc.api_key is not None and mc.list_id:
-        found["mailchimp"] = lambda: MailchimpConnector(
-            base_url=mc.base_url, api_key=_secret(mc.api_key), list_id=mc.list_id,
-            mapping=mappings.system("mailchimp"), keys=keyring, timeout=mc.timeout_seconds,
-            connections=limits.connections("mailchimp", limit=mc.max_connections,
-                                           ttl_seconds=3 * mc.timeout_seconds + 5),
-            # With webhooks configured, `privasync check` looks for the list's webhook to it.
-            intake_path=f"/webhooks/mailchimp/{_secret(mc.webhook_token)}"
-            if mc.webhook_token is not None else "")
-    for name, partner in mappings.partners.items():
-        found[f"partner:{name}"] = functools.partial(_partner, settings, environ, name,
-                                                     partner, keyring)
-    return found
+                       keyring: Keyring) -> dict[str, Callable[[], Connection]]:
+    """How to build each connection, one at a time (``privasync check`` tries each alone)."""
+    return {name: make for _, makes in _builders(settings, mappings, environ, limits, keyring)
+            for name, make in makes.items()}
 
 
-def _partner(settings: Settings, environ: Mapping[str, str], name: str,
-             partner: Partner, keyring: Keyring) -> PartnerConnector | OpenDsrConnector:
-    url = environ.get(partner.url_setting or "", "") or partner.url
-    if partner.protocol is PartnerProtocol.OPENDSR:
-        return _opendsr(settings, environ, name, partner, url)
-    secret = environ.get(partner.secret_setting, "")
-    if not secret:
-        raise ConfigError(f"partner {name}: {partner.secret_setting} (its signing secret) is "
-                          "not set: set it in the environment or the secrets directory, or "
-                          "remove the partner from partners.yaml")
-    return PartnerConnector(name=name, partner=partner, url=url, secret=secret, keys=keyring)
-
-
-def _opendsr(settings: Settings, environ: Mapping[str, str], name: str, partner: Partner,
-             url: str) -> OpenDsrConnector:
-    """A processor speaking OpenDSR: its callbacks come to our public URL, signed with the
-    certificate pinned in the environment (the PEM itself, or a path to it)."""
-    if not settings.public_url:
-        raise ConfigError(f"partner {name} speaks OpenDSR: set PRIVASYNC_PUBLIC_URL, the base "
-                          "URL its status callbacks reach privasync at")
-    pinned = environ.get(partner.certificate_setting or "", "")
-    if not pinned:
-        raise ConfigError(f"partner {name}: environment variable {partner.certificate_setting} "
-                          "(its pinned certificate) is not set")
-    if not pinned.lstrip().startswith("-----BEGIN"):
-        try:
-            pinned = Path(pinned).read_text()
-        except OSError as exc:
-            raise ConfigError(f"partner {name}: the certificate file named by "
-                              f"{partner.certificate_setting} cannot be read") from exc
-    return OpenDsrConnector(
-        name=name, partner=partner, url=url, certificate_pem=pinned,
-        callback_url=f"{settings.public_url.rstrip('/')}/webhooks/partners/{name}/opendsr",
-        api_secret=environ.get(partner.secret_setting, "") or None)
+def _builders(settings: Settings, mappings: Mappings, environ: Mapping[str, str],
+              limits: Limits | None, keyring: Keyring
+              ) -> list[tuple[Plugin[Any], Mapping[str, Callable[[], Connection]]]]:
+    """What each registered plug-in would build from these settings, nothing built yet."""
+    context = Context(mappings=mappings, environ=environ, limits=limits or Limits(),
+                      keyring=keyring, public_url=settings.public_url)
+    return [(plugin, plugin.connect(plugin.section(settings), context))
+            for plugin in plugins.PLUGINS]
 
 
 def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
@@ -331,10 +269,13 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     mappings = load_mappings(Path(settings.mappings_dir), data_categories())
     engine, keyring = open_database(settings, migrate=migrate)
     limits = rate_limits(settings)
-    connectors = build_connectors(settings, mappings, environ, limits, keyring=keyring)
+    owned = build_connections(settings, mappings, environ, limits, keyring=keyring)
+    connections = {name: c for _, built in owned for name, c in built.items()}
+    connectors = {name: c.connector for name, c in connections.items()}
     destinations: dict[str, ConsentDestination] = {
-        name: c for name, c in connectors.items()
-        if c.name == name and hasattr(c, "apply_consent") and _can_deliver(c, settings)}
+        name: c.connector for name, c in connections.items()
+        if c.connector.name == name and hasattr(c.connector, "apply_consent")
+        and c.destination}
     erasure: dict[str, ErasureDestination] = {
         name: c for name, c in connectors.items() if hasattr(c, "erase")
         and (name in destinations or name.startswith("partner:"))}
@@ -349,21 +290,11 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                                   not_configured=not_configured(
                                       mappings, {*destinations, *erasure, *exports}),
                                   identity_wait=timedelta(days=settings.identity_wait_days))
-    hubspot: HubSpotConnector | None = connectors.get("hubspot")
-    mailchimp: MailchimpConnector | None = connectors.get("mailchimp")
-    parsers: dict[str, EventParser] = {}
-    resolvers: dict[str, RefResolver] = {}
-    if hubspot is not None:
-        parsers["hubspot"] = hubspot.parse
-        if "hubspot" in destinations:
-            resolvers["hubspot"] = hubspot
-    if mailchimp is not None:
-        parsers["mailchimp"] = mailchimp.parse_webhook
-    partners = {name.removeprefix("partner:"): c for name, c in connectors.items()
-                if name.startswith("partner:")}
-    for name, partner in partners.items():
-        parsers[f"partner:{name}"] = signed.parsing(partner.parse_message if isinstance(
-            partner, PartnerConnector) else partner.parse_callback)
+    parsers: dict[str, EventParser] = {
+        name: c.parser for name, c in connections.items() if c.parser is not None}
+    resolvers: dict[str, RefResolver] = {
+        name: c.resolver for name, c in connections.items()
+        if c.resolver is not None and name in destinations}
     a = settings.applier
     erasure_log = FileErasureLog(log_path(settings))  # made by the applier's first tick
     applier = Applier(engine, keyring, mappings, routes, clock=clock,
@@ -400,25 +331,22 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
     actors.register(broker, deliverer, metrics, dispatcher,
                     queue=queue_name(settings.broker_url, settings.broker_namespace),
                     time_limit_ms=delivery(settings).time_limit_ms, give_way=foreground.give_way,
-                    gate=rate_gate(connectors))
+                    gate=rate_gate(connections))
     return Container(settings=settings, engine=engine, mappings=mappings, keyring=keyring,
                      identity=IdentityMap(keyring), applier=applier, destinations=destinations,
                      deliverer=deliverer, fulfiller=fulfiller, broker=broker, metrics=metrics,
                      dispatch=dispatcher, limits=limits,
                      probe_engine=make_engine(settings.database_url, pool_size=2),
-                     foreground=foreground, clock=clock, hubspot=hubspot,
-                     mailchimp=mailchimp, salesforce=connectors.get("salesforce"),
-                     partners=partners)
-
-
-# The vendors privasync has a connector for, configured here or not.
-KNOWN_SYSTEMS = ("hubspot", "mailchimp", "salesforce")
+                     foreground=foreground, clock=clock, connections=connections,
+                     webhooks=[route for plugin, built in owned
+                               for route in plugin.routes(plugin.section(settings), built)])
 
 
 def not_configured(mappings: Mappings, configured: Iterable[str]) -> list[str]:
     """The systems privasync knows (its vendor connectors, the systems and partners in the
     mappings) that no connection here can send to: a request never reaches them."""
-    known = {*KNOWN_SYSTEMS, *mappings.systems, *(f"partner:{n}" for n in mappings.partners)}
+    known = {*(p.name for p in plugins.systems()), *mappings.systems,
+             *(f"partner:{n}" for n in mappings.partners)}
     return sorted(known - set(configured))
 
 
@@ -445,15 +373,11 @@ def retry_budgets(settings: Settings, names: Iterable[str]
     return budgets, backoffs
 
 
-def rate_gate(connectors: Mapping[str, Any]) -> Callable[[str], float]:
-    """Seconds a destination's rate limit wants before its next call (0: go): HubSpot's
-    window, Salesforce's daily reserve. Mailchimp's connections free within a call."""
-    waits: dict[str, Callable[[], float]] = {}
-    if isinstance(hubspot := connectors.get("hubspot"), HubSpotConnector):
-        waits["hubspot"] = hubspot.window.wait
-    salesforce = connectors.get("salesforce")
-    if isinstance(salesforce, SalesforceConnector) and salesforce.allowance is not None:
-        waits["salesforce"] = salesforce.allowance.wait
+def rate_gate(connections: Mapping[str, Connection]) -> Callable[[str], float]:
+    """Seconds a destination's rate limit wants before its next call (0: go), as its
+    connection says (HubSpot's window, Salesforce's daily reserve; Mailchimp's connections
+    free within a call)."""
+    waits = {name: c.wait for name, c in connections.items() if c.wait is not None}
 
     def gate(destination: str) -> float:
         wait = waits.get(destination)
@@ -472,10 +396,3 @@ def delivery(settings: Settings) -> Delivery:
                     heartbeat_timeout_ms=round(settings.broker_heartbeat_timeout_seconds * 1000),
                     maintenance_chance=settings.broker_maintenance_chance,
                     dead_message_ttl_ms=round(settings.broker_dead_message_ttl_seconds * 1000))
-
-
-def _can_deliver(connector: Any, settings: Settings) -> bool:
-    """HubSpot configured only to receive webhooks (no token) is not a destination."""
-    if connector.name == "hubspot":
-        return settings.hubspot.access_token is not None
-    return True

@@ -26,9 +26,9 @@ from core.canonical import NAME, canonical, digest
 from core.crypto import Keyring
 from core.db import ledger, ledger_pending, reader
 from core.errors import BadInput, Unauthenticated
-from privasync.app.bootstrap import Container
 from privasync.app.evidence_check import CHAINED, segment_problem
 from privasync.app.subject_requests import get, received, received_summary, summary
+from privasync.app.views import Evidence
 
 STORY_KINDS = ("request.", "subject.erased", "suppression.blocked")
 HOW_TO_CHECK = (
@@ -103,28 +103,28 @@ def _entries(conn: Connection, keyring: Keyring, subject_id: str,
     return _with_texts(conn, keyring, out)
 
 
-def story(container: Container, request_id: str) -> dict[str, Any]:
+def story(desk: Evidence, request_id: str) -> dict[str, Any]:
     """The whole story of a request with times: received, verified, paused, extended,
     each destination's receipt, acknowledgements, the person told, completed; or, for a
     request stored but not applied yet, that it was received and when."""
-    pending = received(container, request_id)
+    pending = received(desk, request_id)
     if pending is not None:
         return received_summary(pending)
-    request = get(container, request_id)
-    with reader(container.engine).connect() as conn:
-        entries = _entries(conn, container.keyring, request.subject_id, request_id)
-    now = container.clock()
+    request = get(desk, request_id)
+    with reader(desk.engine).connect() as conn:
+        entries = _entries(conn, desk.keyring, request.subject_id, request_id)
+    now = desk.clock()
     return {**summary(request, now),
             "history": [{"at": e["at"], "event": e["kind"], **{
                 k: e.get("texts", {}).get(k, {}).get("text", v)
                 for k, v in e["detail"].items() if k != "request"}} for e in entries]}
 
 
-def evidence(container: Container, request_id: str) -> dict[str, Any]:
+def evidence(desk: Evidence, request_id: str) -> dict[str, Any]:
     """The request's ledger entries with hashes, and the chain segment that links them."""
-    request = get(container, request_id)
-    with reader(container.engine).connect() as conn:
-        entries = _entries(conn, container.keyring, request.subject_id, request_id)
+    request = get(desk, request_id)
+    with reader(desk.engine).connect() as conn:
+        entries = _entries(conn, desk.keyring, request.subject_id, request_id)
         chained = [e for e in entries if e["seq"] is not None]
         segment: list[dict[str, Any]] = []
         if chained:
@@ -138,18 +138,18 @@ def evidence(container: Container, request_id: str) -> dict[str, Any]:
                                 "subject_id": r.subject_id, "prev_hash": r.prev_hash,
                                 "hash": r.hash, "detail_sha256": hashlib.sha256(
                                     r.detail).hexdigest() if r.detail is not None else None})
-        acks = [ack_check(container, p)
-                for p in ackproofs.of_request(conn, container.keyring, request_id)]
-    pack = {"request": summary(request, container.clock()), "how_to_check": HOW_TO_CHECK,
+        acks = [ack_check(desk, p)
+                for p in ackproofs.of_request(conn, desk.keyring, request_id)]
+    pack = {"request": summary(request, desk.clock()), "how_to_check": HOW_TO_CHECK,
             "entries": entries, "acknowledgements": acks,
             "segment": sorted(segment + [{k: v for k, v in e.items() if k in CHAINED}
                                          for e in chained], key=lambda e: e["seq"]),
-            "generated_at": container.clock().isoformat()}
+            "generated_at": desk.clock().isoformat()}
     return {"canonicalization": NAME, **pack,
             "digests": {part: digest(value) for part, value in pack.items()}}
 
 
-def ack_check(container: Container, proof: ackproofs.AckProof) -> dict[str, Any]:
+def ack_check(desk: Evidence, proof: ackproofs.AckProof) -> dict[str, Any]:
     """A kept acknowledgement checked again: does the body it was signed as still hash to
     the ledger's ``proof_sha256``, and does the partner's signature over it still hold
     (at the time it was received)? The body itself is not shown (it may hold the partner's
@@ -162,7 +162,7 @@ def ack_check(container: Container, proof: ackproofs.AckProof) -> dict[str, Any]
     if proof.body is None or proof.headers is None:
         return out | {"signature": "not checked: the person's key is destroyed, and with "
                                    "it the body; the ledger's hash remains"}
-    partner = container.partners.get(proof.destination.removeprefix("partner:"))
+    partner = desk.connector(proof.destination)
     try:
         if isinstance(partner, PartnerConnector):
             partner.verify_ack(proof.headers, proof.body, proof.received_at)

@@ -9,25 +9,15 @@ from pathlib import Path
 import yaml
 
 from core.mappings import Mappings, PartnerProtocol
+from privasync.app.plugins import systems
 from privasync.app.settings import Settings
 
-ENABLED_BY = {
-    "hubspot": "PRIVASYNC_HUBSPOT__ACCESS_TOKEN, or only __CLIENT_SECRET to take webhooks",
-    "salesforce": "PRIVASYNC_SALESFORCE__INSTANCE_URL",
-    "mailchimp": "PRIVASYNC_MAILCHIMP__API_KEY and PRIVASYNC_MAILCHIMP__LIST_ID",
-}
+ENABLED_BY = {p.name: p.enabled_by for p in systems()}
 
 
 def configured(settings: Settings) -> set[str]:
     """The systems these settings enable (as the composition root decides)."""
-    found = set()
-    if settings.hubspot.access_token is not None or settings.hubspot.client_secret is not None:
-        found.add("hubspot")
-    if settings.salesforce.instance_url:
-        found.add("salesforce")
-    if settings.mailchimp.api_key is not None and settings.mailchimp.list_id:
-        found.add("mailchimp")
-    return found
+    return {p.name for p in systems() if p.enabled(p.section(settings))}
 
 
 def warnings(directory: Path, mappings: Mappings, settings: Settings,

@@ -1,9 +1,9 @@
-"""What the scheduler runs on a timer, each given only what it uses: the Salesforce poller,
-a mailing list's directory refresh, and the watch over requests (processors late with
-their acknowledgement are escalated once each: a log event without personal data, a
-ledger entry, the metric and ``requests list --overdue`` show them until they answer; a
-request whose destinations all ended without anyone finishing it is handed back to be
-finished; expired exports are deleted)."""
+"""What the scheduler runs on a timer, each given only what it uses (the connectors' own,
+the Salesforce poller say, come with their plug-ins): a mailing list's directory refresh,
+and the watch over requests (processors late with their acknowledgement are escalated
+once each: a log event without personal data, a ledger entry, the metric and ``requests
+list --overdue`` show them until they answer; a request whose destinations all ended
+without anyone finishing it is handed back to be finished; expired exports are deleted)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.engine import Engine
 
-from connectors.salesforce import SalesforceConnector, SalesforceCursor
-from core import codec, directory, inbox, ledger, runtime
+from core import directory, ledger
 from core import requests as rq
 from core.crypto import Keyring
 from core.fulfil import hand_back
 from core.ports import Directory
-
-CURSOR = "salesforce"
-POLL_CHUNK = 500  # events per inbox row
 
 # How long every destination must have stood still before a request nobody finished is
 # handed back: the usual finish takes well under a second.
@@ -30,31 +26,6 @@ STALLED_AFTER = timedelta(seconds=10)
 log = structlog.get_logger("privasync.requests")
 
 Poll = Callable[[datetime], int]
-
-
-def salesforce_poller(engine: Engine, keyring: Keyring, salesforce: SalesforceConnector,
-                      wake: Callable[[], None]) -> Poll:
-    """One poll: changes since the stored cursor into the inbox, with the new cursor, in
-    one transaction (a crash in between polls the same changes again: deduplicated).
-    ``wake`` tells an applier in this process that there is work."""
-
-    def poll(now: datetime) -> int:
-        stored = runtime.read_cursor(engine, CURSOR)
-        cursor = SalesforceCursor.from_json(stored) if stored else None
-        result = salesforce.poll(cursor, now)
-        events = list(result.events)
-        with engine.begin() as conn:
-            for start in range(0, len(events), POLL_CHUNK):
-                body = codec.encode(events[start:start + POLL_CHUNK])
-                inbox.store(conn, source="salesforce", sealed=keyring.seal(body),
-                            key=keyring.delivery_key(body), received_at=now,
-                            events=len(events[start:start + POLL_CHUNK]))
-            runtime.write_cursor(conn, CURSOR, result.cursor.to_json(), now)
-        if events:
-            wake()
-        return len(events)
-
-    return poll
 
 
 def directory_refresher(engine: Engine, keyring: Keyring, system: str,

@@ -4,7 +4,9 @@ directory (``PRIVASYNC_SECRETS_DIR``, default ``/run/secrets``: Docker and
 Kubernetes secrets), each file named like the variable and holding its value.
 
 Nested settings use ``__``: ``PRIVASYNC_HUBSPOT__ACCESS_TOKEN``. Secrets are
-``SecretStr`` so they never print. README.md has the table; keep it true.
+``SecretStr`` so they never print. README.md has the table; keep it true. Each connector's
+group (``hubspot``, ``salesforce``, ...) is its package's own model, composed in from the
+registry (``privasync/app/plugins.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -26,49 +28,11 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
+from privasync.app.plugins import PLUGINS
+
 ENV_PREFIX = "PRIVASYNC_"
 ENV_FILE = ".env"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
-
-
-class HubSpotSettings(BaseModel):
-    base_url: str = "https://api.hubapi.com"
-    access_token: SecretStr | None = None
-    client_secret: SecretStr | None = None
-    timeout_seconds: float = 10.0
-    # The app's rolling 10-second limit: 100 for private apps on Free/Starter, 190 on
-    # Professional, 110 for public apps; HubSpot's own headers lower it if they say less.
-    requests_per_10s: int = Field(default=100, ge=1)
-    # v1/v2 are unkeyed SHA-256 with no timestamp: a captured delivery stays valid forever.
-    allow_legacy_signatures: bool = False
-
-
-class SalesforceSettings(BaseModel):
-    instance_url: str = ""
-    session_id: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    security_token: SecretStr | None = None
-    domain: str = "login"
-    api_version: str = "59.0"
-    timeout_seconds: float = 10.0
-    poll_interval_seconds: float = 30.0
-    # Share of the org's daily API allocation left to everyone else: below it privasync
-    # defers its calls until /limits (read every limits_refresh_seconds) says more.
-    api_reserve: float = Field(default=0.1, ge=0, lt=1)
-    limits_refresh_seconds: float = Field(default=300.0, gt=0)
-    # Erasure means erasure: purge what it deletes from the Recycle Bin (emptyRecycleBin).
-    hard_delete: bool = True
-
-
-class MailchimpSettings(BaseModel):
-    base_url: str = ""
-    api_key: SecretStr | None = None
-    list_id: str = ""
-    webhook_token: SecretStr | None = None
-    timeout_seconds: float = 10.0
-    directory_refresh_seconds: float = Field(default=21600.0, ge=0)
-    max_connections: int = Field(default=10, ge=1)  # simultaneous connections per API key
 
 
 class SmtpSettings(BaseModel):
@@ -140,7 +104,10 @@ class SchedulerSettings(BaseModel):
     ledger_verify_seconds: float = Field(default=300.0, gt=0)
 
 
-class Settings(BaseSettings):
+class _AppSettings(BaseSettings):
+    """The app's own settings, before the connectors' groups."""
+
+
     # An empty variable counts as unset (the default applies), so a deployment can list
     # every setting (deploy/k8s/configmap.yaml) and leave the ones it does not use empty.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__",
@@ -181,16 +148,6 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     secrets_dir: Path = DEFAULT_SECRETS_DIR
 
-    hubspot: HubSpotSettings = HubSpotSettings()
-    salesforce: SalesforceSettings = SalesforceSettings()
-    mailchimp: MailchimpSettings = MailchimpSettings()
-    worker: WorkerSettings = WorkerSettings()
-    applier: ApplierSettings = ApplierSettings()
-    retry: dict[str, RetrySettings] = Field(default_factory=dict)
-    scheduler: SchedulerSettings = SchedulerSettings()
-    smtp: SmtpSettings = SmtpSettings()
-    notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()
-
     @classmethod
     def settings_customise_sources(
             cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -203,6 +160,32 @@ class Settings(BaseSettings):
                 NestedSecretsSettingsSource(file_secret_settings,
                                             secrets_dir=secrets_dir(),
                                             secrets_dir_missing="ok"))
+
+
+def _with_connectors(base: type[_AppSettings]) -> type[_AppSettings]:
+    """``base`` and a group per connector package that has settings, named after it."""
+    groups: dict[str, object] = {p.name: (p.settings, p.settings())
+                                 for p in PLUGINS if p.settings is not None}
+    made = create_model("ConnectorSettings", __base__=base, **groups)  # type: ignore[call-overload]
+    return cast(type[_AppSettings], made)
+
+
+if TYPE_CHECKING:
+    _ConnectorSettings = _AppSettings
+else:
+    _ConnectorSettings = _with_connectors(_AppSettings)
+
+
+class Settings(_ConnectorSettings):
+    """Every setting: the app's, each connector's group (``settings.hubspot``: its
+    package's model, read by its plug-in), then the workers'."""
+
+    worker: WorkerSettings = WorkerSettings()
+    applier: ApplierSettings = ApplierSettings()
+    retry: dict[str, RetrySettings] = Field(default_factory=dict)
+    scheduler: SchedulerSettings = SchedulerSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()
 
 
 def dotenv() -> dict[str, str]:

@@ -32,7 +32,7 @@ from core.model import (
     RequestStep,
     SubjectHint,
 )
-from privasync.app.bootstrap import Container
+from privasync.app.views import Desk
 
 WAIT_SECONDS = 10.0
 SOURCE = "admin"
@@ -53,27 +53,27 @@ def valid_email(value: str) -> str:
     return address
 
 
-def create(container: Container, *, kind: RequestKind, email: str,
+def create(desk: Desk, *, kind: RequestKind, email: str,
            received: datetime | None = None, identity_verified: bool,
            fields: dict[str, str] | None = None, actor: str,
            wait: float = WAIT_SECONDS) -> Stored:
     """Record a request a person made; returns its id (the person's reference).
     ``identity_verified`` has no default: whoever records it says whether the person's
     identity was checked (False asks for proof, Art. 12(6), and stops the clock)."""
-    now = container.clock()
+    now = desk.clock()
     received = received or now
     if received.tzinfo is None or received > now:
         raise BadInput("received must be a past time with a zone")
     if kind == RequestKind.RECTIFICATION and not fields:
         raise BadInput("a rectification needs at least one corrected field")
-    unknown = sorted(set(fields or {}) - set(container.mappings.fields))
+    unknown = sorted(set(fields or {}) - set(desk.mappings.fields))
     if unknown:
         raise BadInput("a corrected field is not a canonical field of the mappings")
     address = valid_email(email)
     if kind == RequestKind.ERASURE:
-        keys.refresh(container.engine, container.keyring)  # a rotation's digest version
-        with reader(container.engine).connect() as conn:
-            subject = container.identity.by_email(conn, address)
+        keys.refresh(desk.engine, desk.keyring)  # a rotation's digest version
+        with reader(desk.engine).connect() as conn:
+            subject = desk.identity.by_email(conn, address)
             already = rq.open_for(conn, [subject], kind.value) if subject else {}
         if already:
             raise Conflict(f"an erasure request is already open for this person: "
@@ -85,8 +85,8 @@ def create(container: Container, *, kind: RequestKind, email: str,
                          identity_verified,
                          tuple((n, FieldValue(v, received)) for n, v in (fields or {}).items()),
                          actor)
-    stored = container.store_events(SOURCE, [ev], now, key=_reference(request_id, kind.value))
-    return Stored(request_id, _applied(container, stored, wait))
+    stored = desk.store_events(SOURCE, [ev], now, key=_reference(request_id, kind.value))
+    return Stored(request_id, _applied(desk, stored, wait))
 
 
 def _reference(request_id: str, kind: str) -> str:
@@ -111,11 +111,11 @@ class Received:
     error: str | None
 
 
-def received(container: Container, request_id: str) -> Received | None:
+def received(desk: Desk, request_id: str) -> Received | None:
     """The stored-but-not-yet-applied request ``request_id``, or None."""
     if not _REQUEST_ID.fullmatch(request_id):  # and so no LIKE wildcard either
         return None
-    with reader(container.engine).connect() as conn:
+    with reader(desk.engine).connect() as conn:
         row = conn.execute(select(inbox_table.c.delivery_key, inbox_table.c.received_at,
                                   inbox_table.c.applied_at, inbox_table.c.last_error)
                            .where(inbox_table.c.source == SOURCE,
@@ -147,7 +147,7 @@ def received_summary(found: Received) -> dict[str, Any]:
         "history": [{"at": found.received_at.isoformat(), "event": "request.stored"}]}
 
 
-def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
+def act(desk: Desk, request_id: str, step: RequestStep, *, actor: str,
         reason: str = "", months: int = 0, destination: str = "",
         records: tuple[tuple[str, str], ...] = (), wait: float = WAIT_SECONDS) -> Stored:
     """Move a request on (verify identity, extend, reject, not applicable, retry, review:
@@ -155,48 +155,48 @@ def act(container: Container, request_id: str, step: RequestStep, *, actor: str,
     if step in (RequestStep.CONFIRMED, RequestStep.NOT_TOLD, RequestStep.FINISH,
                 RequestStep.EXTENSION_TOLD):
         raise BadInput("that step is privasync's own")
-    now = container.clock()
+    now = desk.clock()
     ev = RequestAction(EventMeta(SOURCE, f"action:{uuid.uuid4()}", now,
                                  kind=f"request.{step.value}"),
                        request_id, step, reason.strip(), months, destination, actor,
                        records=tuple(records))
-    with reader(container.engine).connect() as conn:
+    with reader(desk.engine).connect() as conn:
         request = rq.get(conn, request_id)
         kept = rq.kept_exports(conn, [request_id]) if records else set()
     if request is None:
         raise NotFound("no such request")
     scratch = plan.Plan(plan.Loaded(requests={request_id: request}, kept_exports=kept),
-                        container.keyring,
-                        container.mappings, container.applier.routes, now)
+                        desk.keyring,
+                        desk.mappings, desk.applier.routes, now)
     try:
         apply_step(scratch, ev)  # the applier's rules, on a plan that is never written
     except BadInput as exc:
         raise Conflict(str(exc)) from None
-    stored = container.store_events(SOURCE, [ev], now)
-    return Stored(request_id, _applied(container, stored, wait))
+    stored = desk.store_events(SOURCE, [ev], now)
+    return Stored(request_id, _applied(desk, stored, wait))
 
 
-def _applier_running(container: Container) -> bool:
+def _applier_running(desk: Desk) -> bool:
     """Whether some process holds an unexpired applier lease (or this one runs it)."""
     from core.applier import LEASE
     from core.db import leases
 
-    if container.applier_loop is not None:
+    if desk.applier_loop is not None:
         return True
-    with reader(container.engine).connect() as conn:
+    with reader(desk.engine).connect() as conn:
         expires = conn.execute(select(leases.c.expires_at).where(
             leases.c.name == LEASE)).scalar_one_or_none()
-    return expires is not None and expires > container.clock()
+    return expires is not None and expires > desk.clock()
 
 
-def _applied(container: Container, stored: inbox.Stored, wait: float) -> bool:
+def _applied(desk: Desk, stored: inbox.Stored, wait: float) -> bool:
     """Wait (at most ``wait`` seconds) for the applier to apply the stored entry."""
     if stored.id is None:
         return True
-    if not _applier_running(container):
+    if not _applier_running(desk):
         return False  # nobody would apply it while we wait: say so at once
     deadline = time.monotonic() + wait
-    engine = reader(container.engine)
+    engine = reader(desk.engine)
     while True:
         with engine.connect() as conn:
             applied = conn.execute(select(inbox_table.c.applied_at).where(
@@ -236,12 +236,12 @@ def summary(request: rq.Request, now: datetime) -> dict[str, Any]:
                            if request.not_configured is not None else None)}
 
 
-def get(container: Container, request_id: str) -> rq.Request:
+def get(desk: Desk, request_id: str) -> rq.Request:
     """The request; raises NotFound, saying so when it is received but not applied yet."""
-    with reader(container.engine).connect() as conn:
+    with reader(desk.engine).connect() as conn:
         request = rq.get(conn, request_id)
     if request is None:
-        if received(container, request_id) is not None:
+        if received(desk, request_id) is not None:
             raise NotFound("the request is received but not applied yet: privasync applies "
                            "it as soon as its applier runs (privasync serve or scheduler)")
         raise NotFound("no such request")

@@ -10,45 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from connectors.plugin import Connection
 from core.errors import AuthError, ConfigError, DeliveryError, TransientError
 from core.mappings import Mappings
 from privasync.app.environment import mask_url
-from privasync.app.mapping_warnings import ENABLED_BY, configured
+from privasync.app.mapping_warnings import configured
+from privasync.app.plugins import PLUGINS, systems
 from privasync.app.settings import Settings
 
-# What to change, by the error class a connector's check raised.
-FIXES = {
-    "hubspot_scopes": "add them to the private app (Settings > Integrations > Private Apps "
-                      "> Scopes) and set the new token in PRIVASYNC_HUBSPOT__ACCESS_TOKEN",
-    "hubspot_mapping": "fix consent.subscriptions in hubspot.yaml to the portal's ids",
-    "hubspot_properties": "fix fields in hubspot.yaml to the portal's contact property names "
-                          "(Settings > Properties), or create them; never map a read-only one",
-    "salesforce_version": "set PRIVASYNC_SALESFORCE__API_VERSION to one the org serves",
-    "salesforce_permissions": "grant them to the integration user's profile or a permission "
-                              "set (Object Settings: object and field access; System "
-                              "Permissions: Bulk API Hard Delete)",
-    "mailchimp_list": "set PRIVASYNC_MAILCHIMP__LIST_ID to the audience's id (Audience > "
-                      "Settings > Audience name and defaults)",
-    "opendsr_discovery": "ask the processor to support what is named (or change the "
-                         "partner's identifiers in partners.yaml)",
-    "opendsr_certificate": "pin the processor's current CA-issued certificate in the variable "
-                           "its certificate_setting in partners.yaml names",
-    "mailchimp_webhook": "add or edit the audience's webhook (Audience > Settings > Webhooks) "
-                         "to PRIVASYNC_PUBLIC_URL/webhooks/mailchimp/ followed by "
-                         "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN, with those events and sources",
-}
-CREDENTIALS = {
-    "hubspot": "PRIVASYNC_HUBSPOT__ACCESS_TOKEN",
-    "salesforce": "PRIVASYNC_SALESFORCE__SESSION_ID or __USERNAME/__PASSWORD/__SECURITY_TOKEN",
-    "mailchimp": "PRIVASYNC_MAILCHIMP__API_KEY",
-}
-ADDRESS = {
-    "hubspot": "PRIVASYNC_HUBSPOT__BASE_URL",
-    "salesforce": "PRIVASYNC_SALESFORCE__INSTANCE_URL",
-    "mailchimp": "PRIVASYNC_MAILCHIMP__BASE_URL (or the key's data centre)",
-}
+# What to change, by the error class a connector's check raised (each plug-in's own).
+FIXES = {error: fix for p in PLUGINS for error, fix in p.check.fixes.items()}
+CREDENTIALS = {p.name: p.check.credentials for p in systems()}
+ADDRESS = {p.name: p.check.address for p in systems()}
 
 
 @dataclass(frozen=True)
@@ -76,9 +50,9 @@ def _fix(system: str, exc: DeliveryError) -> str:
     return "see the message above"
 
 
-def _try(system: str, make: Callable[[], Any], ok: str) -> Checked:
+def _try(system: str, make: Callable[[], Connection], ok: str) -> Checked:
     try:
-        make().check()
+        make().connector.check()
     except ConfigError as exc:
         return Checked(system, False, str(exc).splitlines()[0])
     except DeliveryError as exc:
@@ -97,23 +71,16 @@ def check_systems(settings: Settings, mappings: Mappings,
     builders = connector_builders(settings, mappings, environ, keyring=keyring(settings))
     enabled = configured(settings)
     results: list[Checked] = []
-    for system in ENABLED_BY:
+    for plugin in systems():
+        system, section = plugin.name, plugin.section(settings)
         if system not in enabled:
-            results.append(Checked(system, None, f"not configured (set {ENABLED_BY[system]})"))
-        elif system == "hubspot" and settings.hubspot.access_token is None:
-            results.append(Checked(system, None, "webhooks only (no access token, so not a "
-                                                 "destination): nothing to try"))
+            results.append(Checked(system, None, f"not configured (set {plugin.enabled_by})"))
+        elif not plugin.delivers(section):
+            results.append(Checked(system, None, plugin.check.idle))
         else:
-            results.append(_try(system, builders[system], _where(settings, system)))
-    for name in sorted(n for n in builders if n.startswith("partner:")):
+            results.append(_try(system, builders[system],
+                                plugin.check.ok(section, mask_url)))
+    own = {p.name for p in systems()}
+    for name in sorted(n for n in builders if n not in own):  # partners, one by one
         results.append(_try(name, builders[name], "reachable"))
     return results
-
-
-def _where(settings: Settings, system: str) -> str:
-    if system == "hubspot":
-        return f"token accepted, scopes sufficient, at {mask_url(settings.hubspot.base_url)}"
-    if system == "salesforce":
-        return (f"session accepted, API {settings.salesforce.api_version} served, at "
-                f"{mask_url(settings.salesforce.instance_url)}")
-    return f"key accepted, audience {settings.mailchimp.list_id} found"

@@ -64,9 +64,7 @@ def _log_start(container: Container, runs: str, address: str | None = None) -> N
     scheme = urlsplit(container.settings.broker_url).scheme
     broker = {"": "embedded", "redis": "redis", "rediss": "redis", "amqp": "rabbitmq",
               "amqps": "rabbitmq"}.get(scheme, scheme)
-    systems = {*container.destinations, *(f"partner:{n}" for n in container.partners)}
-    if container.hubspot is not None:
-        systems.add("hubspot")
+    systems = set(container.connections)
     where = {"address": address} if address else {}
     structlog.get_logger("privasync").info(
         "privasync listening" if address else "privasync running", **where, runs=runs,

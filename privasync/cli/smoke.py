@@ -29,14 +29,13 @@ from privasync.cli import context, output
 from privasync.cli.errors import CheckFailed, OperatorError
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
     from core.mappings import Mappings
     from core.requests import Request
     from privasync.app.bootstrap import Container
     from privasync.app.settings import Settings
 
-ORDER = ("salesforce", "hubspot", "mailchimp")  # the default --unsubscribe-in: the first
+# The default --unsubscribe-in is the first configured; any other system comes after these.
+FIRST = ("salesforce", "hubspot", "mailchimp")
 ACTOR = "smoke"
 POLL_SECONDS = 0.5
 T = TypeVar("T")
@@ -63,50 +62,42 @@ def tagged(address: str) -> tuple[str, str]:
 
 
 def configured(settings: Settings) -> list[str]:
-    """The systems whose settings are present, in ORDER."""
-    found = {"hubspot": settings.hubspot.access_token is not None,
-             "salesforce": bool(settings.salesforce.instance_url),
-             "mailchimp": settings.mailchimp.api_key is not None
-             and bool(settings.mailchimp.list_id)}
-    return [s for s in ORDER if found[s]]
+    """The systems whose settings are present, in ``order()``."""
+    from privasync.app.plugins import smoke_ready
+
+    ready = smoke_ready(settings)
+    return [s for s in order() if s in ready]
 
 
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
+def order() -> tuple[str, ...]:
+    """Every system the smoke can drive: FIRST in its order, then any other plug-in's."""
+    from privasync.app.plugins import smoke_order
+
+    return smoke_order(FIRST)
+
+
+class _Systems(click.Choice[str]):
+    """``--unsubscribe-in``'s choices, asked of the plug-ins only when a value or the help
+    needs them: importing every connector at start-up would slow every command."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return order()
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        pass
 
 
 def make_systems(settings: Settings, mappings: Mappings,
                  names: list[str]) -> dict[str, SmokeSystem]:
     """The smoke's own client for each named system, from the settings."""
-    made: dict[str, SmokeSystem] = {}
-    for name in names:
-        if name == "hubspot":
-            from connectors.hubspot.smoke import HubSpotSmoke
+    from privasync.app.plugins import smoke_client
 
-            hs = settings.hubspot
-            subscriptions = list(mappings.system("hubspot").consent.subscriptions)
-            if not subscriptions:
-                raise ConfigError("mappings/hubspot.yaml maps no subscription type (consent."
-                                  "subscriptions): the smoke has nothing to subscribe to")
-            made[name] = HubSpotSmoke(base_url=hs.base_url, access_token=_secret(
-                hs.access_token), timeout=hs.timeout_seconds, subscriptions=subscriptions)
-        elif name == "salesforce":
-            from connectors.salesforce.client import Credentials
-            from connectors.salesforce.smoke import SalesforceSmoke
-
-            sf = settings.salesforce
-            made[name] = SalesforceSmoke(Credentials(
-                instance_url=sf.instance_url, session_id=_secret(sf.session_id) or None,
-                username=sf.username, password=_secret(sf.password) or None,
-                security_token=_secret(sf.security_token) or None, domain=sf.domain,
-                version=sf.api_version, timeout=sf.timeout_seconds))
-        else:
-            from connectors.mailchimp.smoke import MailchimpSmoke
-
-            mc = settings.mailchimp
-            made[name] = MailchimpSmoke(base_url=mc.base_url, api_key=_secret(mc.api_key),
-                                        list_id=mc.list_id, timeout=mc.timeout_seconds)
-    return made
+    return {name: smoke_client(settings, mappings, name) for name in names}
 
 
 def reason(system: str, exc: Exception) -> str:
@@ -337,7 +328,7 @@ def run_smoke(settings: Settings, *, address: str, unsubscribe_in: str | None, t
 @click.option("--address", required=True,
               help="Your own e-mail address; each run uses a new plus-tagged form of it "
                    "(name+privasync-smoke-<8 hex>@domain), never printed.")
-@click.option("--unsubscribe-in", type=click.Choice(list(ORDER)), default=None,
+@click.option("--unsubscribe-in", type=_Systems(), default=None,
               help="Where the test person unsubscribes (default: the first configured of "
                    "salesforce, hubspot, mailchimp).")
 @click.option("--timeout", type=float, default=300.0, show_default=True,

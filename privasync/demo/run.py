@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from connectors.salesforce.plugin import PLUGIN as SALESFORCE
 from core import ledger
 from privasync.demo.stack import Stack, start_stack
 
@@ -136,7 +137,7 @@ def _echo_outcomes(stack: Stack) -> tuple[int, int, int]:
 def _report(stack: Stack, emails: list[str]) -> None:
     emu = stack.emulators
     jobs_before, _, _ = _echo_outcomes(stack)
-    time.sleep(2 * stack.container.settings.salesforce.poll_interval_seconds + 0.5)
+    time.sleep(2 * SALESFORCE.section(stack.container.settings).poll_interval_seconds + 0.5)
     jobs_after, record_jobs, echoes = _echo_outcomes(stack)
     others = [e for e in emails[1:] if (emu.mailchimp.member(e) or {}).get("status")
               == "subscribed"]

@@ -14,13 +14,13 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
+from connectors.hubspot.plugin import HubSpotSettings
+from connectors.mailchimp.plugin import MailchimpSettings
+from connectors.salesforce.plugin import SalesforceSettings
 from core.mappings import Mappings, load_mappings
 from privasync.app.bootstrap import Container, build
 from privasync.app.settings import (
     ApplierSettings,
-    HubSpotSettings,
-    MailchimpSettings,
-    SalesforceSettings,
     Settings,
     SmtpSettings,
     WorkerSettings,

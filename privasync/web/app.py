@@ -7,6 +7,7 @@ or a value from the request, and a refused delivery stores nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.mailchimp.webhooks import MAX_BODY_BYTES as MAILCHIMP_MAX_BODY_BYTES
+from connectors import plugin
 from core import deadletters, inbox, runtime
 from core.db import reader
 from core.errors import (
@@ -44,14 +45,8 @@ from privasync.web.bodies import (
     require_media,
 )
 from privasync.web.outage import outage
-from privasync.web.webhooks import (
-    check_mailchimp_token,
-    hubspot_webhook,
-    mailchimp_webhook,
-    opendsr_callback,
-    partner_message,
-)
 from workers.broker import ping
+from workers.metrics import Metrics
 
 log = structlog.get_logger("privasync.http")
 
@@ -81,7 +76,7 @@ def _accepted(stored: inbox.Stored) -> JSONResponse:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _guarded(source: str, container: Container, handler: Handler) -> Handler:
+def _guarded(source: str, metrics: Metrics, handler: Handler) -> Handler:
     """Translate our errors to 4xx/503 with a reason; anything else is a logged 500."""
 
     async def endpoint(request: Request) -> Response:
@@ -89,7 +84,7 @@ def _guarded(source: str, container: Container, handler: Handler) -> Handler:
             return await handler(request)
         except PrivasyncError as exc:
             status = _status_for(exc)
-            container.metrics.rejected.labels(source, type(exc).__name__).inc()
+            metrics.rejected.labels(source, type(exc).__name__).inc()
             log.info("webhook.rejected", source=source, status=status,
                      error=type(exc).__name__)
             return JSONResponse({"error": type(exc).__name__, "reason": str(exc)}, status,
@@ -106,48 +101,35 @@ def _guarded(source: str, container: Container, handler: Handler) -> Handler:
     return endpoint
 
 
+def webhook_endpoint(route: plugin.Route, intake: plugin.Intake, *, limit: int,
+                     timeout: float, public: str, clock: Callable[[], datetime]) -> Handler:
+    """A connector's webhook route served: admitted before any of the body is read, its
+    media type required, the body read within limits, then handed to the connector's
+    ``receive`` in a thread; 2xx once stored."""
+
+    async def endpoint(request: Request) -> Response:
+        params = dict(request.path_params)
+        if route.admit is not None:
+            route.admit(params)
+        if request.method in route.probe:
+            return PlainTextResponse("ok")
+        require_media(request, route.media_type)
+        body = await read_body(request, min(limit, route.max_body_bytes or limit), timeout)
+        url = str(request.url)
+        if public:  # the URL as the sender addressed (and signed) it
+            url = public + request.url.path + (f"?{request.url.query}" if request.url.query
+                                               else "")
+        delivery = plugin.Delivery(method=request.method, url=url, params=params,
+                                   headers=dict(request.headers), body=body, now=clock())
+        return _accepted(await run_in_threadpool(route.receive, intake, delivery))
+
+    return endpoint
+
+
 def create_app(container: Container) -> Starlette:
     limit = container.settings.max_body_bytes
     timeout = container.settings.body_read_timeout_seconds
     public = container.settings.public_url.rstrip("/")
-
-    async def hubspot(request: Request) -> Response:
-        require_media(request, "application/json")
-        body = await read_body(request, limit, timeout)
-        url = str(request.url)
-        if public:
-            url = public + request.url.path + (f"?{request.url.query}" if request.url.query
-                                               else "")
-        result = await run_in_threadpool(
-            hubspot_webhook, container, method=request.method, url=url, body=body,
-            headers=dict(request.headers), now=container.clock())
-        return _accepted(result)
-
-    async def mailchimp(request: Request) -> Response:
-        token = request.path_params["token"]
-        check_mailchimp_token(container, token)  # before anything of the body is read
-        if request.method in ("GET", "HEAD"):
-            return PlainTextResponse("ok")
-        require_media(request, "application/x-www-form-urlencoded")
-        body = await read_body(request, min(limit, MAILCHIMP_MAX_BODY_BYTES), timeout)
-        result = await run_in_threadpool(mailchimp_webhook, container, token=token, body=body,
-                                         now=container.clock())
-        return _accepted(result)
-
-    partner_handlers = {"ack": partner_message, "requests": partner_message,
-                        "opendsr": opendsr_callback}
-
-    async def partner(request: Request) -> Response:
-        handler = partner_handlers.get(request.path_params["kind"])
-        if handler is None:
-            raise ConfigError("partners post to .../ack, .../requests or .../opendsr")
-        require_media(request, "application/json")
-        body = await read_body(request, limit, timeout)
-        result = await run_in_threadpool(
-            handler, container, name=request.path_params["name"],
-            kind=request.path_params["kind"], body=body,
-            headers=dict(request.headers), now=container.clock())
-        return _accepted(result)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -169,12 +151,11 @@ def create_app(container: Container) -> Starlette:
         payload = await run_in_threadpool(generate_latest, container.metrics.registry)
         return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
+    webhooks = [Route(r.path, _guarded(r.source, container.metrics, webhook_endpoint(
+        r, container.intake, limit=limit, timeout=timeout, public=public,
+        clock=container.clock)), methods=list(r.methods)) for r in container.webhooks]
     return Starlette(exception_handlers={HTTPException: _http_refusal}, routes=[
-        Route("/webhooks/hubspot", _guarded("hubspot", container, hubspot), methods=["POST"]),
-        Route("/webhooks/mailchimp/{token}", _guarded("mailchimp", container, mailchimp),
-              methods=["GET", "HEAD", "POST"]),
-        Route("/webhooks/partners/{name}/{kind:str}", _guarded("partner", container, partner),
-              methods=["POST"]),
+        *webhooks,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

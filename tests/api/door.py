@@ -31,10 +31,12 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what the 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from connectors.hubspot.plugin import HubSpotSettings
+from connectors.mailchimp.plugin import MailchimpSettings
 from core import tokens
 from core.db import api_tokens, events, inbox, ledger_pending, requests, subjects
 from privasync.app.bootstrap import Container, build
-from privasync.app.settings import HubSpotSettings, MailchimpSettings, Settings
+from privasync.app.settings import Settings
 from privasync.emulators.opendsr.authority import TestAuthority, pem, sign
 from privasync.emulators.partner.signature import signed_headers
 from privasync.web.app import create_app

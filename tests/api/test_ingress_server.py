@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from connectors.hubspot.plugin import HubSpotSettings
 from privasync.app.bootstrap import Container, build
-from privasync.app.settings import HubSpotSettings
 from privasync.cli.main import configure_logging
 from privasync.demo.stack import AppServer
 from tests.api.door import (

@@ -146,8 +146,8 @@ def reserved_stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
         database_url=make_database("postgresql", tmp_path), var_dir=tmp_path,
         broker_url=redis_url, broker_namespace=BROKER_NAMESPACE, mappings_dir=MAPPINGS,
         poll_seconds=0.3)
-    assert running.container.salesforce is not None
-    allowance = running.container.salesforce.allowance
+    assert running.container.connector("salesforce") is not None
+    allowance = running.container.connector("salesforce").allowance
     assert allowance is not None
     allowance.refresh_seconds = 0.5  # PRIVASYNC_SALESFORCE__LIMITS_REFRESH_SECONDS
     yield running

@@ -43,9 +43,9 @@ def test_members_read_in_bulk_are_unsubscribed_without_a_look_up_each(stack: Sta
     emails = [f"member{i}@example.org" for i in range(5)]
     contacts = [seed(stack, e) for e in emails]
     settle(stack)
-    assert container.mailchimp is not None
+    assert container.connector("mailchimp") is not None
     listed = directory_refresher(container.engine, container.keyring, "mailchimp",
-                                 container.mailchimp)(datetime.now(UTC))
+                                 container.connector("mailchimp"))(datetime.now(UTC))
     assert listed == 5
     seen = len(stack.emulators.mailchimp.log)
     for contact in contacts:

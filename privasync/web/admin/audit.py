@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from core import ledger as chain
 from core.db import ledger, reader, requests
 from core.errors import BadInput
+from privasync.app.views import Records
 from privasync.web.admin.openapi import Call, Operation
 
 SCAN = 500  # rows read at a time while filtering by request
@@ -71,8 +72,8 @@ class EntryPage(BaseModel):
     next_cursor: str | None
 
 
-def verify_ledger(call: Call) -> Verified:
-    with reader(call.container.engine).connect() as conn:
+def verify_ledger(call: Call[Records]) -> Verified:
+    with reader(call.uses.engine).connect() as conn:
         report = chain.verify(conn)
         waiting = chain.pending_count(conn)
     broken = report.broken
@@ -102,12 +103,12 @@ def _entry(row: Any) -> Entry:
                  sealed=row.detail is not None and clear is None, detail=clear)
 
 
-def list_entries(call: Call) -> EntryPage:
+def list_entries(call: Call[Records]) -> EntryPage:
     q = call.query(EntriesQuery)
     for when in (q.start, q.end):
         if when is not None and when.tzinfo is None:
             raise BadInput("from and to need a time zone")
-    with reader(call.container.engine).connect() as conn:
+    with reader(call.uses.engine).connect() as conn:
         where = _where(conn, q)
         if where is None:
             return EntryPage(entries=[], next_cursor=None)

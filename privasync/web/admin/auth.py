@@ -21,7 +21,7 @@ from core import tokens
 from core.db import reader
 from core.errors import Unauthenticated
 from core.tokens import Principal
-from privasync.app.bootstrap import Container
+from privasync.app.views import Gate
 from privasync.web.admin.errors import RateLimited
 
 
@@ -83,8 +83,8 @@ def bearer(header: str | None) -> str:
 class Guard:
     """Authenticates admin requests for one app: a token, its scope, the failure limit."""
 
-    def __init__(self, container: Container, limiter: FailureLimiter | None = None) -> None:
-        self.container = container
+    def __init__(self, gate: Gate, limiter: FailureLimiter | None = None) -> None:
+        self.gate = gate
         self.limiter = limiter or FailureLimiter()
 
     async def authorized(self, request: Request, scope: str) -> Principal:
@@ -98,7 +98,7 @@ class Guard:
         wait = self.limiter.blocked_for(address)
         if wait is not None:
             raise RateLimited(wait)
-        c = self.container
+        c = self.gate
         now = c.clock()
         with c.foreground.serving():
             try:

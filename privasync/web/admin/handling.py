@@ -28,6 +28,7 @@ from privasync.web.admin.errors import FieldProblem, ValidationFailed, refusal
 from privasync.web.admin.openapi import Call, Operation
 from privasync.web.bodies import read_body, require_media
 from privasync.web.outage import outage
+from workers.runtime import Foreground
 
 log = structlog.get_logger("privasync.admin")
 
@@ -107,7 +108,7 @@ def endpoint(op: Operation, container: Container,
             params = query(request, op.query) if op.query is not None else None
             call = Call(container, principal, container.clock(), dict(request.path_params),
                         params, body)
-            result = await run_in_threadpool(_run, op, call)
+            result = await run_in_threadpool(_run, op, call, container.foreground)
             answer = _answer(op, result)
         except PrivasyncError as exc:
             container.metrics.rejected.labels("admin", type(exc).__name__).inc()
@@ -132,8 +133,8 @@ def endpoint(op: Operation, container: Container,
     return serve
 
 
-def _run(op: Operation, call: Call) -> BaseModel | None:
-    with call.container.foreground.serving():
+def _run(op: Operation, call: Call[Container], foreground: Foreground) -> BaseModel | None:
+    with foreground.serving():
         return op.handler(call)
 
 

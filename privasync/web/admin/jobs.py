@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import deadletters
 from core.db import reader
 from core.errors import Conflict, NotFound
+from privasync.app.views import Jobs
 from privasync.web.admin.errors import FieldProblem, ValidationFailed
 from privasync.web.admin.openapi import Call, Operation
 
@@ -76,7 +77,7 @@ def _view(job: deadletters.Job) -> JobView:
     return JobView(**job.as_dict())
 
 
-def list_jobs(call: Call) -> JobPage:
+def list_jobs(call: Call[Jobs]) -> JobPage:
     q = call.query(ListQuery)
     status = "dead" if q.dead else q.status
     if q.dead and q.status not in (None, "dead"):
@@ -84,7 +85,7 @@ def list_jobs(call: Call) -> JobPage:
         # query that does not fit (the document declares 422, not 400, for a query).
         raise ValidationFailed([FieldProblem(
             field="status", problem="dead=true asks for status dead; name one or the other")])
-    with reader(call.container.engine).connect() as conn:
+    with reader(call.uses.engine).connect() as conn:
         found = deadletters.listing(conn, status=status, destination=q.destination,
                                     limit=q.limit, after=int(q.cursor or 0))
     more = len(found) == q.limit
@@ -92,34 +93,34 @@ def list_jobs(call: Call) -> JobPage:
                    next_cursor=str(found[-1].id) if more else None)
 
 
-def _job_id(call: Call) -> int:
+def _job_id(call: Call[Jobs]) -> int:
     raw = call.path["job_id"]
     if not raw.isdigit() or len(raw) > 18:
         raise NotFound("no job with that id")
     return int(raw)
 
 
-def get_job(call: Call) -> JobView:
-    with reader(call.container.engine).connect() as conn:
+def get_job(call: Call[Jobs]) -> JobView:
+    with reader(call.uses.engine).connect() as conn:
         job = deadletters.get(conn, _job_id(call))
     if job is None:
         raise NotFound("no job with that id")
     return _view(job)
 
 
-def _answer(call: Call, done: deadletters.Retried) -> RetryResult:
+def _answer(call: Call[Jobs], done: deadletters.Retried) -> RetryResult:
     if done.destinations:
-        call.container.dispatch(sorted(done.destinations))
+        call.uses.dispatch(sorted(done.destinations))
     return RetryResult(retried=done.retried,
                        superseded={str(k): v for k, v in sorted(done.superseded.items())})
 
 
-def retry_job(call: Call) -> RetryResult:
+def retry_job(call: Call[Jobs]) -> RetryResult:
     job_id = _job_id(call)
-    done = deadletters.retry(call.container.engine, [job_id], call.now,
+    done = deadletters.retry(call.uses.engine, [job_id], call.now,
                              actor=call.principal.actor)
     if done.not_dead:
-        with reader(call.container.engine).connect() as conn:
+        with reader(call.uses.engine).connect() as conn:
             job = deadletters.get(conn, job_id)
         if job is None:
             raise NotFound("no job with that id")
@@ -127,9 +128,9 @@ def retry_job(call: Call) -> RetryResult:
     return _answer(call, done)
 
 
-def retry_dead(call: Call) -> RetryResult:
+def retry_dead(call: Call[Jobs]) -> RetryResult:
     body = call.body(RetryDead)
-    done = deadletters.retry_dead(call.container.engine, call.now, actor=call.principal.actor,
+    done = deadletters.retry_dead(call.uses.engine, call.now, actor=call.principal.actor,
                                   destination=body.destination)
     return _answer(call, done)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, RootModel
 
 from core.datamap import as_rows
+from privasync.app.views import Mapped
 from privasync.web.admin.openapi import Call, Operation
 
 
@@ -24,8 +25,8 @@ class DataMap(RootModel[list[FlowView]]):
     """Every canonical field x destination."""
 
 
-def get_mappings(call: Call) -> DataMap:
-    return DataMap.model_validate(as_rows(call.container.mappings))
+def get_mappings(call: Call[Mapped]) -> DataMap:
+    return DataMap.model_validate(as_rows(call.uses.mappings))
 
 
 OPERATIONS = (

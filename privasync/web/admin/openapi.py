@@ -14,16 +14,16 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from core.tokens import SCOPES, Principal
-from privasync.app.bootstrap import Container
 from privasync.web.admin.errors import Problem
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")  # the view of the app a handler group uses (privasync/app/views.py)
 PREFIX = "/api/v1"
 SCHEME = "bearerToken"
 _PATH_PARAM = re.compile(r"{([a-z_][a-z0-9_]*)}")
@@ -47,10 +47,11 @@ _REFUSALS: dict[int, tuple[str, str, dict[str, Any]]] = {
 
 
 @dataclass(frozen=True)
-class Call:
-    """What a handler is given: the caller, the clock's reading and the validated input."""
+class Call(Generic[V]):
+    """What a handler is given: the part of the app its group uses (``uses``, typed by a
+    narrow view), the caller, the clock's reading and the validated input."""
 
-    container: Container
+    uses: V
     principal: Principal
     now: datetime
     path: Mapping[str, str]
@@ -70,7 +71,7 @@ class Call:
         return self.query_model
 
 
-Handler = Callable[[Call], BaseModel | None]
+Handler = Callable[[Call[Any]], BaseModel | None]
 
 
 @dataclass(frozen=True)

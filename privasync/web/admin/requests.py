@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import requests as rq
 from core.db import reader
 from core.model import EXCLUDE, INCLUDE, RequestKind, RequestStep
-from privasync.app import access_bundle, breach, evidence, subject_requests
+from privasync.app import access_bundle, breach, evidence, subject_requests, views
 from privasync.web.admin.errors import FieldProblem, ValidationFailed
 from privasync.web.admin.openapi import Call, Operation
 
@@ -172,18 +172,18 @@ class BreachScope(BaseModel):
     subjects: list[dict[str, Any]]
 
 
-def create_request(call: Call) -> Accepted:
+def create_request(call: Call[views.Evidence]) -> Accepted:
     body = call.body(CreateRequest)
-    stored = subject_requests.create(call.container, kind=body.kind, email=body.email,
+    stored = subject_requests.create(call.uses, kind=body.kind, email=body.email,
                                    received=body.received_at,
                                    identity_verified=body.identity == "verified",
                                    fields=body.fields, actor=call.principal.actor)
     return Accepted(id=stored.request_id, applied=stored.applied)
 
 
-def list_requests(call: Call) -> RequestList:
+def list_requests(call: Call[views.Evidence]) -> RequestList:
     q = call.query(ListQuery)
-    with reader(call.container.engine).connect() as conn:
+    with reader(call.uses.engine).connect() as conn:
         found = rq.listing(conn, call.now, kind=q.kind.value if q.kind else None,
                            status=q.status, overdue=q.overdue,
                            due_within=timedelta(days=q.due_within_days)
@@ -192,57 +192,57 @@ def list_requests(call: Call) -> RequestList:
                                  for r in found])
 
 
-def get_request(call: Call) -> RequestView:
-    return RequestView(**evidence.story(call.container, call.path["request_id"]))
+def get_request(call: Call[views.Evidence]) -> RequestView:
+    return RequestView(**evidence.story(call.uses, call.path["request_id"]))
 
 
-def _step(call: Call, step: RequestStep, **options: Any) -> Accepted:
-    stored = subject_requests.act(call.container, call.path["request_id"], step,
+def _step(call: Call[views.Evidence], step: RequestStep, **options: Any) -> Accepted:
+    stored = subject_requests.act(call.uses, call.path["request_id"], step,
                                 actor=call.principal.actor, **options)
     return Accepted(id=stored.request_id, applied=stored.applied)
 
 
-def verify_identity(call: Call) -> Accepted:
+def verify_identity(call: Call[views.Evidence]) -> Accepted:
     return _step(call, RequestStep.VERIFY_IDENTITY)
 
 
-def extend_request(call: Call) -> Accepted:
+def extend_request(call: Call[views.Evidence]) -> Accepted:
     body = call.body(Extend)
     return _step(call, RequestStep.EXTEND, months=body.months, reason=body.reason)
 
 
-def reject_request(call: Call) -> Accepted:
+def reject_request(call: Call[views.Evidence]) -> Accepted:
     return _step(call, RequestStep.REJECT, reason=call.body(Reason).reason)
 
 
-def not_applicable(call: Call) -> Accepted:
+def not_applicable(call: Call[views.Evidence]) -> Accepted:
     return _step(call, RequestStep.NOT_APPLICABLE, destination=call.path["destination"],
                  reason=call.body(Reason).reason)
 
 
-def review_request(call: Call) -> Accepted:
+def review_request(call: Call[views.Evidence]) -> Accepted:
     body = call.body(Review)
     records = tuple((r, INCLUDE) for r in body.include) + tuple(
         (r, EXCLUDE) for r in body.exclude)
     return _step(call, RequestStep.REVIEW, reason=body.reason, records=records)
 
 
-def retry_request(call: Call) -> Accepted:
+def retry_request(call: Call[views.Evidence]) -> Accepted:
     return _step(call, RequestStep.RETRY, destination=call.body(Retry).destination)
 
 
-def request_evidence(call: Call) -> Evidence:
-    return Evidence(**evidence.evidence(call.container, call.path["request_id"]))
+def request_evidence(call: Call[views.Evidence]) -> Evidence:
+    return Evidence(**evidence.evidence(call.uses, call.path["request_id"]))
 
 
-def request_export(call: Call) -> access_bundle.AccessBundle:
-    return access_bundle.bundle(call.container, call.path["request_id"])
+def request_export(call: Call[views.Evidence]) -> access_bundle.AccessBundle:
+    return access_bundle.bundle(call.uses, call.path["request_id"])
 
 
-def breach_scope(call: Call) -> BreachScope:
+def breach_scope(call: Call[views.Evidence]) -> BreachScope:
     q = call.query(BreachQuery)
     try:
-        c = call.container
+        c = call.uses
         found = breach.breach_scope(c.engine, c.mappings, c.every_destination(),
                                     q.destination, q.start, q.end)
     except breach.UnknownDestination as exc:

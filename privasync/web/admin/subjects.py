@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from core import subjects
 from core.db import reader
 from core.errors import NotFound
+from privasync.app.views import Records
 from privasync.web.admin.openapi import Call, Operation
 
 
@@ -56,12 +57,12 @@ class SubjectView(BaseModel):
     jobs: dict[str, dict[str, int]] = Field(description="Jobs per destination and status.")
 
 
-def get_subject(call: Call) -> SubjectView:
+def get_subject(call: Call[Records]) -> SubjectView:
     subject_id = call.path["subject_id"]
     found = None
     if len(subject_id) <= 36:
-        with reader(call.container.engine).connect() as conn:
-            found = subjects.describe(conn, call.container.keyring, subject_id)
+        with reader(call.uses.engine).connect() as conn:
+            found = subjects.describe(conn, call.uses.keyring, subject_id)
     if found is None:
         raise NotFound("no subject with that id")
     return SubjectView.model_validate(found.__dict__)

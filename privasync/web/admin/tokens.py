@@ -14,6 +14,7 @@ from core import tokens
 from core.db import reader
 from core.errors import Forbidden, NotFound
 from core.tokens import Scope, Status
+from privasync.app.views import Records
 from privasync.web.admin.openapi import Call, Operation
 
 
@@ -56,8 +57,8 @@ class TokenList(BaseModel):
     tokens: list[TokenView]
 
 
-def list_tokens(call: Call) -> TokenList:
-    with reader(call.container.engine).connect() as conn:
+def list_tokens(call: Call[Records]) -> TokenList:
+    with reader(call.uses.engine).connect() as conn:
         found = tokens.listing(conn)
     return TokenList(tokens=[TokenView(
         name=t.name, scopes=list(t.scopes), status=t.status(call.now),
@@ -65,7 +66,7 @@ def list_tokens(call: Call) -> TokenList:
         last_used_at=t.last_used_at) for t in found])
 
 
-def create_token(call: Call) -> CreatedToken:
+def create_token(call: Call[Records]) -> CreatedToken:
     body = call.body(CreateToken)
     beyond = sorted(set(body.scopes) - call.principal.scopes)
     if beyond:
@@ -73,7 +74,7 @@ def create_token(call: Call) -> CreatedToken:
                         scope=beyond[0])
     expires_at = (call.now + timedelta(days=body.expires_in_days)
                   if body.expires_in_days is not None else None)
-    c = call.container
+    c = call.uses
     with c.engine.begin() as conn:
         token = tokens.create(conn, c.keyring, body.name, body.scopes, call.now, expires_at,
                               actor=call.principal.actor)
@@ -81,8 +82,8 @@ def create_token(call: Call) -> CreatedToken:
                         expires_at=expires_at)
 
 
-def revoke_token(call: Call) -> None:
-    with call.container.engine.begin() as conn:
+def revoke_token(call: Call[Records]) -> None:
+    with call.uses.engine.begin() as conn:
         if not tokens.revoke(conn, call.path["name"], call.now, actor=call.principal.actor):
             raise NotFound("no token of that name")
 
