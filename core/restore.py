@@ -39,7 +39,8 @@ from core.db import (
     suppression,
     system_refs,
 )
-from core.erasures import ErasureRecord, ref_digest
+from core.erasure_record import ErasureRecord
+from core.erasures import ref_digest
 
 RE_ERASED = "subject.re_erased"
 NOTE = "erased again after a database restore"

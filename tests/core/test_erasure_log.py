@@ -30,7 +30,7 @@ from core.db import (
     suppression,
     system_refs,
 )
-from core.erasures import ErasureRecord
+from core.erasure_record import ErasureRecord
 from core.model import (
     Channel,
     ConsentChange,
