@@ -27,7 +27,19 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core import codec, dsr, erasures, inbox, keys, ledger, outbox, plan, runtime, state
+from core import (
+    codec,
+    dsr,
+    erasures,
+    inbox,
+    keys,
+    ledger,
+    outbox,
+    plan,
+    plan_load,
+    runtime,
+    state,
+)
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
@@ -137,7 +149,7 @@ class Applier:
         if due:
             self._apply(self._parse(due), report)
         elif chaining:
-            self._write(plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
+            self._write(plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes,
                                   self.clock()), _Batch(), report)
         if self._next_sweep is None or now >= self._next_sweep:
             self._next_sweep = now + self.policy.returning_sweep
@@ -156,7 +168,7 @@ class Applier:
             done = dsr.returning_done(conn, now - self.policy.returning_quiet)
         if not done:
             return 0
-        decided = plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes, now)
+        decided = plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes, now)
         for subject_id, erased_by in done:
             dsr.shred_returning(decided, subject_id, erased_by)
         self._write(decided, _Batch(), report or TickReport())
@@ -225,7 +237,7 @@ class Applier:
             return
         batch = _Batch()
         self._set_aside(rows[0][0], exc, batch)
-        self._write(plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
+        self._write(plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes,
                               self.clock()), batch, report)
 
     def _set_aside(self, delivery: inbox.Delivery, exc: Exception, batch: _Batch) -> None:
@@ -249,11 +261,11 @@ class Applier:
             else:
                 parsed.append((d, found))
         with reader(self.engine).connect() as conn:
-            loaded = plan.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
+            loaded = plan_load.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
         parsed, enriched = self._look_up(parsed, loaded, batch)
         if enriched:  # addresses learned from a vendor: read what they point at
             with reader(self.engine).connect() as conn:
-                loaded = plan.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
+                loaded = plan_load.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
         decided = plan.Plan(loaded, self.keyring, self.mappings, self.routes, self.clock())
         for d, evs in parsed:
             for ev in sorted(evs, key=lambda e: e.meta.occurred_at):
@@ -262,14 +274,14 @@ class Applier:
             report.events += d.events
         self._write(decided, batch, report)
 
-    def _look_up(self, parsed: list[Parsed], loaded: plan.Loaded,
+    def _look_up(self, parsed: list[Parsed], loaded: plan_load.Loaded,
                  batch: _Batch) -> tuple[list[Parsed], bool]:
         """Ask each system for the addresses of its references nobody knows yet, outside any
         transaction; rows whose look-up failed wait (or, out of attempts, go without)."""
         wanted: dict[str, dict[SystemRef, None]] = {}
         for _, evs in parsed:
             for ev in evs:
-                for hint in plan.hints(ev):
+                for hint in plan_load.hints(ev):
                     ref = hint.ref
                     if ref is not None and not hint.email and ref not in loaded.refs \
                             and ref.system in self.resolvers:
@@ -289,7 +301,7 @@ class Applier:
         for d, evs in parsed:
             waits = broken and any(h.ref is not None and h.ref.system in broken and not h.email
                                    and h.ref not in loaded.refs
-                                   for ev in evs for h in plan.hints(ev))
+                                   for ev in evs for h in plan_load.hints(ev))
             if waits and d.attempts + 1 < self.policy.max_attempts:
                 batch.deferred.setdefault("lookup_failed", []).append(d)
                 continue
