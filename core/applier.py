@@ -336,7 +336,7 @@ class Applier:
                                                             default=0)
                 inbox.defer(conn, [d.id for d in rows], now + timedelta(seconds=retry), reason)
             _count(conn, counts)
-        if decided.shreds:
+        if decided.requests.shreds:
             self._scrub_pending = True
             self._log_pending = self.erasure_log is not None
         report.rows += len(batch.applied) + sum(len(r) for r in batch.failed.values())

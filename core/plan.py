@@ -93,20 +93,7 @@ class Plan:
     consent_rows: dict[tuple[str, str, Channel], dict[str, object]] = field(
         default_factory=dict)
     field_rows: dict[tuple[str, str], FieldState] = field(default_factory=dict)
-    request_rows: list[dict[str, object]] = field(default_factory=list)
-    destination_rows: list[dict[str, object]] = field(default_factory=list)
-    request_updates: dict[str, dict[str, object]] = field(default_factory=dict)
-    destination_updates: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
-    suppress: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
-    unsuppress: list[str] = field(default_factory=list)  # requests
-    cancel: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # subject, kinds
-    # (subject, erasure request; None for a returning person's subject, done with)
-    shreds: list[tuple[str, str | None]] = field(default_factory=list)
-    ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
-    ledger_texts: list[dict[str, object]] = field(default_factory=list)  # freetext.seal
-    # (request, subject, destination, record -> decision): held records an admin decided
-    reviews: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
-    finish_if_ready: set[str] = field(default_factory=set)
+    requests: dsr.Decisions = field(default_factory=dsr.Decisions)  # typed, core.dsr's
     jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(
         default_factory=dict)
