@@ -43,7 +43,7 @@ from core import (
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
-from core.errors import BadInput, DeliveryError, PrivasyncError, UnknownSubject
+from core.errors import BadInput, DeliveryError, PrivasyncError, Suppressed, UnknownSubject
 from core.identity import IdentityMap
 from core.mappings import Mappings
 from core.model import (
@@ -353,6 +353,11 @@ class Applier:
         losers = [s for s in dict.fromkeys(owners.get(r) for r in ev.merged) if s]
         try:
             winner, _ = identity.resolve(conn, ev.primary, now, create=False)
+        except Suppressed as exc:  # an erased person's address or record: not taken in
+            decided.request_entry("suppression.blocked", exc.subject_id, {
+                "request": exc.request_id, "source": ev.meta.source,
+                "event_kind": ev.meta.kind or type(ev).__name__})
+            return "suppressed", None
         except UnknownSubject:
             if not losers or ev.primary.ref is None:
                 return "unknown_subject", None

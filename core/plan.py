@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
-from core import dsr, keys, ledger, outbox
+from core import dsr, identity, keys, ledger, outbox
 from core.consent import Verdict, resolve
 from core.crypto import Keyring, normalise_email
 from core.db import (
@@ -170,7 +170,7 @@ class Plan:
             raise stop
         attached = self.add_email(subject_id, ev.new_email)
         if ev.new_ref is not None:
-            self._add_ref(subject_id, ev.new_ref)
+            self.add_ref(subject_id, ev.new_ref)
         self._entry("subject.identifier_changed", subject_id,
                     {"system": ev.meta.source, "attached": attached})
         return ("recorded" if attached else "identifier_conflict"), subject_id
@@ -283,10 +283,7 @@ class Plan:
         """Why ``hint`` names an erased person (their address or one of their vendor records
         is on the suppression list), or None."""
         got = self.loaded
-        digests = self.keyring.email_digests(hint.email) if hint.email else []
-        if hint.ref is not None:
-            digests += self.keyring.system_ref_digests(hint.ref.system, hint.ref.ref)
-        for digest in digests:
+        for digest in identity.hint_digests(self.keyring, hint):
             if digest in got.suppressed:
                 request_id, erased = got.suppressed[digest]
                 return Suppressed("the person was erased", request_id=request_id,
@@ -304,28 +301,16 @@ class Plan:
                 raise stop
 
     def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
-        """The subject for a hint (by reference, then by e-mail), creating it if allowed;
-        raises UnknownSubject when only an unknown reference is given, Suppressed when the
-        hint names an erased person (nothing of theirs is taken in again)."""
-        got = self.loaded
-        stop = self.blocked(hint)
-        if stop is not None:
-            raise stop
-        digests = self.keyring.email_digests(hint.email) if hint.email else []
-        subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
-        known_ref = subject_id is not None
-        if subject_id is None:
-            subject_id = self._owner(digests)
-        created = False
-        if subject_id is None:
-            if not hint.email or not create:
-                raise UnknownSubject("no subject is known for this event")
-            subject_id, created = self._create(), True
-        if hint.email:
-            self.add_email(subject_id, hint.email)
-        if hint.ref is not None and not known_ref:
-            self._add_ref(subject_id, hint.ref)
-        return subject_id, created
+        """The subject for a hint (core.identity.resolve, over this batch's memory). Raises
+        UnknownSubject when only an unknown reference is given, Suppressed when the hint
+        names an erased person (nothing of theirs is taken in again)."""
+        return identity.resolve(self, hint, create=create)
+
+    def by_ref(self, ref: SystemRef) -> str | None:
+        return self.loaded.refs.get(ref)
+
+    def by_email(self, email: str) -> str | None:
+        return self._owner(self.keyring.email_digests(email))
 
     def returning(self, hint: SubjectHint, stop: Suppressed, why: str) -> tuple[str, bool]:
         """A person erased before, back with a request or a withdrawal: the subject that
@@ -338,7 +323,7 @@ class Plan:
         owner = self._owner(self.keyring.email_digests(hint.email))
         if owner is not None:
             return owner, False
-        subject_id = self._create(returned_after=stop.request_id or "-")
+        subject_id = self.create(returned_after=stop.request_id or "-")
         self.add_email(subject_id, hint.email, returning=True)
         self.request_entry("subject.returned", subject_id, {
             "erased_by": stop.request_id, "why": why,
@@ -348,11 +333,11 @@ class Plan:
     def unidentified(self, ref: SystemRef) -> str:
         """A subject for a request about a record nobody knows: its own key, the record's
         reference, nothing else."""
-        subject_id = self._create()
-        self._add_ref(subject_id, ref)
+        subject_id = self.create()
+        self.add_ref(subject_id, ref)
         return subject_id
 
-    def _create(self, *, returned_after: str | None = None) -> str:
+    def create(self, *, returned_after: str | None = None) -> str:
         subject_id = str(uuid.uuid4())
         key = self.keyring.new_subject_key()
         self.new_subjects.append({"id": subject_id, "created_at": self.now,
@@ -390,7 +375,7 @@ class Plan:
         self.loaded.emails[digests[0]] = subject_id
         return True
 
-    def _add_ref(self, subject_id: str, ref: SystemRef) -> None:
+    def add_ref(self, subject_id: str, ref: SystemRef) -> None:
         current = self.loaded.refs.get(ref)
         if current == subject_id:
             return
