@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from core import (
     codec,
     dsr,
+    dsr_store,
     erasures,
     inbox,
     keys,
@@ -165,7 +166,7 @@ class Applier:
         nothing left to do here; returns how many."""
         now = self.clock()
         with reader(self.engine).connect() as conn:
-            done = dsr.returning_done(conn, now - self.policy.returning_quiet)
+            done = dsr_store.returning_done(conn, now - self.policy.returning_quiet)
         if not done:
             return 0
         decided = plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes, now)

@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
-from core import dsr, identity, keys, ledger, outbox
+from core import dsr, dsr_store, identity, keys, ledger, outbox
 from core.consent import Verdict, resolve
 from core.crypto import Keyring, normalise_email
 from core.db import (
@@ -437,13 +437,13 @@ class Plan:
              "key_version": v.version}
             for (s, f), v in self.field_rows.items()],
             conflict=("subject_id", "field"), update=("digest", "occurred_at", "key_version"))
-        dsr.write(self, conn)
+        dsr_store.write(self, conn)
         outbox.add(conn, now, [(kind, d, s, origin, None)
                                for (kind, d, s), origin in self.jobs.items()]
                    + [(outbox.RECORD, d, s, origin, self._seal(s, payload))
                       for (d, s), (origin, payload) in self.record_jobs.items()])
         write_many(conn, events, self.event_rows, ignore=True)
-        dsr.shred(self, conn)
+        dsr_store.shred(self, conn)
 
     def _seal(self, subject_id: str, payload: dict[str, FieldValue]) -> bytes | None:
         key = self.loaded.keys.get(subject_id)
