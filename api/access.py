@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 
 from api.bootstrap import Container
 from api.requests_admin import get
-from core import requests as rq
 from core import state
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import events, identifiers, jobs, ledger, reader, request_exports
 from core.errors import NotFound

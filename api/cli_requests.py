@@ -104,7 +104,7 @@ def listing(due_within: timedelta | None, overdue: bool, status: str | None, kin
     from api.cli import _settings
     from api.database import open_current
     from api.requests_admin import summary
-    from core import requests as rq
+    from core import subject_requests as rq
     from core.db import reader
 
     # A listing reads the requests table only: no vendor credential or partner secret is

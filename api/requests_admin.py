@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from api.bootstrap import Container
 from core import inbox, keys, plan
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import inbox as inbox_table
 from core.db import reader
 from core.dsr import step as apply_step

@@ -229,7 +229,7 @@ class Smoke:
         return stored.request_id if ok else None
 
     def _complete(self, request_id: str) -> bool:
-        from core import requests as rq
+        from core import subject_requests as rq
 
         def done() -> bool:
             request = self._request(request_id)
@@ -248,7 +248,7 @@ class Smoke:
         return self.wait("complete", {"privasync": done}, time.monotonic(), late)
 
     def _request(self, request_id: str) -> Any:
-        from core import requests as rq
+        from core import subject_requests as rq
         from core.db import reader
 
         with reader(self.container.engine).connect() as conn:

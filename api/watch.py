@@ -13,7 +13,7 @@ import structlog
 
 from api.bootstrap import Container
 from core import ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.fulfil import hand_back
 
 # How long every destination must have stood still before a request nobody finished is

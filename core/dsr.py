@@ -13,7 +13,7 @@ hash and the text is sealed under the person's key (core.freetext); the requests
 own copies are cleared at the shredding.
 
 The rules live here and touch no table: a request's own state changes through its
-methods (core.requests), everything else is queued in ``Decisions``; core.dsr_store
+methods (core.subject_requests), everything else is queued in ``Decisions``; core.dsr_store
 writes both, and does the shredding.
 """
 
@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Protocol
 
 from core import ackproofs, freetext, review
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.errors import BadInput, Suppressed, UnknownSubject
 from core.mappings import Mappings

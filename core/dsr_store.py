@@ -1,6 +1,6 @@
 """The request rules' decisions, stored: the SQL behind core.dsr.
 
-``write`` stores a batch's request decisions (core.requests maps the requests' own
+``write`` stores a batch's request decisions (core.subject_requests maps the requests' own
 state to their columns; this adds the suppression list, the cancelled jobs, the kept
 acknowledgements and free texts, the reviewed exports); ``shred`` is the
 crypto-shredding that ends an erasure, ``shred_subjects`` the part a restore replays
@@ -16,7 +16,7 @@ from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from core import ackproofs, dsr, erasures, freetext, outbox, review
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import SYSTEM_REF
 from core.db import (
     AwareDateTime,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from core import keys
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import (
     consents,

@@ -26,7 +26,7 @@ from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from core import dsr_store, keys, ledger, outbox
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import SYSTEM_REF, Keyring
 from core.db import (
     AwareDateTime,

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import request_exports
 from core.errors import BadInput

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import access, proof, requests_admin
 from api.admin.errors import FieldProblem, ValidationFailed
 from api.admin.openapi import Call, Operation
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import reader
 from core.model import EXCLUDE, INCLUDE, RequestKind, RequestStep
 

@@ -18,7 +18,7 @@ from api.cli import main
 from api.proof import evidence, story
 from api.requests_admin import act, create
 from core import freetext, ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import subject_keys
 from core.model import RequestKind, RequestStep
 from tests.api.door import ACKS, Door, ack

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import func, select
 
 from api.stack import Stack
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import inbox
 from emulators.partner.signature import signed_headers
 from tests.e2e.conftest import applied, settle, subject_of

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from api.cli import main as cli
 from api.stack import Stack, start_stack
-from core import requests as rq
+from core import subject_requests as rq
 from emulators.http import Fault
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 

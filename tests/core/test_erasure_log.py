@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from core import erasures, ledger, restore
-from core import requests as rq
+from core import subject_requests as rq
 from core.applier import Applier
 from core.db import (
     erasure_log_pending,

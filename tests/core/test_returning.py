@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core import outbox
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import jobs, ledger, subject_keys, subjects, suppression
 from core.dsr import NOTIFIER
 from core.model import (

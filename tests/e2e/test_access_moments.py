@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from api.stack import Stack
-from core import requests as rq
+from core import subject_requests as rq
 from tests.e2e.conftest import settle, wait_for
 from tests.e2e.test_erasure_everywhere import (  # noqa: F401 - fixtures
     EMAIL,

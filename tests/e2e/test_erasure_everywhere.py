@@ -25,7 +25,7 @@ from api.cli import main as cli
 from api.proof import check_segment
 from api.stack import Emulators, Stack, start_stack
 from core import ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import event_counts, metadata, subject_keys
 from core.db import ledger as ledger_table

@@ -17,7 +17,7 @@ import structlog
 from api.cli import configure_logging
 from api.stack import Stack
 from connectors.mailchimp import subscriber_hash
-from core import requests as rq
+from core import subject_requests as rq
 from tests.e2e import test_erasure_everywhere as everywhere
 from tests.e2e.conftest import settle, wait_for
 from tests.e2e.test_erasure_everywhere import (
