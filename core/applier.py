@@ -27,11 +27,24 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core import codec, dsr, erasures, inbox, keys, ledger, outbox, plan, runtime, state
+from core import (
+    codec,
+    dsr,
+    dsr_store,
+    erasures,
+    inbox,
+    keys,
+    ledger,
+    outbox,
+    plan,
+    plan_load,
+    runtime,
+    state,
+)
 from core.consent import Verdict, resolve
 from core.crypto import Keyring
 from core.db import event_counts, events, insert_for, ledger_pending, reader, scrub
-from core.errors import BadInput, DeliveryError, PrivasyncError, UnknownSubject
+from core.errors import BadInput, DeliveryError, PrivasyncError, Suppressed, UnknownSubject
 from core.identity import IdentityMap
 from core.mappings import Mappings
 from core.model import (
@@ -137,7 +150,7 @@ class Applier:
         if due:
             self._apply(self._parse(due), report)
         elif chaining:
-            self._write(plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
+            self._write(plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes,
                                   self.clock()), _Batch(), report)
         if self._next_sweep is None or now >= self._next_sweep:
             self._next_sweep = now + self.policy.returning_sweep
@@ -153,10 +166,10 @@ class Applier:
         nothing left to do here; returns how many."""
         now = self.clock()
         with reader(self.engine).connect() as conn:
-            done = dsr.returning_done(conn, now - self.policy.returning_quiet)
+            done = dsr_store.returning_done(conn, now - self.policy.returning_quiet)
         if not done:
             return 0
-        decided = plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes, now)
+        decided = plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes, now)
         for subject_id, erased_by in done:
             dsr.shred_returning(decided, subject_id, erased_by)
         self._write(decided, _Batch(), report or TickReport())
@@ -225,7 +238,7 @@ class Applier:
             return
         batch = _Batch()
         self._set_aside(rows[0][0], exc, batch)
-        self._write(plan.Plan(plan.Loaded(), self.keyring, self.mappings, self.routes,
+        self._write(plan.Plan(plan_load.Loaded(), self.keyring, self.mappings, self.routes,
                               self.clock()), batch, report)
 
     def _set_aside(self, delivery: inbox.Delivery, exc: Exception, batch: _Batch) -> None:
@@ -249,11 +262,11 @@ class Applier:
             else:
                 parsed.append((d, found))
         with reader(self.engine).connect() as conn:
-            loaded = plan.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
+            loaded = plan_load.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
         parsed, enriched = self._look_up(parsed, loaded, batch)
         if enriched:  # addresses learned from a vendor: read what they point at
             with reader(self.engine).connect() as conn:
-                loaded = plan.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
+                loaded = plan_load.load(conn, self.keyring, [e for _, evs in parsed for e in evs])
         decided = plan.Plan(loaded, self.keyring, self.mappings, self.routes, self.clock())
         for d, evs in parsed:
             for ev in sorted(evs, key=lambda e: e.meta.occurred_at):
@@ -262,14 +275,14 @@ class Applier:
             report.events += d.events
         self._write(decided, batch, report)
 
-    def _look_up(self, parsed: list[Parsed], loaded: plan.Loaded,
+    def _look_up(self, parsed: list[Parsed], loaded: plan_load.Loaded,
                  batch: _Batch) -> tuple[list[Parsed], bool]:
         """Ask each system for the addresses of its references nobody knows yet, outside any
         transaction; rows whose look-up failed wait (or, out of attempts, go without)."""
         wanted: dict[str, dict[SystemRef, None]] = {}
         for _, evs in parsed:
             for ev in evs:
-                for hint in plan.hints(ev):
+                for hint in plan_load.hints(ev):
                     ref = hint.ref
                     if ref is not None and not hint.email and ref not in loaded.refs \
                             and ref.system in self.resolvers:
@@ -289,7 +302,7 @@ class Applier:
         for d, evs in parsed:
             waits = broken and any(h.ref is not None and h.ref.system in broken and not h.email
                                    and h.ref not in loaded.refs
-                                   for ev in evs for h in plan.hints(ev))
+                                   for ev in evs for h in plan_load.hints(ev))
             if waits and d.attempts + 1 < self.policy.max_attempts:
                 batch.deferred.setdefault("lookup_failed", []).append(d)
                 continue
@@ -324,7 +337,7 @@ class Applier:
                                                             default=0)
                 inbox.defer(conn, [d.id for d in rows], now + timedelta(seconds=retry), reason)
             _count(conn, counts)
-        if decided.shreds:
+        if decided.requests.shreds:
             self._scrub_pending = True
             self._log_pending = self.erasure_log is not None
         report.rows += len(batch.applied) + sum(len(r) for r in batch.failed.values())
@@ -341,6 +354,11 @@ class Applier:
         losers = [s for s in dict.fromkeys(owners.get(r) for r in ev.merged) if s]
         try:
             winner, _ = identity.resolve(conn, ev.primary, now, create=False)
+        except Suppressed as exc:  # an erased person's address or record: not taken in
+            decided.request_entry("suppression.blocked", exc.subject_id, {
+                "request": exc.request_id, "source": ev.meta.source,
+                "event_kind": ev.meta.kind or type(ev).__name__})
+            return "suppressed", None
         except UnknownSubject:
             if not losers or ev.primary.ref is None:
                 return "unknown_subject", None

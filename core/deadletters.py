@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from core import ledger, outbox
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import jobs, subjects
 from core.dsr import ERASE, EXPORT
 from core.model import RequestKind

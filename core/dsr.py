@@ -11,37 +11,25 @@ they are the proof. A free text in one (an admin's reason, a partner's
 acknowledgement detail) may describe the person, so the entry holds only its salted
 hash and the text is sealed under the person's key (core.freetext); the requests'
 own copies are cleared at the shredding.
+
+The rules live here and touch no table: a request's own state changes through its
+methods (core.subject_requests), everything else is queued in ``Decisions``; core.dsr_store
+writes both, and does the shredding.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlalchemy import delete, literal, or_, select, update
-from sqlalchemy.engine import Connection
-
-from core import ackproofs, erasures, freetext, outbox, review
-from core import requests as rq
-from core.crypto import SYSTEM_REF
-from core.db import (
-    AwareDateTime,
-    consents,
-    field_state,
-    identifiers,
-    insert_for,
-    jobs,
-    request_destinations,
-    request_exports,
-    requests,
-    subject_keys,
-    subjects,
-    suppression,
-    system_refs,
-)
+from core import ackproofs, freetext, review
+from core import subject_requests as rq
+from core.crypto import Keyring
 from core.errors import BadInput, Suppressed, UnknownSubject
+from core.mappings import Mappings
 from core.model import (
     EXCLUDE,
     INCLUDE,
@@ -61,15 +49,61 @@ from core.model import (
     SubjectHint,
     SystemRef,
 )
+from core.plan_load import Loaded
 from core.records import addresses
-
-if TYPE_CHECKING:
-    from core.plan import Plan
+from core.routes import Routes
 
 ERASE, EXPORT, NOTIFY = "erasure", "export", "notify"
 NOTIFIER = "notifier"  # the destination name of the confirmation to the person
 PRIVASYNC = "privasync"  # privasync's own records, in an access request's bundle
 _NAMESPACE = uuid.UUID("6f1c3e1a-9a55-4a53-9d0e-5d6a1d3c0b11")
+
+
+@dataclass
+class Decisions:
+    """A batch's decisions on requests and what follows from them, until ``write``."""
+
+    changes: rq.Changes = field(default_factory=rq.Changes)
+    suppress: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
+    unsuppress: list[str] = field(default_factory=list)  # requests
+    cancel: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # subject, kinds
+    # (subject, erasure request; None for a returning person's subject, done with)
+    shreds: list[tuple[str, str | None]] = field(default_factory=list)
+    ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
+    ledger_texts: list[dict[str, object]] = field(default_factory=list)  # freetext.seal
+    reviews: list[review.Reviewed] = field(default_factory=list)
+    finish_if_ready: set[str] = field(default_factory=set)
+
+
+class Batch(Protocol):
+    """What the request rules use of the batch being decided: what it read, its identity
+    and consent rules, its jobs and ledger entries (core.plan.Plan is the one)."""
+
+    loaded: Loaded
+    keyring: Keyring
+    mappings: Mappings
+    routes: Routes
+    now: datetime
+    requests: Decisions
+
+    def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]: ...
+
+    def returning(self, hint: SubjectHint, stop: Suppressed, why: str) -> tuple[str, bool]: ...
+
+    def unidentified(self, ref: SystemRef) -> str: ...
+
+    def refuse_suppressed(self, emails: Iterable[str | None]) -> None: ...
+
+    def record_for(self, subject_id: str, ev: RecordChanged, received_at: datetime) -> str: ...
+
+    def consent_for(self, subject_id: str, ev: ConsentChanged,
+                    received_at: datetime) -> str: ...
+
+    def job(self, kind: str, destination: str, subject_id: str,
+            received_at: datetime) -> None: ...
+
+    def request_entry(self, kind: str, subject_id: str | None,
+                      detail: dict[str, object]) -> None: ...
 
 
 def request_id_for(ev: ErasureRequested) -> str:
@@ -78,7 +112,7 @@ def request_id_for(ev: ErasureRequested) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{ev.meta.source}:{ev.meta.source_event_id}"))
 
 
-def received(plan: Plan, ev: RequestReceived | ErasureRequested,
+def received(plan: Batch, ev: RequestReceived | ErasureRequested,
              received_at: datetime) -> tuple[str, str | None]:
     recorded_at = received_at  # when privasync got it: an identity check is asked from then
     if isinstance(ev, ErasureRequested):
@@ -115,25 +149,17 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
     identity_due = None if asked is None else asked + plan.routes.identity_wait
     unreached = sorted(plan.routes.not_configured)
     note = rq.UNIDENTIFIED_NOTE if unidentified else None
-    plan.request_rows.append({
-        "id": ev.request_id, "kind": kind.value, "subject_id": subject_id,
-        "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
-        "received_at": received_at, "due_at": rq.due_at(received_at), "status": status,
-        "paused_since": asked, "paused_seconds": 0, "extended_months": 0,
-        "identity_due_at": identity_due, "not_configured": json.dumps(unreached),
-        "note": note})
     destinations = _destinations(plan, kind)
-    plan.destination_rows += [{"request_id": ev.request_id, "destination": d,
-                               "status": rq.PENDING, "updated_at": plan.now}
-                              for d in destinations]
-    if kind == RequestKind.ERASURE:
-        plan.loaded.open_erasure[subject_id] = ev.request_id
-    plan.loaded.requests[ev.request_id] = rq.Request(
+    request = rq.Request(
         ev.request_id, kind.value, subject_id, ev.meta.source, ev.actor or ev.meta.source,
         received_at, status, asked, 0, 0, None, None, None, None,
         note, tuple(rq.Destination(d, rq.PENDING, None, None, None, {}, plan.now)
                     for d in destinations), identity_due_at=identity_due,
         not_configured=tuple(unreached))
+    plan.requests.changes.open(request)
+    if kind == RequestKind.ERASURE:
+        plan.loaded.open_erasure[subject_id] = ev.request_id
+    plan.loaded.requests[ev.request_id] = request
     plan.request_entry("request.received", subject_id, {
         "request": ev.request_id, "kind": kind.value, "source": ev.meta.source,
         "actor": ev.actor or ev.meta.source, "identity": "verified" if verified else "pending",
@@ -150,11 +176,11 @@ def received(plan: Plan, ev: RequestReceived | ErasureRequested,
             "record": ev.subject.ref.ref, "why": "the system no longer holds the record and "
             "privasync never stored it: who asked is unknown"})
     if verified:
-        _start(plan, ev.request_id, kind, subject_id, received_at, ev)
+        _start(plan, request, ev)
     return "request_opened", subject_id
 
 
-def _destinations(plan: Plan, kind: RequestKind) -> list[str]:
+def _destinations(plan: Batch, kind: RequestKind) -> list[str]:
     if kind == RequestKind.ERASURE:
         return sorted(plan.routes.erasure)
     if kind in (RequestKind.ACCESS, RequestKind.PORTABILITY):
@@ -162,38 +188,37 @@ def _destinations(plan: Plan, kind: RequestKind) -> list[str]:
     return []
 
 
-def _already_erased(plan: Plan, ev: RequestReceived, received_at: datetime,
+def _already_erased(plan: Batch, ev: RequestReceived, received_at: datetime,
                     exc: Suppressed) -> None:
-    """A request about someone already erased: recorded as done, pointing at the erasure."""
-    plan.request_rows.append({
-        "id": ev.request_id, "kind": ev.kind.value, "subject_id": exc.subject_id or "-",
-        "source": ev.meta.source, "actor": ev.actor or ev.meta.source,
-        "received_at": received_at, "due_at": rq.due_at(received_at),
-        "status": rq.COMPLETED, "completed_at": plan.now, "paused_seconds": 0,
-        "extended_months": 0, "note": f"already erased by request {exc.request_id}"})
+    """A request about someone already erased: recorded as done, pointing at the erasure.
+    (Not among the requests the batch knows: a later step on it names no request.)"""
+    plan.requests.changes.open(rq.Request(
+        ev.request_id, ev.kind.value, exc.subject_id or "-", ev.meta.source,
+        ev.actor or ev.meta.source, received_at, rq.COMPLETED, None, 0, 0, None, None,
+        plan.now, None, f"already erased by request {exc.request_id}"))
     plan.request_entry("request.already_erased", exc.subject_id, {
         "request": ev.request_id, "erased_by": exc.request_id, "kind": ev.kind.value})
 
 
-def _start(plan: Plan, request_id: str, kind: str, subject_id: str, received_at: datetime,
-           ev: RequestReceived | None = None) -> None:
+def _start(plan: Batch, request: rq.Request, ev: RequestReceived | None = None) -> None:
     """The identity is known: do what was asked."""
+    request_id, kind, subject_id = request.id, request.kind, request.subject_id
+    received_at = request.received_at
     if kind == RequestKind.ERASURE:
-        plan.suppress.append((subject_id, request_id))
+        plan.requests.suppress.append((subject_id, request_id))
         for destination in plan.routes.erasure:
             plan.job(ERASE, destination, subject_id, received_at)
-        plan.finish_if_ready.add(request_id)  # nothing to wait for if no system erases
+        plan.requests.finish_if_ready.add(request_id)  # nothing to wait for if no system erases
     elif kind in (RequestKind.ACCESS, RequestKind.PORTABILITY):
         for destination in plan.routes.exports:
             plan.job(EXPORT, destination, subject_id, received_at)
-        plan.destination_updates.append((request_id, PRIVASYNC, {
-            "status": rq.DONE, "receipt": {"at": plan.now.isoformat(),
-                                            "verified": "read from privasync's own records "
-                                                        "when the bundle is made"}}))
+        plan.requests.changes.move(request.move(PRIVASYNC, rq.DONE, receipt={
+            "at": plan.now.isoformat(),
+            "verified": "read from privasync's own records when the bundle is made"}))
         if not plan.routes.exports:
-            _complete(plan, request_id, subject_id)
+            _complete(plan, request)
     elif kind == RequestKind.OBJECTION:
-        _object(plan, request_id, subject_id, received_at)
+        _object(plan, request)
     elif kind == RequestKind.RECTIFICATION and ev is not None:
         try:
             plan.refuse_suppressed(addresses(ev.fields))
@@ -204,13 +229,14 @@ def _start(plan: Plan, request_id: str, kind: str, subject_id: str, received_at:
             plan.request_entry("suppression.blocked", subject_id, {
                 "request": request_id, "erased_by": exc.request_id, "source": PRIVASYNC,
                 "event_kind": "rectification"})
-            plan.request_updates.setdefault(request_id, {})["note"] = \
-                "not applied: the corrected address is on the suppression list"
-        _complete(plan, request_id, subject_id)
+            plan.requests.changes.change(request_id, request.annotate(
+                "not applied: the corrected address is on the suppression list"))
+        _complete(plan, request)
 
 
-def _object(plan: Plan, request_id: str, subject_id: str, received_at: datetime) -> None:
+def _object(plan: Batch, request: rq.Request) -> None:
     """Art. 21(3): every direct-marketing purpose, on every channel, withdrawn."""
+    request_id, subject_id = request.id, request.subject_id
     changes = tuple(ConsentChange(name, channel, ConsentStatus.WITHDRAWN)
                     for name, purpose in sorted(plan.mappings.purposes.items())
                     if purpose.direct_marketing
@@ -220,28 +246,27 @@ def _object(plan: Plan, request_id: str, subject_id: str, received_at: datetime)
             EventMeta(PRIVASYNC, f"request:{request_id}", plan.now, kind="objection"),
             SubjectHint(ref=SystemRef(PRIVASYNC, f"subject:{subject_id}")), changes,
             Evidence(PRIVASYNC, "objection", proof_reference=f"request:{request_id}")),
-            received_at)
-    _complete(plan, request_id, subject_id)
+            request.received_at)
+    _complete(plan, request)
 
 
-def _complete(plan: Plan, request_id: str, subject_id: str | None) -> None:
-    plan.request_updates.setdefault(request_id, {}).update(
-        {"status": rq.COMPLETED, "completed_at": plan.now})
-    plan.request_entry("request.completed", subject_id, {"request": request_id})
+def _complete(plan: Batch, request: rq.Request) -> None:
+    plan.requests.changes.change(request.id, request.complete(plan.now))
+    plan.request_entry("request.completed", request.subject_id, {"request": request.id})
 
 
-def _sealed(plan: Plan, request: rq.Request, text: str) -> tuple[dict[str, str], str]:
+def _sealed(plan: Batch, request: rq.Request, text: str) -> tuple[dict[str, str], str]:
     """A free text about ``request`` as its ledger entry holds it (the salted hash; the
     text goes sealed under the person's key) and as the request's row keeps it (the text,
     for the notice and the admin, until the person is erased; not kept if they are)."""
     key = plan.loaded.keys.get(request.subject_id)
     value, row = freetext.seal(key, request.subject_id, text, plan.now)
     if row is not None:
-        plan.ledger_texts.append(row)
+        plan.requests.ledger_texts.append(row)
     return value, text if key is not None else rq.ERASED_TEXT
 
 
-def step(plan: Plan, ev: RequestAction) -> tuple[str, str | None]:
+def step(plan: Batch, ev: RequestAction) -> tuple[str, str | None]:
     request = plan.loaded.requests.get(ev.request_id)
     if request is None:
         raise BadInput("no such request")
@@ -250,58 +275,49 @@ def step(plan: Plan, ev: RequestAction) -> tuple[str, str | None]:
     return f"request_{ev.step.value}", request.subject_id
 
 
-def _verify_identity(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
-    if request.status != rq.IDENTITY_PENDING:
-        raise BadInput("the request is not waiting for identity verification")
-    paused = request.paused(plan.now)
-    plan.request_updates.setdefault(request.id, {}).update({
-        "status": rq.IN_PROGRESS, "paused_since": None,
-        "paused_seconds": int(paused.total_seconds()),
-        "due_at": rq.due_at(request.received_at, paused=paused,
-                            extended_months=request.extended_months)})
+def _verify_identity(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
+    change = request.verify_identity(plan.now)
+    plan.requests.changes.change(request.id, change)
     plan.request_entry("request.identity_verified", request.subject_id, {
         "request": request.id, "actor": ev.actor, "clock_paused_seconds":
-        int(paused.total_seconds())})
-    _start(plan, request.id, request.kind, request.subject_id, request.received_at)
+        change.paused_seconds})
+    _start(plan, request)
 
 
-def _extend(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _extend(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     """Art. 12(3): once, by one or two months, with a reason the person is told (queued for
     the notifier like a confirmation). Raises BadInput, also for a second extension in the
     same batch."""
-    decided = plan.request_updates.get(request.id, {})
-    if not request.open or decided.get("status", request.status) not in rq.OPEN:
+    decided = plan.requests.changes.changed(request.id)
+    if not request.open or plan.requests.changes.status(request) not in rq.OPEN:
         raise BadInput("only an open request can be extended")
-    if request.extended_months or decided.get("extended_months"):
+    if request.extended_months or decided.extended_months:
         raise BadInput("a request is extended once (Art. 12(3))")
     if not 1 <= ev.months <= rq.MAX_EXTENSION_MONTHS or not ev.reason.strip():
         raise BadInput("an extension is 1 or 2 months, with a reason")
     first_due = request.due(plan.now)
     if plan.now > first_due:
         raise BadInput("an extension must be decided (and told) within the first month")
-    due = rq.due_at(request.received_at, paused=request.paused(plan.now),
-                    extended_months=ev.months)
     sealed, kept = _sealed(plan, request, ev.reason[:500])
-    plan.request_updates.setdefault(request.id, {}).update({
-        "extended_months": ev.months, "extension_reason": kept, "due_at": due})
+    change = request.extend(ev.months, kept, plan.now)
+    plan.requests.changes.change(request.id, change)
+    assert change.due_at is not None
     plan.request_entry("request.extended", request.subject_id, {
         "request": request.id, "months": ev.months, "reason": sealed,
-        "actor": ev.actor, "due_at": due.isoformat()})
+        "actor": ev.actor, "due_at": change.due_at.isoformat()})
     if plan.routes.notifier:
         plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
 
 
-def _reject(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     if not request.open:
         raise BadInput("only an open request can be rejected")
     if not ev.reason.strip():
         raise BadInput("a rejection needs a reason")
     sealed, kept = _sealed(plan, request, ev.reason[:500])
-    plan.request_updates.setdefault(request.id, {}).update({
-        "status": rq.REJECTED, "rejection_reason": kept, "completed_at": plan.now,
-        "paused_since": None})
-    plan.unsuppress.append(request.id)
-    plan.cancel.append((request.subject_id, (ERASE, EXPORT)))
+    plan.requests.changes.change(request.id, request.reject(kept, plan.now))
+    plan.requests.unsuppress.append(request.id)
+    plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))
     plan.request_entry("request.rejected", request.subject_id, {
         "request": request.id, "reason": sealed, "actor": ev.actor,
         "complaint": "the person may complain to the supervisory authority (Art. 77)"})
@@ -309,7 +325,7 @@ def _reject(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
 
 
-def _not_applicable(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _not_applicable(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     if not request.open:
         raise BadInput("the request is no longer open")
     if ev.destination not in {d.name for d in request.destinations}:
@@ -317,62 +333,60 @@ def _not_applicable(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
     if not ev.reason.strip():
         raise BadInput("marking a destination not applicable needs a reason")
     sealed, kept = _sealed(plan, request, ev.reason[:500])
-    plan.destination_updates.append((request.id, ev.destination, {
-        "status": rq.NOT_APPLICABLE, "reason": kept}))
+    plan.requests.changes.move(request.move(ev.destination, rq.NOT_APPLICABLE, reason=kept))
     plan.request_entry("request.not_applicable", request.subject_id, {
         "request": request.id, "destination": ev.destination, "reason": sealed,
         "actor": ev.actor})
-    plan.finish_if_ready.add(request.id)
+    plan.requests.finish_if_ready.add(request.id)
 
 
-def _retry(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _retry(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     failed = [d.name for d in request.destinations if d.status == rq.FAILED
               and (not ev.destination or d.name == ev.destination)]
     if not request.open or not failed:
         raise BadInput("nothing failed to retry")
     kind = ERASE if request.kind == RequestKind.ERASURE else EXPORT
     for destination in failed:
-        plan.destination_updates.append((request.id, destination,
-                                         {"status": rq.PENDING, "reason": None}))
+        plan.requests.changes.move(request.move(destination, rq.PENDING))
         plan.job(kind, destination, request.subject_id, plan.now)
     plan.request_entry("request.retried", request.subject_id, {
         "request": request.id, "destinations": failed, "actor": ev.actor})
 
 
-def _review(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _review(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     """Records held for review, included in the answer or excluded from it, each once, with
     the admin's reason (sealed like any reason; the entry names record ids only). Raises
     BadInput when any one cannot be decided (core.review says which)."""
-    decided = review.decide(plan, request, ev)
+    decided = review.decide(plan.requests.changes, plan.loaded.kept_exports, request, ev)
     sealed, _ = _sealed(plan, request, ev.reason[:500])
-    review.plan_decisions(plan, request, decided)
+    plan.requests.reviews += review.plan_decisions(plan.requests.changes, request, decided)
     plan.request_entry("request.reviewed", request.subject_id, {
         "request": request.id, "destinations": sorted(decided),
         "included": sorted(r for d in decided.values() for r, x in d.items() if x == INCLUDE),
         "excluded": sorted(r for d in decided.values() for r, x in d.items() if x == EXCLUDE),
         "reason": sealed, "actor": ev.actor})
-    plan.finish_if_ready.add(request.id)  # the last held record decided: the answer is whole
+    plan.requests.finish_if_ready.add(request.id)  # the last held record decided: answer whole
 
 
-def _confirmed(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
-    plan.request_updates.setdefault(request.id, {})["confirmed_at"] = plan.now
+def _confirmed(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
+    plan.requests.changes.change(request.id, request.confirm(plan.now))
     plan.request_entry("request.person_told", request.subject_id, {
         "request": request.id, **dict(ev.receipt)})
     if request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS:
         _shred(plan, request)
 
 
-def _extension_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _extension_told(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     """The person was told of the extension, or the notice was given up (its receipt says
     which, with the error class only): either way it is not sent again."""
     if request.extension_told_at is not None:
         return  # a redelivered step changes nothing
-    plan.request_updates.setdefault(request.id, {})["extension_told_at"] = plan.now
+    plan.requests.changes.change(request.id, request.extension_told(plan.now))
     plan.request_entry("request.extension_told", request.subject_id, {
         "request": request.id, **dict(ev.receipt)})
 
 
-def _not_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
+def _not_told(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     """The notice was refused, or given up after its retries: recorded with its reason (an
     error class, never the address or the relay's words), and the request finishes as a
     told one would. An address that bounces must not keep the person's data alive."""
@@ -380,50 +394,45 @@ def _not_told(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
         return  # told meanwhile, or recorded already: a redelivered step changes nothing
     receipt = dict(ev.receipt)
     reason = receipt.get("reason", "unknown")
-    plan.request_updates.setdefault(request.id, {})["note"] = \
-        f"{rq.NOT_TOLD_NOTE}: {reason}"[:200]
+    plan.requests.changes.change(request.id,
+                                 request.annotate(f"{rq.NOT_TOLD_NOTE}: {reason}"[:200]))
     plan.request_entry("request.person_not_told", request.subject_id, {
         "request": request.id, "told": "could not tell the person", **receipt})
     if request.kind == RequestKind.ERASURE and request.status == rq.IN_PROGRESS:
         _shred(plan, request)
 
 
-def _finish(plan: Plan, request: rq.Request, ev: RequestAction) -> None:
-    plan.finish_if_ready.add(request.id)
+def _finish(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
+    plan.requests.finish_if_ready.add(request.id)
 
 
-def finish_ready(plan: Plan) -> None:
+def finish_ready(plan: Batch) -> None:
     """Requests whose destinations all ended: tell the person, or shred, or complete."""
-    for request_id in sorted(plan.finish_if_ready):
+    changes = plan.requests.changes
+    for request_id in sorted(plan.requests.finish_if_ready):
         request = plan.loaded.requests.get(request_id)
-        status = plan.request_updates.get(request_id, {}).get("status") or (
-            request.status if request is not None else None)
-        if request is None or status != rq.IN_PROGRESS:
+        if request is None or changes.status(request) != rq.IN_PROGRESS:
             continue
-        states = {d.name: d.status for d in request.destinations}
-        for rid, destination, values in plan.destination_updates:
-            if rid == request_id and "status" in values:
-                states[destination] = str(values["status"])
-        if not all(s in rq.FINAL for s in states.values()):
+        if not all(s in rq.FINAL for s in changes.statuses(request).values()):
             continue
         if request.kind != RequestKind.ERASURE:
-            _complete(plan, request_id, request.subject_id)
+            _complete(plan, request)
         elif plan.routes.notifier and request.confirmed_at is None:
             plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
         else:
             _shred(plan, request)
 
 
-def _shred(plan: Plan, request: rq.Request) -> None:
+def _shred(plan: Batch, request: rq.Request) -> None:
     """Every destination is done and the person was told (or could not be): destroy what
     privasync holds."""
-    plan.shreds.append((request.subject_id, request.id))
-    _complete(plan, request.id, request.subject_id)
+    plan.requests.shreds.append((request.subject_id, request.id))
+    _complete(plan, request)
     plan.request_entry("subject.erased", request.subject_id, {
         "request": request.id, "kept": "keyed hashes of the identifiers (suppression list)"})
 
 
-def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
+def acknowledged(plan: Batch, ev: RequestAcknowledged) -> tuple[str, str | None]:
     """A partner's acknowledgement moves its destination only while that destination waits
     for it: the erasure or export went out and no final acknowledgement came yet. Any other
     (a late "rejected" after completion, an ack before anything was sent, a second one) is
@@ -434,7 +443,7 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
         raise BadInput("the acknowledgement names no request sent to this partner")
     signed = ackproofs.row(ev, request.id, plan.loaded.keys.get(request.subject_id))
     if signed is not None:  # applied or ignored, what the partner signed is kept
-        plan.ack_proofs.append(signed)
+        plan.requests.ack_proofs.append(signed)
     why_not = _ack_out_of_place(plan, request, ev.destination)
     if why_not is not None:
         plan.request_entry("request.ack_ignored", request.subject_id, {
@@ -445,29 +454,27 @@ def acknowledged(plan: Plan, ev: RequestAcknowledged) -> tuple[str, str | None]:
     sealed, kept = _sealed(plan, request, ev.detail[:500])
     receipt = {"at": plan.now.isoformat(), "acknowledged": "completed" if ev.completed
                else "rejected", "proof_sha256": ev.proof, "event": ev.meta.source_event_id}
-    plan.destination_updates.append((request.id, ev.destination, {
-        "status": status, "reason": None if ev.completed else kept,
-        "receipt": receipt}))
+    plan.requests.changes.move(request.move(
+        ev.destination, status, reason=None if ev.completed else kept, receipt=receipt))
     plan.request_entry("request.acknowledged", request.subject_id, {
         "request": request.id, "destination": ev.destination, "completed": ev.completed,
         "detail": sealed, "proof_sha256": ev.proof})
-    plan.finish_if_ready.add(request.id)
+    plan.requests.finish_if_ready.add(request.id)
     return ("acknowledged" if ev.completed else "ack_rejected"), request.subject_id
 
 
-def _ack_out_of_place(plan: Plan, request: rq.Request, destination: str) -> str | None:
+def _ack_out_of_place(plan: Batch, request: rq.Request, destination: str) -> str | None:
     """Why an acknowledgement cannot apply to ``destination`` now (None: it can). The
     destination's state counts this batch's earlier decisions: two acks in one batch are a
     first and a second."""
-    status = plan.request_updates.get(request.id, {}).get("status") or request.status
+    status = plan.requests.changes.status(request)
     if status != rq.IN_PROGRESS:
         return f"the request is {status}"
     current = next(d for d in request.destinations if d.name == destination)
     state, receipt = current.status, dict(current.receipt)
-    for rid, name, values in plan.destination_updates:
-        if rid == request.id and name == destination and "status" in values:
-            state = str(values["status"])
-            receipt = dict(values.get("receipt") or {})  # type: ignore[call-overload]
+    for move in plan.requests.changes.moves(request.id):
+        if move.destination == destination:  # a move without a receipt leaves none here
+            state, receipt = move.status, dict(move.receipt or {})
     if state == rq.AWAITING_ACK:
         return None
     if "acknowledged" in receipt:
@@ -493,143 +500,10 @@ _STEPS = {
 }
 
 
-_REQUEST_COLUMNS = {"paused_since": None, "paused_seconds": 0, "extended_months": 0,
-                    "completed_at": None, "note": None, "extension_told_at": None,
-                    "identity_due_at": None, "not_configured": None}
-
-
-def write(plan: Plan, conn: Connection) -> None:
-    """Store the plan's request decisions in the caller's transaction (after subjects and
-    identifiers, before jobs)."""
-    now = plan.now
-    if plan.request_rows:
-        conn.execute(requests.insert(), [_REQUEST_COLUMNS | r for r in plan.request_rows])
-    if plan.destination_rows:
-        conn.execute(request_destinations.insert(), plan.destination_rows)
-    for request_id, values in plan.request_updates.items():
-        conn.execute(update(requests).where(requests.c.id == request_id).values(**values))
-    for request_id, destination, values in plan.destination_updates:
-        rq.record(conn, request_id, destination, now=now, status=str(values["status"]),
-                  receipt=values.get("receipt"),  # type: ignore[arg-type]
-                  reason=values.get("reason"))  # type: ignore[arg-type]
-    for subject_id, request_id in plan.suppress:
-        _suppress(plan, conn, with_merged(conn, [subject_id]), request_id)
-    if plan.unsuppress:
-        conn.execute(delete(suppression).where(suppression.c.request_id.in_(plan.unsuppress)))
-    for subject_id, kinds in plan.cancel:
-        _cancel(conn, [subject_id], kinds, now, "request rejected")
-    ackproofs.write(conn, plan.ack_proofs)
-    freetext.write(conn, plan.ledger_texts)
-    review.write(conn, plan)
-
-
-def _suppress(plan: Plan, conn: Connection, ids: list[str], request_id: str) -> None:
-    """Keyed hashes of every address and every vendor record id these subjects have onto
-    the suppression list (an entry there already stays as it is)."""
-    conn.execute(insert_for(conn, suppression).from_select(
-        ["digest", "kind", "request_id", "created_at", "key_version"],
-        select(identifiers.c.digest, identifiers.c.kind, literal(request_id),
-               literal(plan.now, AwareDateTime()), identifiers.c.key_version)
-        .where(identifiers.c.subject_id.in_(ids)))
-        .on_conflict_do_nothing())
-    refs = conn.execute(select(system_refs.c.system, system_refs.c.ref)
-                        .where(system_refs.c.subject_id.in_(ids))).all()
-    rows = {plan.keyring.system_ref_digests(r.system, r.ref)[0]: r for r in refs}
-    if rows:
-        conn.execute(insert_for(conn, suppression).on_conflict_do_nothing(), [
-            {"digest": digest, "kind": SYSTEM_REF, "request_id": request_id,
-             "created_at": plan.now, "key_version": plan.keyring.digest_version}
-            for digest in sorted(rows)])
-
-
-def shred(plan: Plan, conn: Connection) -> None:
-    """Crypto-shredding: the key goes, and with it every readable copy (ledger details,
-    evidence, queued values, the ledger's free texts, backups taken from now on);
-    identifiers, refs, consent and field hashes go too. Subjects merged into the erased one
-    go with it. An erasure's shred first puts what was learned of the person meanwhile on
-    the suppression list too, and queues the erasure log's entry (core.erasures). Runs last
-    in the transaction."""
-    for subject_id, request_id in plan.shreds:
-        ids = with_merged(conn, [subject_id])
-        if request_id is not None:
-            _suppress(plan, conn, ids, request_id)
-            request = plan.loaded.requests.get(request_id)
-            # The erasure log's entry, queued before the rows it hashes go.
-            erasures.record(conn, plan.keyring, request_id, ids,
-                            [d.name for d in request.destinations] if request else [],
-                            plan.now)
-        shred_subjects(conn, ids, plan.now, "subject erased")
-
-
-def shred_subjects(conn: Connection, ids: list[str], now: datetime, why: str) -> None:
-    """Destroy what privasync holds about these subjects: the key, identifiers, refs,
-    consent and field hashes, their open jobs (dead letters too), gathered exports and
-    kept acknowledgement bodies, the ledger's free texts about them (their requests' copies
-    read ``rq.ERASED_TEXT``). Also the path ``restore-check`` takes (core.restore)."""
-    for table in (subject_keys, identifiers, consents, field_state, system_refs):
-        conn.execute(delete(table).where(table.c.subject_id.in_(ids)))
-    _cancel(conn, ids, None, now, why)
-    conn.execute(update(subjects).where(subjects.c.id.in_(ids)).values(erased_at=now))
-    conn.execute(delete(request_exports).where(request_exports.c.request_id.in_(
-        select(requests.c.id).where(requests.c.subject_id.in_(ids)))))
-    ackproofs.shred(conn, ids)
-    freetext.shred(conn, ids)
-    rq.forget_texts(conn, ids)
-
-
-def with_merged(conn: Connection, subject_ids: list[str]) -> list[str]:
-    """These subjects and every subject merged into them, transitively."""
-    ids, frontier = list(subject_ids), list(subject_ids)
-    while frontier:
-        frontier = [s for s in conn.execute(select(subjects.c.id).where(
-            subjects.c.merged_into.in_(frontier))).scalars() if s not in ids]
-        ids += frontier
-    return ids
-
-
-def _cancel(conn: Connection, subject_ids: list[str], kinds: tuple[str, ...] | None,
-            now: datetime, why: str) -> None:
-    # Dead letters go too: nothing may replay them (or keep their values) afterwards.
-    where = [jobs.c.subject_id.in_(subject_ids), jobs.c.status.in_([outbox.PENDING,
-                                                                    outbox.DEAD])]
-    if kinds is not None:
-        where.append(jobs.c.kind.in_(kinds))
-    conn.execute(update(jobs).where(*where).values(
-        status=outbox.SUPERSEDED, payload=None, note=why, done_at=now, updated_at=now))
-
-
-def returning_done(conn: Connection, quiet_since: datetime,
-                   limit: int = 100) -> list[tuple[str, str]]:
-    """(subject, earlier erasure) of people who came back after an erasure and have nothing
-    left to do here: no open request, no job waiting or dead, no access answer still kept,
-    and nothing of theirs started or ended after ``quiet_since`` (an echo of our own write
-    must find them). Their subjects are shredded again (``shred_returning``)."""
-    candidates = {r.id: r.returned_after for r in conn.execute(
-        select(subjects.c.id, subjects.c.returned_after).where(
-            subjects.c.returned_after.is_not(None), subjects.c.erased_at.is_(None),
-            subjects.c.merged_into.is_(None), subjects.c.created_at <= quiet_since)
-        .order_by(subjects.c.created_at).limit(limit))}
-    if not candidates:
-        return []
-    ids = sorted(candidates)
-    busy = set(conn.execute(select(requests.c.subject_id).where(
-        requests.c.subject_id.in_(ids), requests.c.status.in_(rq.OPEN))).scalars())
-    busy |= set(conn.execute(select(jobs.c.subject_id).where(
-        jobs.c.subject_id.in_(ids),
-        or_(jobs.c.status.in_((outbox.PENDING, outbox.RUNNING, outbox.DEAD)),
-            jobs.c.updated_at > quiet_since))).scalars())
-    busy |= set(conn.execute(select(requests.c.subject_id).where(
-        requests.c.subject_id.in_(ids), requests.c.completed_at > quiet_since)).scalars())
-    busy |= set(conn.execute(select(requests.c.subject_id).join(
-        request_exports, request_exports.c.request_id == requests.c.id).where(
-        requests.c.subject_id.in_(ids))).scalars())
-    return [(sid, candidates[sid]) for sid in ids if sid not in busy]
-
-
-def shred_returning(plan: Plan, subject_id: str, erased_by: str) -> None:
+def shred_returning(plan: Batch, subject_id: str, erased_by: str) -> None:
     """A person who came back after an erasure, done with: shredded again. Their address
     stays on the suppression list as it was."""
-    plan.shreds.append((subject_id, None))
+    plan.requests.shreds.append((subject_id, None))
     plan.request_entry("subject.erased", subject_id, {
         "returned_after": erased_by, "why": "what the person came back for is done",
         "kept": "keyed hashes of the identifiers (suppression list)"})

@@ -23,7 +23,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from core import codec, inbox, ledger, outbox, review, state
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import (
     identifiers,

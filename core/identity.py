@@ -3,24 +3,83 @@
 E-mail addresses are found by keyed hash and kept only as ciphertext under the
 subject's key. References are ``(system, ref)`` pairs such as
 ``("hubspot", "contact:123")``.
+
+``resolve`` is the one rule that finds (or makes) the subject for a hint, whether over
+the database (``IdentityMap``, the applier's merges) or over a batch's memory
+(core.plan.Plan); it asks the suppression list first, so an erased person's address or
+record is taken in by neither.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.crypto import Keyring, normalise_email
-from core.db import identifiers, subject_keys, subjects, system_refs
-from core.errors import UnknownSubject
+from core.db import identifiers, requests, subject_keys, subjects, suppression, system_refs
+from core.errors import Suppressed, UnknownSubject
 from core.keys import remember, subject_key, wrapped
 from core.model import SubjectHint, SystemRef
 
 REF_CHUNK = 500  # refs per IN list: well inside every backend's parameter limit
+
+
+class Book(Protocol):
+    """Where subjects are found and recorded: the database (``IdentityMap``) or a batch's
+    memory (core.plan.Plan). ``resolve`` is the one rule over either; ``blocked`` is part
+    of the contract, so no way of finding a subject skips the suppression list."""
+
+    def blocked(self, hint: SubjectHint) -> Suppressed | None: ...
+
+    def by_ref(self, ref: SystemRef) -> str | None: ...
+
+    def by_email(self, email: str) -> str | None: ...
+
+    def create(self) -> str: ...
+
+    def add_email(self, subject_id: str, email: str) -> bool: ...
+
+    def add_ref(self, subject_id: str, ref: SystemRef) -> None: ...
+
+
+def resolve(book: Book, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
+    """The subject for a hint (by reference, then by e-mail), creating it if allowed;
+    returns (subject_id, created). Raises Suppressed when the hint names an erased person
+    (nothing of theirs is taken in again), UnknownSubject when no subject is known for it
+    and none may be created."""
+    stop = book.blocked(hint)
+    if stop is not None:
+        raise stop
+    subject_id = book.by_ref(hint.ref) if hint.ref is not None else None
+    known_ref = subject_id is not None
+    if subject_id is None and hint.email:
+        subject_id = book.by_email(hint.email)
+    created = False
+    if subject_id is None:
+        if not hint.email or not create:
+            raise UnknownSubject("no subject is known for this event")
+        subject_id, created = book.create(), True
+    if hint.email:
+        book.add_email(subject_id, hint.email)
+    if hint.ref is not None and not known_ref:
+        book.add_ref(subject_id, hint.ref)
+    return subject_id, created
+
+
+def hint_digests(keyring: Keyring, hint: SubjectHint) -> list[str]:
+    """The keyed hashes the suppression list is searched by for a hint: its address's and
+    its vendor record id's, at every live digest version."""
+    digests = keyring.email_digests(hint.email) if hint.email else []
+    if hint.ref is not None:
+        digests += keyring.system_ref_digests(hint.ref.system, hint.ref.ref)
+    return digests
+
 
 
 class IdentityMap:
@@ -88,25 +147,36 @@ class IdentityMap:
 
     def resolve(self, conn: Connection, hint: SubjectHint, now: datetime, *,
                 create: bool = True) -> tuple[str, bool]:
-        """The subject for a hint, creating it if needed; returns (subject_id, created).
+        """The subject for a hint, creating it if needed; returns (subject_id, created):
+        the rule of ``resolve`` (module level), over the database.
 
-        Raises UnknownSubject when only an unknown reference is given.
+        Raises Suppressed when the hint names an erased person, UnknownSubject when only
+        an unknown reference is given.
         """
-        subject_id = self.by_ref(conn, hint.ref) if hint.ref is not None else None
-        known_ref = subject_id is not None
-        if subject_id is None and hint.email:
-            subject_id = self.by_email(conn, hint.email)
-        created = False
-        if subject_id is None:
-            if not hint.email or not create:
-                what = f"this {hint.ref.system} reference" if hint.ref else "this e-mail hash"
-                raise UnknownSubject(f"no subject known for {what}")
-            subject_id, created = self.create(conn, now), True
-        if hint.email:
-            self.add_email(conn, subject_id, hint.email)
-        if hint.ref is not None and not known_ref:
-            self.add_ref(conn, subject_id, hint.ref, now)
-        return subject_id, created
+        return resolve(_Stored(self, conn, now), hint, create=create)
+
+    def blocked(self, conn: Connection, hint: SubjectHint) -> Suppressed | None:
+        """Why ``hint`` names an erased person (their address or one of their vendor records
+        is on the suppression list, or its record's subject was erased), or None."""
+        digests = hint_digests(self.keyring, hint)
+        if digests:
+            found = conn.execute(
+                select(suppression.c.request_id, requests.c.subject_id)
+                .join(requests, requests.c.id == suppression.c.request_id)
+                .where(suppression.c.digest.in_(digests)).limit(1)).first()
+            if found is not None:
+                return Suppressed("the person was erased", request_id=found.request_id,
+                                  subject_id=found.subject_id)
+        if hint.ref is not None:
+            erased = conn.execute(
+                select(system_refs.c.subject_id)
+                .join(subjects, subjects.c.id == system_refs.c.subject_id)
+                .where(system_refs.c.system == hint.ref.system,
+                       system_refs.c.ref == hint.ref.ref, subjects.c.erased_at.is_not(None))
+            ).scalar_one_or_none()
+            if erased is not None:
+                return Suppressed("the person was erased", subject_id=erased)
+        return None
 
     def create(self, conn: Connection, now: datetime) -> str:
         subject_id = str(uuid.uuid4())
@@ -199,3 +269,28 @@ class IdentityMap:
         return subject_key(conn, self.keyring, subject_id)
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """The identity map over one connection, as a ``Book``."""
+
+    identity: IdentityMap
+    conn: Connection
+    now: datetime
+
+    def blocked(self, hint: SubjectHint) -> Suppressed | None:
+        return self.identity.blocked(self.conn, hint)
+
+    def by_ref(self, ref: SystemRef) -> str | None:
+        return self.identity.by_ref(self.conn, ref)
+
+    def by_email(self, email: str) -> str | None:
+        return self.identity.by_email(self.conn, email)
+
+    def create(self) -> str:
+        return self.identity.create(self.conn, self.now)
+
+    def add_email(self, subject_id: str, email: str) -> bool:
+        return self.identity.add_email(self.conn, subject_id, email)
+
+    def add_ref(self, subject_id: str, ref: SystemRef) -> None:
+        self.identity.add_ref(self.conn, subject_id, ref, self.now)

@@ -1,6 +1,6 @@
 """Applying a batch of events as sets: read once, decide in memory, write once.
 
-``load`` reads the slice of state a batch touches in a handful of queries;
+``core.plan_load.load`` reads the slice of state a batch touches in a handful of queries;
 ``Plan.apply`` decides each event against it in memory with the same rules as
 ever (core.consent for consent, keyed hashes for fields, the identity rules for
 subjects); ``Plan.write`` stores the result in a handful of statements. The
@@ -17,13 +17,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 
-from core import dsr, keys, ledger, outbox
-from core import requests as rq
+from core import dsr, dsr_store, identity, keys, ledger, outbox
 from core.consent import Verdict, resolve
 from core.crypto import Keyring, normalise_email
 from core.db import (
@@ -31,10 +29,8 @@ from core.db import (
     events,
     field_state,
     identifiers,
-    requests,
     subject_keys,
     subjects,
-    suppression,
     system_refs,
     write_many,
 )
@@ -59,6 +55,7 @@ from core.model import (
     SubjectsMerged,
     SystemRef,
 )
+from core.plan_load import Loaded
 from core.records import (
     EMAIL_FIELD,
     FieldState,
@@ -70,178 +67,7 @@ from core.records import (
 )
 from core.routes import Routes
 
-Key = tuple[str, Channel]
-_CHUNK = 500  # values per IN (...) list, well inside every driver's parameter limit
 NO_OPS = frozenset({"duplicate", "unchanged", "stale"})
-
-
-def _chunks(items: Sequence[object]) -> Iterable[list[object]]:
-    for start in range(0, len(items), _CHUNK):
-        yield list(items[start:start + _CHUNK])
-
-
-def _grouped(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
-    grouped: dict[str, set[str]] = {}
-    for first, second in pairs:
-        grouped.setdefault(first, set()).add(second)
-    return [(k, sorted(v)) for k, v in sorted(grouped.items())]
-
-
-def hints(ev: CanonicalEvent) -> list[SubjectHint]:
-    if isinstance(ev, SubjectsMerged):
-        return [ev.primary]
-    if isinstance(ev, RequestAction | RequestAcknowledged):
-        return []
-    return [ev.subject]
-
-
-def emails_of(ev: CanonicalEvent) -> list[str]:
-    """Every address an event names: its subject's, a new one, a record's e-mail field."""
-    found = [h.email for h in hints(ev) if h.email]
-    if isinstance(ev, IdentifierChanged):
-        found.append(ev.new_email)
-    if isinstance(ev, RecordChanged | RequestReceived):
-        found += [v.value for n, v in ev.fields if n == EMAIL_FIELD and v.value]
-    return found
-
-
-def refs_of(ev: CanonicalEvent) -> list[SystemRef]:
-    found = [h.ref for h in hints(ev) if h.ref is not None]
-    if isinstance(ev, SubjectsMerged):
-        found += list(ev.merged)
-    if isinstance(ev, IdentifierChanged) and ev.new_ref is not None:
-        found.append(ev.new_ref)
-    return found
-
-
-@dataclass
-class Loaded:
-    """The state a batch touches, as read before the write transaction."""
-
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    refs: dict[SystemRef, str] = field(default_factory=dict)
-    stored_refs: set[SystemRef] = field(default_factory=set)
-    emails: dict[str, str] = field(default_factory=dict)
-    keys: dict[str, bytes | None] = field(default_factory=dict)
-    consents: dict[str, dict[Key, ConsentState]] = field(default_factory=dict)
-    fields: dict[str, dict[str, FieldState]] = field(default_factory=dict)
-    erased: set[str] = field(default_factory=set)
-    suppressed: dict[str, tuple[str, str]] = field(default_factory=dict)  # digest: request, subj
-    requests: dict[str, rq.Request] = field(default_factory=dict)
-    open_erasure: dict[str, str] = field(default_factory=dict)  # subject: its open erasure
-    # (request, destination) pairs an acknowledgement names whose erasure or export job
-    # has gone out (claimed at least once) since the request was received.
-    sent: set[tuple[str, str]] = field(default_factory=set)
-    # (request, destination) pairs a review names whose gathered answer is still kept.
-    kept_exports: set[tuple[str, str]] = field(default_factory=set)
-
-
-def _follow(conn: Connection, found: dict[str, str | None]) -> dict[str, str]:
-    """Each subject id -> the live subject it stands for (merges followed)."""
-    live = {sid: sid for sid, merged in found.items() if merged is None}
-    todo = {sid: merged for sid, merged in found.items() if merged is not None}
-    for _ in range(16):
-        if not todo:
-            break
-        rows = {r.id: r.merged_into for r in conn.execute(
-            select(subjects.c.id, subjects.c.merged_into)
-            .where(subjects.c.id.in_(set(todo.values()))))}
-        for sid, target in list(todo.items()):
-            if rows.get(target) is None:
-                live[sid] = target
-                del todo[sid]
-            else:
-                todo[sid] = rows[target]
-    return live | {sid: target for sid, target in todo.items() if target is not None}
-
-
-def load(conn: Connection, keyring: Keyring, batch: Sequence[CanonicalEvent]) -> Loaded:
-    """Read what ``batch`` touches: seen event ids, refs, addresses, keys, consent, fields."""
-    got = Loaded()
-    # Grouped by the key's first column: a plain IN list uses the index and plans fast,
-    # where a list of row values costs the planner an OR per pair.
-    for source, ids in _grouped((e.meta.source, e.meta.source_event_id) for e in batch):
-        for chunk in _chunks(ids):
-            got.seen |= {(source, i) for i in conn.execute(select(events.c.source_event_id)
-                                                           .where(events.c.source == source,
-                                                                  events.c.source_event_id
-                                                                  .in_(chunk))).scalars()}
-    ref_rows: list[Any] = []
-    for system, refs in _grouped((r.system, r.ref) for e in batch for r in refs_of(e)):
-        for chunk in _chunks(refs):
-            ref_rows += conn.execute(
-                select(system_refs.c.system, system_refs.c.ref, system_refs.c.subject_id,
-                       subjects.c.merged_into, subjects.c.erased_at)
-                .join(subjects, subjects.c.id == system_refs.c.subject_id)
-                .where(system_refs.c.system == system, system_refs.c.ref.in_(chunk))).all()
-    digests = sorted({d for e in batch for a in emails_of(e) for d in keyring.email_digests(a)})
-    id_rows = load_emails(conn, digests)
-    ref_digests = sorted({d for e in batch for r in refs_of(e)
-                          for d in keyring.system_ref_digests(r.system, r.ref)})
-    live = _follow(conn, {r.subject_id: r.merged_into for r in (*ref_rows, *id_rows)})
-    for r in ref_rows:
-        ref = SystemRef(r.system, r.ref)
-        got.stored_refs.add(ref)
-        got.refs[ref] = live[r.subject_id]
-    got.emails = {r.digest: live[r.subject_id] for r in id_rows}
-    got.erased = {live[r.subject_id] for r in ref_rows if r.erased_at is not None}
-    for chunk in _chunks([*digests, *ref_digests]):
-        got.suppressed |= {r.digest: (r.request_id, r.subject_id) for r in conn.execute(
-            select(suppression.c.digest, suppression.c.request_id, requests.c.subject_id)
-            .join(requests, requests.c.id == suppression.c.request_id)
-            .where(suppression.c.digest.in_(chunk)))}
-    load_subjects(conn, keyring, got, set(live.values()),
-                  fields=any(isinstance(e, RecordChanged | RequestReceived) for e in batch))
-    # A received request's id too: an id already taken (a partner reusing one) opens nothing.
-    named = [e.request_id for e in batch
-             if isinstance(e, RequestAction | RequestAcknowledged | RequestReceived)]
-    got.requests = rq.many(conn, named)
-    acked = [(r, e.destination) for e in batch if isinstance(e, RequestAcknowledged)
-             and (r := got.requests.get(e.request_id)) is not None]
-    got.sent = rq.sent(conn, acked)
-    got.kept_exports = rq.kept_exports(conn, [e.request_id for e in batch if isinstance(
-        e, RequestAction) and e.records])
-    # An acknowledgement's signed delivery, and any request's free text (a reason, an ack's
-    # detail), is sealed under its request's subject's key.
-    load_subjects(conn, keyring, got, {r.subject_id for r in got.requests.values()},
-                  fields=False)
-    got.open_erasure = rq.open_for(conn, sorted(set(live.values())), "erasure")
-    return got
-
-
-def load_emails(conn: Connection, digests: Sequence[str]) -> list[Any]:
-    """Owners of these e-mail digests, with where they were merged into."""
-    rows: list[Any] = []
-    for chunk in _chunks(digests):
-        rows += conn.execute(
-            select(identifiers.c.digest, identifiers.c.subject_id, subjects.c.merged_into)
-            .join(subjects, subjects.c.id == identifiers.c.subject_id)
-            .where(identifiers.c.kind == "email", identifiers.c.digest.in_(chunk))).all()
-    return rows
-
-
-def load_subjects(conn: Connection, keyring: Keyring, got: Loaded, ids: set[str], *,
-                  fields: bool) -> None:
-    """Keys, consent and (for record changes) field hashes of subjects not loaded yet."""
-    todo = sorted(ids - set(got.keys))
-    for sid in todo:
-        got.keys[sid] = None
-        got.consents[sid] = {}
-        got.fields[sid] = {}
-    for chunk in _chunks(todo):
-        got.keys.update(keys.unwrap_rows(keyring, conn.execute(
-            select(subject_keys).where(subject_keys.c.subject_id.in_(chunk))).all()))
-        for r in conn.execute(select(consents.c.subject_id, consents.c.purpose,
-                                     consents.c.channel, consents.c.status,
-                                     consents.c.occurred_at, consents.c.source)
-                              .where(consents.c.subject_id.in_(chunk))):
-            channel = Channel(r.channel)
-            got.consents[r.subject_id][(r.purpose, channel)] = ConsentState(
-                r.purpose, channel, ConsentStatus(r.status), r.occurred_at, r.source)
-        if fields:
-            for r in conn.execute(select(field_state).where(field_state.c.subject_id.in_(chunk))):
-                got.fields[r.subject_id][r.field] = FieldState(r.digest, r.occurred_at,
-                                                               r.key_version)
 
 
 @dataclass
@@ -265,20 +91,7 @@ class Plan:
     consent_rows: dict[tuple[str, str, Channel], dict[str, object]] = field(
         default_factory=dict)
     field_rows: dict[tuple[str, str], FieldState] = field(default_factory=dict)
-    request_rows: list[dict[str, object]] = field(default_factory=list)
-    destination_rows: list[dict[str, object]] = field(default_factory=list)
-    request_updates: dict[str, dict[str, object]] = field(default_factory=dict)
-    destination_updates: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
-    suppress: list[tuple[str, str]] = field(default_factory=list)  # (subject, request)
-    unsuppress: list[str] = field(default_factory=list)  # requests
-    cancel: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # subject, kinds
-    # (subject, erasure request; None for a returning person's subject, done with)
-    shreds: list[tuple[str, str | None]] = field(default_factory=list)
-    ack_proofs: list[dict[str, object]] = field(default_factory=list)  # ackproofs.row
-    ledger_texts: list[dict[str, object]] = field(default_factory=list)  # freetext.seal
-    # (request, subject, destination, record -> decision): held records an admin decided
-    reviews: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
-    finish_if_ready: set[str] = field(default_factory=set)
+    requests: dsr.Decisions = field(default_factory=dsr.Decisions)  # typed, core.dsr's
     jobs: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     record_jobs: dict[tuple[str, str], tuple[datetime, dict[str, FieldValue]]] = field(
         default_factory=dict)
@@ -355,7 +168,7 @@ class Plan:
             raise stop
         attached = self.add_email(subject_id, ev.new_email)
         if ev.new_ref is not None:
-            self._add_ref(subject_id, ev.new_ref)
+            self.add_ref(subject_id, ev.new_ref)
         self._entry("subject.identifier_changed", subject_id,
                     {"system": ev.meta.source, "attached": attached})
         return ("recorded" if attached else "identifier_conflict"), subject_id
@@ -468,10 +281,7 @@ class Plan:
         """Why ``hint`` names an erased person (their address or one of their vendor records
         is on the suppression list), or None."""
         got = self.loaded
-        digests = self.keyring.email_digests(hint.email) if hint.email else []
-        if hint.ref is not None:
-            digests += self.keyring.system_ref_digests(hint.ref.system, hint.ref.ref)
-        for digest in digests:
+        for digest in identity.hint_digests(self.keyring, hint):
             if digest in got.suppressed:
                 request_id, erased = got.suppressed[digest]
                 return Suppressed("the person was erased", request_id=request_id,
@@ -489,28 +299,16 @@ class Plan:
                 raise stop
 
     def resolve(self, hint: SubjectHint, *, create: bool = True) -> tuple[str, bool]:
-        """The subject for a hint (by reference, then by e-mail), creating it if allowed;
-        raises UnknownSubject when only an unknown reference is given, Suppressed when the
-        hint names an erased person (nothing of theirs is taken in again)."""
-        got = self.loaded
-        stop = self.blocked(hint)
-        if stop is not None:
-            raise stop
-        digests = self.keyring.email_digests(hint.email) if hint.email else []
-        subject_id = got.refs.get(hint.ref) if hint.ref is not None else None
-        known_ref = subject_id is not None
-        if subject_id is None:
-            subject_id = self._owner(digests)
-        created = False
-        if subject_id is None:
-            if not hint.email or not create:
-                raise UnknownSubject("no subject is known for this event")
-            subject_id, created = self._create(), True
-        if hint.email:
-            self.add_email(subject_id, hint.email)
-        if hint.ref is not None and not known_ref:
-            self._add_ref(subject_id, hint.ref)
-        return subject_id, created
+        """The subject for a hint (core.identity.resolve, over this batch's memory). Raises
+        UnknownSubject when only an unknown reference is given, Suppressed when the hint
+        names an erased person (nothing of theirs is taken in again)."""
+        return identity.resolve(self, hint, create=create)
+
+    def by_ref(self, ref: SystemRef) -> str | None:
+        return self.loaded.refs.get(ref)
+
+    def by_email(self, email: str) -> str | None:
+        return self._owner(self.keyring.email_digests(email))
 
     def returning(self, hint: SubjectHint, stop: Suppressed, why: str) -> tuple[str, bool]:
         """A person erased before, back with a request or a withdrawal: the subject that
@@ -523,7 +321,7 @@ class Plan:
         owner = self._owner(self.keyring.email_digests(hint.email))
         if owner is not None:
             return owner, False
-        subject_id = self._create(returned_after=stop.request_id or "-")
+        subject_id = self.create(returned_after=stop.request_id or "-")
         self.add_email(subject_id, hint.email, returning=True)
         self.request_entry("subject.returned", subject_id, {
             "erased_by": stop.request_id, "why": why,
@@ -533,11 +331,11 @@ class Plan:
     def unidentified(self, ref: SystemRef) -> str:
         """A subject for a request about a record nobody knows: its own key, the record's
         reference, nothing else."""
-        subject_id = self._create()
-        self._add_ref(subject_id, ref)
+        subject_id = self.create()
+        self.add_ref(subject_id, ref)
         return subject_id
 
-    def _create(self, *, returned_after: str | None = None) -> str:
+    def create(self, *, returned_after: str | None = None) -> str:
         subject_id = str(uuid.uuid4())
         key = self.keyring.new_subject_key()
         self.new_subjects.append({"id": subject_id, "created_at": self.now,
@@ -575,7 +373,7 @@ class Plan:
         self.loaded.emails[digests[0]] = subject_id
         return True
 
-    def _add_ref(self, subject_id: str, ref: SystemRef) -> None:
+    def add_ref(self, subject_id: str, ref: SystemRef) -> None:
         current = self.loaded.refs.get(ref)
         if current == subject_id:
             return
@@ -637,13 +435,13 @@ class Plan:
              "key_version": v.version}
             for (s, f), v in self.field_rows.items()],
             conflict=("subject_id", "field"), update=("digest", "occurred_at", "key_version"))
-        dsr.write(self, conn)
+        dsr_store.write(self, conn)
         outbox.add(conn, now, [(kind, d, s, origin, None)
                                for (kind, d, s), origin in self.jobs.items()]
                    + [(outbox.RECORD, d, s, origin, self._seal(s, payload))
                       for (d, s), (origin, payload) in self.record_jobs.items()])
         write_many(conn, events, self.event_rows, ignore=True)
-        dsr.shred(self, conn)
+        dsr_store.shred(self, conn)
 
     def _seal(self, subject_id: str, payload: dict[str, FieldValue]) -> bytes | None:
         key = self.loaded.keys.get(subject_id)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from core.erasures import ErasureRecord
+from core.erasure_record import ErasureRecord
 from core.model import (
     CanonicalEvent,
     DestinationRecord,

@@ -4,7 +4,7 @@ A backup taken before an erasure holds the person as they were: their wrapped ke
 identifiers, refs, consent, open jobs, and perhaps no suppression and an erasure
 request still in progress. ``replay`` takes each logged erasure (core.erasures) and,
 where the restored database holds any of it again, shreds it by the same path as the
-first time (core.dsr.shred_subjects), adds the suppression back, settles the request
+first time (core.dsr_store.shred_subjects), adds the suppression back, settles the request
 as completed, and records ``subject.re_erased`` in the ledger. A person is found by
 the subject ids logged (and subjects merged into them), by the keyed hashes of their
 identifiers and by those of their vendor record ids.
@@ -25,8 +25,8 @@ from datetime import datetime
 from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from core import dsr, keys, ledger, outbox
-from core import requests as rq
+from core import dsr_store, keys, ledger, outbox
+from core import subject_requests as rq
 from core.crypto import SYSTEM_REF, Keyring
 from core.db import (
     AwareDateTime,
@@ -39,7 +39,8 @@ from core.db import (
     suppression,
     system_refs,
 )
-from core.erasures import ErasureRecord, ref_digest
+from core.erasure_record import ErasureRecord
+from core.erasures import ref_digest
 
 RE_ERASED = "subject.re_erased"
 NOTE = "erased again after a database restore"
@@ -100,7 +101,7 @@ def _replay_one(conn: Connection, keyring: Keyring, entry: ErasureRecord, now: d
     if known:
         found |= _by_identifiers(conn, keyring, entry)
         found |= _by_refs(conn, keyring, entry, refs)
-    ids = dsr.with_merged(conn, sorted(found)) if found else []
+    ids = dsr_store.with_merged(conn, sorted(found)) if found else []
     before = _count(conn)
     if ids:
         conn.execute(insert_for(conn, suppression).from_select(
@@ -125,7 +126,7 @@ def _replay_one(conn: Connection, keyring: Keyring, entry: ErasureRecord, now: d
         done.cancelled = int(conn.execute(select(func.count()).select_from(jobs).where(
             jobs.c.subject_id.in_(ids), jobs.c.status.in_([outbox.PENDING, outbox.DEAD])))
             .scalar_one())
-        dsr.shred_subjects(conn, ids, now, NOTE)
+        dsr_store.shred_subjects(conn, ids, now, NOTE)
     done.request = _settle(conn, entry, now)
     if done.needed:
         ledger.append(conn, at=now, kind=RE_ERASED,

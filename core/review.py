@@ -19,41 +19,22 @@ with the person's key at an erasure).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import request_exports
 from core.errors import BadInput
 from core.model import EXCLUDE, INCLUDE, RequestAction, RequestKind
 
-if TYPE_CHECKING:
-    from core.plan import Plan
-
 HELD, INCLUDED, EXCLUDED = "held_for_review", "included_after_review", "excluded_after_review"
 _DONE = {INCLUDE: INCLUDED, EXCLUDE: EXCLUDED}
-
-
-def receipts(plan: Plan, request: rq.Request) -> dict[str, dict[str, Any]]:
-    """Each destination's receipt as it stands with this batch's earlier decisions (two
-    reviews in one batch are a first and a second)."""
-    found = {d.name: dict(d.receipt) for d in request.destinations}
-    for rid, name, values in plan.destination_updates:
-        if rid == request.id and values.get("receipt") is not None:
-            found[name] = dict(values["receipt"])  # type: ignore[call-overload]
-    return found
-
-
-def statuses(plan: Plan, request: rq.Request) -> dict[str, str]:
-    """Each destination's status as it stands with this batch's earlier steps."""
-    found = {d.name: d.status for d in request.destinations}
-    for rid, name, values in plan.destination_updates:
-        if rid == request.id and "status" in values:
-            found[name] = str(values["status"])
-    return found
+# (request, subject, destination, record -> include or exclude): decided, to be written
+Reviewed = tuple[str, str, str, dict[str, str]]
 
 
 def waiting(held: int) -> str:
@@ -61,10 +42,12 @@ def waiting(held: int) -> str:
     return f"awaiting review: {held} record(s) held, not in the answer"
 
 
-def decide(plan: Plan, request: rq.Request,
+def decide(changes: rq.Changes, kept: set[tuple[str, str]], request: rq.Request,
            ev: RequestAction) -> dict[str, dict[str, str]]:
-    """The decisions of ``ev`` by destination (record -> include or exclude). Raises
-    BadInput, naming why, when any one cannot be taken: then none is."""
+    """The decisions of ``ev`` by destination (record -> include or exclude), against the
+    request as ``changes`` left it; ``kept``: the (request, destination) pairs whose
+    gathered answer is still kept. Raises BadInput, naming why, when any one cannot be
+    taken: then none is."""
     if request.kind not in (RequestKind.ACCESS, RequestKind.PORTABILITY):
         raise BadInput("only an access or portability request holds records for review")
     if request.status == rq.REJECTED:
@@ -78,11 +61,11 @@ def decide(plan: Plan, request: rq.Request,
         raise BadInput("a record is named twice: decide each once")
     if any(decision not in (INCLUDE, EXCLUDE) for _, decision in ev.records):
         raise BadInput("a record is either included or excluded")
-    found = receipts(plan, request)
+    found = changes.receipts(request)
     decided: dict[str, dict[str, str]] = {}
     for name, decision in ev.records:
         destination, record = _locate(found, name)
-        if (request.id, destination) not in plan.loaded.kept_exports:
+        if (request.id, destination) not in kept:
             raise BadInput(f"the answer gathered from {destination} is no longer kept (past "
                            "its keeping time, or the person was erased): nothing is left to "
                            "decide on")
@@ -113,12 +96,13 @@ def _locate(found: dict[str, dict[str, Any]], name: str) -> tuple[str, str]:
                    + (", ".join(waiting) or "none"))
 
 
-def plan_decisions(plan: Plan, request: rq.Request,
-                   decided: dict[str, dict[str, str]]) -> None:
-    """Move each decided record in its destination's receipt, and queue the change to the
-    gathered export (``write``)."""
-    found = receipts(plan, request)
-    status = statuses(plan, request)
+def plan_decisions(changes: rq.Changes, request: rq.Request,
+                   decided: dict[str, dict[str, str]]) -> list[Reviewed]:
+    """Move each decided record in its destination's receipt (into ``changes``); returns
+    the changes to the gathered exports, for ``write``."""
+    found = changes.receipts(request)
+    status = changes.statuses(request)
+    reviewed: list[Reviewed] = []
     for destination, records in sorted(decided.items()):
         receipt = found[destination]
         receipt[HELD] = [r for r in receipt.get(HELD) or [] if r not in records]
@@ -129,17 +113,19 @@ def plan_decisions(plan: Plan, request: rq.Request,
         state = status[destination]
         if state == rq.AWAITING_REVIEW and not left:
             state = rq.DONE  # the last held record decided: the answer is whole
-        plan.destination_updates.append((request.id, destination, {
-            "status": state, "receipt": receipt, "reason": waiting(left) if left else None}))
-        plan.reviews.append((request.id, request.subject_id, destination, dict(records)))
+        changes.move(request.move(destination, state, receipt=receipt,
+                                  reason=waiting(left) if left else None))
+        reviewed.append((request.id, request.subject_id, destination, dict(records)))
+    return reviewed
 
 
-def write(conn: Connection, plan: Plan) -> None:
+def write(conn: Connection, reviews: Sequence[Reviewed],
+          keys: Mapping[str, bytes | None]) -> None:
     """Apply the decisions to the gathered exports in the caller's transaction: included
     records' fields join the answer, excluded ones' are deleted; the system's note says
     how many of each."""
-    for request_id, subject_id, destination, records in plan.reviews:
-        key = plan.loaded.keys.get(subject_id)
+    for request_id, subject_id, destination, records in reviews:
+        key = keys.get(subject_id)
         where = (request_exports.c.request_id == request_id,
                  request_exports.c.destination == destination)
         payload = conn.execute(select(request_exports.c.payload).where(*where)

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from core import erasures, inbox, ledger, outbox, requests, runtime
+from core import erasures, inbox, ledger, outbox, runtime, subject_requests
 from core.db import dispatch, event_counts, reader
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
@@ -36,7 +36,7 @@ class _FromDatabase(Collector):
             backlog = inbox.backlog(conn)
             events = conn.execute(select(event_counts)).all()
             now = self.clock()
-            overview = requests.overview(conn, now)
+            overview = subject_requests.overview(conn, now)
             beats = runtime.freshest_beats(conn)
             verified = ledger.last_verification(conn)
             unlogged = erasures.backlog(conn)
@@ -99,7 +99,7 @@ class _FromDatabase(Collector):
                                 "verified intact so far", value=verified.seq)
 
     @staticmethod
-    def _requests(overview: requests.Overview) -> Iterator[Metric]:
+    def _requests(overview: subject_requests.Overview) -> Iterator[Metric]:
         states = GaugeMetricFamily("privasync_requests", "Data-subject requests by kind and "
                                    "status", labels=["kind", "status"])
         for (kind, status), n in sorted(overview.by_state.items()):

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from core import requests as rq
 from core import state
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import events, identifiers, jobs, ledger, reader, request_exports
 from core.errors import NotFound

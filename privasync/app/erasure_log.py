@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.erasures import ErasureRecord
+from core.erasure_record import ErasureRecord
 from core.errors import BadInput, ConfigError
 from privasync.app.settings import Settings
 

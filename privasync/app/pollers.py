@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from core import directory, ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.fulfil import hand_back
 from core.ports import Directory

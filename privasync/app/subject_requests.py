@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core import inbox, keys, plan
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import inbox as inbox_table
 from core.db import reader
 from core.dsr import step as apply_step
@@ -32,6 +32,7 @@ from core.model import (
     RequestStep,
     SubjectHint,
 )
+from core.plan_load import Loaded
 from privasync.app.views import Desk
 
 WAIT_SECONDS = 10.0
@@ -165,9 +166,8 @@ def act(desk: Desk, request_id: str, step: RequestStep, *, actor: str,
         kept = rq.kept_exports(conn, [request_id]) if records else set()
     if request is None:
         raise NotFound("no such request")
-    scratch = plan.Plan(plan.Loaded(requests={request_id: request}, kept_exports=kept),
-                        desk.keyring,
-                        desk.mappings, desk.applier.routes, now)
+    scratch = plan.Plan(Loaded(requests={request_id: request}, kept_exports=kept),
+                        desk.keyring, desk.mappings, desk.applier.routes, now)
     try:
         apply_step(scratch, ev)  # the applier's rules, on a plan that is never written
     except BadInput as exc:

@@ -30,7 +30,7 @@ from privasync.cli.errors import CheckFailed, OperatorError
 
 if TYPE_CHECKING:
     from core.mappings import Mappings
-    from core.requests import Request
+    from core.subject_requests import Request
     from privasync.app.bootstrap import Container
     from privasync.app.settings import Settings
 
@@ -244,7 +244,7 @@ class Smoke:
         return stored.request_id if ok and stored is not None else None
 
     def _complete(self, request_id: str) -> bool:
-        from core import requests as rq
+        from core import subject_requests as rq
 
         def done() -> bool:
             request = self._request(request_id)
@@ -263,7 +263,7 @@ class Smoke:
         return self.wait("complete", {"privasync": done}, time.monotonic(), late)
 
     def _request(self, request_id: str) -> Request | None:
-        from core import requests as rq
+        from core import subject_requests as rq
         from core.db import reader
 
         with reader(self.container.engine).connect() as conn:

@@ -95,7 +95,7 @@ def create(kind: str, email: str, received: datetime | None, identity: str | Non
 def listing(due_within: timedelta | None, overdue: bool, status: str | None, kind: str | None,
             fmt: str) -> None:
     """Requests, the soonest due first."""
-    from core import requests as rq
+    from core import subject_requests as rq
     from core.db import reader
     from privasync.app.bootstrap import utcnow
     from privasync.app.subject_requests import summary

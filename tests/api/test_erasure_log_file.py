@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.erasures import ErasureRecord
+from core.erasure_record import ErasureRecord
 from core.errors import ConfigError
 from privasync.app.erasure_log import FileErasureLog
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from core import freetext, ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import subject_keys
 from core.model import RequestKind, RequestStep
 from privasync.app.evidence import evidence, story

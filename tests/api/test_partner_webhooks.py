@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from sqlalchemy import func, select
 
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import inbox
 from privasync.demo.stack import Stack
 from privasync.emulators.partner.signature import signed_headers

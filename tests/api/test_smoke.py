@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from core import requests as rq
+from core import subject_requests as rq
 from privasync.cli.main import main as cli
 from privasync.demo.stack import Stack, start_stack
 from privasync.emulators.http import Fault

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from core import deadletters, outbox
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import jobs, ledger, ledger_pending, subjects
 from core.delivery import Budget, Deliverer, Policy
 from core.dsr import ERASE

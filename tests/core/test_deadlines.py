@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.deadlines import add_months
-from core.requests import due_at
+from core.subject_requests import due_at
 
 
 def month_later(start: datetime, months: int) -> datetime:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from core import erasures, ledger, restore
-from core import requests as rq
+from core import subject_requests as rq
 from core.applier import Applier
 from core.db import (
     erasure_log_pending,
@@ -30,7 +30,7 @@ from core.db import (
     suppression,
     system_refs,
 )
-from core.erasures import ErasureRecord
+from core.erasure_record import ErasureRecord
 from core.model import (
     Channel,
     ConsentChange,

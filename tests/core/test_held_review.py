@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from core import freetext, ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import request_exports
 from core.dsr import NOTIFIER

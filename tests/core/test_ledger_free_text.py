@@ -14,7 +14,7 @@ import uuid
 from sqlalchemy import func, select
 
 from core import freetext, ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import ledger_texts, subject_keys
 from core.dsr import NOTIFIER
 from core.model import RequestAction, RequestKind, RequestReceived, RequestStep, SubjectHint

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from core import ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.model import RequestAction, RequestKind, RequestReceived, RequestStep, SubjectHint
 from tests.core.test_requests_flow import EMAIL, NOW, Flow, count, meta, subscribe
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core import ackproofs, inbox, ledger, outbox
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import ack_proofs, identifiers, jobs, subject_keys, suppression
 from core.delivery import Deliverer, Policy
 from core.dsr import ERASE, NOTIFIER

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core import outbox
-from core import requests as rq
+from core import subject_requests as rq
 from core.db import jobs, ledger, subject_keys, subjects, suppression
 from core.dsr import NOTIFIER
 from core.model import (
@@ -283,3 +283,17 @@ def test_a_vendor_erasure_of_a_record_never_stored_waits_for_identity_and_is_cou
                              reason="recorded again as the person's own request", actor="cli"))
     with flow.core.engine.connect() as conn:
         assert rq.overview(conn, NOW).unidentified == 0
+
+
+def test_a_merge_naming_an_erased_persons_address_attaches_it_to_no_one(flow: Flow):
+    """A merge resolves its primary record in the database, not in the batch: the same
+    resolver, so the suppression list holds there too."""
+    erased(flow)
+    someone = SystemRef("hubspot", "contact:someone")
+    flow.event(SubjectSeen(EventMeta("hubspot", "s", LATER), SubjectHint(someone, OTHER)))
+    assert identified(flow, OTHER) is not None
+    before = blocked(flow)
+    flow.event(SubjectsMerged(EventMeta("hubspot", "merge-erased", LATER),
+                              SubjectHint(someone, EMAIL),
+                              (SystemRef("hubspot", "contact:gone"),)))
+    assert identified(flow, EMAIL) is None and blocked(flow) == before + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core import requests as rq
+from core import subject_requests as rq
 from privasync.demo.stack import Stack
 from tests.e2e.conftest import settle, wait_for
 from tests.e2e.test_erasure_everywhere import (  # noqa: F401 - fixtures

@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
 from core import ledger
-from core import requests as rq
+from core import subject_requests as rq
 from core.crypto import Keyring
 from core.db import event_counts, metadata, subject_keys
 from core.db import ledger as ledger_table

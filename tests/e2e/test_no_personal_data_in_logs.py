@@ -15,7 +15,7 @@ import requests
 import structlog
 
 from connectors.mailchimp import subscriber_hash
-from core import requests as rq
+from core import subject_requests as rq
 from privasync.cli.main import configure_logging
 from privasync.demo.stack import Stack
 from tests.e2e import test_erasure_everywhere as everywhere

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from core.db import request_destinations, requests, subjects
 from core.deadlines import add_months
+from core.errors import BadInput
 
 # Request states.
 IDENTITY_PENDING, IN_PROGRESS = "identity_pending", "in_progress"
@@ -123,6 +124,173 @@ class Request:
     @property
     def open(self) -> bool:
         return self.status in OPEN
+
+    # -- transitions: each returns what it changes; ``Changes`` keeps and stores it ------
+    def verify_identity(self, now: datetime) -> RequestChange:
+        """The person proved who they are: the clock runs again from where it stood.
+        Raises BadInput unless the request waits for that."""
+        if self.status != IDENTITY_PENDING:
+            raise BadInput("the request is not waiting for identity verification")
+        paused = self.paused(now)
+        return RequestChange(status=IN_PROGRESS, resumed=True,
+                             paused_seconds=int(paused.total_seconds()),
+                             due_at=due_at(self.received_at, paused=paused,
+                                           extended_months=self.extended_months))
+
+    def extend(self, months: int, reason: str, now: datetime) -> RequestChange:
+        """Art. 12(3): the deadline moves by ``months``; ``reason`` as the row keeps it."""
+        return RequestChange(extended_months=months, extension_reason=reason,
+                             due_at=due_at(self.received_at, paused=self.paused(now),
+                                           extended_months=months))
+
+    def reject(self, reason: str, now: datetime) -> RequestChange:
+        """Refused, with ``reason`` as the row keeps it: closed, its clock stopped."""
+        return RequestChange(status=REJECTED, rejection_reason=reason, completed_at=now,
+                             resumed=True)
+
+    def complete(self, now: datetime) -> RequestChange:
+        return RequestChange(status=COMPLETED, completed_at=now)
+
+    def confirm(self, now: datetime) -> RequestChange:
+        """The person was told."""
+        return RequestChange(confirmed_at=now)
+
+    def extension_told(self, now: datetime) -> RequestChange:
+        return RequestChange(extension_told_at=now)
+
+    def annotate(self, note: str) -> RequestChange:
+        """privasync's own words about the request (never the person's)."""
+        return RequestChange(note=note)
+
+    def move(self, destination: str, status: str, *, reason: str | None = None,
+             receipt: Mapping[str, Any] | None = None) -> DestinationChange:
+        """Where the request now stands at ``destination`` (its reason is cleared unless
+        given; its receipt is kept unless given)."""
+        return DestinationChange(self.id, destination, status, reason, receipt)
+
+
+@dataclass(frozen=True)
+class RequestChange:
+    """What one decision changes of a request; None (False for ``resumed``) leaves a value
+    as it is. ``then`` merges decisions in order, ``columns`` is where they meet the
+    table."""
+
+    status: str | None = None
+    resumed: bool = False  # the identity pause ended: ``paused_since`` cleared
+    paused_seconds: int | None = None
+    due_at: datetime | None = None
+    extended_months: int | None = None
+    extension_reason: str | None = None
+    rejection_reason: str | None = None
+    completed_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    extension_told_at: datetime | None = None
+    note: str | None = None
+
+    def then(self, later: RequestChange) -> RequestChange:
+        """This change followed by ``later``: what ``later`` sets wins."""
+        return replace(self, **{f.name: value for f in fields(later)
+                                if (value := getattr(later, f.name)) is not None
+                                and value is not False})
+
+    def columns(self) -> dict[str, object]:
+        values: dict[str, object] = {f.name: value for f in fields(self)
+                                     if f.name != "resumed"
+                                     and (value := getattr(self, f.name)) is not None}
+        if self.resumed:
+            values["paused_since"] = None
+        return values
+
+
+@dataclass(frozen=True)
+class DestinationChange:
+    """Where a request now stands at one destination (``Request.move``)."""
+
+    request_id: str
+    destination: str
+    status: str
+    reason: str | None = None
+    receipt: Mapping[str, Any] | None = None
+
+
+@dataclass
+class Changes:
+    """A batch's decisions on requests, typed and in order, until ``write`` stores them.
+    The rules read a request as the batch left it through ``status``, ``statuses`` and
+    ``receipts``; the request they were given stays as it was read."""
+
+    opened: list[Request] = field(default_factory=list)
+    requests: dict[str, RequestChange] = field(default_factory=dict)
+    destinations: list[DestinationChange] = field(default_factory=list)
+
+    def open(self, request: Request) -> None:
+        self.opened.append(request)
+
+    def change(self, request_id: str, change: RequestChange) -> None:
+        self.requests[request_id] = self.requests.get(request_id, RequestChange()).then(change)
+
+    def move(self, change: DestinationChange) -> None:
+        self.destinations.append(change)
+
+    def changed(self, request_id: str) -> RequestChange:
+        """What this batch changed of the request so far."""
+        return self.requests.get(request_id, RequestChange())
+
+    def status(self, request: Request) -> str:
+        return self.changed(request.id).status or request.status
+
+    def moves(self, request_id: str) -> list[DestinationChange]:
+        """This batch's changes to the request's destinations, in order."""
+        return [m for m in self.destinations if m.request_id == request_id]
+
+    def statuses(self, request: Request) -> dict[str, str]:
+        """Each destination's status as it stands with this batch's earlier steps."""
+        found = {d.name: d.status for d in request.destinations}
+        for m in self.moves(request.id):
+            found[m.destination] = m.status
+        return found
+
+    def receipts(self, request: Request) -> dict[str, dict[str, Any]]:
+        """Each destination's receipt as it stands with this batch's earlier decisions (two
+        reviews in one batch are a first and a second)."""
+        found = {d.name: dict(d.receipt) for d in request.destinations}
+        for m in self.moves(request.id):
+            if m.receipt is not None:
+                found[m.destination] = dict(m.receipt)
+        return found
+
+    def write(self, conn: Connection, now: datetime) -> None:
+        """Store them in the caller's transaction: the one place a request's state meets
+        the columns of ``requests`` and ``request_destinations``."""
+        if self.opened:
+            conn.execute(requests.insert(), [_row(r) for r in self.opened])
+        rows = [{"request_id": r.id, "destination": d.name, "status": d.status,
+                 "updated_at": d.updated_at} for r in self.opened for d in r.destinations]
+        if rows:
+            conn.execute(request_destinations.insert(), rows)
+        for request_id, change in self.requests.items():
+            conn.execute(update(requests).where(requests.c.id == request_id)
+                         .values(**change.columns()))
+        for m in self.destinations:
+            record(conn, m.request_id, m.destination, now=now, status=m.status,
+                   receipt=m.receipt, reason=m.reason)
+
+
+def _row(request: Request) -> dict[str, object]:
+    """A new request's row; its deadline counts no identity pause yet."""
+    return {"id": request.id, "kind": request.kind, "subject_id": request.subject_id,
+            "source": request.source, "actor": request.actor,
+            "received_at": request.received_at,
+            "due_at": due_at(request.received_at, extended_months=request.extended_months)
+            + timedelta(seconds=request.paused_seconds),
+            "status": request.status, "paused_since": request.paused_since,
+            "paused_seconds": request.paused_seconds,
+            "extended_months": request.extended_months,
+            "completed_at": request.completed_at, "note": request.note,
+            "extension_told_at": request.extension_told_at,
+            "identity_due_at": request.identity_due_at,
+            "not_configured": None if request.not_configured is None
+            else json.dumps(list(request.not_configured))}
 
 
 def _request(row: Any, destinations: Sequence[Destination] = ()) -> Request:
