@@ -29,8 +29,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Workers of pytest-xdist: every worker has its own databases, broker namespace and ports.
+# Pytest's rewritten test modules are cached (PYTHONDONTWRITEBYTECODE would have every worker
+# rewrite all of them on each run).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) services tools lint typecheck
-	$(BIN)/python -m pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The suite beside two busy processes per core, as a machine still doing other work runs it:
 # a test that passes only when the machine is idle fails here before it lands.

@@ -4,6 +4,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,19 @@ def job_count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
+@cache
+def _mappings() -> Mappings:
+    """The mappings, read once a session (frozen: no test can change them for another)."""
+    return load_mappings(MAPPINGS, data_categories())
+
+
 def make_core(engine: Engine, *, holder: str = "applier:test", clock: object = None,
               erasure: tuple[str, ...] = (), exports: tuple[str, ...] = (),
               notifier: bool = False, **requests: Any) -> Core:
     """``requests``: what requests learn of the installation (Routes' ``not_configured``,
     ``identity_wait``)."""
     keyring = Keyring(SECRET, [KEK])
-    mappings = load_mappings(MAPPINGS, data_categories())
+    mappings = _mappings()
     routes = Routes.from_mappings(mappings, SYSTEMS, erasure=erasure, exports=exports,
                                   notifier=notifier, **requests)
     applier = Applier(engine, keyring, mappings, routes,
