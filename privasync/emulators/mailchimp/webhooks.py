@@ -37,9 +37,14 @@ class _Webhook:
 
 
 class _WebhookSender:
-    """One background thread posting events in order, retrying each a few times."""
+    """One background thread posting events in order, retrying each a few times.
 
-    def __init__(self, attempts: int = 4, backoff: float = 0.05, timeout: float = 2.0) -> None:
+    Each attempt waits up to 10 s for an answer, as Mailchimp's does (its guide
+    "Synchronize Audience Data with Webhooks"; it then retries over 75 minutes, which
+    this compresses into four quick attempts): a receiver slowed by a busy machine is
+    not a receiver that failed."""
+
+    def __init__(self, attempts: int = 4, backoff: float = 0.05, timeout: float = 10.0) -> None:
         self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
         self.deliveries: list[WebhookDelivery] = []
         self._queue: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue()
