@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.partner import OpenDsrConnector
+from connectors.plugin import Connection
 from core.errors import PermanentError
 from privasync.app.system_checks import _try
 from privasync.emulators.opendsr import OpenDsrEmulator
@@ -19,7 +20,8 @@ from tests.timing import scaled
 def test_a_processor_offering_what_we_need_passes(sink: Sink) -> None:
     with started(OpenDsrEmulator(controller_id="3622")) as processor:
         connector(processor, sink).check()
-        checked = _try("partner:analytics", lambda: connector(processor, sink), "reachable")
+        checked = _try("partner:analytics", lambda: Connection(connector(processor, sink)),
+                       "reachable")
         assert (checked.ok, checked.detail) == (True, "reachable")
 
 
@@ -32,7 +34,8 @@ def test_each_missing_capability_of_discovery_is_named_at_once(sink: Sink) -> No
         assert refused.value.error_class == "opendsr_discovery"
         for named in ("api_version 2.x", "subject_request_type erasure", "identity email/raw"):
             assert named in str(refused.value)
-        checked = _try("partner:analytics", lambda: connector(processor, sink), "reachable")
+        checked = _try("partner:analytics", lambda: Connection(connector(processor, sink)),
+                       "reachable")
         assert checked.ok is False
         assert "ask the processor to support what is named" in checked.detail
 
@@ -54,7 +57,8 @@ def test_an_expired_or_rotated_certificate_is_named(sink: Sink) -> None:
         assert refused.value.error_class == "opendsr_certificate"
         with pytest.raises(PermanentError, match="not the pinned one"):
             connector(processor, sink, pinned=other.certificate_pem).check()
-        checked = _try("partner:analytics", lambda: connector(processor, sink), "reachable")
+        checked = _try("partner:analytics", lambda: Connection(connector(processor, sink)),
+                       "reachable")
         assert "pin the processor's current CA-issued certificate" in checked.detail
 
 

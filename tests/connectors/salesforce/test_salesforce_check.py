@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from connectors.plugin import Connection
 from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError
 from core.mappings import SystemConsent
@@ -82,7 +83,7 @@ def test_a_hard_delete_names_the_delete_right_it_purges_with(narrowed):
 
 @pytest.mark.parametrize("narrowed", [("Lead:delete",)], indirect=True)
 def test_privasync_check_says_what_is_missing_and_where_to_grant_it(narrowed):
-    checked = _try("salesforce", lambda: connect(narrowed), "ok")
+    checked = _try("salesforce", lambda: Connection(connect(narrowed)), "ok")
 
     assert checked.ok is False
     assert "lacks: Lead delete (erase)" in checked.detail
