@@ -276,6 +276,8 @@ def step(plan: Batch, ev: RequestAction) -> tuple[str, str | None]:
 
 
 def _verify_identity(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
+    if plan.requests.changes.status(request) != rq.IDENTITY_PENDING:  # rejected just now
+        raise BadInput("the request is not waiting for identity verification")
     change = request.verify_identity(plan.now)
     plan.requests.changes.change(request.id, change)
     plan.request_entry("request.identity_verified", request.subject_id, {

@@ -1,0 +1,81 @@
+"""Several steps on one request in one applier batch decide what they would decide each in
+its own batch, in order, on both backends: each test runs the same events both ways and
+checks the same outcome. A rule that read the request as it was loaded, not as the
+batch's earlier steps left it, would decide differently together."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from core import outbox
+from core import subject_requests as rq
+from core.db import events, jobs, suppression
+from core.dsr import ERASE
+from core.model import (
+    CanonicalEvent,
+    RequestAction,
+    RequestKind,
+    RequestReceived,
+    RequestStep,
+    SubjectHint,
+)
+from tests.core.test_requests_flow import EMAIL, NOW, Flow, count, ledger_details, meta, subscribe
+
+TOGETHER = pytest.mark.parametrize("together", [False, True],
+                                   ids=["separate-batches", "one-batch"])
+
+
+@pytest.fixture
+def flow(engine) -> Flow:  # type: ignore[no-untyped-def]
+    return Flow(engine)
+
+
+def run(flow: Flow, steps: Sequence[CanonicalEvent], together: bool) -> None:
+    """The steps in one delivery (one batch), or each in its own."""
+    if together:
+        flow.core.store(steps, flow.clock[0])
+        assert flow.core.apply().failed_rows == 0
+    else:
+        for ev in steps:
+            flow.event(ev)
+
+
+def outcomes(flow: Flow) -> dict[str, str]:
+    with flow.core.engine.connect() as conn:
+        return {r.source_event_id: r.outcome for r in conn.execute(
+            select(events.c.source_event_id, events.c.outcome))}
+
+
+def received(flow: Flow, *, verified: bool) -> str:
+    rid = str(uuid.uuid4())
+    flow.event(RequestReceived(meta(f"r-{rid}"), SubjectHint(email=EMAIL), RequestKind.ERASURE,
+                               rid, identity_verified=verified, actor="cli"))
+    return rid
+
+
+def reject(name: str, rid: str, reason: str = "identity not proven") -> RequestAction:
+    return RequestAction(meta(name), rid, RequestStep.REJECT, reason=reason, actor="cli")
+
+
+def verify(name: str, rid: str, when: datetime = NOW) -> RequestAction:
+    return RequestAction(meta(name, when), rid, RequestStep.VERIFY_IDENTITY, actor="cli")
+
+
+@TOGETHER
+def test_a_verification_after_a_rejection_leaves_the_request_rejected(
+        flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=False)
+    run(flow, [reject("no", rid), verify("yes", rid)], together)
+    request = flow.request(rid)
+    assert request.status == rq.REJECTED and request.paused_since is None
+    engine = flow.core.engine
+    assert count(engine, jobs, jobs.c.kind == ERASE, jobs.c.status == outbox.PENDING) == 0
+    assert count(engine, suppression) == 0  # nothing of the person is refused
+    assert outcomes(flow)["yes"] == "invalid"
+    assert ledger_details(engine, "request.identity_verified") == []
