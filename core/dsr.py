@@ -312,7 +312,7 @@ def _extend(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
 
 
 def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
-    if not request.open:
+    if plan.requests.changes.status(request) not in rq.OPEN:  # also: rejected just now
         raise BadInput("only an open request can be rejected")
     if not ev.reason.strip():
         raise BadInput("a rejection needs a reason")

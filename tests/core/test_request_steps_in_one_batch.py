@@ -79,3 +79,15 @@ def test_a_verification_after_a_rejection_leaves_the_request_rejected(
     assert count(engine, suppression) == 0  # nothing of the person is refused
     assert outcomes(flow)["yes"] == "invalid"
     assert ledger_details(engine, "request.identity_verified") == []
+
+
+@TOGETHER
+def test_a_second_rejection_is_refused_and_the_first_reason_stands(flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=True)
+    run(flow, [reject("no-1", rid, "identity not proven"),
+               reject("no-2", rid, "manifestly unfounded")], together)
+    request = flow.request(rid)
+    assert (request.status, request.rejection_reason) == (rq.REJECTED, "identity not proven")
+    assert outcomes(flow)["no-2"] == "invalid"
+    assert len(ledger_details(flow.core.engine, "request.rejected")) == 1
