@@ -191,11 +191,13 @@ def _destinations(plan: Batch, kind: RequestKind) -> list[str]:
 def _already_erased(plan: Batch, ev: RequestReceived, received_at: datetime,
                     exc: Suppressed) -> None:
     """A request about someone already erased: recorded as done, pointing at the erasure.
-    (Not among the requests the batch knows: a later step on it names no request.)"""
-    plan.requests.changes.open(rq.Request(
+    Known to the batch from now on, as it is to a later one: its id is taken."""
+    request = rq.Request(
         ev.request_id, ev.kind.value, exc.subject_id or "-", ev.meta.source,
         ev.actor or ev.meta.source, received_at, rq.COMPLETED, None, 0, 0, None, None,
-        plan.now, None, f"already erased by request {exc.request_id}"))
+        plan.now, None, f"already erased by request {exc.request_id}")
+    plan.requests.changes.open(request)
+    plan.loaded.requests[ev.request_id] = request
     plan.request_entry("request.already_erased", exc.subject_id, {
         "request": ev.request_id, "erased_by": exc.request_id, "kind": ev.kind.value})
 

@@ -12,17 +12,20 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from core import outbox
+from core import inbox, outbox
 from core import subject_requests as rq
 from core.db import events, jobs, suppression
 from core.dsr import ERASE
 from core.model import (
     CanonicalEvent,
+    EventMeta,
     RequestAction,
     RequestKind,
     RequestReceived,
     RequestStep,
     SubjectHint,
+    SubjectSeen,
+    SystemRef,
 )
 from tests.core.test_requests_flow import EMAIL, NOW, Flow, count, ledger_details, meta, subscribe
 
@@ -39,7 +42,9 @@ def run(flow: Flow, steps: Sequence[CanonicalEvent], together: bool) -> None:
     """The steps in one delivery (one batch), or each in its own."""
     if together:
         flow.core.store(steps, flow.clock[0])
-        assert flow.core.apply().failed_rows == 0
+        flow.core.apply()
+        with flow.core.engine.connect() as conn:
+            assert inbox.backlog(conn).rows == 0, "the delivery failed: it blocks the inbox"
     else:
         for ev in steps:
             flow.event(ev)
@@ -91,3 +96,23 @@ def test_a_second_rejection_is_refused_and_the_first_reason_stands(flow: Flow, t
     assert (request.status, request.rejection_reason) == (rq.REJECTED, "identity not proven")
     assert outcomes(flow)["no-2"] == "invalid"
     assert len(ledger_details(flow.core.engine, "request.rejected")) == 1
+
+
+@TOGETHER
+def test_a_request_about_an_erased_person_named_twice_is_recorded_once(
+        flow: Flow, together: bool):
+    """Two events (a resubmitted form, a partner's retry with a new event id) carrying one
+    request id about someone erased: the first is recorded as already erased, the second
+    is a duplicate of it. Inserting it twice would fail the whole delivery."""
+    contact = SystemRef("hubspot", "contact:1")
+    flow.event(SubjectSeen(EventMeta("hubspot", "seen", NOW), SubjectHint(ref=contact,
+                                                                         email=EMAIL)))
+    received(flow, verified=True)  # the erasure: the person's record is suppressed
+    again = str(uuid.uuid4())
+    run(flow, [RequestReceived(meta(f"again-{n}"), SubjectHint(ref=contact),
+                               RequestKind.ERASURE, again, actor="partner") for n in (1, 2)],
+        together)
+    assert (outcomes(flow)["again-1"], outcomes(flow)["again-2"]) == (
+        "suppressed", "duplicate_request")
+    assert flow.request(again).status == rq.COMPLETED
+    assert len(ledger_details(flow.core.engine, "request.already_erased")) == 1
