@@ -269,17 +269,19 @@ def _sealed(plan: Batch, request: rq.Request, text: str) -> tuple[dict[str, str]
 
 
 def step(plan: Batch, ev: RequestAction) -> tuple[str, str | None]:
-    request = plan.loaded.requests.get(ev.request_id)
-    if request is None:
+    """Apply an admin's or a worker's step to the request as this batch's earlier steps
+    left it, so that it decides what it would decide in a batch of its own. Raises
+    BadInput when the step does not apply."""
+    loaded = plan.loaded.requests.get(ev.request_id)
+    if loaded is None:
         raise BadInput("no such request")
+    request = plan.requests.changes.current(loaded)
     handler = _STEPS[ev.step]
     handler(plan, request, ev)
     return f"request_{ev.step.value}", request.subject_id
 
 
 def _verify_identity(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
-    if plan.requests.changes.status(request) != rq.IDENTITY_PENDING:  # rejected just now
-        raise BadInput("the request is not waiting for identity verification")
     change = request.verify_identity(plan.now)
     plan.requests.changes.change(request.id, change)
     plan.request_entry("request.identity_verified", request.subject_id, {
@@ -292,10 +294,9 @@ def _extend(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     """Art. 12(3): once, by one or two months, with a reason the person is told (queued for
     the notifier like a confirmation). Raises BadInput, also for a second extension in the
     same batch."""
-    decided = plan.requests.changes.changed(request.id)
-    if not request.open or plan.requests.changes.status(request) not in rq.OPEN:
+    if not request.open:
         raise BadInput("only an open request can be extended")
-    if request.extended_months or decided.extended_months:
+    if request.extended_months:
         raise BadInput("a request is extended once (Art. 12(3))")
     if not 1 <= ev.months <= rq.MAX_EXTENSION_MONTHS or not ev.reason.strip():
         raise BadInput("an extension is 1 or 2 months, with a reason")
@@ -314,7 +315,7 @@ def _extend(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
 
 
 def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
-    if plan.requests.changes.status(request) not in rq.OPEN:  # also: rejected just now
+    if not request.open:
         raise BadInput("only an open request can be rejected")
     if not ev.reason.strip():
         raise BadInput("a rejection needs a reason")

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from core import inbox, outbox
 from core import subject_requests as rq
-from core.db import events, jobs, suppression
-from core.dsr import ERASE
+from core.db import events, jobs, requests, subject_keys, suppression
+from core.dsr import ERASE, NOTIFIER
 from core.model import (
     CanonicalEvent,
     EventMeta,
@@ -27,7 +27,16 @@ from core.model import (
     SubjectSeen,
     SystemRef,
 )
-from tests.core.test_requests_flow import EMAIL, NOW, Flow, count, ledger_details, meta, subscribe
+from tests.core.test_requests_flow import (
+    EMAIL,
+    NOW,
+    Flow,
+    ack,
+    count,
+    ledger_details,
+    meta,
+    subscribe,
+)
 
 TOGETHER = pytest.mark.parametrize("together", [False, True],
                                    ids=["separate-batches", "one-batch"])
@@ -116,3 +125,61 @@ def test_a_request_about_an_erased_person_named_twice_is_recorded_once(
         "suppressed", "duplicate_request")
     assert flow.request(again).status == rq.COMPLETED
     assert len(ledger_details(flow.core.engine, "request.already_erased")) == 1
+
+
+def stored_due(flow: Flow, rid: str) -> datetime:
+    """The deadline as the row keeps it (the admin's listing is ordered by it)."""
+    with flow.core.engine.connect() as conn:
+        found: datetime = conn.execute(select(requests.c.due_at).where(
+            requests.c.id == rid)).scalar_one()
+    return found
+
+
+@TOGETHER
+def test_a_verification_after_an_extension_keeps_the_extension_in_the_deadline(
+        flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=False)
+    flow.clock[0] = later = NOW + timedelta(days=5)  # five days waiting for proof
+    run(flow, [RequestAction(meta("ext", later), rid, RequestStep.EXTEND, months=2,
+                             reason="many systems to search", actor="cli"),
+               verify("yes", rid, later)], together)
+    request = flow.request(rid)
+    assert (request.status, request.extended_months) == (rq.IN_PROGRESS, 2)
+    assert request.due(later) == stored_due(flow, rid) == datetime(2027, 2, 6, 13, tzinfo=UTC)
+
+
+def told(name: str, rid: str) -> RequestAction:
+    """The notifier's step: the person was told."""
+    return RequestAction(EventMeta("privasync", name, NOW), rid, RequestStep.CONFIRMED,
+                         actor="privasync", receipt=(("code", "250"),))
+
+
+@TOGETHER
+def test_a_notice_confirmed_after_a_rejection_destroys_nothing(flow: Flow, together: bool):
+    """Every system erased, the notice on its way, and the admin rejects: the notice's
+    confirmation that follows must not shred a rejected request's person."""
+    subscribe(flow)
+    rid = received(flow, verified=True)
+    flow.deliver("hubspot", "partner:contact_centre")
+    flow.event(ack(rid, "ack-1", True, "deleted"))
+    engine = flow.core.engine
+    assert count(engine, jobs, jobs.c.destination == NOTIFIER) == 1
+    run(flow, [reject("no", rid, "manifestly unfounded"), told("told", rid)], together)
+    request = flow.request(rid)
+    assert request.status == rq.REJECTED and request.confirmed_at is not None
+    assert count(engine, subject_keys) == 1
+    assert ledger_details(engine, "subject.erased") == []
+
+
+@TOGETHER
+def test_an_extension_told_twice_is_recorded_once(flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=True)
+    flow.event(RequestAction(meta("ext"), rid, RequestStep.EXTEND, months=1, reason="busy",
+                             actor="cli"))
+    run(flow, [RequestAction(EventMeta("privasync", f"ext-told-{n}", NOW), rid,
+                             RequestStep.EXTENSION_TOLD, actor="privasync",
+                             receipt=(("code", "250"),)) for n in (1, 2)], together)
+    assert flow.request(rid).extension_told_at == NOW
+    assert len(ledger_details(flow.core.engine, "request.extension_told")) == 1
