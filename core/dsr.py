@@ -102,6 +102,8 @@ class Batch(Protocol):
     def job(self, kind: str, destination: str, subject_id: str,
             received_at: datetime) -> None: ...
 
+    def drop_jobs(self, subject_id: str, kinds: tuple[str, ...]) -> None: ...
+
     def request_entry(self, kind: str, subject_id: str | None,
                       detail: dict[str, object]) -> None: ...
 
@@ -322,7 +324,8 @@ def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.requests.changes.change(request.id, request.reject(kept, plan.now))
     plan.requests.unsuppress.append(request.id)
-    plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))
+    plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))  # queued before
+    plan.drop_jobs(request.subject_id, (ERASE, EXPORT))  # and planned by this batch so far
     plan.request_entry("request.rejected", request.subject_id, {
         "request": request.id, "reason": sealed, "actor": ev.actor,
         "complaint": "the person may complain to the supervisory authority (Art. 77)"})

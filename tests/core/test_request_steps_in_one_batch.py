@@ -183,3 +183,15 @@ def test_an_extension_told_twice_is_recorded_once(flow: Flow, together: bool):
                              receipt=(("code", "250"),)) for n in (1, 2)], together)
     assert flow.request(rid).extension_told_at == NOW
     assert len(ledger_details(flow.core.engine, "request.extension_told")) == 1
+
+
+@TOGETHER
+def test_a_rejection_right_after_a_verification_leaves_nothing_going(
+        flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=False)
+    run(flow, [verify("yes", rid), reject("no", rid)], together)
+    engine = flow.core.engine
+    assert flow.request(rid).status == rq.REJECTED
+    assert count(engine, suppression) == 0
+    assert count(engine, jobs, jobs.c.kind == ERASE, jobs.c.status == outbox.PENDING) == 0
