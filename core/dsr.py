@@ -323,7 +323,12 @@ def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
         raise BadInput("a rejection needs a reason")
     sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.requests.changes.change(request.id, request.reject(kept, plan.now))
+    # Unsuppressed before any later erasure of this batch suppresses (core.dsr_store.write),
+    # and never by one this batch started for it.
+    plan.requests.suppress = [s for s in plan.requests.suppress if s[1] != request.id]
     plan.requests.unsuppress.append(request.id)
+    if plan.loaded.open_erasure.get(request.subject_id) == request.id:  # may be asked again
+        del plan.loaded.open_erasure[request.subject_id]
     plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))  # queued before
     plan.drop_jobs(request.subject_id, (ERASE, EXPORT))  # and planned by this batch so far
     plan.request_entry("request.rejected", request.subject_id, {

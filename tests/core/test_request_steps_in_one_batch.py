@@ -186,6 +186,23 @@ def test_an_extension_told_twice_is_recorded_once(flow: Flow, together: bool):
 
 
 @TOGETHER
+def test_a_new_erasure_after_a_rejection_is_opened(flow: Flow, together: bool):
+    """The person asks again, properly this time, right after the first was refused."""
+    subscribe(flow)
+    first = received(flow, verified=True)
+    again = str(uuid.uuid4())
+    run(flow, [reject("no", first), RequestReceived(meta("again"), SubjectHint(email=EMAIL),
+                                                    RequestKind.ERASURE, again, actor="cli")],
+        together)
+    assert outcomes(flow)["again"] == "request_opened"
+    assert flow.request(again).status == rq.IN_PROGRESS
+    engine = flow.core.engine
+    assert count(engine, suppression, suppression.c.request_id == again) > 0
+    assert count(engine, suppression, suppression.c.request_id == first) == 0
+    assert count(engine, jobs, jobs.c.kind == ERASE, jobs.c.status == outbox.PENDING) == 2
+
+
+@TOGETHER
 def test_a_rejection_right_after_a_verification_leaves_nothing_going(
         flow: Flow, together: bool):
     subscribe(flow)
