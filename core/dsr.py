@@ -182,6 +182,17 @@ def received(plan: Batch, ev: RequestReceived | ErasureRequested,
     return "request_opened", subject_id
 
 
+def _hold_off(plan: Batch, subject_id: str, request_id: str) -> None:
+    """The suppression an erasure queues, as the rest of the batch reads it: the subject's
+    addresses and records it knows are refused from now on, as a later batch would."""
+    got = plan.loaded
+    digests = [d for d, owner in got.emails.items() if owner == subject_id]
+    digests += [plan.keyring.system_ref_digests(ref.system, ref.ref)[0]
+                for ref, owner in got.refs.items() if owner == subject_id]
+    for digest in digests:  # an entry there already stays, as in the table
+        got.suppressed.setdefault(digest, (request_id, subject_id))
+
+
 def _destinations(plan: Batch, kind: RequestKind) -> list[str]:
     if kind == RequestKind.ERASURE:
         return sorted(plan.routes.erasure)
@@ -210,6 +221,7 @@ def _start(plan: Batch, request: rq.Request, ev: RequestReceived | None = None) 
     received_at = request.received_at
     if kind == RequestKind.ERASURE:
         plan.requests.suppress.append((subject_id, request_id))
+        _hold_off(plan, subject_id, request_id)
         for destination in plan.routes.erasure:
             plan.job(ERASE, destination, subject_id, received_at)
         plan.requests.finish_if_ready.add(request_id)  # nothing to wait for if no system erases

@@ -19,6 +19,8 @@ from core.dsr import ERASE, NOTIFIER
 from core.model import (
     CanonicalEvent,
     EventMeta,
+    FieldValue,
+    RecordChanged,
     RequestAction,
     RequestKind,
     RequestReceived,
@@ -212,3 +214,21 @@ def test_a_rejection_right_after_a_verification_leaves_nothing_going(
     assert flow.request(rid).status == rq.REJECTED
     assert count(engine, suppression) == 0
     assert count(engine, jobs, jobs.c.kind == ERASE, jobs.c.status == outbox.PENDING) == 0
+
+
+def renamed(name: str) -> RecordChanged:
+    """The person's record changes in HubSpot (a field other systems are sent)."""
+    return RecordChanged(EventMeta("hubspot", name, NOW), SubjectHint(email=EMAIL),
+                         (("first_name", FieldValue("Ada", NOW)),))
+
+
+@TOGETHER
+def test_a_record_change_after_an_erasure_started_is_refused(flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=False)
+    run(flow, [verify("yes", rid), renamed("renamed")], together)
+    assert outcomes(flow)["renamed"] == "suppressed"
+    assert count(flow.core.engine, jobs, jobs.c.kind == outbox.RECORD) == 0
+    [blocked] = ledger_details(flow.core.engine, "suppression.blocked")
+    assert blocked["request"] == rid
+
