@@ -339,6 +339,8 @@ def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     # and never by one this batch started for it.
     plan.requests.suppress = [s for s in plan.requests.suppress if s[1] != request.id]
     plan.requests.unsuppress.append(request.id)
+    for digest in [d for d, (r, _) in plan.loaded.suppressed.items() if r == request.id]:
+        del plan.loaded.suppressed[digest]  # the rest of the batch takes the person in
     if plan.loaded.open_erasure.get(request.subject_id) == request.id:  # may be asked again
         del plan.loaded.open_erasure[request.subject_id]
     plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))  # queued before

@@ -232,3 +232,11 @@ def test_a_record_change_after_an_erasure_started_is_refused(flow: Flow, togethe
     [blocked] = ledger_details(flow.core.engine, "suppression.blocked")
     assert blocked["request"] == rid
 
+
+@TOGETHER
+def test_a_record_change_after_a_rejection_is_taken_in(flow: Flow, together: bool):
+    subscribe(flow)
+    rid = received(flow, verified=True)
+    run(flow, [reject("no", rid), renamed("renamed")], together)
+    assert outcomes(flow)["renamed"] == "applied"
+    assert ledger_details(flow.core.engine, "suppression.blocked") == []
