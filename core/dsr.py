@@ -335,21 +335,28 @@ def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
         raise BadInput("a rejection needs a reason")
     sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.requests.changes.change(request.id, request.reject(kept, plan.now))
-    # Unsuppressed before any later erasure of this batch suppresses (core.dsr_store.write),
-    # and never by one this batch started for it.
-    plan.requests.suppress = [s for s in plan.requests.suppress if s[1] != request.id]
-    plan.requests.unsuppress.append(request.id)
-    for digest in [d for d, (r, _) in plan.loaded.suppressed.items() if r == request.id]:
-        del plan.loaded.suppressed[digest]  # the rest of the batch takes the person in
-    if plan.loaded.open_erasure.get(request.subject_id) == request.id:  # may be asked again
-        del plan.loaded.open_erasure[request.subject_id]
-    plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))  # queued before
-    plan.drop_jobs(request.subject_id, (ERASE, EXPORT))  # and planned by this batch so far
+    _let_go(plan, request)
     plan.request_entry("request.rejected", request.subject_id, {
         "request": request.id, "reason": sealed, "actor": ev.actor,
         "complaint": "the person may complain to the supervisory authority (Art. 77)"})
     if plan.routes.notifier:
         plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
+
+
+def _let_go(plan: Batch, request: rq.Request) -> None:
+    """A rejected request lets go of the person, for the rest of its batch as for later
+    ones: its suppression (stored, or queued by this batch; unsuppressing is written before
+    any later erasure's suppression), its erasure and export jobs (queued, or planned by
+    this batch), its place among the open erasures (the person may ask again)."""
+    decided, got = plan.requests, plan.loaded
+    decided.suppress = [s for s in decided.suppress if s[1] != request.id]
+    decided.unsuppress.append(request.id)
+    for digest in [d for d, (r, _) in got.suppressed.items() if r == request.id]:
+        del got.suppressed[digest]
+    if got.open_erasure.get(request.subject_id) == request.id:
+        del got.open_erasure[request.subject_id]
+    decided.cancel.append((request.subject_id, (ERASE, EXPORT)))
+    plan.drop_jobs(request.subject_id, (ERASE, EXPORT))
 
 
 def _not_applicable(plan: Batch, request: rq.Request, ev: RequestAction) -> None:

@@ -216,8 +216,8 @@ class DestinationChange:
 @dataclass
 class Changes:
     """A batch's decisions on requests, typed and in order, until ``write`` stores them.
-    The rules read a request as the batch left it through ``status``, ``statuses`` and
-    ``receipts``; the request they were given stays as it was read."""
+    The rules read a request as the batch left it through ``current`` (or ``status``,
+    ``statuses`` and ``receipts``); the request they were given stays as it was read."""
 
     opened: list[Request] = field(default_factory=list)
     requests: dict[str, RequestChange] = field(default_factory=dict)
@@ -250,7 +250,9 @@ class Changes:
             values["paused_since"] = None
         destinations = {d.name: d for d in request.destinations}
         for m in self.moves(request.id):  # as ``record`` stores a move
-            was = destinations[m.destination]
+            was = destinations.get(m.destination)
+            if was is None:  # no such row for ``record`` to update
+                continue
             destinations[m.destination] = replace(
                 was, status=m.status, reason=m.reason, ack_due=None,
                 receipt=was.receipt if m.receipt is None else m.receipt)
