@@ -102,6 +102,8 @@ class Batch(Protocol):
     def job(self, kind: str, destination: str, subject_id: str,
             received_at: datetime) -> None: ...
 
+    def drop_jobs(self, subject_id: str, kinds: tuple[str, ...]) -> None: ...
+
     def request_entry(self, kind: str, subject_id: str | None,
                       detail: dict[str, object]) -> None: ...
 
@@ -180,6 +182,17 @@ def received(plan: Batch, ev: RequestReceived | ErasureRequested,
     return "request_opened", subject_id
 
 
+def _hold_off(plan: Batch, subject_id: str, request_id: str) -> None:
+    """The suppression an erasure queues, as the rest of the batch reads it: the subject's
+    addresses and records it knows are refused from now on, as a later batch would."""
+    got = plan.loaded
+    digests = [d for d, owner in got.emails.items() if owner == subject_id]
+    digests += [plan.keyring.system_ref_digests(ref.system, ref.ref)[0]
+                for ref, owner in got.refs.items() if owner == subject_id]
+    for digest in digests:  # an entry there already stays, as in the table
+        got.suppressed.setdefault(digest, (request_id, subject_id))
+
+
 def _destinations(plan: Batch, kind: RequestKind) -> list[str]:
     if kind == RequestKind.ERASURE:
         return sorted(plan.routes.erasure)
@@ -191,11 +204,13 @@ def _destinations(plan: Batch, kind: RequestKind) -> list[str]:
 def _already_erased(plan: Batch, ev: RequestReceived, received_at: datetime,
                     exc: Suppressed) -> None:
     """A request about someone already erased: recorded as done, pointing at the erasure.
-    (Not among the requests the batch knows: a later step on it names no request.)"""
-    plan.requests.changes.open(rq.Request(
+    Known to the batch from now on, as it is to a later one: its id is taken."""
+    request = rq.Request(
         ev.request_id, ev.kind.value, exc.subject_id or "-", ev.meta.source,
         ev.actor or ev.meta.source, received_at, rq.COMPLETED, None, 0, 0, None, None,
-        plan.now, None, f"already erased by request {exc.request_id}"))
+        plan.now, None, f"already erased by request {exc.request_id}")
+    plan.requests.changes.open(request)
+    plan.loaded.requests[ev.request_id] = request
     plan.request_entry("request.already_erased", exc.subject_id, {
         "request": ev.request_id, "erased_by": exc.request_id, "kind": ev.kind.value})
 
@@ -206,6 +221,7 @@ def _start(plan: Batch, request: rq.Request, ev: RequestReceived | None = None) 
     received_at = request.received_at
     if kind == RequestKind.ERASURE:
         plan.requests.suppress.append((subject_id, request_id))
+        _hold_off(plan, subject_id, request_id)
         for destination in plan.routes.erasure:
             plan.job(ERASE, destination, subject_id, received_at)
         plan.requests.finish_if_ready.add(request_id)  # nothing to wait for if no system erases
@@ -267,9 +283,13 @@ def _sealed(plan: Batch, request: rq.Request, text: str) -> tuple[dict[str, str]
 
 
 def step(plan: Batch, ev: RequestAction) -> tuple[str, str | None]:
-    request = plan.loaded.requests.get(ev.request_id)
-    if request is None:
+    """Apply an admin's or a worker's step to the request as this batch's earlier steps
+    left it, so that it decides what it would decide in a batch of its own. Raises
+    BadInput when the step does not apply."""
+    loaded = plan.loaded.requests.get(ev.request_id)
+    if loaded is None:
         raise BadInput("no such request")
+    request = plan.requests.changes.current(loaded)
     handler = _STEPS[ev.step]
     handler(plan, request, ev)
     return f"request_{ev.step.value}", request.subject_id
@@ -288,10 +308,9 @@ def _extend(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
     """Art. 12(3): once, by one or two months, with a reason the person is told (queued for
     the notifier like a confirmation). Raises BadInput, also for a second extension in the
     same batch."""
-    decided = plan.requests.changes.changed(request.id)
-    if not request.open or plan.requests.changes.status(request) not in rq.OPEN:
+    if not request.open:
         raise BadInput("only an open request can be extended")
-    if request.extended_months or decided.extended_months:
+    if request.extended_months:
         raise BadInput("a request is extended once (Art. 12(3))")
     if not 1 <= ev.months <= rq.MAX_EXTENSION_MONTHS or not ev.reason.strip():
         raise BadInput("an extension is 1 or 2 months, with a reason")
@@ -316,13 +335,28 @@ def _reject(plan: Batch, request: rq.Request, ev: RequestAction) -> None:
         raise BadInput("a rejection needs a reason")
     sealed, kept = _sealed(plan, request, ev.reason[:500])
     plan.requests.changes.change(request.id, request.reject(kept, plan.now))
-    plan.requests.unsuppress.append(request.id)
-    plan.requests.cancel.append((request.subject_id, (ERASE, EXPORT)))
+    _let_go(plan, request)
     plan.request_entry("request.rejected", request.subject_id, {
         "request": request.id, "reason": sealed, "actor": ev.actor,
         "complaint": "the person may complain to the supervisory authority (Art. 77)"})
     if plan.routes.notifier:
         plan.job(NOTIFY, NOTIFIER, request.subject_id, plan.now)
+
+
+def _let_go(plan: Batch, request: rq.Request) -> None:
+    """A rejected request lets go of the person, for the rest of its batch as for later
+    ones: its suppression (stored, or queued by this batch; unsuppressing is written before
+    any later erasure's suppression), its erasure and export jobs (queued, or planned by
+    this batch), its place among the open erasures (the person may ask again)."""
+    decided, got = plan.requests, plan.loaded
+    decided.suppress = [s for s in decided.suppress if s[1] != request.id]
+    decided.unsuppress.append(request.id)
+    for digest in [d for d, (r, _) in got.suppressed.items() if r == request.id]:
+        del got.suppressed[digest]
+    if got.open_erasure.get(request.subject_id) == request.id:
+        del got.open_erasure[request.subject_id]
+    decided.cancel.append((request.subject_id, (ERASE, EXPORT)))
+    plan.drop_jobs(request.subject_id, (ERASE, EXPORT))
 
 
 def _not_applicable(plan: Batch, request: rq.Request, ev: RequestAction) -> None:

@@ -39,11 +39,11 @@ def write(plan: dsr.Batch, conn: Connection) -> None:
     identifiers, before jobs)."""
     now, decided = plan.now, plan.requests
     decided.changes.write(conn, now)
-    for subject_id, request_id in decided.suppress:
-        _suppress(plan, conn, with_merged(conn, [subject_id]), request_id)
-    if decided.unsuppress:
+    if decided.unsuppress:  # first: an erasure asked again after a rejection holds the person
         conn.execute(delete(suppression).where(
             suppression.c.request_id.in_(decided.unsuppress)))
+    for subject_id, request_id in decided.suppress:
+        _suppress(plan, conn, with_merged(conn, [subject_id]), request_id)
     for subject_id, kinds in decided.cancel:
         _cancel(conn, [subject_id], kinds, now, "request rejected")
     ackproofs.write(conn, decided.ack_proofs)

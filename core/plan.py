@@ -399,6 +399,12 @@ class Plan:
         key = (kind, destination, subject_id)
         self.jobs[key] = min(self.jobs.get(key, received_at), received_at)
 
+    def drop_jobs(self, subject_id: str, kinds: tuple[str, ...]) -> None:
+        """Forget the jobs of ``kinds`` for the subject planned by this batch so far (a
+        rejection cancels them, as it cancels those queued by earlier batches)."""
+        for key in [k for k in self.jobs if k[2] == subject_id and k[0] in kinds]:
+            del self.jobs[key]
+
     def request_entry(self, kind: str, subject_id: str | None,
                       detail: dict[str, object]) -> None:
         """A ledger entry about a request: in clear (it holds no personal data), so that it

@@ -216,8 +216,8 @@ class DestinationChange:
 @dataclass
 class Changes:
     """A batch's decisions on requests, typed and in order, until ``write`` stores them.
-    The rules read a request as the batch left it through ``status``, ``statuses`` and
-    ``receipts``; the request they were given stays as it was read."""
+    The rules read a request as the batch left it through ``current`` (or ``status``,
+    ``statuses`` and ``receipts``); the request they were given stays as it was read."""
 
     opened: list[Request] = field(default_factory=list)
     requests: dict[str, RequestChange] = field(default_factory=dict)
@@ -238,6 +238,25 @@ class Changes:
 
     def status(self, request: Request) -> str:
         return self.changed(request.id).status or request.status
+
+    def current(self, request: Request) -> Request:
+        """``request`` as this batch's steps so far left it: what a later batch would read
+        (its deadline, pause, extension, status, and where each destination stands)."""
+        change = self.changed(request.id)
+        values = {f.name: value for f in fields(change)
+                  if f.name not in ("resumed", "due_at")
+                  and (value := getattr(change, f.name)) is not None}
+        if change.resumed:
+            values["paused_since"] = None
+        destinations = {d.name: d for d in request.destinations}
+        for m in self.moves(request.id):  # as ``record`` stores a move
+            was = destinations.get(m.destination)
+            if was is None:  # no such row for ``record`` to update
+                continue
+            destinations[m.destination] = replace(
+                was, status=m.status, reason=m.reason, ack_due=None,
+                receipt=was.receipt if m.receipt is None else m.receipt)
+        return replace(request, **values, destinations=tuple(destinations.values()))
 
     def moves(self, request_id: str) -> list[DestinationChange]:
         """This batch's changes to the request's destinations, in order."""
