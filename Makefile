@@ -31,11 +31,12 @@ typecheck: $(STAMP)
 
 # Workers of pytest-xdist: every worker has its own databases, broker namespace and ports.
 # Pytest's rewritten test modules are cached (PYTHONDONTWRITEBYTECODE would have every worker
-# rewrite all of them on each run).
+# rewrite all of them on each run). Work stealing: a worker left idle at the end takes tests
+# queued for the other (446 s against 496 s for the default split, side by side here).
 TEST_WORKERS ?= 2
 
 test: $(STAMP) services tools lint typecheck
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The suite beside two busy processes per core, as a machine still doing other work runs it:
 # a test that passes only when the machine is idle fails here before it lands.
