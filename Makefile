@@ -32,7 +32,8 @@ typecheck: $(STAMP)
 # Workers of pytest-xdist: every worker has its own databases, broker namespace and ports.
 # Pytest's rewritten test modules are cached (PYTHONDONTWRITEBYTECODE would have every worker
 # rewrite all of them on each run). Work stealing: a worker left idle at the end takes tests
-# queued for the other (446 s against 496 s for the default split, side by side here).
+# queued for the other (446 s against 496 s for the default split, in consecutive runs on
+# this machine, idle).
 TEST_WORKERS ?= 2
 
 test: $(STAMP) services tools lint typecheck
