@@ -95,11 +95,6 @@ class Container:
         found = self.connections.get(name)
         return found.connector if found is not None else None
 
-    def store(self, source: str, body: bytes, received_at: datetime, events: int,
-              key: str | None = None, *, again: str = "duplicate") -> inbox.Stored:
-        """``Intake.store``: a verified delivery into the inbox."""
-        return self.intake.store(source, body, received_at, events, key, again=again)
-
     def wake(self) -> None:
         """Tell the applier, if it runs in this process, that there is work."""
         if self.applier_loop is not None:
