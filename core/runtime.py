@@ -117,10 +117,13 @@ class Leadership:
 
     def release(self) -> None:
         """Give the lease up (a graceful stop): a standby takes over at its next look
-        instead of waiting for the lease to run out."""
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(delete(leases).where(leases.c.name == self.name,
-                                              leases.c.holder == self.holder))
+        instead of waiting for the lease to run out. Free when this holder never led."""
+        with self._lock:
+            if self._trusted_until is None:
+                return
+            with self.engine.begin() as conn:
+                conn.execute(delete(leases).where(leases.c.name == self.name,
+                                                  leases.c.holder == self.holder))
             self._trusted_until = None
 
     def fence(self, conn: Connection, now: datetime) -> bool:

@@ -169,6 +169,9 @@ class Container:
 
     def close(self) -> None:
         self.stop_background()
+        # An applier ticked here (a CLI command, a script) gives its lease back: a request
+        # step taken next would otherwise wait out the lease for an applier that is gone.
+        self.applier.lease.release()
         self.broker.close()
         self.limits.close()
         self.engine.dispose()
