@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from core.db import subject_keys, suppression
+from core.applier import LEASE as APPLIER_LEASE
+from core.db import leases, subject_keys, suppression
 from core.identity import IdentityMap
 from privasync.app.bootstrap import build, open_database
 from privasync.app.erasure_log import DEFAULT_NAME, FileErasureLog
@@ -147,3 +148,16 @@ def test_a_backup_from_before_a_kek_rotation_is_moved_to_the_current_kek(env: Pa
     code, out = run("keys", "status", "--format", "json")
     found = json.loads(out)
     assert list(found["keys_by_kek"]) == [found["kek"]] and held()[:2] == (0, 1)
+
+
+def test_a_container_that_applied_and_closed_leaves_no_applier_lease_behind(env: Path):
+    """A CLI step after a closed container says at once that nobody applies it yet,
+    instead of waiting out a lease held by a process that has gone."""
+    request("access")  # ticks an applier in a container, then closes it
+    engine, _ = open_database(Settings())
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(leases).where(
+                leases.c.name == APPLIER_LEASE)).scalar_one() == 0
+    finally:
+        engine.dispose()
