@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,28 @@ def _reset_postgres() -> None:
     _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     if name not in _created:
         _created.append(name)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Each test gets back the logging it found: a test (or a CLI command run in process)
+    that sets privasync's logging to DEBUG would otherwise leave pika, whose threads outlive
+    the test, writing DEBUG lines into the output of the tests after it."""
+    import logging
+
+    import structlog
+
+    root = logging.getLogger()
+    handlers, level, structured = root.handlers[:], root.level, structlog.get_config()
+    levels = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level != levels.get(name, 0):
+            logger.setLevel(levels.get(name, logging.NOTSET))
+    structlog.configure(**structured)
 
 
 @pytest.fixture(scope="session", autouse=True)
