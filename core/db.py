@@ -388,6 +388,16 @@ heartbeats = Table(
     Column("at", AwareDateTime, nullable=False),
 )
 
+# Restarts of a supervised process (``privasync serve`` on one machine), counted by the
+# supervisor; ``process:host`` names carry nothing personal.
+restarts = Table(
+    "restarts", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_exit", Integer, nullable=False),
+    Column("at", AwareDateTime, nullable=False),
+)
+
 leases = Table(
     "leases", metadata,
     Column("name", String(64), primary_key=True),

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from core.db import cursors, heartbeats, insert_for, leases, reader
+from core.db import cursors, heartbeats, insert_for, leases, reader, restarts
 
 
 def beat(engine: Engine, name: str, now: datetime) -> None:
@@ -45,6 +45,27 @@ def freshest_beats(conn: Connection) -> dict[str, datetime]:
         component = str(name).split(":", 1)[0]
         if component in COMPONENTS and (component not in found or at > found[component]):
             found[component] = at
+    return found
+
+
+def count_restart(engine: Engine, process: str, host: str, last_exit: int,
+                  now: datetime) -> None:
+    """One more restart of ``process`` on ``host`` (its last exit status; negative: the
+    signal that ended it)."""
+    with engine.begin() as conn:
+        stmt = insert_for(conn, restarts).values(name=f"{process}:{host}", count=1,
+                                                 last_exit=last_exit, at=now)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={
+            "count": restarts.c.count + 1, "last_exit": stmt.excluded.last_exit,
+            "at": stmt.excluded.at}))
+
+
+def restart_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """Restarts by (process, host)."""
+    found: dict[tuple[str, str], int] = {}
+    for name, count in conn.execute(select(restarts.c.name, restarts.c.count)):
+        process, _, host = str(name).partition(":")
+        found[(process, host)] = int(count)
     return found
 
 

@@ -40,6 +40,7 @@ class _FromDatabase(Collector):
             beats = runtime.freshest_beats(conn)
             verified = ledger.last_verification(conn)
             unlogged = erasures.backlog(conn)
+            restarted = runtime.restart_counts(conn)
         yield from self._jobs(counts, ages, now)
         dead = GaugeMetricFamily("privasync_jobs_dead", "Jobs given up on (dead letters: "
                                  "`privasync jobs list --dead`), by destination",
@@ -56,6 +57,13 @@ class _FromDatabase(Collector):
         for row in sorted(events, key=lambda r: (r.source, r.outcome)):
             received.add_metric([row.source, row.outcome], row.n)
         yield received
+        restarts = CounterMetricFamily("privasync_process_restarts", "Restarts of a process "
+                                       "`privasync serve` supervises (api, background), by "
+                                       "host, since the database was made",
+                                       labels=["process", "host"])
+        for (process, host), n in sorted(restarted.items()):
+            restarts.add_metric([process, host], n)
+        yield restarts
         yield GaugeMetricFamily("privasync_inbox_pending_rows",
                                 "Stored deliveries not applied yet", value=backlog.rows)
         yield GaugeMetricFamily("privasync_inbox_pending_events",

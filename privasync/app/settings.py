@@ -104,6 +104,16 @@ class SchedulerSettings(BaseModel):
     ledger_verify_seconds: float = Field(default=300.0, gt=0)
 
 
+class SupervisorSettings(BaseModel):
+    """``privasync serve`` on one machine: restarting its API or background process."""
+
+    min_restart_seconds: float = Field(default=0.5, gt=0)
+    max_restart_seconds: float = Field(default=30.0, gt=0)
+    # After SIGTERM, how much longer than the worker's shutdown_seconds the processes have
+    # to drain before they are killed.
+    grace_seconds: float = Field(default=5.0, ge=0)
+
+
 class _AppSettings(BaseSettings):
     """The app's own settings, before the connectors' groups."""
 
@@ -184,6 +194,7 @@ class Settings(_ConnectorSettings):
     applier: ApplierSettings = ApplierSettings()
     retry: dict[str, RetrySettings] = Field(default_factory=dict)
     scheduler: SchedulerSettings = SchedulerSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
     smtp: SmtpSettings = SmtpSettings()
     notify_webhook: NotifyWebhookSettings = NotifyWebhookSettings()
 

@@ -28,9 +28,24 @@ if TYPE_CHECKING:
 @click.option("--api-only", is_flag=True,
               help="With no broker URL: leave the applier, scheduler and worker to a "
                    "`privasync scheduler` process on the same database.")
-def serve(host: str, port: int, api_only: bool) -> None:
+@click.option("--single-process", is_flag=True,
+              help="With no broker URL: run the applier, scheduler and worker inside the "
+                   "API's own process (slower; for debugging) instead of beside it.")
+@click.option("--fd", type=int, default=None, hidden=True,
+              help="Serve on this listening socket (the supervisor's).")
+def serve(host: str, port: int, api_only: bool, single_process: bool, fd: int | None) -> None:
     """The HTTP app. With no broker URL it also runs the worker, the applier and the
-    scheduler in-process, unless --api-only."""
+    scheduler: in a second process it starts, watches and stops with the API (restarting
+    either if it dies), or in the API's own with --single-process; none with --api-only."""
+    if api_only and single_process:
+        raise OperatorError("--api-only and --single-process contradict each other: choose "
+                            "one (--api-only: the background work runs elsewhere)")
+    if not context.settings().broker_url and not api_only and not single_process \
+            and fd is None:
+        raise SystemExit(_supervise(host, port))
+
+    import socket
+
     import uvicorn
 
     from privasync.web.app import create_app
@@ -40,6 +55,7 @@ def serve(host: str, port: int, api_only: bool) -> None:
     if in_process:
         container.start_worker()
         container.start_scheduler()  # and the applier
+    sockets = [socket.socket(fileno=fd)] if fd is not None else None
     # No access log: Mailchimp's webhook path carries its secret token.
     # log_config=None: uvicorn's own lines go through our handler (and its redaction).
     server = _GracefulServer(uvicorn.Config(create_app(container), host=host, port=port,
@@ -49,9 +65,73 @@ def serve(host: str, port: int, api_only: bool) -> None:
                                  container, "api, applier, scheduler and worker" if in_process
                                  else "api", address=f"http://{host}:{port}"))
     try:
-        server.run()
+        server.run(sockets)
     finally:
         container.close()
+
+
+def _supervise(host: str, port: int) -> int:
+    """The embedded default: the API and the background work as two processes, supervised
+    (privasync/cli/supervisor.py). The settings are checked, the database migrated and its
+    keys made here first, so that a mistake is one line now and the two never race to
+    migrate; the socket is bound here, so that a port in use is one line too."""
+    import os
+    import socket
+    import sys
+    from datetime import UTC, datetime
+
+    import structlog
+
+    from core import runtime
+    from privasync.app.database import open_engine
+    from privasync.cli.supervisor import Child, Supervisor
+    from workers.retries import backoff
+
+    stop = threading.Event()  # SIGTERM while starting: stop before starting anything
+    if threading.current_thread() is threading.main_thread():  # (only it may take signals)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    settings = context.settings()
+    checked = context.build()  # every setting checked, the database migrated, its keys made
+    try:
+        listener = socket.create_server((host, port), backlog=2048)
+    except OSError as exc:
+        checked.close()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OperatorError(f"cannot listen on {host}:{port}: {reason}; choose "
+                            "another --port or stop what uses it") from None
+    bound = listener.getsockname()[1]
+    _log_start(checked, "api, and applier, scheduler and worker in a second process",
+               address=f"http://{host}:{bound}")
+    checked.close()
+    engine = open_engine(settings.database_url, create=False)
+    listener.set_inheritable(True)
+    ctx = click.get_current_context()
+    root = ["--log-level", level] if (level := ctx.find_root().params.get("log_level")) else []
+    command = [sys.executable, "-m", "privasync", *root]
+    children = [Child("api", [*command, "serve", "--api-only", "--fd", str(listener.fileno()),
+                              "--host", host, "--port", str(bound)]),
+                Child("background", [*command, "scheduler"])]
+    host_name = os.uname().nodename
+
+    def restarted(process: str, last_exit: int) -> None:
+        try:
+            runtime.count_restart(engine, process, host_name, last_exit, datetime.now(UTC))
+        except Exception as exc:  # noqa: BLE001 - counting must not stop supervising
+            structlog.get_logger("privasync.supervisor").warning(
+                "process.restart_not_counted", process=process, error=type(exc).__name__)
+
+    delay = backoff(settings.supervisor.min_restart_seconds,
+                    settings.supervisor.max_restart_seconds)
+    try:
+        return Supervisor(children, env=dict(os.environ), pass_fds=[listener.fileno()],
+                          shutdown_seconds=settings.worker.shutdown_seconds
+                          + settings.supervisor.grace_seconds,
+                          delay=lambda n: delay(n, None), restarted=restarted,
+                          stop=stop).run()
+    finally:
+        listener.close()
+        engine.dispose()
 
 
 def _log_start(container: Container, runs: str, address: str | None = None) -> None:
@@ -99,8 +179,8 @@ class _GracefulServer:
 
         self._server = Server(config)
 
-    def run(self) -> None:
-        self._server.run()
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        self._server.run(sockets)
 
 
 def _wait_for_signal(container: Container, runs: str) -> None:
