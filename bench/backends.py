@@ -26,7 +26,8 @@ MAPPINGS = ROOT / "mappings"
 # Redis database too, with --redis-url).
 PG_DATABASE = os.environ.get("PRIVASYNC_BENCH_DATABASE", "privasync_bench")
 NAMESPACE = "privasync-bench"  # PRIVASYNC_BROKER_NAMESPACE of every bench deployment
-LABELS = {"sqlite": "SQLite, one process", "sqlite2": "SQLite, two processes",
+LABELS = {"sqlite": "SQLite, `serve` (default)", "sqlite1": "SQLite, --single-process",
+          "sqlite2": "SQLite, two by hand",
           "redis": "PostgreSQL + Redis, 4 procs", "rabbitmq": "PostgreSQL + RabbitMQ, 4 procs"}
 DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -108,7 +109,7 @@ def prepare(backend: str, services: Services) -> tuple[str, str, Path]:
         database = _reset_postgres(services.postgres_server)
         _reset_rabbitmq(services.rabbitmq_url)
         return database, services.rabbitmq_url, var_dir
-    raise SystemExit(f"unknown backend {backend!r}: use sqlite, sqlite2, redis, rabbitmq")
+    raise SystemExit(f"unknown backend {backend!r}: use sqlite, sqlite1, sqlite2, redis, rabbitmq")
 
 
 def email(n: int) -> str:

@@ -1,9 +1,10 @@
 """privasync as a deployment runs it: each part its own process, started by its CLI.
 
-``sqlite``: one ``privasync serve`` on a new SQLite file, with the embedded broker,
-applier and worker in it (the single-machine default). ``sqlite2``: the same
-split in two, ``privasync serve --api-only`` and ``privasync scheduler`` (applier,
-dispatch and the embedded worker). ``redis``: ``privasync
+``sqlite``: one ``privasync serve`` on a new SQLite file with the embedded broker (the
+single-machine default: it supervises its API and a second process running the applier,
+scheduler and worker). ``sqlite1``: the same in one process (``--single-process``).
+``sqlite2``: the two started by hand, ``privasync serve --api-only`` and ``privasync
+scheduler``. ``redis``: ``privasync
 serve``, ``privasync scheduler`` (dispatch ticks, the Salesforce poller and the
 applier) and two ``privasync worker`` processes on PostgreSQL and Redis;
 ``rabbitmq``: the same on PostgreSQL and RabbitMQ. The
@@ -72,20 +73,31 @@ class Deployment:
     logs: Path = Path()
 
     def peak_memory_mb(self) -> dict[str, float]:
-        """Each process's peak resident memory (VmHWM), read while it still runs."""
+        """Each process's peak resident memory (VmHWM), read while it still runs; the
+        processes a supervising ``serve`` started are ``api/<pid>`` and so on."""
         out: dict[str, float] = {}
         for name, proc in self.procs.items():
-            try:
-                status = Path(f"/proc/{proc.pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    out[name] = round(int(line.split()[1]) / 1024, 1)
+            for pid, label in [(proc.pid, name), *((c, f"{name}/{c}")
+                                                   for c in _children(proc.pid))]:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        out[label] = round(int(line.split()[1]) / 1024, 1)
         return out
 
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs.values())
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -97,8 +109,8 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 def _ready(url: str) -> bool:
     try:
         return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+    except (requests.ConnectionError, requests.Timeout):  # (a supervisor's socket takes
+        return False                                        # connections before its API)
 
 
 @contextmanager
@@ -111,7 +123,8 @@ def running(backend: str, services: backends.Services, emu: Emulators, *,
     env["PRIVASYNC_WORKER__THREADS"] = str(worker_threads)
     port = free_port()
     deployment = Deployment(backend, f"http://127.0.0.1:{port}", database, env, logs=var_dir)
-    api = ["serve", "--port", str(port)] + (["--api-only"] if backend == "sqlite2" else [])
+    api = ["serve", "--port", str(port)] + {"sqlite1": ["--single-process"],
+                                            "sqlite2": ["--api-only"]}.get(backend, [])
     deployment.procs["api"] = _start(api, env, var_dir / "api.log")
     if backend == "sqlite2":
         deployment.procs["scheduler"] = _start(["scheduler"], env, var_dir / "scheduler.log")

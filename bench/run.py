@@ -31,9 +31,11 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backends", default="sqlite,sqlite2,redis",
-                   help="comma-separated: sqlite (one `privasync serve`: SQLite, embedded "
-                        "broker), sqlite2 (serve --api-only + scheduler on SQLite), redis "
+    p.add_argument("--backends", default="sqlite,sqlite1,redis",
+                   help="comma-separated: sqlite (`privasync serve` as README starts it: "
+                        "SQLite, embedded broker, its API and background processes), sqlite1 "
+                        "(the same with --single-process), sqlite2 (serve --api-only + "
+                        "scheduler started by hand), redis "
                         "(api, scheduler, 2 workers: PostgreSQL and Redis), rabbitmq (the same "
                         "on PostgreSQL and RabbitMQ)")
     p.add_argument("--people", type=int, default=1000, help="people unsubscribed in the burst")
