@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -36,15 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from bench import backends, deploy, erasure, load, report, stats
+from bench import backends, deploy, erasure, load, report, stats, watch
 from bench.burst import learn, seed_vendors
 from bench.run import DEFAULT_POSTGRES, DEFAULT_REDIS
-from core import inbox
-from core.db import jobs, make_engine
-from core.outbox import CONSENT, DEAD, OPEN, RECORD
+from core.db import make_engine
 from privasync.demo.stack import Emulators
 from privasync.emulators.hubspot import HubSpotEmulator
 
@@ -54,9 +52,6 @@ SWITCHES = ("hs_email_optout_101", "hs_email_optout_102", "hs_email_optout")
 FIELDS = ("city", "firstname")
 FLAT, RSS_GROWTH = 1.20, 0.10  # last p99 <= 1.2 x first's; RSS < +10 % after window 1
 NEAR_ZERO_SECONDS = 5.0  # a backlog under what arrives in 5 s is "near zero"
-SIZES = text("SELECT relname, pg_total_relation_size(relid), pg_indexes_size(relid), "
-             "n_live_tup, n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'public' "
-             "ORDER BY 2 DESC")
 
 
 class IndexedHubSpot(HubSpotEmulator):
@@ -133,6 +128,7 @@ def _feed(hubspot: HubSpotEmulator, queues: list[Any], ahead: int, made: list[in
 
 def _erase(url: str, token: str, addresses: list[str], every: float, answers: list[Any],
            stop: threading.Event) -> None:
+    """One erasure request every ``every`` s: (HTTP status, seconds) of each answer."""
     for address in addresses:
         answers.extend(erasure._ask(url, token, [address]))
         if stop.wait(every):
@@ -148,84 +144,49 @@ def _collect(out: Any, batches: list[tuple[float, int, int, float]],
             continue
 
 
-def _database(engine: Engine, start: datetime, end: datetime) -> dict[str, Any]:
-    """Backlogs now; jobs created and propagation p99 in [start, end); table sizes."""
-    took = func.extract("epoch", jobs.c.done_at - jobs.c.origin_received_at)
-    with engine.connect() as conn:
-        waiting = inbox.backlog(conn)
-        by_status = {s: n for s, n in conn.execute(select(jobs.c.status, func.count()).where(
-            jobs.c.status.in_([*OPEN, DEAD])).group_by(jobs.c.status))}
-        done, p99 = conn.execute(select(func.count(), func.percentile_disc(0.99).within_group(
-            took)).where(jobs.c.done_at >= start, jobs.c.done_at < end,
-                         jobs.c.kind.in_([CONSENT, RECORD]))).one()
-        created = {k: n for k, n in conn.execute(select(jobs.c.kind, func.count()).where(
-            jobs.c.created_at >= start, jobs.c.created_at < end).group_by(jobs.c.kind))}
-        erasures = {s: n for s, n in conn.execute(text(
-            "SELECT status, count(*) FROM requests WHERE kind = 'erasure' GROUP BY status"))}
-        sizes = conn.execute(SIZES).all()
-    return {"inbox_rows": waiting.rows, "inbox_events": waiting.events,
-            "jobs_pending": by_status.get("pending", 0), "jobs_running": by_status.get(
-                "running", 0), "jobs_dead": by_status.get(DEAD, 0),
-            "jobs_created": created, "jobs_done_propagated": int(done),
-            "propagation_p99_ms": None if p99 is None else round(float(p99) * 1000, 1),
-            "erasures": erasures,
-            "tables": {name: {"mb": round(total / 2**20, 2), "indexes_mb": round(
-                idx / 2**20, 2), "live_rows": live, "dead_rows": dead}
-                for name, total, idx, live, dead in sizes}}
-
-
-def _left(engine: Engine) -> int:
-    """Inbox rows waiting and jobs open."""
-    with engine.connect() as conn:
-        return inbox.backlog(conn).rows + int(conn.execute(select(func.count()).select_from(
-            jobs).where(jobs.c.status.in_(OPEN))).scalar_one())
-
-
-def _vacuum(engine: Engine) -> float:
-    """``VACUUM (ANALYZE)`` of the bench's database, as autovacuum would; seconds taken."""
-    started = time.monotonic()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM (ANALYZE)"))
-    return round(time.monotonic() - started, 2)
-
-
 def _window(n: int, t0: float, start: float, end: float, batches: list[Any], engine: Engine,
-            deployment: deploy.Deployment, waiting_before: int) -> dict[str, Any]:
-    """One window's figures; ``waiting_before``: inbox events waiting at its start."""
+            deployment: deploy.Deployment) -> dict[str, Any]:
     ok = [b for b in batches if start <= b[0] < end and b[1] == 200]
     accepted = sum(b[2] for b in ok)
     w = {"window": n, "from_s": round(start - t0, 1), "to_s": round(end - t0, 1),
          "batches": len([b for b in batches if start <= b[0] < end]),
          "accepted_per_s": round(accepted / (end - start), 1),
          "batch_p99_ms": stats.summary_ms([b[3] for b in ok])["p99_ms"],
-         **_database(engine, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(
-             end, UTC)), "rss_mb": deployment.rss_mb()}
+         **watch.database(engine, datetime.fromtimestamp(start, UTC),
+                          datetime.fromtimestamp(end, UTC)), "rss_mb": deployment.rss_mb()}
     w["batches_refused"] = w["batches"] - len(ok)
-    w["applied_per_s"] = round((accepted + waiting_before - w["inbox_events"]) / (end - start), 1)
     w["open_jobs"] = w["jobs_pending"] + w["jobs_running"]
-    w["arriving_per_s"] = {"inbox_rows": round(w["batches"] / (end - start), 1), "open_jobs":
-                           round(sum(w["jobs_created"].values()) / (end - start), 1)}
+    w["arriving_per_s"] = {"inbox_events": round(sum(w["inbox_arrived_events"].values())
+                                                 / (end - start), 1),
+                           "open_jobs": round(sum(w["jobs_created"].values()) / (end - start), 1)}
     return w
 
 
 def _line(w: dict[str, Any]) -> str:
+    """The window's line: rates, p99s, backlogs, memory, the four largest tables."""
+    seconds = w["to_s"] - w["from_s"]
+    stored = ", ".join(f"{k} {n / seconds:.0f}" for k, n in w["inbox_arrived_events"].items()
+                       if n)
     top = sorted(w["tables"].items(), key=lambda t: -t[1]["mb"])[:4]
     name = f"window {w['window']}" if w["window"] else "drain"
-    return (f"{name} [{w['from_s']:.0f}-{w['to_s']:.0f} s] events/s {w['accepted_per_s']:.0f} "
-            f"accepted, {w['applied_per_s']:.0f} applied; p99 batch {w['batch_p99_ms']} ms, "
-            f"propagation {w['propagation_p99_ms']} ms ({w['jobs_done_propagated']} jobs); "
-            f"backlog inbox {w['inbox_rows']} rows, jobs {w['jobs_pending']} pending + "
-            f"{w['jobs_running']} running; dead {w['jobs_dead']}; erasures {w['erasures']}; "
-            "RSS MB " + ", ".join(f"{k} {v:.0f}" for k, v in w["rss_mb"].items())
-            + "; PG MB " + ", ".join(f"{k} {v['mb']:.1f} (idx {v['indexes_mb']:.1f}, rows "
-                                     f"{v['live_rows']} live {v['dead_rows']} dead)"
-                                     for k, v in top))
+    return " | ".join([
+        f"{name} [{w['from_s']:.0f}-{w['to_s']:.0f} s]",
+        f"events/s accepted {w['accepted_per_s']:.0f}, stored {stored or 0}, "
+        f"applied {w['applied_per_s']:.0f}",
+        f"p99 batch {w['batch_p99_ms']} ms, propagation {w['propagation_p99_ms']} ms "
+        f"({w['jobs_done_propagated']} jobs)",
+        f"backlog inbox {w['inbox_rows']} rows ({w['inbox_events']} events), jobs "
+        f"{w['jobs_pending']} pending + {w['jobs_running']} running; dead {w['jobs_dead']}",
+        f"erasures {w['erasures']}",
+        "RSS MB " + ", ".join(f"{k} {v:.0f}" for k, v in w["rss_mb"].items()),
+        "PG MB " + ", ".join(f"{k} {v['mb']:.1f} (idx {v['indexes_mb']:.1f}; rows "
+                             f"{v['live_rows']} live, {v['dead_rows']} dead)" for k, v in top)])
 
 
 def verdict(windows: list[dict[str, Any]], drained: dict[str, Any]) -> dict[str, Any]:
     """Pass/fail: backlogs held, p99s flat, RSS flat (module docstring; BENCHMARKS.md)."""
     checks: dict[str, Any] = {}
-    for key in ("inbox_rows", "open_jobs"):
+    for key in ("inbox_events", "open_jobs"):
         floors = [w["arriving_per_s"][key] * NEAR_ZERO_SECONDS for w in windows]
         seen = [w[key] for w in windows]
         grew = [i + 1 for i in range(1, len(seen)) if seen[i] > max(seen[i - 1], floors[i])]
@@ -301,7 +262,7 @@ def _traffic(args: argparse.Namespace, emu: Emulators, url: str, token: str,
 
 def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
           smtp_port: int) -> dict[str, Any]:
-    erasures = int(args.seconds // args.erasure_every) + 1
+    erasures = math.ceil(args.seconds / args.erasure_every)
     contacts, _ = seed_vendors(emu, args.people + erasures)  # the last: erased, not named
     with deploy.running("redis", services, emu, poll_seconds=args.poll_seconds,
                         extra=erasure.smtp_settings(smtp_port),
@@ -309,8 +270,7 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
         emu.partner.ack_url = f"{deployment.url}/webhooks/partners/contact_centre/ack"
         engine = make_engine(deployment.database_url)
         before = learn(engine, deployment.database_url, contacts, time.monotonic() + 600)
-        with engine.connect() as conn:
-            autovacuum = conn.execute(text("SHOW autovacuum")).scalar_one() == "on"
+        autovacuum = watch.autovacuum(engine)
         vacuum = args.vacuum == "yes" or (args.vacuum == "auto" and not autovacuum)
         print(f"PostgreSQL autovacuum {'on' if autovacuum else 'off'}; VACUUM (ANALYZE) "  # noqa: T201
               f"after each window: {'yes' if vacuum else 'no'}", flush=True)
@@ -324,17 +284,15 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
                 break
             end = min(start + args.window, until)
             time.sleep(max(0.0, end - time.time()) + 0.5)  # + answers still on the queue
-            windows.append(_window(n, t0, start, end, traffic.batches, engine, deployment,
-                                   windows[-1]["inbox_events"] if windows else 0))
+            windows.append(_window(n, t0, start, end, traffic.batches, engine, deployment))
             if vacuum:
-                windows[-1]["vacuum_seconds"] = _vacuum(engine)
+                windows[-1]["vacuum_seconds"] = watch.vacuum(engine)
             print(_line(windows[-1]), flush=True)  # noqa: T201 - the report
         traffic.finish()
         drain_start = time.time()
-        while time.time() - drain_start < args.drain and _left(engine):
+        while time.time() - drain_start < args.drain and watch.left(engine):
             time.sleep(1.0)
-        drained = _window(0, t0, drain_start, time.time(), [], engine, deployment,
-                          windows[-1]["inbox_events"])
+        drained = _window(0, t0, drain_start, time.time(), [], engine, deployment)
         print(_line(drained), flush=True)  # noqa: T201
         engine.dispose()
     accepted = sum(b[2] for b in traffic.batches if b[1] == 200)
