@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-stress lint typecheck services tools bench clean
+.PHONY: demo test test-stress lint typecheck services tools bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,6 +49,13 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.micro
 	$(BIN)/python -m bench.window
 	$(BIN)/python -m bench.run
+
+# An hour of mixed webhook traffic and erasures on PostgreSQL + Redis, a line every 5 minutes
+# and a verdict (BENCHMARKS.md, "Soak"); not part of `make test` or `make bench`.
+SOAK_SECONDS ?= 3600
+
+soak: $(STAMP) services
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,6 +124,23 @@ def _settle(engine: Engine, since: datetime, deadline: float, kind: str | None) 
     return "timed out"
 
 
+def learn(engine: Engine, database: str, contacts: Sequence[str], deadline: float, *,
+          hubspot_ids: bool = True, audience: bool = True) -> str:
+    """privasync learns person0..N-1 as in production: their HubSpot ids as
+    ``contact.creation`` and a look-up would give them (with ``hubspot_ids``), the Salesforce
+    poller's first polls, the Mailchimp audience read (waited for with ``audience``). Then
+    waits until nothing is left to do; returns how that ended (``_settle``)."""
+    if hubspot_ids:
+        backends.seed_identity(database, deploy.SECRET_KEY,
+                               [(c, backends.email(i)) for i, c in enumerate(contacts)])
+    _wait("the Salesforce poller's first poll", lambda: _count(engine, select(
+        func.count()).select_from(subjects)) >= len(contacts), deadline)
+    if audience:
+        _wait("the Mailchimp audience read", lambda: _count(engine, select(
+            func.count()).select_from(directory)) >= len(contacts), deadline)
+    return _settle(engine, datetime.min.replace(tzinfo=UTC), deadline, None)
+
+
 def _snapshot(emu: Emulators) -> dict[str, Any]:
     sf = emu.salesforce
     assert isinstance(sf, CountingSalesforce)
@@ -173,15 +190,8 @@ def _run(backend: str, services: backends.Services, emu: Emulators, *, people: i
                         worker_threads=worker_threads) as deployment:
         engine = make_engine(deployment.database_url)
         deadline = time.monotonic() + timeout
-        if not cold:
-            backends.seed_identity(deployment.database_url, deploy.SECRET_KEY,
-                                   [(c, backends.email(i)) for i, c in enumerate(contacts)])
-        _wait("the Salesforce poller's first poll", lambda: _count(engine, select(
-            func.count()).select_from(subjects)) >= people, deadline)
-        if not extra:
-            _wait("the Mailchimp audience read", lambda: _count(engine, select(
-                func.count()).select_from(directory)) >= people, deadline)
-        quiet = _settle(engine, datetime.min.replace(tzinfo=UTC), deadline, None)
+        quiet = learn(engine, deployment.database_url, contacts, deadline,
+                      hubspot_ids=not cold, audience=not extra)
         emu.hubspot.configure_webhooks(f"{deployment.url}/webhooks/hubspot",
                                        hubspot_subscriptions(load_mappings(
                                            backends.MAPPINGS, data_categories())))

@@ -75,21 +75,34 @@ class Deployment:
     def peak_memory_mb(self) -> dict[str, float]:
         """Each process's peak resident memory (VmHWM), read while it still runs; the
         processes a supervising ``serve`` started are ``api/<pid>`` and so on."""
+        return self._memory_mb("VmHWM")
+
+    def rss_mb(self) -> dict[str, float]:
+        """Each process's resident memory now (VmRSS), named as in ``peak_memory_mb``."""
+        return self._memory_mb("VmRSS")
+
+    def _memory_mb(self, field: str) -> dict[str, float]:
         out: dict[str, float] = {}
         for name, proc in self.procs.items():
             for pid, label in [(proc.pid, name), *((c, f"{name}/{c}")
                                                    for c in _children(proc.pid))]:
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
-                        out[label] = round(int(line.split()[1]) / 1024, 1)
+                mb = memory_mb(pid, field)
+                if mb is not None:
+                    out[label] = mb
         return out
 
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs.values())
+
+
+def memory_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """A ``/proc/<pid>/status`` memory figure (VmRSS, VmHWM) in MB; None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((round(int(line.split()[1]) / 1024, 1) for line in status.splitlines()
+                 if line.startswith(f"{field}:")), None)
 
 
 def _children(pid: int) -> list[int]:

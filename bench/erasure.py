@@ -27,9 +27,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bench import backends, deploy, stats
-from bench.burst import VENDORS, CountingSalesforce, _count, _settle, _wait, seed_vendors
+from bench.burst import VENDORS, CountingSalesforce, _wait, learn, seed_vendors
 from core.crypto import Keyring
-from core.db import directory, make_engine, subjects
+from core.db import make_engine
 from core.db import requests as request_rows
 from privasync.demo.stack import Emulators
 
@@ -53,6 +53,12 @@ class _Relay(Controller):
 
     def _create_server(self) -> Any:
         return self.loop.create_server(self._factory_invoker, sock=self._sock)
+
+
+def smtp_settings(port: int) -> dict[str, str]:
+    """privasync's settings for mailing confirmations through the relay on ``port``."""
+    return {"PRIVASYNC_SMTP__HOST": "127.0.0.1", "PRIVASYNC_SMTP__PORT": str(port),
+            "PRIVASYNC_SMTP__FROM": "privacy@example.com", "PRIVASYNC_SMTP__STARTTLS": "false"}
 
 
 def _token(database: str) -> str:
@@ -124,20 +130,13 @@ def _run(backend: str, services: backends.Services, emu: Emulators, mailbox: Mai
          smtp_port: int, *, people: int, poll_seconds: float, worker_threads: int,
          timeout: float) -> dict[str, Any]:
     contacts, _ = seed_vendors(emu, people)
-    smtp = {"PRIVASYNC_SMTP__HOST": "127.0.0.1", "PRIVASYNC_SMTP__PORT": str(smtp_port),
-            "PRIVASYNC_SMTP__FROM": "privacy@example.com", "PRIVASYNC_SMTP__STARTTLS": "false"}
-    with deploy.running(backend, services, emu, poll_seconds=poll_seconds, extra=smtp,
+    with deploy.running(backend, services, emu, poll_seconds=poll_seconds,
+                        extra=smtp_settings(smtp_port),
                         worker_threads=worker_threads) as deployment:
         emu.partner.ack_url = f"{deployment.url}/webhooks/partners/contact_centre/ack"
         engine = make_engine(deployment.database_url)
         deadline = time.monotonic() + timeout
-        backends.seed_identity(deployment.database_url, deploy.SECRET_KEY,
-                               [(c, backends.email(i)) for i, c in enumerate(contacts)])
-        _wait("the Salesforce poller's first poll", lambda: _count(engine, select(
-            func.count()).select_from(subjects)) >= people, deadline)
-        _wait("the Mailchimp audience read", lambda: _count(engine, select(
-            func.count()).select_from(directory)) >= people, deadline)
-        quiet = _settle(engine, datetime.min.replace(tzinfo=UTC), deadline, None)
+        quiet = learn(engine, deployment.database_url, contacts, deadline)
         token = _token(deployment.database_url)
         before = {name: stats.calls(getattr(emu, name)) for name in VENDORS}
         with emu.hubspot.lock:

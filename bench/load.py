@@ -21,10 +21,25 @@ Signed = tuple[bytes, dict[str, str]]
 
 def optout_event(contact: int, event_id: int, occurred_ms: int) -> dict[str, Any]:
     """``hs_email_optout`` set to ``"true"`` in the CRM, as HubSpot sends it."""
+    return property_event(contact, event_id, occurred_ms, "hs_email_optout", "true")
+
+
+def property_event(contact: int, event_id: int, occurred_ms: int, name: str,
+                   value: str) -> dict[str, Any]:
+    """A ``contact.propertyChange``: an opt-out switch (``hs_email_optout``,
+    ``hs_email_optout_<subscription>``: ``"true"`` or ``"false"``) or a record's field."""
     return {"eventId": event_id, "subscriptionId": 2004, "portalId": 62515, "appId": 54321,
             "occurredAt": occurred_ms, "subscriptionType": "contact.propertyChange",
-            "attemptNumber": 0, "objectId": contact, "propertyName": "hs_email_optout",
-            "propertyValue": "true", "changeSource": "CRM_UI"}
+            "attemptNumber": 0, "objectId": contact, "propertyName": name,
+            "propertyValue": value, "changeSource": "CRM_UI"}
+
+
+def creation_event(contact: int, event_id: int, occurred_ms: int) -> dict[str, Any]:
+    """A ``contact.creation``, as the HubSpot emulator (and HubSpot) sends it."""
+    return {"eventId": event_id, "subscriptionId": 2001, "portalId": 62515, "appId": 54321,
+            "occurredAt": occurred_ms, "subscriptionType": "contact.creation",
+            "attemptNumber": 0, "objectId": contact, "changeSource": "CRM_UI",
+            "changeFlag": "NEW"}
 
 
 def sign(url: str, secret: str, events: list[dict[str, Any]]) -> Signed:
