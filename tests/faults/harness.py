@@ -17,7 +17,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from core.db import jobs, make_engine
 from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from tests import timing
 from tests.conftest import make_database
+from tests.faults import launch
 from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -273,8 +273,9 @@ class Deployment:
             ("hubspot", self.emu.hubspot.url), ("salesforce", self.emu.salesforce.url),
             ("mailchimp", self.emu.mailchimp.url), ("partner", self.emu.partner.url))}
         self.env = self._environment(proxied) | (settings or {})
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, launch.Process] = {}
         self.schedulers = [f"scheduler{i}" for i in range(1, schedulers + 1)]
+        self._verified = 0
 
     @property
     def redis(self) -> RedisServer:
@@ -297,14 +298,13 @@ class Deployment:
         self.emu.mailchimp.configure_webhook(f"{self.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")
         return self
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str) -> launch.Process:
+        """``privasync <command>`` as a process of its own (forked from tests.faults.launch's
+        server, which imported privasync once)."""
         args = (self.COMMANDS.get(name) or ["scheduler", "--no-applier"]).copy()
         if name == "api":
             args += ["--port", str(self.port)]
-        log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "privasync",
-                                 *args], env=self.env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = launch.Process(args, self.env, ROOT, self.tmp / f"{name}.log")
         self.procs[name] = proc
         return proc
 
@@ -496,11 +496,11 @@ class Deployment:
                 and self.quiet())
 
     def verify_ledger(self) -> tuple[int, str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "privasync", "audit", "verify"],
-            env=self.env | {"PRIVASYNC_DATABASE_URL": self.database}, cwd=ROOT,
-            capture_output=True, text=True, timeout=scaled(60))
-        return done.returncode, done.stdout + done.stderr
+        """``privasync audit verify`` on the database itself (not through the proxy)."""
+        self._verified += 1
+        return launch.run(["audit", "verify"],
+                          self.env | {"PRIVASYNC_DATABASE_URL": self.database}, ROOT,
+                          self.tmp / f"audit-verify-{self._verified}.out", timeout=scaled(60))
 
 
 def _port(url: str) -> int:
