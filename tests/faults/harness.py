@@ -47,6 +47,9 @@ SCHEDULER_LEASE_SECONDS = 4.0
 # still grows and a vendor's Retry-After still wins, but a case whose vendor fails eight
 # times in a row no longer waits 2 s between its last tries.
 MAX_BACKOFF_SECONDS = 0.5
+# How long privasync waits for HubSpot, Salesforce and Mailchimp (the emulators answer in
+# milliseconds; a case's slow answers take longer than this, so they time out).
+VENDOR_TIMEOUT_SECONDS = 1.0
 
 
 def free_port() -> int:
@@ -364,16 +367,16 @@ class Deployment:
             "PRIVASYNC_HUBSPOT__BASE_URL": via("hubspot", emu.hubspot.url),
             "PRIVASYNC_HUBSPOT__ACCESS_TOKEN": emu.hubspot.access_token,
             "PRIVASYNC_HUBSPOT__CLIENT_SECRET": emu.hubspot.client_secret,
-            "PRIVASYNC_HUBSPOT__TIMEOUT_SECONDS": "2",
+            "PRIVASYNC_HUBSPOT__TIMEOUT_SECONDS": str(VENDOR_TIMEOUT_SECONDS),
             "PRIVASYNC_SALESFORCE__INSTANCE_URL": via("salesforce", emu.salesforce.url),
             "PRIVASYNC_SALESFORCE__SESSION_ID": emu.salesforce.session_id,
             "PRIVASYNC_SALESFORCE__POLL_INTERVAL_SECONDS": "0.5",
-            "PRIVASYNC_SALESFORCE__TIMEOUT_SECONDS": "2",
+            "PRIVASYNC_SALESFORCE__TIMEOUT_SECONDS": str(VENDOR_TIMEOUT_SECONDS),
             "PRIVASYNC_MAILCHIMP__BASE_URL": via("mailchimp", f"{emu.mailchimp.url}/3.0"),
             "PRIVASYNC_MAILCHIMP__API_KEY": emu.mailchimp.api_key,
             "PRIVASYNC_MAILCHIMP__LIST_ID": emu.mailchimp.list_id,
             "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "PRIVASYNC_MAILCHIMP__TIMEOUT_SECONDS": "2",
+            "PRIVASYNC_MAILCHIMP__TIMEOUT_SECONDS": str(VENDOR_TIMEOUT_SECONDS),
             "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": emu.partner.secret,
             "PRIVASYNC_PARTNER_CONTACT_CENTRE_URL": via("partner",
                                                         emu.partner.url + emu.partner.path),
