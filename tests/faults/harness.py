@@ -140,6 +140,12 @@ class RabbitServer:
         wait_until("RabbitMQ accepts AMQP connections", self._answers, timeout=60)
         return self
 
+    def running(self) -> RabbitServer:
+        """The node, started again if a case left it down."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        return self
+
     def _answers(self) -> bool:
         import pika
 
@@ -263,12 +269,16 @@ class Population:
 class Deployment:
     """The processes of a scaled-out privasync, started, killed and checked by a test."""
 
-    def __init__(self, tmp_path: Path, *, schedulers: int = 1, broker: str = "redis",
+    def __init__(self, tmp_path: Path, *, schedulers: int = 1,
+                 broker: RabbitServer | None = None,
                  settings: dict[str, str] | None = None) -> None:
+        """``broker``: a RabbitMQ node the caller owns (the deployment takes queues of its
+        own on it); without one, a Redis server of the deployment's own."""
         self.tmp = tmp_path
         self.emu = Emulators().start()
+        self._own_broker = broker is None
         self.broker: RedisServer | RabbitServer = (
-            RedisServer(tmp_path) if broker == "redis" else RabbitServer(tmp_path)).start()
+            RedisServer(tmp_path).start() if broker is None else broker.running())
         self.database = make_database("postgresql", tmp_path)
         self.db_proxy = TcpProxy(5432)
         proxied = self.database.replace("127.0.0.1:5432", f"127.0.0.1:{self.db_proxy.port}")
@@ -340,7 +350,8 @@ class Deployment:
                 proc.kill()
         self.engine.dispose()
         self.emu.stop()
-        self.broker.kill()
+        if self._own_broker:
+            self.broker.kill()
         for proxy in [self.db_proxy, *self.vendor.values()]:
             proxy.stop()
         return "".join(f"--- {path.name}\n{path.read_text(errors='replace')}"
@@ -361,7 +372,8 @@ class Deployment:
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("PRIVASYNC_")},
             "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": self.broker.url,
-            "PRIVASYNC_BROKER_NAMESPACE": "privasync-faults",
+            # Its own queues on a node other cases use too (the API's port is unique).
+            "PRIVASYNC_BROKER_NAMESPACE": f"privasync-faults-{self.port}",
             "PRIVASYNC_MAPPINGS_DIR": str(MAPPINGS), "PRIVASYNC_VAR_DIR": str(self.tmp),
             "PRIVASYNC_SECRET_KEY": "fault-suite-secret-0123456789abcdef",
             "PRIVASYNC_HUBSPOT__BASE_URL": via("hubspot", emu.hubspot.url),
