@@ -11,6 +11,7 @@ starts a thread (STYLE.md), so a fork of the imported modules is what a fresh st
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -72,7 +73,8 @@ class Process:
 
     def send_signal(self, sig: int) -> None:
         if self._process.exitcode is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(self.pid, sig)
 
     def kill(self) -> None:
         self._process.kill()
