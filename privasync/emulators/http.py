@@ -166,6 +166,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._port = 0
+        self._stopping = threading.Event()  # set by stop(): handlers' waits end at once
 
     # -- configuration ---------------------------------------------------
     def route(self, method: str, pattern: str, handler: Handler) -> None:
@@ -191,6 +192,11 @@ class Emulator:
             return sum(n for k, n in self.calls.items() if k.split(" ", 1)[1].startswith(prefix))
 
     # -- hooks for subclasses -------------------------------------------------
+    def linger(self, seconds: float) -> None:
+        """Hold a handler ``seconds`` (a slow vendor), ending at once when the emulator
+        stops, as an injected fault's delay does."""
+        self._stopping.wait(seconds)
+
     def authorize(self, request: Request) -> Response | None:
         """Return an error response if the request's credentials are wrong."""
         return None
@@ -275,6 +281,7 @@ class Emulator:
         except OSError:
             sock.close()
             raise
+        self._stopping.clear()
         server = _Server(self)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                   name=f"{self.name}-emulator", daemon=True)
@@ -298,6 +305,7 @@ class Emulator:
         self._server, self._thread, self._sock = None, None, None
         if server is None or thread is None or sock is None:
             return
+        self._stopping.set()
         server.halt()
         thread.join(timeout=5)
         if thread.is_alive():

@@ -12,8 +12,10 @@ import pytest
 import requests
 
 from privasync.emulators.http import Emulator, Fault, Request, Response
+from privasync.emulators.hubspot import HubSpotEmulator
+from privasync.emulators.mailchimp import MailchimpEmulator
 from tests.emulators.conftest import serve
-from tests.timing import scaled
+from tests.timing import scaled, wait_until
 
 
 class Echo(Emulator):
@@ -116,3 +118,30 @@ def test_stop_does_not_wait_out_a_pending_delay() -> None:
     emulator.stop()
     waiter.join()
     assert time.monotonic() - started < 2 and answers == [504]
+
+
+# A vendor slowed by ``latency_seconds``, and a call it answers (through the slow path).
+SLOW_VENDORS = {
+    "hubspot": (lambda: HubSpotEmulator(access_token="pat-slow"), "/crm/v3/objects/contacts/1",
+                "pat-slow"),
+    "mailchimp": (lambda: MailchimpEmulator(api_key="slowkey-us6"), "/3.0/ping", "slowkey-us6"),
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(SLOW_VENDORS))
+def test_stop_answers_a_call_held_by_the_vendors_latency_at_once(vendor: str) -> None:
+    # A test that kills the client mid-call leaves such a call behind; the stop used to wait
+    # out the latency (or give up after 5 s and drop the call).
+    make, path, token = SLOW_VENDORS[vendor]
+    emulator = make()
+    url = emulator.start()
+    emulator.latency_seconds = 120.0
+    answers: list[int] = []
+    waiter = threading.Thread(target=lambda: answers.append(requests.get(
+        f"{url}{path}", headers={"Authorization": f"Bearer {token}"},
+        timeout=scaled(60)).status_code), daemon=True)
+    waiter.start()
+    wait_until("the call is in the emulator's hands", lambda: emulator.total_calls() == 1)
+    emulator.stop()
+    waiter.join(timeout=scaled(30))
+    assert answers and answers[0] < 500, answers

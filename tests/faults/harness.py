@@ -17,7 +17,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from core.db import jobs, make_engine
 from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from tests import timing
 from tests.conftest import make_database
+from tests.faults import launch
 from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -43,7 +43,13 @@ LEASE_SECONDS = 3.0      # a worker's claim: a SIGKILLed worker's batch is free 
 DISPATCH_SECONDS = 0.5   # the scheduler's tick that resends what a lost message started
 APPLIER_LEASE_SECONDS = 3.0
 SCHEDULER_LEASE_SECONDS = 4.0
-MAX_BACKOFF_SECONDS = 2.0
+# A failed job's next try comes 0.2 s, 0.4 s, then at most this long after it: the backoff
+# still grows and a vendor's Retry-After still wins, but a case whose vendor fails eight
+# times in a row no longer waits 2 s between its last tries.
+MAX_BACKOFF_SECONDS = 0.5
+# How long privasync waits for HubSpot, Salesforce and Mailchimp (the emulators answer in
+# milliseconds; a case's slow answers take longer than this, so they time out).
+VENDOR_TIMEOUT_SECONDS = 1.0
 
 
 def free_port() -> int:
@@ -132,6 +138,12 @@ class RabbitServer:
                                      stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         wait_until("RabbitMQ accepts AMQP connections", self._answers, timeout=60)
+        return self
+
+    def running(self) -> RabbitServer:
+        """The node, started again if a case left it down."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
         return self
 
     def _answers(self) -> bool:
@@ -257,12 +269,16 @@ class Population:
 class Deployment:
     """The processes of a scaled-out privasync, started, killed and checked by a test."""
 
-    def __init__(self, tmp_path: Path, *, schedulers: int = 1, broker: str = "redis",
+    def __init__(self, tmp_path: Path, *, schedulers: int = 1,
+                 broker: RabbitServer | None = None,
                  settings: dict[str, str] | None = None) -> None:
+        """``broker``: a RabbitMQ node the caller owns (the deployment takes queues of its
+        own on it); without one, a Redis server of the deployment's own."""
         self.tmp = tmp_path
         self.emu = Emulators().start()
+        self._own_broker = broker is None
         self.broker: RedisServer | RabbitServer = (
-            RedisServer(tmp_path) if broker == "redis" else RabbitServer(tmp_path)).start()
+            RedisServer(tmp_path).start() if broker is None else broker.running())
         self.database = make_database("postgresql", tmp_path)
         self.db_proxy = TcpProxy(5432)
         proxied = self.database.replace("127.0.0.1:5432", f"127.0.0.1:{self.db_proxy.port}")
@@ -273,8 +289,9 @@ class Deployment:
             ("hubspot", self.emu.hubspot.url), ("salesforce", self.emu.salesforce.url),
             ("mailchimp", self.emu.mailchimp.url), ("partner", self.emu.partner.url))}
         self.env = self._environment(proxied) | (settings or {})
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, launch.Process] = {}
         self.schedulers = [f"scheduler{i}" for i in range(1, schedulers + 1)]
+        self._verified = 0
 
     @property
     def redis(self) -> RedisServer:
@@ -297,14 +314,13 @@ class Deployment:
         self.emu.mailchimp.configure_webhook(f"{self.url}/webhooks/mailchimp/{WEBHOOK_TOKEN}")
         return self
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str) -> launch.Process:
+        """``privasync <command>`` as a process of its own (forked from tests.faults.launch's
+        server, which imported privasync once)."""
         args = (self.COMMANDS.get(name) or ["scheduler", "--no-applier"]).copy()
         if name == "api":
             args += ["--port", str(self.port)]
-        log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "privasync",
-                                 *args], env=self.env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = launch.Process(args, self.env, ROOT, self.tmp / f"{name}.log")
         self.procs[name] = proc
         return proc
 
@@ -334,7 +350,8 @@ class Deployment:
                 proc.kill()
         self.engine.dispose()
         self.emu.stop()
-        self.broker.kill()
+        if self._own_broker:
+            self.broker.kill()
         for proxy in [self.db_proxy, *self.vendor.values()]:
             proxy.stop()
         return "".join(f"--- {path.name}\n{path.read_text(errors='replace')}"
@@ -355,22 +372,23 @@ class Deployment:
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("PRIVASYNC_")},
             "PRIVASYNC_DATABASE_URL": database, "PRIVASYNC_BROKER_URL": self.broker.url,
-            "PRIVASYNC_BROKER_NAMESPACE": "privasync-faults",
+            # Its own queues on a node other cases use too (the API's port is unique).
+            "PRIVASYNC_BROKER_NAMESPACE": f"privasync-faults-{self.port}",
             "PRIVASYNC_MAPPINGS_DIR": str(MAPPINGS), "PRIVASYNC_VAR_DIR": str(self.tmp),
             "PRIVASYNC_SECRET_KEY": "fault-suite-secret-0123456789abcdef",
             "PRIVASYNC_HUBSPOT__BASE_URL": via("hubspot", emu.hubspot.url),
             "PRIVASYNC_HUBSPOT__ACCESS_TOKEN": emu.hubspot.access_token,
             "PRIVASYNC_HUBSPOT__CLIENT_SECRET": emu.hubspot.client_secret,
-            "PRIVASYNC_HUBSPOT__TIMEOUT_SECONDS": "2",
+            "PRIVASYNC_HUBSPOT__TIMEOUT_SECONDS": str(VENDOR_TIMEOUT_SECONDS),
             "PRIVASYNC_SALESFORCE__INSTANCE_URL": via("salesforce", emu.salesforce.url),
             "PRIVASYNC_SALESFORCE__SESSION_ID": emu.salesforce.session_id,
             "PRIVASYNC_SALESFORCE__POLL_INTERVAL_SECONDS": "0.5",
-            "PRIVASYNC_SALESFORCE__TIMEOUT_SECONDS": "2",
+            "PRIVASYNC_SALESFORCE__TIMEOUT_SECONDS": str(VENDOR_TIMEOUT_SECONDS),
             "PRIVASYNC_MAILCHIMP__BASE_URL": via("mailchimp", f"{emu.mailchimp.url}/3.0"),
             "PRIVASYNC_MAILCHIMP__API_KEY": emu.mailchimp.api_key,
             "PRIVASYNC_MAILCHIMP__LIST_ID": emu.mailchimp.list_id,
             "PRIVASYNC_MAILCHIMP__WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "PRIVASYNC_MAILCHIMP__TIMEOUT_SECONDS": "2",
+            "PRIVASYNC_MAILCHIMP__TIMEOUT_SECONDS": str(VENDOR_TIMEOUT_SECONDS),
             "PRIVASYNC_PARTNER_CONTACT_CENTRE_SECRET": emu.partner.secret,
             "PRIVASYNC_PARTNER_CONTACT_CENTRE_URL": via("partner",
                                                         emu.partner.url + emu.partner.path),
@@ -496,11 +514,11 @@ class Deployment:
                 and self.quiet())
 
     def verify_ledger(self) -> tuple[int, str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "privasync", "audit", "verify"],
-            env=self.env | {"PRIVASYNC_DATABASE_URL": self.database}, cwd=ROOT,
-            capture_output=True, text=True, timeout=scaled(60))
-        return done.returncode, done.stdout + done.stderr
+        """``privasync audit verify`` on the database itself (not through the proxy)."""
+        self._verified += 1
+        return launch.run(["audit", "verify"],
+                          self.env | {"PRIVASYNC_DATABASE_URL": self.database}, ROOT,
+                          self.tmp / f"audit-verify-{self._verified}.out", timeout=scaled(60))
 
 
 def _port(url: str) -> int:

@@ -25,14 +25,18 @@ def test_cut_during_intake(dep: Deployment) -> None:
     # schedule outlasts the cut); what the API could not store it must refuse, not lose.
     people = dep.seed(20, 0, 5)
     before = len(dep.emu.hubspot.webhook_deliveries)
+
+    def statuses() -> set[int]:
+        return {status for status, _ in dep.emu.hubspot.webhook_deliveries[before:]}
     dep.db_proxy.cut()
     dep.unsubscribe(people)
-    time.sleep(CUT_SECONDS)
+    # Down until the API has had to refuse a delivery it could not store.
+    wait_until("the API refused a delivery while the database was cut",
+               lambda: 503 in statuses(), timeout=30)
     dep.db_proxy.restore()
     restored = time.monotonic()
     dep.emu.hubspot.flush_webhooks(timeout=scaled(60))
-    statuses = {status for status, _ in dep.emu.hubspot.webhook_deliveries[before:]}
-    assert statuses <= {0, 200, 503}, statuses  # refused while down, never a 500
+    assert statuses() <= {0, 200, 503}, statuses()  # refused while down, never a 500
     assert_end_state(dep, people, "database cut during intake", restored)
 
 

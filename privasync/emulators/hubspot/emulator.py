@@ -122,7 +122,7 @@ class HubSpotEmulator(_EngagementRoutes, _ContactRoutes, _PreferenceRoutes, _Pro
         """Serialise handlers on the state lock and answer refusals in HubSpot's shape."""
         def run(request: Request, match: re.Match[str]) -> Response:
             if self.latency_seconds:
-                time.sleep(self.latency_seconds)
+                self.linger(self.latency_seconds)
             try:
                 with self.lock:
                     return handler(request, match)

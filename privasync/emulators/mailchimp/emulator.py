@@ -7,7 +7,6 @@ import binascii
 import copy
 import hmac
 import re
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,7 +70,7 @@ class MailchimpEmulator(_Members):
     def _add(self, method: str, pattern: str, handler: Route) -> None:
         def serve(request: Request, match: re.Match[str]) -> Response:
             if self.latency_seconds:
-                time.sleep(self.latency_seconds)
+                self.linger(self.latency_seconds)
             try:
                 if match.groupdict().get("list", self.list_id) != self.list_id:
                     raise Problem(404, _TITLES[404], "The requested resource could not be found.")
