@@ -28,7 +28,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy import func
 
-from core import inbox
+from core import inbox, ledger
 from core.db import jobs, make_engine
 from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
 from tests import timing
@@ -449,10 +449,16 @@ class Deployment:
             return {status: int(n) for status, n in rows}
 
     def quiet(self) -> bool:
-        """Nothing waiting in the inbox and no job pending or running."""
+        """Nothing waiting in the inbox, no job pending or running, and no receipt waiting
+        for the applier to chain it into the ledger (a batch's receipt is written with its
+        outcome, and chained at the applier's next tick). Read in that order: whatever the
+        one before leads to is seen by the one after."""
         with self.engine.connect() as conn:
             waiting = inbox.backlog(conn).rows
-        return waiting == 0 and not {k: v for k, v in self.open_jobs().items() if k != "dead"}
+        if waiting or {k: v for k, v in self.open_jobs().items() if k != "dead"}:
+            return False
+        with self.engine.connect() as conn:
+            return ledger.pending_count(conn) == 0
 
     def unsubscribed_everywhere(self, email: str) -> bool:
         emu = self.emu
