@@ -31,9 +31,8 @@ from sqlalchemy import func
 from core import inbox, ledger
 from core.db import jobs, make_engine
 from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
-from tests import timing
+from tests import launch, timing
 from tests.conftest import make_database
-from tests.faults import launch
 from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -315,8 +314,8 @@ class Deployment:
         return self
 
     def start(self, name: str) -> launch.Process:
-        """``privasync <command>`` as a process of its own (forked from tests.faults.launch's
-        server, which imported privasync once)."""
+        """``privasync <command>`` as a process of its own (forked from tests.launch's server,
+        which imported privasync once)."""
         args = (self.COMMANDS.get(name) or ["scheduler", "--no-applier"]).copy()
         if name == "api":
             args += ["--port", str(self.port)]
