@@ -5,7 +5,6 @@ vendor call per person, against emulators that refuse what the vendor would."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,11 +27,13 @@ from core.model import (
 )
 from privasync.demo.stack import Emulators, Stack, start_stack
 from privasync.emulators.salesforce import API
+from tests import launch
 from tests.conftest import BROKER_NAMESPACE, clear_broker, make_database
 from tests.e2e.conftest import MAPPINGS, wait_for
-from tests.e2e.test_processes import environment, start
+from tests.e2e.test_processes import environment
 from tests.timing import scaled
 
+ROOT = Path(__file__).parents[2]
 PEOPLE = 30
 WINDOW = 20  # calls per 10 s the HubSpot emulator allows: 30 calls need two windows
 
@@ -107,8 +108,10 @@ def test_two_worker_processes_keep_to_the_vendors_limits_and_finish_everything(
         "PRIVASYNC_WORKER__MAX_BATCH": "1", "PRIVASYNC_WORKER__MIN_BACKOFF_SECONDS": "0.2",
         "PRIVASYNC_WORKER__DISPATCH_SECONDS": "0.5"}
     emails = people(emulators)
-    procs: list[subprocess.Popen[bytes]] = [start(["scheduler"], env, tmp_path / "scheduler.log")]
-    procs += [start(["worker", "--threads", "8"], env, tmp_path / f"worker{i}.log")
+    # Forked from tests.launch's server: separate processes without an interpreter's start
+    # each (test_processes.py runs the commands as `python -m privasync`).
+    procs = [launch.Process(["scheduler"], env, ROOT, tmp_path / "scheduler.log")]
+    procs += [launch.Process(["worker", "--threads", "8"], env, ROOT, tmp_path / f"worker{i}.log")
               for i in (1, 2)]
     engine = make_engine(database)
     try:

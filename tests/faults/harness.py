@@ -28,12 +28,11 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy import func
 
-from core import inbox
+from core import inbox, ledger
 from core.db import jobs, make_engine
 from privasync.demo.stack import WEBHOOK_TOKEN, Emulators, hubspot_subscriptions
-from tests import timing
+from tests import launch, timing
 from tests.conftest import make_database
-from tests.faults import launch
 from tests.timing import scaled
 
 MAPPINGS = Path(__file__).parents[2] / "mappings"
@@ -315,8 +314,8 @@ class Deployment:
         return self
 
     def start(self, name: str) -> launch.Process:
-        """``privasync <command>`` as a process of its own (forked from tests.faults.launch's
-        server, which imported privasync once)."""
+        """``privasync <command>`` as a process of its own (forked from tests.launch's server,
+        which imported privasync once)."""
         args = (self.COMMANDS.get(name) or ["scheduler", "--no-applier"]).copy()
         if name == "api":
             args += ["--port", str(self.port)]
@@ -449,10 +448,16 @@ class Deployment:
             return {status: int(n) for status, n in rows}
 
     def quiet(self) -> bool:
-        """Nothing waiting in the inbox and no job pending or running."""
+        """Nothing waiting in the inbox, no job pending or running, and no receipt waiting
+        for the applier to chain it into the ledger (a batch's receipt is written with its
+        outcome, and chained at the applier's next tick). Read in that order: whatever the
+        one before leads to is seen by the one after."""
         with self.engine.connect() as conn:
             waiting = inbox.backlog(conn).rows
-        return waiting == 0 and not {k: v for k, v in self.open_jobs().items() if k != "dead"}
+        if waiting or {k: v for k, v in self.open_jobs().items() if k != "dead"}:
+            return False
+        with self.engine.connect() as conn:
+            return ledger.pending_count(conn) == 0
 
     def unsubscribed_everywhere(self, email: str) -> bool:
         emu = self.emu

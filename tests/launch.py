@@ -1,12 +1,15 @@
-"""The fault suite's privasync processes, forked from a server that imported privasync once.
+"""privasync's commands as processes, forked from a server that imported privasync once.
 
 Each is still a process of its own running ``privasync <command>``: the CLI's ``main`` with
-the deployment's arguments, environment, working directory and log; it opens its own
-connections and is killed, paused and stopped by signals like any other. What is no longer
-repeated is the interpreter's start and the imports every ``python -m privasync`` makes
-(~1.3 s of CPU each, six processes a case): multiprocessing's fork server makes them once per
-pytest process, then forks. privasync imports nothing that connects, reads the environment or
-starts a thread (STYLE.md), so a fork of the imported modules is what a fresh start builds.
+the caller's arguments, environment, working directory and log; it opens its own
+connections and is killed, paused and stopped by signals like any other, and exits with
+the command's status. What is no longer repeated is the interpreter's start and the imports
+every ``python -m privasync`` makes (~1.3 s of CPU each; a fault case starts six):
+multiprocessing's fork server makes them once per pytest process, then forks. privasync
+imports nothing that connects, reads the environment or starts a thread (STYLE.md), so a
+fork of the imported modules is what a fresh start builds. (One difference: a forked
+process skips the interpreter's own exit, atexit handlers included; privasync registers
+none. tests/e2e/test_processes.py still starts the commands as `python -m privasync`.)
 """
 
 from __future__ import annotations
