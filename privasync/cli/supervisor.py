@@ -50,7 +50,7 @@ class Child:
     started_at: float = 0.0
     quick_exits: int = 0  # exits in a row before STABLE_SECONDS: the backoff's attempt
     start_at: float | None = None
-    last_exit: int | None = None
+    last_exit: int = 0  # set when it exits, before any restart
 
 
 def exit_text(code: int) -> str:
@@ -112,8 +112,7 @@ class Supervisor:
                 pid = self._start(child)
                 log.warning("process.restarted", process=child.name, pid=pid,
                             restarts_in_a_row=child.quick_exits)
-                self.restarted(child.name, child.last_exit if child.last_exit is not None
-                               else -1)
+                self.restarted(child.name, child.last_exit)
 
     def _exited(self, child: Child, code: int, now: float) -> None:
         child.proc, child.last_exit = None, code
