@@ -221,8 +221,8 @@ class Scheduler:
         self.heartbeat = Heartbeat(engine, self.name, clock, heartbeat_seconds)
         self.dispatch_seconds = dispatch_seconds
         self.inbox_keep = inbox_keep
-        self.tickers = [Ticker("dispatch", dispatch_seconds, self.dispatch_due),
-                        Ticker("housekeeping", 3600.0, self._lead(self.prune))]
+        self._dispatch = Ticker("dispatch", dispatch_seconds, self.dispatch_due)
+        self.tickers = [self._dispatch, Ticker("housekeeping", 3600.0, self._lead(self.prune))]
         self.tickers += [Ticker(name, seconds, self._lead(fn)) for name, seconds, fn in pollers]
 
     def leading(self) -> bool:
@@ -239,6 +239,10 @@ class Scheduler:
         if due:
             self.dispatch(due)
         return len(due)
+
+    def wake_dispatch(self) -> None:
+        """Run the dispatch tick now (jobs were made due elsewhere)."""
+        self._dispatch.wake()
 
     def prune(self, now: datetime) -> int:
         with self.engine.begin() as conn:

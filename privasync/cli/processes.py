@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -33,7 +33,10 @@ if TYPE_CHECKING:
                    "API's own process (slower; for debugging) instead of beside it.")
 @click.option("--fd", type=int, default=None, hidden=True,
               help="Serve on this listening socket (the supervisor's).")
-def serve(host: str, port: int, api_only: bool, single_process: bool, fd: int | None) -> None:
+@click.option("--nudge-fd", type=int, default=None, hidden=True,
+              help="Nudge the background's dispatch through this pipe (the supervisor's).")
+def serve(host: str, port: int, api_only: bool, single_process: bool, fd: int | None,
+          nudge_fd: int | None) -> None:
     """The HTTP app. With no broker URL it also runs the worker, the applier and the
     scheduler: in a second process it starts, watches and stops with the API (restarting
     either if it dies), or in the API's own with --single-process; none with --api-only."""
@@ -55,6 +58,12 @@ def serve(host: str, port: int, api_only: bool, single_process: bool, fd: int | 
     if in_process:
         container.start_worker()
         container.start_scheduler()  # and the applier
+    elif container.embedded:
+        # The embedded broker's worker is in the background process, so a message sent
+        # here would reach no one (and its guard would hold that destination's dispatch
+        # back until it went stale): nudge the background process instead, or, started by
+        # hand with no pipe, leave the jobs to its next dispatch tick.
+        container.dispatch = dispatch_elsewhere(nudge_fd)
     sockets = [socket.socket(fileno=fd)] if fd is not None else None
     # No access log: Mailchimp's webhook path carries its secret token.
     # log_config=None: uvicorn's own lines go through our handler (and its redaction).
@@ -68,6 +77,17 @@ def serve(host: str, port: int, api_only: bool, single_process: bool, fd: int | 
         server.run(sockets)
     finally:
         container.close()
+
+
+def dispatch_elsewhere(nudge_fd: int | None) -> Callable[[Iterable[str]], None]:
+    """Dispatch for an API process whose embedded worker runs in the background process:
+    a nudge through the supervisor's pipe, or with none (started by hand) nothing, and
+    the scheduler's dispatch tick finds the due jobs within a second."""
+    if nudge_fd is None:
+        return lambda destinations: None
+    from privasync.cli.supervisor import Nudge
+
+    return Nudge(nudge_fd).dispatch
 
 
 def _supervise(host: str, port: int) -> int:
@@ -106,12 +126,15 @@ def _supervise(host: str, port: int) -> int:
     checked.close()
     engine = open_engine(settings.database_url, create=False)
     listener.set_inheritable(True)
+    hints, nudges = os.pipe()  # the API nudges the background's dispatch (supervisor.Nudge)
     ctx = click.get_current_context()
     root = ["--log-level", level] if (level := ctx.find_root().params.get("log_level")) else []
     command = [sys.executable, "-m", "privasync", *root]
     children = [Child("api", [*command, "serve", "--api-only", "--fd", str(listener.fileno()),
-                              "--host", host, "--port", str(bound)]),
-                Child("background", [*command, "scheduler"])]
+                              "--nudge-fd", str(nudges), "--host", host, "--port", str(bound)],
+                      fds=(listener.fileno(), nudges)),
+                Child("background", [*command, "scheduler", "--nudge-fd", str(hints)],
+                      fds=(hints,))]
     host_name = os.uname().nodename
 
     def restarted(process: str, last_exit: int) -> None:
@@ -124,13 +147,15 @@ def _supervise(host: str, port: int) -> int:
     delay = backoff(settings.supervisor.min_restart_seconds,
                     settings.supervisor.max_restart_seconds)
     try:
-        return Supervisor(children, env=dict(os.environ), pass_fds=[listener.fileno()],
+        return Supervisor(children, env=dict(os.environ),
                           shutdown_seconds=settings.worker.shutdown_seconds
                           + settings.supervisor.grace_seconds,
                           delay=lambda n: delay(n, None), restarted=restarted,
                           stop=stop).run()
     finally:
         listener.close()
+        os.close(hints)
+        os.close(nudges)
         engine.dispose()
 
 
@@ -224,13 +249,19 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
 @click.command()
 @click.option("--no-applier", is_flag=True, help="Leave applying the inbox to `privasync "
               "applier` processes.")
-def scheduler(no_applier: bool) -> None:
+@click.option("--nudge-fd", type=int, default=None, hidden=True,
+              help="Take the API's nudges from this pipe (the supervisor's).")
+def scheduler(no_applier: bool, nudge_fd: int | None) -> None:
     """Dispatch ticks, the Salesforce poller and the applier (one leader each, by lease).
     With no broker URL the embedded broker lives in this process, so the worker does too."""
     container = context.build()
     if container.embedded:
         container.start_worker()
-    container.start_scheduler(with_applier=not no_applier)
+    running = container.start_scheduler(with_applier=not no_applier)
+    if nudge_fd is not None:
+        from privasync.cli.supervisor import listen
+
+        listen(nudge_fd, running.wake_dispatch)
     try:
         _wait_for_signal(container, ("scheduler" if no_applier else "scheduler and applier")
                          + (" and worker" if container.embedded else ""))

@@ -15,6 +15,15 @@ database so that ``/metrics`` shows it (``privasync_process_restarts_total``). S
 SIGINT stops both, waits for them to drain up to the shutdown timeout, then kills what is
 left. A child exiting with the CLI's "fix the configuration" status (2) is not started
 again: it would fail the same way; the supervisor stops the other and exits 2.
+
+The API process has no worker (the embedded broker's worker runs in the background
+process), so jobs an admin call makes due there (a dead letter retried) are announced
+through a pipe the supervisor made (``Nudge``, ``listen``), and the background process runs
+its dispatch tick at once. The supervisor keeps both ends open, so either child can be
+restarted and the other never sees the pipe close. A nudge is a hint: lost (the pipe full,
+the reader restarting), the next dispatch tick does the same a second later. Stored
+deliveries are not announced: woken for each, the applier's small transactions competed
+with intake for SQLite's one writer (BENCHMARKS.md, "The default shape, supervised").
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -36,16 +45,19 @@ import structlog
 log = structlog.get_logger("privasync.supervisor")
 
 CONFIG_ERROR = 2  # privasync.cli.errors.OperatorError's exit status
+DISPATCH = b"d"  # a nudge: jobs were made due
 STABLE_SECONDS = 60.0  # a child that ran this long starts again after the shortest wait
 POLL_SECONDS = 0.2
 
 
 @dataclass
 class Child:
-    """One supervised process: its name (``api``, ``background``) and command line."""
+    """One supervised process: its name (``api``, ``background``), command line and the
+    descriptors it inherits."""
 
     name: str
     argv: list[str]
+    fds: tuple[int, ...] = ()  # descriptors it inherits (its listening socket, its pipe end)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     quick_exits: int = 0  # exits in a row before STABLE_SECONDS: the backoff's attempt
@@ -133,7 +145,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> int:
         child.proc = subprocess.Popen(  # noqa: S603 - our own command line, built by serve
-            child.argv, env=self.env, pass_fds=self.pass_fds,
+            child.argv, env=self.env, pass_fds=(*self.pass_fds, *child.fds),
             preexec_fn=functools.partial(_die_with_parent, os.getpid()))
         child.started_at, child.start_at = self.clock(), None
         return child.proc.pid
@@ -168,3 +180,41 @@ def _die_with_parent(supervisor: int) -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != supervisor:  # the supervisor died before prctl took hold
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Nudge:
+    """The API's end of the pipe: a byte per hint, never blocking (a full pipe already
+    holds a hint the reader has yet to take)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+
+    def dispatch(self, destinations: Iterable[str] = ()) -> None:
+        """Jobs were made due (which destinations does not matter: the tick finds them)."""
+        try:
+            os.write(self.fd, DISPATCH)
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+
+def listen(fd: int, dispatch: Callable[[], None]) -> threading.Thread:
+    """The background process's end: a daemon thread that runs ``dispatch`` once per read,
+    however many hints it took. It ends with the process (or should the pipe close)."""
+
+    def run() -> None:
+        while True:
+            try:
+                got = os.read(fd, 4096)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                log.warning("nudge.unreadable", error=type(exc).__name__)
+                return
+            if not got:
+                return
+            dispatch()
+
+    thread = threading.Thread(target=run, name="nudges", daemon=True)
+    thread.start()
+    return thread

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from privasync.cli.supervisor import CONFIG_ERROR, Child, Supervisor, exit_text
+from privasync.cli.processes import dispatch_elsewhere
+from privasync.cli.supervisor import CONFIG_ERROR, Child, Supervisor, exit_text, listen
 from tests.timing import wait_until
 
 SLEEPER = "import time\nwhile True: time.sleep(0.05)"
@@ -126,3 +127,30 @@ def test_a_stop_kills_a_child_still_running_after_the_shutdown_timeout(
 
 def test_exit_text_names_the_signal() -> None:
     assert exit_text(-9) == "SIGKILL" and exit_text(1) == "exit 1"
+
+
+def test_a_nudge_runs_the_background_dispatch_once_per_read_and_never_blocks_the_api():
+    hints, nudges = os.pipe()
+    try:
+        ran = threading.Event()
+        runs: list[int] = []
+
+        def dispatch() -> None:
+            runs.append(1)
+            ran.set()
+
+        listen(hints, dispatch)
+        dispatch_elsewhere(nudges)(["mailchimp"])
+        wait_until("the nudge taken", ran.is_set, timeout=10)
+        assert len(runs) == 1
+        # A reader that has stopped (restarting) leaves the pipe to fill: the API's end
+        # drops the hint instead of waiting.
+        stalled, writer = os.pipe()
+        nudge = dispatch_elsewhere(writer)
+        for _ in range(70_000):  # more than a pipe's 64 KiB
+            nudge(["hubspot"])
+        os.close(stalled)
+        os.close(writer)
+    finally:
+        os.close(nudges)
+
