@@ -71,6 +71,8 @@ class Deployment:
     env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: Path = Path()
+    # Each process's /metrics that can be read: the API's, and each worker's when asked.
+    metrics: dict[str, str] = field(default_factory=dict)
 
     def peak_memory_mb(self) -> dict[str, float]:
         """Each process's peak resident memory (VmHWM), read while it still runs; the
@@ -129,13 +131,16 @@ def _ready(url: str) -> bool:
 @contextmanager
 def running(backend: str, services: backends.Services, emu: Emulators, *,
             poll_seconds: float, extra: Mapping[str, str] | None = None,
-            workers: int = 2, worker_threads: int = 4) -> Iterator[Deployment]:
-    """Fresh storage, the processes started and ready; stopped with SIGTERM at the end."""
+            workers: int = 2, worker_threads: int = 4,
+            worker_metrics: bool = False) -> Iterator[Deployment]:
+    """Fresh storage, the processes started and ready; stopped with SIGTERM at the end.
+    ``worker_metrics``: each worker serves its /metrics on a loopback port of its own."""
     database, broker, var_dir = backends.prepare(backend, services)
     env = environment(emu, database, broker, var_dir, poll_seconds=poll_seconds, extra=extra)
     env["PRIVASYNC_WORKER__THREADS"] = str(worker_threads)
     port = free_port()
     deployment = Deployment(backend, f"http://127.0.0.1:{port}", database, env, logs=var_dir)
+    deployment.metrics["api"] = f"{deployment.url}/metrics"
     api = ["serve", "--port", str(port)] + {"sqlite1": ["--single-process"],
                                             "sqlite2": ["--api-only"]}.get(backend, [])
     deployment.procs["api"] = _start(api, env, var_dir / "api.log")
@@ -144,8 +149,12 @@ def running(backend: str, services: backends.Services, emu: Emulators, *,
     if broker:
         deployment.procs["scheduler"] = _start(["scheduler"], env, var_dir / "scheduler.log")
         for i in range(workers):
-            deployment.procs[f"worker{i + 1}"] = _start(["worker"], env,
-                                                         var_dir / f"worker{i + 1}.log")
+            name, command = f"worker{i + 1}", ["worker"]
+            if worker_metrics:
+                at = free_port()
+                command += ["--metrics-port", str(at), "--metrics-host", "127.0.0.1"]
+                deployment.metrics[name] = f"http://127.0.0.1:{at}/metrics"
+            deployment.procs[name] = _start(command, env, var_dir / f"{name}.log")
     try:
         deadline = time.monotonic() + 60
         while not _ready(deployment.url):

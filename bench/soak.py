@@ -13,8 +13,10 @@ At the end of every ``--window`` a line: events accepted/s and batch answer p99 
 answered in the window), propagation p99 (``jobs.done_at - jobs.origin_received_at`` of
 consent and record jobs done in the window: webhook accepted -> destination updated, as
 bench/burst.py measures it), the inbox and outbox (pending + running jobs) backlogs, dead
-jobs, every process's VmRSS and the largest PostgreSQL tables. After the load, up to
-``--drain`` seconds for the backlogs to empty; then the verdict (``verdict``) and the
+jobs, the Salesforce calls made and the emulator's daily allocation left (``--salesforce-
+allocation``), what privasync's /metrics says of it, the dispatches rate limits put off
+(bench/limits.py), every process's VmRSS and the largest PostgreSQL tables. After the load,
+up to ``--drain`` seconds for the backlogs to empty; then the verdict (``verdict``) and the
 whole report as JSON in var/bench/soak.json.
 """
 
@@ -39,12 +41,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from bench import backends, deploy, erasure, load, report, stats, watch
+from bench import backends, deploy, erasure, limits, load, report, stats, watch
 from bench.burst import learn, seed_vendors
 from bench.run import DEFAULT_POSTGRES, DEFAULT_REDIS
 from core.db import make_engine
 from privasync.demo.stack import Emulators
 from privasync.emulators.hubspot import HubSpotEmulator
+from privasync.emulators.salesforce import SalesforceEmulator
 
 BATCH = 100
 KINDS, WEIGHTS = ("optout", "optin", "change", "new"), (50, 20, 25, 5)  # % of events
@@ -52,6 +55,17 @@ SWITCHES = ("hs_email_optout_101", "hs_email_optout_102", "hs_email_optout")
 FIELDS = ("city", "firstname")
 FLAT, RSS_GROWTH = 1.20, 0.10  # last p99 <= 1.2 x first's; RSS < +10 % after window 1
 NEAR_ZERO_SECONDS = 5.0  # a backlog under what arrives in 5 s is "near zero"
+# The Salesforce org's daily API allocation. Salesforce's "API Request Limits and
+# Allocations" (developer.salesforce.com/docs/platform/salesforce-app-limits-cheatsheet/
+# guide/salesforce-app-limits-platform-api.html), per rolling 24 h: Developer Edition
+# 15,000 (the emulator's default); Enterprise Edition 100,000 + 1,000 per Salesforce
+# licence; Unlimited and Performance 100,000 + 5,000 per licence. Here an Enterprise org
+# with 100 licences. The emulator counts it down and never frees any, so the hour must fit
+# in it above privasync's 10 % reserve (180,000 calls). The first hour at 700 events/s
+# spent 13,500 calls in about 30 minutes, polls included (about 5 calls a poll, every 2 s):
+# about 0.01 a webhook event, so at 2,000 events/s about 80,000 in the hour. (A day at that
+# rate would need an org of several hundred Unlimited licences, or API add-ons.)
+SALESFORCE_ALLOCATION = 100_000 + 100 * 1_000
 
 
 class IndexedHubSpot(HubSpotEmulator):
@@ -163,7 +177,8 @@ def _window(n: int, t0: float, start: float, end: float, batches: list[Any], eng
 
 
 def _line(w: dict[str, Any]) -> str:
-    """The window's line: rates, p99s, backlogs, memory, the four largest tables."""
+    """The window's line: rates, p99s, backlogs, vendor limits, memory, the four largest
+    tables."""
     seconds = w["to_s"] - w["from_s"]
     stored = ", ".join(f"{k} {n / seconds:.0f}" for k, n in w["inbox_arrived_events"].items()
                        if n)
@@ -177,7 +192,7 @@ def _line(w: dict[str, Any]) -> str:
         f"({w['jobs_done_propagated']} jobs)",
         f"backlog inbox {w['inbox_rows']} rows ({w['inbox_events']} events), jobs "
         f"{w['jobs_pending']} pending + {w['jobs_running']} running; dead {w['jobs_dead']}",
-        f"erasures {w['erasures']}",
+        f"erasures {w['erasures']}", limits.line(w),
         "RSS MB " + ", ".join(f"{k} {v:.0f}" for k, v in w["rss_mb"].items()),
         "PG MB " + ", ".join(f"{k} {v['mb']:.1f} (idx {v['indexes_mb']:.1f}; rows "
                              f"{v['live_rows']} live, {v['dead_rows']} dead)" for k, v in top)])
@@ -204,11 +219,13 @@ def verdict(windows: list[dict[str, Any]], drained: dict[str, Any]) -> dict[str,
               for p, mb in windows[0]["rss_mb"].items()}
     checks["rss growth < 10 %"] = {"ok": all(g < RSS_GROWTH for g in growth.values()),
                                    "growth": growth}
+    checks["salesforce allocation above its reserve"] = limits.check(windows)
     return {"pass": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
 def soak(args: argparse.Namespace, services: backends.Services) -> dict[str, Any]:
-    emu = Emulators(hubspot=IndexedHubSpot()).start()
+    emu = Emulators(hubspot=IndexedHubSpot(), salesforce=SalesforceEmulator(
+        api_limit=args.salesforce_allocation)).start()
     mailbox = erasure.Mailbox()
     relay = erasure._Relay(mailbox)
     relay.start()
@@ -266,7 +283,7 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
     contacts, _ = seed_vendors(emu, args.people + erasures)  # the last: erased, not named
     with deploy.running("redis", services, emu, poll_seconds=args.poll_seconds,
                         extra=erasure.smtp_settings(smtp_port),
-                        worker_threads=args.worker_threads) as deployment:
+                        worker_threads=args.worker_threads, worker_metrics=True) as deployment:
         emu.partner.ack_url = f"{deployment.url}/webhooks/partners/contact_centre/ack"
         engine = make_engine(deployment.database_url)
         before = learn(engine, deployment.database_url, contacts, time.monotonic() + 600)
@@ -276,6 +293,7 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
               f"after each window: {'yes' if vacuum else 'no'}", flush=True)
         t0 = time.time()
         until = t0 + args.seconds
+        counted = limits.counters(emu.salesforce, deployment.metrics)
         traffic = _traffic(args, emu, deployment.url,
                            erasure._token(deployment.database_url), contacts, until)
         windows: list[dict[str, Any]] = []
@@ -285,6 +303,10 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
             end = min(start + args.window, until)
             time.sleep(max(0.0, end - time.time()) + 0.5)  # + answers still on the queue
             windows.append(_window(n, t0, start, end, traffic.batches, engine, deployment))
+            now = limits.counters(emu.salesforce, deployment.metrics)
+            windows[-1] |= limits.window(counted, now, end - start, emu.salesforce,
+                                         deployment.metrics["api"])
+            counted = now
             if vacuum:
                 windows[-1]["vacuum_seconds"] = watch.vacuum(engine)
             print(_line(windows[-1]), flush=True)  # noqa: T201 - the report
@@ -293,6 +315,9 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
         while time.time() - drain_start < args.drain and watch.left(engine):
             time.sleep(1.0)
         drained = _window(0, t0, drain_start, time.time(), [], engine, deployment)
+        drained |= limits.window(counted, limits.counters(emu.salesforce, deployment.metrics),
+                                 max(time.time() - drain_start, 1.0), emu.salesforce,
+                                 deployment.metrics["api"])
         print(_line(drained), flush=True)  # noqa: T201
         engine.dispose()
     accepted = sum(b[2] for b in traffic.batches if b[1] == 200)
@@ -304,7 +329,8 @@ def _soak(args: argparse.Namespace, services: backends.Services, emu: Emulators,
             "verdict": verdict(windows, drained)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; a one-line error (exit 2) for a figure that is not positive."""
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=3600.0, help="how long the load runs")
@@ -316,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drain", type=float, default=300.0,
                    help="at most this long after the load for the backlogs to empty")
     p.add_argument("--poll-seconds", type=float, default=2.0, help="Salesforce poll interval")
+    p.add_argument("--salesforce-allocation", type=int, default=SALESFORCE_ALLOCATION,
+                   help="the Salesforce emulator's daily API allocation (DailyApiRequests "
+                        "Max), counted down over the run; default: an Enterprise org with "
+                        "100 licences")
     p.add_argument("--worker-threads", type=int, default=4)
     p.add_argument("--vacuum", choices=("auto", "yes", "no"), default="auto",
                    help="VACUUM (ANALYZE) after each window; auto: when the server's "
@@ -324,8 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis-url", default=DEFAULT_REDIS)
     p.add_argument("--json", type=Path, default=backends.VAR / "soak.json")
     args = p.parse_args(argv)
-    if min(args.seconds, args.window, args.rate, args.clients, args.people) <= 0:
-        p.error("--seconds, --window, --rate, --clients and --people must be positive")
+    if min(args.seconds, args.window, args.rate, args.clients, args.people,
+           args.salesforce_allocation) <= 0:
+        p.error("--seconds, --window, --rate, --clients, --people and "
+                "--salesforce-allocation must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     services = backends.Services(args.postgres_server, args.redis_url)
     services.check_loopback()
     backends.quiet_logging()

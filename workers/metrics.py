@@ -2,8 +2,9 @@
 
 Whatever the database knows (inbox and job backlogs, events by outcome) is
 read from it at scrape time, so every process shows the same figures whatever
-the number of workers. Labels carry names of sources, destinations, outcomes
-and reasons: never personal data.
+the number of workers; so are the vendors' daily allocations, from the rate limits'
+shared store. Labels carry names of sources, destinations, outcomes and reasons: never
+personal data.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from connectors.ratelimits import Limits
 from core import erasures, inbox, ledger, outbox, runtime, subject_requests
 from core.db import dispatch, event_counts, reader
+from core.errors import Throttled
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600)
 
@@ -156,6 +159,40 @@ class _FromDatabase(Collector):
         yield oldest
 
 
+class _Allocations(Collector):
+    """Each vendor's daily allocation as its allowance last read it, less the calls counted
+    since. On Redis every process shows the same figures; in memory only the process that
+    calls the vendor has any. No reading yet, or the store unreachable: no figure."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["destination"]
+        limit = GaugeMetricFamily("privasync_vendor_allocation", "A vendor's API calls "
+                                  "allowed per day (Salesforce's DailyApiRequests Max), as "
+                                  "last read", labels=labels)
+        left = GaugeMetricFamily("privasync_vendor_allocation_remaining", "Calls left of "
+                                 "that allocation: the last reading less privasync's calls "
+                                 "since", labels=labels)
+        reserve = GaugeMetricFamily("privasync_vendor_allocation_reserve", "Calls privasync "
+                                    "leaves to the vendor account's other users: at or below "
+                                    "it, its calls wait (rate_limited, api_reserve)",
+                                    labels=labels)
+        for name, allowance in sorted(self.limits.allowances().items()):
+            try:
+                now = allowance.left()
+            except Throttled:  # the shared store is unreachable (logged by the allowance)
+                continue
+            if now is not None:
+                limit.add_metric([name], now.limit)
+                left.add_metric([name], now.remaining)
+                reserve.add_metric([name], now.reserve)
+        yield limit
+        yield left
+        yield reserve
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -175,7 +212,8 @@ class Metrics:
                                       ["destination", "reason"], registry=self.registry)
         self.throttled = Counter("privasync_rate_limited",
                                  "Dispatches a vendor's rate limit put off (sent again, "
-                                 "delayed, when it frees), by destination",
+                                 "delayed, when it frees; a daily allocation down to its "
+                                 "reserve too), by destination",
                                  ["destination"], registry=self.registry)
         self.vendor_batches = Counter("privasync_vendor_batches",
                                       "Batches handed to a destination (one vendor call each "
@@ -189,3 +227,7 @@ class Metrics:
 
     def watch_database(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self.registry.register(_FromDatabase(engine, clock))
+
+    def watch_allocations(self, limits: Limits) -> None:
+        """Report the daily allocations built in ``limits`` at every scrape."""
+        self.registry.register(_Allocations(limits))

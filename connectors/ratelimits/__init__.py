@@ -12,11 +12,11 @@ from __future__ import annotations
 import redis
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from connectors.ratelimits.allowance import Allowance, MemoryAllowance, RedisAllowance
+from connectors.ratelimits.allowance import Allowance, Left, MemoryAllowance, RedisAllowance
 from connectors.ratelimits.concurrency import Connections
 from connectors.ratelimits.window import MemoryWindow, Observed, RedisWindow, Window
 
-__all__ = ["Allowance", "Connections", "Limits", "Observed", "Window"]
+__all__ = ["Allowance", "Connections", "Left", "Limits", "Observed", "Window"]
 
 
 class Limits:
@@ -60,6 +60,10 @@ class Limits:
                     self._client, f"{self._prefix}:{name}:allowance", name=name,
                     reserve=reserve, refresh_seconds=refresh_seconds)
         return self._allowances[name]
+
+    def allowances(self) -> dict[str, Allowance]:
+        """Every daily allocation built here, by name (what /metrics reports)."""
+        return dict(self._allowances)
 
     def close(self) -> None:
         if self._client is not None:

@@ -15,7 +15,7 @@ from connectors.salesforce.people import COLLECTION_LIMIT
 from connectors.salesforce.permissions import check_permissions
 from connectors.salesforce.poller import Poller, PollResult, SalesforceCursor
 from connectors.salesforce.records import RecordWriter
-from core.errors import ConfigError, TransientError
+from core.errors import ConfigError, Throttled, TransientError
 from core.mappings import SystemMapping
 from core.model import (
     DestinationRecord,
@@ -119,13 +119,30 @@ class SalesforceConnector:
 
     def check(self) -> None:
         """Raise AuthError on rejected credentials, TransientError if unreachable or spent,
-        PermanentError if the org does not serve the configured API version or the user
-        lacks a right a configured feature needs (error_class ``salesforce_permissions``,
-        the message naming each right and its feature)."""
-        self._client.check_version()
+        Throttled (error_class ``api_reserve``) if what is left is down to the reserve
+        privasync keeps, PermanentError if the org does not serve the configured API
+        version or the user lacks a right a configured feature needs (error_class
+        ``salesforce_permissions``, the message naming each right and its feature)."""
+        try:
+            self._client.check_version()  # with an allowance, /limits is read first
+        except Throttled as exc:
+            if exc.error_class != "api_reserve":
+                raise
+            raise self._held(exc.retry_after) from None
         _, remaining = self._client.daily_allocation()
-        if remaining <= 0:
-            raise TransientError("limits: daily API requests used up",
-                                 retry_after=EXHAUSTED_RETRY_AFTER,
-                                 error_class="request_limit_exceeded")
+        wait = self.allowance.wait() if self.allowance is not None else 0.0
+        if remaining <= 0 or wait > 0:  # the rights cannot be read either
+            raise self._held(wait)
         check_permissions(self._client, self._mapping, hard_delete=self._hard_delete)
+
+    def _held(self, wait: float | None) -> TransientError:
+        """The allocation used up, or down to the reserve privasync leaves to the org."""
+        left = self.allowance.left() if self.allowance is not None else None
+        if left is None or left.remaining <= 0 or self.allowance is None:
+            return TransientError("limits: daily API requests used up",
+                                  retry_after=EXHAUSTED_RETRY_AFTER,
+                                  error_class="request_limit_exceeded")
+        return Throttled(f"limits: {left.remaining:,} of the org's {left.limit:,} daily API "
+                         f"requests left, within the {self.allowance.reserve:.0%} privasync "
+                         "leaves to its other users: privasync's Salesforce calls wait",
+                         retry_after=wait, error_class="api_reserve")

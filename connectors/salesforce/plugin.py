@@ -111,6 +111,9 @@ CHECK = CheckText(
         "salesforce_permissions": "grant them to the integration user's profile or a "
                                   "permission set (Object Settings: object and field access; "
                                   "System Permissions: Bulk API Hard Delete)",
+        "api_reserve": "they go on by themselves as the org's rolling 24-hour allocation "
+                       "frees; to go sooner, raise it (licences or an API add-on) or lower "
+                       "PRIVASYNC_SALESFORCE__API_RESERVE",
     })
 
 PLUGIN: Plugin[SalesforceSettings] = Plugin(

@@ -323,6 +323,7 @@ def build(settings: Settings | None = None, *, environ: Mapping[str, str] | None
                          delivery=delivery(settings))
     metrics = Metrics()
     metrics.watch_database(engine, clock)
+    metrics.watch_allocations(limits)
     dispatcher = actors.Dispatcher(engine, clock, metrics, stale_after=timedelta(
         seconds=max(5.0, 3 * w.dispatch_seconds)))
     foreground = Foreground()

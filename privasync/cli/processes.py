@@ -225,7 +225,10 @@ def _wait_for_signal(container: Container, runs: str) -> None:
 @click.command()
 @click.option("--threads", type=int, default=None, help="Worker threads (default: settings).")
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
-def worker(threads: int | None, metrics_port: int | None) -> None:
+# Prometheus scrapes from outside the container or host: every address, unless told.
+@click.option("--metrics-host", default="0.0.0.0", show_default=True,  # noqa: S104
+              help="The address /metrics listens on.")
+def worker(threads: int | None, metrics_port: int | None, metrics_host: str) -> None:
     """Dramatiq workers delivering jobs (needs PRIVASYNC_BROKER_URL)."""
     if not context.settings().broker_url:
         raise OperatorError("privasync worker needs PRIVASYNC_BROKER_URL (redis:// or amqp://); "
@@ -234,7 +237,7 @@ def worker(threads: int | None, metrics_port: int | None) -> None:
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, registry=container.metrics.registry)
+        start_http_server(metrics_port, addr=metrics_host, registry=container.metrics.registry)
     try:
         container.start_worker(threads)
     except BaseException:

@@ -48,6 +48,11 @@ def test_metrics_show_events_jobs_latency_and_backlog(embedded: Stack):
     assert _value(text, "privasync_inbox_pending_rows") == 0
     assert _value(text, "privasync_inbox_failed_rows") == 0
     assert "privasync_jobs_pending" in text
+    # Salesforce's daily allocation as privasync last read it (the emulator's 15,000).
+    assert _value(text, 'privasync_vendor_allocation{destination="salesforce"}') == 15_000
+    assert 0 < _value(text, 'privasync_vendor_allocation_remaining{destination="salesforce"}'
+                      ) < 15_000
+    assert _value(text, 'privasync_vendor_allocation_reserve{destination="salesforce"}') == 1_500
     assert "metrics.person" not in text
 
 

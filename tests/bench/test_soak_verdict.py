@@ -15,7 +15,8 @@ def _window(n: int, *, inbox: int = 0, jobs: int = 0, batch_p99: float = 20.0,
     """1,000 events and 100 jobs arriving a second: 5,000 and 500 count as near zero."""
     return {"window": n, "inbox_events": inbox, "open_jobs": jobs, "batch_p99_ms": batch_p99,
             "propagation_p99_ms": propagation_p99, "rss_mb": {"api": rss, "worker1": 150.0},
-            "arriving_per_s": {"inbox_events": 1000.0, "open_jobs": 100.0}}
+            "arriving_per_s": {"inbox_events": 1000.0, "open_jobs": 100.0},
+            "salesforce": {"left": 150_000, "reserve": 20_000}, "put_off": {}}
 
 
 def _failed(windows: list[dict[str, Any]], drained: dict[str, Any] = DRAINED) -> set[str]:

@@ -3,6 +3,7 @@ the machine's Redis, where two ``Limits`` on one namespace stand for two process
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -139,3 +140,46 @@ def test_an_allocation_below_its_reserve_stops_calls_until_a_reading_says_more(t
     time.sleep(0.35)
     b.admit(read)  # a new reading: 50 left
     assert len(asked) == 2 and a.wait() == 0
+
+
+def _never() -> tuple[int, int]:
+    raise AssertionError("read only when a reading is older than the refresh")
+
+
+def test_where_the_allocation_stands_is_the_last_reading_less_the_calls_since(two: Pair):
+    a, b = (limits.allowance("v", reserve=0.1, refresh_seconds=3600) for limits in two)
+    assert b.left() is None  # nothing read yet: nothing claimed
+    a.record(15_000, 9_000)
+    a.admit(_never)
+    b.admit(_never)
+    left = b.left()
+    assert left is not None
+    assert (left.limit, left.remaining, left.reserve) == (15_000, 8_998, 1_500)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == "ratelimit.reserve_reached"]
+
+
+def test_reaching_the_reserve_is_warned_of_once_until_a_reading_clears_it(
+        two: Pair, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="privasync.ratelimits")
+    a, b = (limits.allowance("v", reserve=0.1, refresh_seconds=3600) for limits in two)
+    a.record(100, 11)
+    b.admit(_never)  # 11 left: one more call
+    refused(lambda: b.admit(_never))  # 10: the reserve
+    assert a.wait() > 0 and b.wait() > 0  # held, seen by both processes, said once
+    [said] = _warnings(caplog)
+    assert said.levelname == "WARNING"
+    assert {k: getattr(said, k) for k in ("limit", "allocation", "remaining", "reserve")} == {
+        "limit": "v", "allocation": 100, "remaining": 10, "reserve": 10}
+    a.record(100, 14)  # above the reserve, not clear of it: the same episode
+    for _ in range(4):
+        b.admit(_never)
+    refused(lambda: b.admit(_never))
+    assert len(_warnings(caplog)) == 1
+    a.record(100, 50)  # clear of it: the episode ends
+    assert "ratelimit.reserve_cleared" in caplog.messages
+    a.record(100, 9)  # another: said again
+    assert b.wait() > 0 and a.wait() > 0
+    assert len(_warnings(caplog)) == 2

@@ -19,7 +19,7 @@ from core import outbox
 from core.crypto import Keyring
 from core.db import dispatch, jobs, make_engine
 from core.delivery import Deliverer, Policy
-from core.errors import TransientError
+from core.errors import Throttled, TransientError
 from core.model import DestinationSubject, Outcome
 from tests.conftest import make_database
 from tests.core.conftest import KEK, SECRET
@@ -230,3 +230,17 @@ def test_a_refused_send_is_counted_and_the_next_tick_after_stale_after_sends_aga
     assert world.recorder.sent == [(QUEUE, None)]
     assert world.broker.queues[QUEUE].qsize() == 1
     assert world.guarded_since() == world.clock[0]
+
+
+def test_a_call_held_back_by_a_daily_allocation_at_its_reserve_counts_as_rate_limited(
+        world: World) -> None:
+    world.add(1)
+    world.vendor.errors = [Throttled("salesforce: the daily API allocation is down to its "
+                                     "reserve", retry_after=0.05, error_class="api_reserve")]
+    world.dispatcher([DEST])
+    world.drain()
+    assert world.sample("privasync_rate_limited_total", destination=DEST) == 1
+    assert world.sample("privasync_vendor_batches_total", destination=DEST,
+                        result="throttled") == 1
+    assert world.jobs() == [("pending", 0, T0 + timedelta(seconds=0.05), "api_reserve")]
+    assert (f"{QUEUE}.DQ", 50 + LATER_MARGIN_MS) in world.recorder.sent  # sent again, later

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.plugin import Connection
+from connectors.ratelimits import Limits
 from connectors.salesforce import SalesforceConnector
 from core.errors import PermanentError
 from core.mappings import SystemConsent
@@ -88,3 +89,17 @@ def test_privasync_check_says_what_is_missing_and_where_to_grant_it(narrowed):
     assert checked.ok is False
     assert "lacks: Lead delete (erase)" in checked.detail
     assert "permission set" in checked.detail and narrowed.session_id not in checked.detail
+
+
+def test_privasync_check_says_when_salesforce_is_held_at_its_reserve():
+    with started(SalesforceEmulator(api_limit=1_000)) as emu:
+        emu.api_used = 905  # the limits reading is the 906th: 94 left of 1,000
+        allowance = Limits().allowance("salesforce", reserve=0.1, refresh_seconds=300)
+        checked = _try("salesforce", lambda: Connection(connect(emu, allowance=allowance)),
+                       "ok")
+
+        assert checked.ok is False
+        assert checked.detail.startswith("limits: 94 of the org's 1,000 daily API requests "
+                                         "left, within the 10% privasync leaves")
+        assert "PRIVASYNC_SALESFORCE__API_RESERVE" in checked.detail
+        assert emu.api_used == 906  # nothing more spent: the rights wait too
