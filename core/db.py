@@ -366,13 +366,15 @@ dispatch = Table(
 
 # Which addresses a destination's own list holds (e.g. a Mailchimp audience's members), as
 # the same keyed digests as ``identifiers``: read in bulk, so that a delivery needs no call
-# per person to learn whether someone is there. Nothing else about them is kept.
+# per person to learn whether someone is there. ``kept``: the list keeps the address without
+# counting it as a member (Mailchimp's archived contacts). Nothing else about them is kept.
 directory = Table(
     "directory", metadata,
     Column("system", String(32), primary_key=True),
     Column("digest", String(64), primary_key=True),
     Column("seen_at", AwareDateTime, nullable=False),
     _key_version(),
+    Column("kept", Boolean, nullable=False, server_default=false()),
 )
 
 cursors = Table(

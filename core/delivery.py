@@ -212,7 +212,8 @@ class Deliverer:
             if decision.kept:
                 outgoing.append(DestinationRecord(subject_id, snap.email, snap.refs,
                                                   {n: v.value for n, v in decision.kept.items()},
-                                                  listed=snap.listed))
+                                                  listed=snap.listed,
+                                                  unlisted_at=snap.unlisted_at))
         results: dict[str, Outcome] = {
             sid: Outcome(sid, note="nothing may flow to this destination")
             for sid in receipts if sid not in {r.subject_id for r in outgoing}}

@@ -278,7 +278,10 @@ class DestinationSubject:
     """What a destination is told about one subject: its refs there and its consent.
 
     ``email`` is decrypted only for the duration of the job. ``listed``: the
-    destination's own list holds the address (as of its last bulk read).
+    destination's own list holds the address as a member (as of its last bulk read).
+    ``unlisted_at``: when the last complete bulk read of that list began, if it held none
+    of the subject's addresses, not even as one it keeps without counting (core.directory):
+    the subject was not on the list then, unless the list changed since.
     """
 
     subject_id: str
@@ -287,6 +290,7 @@ class DestinationSubject:
     consents: tuple[ConsentState, ...]
     event_id: str = ""
     listed: bool = False
+    unlisted_at: datetime | None = None
 
     def status(self, purpose: str, channel: Channel = Channel.EMAIL) -> ConsentStatus | None:
         for c in self.consents:
@@ -315,8 +319,8 @@ class Outcome:
 class DestinationRecord:
     """Fields a destination may receive for one subject, already minimised.
 
-    ``fields`` maps canonical names to values (None clears the field); ``listed`` as
-    for DestinationSubject.
+    ``fields`` maps canonical names to values (None clears the field); ``listed`` and
+    ``unlisted_at`` as for DestinationSubject.
     """
 
     subject_id: str
@@ -324,6 +328,7 @@ class DestinationRecord:
     refs: tuple[str, ...]
     fields: Mapping[str, str | None]
     listed: bool = False
+    unlisted_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,19 @@ class RefResolver(Protocol):
 
 
 class Directory(Protocol):
-    """A system that can list, in bulk, the addresses on its own list."""
+    """A system that can list, in bulk, the addresses on its own list.
+
+    Each read must be whole or raise: core.directory relies on an address missing from a
+    read that ended having been off the list (see there).
+    """
 
     def addresses(self) -> Iterable[str]:
-        """Every address it holds. Raises DeliveryError."""
+        """Every address it holds as a member. Raises DeliveryError."""
+        ...
+
+    def kept(self) -> Iterable[str]:
+        """Every address it keeps without counting it as a member (Mailchimp's archived
+        contacts), which a withdrawal must still reach. Raises DeliveryError."""
         ...
 
 

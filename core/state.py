@@ -84,8 +84,9 @@ def keys_of(conn: Connection, keyring: Keyring,
 
 def snapshots(conn: Connection, keyring: Keyring, subject_ids: Sequence[str], system: str,
               subject_keys: dict[str, bytes] | None = None) -> dict[str, DestinationSubject]:
-    """What a destination is told about a batch of subjects, in five queries: their refs
-    there, their e-mail (decrypted), their current consent, whether its list holds them."""
+    """What a destination is told about a batch of subjects, in six queries: their refs
+    there, their e-mail (decrypted), their current consent, whether its list holds them
+    (and, if not, since when it is known not to)."""
     ids = list(dict.fromkeys(subject_ids))
     opened = keys_of(conn, keyring, ids) if subject_keys is None else subject_keys
     states: dict[str, list[ConsentState]] = {sid: [] for sid in ids}
@@ -104,8 +105,12 @@ def snapshots(conn: Connection, keyring: Keyring, subject_ids: Sequence[str], sy
             system_refs.c.subject_id.in_(ids), system_refs.c.system == system)
             .order_by(system_refs.c.ref)):
         refs[row.subject_id].append(row.ref)
-    on_list = directory.listed(conn, keyring, system, ids)
+    # The read's start first: a refresh ending between the two statements then leaves an
+    # older start with newer entries, which still hold everyone on the list since then.
+    read_at = directory.read_at(conn, system)
+    on_list = directory.held(conn, keyring, system, ids)
     return {sid: DestinationSubject(
         subject_id=sid, email=emails.get(sid), refs=tuple(refs[sid]),
         consents=tuple(sorted(states[sid], key=lambda s: (s.purpose, s.channel.value))),
-        listed=sid in on_list) for sid in ids}
+        listed=on_list.get(sid, False), unlisted_at=None if sid in on_list else read_at)
+        for sid in ids}

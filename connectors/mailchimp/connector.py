@@ -3,20 +3,23 @@ erasure destination and export source."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.mailchimp.client import MailchimpApi
+from connectors.mailchimp import audience
+from connectors.mailchimp.client import MailchimpApi, subscriber_hash
 from connectors.mailchimp.destination import MailchimpDestination, MemberKeys
 from connectors.mailchimp.erasure import ERASE_BATCH, MailchimpErasure
 from connectors.mailchimp.export import EXPORT_BATCH, MailchimpExport
+from connectors.mailchimp.membership import Absent, Membership
 from connectors.mailchimp.records import RECORD_LIMIT, MailchimpRecords
 from connectors.mailchimp.webhooks import (
     CONSENT_EVENTS,
     FIELD_EVENTS,
     IDENTITY_EVENTS,
+    named,
     parse_webhook,
 )
 from connectors.ratelimits import Connections
@@ -32,7 +35,6 @@ from core.model import (
     PersonAt,
 )
 
-MEMBERS_PAGE = 1000  # the API's largest page
 # Whose actions privasync must hear of: the person's (footer link, profile centre, SMS STOP)
 # and the list's admins' (an unsubscribe or a cleaning in Mailchimp's UI). ``api`` is our own
 # writes' echo, not needed.
@@ -51,11 +53,16 @@ class MailchimpConnector:
     ``keys`` (the installation's keyring) keys what is stored about members and deliveries.
     ``intake_path`` is the path of privasync's Mailchimp intake (``/webhooks/mailchimp/<token>``)
     when webhooks are configured: ``check`` then looks for the list's webhook to it.
+    ``directory_max_age``: seconds a complete read of the list is relied on to say who is
+    not on it (0: never); ``absent`` remembers recent 404s (membership.py).
     """
 
     def __init__(self, *, base_url: str, api_key: str, list_id: str,
                  mapping: SystemMapping, keys: MemberKeys, timeout: float = 10.0,
-                 connections: Connections | None = None, intake_path: str = "") -> None:
+                 connections: Connections | None = None, intake_path: str = "",
+                 directory_max_age: float = 0.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 absent: Absent | None = None) -> None:
         if not list_id:
             raise ConfigError("mailchimp list id is empty")
         self._list_id = list_id
@@ -64,8 +71,12 @@ class MailchimpConnector:
         self._api = MailchimpApi(base_url=base_url, api_key=api_key, timeout=timeout,
                                  connections=connections)
         self._keys = keys
-        self._destination = MailchimpDestination(self._api, list_id, self._purposes, keys)
-        self._records = MailchimpRecords(self._api, list_id, mapping, keys)
+        self._membership = Membership(self._api, list_id, clock=clock,
+                                      directory_max_age=timedelta(seconds=directory_max_age),
+                                      absent=absent or Absent())
+        self._destination = MailchimpDestination(self._api, list_id, self._purposes, keys,
+                                                 self._membership)
+        self._records = MailchimpRecords(self._api, list_id, mapping, keys, self._membership)
         self._erasure = MailchimpErasure(self._api, list_id)
         self._export = MailchimpExport(self._api, list_id)
         self._merge_fields = {tag: f.canonical for tag, f in mapping.fields.items()}
@@ -95,9 +106,13 @@ class MailchimpConnector:
         return self._api.base_url
 
     def parse_webhook(self, body: bytes, received_at: datetime) -> list[CanonicalEvent]:
-        """Translate one form-encoded delivery; raises BadInput naming the bad field."""
-        return parse_webhook(body, received_at, list_id=self._list_id, purposes=self._purposes,
-                             event_id=self._keys.delivery_key, fields=self._merge_fields)
+        """Translate one form-encoded delivery; raises BadInput naming the bad field.
+        Whoever it names is on the list: no longer known absent here."""
+        events = parse_webhook(body, received_at, list_id=self._list_id,
+                               purposes=self._purposes, event_id=self._keys.delivery_key,
+                               fields=self._merge_fields)
+        self._membership.absent.forget(subscriber_hash(e) for e in named(events))
+        return events
 
     def apply_consent(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         """Unsubscribe members whose list purposes are withdrawn; see destination.py."""
@@ -117,23 +132,21 @@ class MailchimpConnector:
         return self._export.export(people)
 
     def addresses(self) -> Iterator[str]:
-        """The address of every member of the list (archived ones left out), 1,000 per call,
-        so privasync learns who is a member without a call per person. Raises
-        DeliveryError."""
-        offset = 0
-        while True:
-            page = self._api.call(
-                "GET", f"/lists/{self._list_id}/members?count={MEMBERS_PAGE}&offset={offset}"
-                "&fields=members.email_address,total_items", "mailchimp list members")
-            members = page.get("members") if isinstance(page, dict) else None
-            if not members:
-                return
-            for member in members:
-                if isinstance(member, dict) and member.get("email_address"):
-                    yield str(member["email_address"])
-            offset += len(members)
-            if offset >= int(page.get("total_items") or 0):
-                return
+        """The address of every member of the list (archived ones left out), about 1,000
+        per call, so privasync learns who is a member without a call per person. Raises
+        ListMoved (then what was read is not the whole list), DeliveryError."""
+        return self._read(None)
+
+    def kept(self) -> Iterator[str]:
+        """The address of every archived contact, read as ``addresses``: a withdrawal still
+        reaches them (unsubscribed, they stay out if ever restored)."""
+        return self._read("archived")
+
+    def _read(self, status: str | None) -> Iterator[str]:
+        for member in audience.members(self._api, self._list_id, "mailchimp list members",
+                                       fields=("email_address",), status=status):
+            if member.get("email_address"):
+                yield str(member["email_address"])
 
     def check(self) -> None:
         """``GET /ping``, the audience and, with webhooks configured, the audience's webhook

@@ -10,7 +10,9 @@ personal data it never held, so only members known to exist are sent:
 - so is one whose address was on the list at privasync's last bulk read of it
   (``listed``: the audience read a page of 1,000 at a time, on a schedule);
 - any other subject is looked up with one ``GET .../members/{hash}``; a 404
-  means there is nothing to withdraw.
+  means there is nothing to withdraw. Those privasync already knows were not on
+  the list (its last complete read, a recent 404) are not looked up when one
+  read of the list's changes since then clears them all (membership.py).
 
 A known member cannot silently disappear: archived members still exist, and a
 permanently deleted address is refused by Mailchimp rather than re-added. So
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from connectors.mailchimp.client import MailchimpApi, subscriber_hash
+from connectors.mailchimp.membership import Membership, Question
 from core.crypto import normalise_email
 from core.errors import PermanentError
 from core.model import ConsentStatus, DestinationSubject, Outcome
@@ -78,11 +81,12 @@ class MailchimpDestination:
     """Applies subjects' current e-mail consent to one list's member status."""
 
     def __init__(self, api: MailchimpApi, list_id: str, purposes: tuple[str, ...],
-                 keys: MemberKeys) -> None:
+                 keys: MemberKeys, membership: Membership) -> None:
         self._api = api
         self._list = list_id
         self._purposes = purposes
         self._keys = keys
+        self._membership = membership
 
     def _withdrawn(self, subject: DestinationSubject) -> bool:
         return any(subject.status(p) == ConsentStatus.WITHDRAWN for p in self._purposes)
@@ -90,6 +94,7 @@ class MailchimpDestination:
     def apply(self, subjects: Sequence[DestinationSubject]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         pending: list[_Pending] = []
+        unknown: list[tuple[_Pending, DestinationSubject]] = []
         for index, subject in enumerate(subjects):
             if not self._withdrawn(subject):
                 granted = any(subject.status(p) == ConsentStatus.GRANTED for p in self._purposes)
@@ -99,32 +104,26 @@ class MailchimpDestination:
                 outcomes[index] = Outcome(subject.subject_id,
                                           error=no_address(subject.subject_id))
             else:
-                found = self._existing(index, subject, subject.email)
-                if isinstance(found, Outcome):
-                    outcomes[index] = found
+                member = _Pending(index, subject.subject_id, subject.email,
+                                  subscriber_hash(subject.email))
+                if subject.listed or is_known_member(self._keys, subject.email, subject.refs):
+                    pending.append(member)
                 else:
-                    pending.append(found)
+                    unknown.append((member, subject))
+        statuses = self._membership.statuses(
+            [Question(p.hash, s.unlisted_at) for p, s in unknown], archived_counts=True)
+        for member, _ in unknown:
+            status = statuses[member.hash]
+            if status is None:
+                outcomes[member.index] = Outcome(member.subject_id, note=NOTE_ABSENT)
+            elif status in ("unsubscribed", "cleaned"):
+                outcomes[member.index] = Outcome(
+                    member.subject_id, learned_refs=(member_ref(self._keys, member.email),),
+                    note=f"already {status}")
+            else:  # archived ones too: unsubscribed, they stay out if ever restored
+                pending.append(member)
         outcomes.update(self._unsubscribe(pending))
         return [outcomes[i] for i in range(len(subjects))]
-
-    def _member_path(self, member_hash: str) -> str:
-        return f"/lists/{self._list}/members/{member_hash}"
-
-    def _existing(self, index: int, subject: DestinationSubject,
-                  email: str) -> _Pending | Outcome:
-        """The member to unsubscribe, or the outcome when there is nothing to send."""
-        member_hash = subscriber_hash(email)
-        if subject.listed or is_known_member(self._keys, email, subject.refs):
-            return _Pending(index, subject.subject_id, email, member_hash)
-        member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
-                                "mailchimp look up member", missing_ok=True)
-        if member is None:
-            return Outcome(subject.subject_id, note=NOTE_ABSENT)
-        status = member.get("status") if isinstance(member, dict) else None
-        if status in ("unsubscribed", "cleaned"):
-            return Outcome(subject.subject_id, learned_refs=(member_ref(self._keys, email),),
-                           note=f"already {status}")
-        return _Pending(index, subject.subject_id, email, member_hash)
 
     def _unsubscribe(self, pending: Sequence[_Pending]) -> dict[int, Outcome]:
         """One batch call for every member to unsubscribe; per-member errors per subject."""
@@ -136,9 +135,7 @@ class MailchimpDestination:
                                                   for a in addresses],
                                       "update_existing": True})
         refused = refusals(answer)
-        created = len(answer.get("new_members") or []) if isinstance(answer, dict) else 0
-        if created:
-            log.warning("mailchimp batch unexpectedly created members", extra={"count": created})
+        created(answer, self._membership)
         outcomes: dict[int, Outcome] = {}
         for p in pending:
             refusal = refused.get(p.email.lower())
@@ -149,6 +146,16 @@ class MailchimpDestination:
             else:
                 outcomes[p.index] = Outcome(p.subject_id, error=refusal.error(p.subject_id))
         return outcomes
+
+
+def created(answer: Any, membership: Membership) -> None:
+    """A batch that unexpectedly created members (it never should: only members known to
+    exist are sent) is logged by count, and they are no longer known absent."""
+    new = answer.get("new_members") if isinstance(answer, dict) else None
+    if isinstance(new, list) and new:
+        log.warning("mailchimp batch unexpectedly created members", extra={"count": len(new)})
+        membership.absent.forget(subscriber_hash(str(m.get("email_address") or ""))
+                                 for m in new if isinstance(m, dict))
 
 
 # A batch answer's per-member ``error_code`` is one of two (specification: Marketing API

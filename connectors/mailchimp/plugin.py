@@ -56,12 +56,17 @@ def connect(mc: MailchimpSettings, ctx: Context) -> dict[str, Callable[[], Conne
                                                ttl_seconds=3 * mc.timeout_seconds + 5),
             # With webhooks configured, `privasync check` looks for the list's webhook to it.
             intake_path=f"/webhooks/mailchimp/{secret(mc.webhook_token)}"
-            if mc.webhook_token is not None else "")
-        # Read the list in bulk (a call per page, not per person) into the directory.
+            if mc.webhook_token is not None else "",
+            # Who a complete read did not find is taken as absent for two refresh periods
+            # (one refresh may fail), each time with the list's changes since (membership.py).
+            directory_max_age=2 * mc.directory_refresh_seconds)
+        # Read the list in bulk (a call per page, not per person) into the directory: its
+        # members, then its archived contacts.
         scheduled = [Scheduled(
             "mailchimp-directory", mc.directory_refresh_seconds,
             lambda engine, keyring, wake: lambda now: directory.refresh(
-                engine, keyring, "mailchimp", connector.addresses(), now))
+                engine, keyring, "mailchimp", connector.addresses(), now,
+                kept=connector.kept()))
         ] if mc.directory_refresh_seconds else []
         return Connection(connector, parser=connector.parse_webhook, scheduled=scheduled)
 

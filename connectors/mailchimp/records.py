@@ -1,8 +1,9 @@
 """Minimised record fields into Mailchimp merge fields, for existing members only.
 
 Same rule as withdrawals (destination.py): Mailchimp's bulk write creates any
-member it does not have, so only members known to exist are sent, in one
-``POST /lists/{id}`` with ``update_existing``. Entries carry no ``status``:
+member it does not have, so only members known to exist are sent (others are
+looked up, or known absent: membership.py), in one ``POST /lists/{id}`` with
+``update_existing``. Entries carry no ``status``:
 a field update never changes a subscription, and Mailchimp refuses to create
 a member without one, which keeps the batch from adding anybody even if a
 member vanished after it was checked.
@@ -10,22 +11,21 @@ member vanished after it was checked.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors.mailchimp.client import MailchimpApi, subscriber_hash
 from connectors.mailchimp.destination import (
     MemberKeys,
+    created,
     is_known_member,
     member_ref,
     no_address,
     refusals,
 )
+from connectors.mailchimp.membership import Membership, Question
 from core.mappings import SystemMapping
 from core.model import DestinationRecord, Outcome
-
-log = logging.getLogger(__name__)
 
 RECORD_LIMIT = 500
 NOTE_ABSENT = "not a member"
@@ -45,11 +45,12 @@ class MailchimpRecords:
     """Writes canonical fields to one list's merge fields (``FNAME`` and the like)."""
 
     def __init__(self, api: MailchimpApi, list_id: str, mapping: SystemMapping,
-                 keys: MemberKeys) -> None:
+                 keys: MemberKeys, membership: Membership) -> None:
         self._api = api
         self._list = list_id
         self._mapping = mapping
         self._keys = keys
+        self._membership = membership
 
     def merges(self, record: DestinationRecord) -> dict[str, str]:
         """Merge tags for the fields this list holds; None clears (Mailchimp wants "")."""
@@ -64,6 +65,7 @@ class MailchimpRecords:
         """One Outcome per record, in order; whole-call failures raise DeliveryError."""
         outcomes: dict[int, Outcome] = {}
         pending: list[_Pending] = []
+        unknown: list[tuple[_Pending, DestinationRecord]] = []
         for index, record in enumerate(records):
             merges = self.merges(record)
             if not merges:
@@ -71,31 +73,23 @@ class MailchimpRecords:
             elif not record.email:
                 outcomes[index] = Outcome(record.subject_id, error=no_address(record.subject_id))
             else:
-                found = self._existing(index, record, record.email, merges)
-                if isinstance(found, Outcome):
-                    outcomes[index] = found
+                member = _Pending(index, record.subject_id, record.email,
+                                  subscriber_hash(record.email), merges)
+                if record.listed or is_known_member(self._keys, record.email, record.refs):
+                    pending.append(member)
                 else:
-                    pending.append(found)
+                    unknown.append((member, record))
+        # An archived member is not written to: the record is for the list's members.
+        statuses = self._membership.statuses(
+            [Question(p.hash, r.unlisted_at) for p, r in unknown], archived_counts=False)
+        for member, _ in unknown:
+            if statuses[member.hash] in (None, "archived"):
+                outcomes[member.index] = Outcome(member.subject_id, note=NOTE_ABSENT)
+            else:
+                pending.append(member)
         for start in range(0, len(pending), RECORD_LIMIT):
             outcomes |= self._update(pending[start:start + RECORD_LIMIT])
         return [outcomes[i] for i in range(len(records))]
-
-    def _member_path(self, member_hash: str) -> str:
-        return f"/lists/{self._list}/members/{member_hash}"
-
-    def _existing(self, index: int, record: DestinationRecord, email: str,
-                  merges: dict[str, str]) -> _Pending | Outcome:
-        """The member to update, or the outcome when the list does not hold the person."""
-        member_hash = subscriber_hash(email)
-        pending = _Pending(index, record.subject_id, email, member_hash, merges)
-        if record.listed or is_known_member(self._keys, email, record.refs):
-            return pending
-        member = self._api.call("GET", f"{self._member_path(member_hash)}?fields=id,status",
-                                "mailchimp look up member", missing_ok=True)
-        status = member.get("status") if isinstance(member, dict) else None
-        if member is None or status == "archived":
-            return Outcome(record.subject_id, note=NOTE_ABSENT)
-        return pending
 
     def _update(self, pending: Sequence[_Pending]) -> dict[int, Outcome]:
         """One batch call for every member; per-member refusals per record."""
@@ -108,9 +102,7 @@ class MailchimpRecords:
                                 body={"members": [{"email_address": a, "merge_fields": m}
                                                   for a, m in by_address.items()],
                                       "update_existing": True})
-        created = len(answer.get("new_members") or []) if isinstance(answer, dict) else 0
-        if created:
-            log.warning("mailchimp batch unexpectedly created members", extra={"count": created})
+        created(answer, self._membership)
         refused = refusals(answer)
         outcomes: dict[int, Outcome] = {}
         for p in pending:

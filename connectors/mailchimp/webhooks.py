@@ -9,7 +9,7 @@ never its value.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl
 
@@ -286,3 +286,14 @@ def parse_webhook(body: bytes, received_at: datetime, *, list_id: str,
         raise BadInput("webhook field type is not a known Mailchimp event type")
     return translate(_Delivery(form, body, received_at, list_id, purposes, event_id, fields))
 
+
+def named(events: Sequence[CanonicalEvent]) -> list[str]:
+    """Every address these events name: each is, or was a moment ago, on the list."""
+    found: list[str] = []
+    for event in events:
+        subject = getattr(event, "subject", None)
+        if isinstance(subject, SubjectHint) and subject.email:
+            found.append(subject.email)
+        if isinstance(event, IdentifierChanged) and event.new_email:
+            found.append(event.new_email)
+    return found

@@ -33,7 +33,8 @@ def directory_refresher(engine: Engine, keyring: Keyring, system: str,
     """Read ``system``'s list in bulk (a call per page, not per person) into the directory."""
 
     def refresh(now: datetime) -> int:
-        return directory.refresh(engine, keyring, system, source.addresses(), now)
+        return directory.refresh(engine, keyring, system, source.addresses(), now,
+                                 kept=source.kept())
 
     return refresh
 

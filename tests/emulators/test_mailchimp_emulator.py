@@ -358,6 +358,39 @@ def test_the_members_read_returns_only_the_fields_asked_for(mc: MailchimpEmulato
         "FNAME": "Ann"}
 
 
+def test_the_members_read_keeps_those_changed_since_a_time_archived_ones_when_asked(
+        mc: MailchimpEmulator, api: requests.Session) -> None:
+    """[S1] since_last_changed: "Restrict results to subscribers whose information changed
+    after the set timeframe"; any change to a member moves its last_changed."""
+    for email in ("old@example.com", "renamed@example.com", "edited@example.com",
+                  "archived@example.com"):
+        mc.add_member(email)
+    with mc.lock:  # members last changed long ago
+        for member in mc._members.values():
+            member["last_changed"] = "2026-01-01T00:00:00+00:00"
+    mc.add_member("new@example.com")
+    mc.user_change_email("renamed@example.com", "renamed.again@example.com")
+    assert api.patch(member_url(mc, "edited@example.com"), timeout=scaled(5),
+                     json={"merge_fields": {"FNAME": "E"}}).status_code == 200
+    assert api.delete(member_url(mc, "archived@example.com"), timeout=scaled(5)).status_code \
+        == 204
+    since = {"since_last_changed": "2026-06-01T00:00:00+00:00", "count": 1000,
+             "fields": "members.id,members.email_address,total_items"}
+    changed = members_page(api, mc, **since)
+    assert {m["email_address"] for m in changed["members"]} == {
+        "new@example.com", "renamed.again@example.com", "edited@example.com"}
+    assert changed["total_items"] == 3
+    archived = members_page(api, mc, status="archived", **since)
+    assert [m["email_address"] for m in archived["members"]] == ["archived@example.com"]
+    assert members_page(api, mc, since_last_changed="2025-01-01T00:00:00+00:00")[
+        "total_items"] == 4
+    for bad in ("yesterday", "2026-06-01T00:00:00"):  # no offset: no time at all
+        refused = api.get(f"{mc.url}/3.0/lists/{LIST}/members", timeout=scaled(5),
+                          params={"since_last_changed": bad})
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["field"] == "since_last_changed"
+
+
 def test_the_members_read_needs_the_api_key_and_valid_paging(mc: MailchimpEmulator,
                                                              api: requests.Session) -> None:
     mc.add_member("a@example.com")

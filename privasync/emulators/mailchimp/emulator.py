@@ -245,6 +245,7 @@ class MailchimpEmulator(_Members):
         with self.lock:
             member = self._person(email)
             member["merge_fields"].update(merges)
+            self._touch(member)
             self._fire("profile", "user", self._member_data(member))
 
     def user_sms_subscribe(self, email: str, phone: str) -> None:

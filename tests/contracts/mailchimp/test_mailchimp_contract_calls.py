@@ -21,7 +21,7 @@ from core.model import (
 from privasync.emulators.contracts.mailchimp.lists import Webhook
 from privasync.emulators.contracts.mailchimp.members import Member
 from privasync.emulators.mailchimp import MailchimpEmulator
-from tests.contracts.mailchimp.conftest import KEYS, LIST, Intake, conform
+from tests.contracts.mailchimp.conftest import KEY, KEYS, LIST, MAPPING, Intake, conform
 from tests.timing import scaled
 
 WHEN = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -46,6 +46,25 @@ def test_a_withdrawal_looks_members_up_and_unsubscribes_them_in_the_published_sh
         rf"GET /3\.0/lists/{LIST}/members/[^/]+", rf"GET /3\.0/lists/{LIST}/members/[^/]+",
         rf"POST /3\.0/lists/{LIST}"]
     assert mc.member("known@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_people_known_absent_are_checked_against_the_changes_in_the_published_shapes(
+        mc: MailchimpEmulator) -> None:
+    connector = MailchimpConnector(base_url=f"{mc.url}/3.0", api_key=KEY, list_id=LIST,
+                                   mapping=MAPPING, keys=KEYS, timeout=scaled(5),
+                                   directory_max_age=3600)
+    exchanges: list[requests.Response] = []
+    connector._api._session.hooks["response"].append(lambda r, *a, **k: exchanges.append(r))
+    read = datetime.now(UTC)
+    mc.add_member("late@example.com")
+    outcomes = connector.apply_consent([
+        DestinationSubject(s.subject_id, s.email, s.refs, s.consents, unlisted_at=read)
+        for s in (withdrawn(f"s{i}", f"{n}@example.com", False)
+                  for i, n in enumerate(("gone", "never", "late")))])
+    assert [o.error for o in outcomes] == [None, None, None]
+    assert [conform(r) for r in exchanges] == [
+        rf"GET /3\.0/lists/{LIST}/members", rf"GET /3\.0/lists/{LIST}/members",
+        rf"GET /3\.0/lists/{LIST}/members/[^/]+", rf"POST /3\.0/lists/{LIST}"]
 
 
 def test_merge_fields_are_pushed_in_the_published_batch_shape(
