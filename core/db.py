@@ -194,6 +194,26 @@ jobs = Table(
     # for one person becomes one job (record jobs carry values and coalesce at claim).
     Index("uq_jobs_one_pending", "destination", "subject_id", "kind", unique=True,
           **_where("status = 'pending' AND kind <> 'record'")),
+    # Finished jobs by when they finished: the retention's selection (core.outbox.prune)
+    # and a breach scope's window read a range of it, not the whole table.
+    Index("ix_jobs_finished", "done_at", **_where("status IN ('done', 'superseded')")),
+)
+
+# What each destination was sent, per person, UTC day, kind and field names (never values):
+# the delivery records of done jobs (``jobs.sent``) once the retention has deleted the jobs
+# (core.outbox.prune), for breach scoping (R22) and the disclosures an access bundle lists
+# (R20, Art. 15(1)(c)). ``sent`` is '' when a job recorded no field names.
+disclosures = Table(
+    "disclosures", metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("day", AwareDateTime, primary_key=True),
+    Column("subject_id", String(36), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sent", String(500), primary_key=True),
+    Column("first_at", AwareDateTime, nullable=False),
+    Column("last_at", AwareDateTime, nullable=False),
+    Column("jobs", Integer, nullable=False),
+    Index("ix_disclosures_subject", "subject_id", "destination"),
 )
 
 requests = Table(
