@@ -36,7 +36,7 @@ def test_a_breach_scope_and_an_access_bundle_still_show_what_pruned_jobs_sent(an
         subject = conn.execute(select(requests.c.subject_id).where(
             requests.c.id == request_id)).scalar_one()
     now = datetime.now(UTC)
-    sent_at = now - timedelta(days=10)
+    sent_at = (now - timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)
     with c.engine.begin() as conn:
         outbox.add(conn, sent_at, [(outbox.CONSENT, PARTNER, subject, sent_at, None),
                                    (outbox.RECORD, "mailchimp", subject, sent_at, None)])
@@ -53,9 +53,11 @@ def test_a_breach_scope_and_an_access_bundle_still_show_what_pruned_jobs_sent(an
                           sent_at - timedelta(hours=1), sent_at + timedelta(hours=1))
     assert around["people_sent"] == 1 and around["fields"] == ["consent"]
     assert [s["why"] for s in around["subjects"] if s["subject_id"] == subject] == [["sent"]]
-    later = breach_scope(c.engine, c.mappings, c.every_destination(), PARTNER,
-                         sent_at + timedelta(days=2), now)
-    assert later["people_sent"] == 0
+    for start, end in ((sent_at + timedelta(hours=1), sent_at + timedelta(hours=2)),
+                       (sent_at - timedelta(hours=2), sent_at - timedelta(hours=1)),
+                       (sent_at + timedelta(days=2), now)):  # the same day, and later
+        assert breach_scope(c.engine, c.mappings, c.every_destination(), PARTNER, start,
+                            end)["people_sent"] == 0, (start, end)
 
     partners = {p.partner: p.sent for p in access_bundle.bundle(c, request_id).partners}
     assert [(d.at, d.kind, d.fields) for d in partners["contact_centre"]] == [
