@@ -28,19 +28,16 @@ FINISHED = "status IN ('done', 'superseded')"
 def upgrade() -> None:
     op.create_table('disclosures',
     sa.Column('destination', sa.String(length=64), nullable=False),
-    sa.Column('day', core.db.AwareDateTime(timezone=True), nullable=False),
     sa.Column('subject_id', sa.String(length=36), nullable=False),
+    sa.Column('day', core.db.AwareDateTime(timezone=True), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('sent', sa.String(length=500), nullable=False),
     sa.Column('first_at', core.db.AwareDateTime(timezone=True), nullable=False),
     sa.Column('last_at', core.db.AwareDateTime(timezone=True), nullable=False),
     sa.Column('jobs', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('destination', 'day', 'subject_id', 'kind', 'sent',
+    sa.PrimaryKeyConstraint('destination', 'subject_id', 'day', 'kind', 'sent',
                             name=op.f('pk_disclosures'))
     )
-    with op.batch_alter_table('disclosures', schema=None) as batch_op:
-        batch_op.create_index('ix_disclosures_subject', ['subject_id', 'destination'],
-                              unique=False)
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index('ix_jobs_finished', ['done_at'], unique=False,
                               sqlite_where=sa.text(FINISHED), postgresql_where=sa.text(FINISHED))
@@ -50,6 +47,4 @@ def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_finished', sqlite_where=sa.text(FINISHED),
                             postgresql_where=sa.text(FINISHED))
-    with op.batch_alter_table('disclosures', schema=None) as batch_op:
-        batch_op.drop_index('ix_disclosures_subject')
     op.drop_table('disclosures')
