@@ -207,9 +207,10 @@ class Scheduler:
     """Dispatch ticks, pollers and housekeeping; only the lease holder acts."""
 
     LEASE = "scheduler"
-    # Finished jobs deleted per transaction, and the pause after each: SQLite's other
-    # writers (intake, delivery) wait at most one batch, then get their turn.
-    PRUNE_BATCH, PRUNE_PAUSE = 10_000, 0.1
+    # Finished jobs deleted per transaction, and the pause after each in which intake and
+    # delivery get their turn. SQLite's one writer waits for a whole batch: a smaller one
+    # (2,000 took about 0.15 s there, 10,000 about 0.6 s; PostgreSQL 10,000 in 0.3 s).
+    PRUNE_BATCH, SQLITE_PRUNE_BATCH, PRUNE_PAUSE = 10_000, 2_000, 0.1
 
     def __init__(self, engine: Engine, dispatch: Callable[[Iterable[str]], object],
                  clock: Callable[[], datetime], *, dispatch_seconds: float,
@@ -224,6 +225,8 @@ class Scheduler:
         self.heartbeat = Heartbeat(engine, self.name, clock, heartbeat_seconds)
         self.dispatch_seconds = dispatch_seconds
         self.inbox_keep, self.jobs_keep = inbox_keep, jobs_keep
+        self.prune_batch = (self.SQLITE_PRUNE_BATCH if engine.dialect.name == "sqlite"
+                            else self.PRUNE_BATCH)
         self._stopping = threading.Event()
         self.tickers = [Ticker("dispatch", dispatch_seconds, self.dispatch_due),
                         Ticker("housekeeping", 3600.0, self._lead(self.prune))]
@@ -250,7 +253,7 @@ class Scheduler:
         and the next run goes on from there."""
         with self.engine.begin() as conn:
             rows = inbox.prune(conn, now - self.inbox_keep)
-        jobs = outbox.prune(self.engine, now - self.jobs_keep, batch=self.PRUNE_BATCH,
+        jobs = outbox.prune(self.engine, now - self.jobs_keep, batch=self.prune_batch,
                             go_on=self._prune_on)
         if jobs:
             log.info("jobs.pruned", jobs=jobs)

@@ -19,7 +19,7 @@ def scheduler(engine: Engine, pause: float) -> Scheduler:
     made = Scheduler(engine, lambda destinations: None, lambda: datetime.now(UTC),
                      dispatch_seconds=60, inbox_keep=timedelta(days=3),
                      jobs_keep=timedelta(days=7))
-    made.PRUNE_BATCH, made.PRUNE_PAUSE = 10, pause
+    made.prune_batch, made.PRUNE_PAUSE = 10, pause
     return made
 
 
