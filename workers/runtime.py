@@ -209,7 +209,7 @@ class Scheduler:
     LEASE = "scheduler"
     # Finished jobs deleted per transaction, and the pause after each in which intake and
     # delivery get their turn. SQLite's one writer waits for a whole batch: a smaller one
-    # (2,000 took about 0.15 s there, 10,000 about 0.6 s; PostgreSQL 10,000 in 0.3 s).
+    # (2,000 took about 0.2 s there, 10,000 about 0.6 s; PostgreSQL 10,000 about 0.3 s).
     PRUNE_BATCH, SQLITE_PRUNE_BATCH, PRUNE_PAUSE = 10_000, 2_000, 0.1
 
     def __init__(self, engine: Engine, dispatch: Callable[[Iterable[str]], object],
