@@ -194,6 +194,27 @@ jobs = Table(
     # for one person becomes one job (record jobs carry values and coalesce at claim).
     Index("uq_jobs_one_pending", "destination", "subject_id", "kind", unique=True,
           **_where("status = 'pending' AND kind <> 'record'")),
+    # Finished jobs by when they finished: the retention's selection (core.outbox.prune)
+    # and a breach scope's window read a range of it, not the whole table.
+    Index("ix_jobs_finished", "done_at", **_where("status IN ('done', 'superseded')")),
+)
+
+# What each destination was sent, per person, UTC day, kind and field names (never values):
+# the delivery records of done jobs (``jobs.sent``) once the retention has deleted the jobs
+# (core.outbox.prune), for breach scoping (R22) and the disclosures an access bundle lists
+# (R20, Art. 15(1)(c)). ``sent`` is '' when a job recorded no field names. The key alone
+# serves both readers (a destination's rows; one person's at a destination): one index to
+# keep up as the retention adds rows.
+disclosures = Table(
+    "disclosures", metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("subject_id", String(36), primary_key=True),
+    Column("day", AwareDateTime, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sent", String(500), primary_key=True),
+    Column("first_at", AwareDateTime, nullable=False),
+    Column("last_at", AwareDateTime, nullable=False),
+    Column("jobs", Integer, nullable=False),
 )
 
 requests = Table(
@@ -548,12 +569,19 @@ def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Ins
     return sqlite.insert(table)
 
 
+# How ``write_many``'s ``merge`` folds a column of a colliding row into the row there.
+_MERGES = {"sum": "{row}.{c} + excluded.{c}",
+           "min": "CASE WHEN excluded.{c} < {row}.{c} THEN excluded.{c} ELSE {row}.{c} END",
+           "max": "CASE WHEN excluded.{c} > {row}.{c} THEN excluded.{c} ELSE {row}.{c} END"}
+
+
 def write_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                ignore: bool = False, conflict: Sequence[str] = (),
-               update: Sequence[str] = ()) -> None:
+               update: Sequence[str] = (), merge: Mapping[str, str] | None = None) -> None:
     """INSERT many rows in one driver call, for the set-based writes of the applier and the
     outbox: ``ignore`` skips rows that collide (``ON CONFLICT DO NOTHING``); ``conflict``
-    with ``update`` overwrites those columns of the row that collides.
+    with ``update`` overwrites those columns of the row that collides, and with ``merge``
+    folds them into it (per column: ``sum``, ``min`` or ``max``).
 
     SQLAlchemy's per-row parameter processing costs more than the database does on rows
     this uniform, so values go to the driver as they are, with the one conversion the
@@ -568,9 +596,12 @@ def write_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
     suffix = ""
     if ignore:
         suffix = " ON CONFLICT DO NOTHING"
-    elif conflict and update:
+    elif conflict and (update or merge):
+        sets = [f"{quote(c)} = excluded.{quote(c)}" for c in update]
+        sets += [f"{quote(c)} = " + _MERGES[how].format(row=quote(table.name), c=quote(c))
+                 for c, how in (merge or {}).items()]
         suffix = (f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO UPDATE SET "
-                  + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update))
+                  + ", ".join(sets))
     times = [i for i, n in enumerate(names) if isinstance(table.c[n].type, AwareDateTime)]
     converted: dict[datetime, Any] = {}  # rows of one batch share a handful of timestamps
 

@@ -16,23 +16,39 @@ fresh token and a lease that the holder's heartbeat extends; the claim
 statement itself takes jobs whose lease ran out, so a dead worker's batch is
 back within the lease with no reaper to stall, and every outcome write matches
 job, token and state, so a late worker cannot finish a job someone re-claimed.
+Done and superseded jobs are deleted after a while (``prune``); what a done job sent
+stays in ``disclosures``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import ReturningDelete
 
-from core.db import dispatch, insert_for, jobs, write_many
+from core import subject_requests as rq
+from core.db import disclosures, dispatch, insert_for, jobs, requests, write_many
 
 PENDING, RUNNING, DONE, FAILED, DEAD = "pending", "running", "done", "failed", "dead"
 SUPERSEDED = "superseded"
 OPEN = (PENDING, RUNNING)
+FINISHED = (DONE, SUPERSEDED)  # the states the retention deletes (``prune``)
 CONSENT, RECORD = "consent", "record"
 # Kinds whose jobs carry values (several may wait per subject); the rest are state jobs.
 CARRIES_VALUES = frozenset({RECORD})
@@ -268,3 +284,93 @@ def oldest_pending(conn: Connection) -> dict[str, datetime]:
                         .where(jobs.c.status.in_(OPEN))
                         .group_by(jobs.c.destination)).all()
     return {r[0]: r[1] for r in rows}
+
+
+def prune(engine: Engine, before: datetime, *, batch: int = 10_000,
+          go_on: Callable[[], bool] = lambda: True) -> int:
+    """Delete the done and superseded jobs that finished before ``before``, at most
+    ``batch`` per transaction, so that neither SQLite's one writer nor PostgreSQL's locks
+    are held long while intake and delivery run; ``go_on`` is asked between batches (the
+    caller may pause there, or stop: the rest waits for the next run). What a done job
+    sent goes on in ``disclosures``, per person and day, in the same transaction.
+
+    Kept whatever their age: pending, running and dead jobs (a dead letter waits for an
+    operator); the erasure and export jobs of a subject with an open request (an
+    acknowledgement counts only for one that went out: ``subject_requests.sent``); and the
+    newest job (SQLite would hand its id out again, and ledger receipts name jobs by id).
+    Returns how many jobs were deleted."""
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            gone = _prune_batch(conn, before, batch)
+        total += gone
+        if gone < batch or not go_on():
+            return total
+
+
+def _prune_batch(conn: Connection, before: datetime, batch: int) -> int:
+    old, newest = jobs.alias("old"), jobs.alias("newest")
+    open_request = select(requests.c.id).where(
+        requests.c.subject_id == old.c.subject_id, requests.c.status.in_(rq.OPEN)).exists()
+    # The states as literals: SQLite uses a partial index only for a condition it can
+    # match to the index's own, which a bound parameter is not.
+    finished: BindParameter[str] = bindparam("finished", FINISHED, expanding=True,
+                                             literal_execute=True)
+    picked = (select(old.c.id)
+              .where(old.c.status.in_(finished), old.c.done_at < before,
+                     old.c.id < select(func.max(newest.c.id)).scalar_subquery(),
+                     ~and_(old.c.kind.in_(rq.ACKED_KINDS), open_request))
+              .order_by(old.c.done_at).limit(batch))
+    gone = (delete(jobs).where(jobs.c.id.in_(picked.scalar_subquery()))
+            .returning(jobs.c.status, jobs.c.destination, jobs.c.subject_id, jobs.c.kind,
+                       jobs.c.sent, jobs.c.done_at))
+    if conn.dialect.name == "postgresql":
+        return _fold_in_postgresql(conn, gone)
+    rows = conn.execute(gone).all()
+    _disclose(conn, [r for r in rows if r.status == DONE])
+    return len(rows)
+
+
+_DISCLOSURE_KEY = ("destination", "subject_id", "day", "kind", "sent")
+
+
+def _disclose(conn: Connection, rows: Sequence[Any]) -> None:
+    """Fold done jobs' delivery records into ``disclosures``: one row per destination,
+    subject, UTC day, kind and field names, with the first and last time and a count."""
+    merged: dict[tuple[str, str, datetime, str, str], list[Any]] = {}
+    for r in rows:
+        at = r.done_at.astimezone(UTC)
+        key = (r.destination, r.subject_id, datetime(at.year, at.month, at.day, tzinfo=UTC),
+               r.kind, r.sent or "")
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = [at, at, 1]
+        else:
+            seen[0], seen[1], seen[2] = min(seen[0], at), max(seen[1], at), seen[2] + 1
+    write_many(conn, disclosures, [
+        {**dict(zip(_DISCLOSURE_KEY, key, strict=True)), "first_at": first, "last_at": last,
+         "jobs": n} for key, (first, last, n) in sorted(merged.items())],
+        conflict=_DISCLOSURE_KEY, merge={"first_at": "min", "last_at": "max", "jobs": "sum"})
+
+
+def _fold_in_postgresql(conn: Connection,
+                        deleting: ReturningDelete[Any, Any, Any, Any, Any, Any]) -> int:
+    """``_disclose`` in the deleting statement itself: PostgreSQL folds the deleted jobs
+    into ``disclosures`` (half the time of a round through Python, none of its CPU)."""
+    gone = deleting.cte("gone")
+    done = select(gone.c.destination, gone.c.subject_id,
+                  func.date_trunc("day", gone.c.done_at, "UTC").label("day"), gone.c.kind,
+                  func.coalesce(gone.c.sent, "").label("sent"), gone.c.done_at
+                  ).where(gone.c.status == DONE).subquery("done")
+    key = [done.c[name] for name in _DISCLOSURE_KEY]
+    add = insert_for(conn, disclosures).from_select(
+        [*_DISCLOSURE_KEY, "first_at", "last_at", "jobs"],
+        select(*key, func.min(done.c.done_at), func.max(done.c.done_at), func.count())
+        .group_by(*key))
+    d = disclosures.c
+    kept = add.on_conflict_do_update(index_elements=list(_DISCLOSURE_KEY), set_={
+        "first_at": func.least(d.first_at, add.excluded.first_at),
+        "last_at": func.greatest(d.last_at, add.excluded.last_at),
+        "jobs": d.jobs + add.excluded.jobs}).cte("kept")
+    return int(conn.execute(select(func.count()).select_from(gone).add_cte(kept))
+               .scalar_one())

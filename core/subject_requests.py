@@ -46,6 +46,9 @@ NOT_APPLICABLE, AWAITING_ACK = "not_applicable", "awaiting_ack"
 # request waits for the decisions, so its deadline covers them.
 AWAITING_REVIEW = "awaiting_review"
 FINAL = (DONE, NOT_APPLICABLE)
+# The jobs whose going out an acknowledgement needs (``sent``): the outbox's retention keeps
+# them, finished or not, while their subject has an open request.
+ACKED_KINDS = ("erasure", "export")
 MAX_EXTENSION_MONTHS = 2
 # A request's note when its notice could not be delivered; the error class follows.
 NOT_TOLD_NOTE = "the person could not be told"
@@ -434,7 +437,7 @@ def sent(conn: Connection, pairs: Sequence[tuple[Request, str]]) -> set[tuple[st
     for request, destination in pairs:
         went = conn.execute(select(jobs.c.id).where(
             jobs.c.subject_id == request.subject_id, jobs.c.destination == destination,
-            jobs.c.kind.in_(["erasure", "export"]), jobs.c.created_at >= request.received_at,
+            jobs.c.kind.in_(ACKED_KINDS), jobs.c.created_at >= request.received_at,
             or_(jobs.c.attempts > 0, jobs.c.status.in_(["running", "done", "failed", "dead"])))
             .limit(1)).first()
         if went is not None:

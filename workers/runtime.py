@@ -207,10 +207,14 @@ class Scheduler:
     """Dispatch ticks, pollers and housekeeping; only the lease holder acts."""
 
     LEASE = "scheduler"
+    # Finished jobs deleted per transaction, and the pause after each in which intake and
+    # delivery get their turn. SQLite's one writer waits for a whole batch: a smaller one
+    # (2,000 took about 0.2 s there, 10,000 about 0.6 s; PostgreSQL 10,000 about 0.3 s).
+    PRUNE_BATCH, SQLITE_PRUNE_BATCH, PRUNE_PAUSE = 10_000, 2_000, 0.1
 
     def __init__(self, engine: Engine, dispatch: Callable[[Iterable[str]], object],
                  clock: Callable[[], datetime], *, dispatch_seconds: float,
-                 inbox_keep: timedelta, lease_seconds: float = 15.0,
+                 inbox_keep: timedelta, jobs_keep: timedelta, lease_seconds: float = 15.0,
                  heartbeat_seconds: float = 5.0,
                  pollers: Sequence[tuple[str, float, Callable[[datetime], object]]] = ()) -> None:
         self.name = process_name("scheduler")
@@ -220,7 +224,10 @@ class Scheduler:
             seconds=max(lease_seconds, dispatch_seconds * 3)))
         self.heartbeat = Heartbeat(engine, self.name, clock, heartbeat_seconds)
         self.dispatch_seconds = dispatch_seconds
-        self.inbox_keep = inbox_keep
+        self.inbox_keep, self.jobs_keep = inbox_keep, jobs_keep
+        self.prune_batch = (self.SQLITE_PRUNE_BATCH if engine.dialect.name == "sqlite"
+                            else self.PRUNE_BATCH)
+        self._stopping = threading.Event()
         self._dispatch = Ticker("dispatch", dispatch_seconds, self.dispatch_due)
         self.tickers = [self._dispatch, Ticker("housekeeping", 3600.0, self._lead(self.prune))]
         self.tickers += [Ticker(name, seconds, self._lead(fn)) for name, seconds, fn in pollers]
@@ -245,8 +252,19 @@ class Scheduler:
         self._dispatch.wake()
 
     def prune(self, now: datetime) -> int:
+        """Housekeeping: applied inbox rows and finished jobs past their keeping times.
+        Jobs go a batch at a time; a stop or a lost lease ends that between two batches,
+        and the next run goes on from there."""
         with self.engine.begin() as conn:
-            return inbox.prune(conn, now - self.inbox_keep)
+            rows = inbox.prune(conn, now - self.inbox_keep)
+        jobs = outbox.prune(self.engine, now - self.jobs_keep, batch=self.prune_batch,
+                            go_on=self._prune_on)
+        if jobs:
+            log.info("jobs.pruned", jobs=jobs)
+        return rows + jobs
+
+    def _prune_on(self) -> bool:
+        return not self._stopping.wait(self.PRUNE_PAUSE) and self.leading()
 
     def _lead(self, fn: Callable[[datetime], object]) -> Callable[[], None]:
         def tick() -> None:
@@ -260,6 +278,7 @@ class Scheduler:
             ticker.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         for ticker in self.tickers:
             ticker.stop()
         _release(self.lease)

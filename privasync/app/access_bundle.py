@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from core import state
 from core import subject_requests as rq
 from core.crypto import Keyring
-from core.db import events, identifiers, jobs, ledger, reader, request_exports
+from core.db import disclosures, events, identifiers, jobs, ledger, reader, request_exports
 from core.errors import NotFound
 from core.mappings import Mappings
 from privasync.app.subject_requests import get
@@ -216,11 +216,17 @@ def _note(data: dict[str, Any]) -> str:
 def _partners(conn: Connection, subject_id: str, mappings: Mappings) -> list[PartnerData]:
     out = []
     for name, partner in sorted(mappings.partners.items()):
-        sent = [Disclosure(at=r.done_at, kind=r.kind, fields=[f for f in (r.sent or "")
-                                                                .split(",") if f])
-                for r in conn.execute(select(jobs.c.done_at, jobs.c.kind, jobs.c.sent).where(
-                    jobs.c.subject_id == subject_id, jobs.c.destination == f"partner:{name}",
-                    jobs.c.status == "done").order_by(jobs.c.done_at))]
+        destination = f"partner:{name}"
+        # Done jobs, and what pruned ones sent (``disclosures``: the last sending of a day).
+        found = [*conn.execute(select(disclosures.c.last_at, disclosures.c.kind,
+                                      disclosures.c.sent).where(
+                    disclosures.c.subject_id == subject_id,
+                    disclosures.c.destination == destination)),
+                 *conn.execute(select(jobs.c.done_at, jobs.c.kind, jobs.c.sent).where(
+                    jobs.c.subject_id == subject_id, jobs.c.destination == destination,
+                    jobs.c.status == "done"))]
+        sent = [Disclosure(at=at, kind=kind, fields=[f for f in (what or "").split(",") if f])
+                for at, kind, what in sorted(found, key=lambda r: r[0])]
         out.append(PartnerData(partner=name, agreement=partner.agreement,
                                purposes=list(partner.purposes),
                                identifiers=list(partner.identifiers), sent=sent))

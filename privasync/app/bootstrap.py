@@ -151,6 +151,7 @@ class Container:
         scheduler = Scheduler(self.engine, self.dispatch, self.clock,
                               dispatch_seconds=self.settings.worker.dispatch_seconds,
                               inbox_keep=timedelta(days=self.settings.inbox_keep_days),
+                              jobs_keep=timedelta(days=self.settings.jobs_keep_days),
                               lease_seconds=self.settings.scheduler.lease_seconds,
                               heartbeat_seconds=self.settings.worker.heartbeat_seconds,
                               pollers=pollers)

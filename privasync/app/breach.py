@@ -5,13 +5,13 @@ names only, never values."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
-from core.db import jobs, reader, system_refs
+from core.db import disclosures, jobs, reader, system_refs
 from core.errors import BadInput
 from core.mappings import Mappings
 
@@ -27,6 +27,8 @@ def _known_destination(conn: Connection, configured: Sequence[str], destination:
     system privasync holds references in."""
     if destination in configured or conn.execute(select(jobs.c.id).where(
             jobs.c.destination == destination).limit(1)).first() is not None \
+            or conn.execute(select(disclosures.c.day).where(
+                disclosures.c.destination == destination).limit(1)).first() is not None \
             or conn.execute(select(system_refs.c.ref).where(
                 system_refs.c.system == destination).limit(1)).first() is not None:
         return
@@ -49,12 +51,13 @@ def breach_scope(engine: Engine, mappings: Mappings, configured: Sequence[str],
         raise BadInput("the window needs two times with zones, the second after the first")
     with reader(engine).connect() as conn:
         _known_destination(conn, configured, destination)
-        rows = conn.execute(select(jobs.c.subject_id, jobs.c.kind, jobs.c.sent,
-                                   func.min(jobs.c.done_at), func.max(jobs.c.done_at))
-                            .where(and_(jobs.c.destination == destination,
-                                        jobs.c.status == "done", jobs.c.done_at >= start,
-                                        jobs.c.done_at < end))
-                            .group_by(jobs.c.subject_id, jobs.c.kind, jobs.c.sent)).all()
+        rows = [*conn.execute(select(jobs.c.subject_id, jobs.c.kind, jobs.c.sent,
+                                     func.min(jobs.c.done_at), func.max(jobs.c.done_at))
+                              .where(and_(jobs.c.destination == destination,
+                                          jobs.c.status == "done", jobs.c.done_at >= start,
+                                          jobs.c.done_at < end))
+                              .group_by(jobs.c.subject_id, jobs.c.kind, jobs.c.sent)),
+                *_disclosed(conn, destination, start, end)]
         held = dict(conn.execute(select(system_refs.c.subject_id,
                                         func.min(system_refs.c.created_at))
                                  .where(system_refs.c.system == destination,
@@ -79,10 +82,24 @@ def breach_scope(engine: Engine, mappings: Mappings, configured: Sequence[str],
             "subjects": [_scoped(s, people.get(s), held.get(s)) for s in everyone]}
 
 
+def _disclosed(conn: Connection, destination: str, start: datetime,
+               end: datetime) -> list[Any]:
+    """What ``destination`` was sent in the window by jobs pruned since (``disclosures``,
+    per person and day): a day whose first and last sending enclose part of the window."""
+    d = disclosures.c
+    return list(conn.execute(
+        select(d.subject_id, d.kind, d.sent, func.min(d.first_at), func.max(d.last_at))
+        .where(d.destination == destination, d.day > start - timedelta(days=1), d.day < end,
+               d.first_at < end, d.last_at >= start)
+        .group_by(d.subject_id, d.kind, d.sent)).all())
+
+
 BREACH_COUNTS = {
     "people": "everyone below, each person once: sent or held, or both",
     "people_sent": "people privasync itself delivered something to the destination in the "
-                   "window (its delivery records)",
+                   "window (its delivery records; past the jobs' keeping time these are kept "
+                   "per person and day, and a day with sendings before and after the window "
+                   "counts)",
     "people_held": "people the destination holds according to privasync's stored references "
                    "there, known before the window's end, whoever put them there; a person "
                    "erased since is no longer referenced (their references went with their "

@@ -152,6 +152,9 @@ class _AppSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     inbox_keep_days: float = Field(default=3.0, gt=0)
+    # Done and superseded jobs (what they sent stays in ``disclosures``). At least a day: the
+    # applier's check for people back after an erasure reads the last hour's jobs.
+    jobs_keep_days: float = Field(default=7.0, ge=1)
     export_keep_days: float = Field(default=30.0, gt=0)
     identity_wait_days: float = Field(default=30.0, gt=0, le=366)
     requests_watch_seconds: float = Field(default=60.0, gt=0)
