@@ -112,9 +112,6 @@ class SupervisorSettings(BaseModel):
     # After SIGTERM, how much longer than the worker's shutdown_seconds the processes have
     # to drain before they are killed.
     grace_seconds: float = Field(default=5.0, ge=0)
-    # The background process's niceness: on a busy machine a webhook's answer comes before
-    # applying and delivering, which catch up in the gaps (0: the same as the API).
-    background_nice: int = Field(default=10, ge=0, le=19)
 
 
 class _AppSettings(BaseSettings):

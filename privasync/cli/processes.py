@@ -134,7 +134,7 @@ def _supervise(host: str, port: int) -> int:
                               "--nudge-fd", str(nudges), "--host", host, "--port", str(bound)],
                       fds=(listener.fileno(), nudges)),
                 Child("background", [*command, "scheduler", "--nudge-fd", str(hints)],
-                      fds=(hints,), nice=settings.supervisor.background_nice)]
+                      fds=(hints,))]
     host_name = os.uname().nodename
 
     def restarted(process: str, last_exit: int) -> None:

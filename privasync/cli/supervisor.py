@@ -58,7 +58,6 @@ class Child:
     name: str
     argv: list[str]
     fds: tuple[int, ...] = ()  # descriptors it inherits (its listening socket, its pipe end)
-    nice: int = 0  # added to the supervisor's niceness
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     quick_exits: int = 0  # exits in a row before STABLE_SECONDS: the backoff's attempt
@@ -147,7 +146,7 @@ class Supervisor:
     def _start(self, child: Child) -> int:
         child.proc = subprocess.Popen(  # noqa: S603 - our own command line, built by serve
             child.argv, env=self.env, pass_fds=(*self.pass_fds, *child.fds),
-            preexec_fn=functools.partial(_die_with_parent, os.getpid(), child.nice))
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()))
         child.started_at, child.start_at = self.clock(), None
         return child.proc.pid
 
@@ -171,12 +170,9 @@ class Supervisor:
             child.proc = None
 
 
-def _die_with_parent(supervisor: int, nice: int = 0) -> None:
-    """In the child, before exec: its niceness; on Linux, have the kernel send SIGTERM
-    should the supervisor itself be killed, so no child outlives it holding the
-    database."""
-    if nice:
-        os.nice(nice)
+def _die_with_parent(supervisor: int) -> None:
+    """In the child, before exec: on Linux, have the kernel send SIGTERM should the
+    supervisor itself be killed, so no child outlives it holding the database."""
     if sys.platform != "linux":
         return
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)

@@ -154,15 +154,3 @@ def test_a_nudge_runs_the_background_dispatch_once_per_read_and_never_blocks_the
     finally:
         os.close(nudges)
 
-
-
-def test_the_background_child_runs_at_its_own_niceness(running: list[Run]) -> None:
-    run = start(running, [Child("api", python(SLEEPER)),
-                          Child("background", python(SLEEPER), nice=7)])
-
-    def nice(pid: int | None) -> int:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
-
-    own = os.nice(0)
-    assert nice(run.pid("api")) == own
-    assert nice(run.pid("background")) == min(19, own + 7)
