@@ -23,7 +23,7 @@ its dispatch tick at once. The supervisor keeps both ends open, so either child 
 restarted and the other never sees the pipe close. A nudge is a hint: lost (the pipe full,
 the reader restarting), the next dispatch tick does the same a second later. Stored
 deliveries are not announced: woken for each, the applier's small transactions competed
-with intake for SQLite's one writer (BENCHMARKS.md, "The default shape, supervised").
+with intake for SQLite's one writer (BENCHMARKS.md, "The default shape on a quiet machine").
 """
 
 from __future__ import annotations
